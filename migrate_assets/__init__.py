@@ -1,0 +1,3 @@
+"""migrate-assets: safe PostgreSQL schema changes carried through a CDC pipeline."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,226 @@
+"""One hierarchy of typed errors for the whole package.
+
+Every error carries structured fields (not just a message) so that the CLI, Dagster ops and tests can act on
+them; each class names the CLI exit code it maps to (SPEC §8): 1 runtime failure, 2 invalid input,
+3 refused by a safety rule, 4 drift found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+class MigrateAssetsError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code: int = 1
+    #: transient errors may be retried by a saga or a Dagster RetryPolicy; semantic ones never are
+    transient: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {"type": type(self).__name__, "message": str(self)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# exit 2: invalid input
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in an input file: where it is and what was expected."""
+
+    file: str
+    message: str
+    key: str = ""
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.key:
+            where += f": {self.key}"
+        return f"{where}: {self.message}"
+
+
+class InvalidInputError(MigrateAssetsError):
+    """Input (config, spec, change file, migration files, CLI usage) is wrong. Nothing was changed."""
+
+    exit_code = 2
+
+    def __init__(self, problems: Iterable[Problem] | str, *, file: str = "", key: str = "") -> None:
+        if isinstance(problems, str):
+            problems = [Problem(file=file or "<input>", key=key, message=problems)]
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "type": type(self).__name__,
+            "message": str(self),
+            "problems": [
+                {"file": p.file, "line": p.line, "key": p.key, "message": p.message} for p in self.problems
+            ],
+        }
+
+
+class ConfigError(InvalidInputError):
+    """`migrate.yaml` is missing, unreadable or invalid."""
+
+
+class SpecError(InvalidInputError):
+    """A table spec file is invalid."""
+
+
+class MigrationFileError(InvalidInputError):
+    """The migrations directory holds invalid or conflicting files."""
+
+
+class ChangeFileError(InvalidInputError):
+    """An expand–contract / evolution change file is invalid."""
+
+
+class UsageError(InvalidInputError):
+    """The command line is wrong."""
+
+
+class UnsupportedTypeError(InvalidInputError):
+    """A type has no mapping in some layer of the pipeline."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# exit 3: refused by a safety rule
+# ---------------------------------------------------------------------------------------------------------
+
+
+class SafetyRefusal(MigrateAssetsError):
+    """A safety rule refused the operation before anything was changed."""
+
+    exit_code = 3
+
+
+class BreakingChangeBlocked(SafetyRefusal):
+    def __init__(self, changes: Iterable[str]) -> None:
+        self.changes = tuple(changes)
+        super().__init__(
+            "breaking changes blocked by on_breaking_change=block:\n" + "\n".join(f"  - {c}" for c in self.changes)
+        )
+
+
+class StalePlanError(SafetyRefusal):
+    def __init__(self, expected: str, actual: str) -> None:
+        self.expected, self.actual = expected, actual
+        super().__init__(
+            f"stale plan: it was computed from schema fingerprint {expected}, the database now has {actual}"
+        )
+
+
+class ChecksumMismatchError(SafetyRefusal):
+    def __init__(self, versions: Iterable[str]) -> None:
+        self.versions = tuple(versions)
+        super().__init__(
+            "applied migrations changed on disk (checksum mismatch): "
+            + ", ".join(self.versions)
+            + "; revert the edit or run `migrate-assets migrations repair`"
+        )
+
+
+class IncompatibleSchemaError(SafetyRefusal):
+    def __init__(self, subject: str, level: str, messages: Iterable[str]) -> None:
+        self.subject, self.level, self.messages = subject, level, tuple(messages)
+        super().__init__(
+            f"schema for subject {subject!r} is not {level}-compatible: " + "; ".join(self.messages)
+        )
+
+
+class NotSafeToContractError(SafetyRefusal):
+    pass
+
+
+class IrreversibleChangeError(SafetyRefusal):
+    pass
+
+
+class OutOfOrderError(SafetyRefusal):
+    pass
+
+
+class AlreadyAppliedError(SafetyRefusal):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+# exit 1: runtime failure
+# ---------------------------------------------------------------------------------------------------------
+
+
+class RuntimeFailure(MigrateAssetsError):
+    exit_code = 1
+
+
+class LockNotAcquiredError(RuntimeFailure):
+    """Another migration run holds the advisory lock past `lock_wait`."""
+
+    def __init__(self, key: int, waited: float, holder: str = "") -> None:
+        self.key, self.waited, self.holder = key, waited, holder
+        msg = f"another migration run holds the lock (advisory lock {key}) after waiting {waited:.1f}s"
+        if holder:
+            msg += f": held by {holder}"
+        super().__init__(msg)
+
+
+class TransientError(RuntimeFailure):
+    """Worth retrying: connection refused, HTTP 5xx/409, lock timeout, Iceberg commit conflict."""
+
+    transient = True
+
+
+class LayerUnreachableError(TransientError):
+    def __init__(self, layer: str, detail: str) -> None:
+        self.layer, self.detail = layer, detail
+        super().__init__(f"{layer} unreachable: {detail}")
+
+
+class MigrationFailedError(RuntimeFailure):
+    """A migration's SQL failed; nothing of it (nor its state row) was committed."""
+
+    def __init__(self, file: str, message: str, position: int | None = None) -> None:
+        self.file, self.position = file, position
+        where = f"{file}" + (f" (position {position})" if position else "")
+        super().__init__(f"migration {where} failed: {message}")
+
+
+class StackError(RuntimeFailure):
+    """A part of the local stack failed to start or stop."""
+
+    def __init__(self, part: str, message: str, log_tail: str = "") -> None:
+        self.part, self.log_tail = part, log_tail
+        text = f"{part}: {message}"
+        if log_tail:
+            text += "\n--- last lines of its log ---\n" + log_tail
+        super().__init__(text)
+
+
+class EvolutionFailedError(RuntimeFailure):
+    def __init__(self, run_id: str, step: str, message: str) -> None:
+        self.run_id, self.step = run_id, step
+        super().__init__(f"evolution {run_id} failed at {step}: {message}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# exit 4: drift
+# ---------------------------------------------------------------------------------------------------------
+
+
+class DriftError(MigrateAssetsError):
+    exit_code = 4
+
+
+@dataclass
+class ErrorReport:
+    """What the CLI prints for an error, in every format."""
+
+    error: MigrateAssetsError
+    extra: dict[str, object] = field(default_factory=dict)

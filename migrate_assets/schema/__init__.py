@@ -1,0 +1,1 @@
+"""Declarative schema management: table model, canonical types, spec loading, introspection, diff, DDL."""

@@ -1,0 +1,105 @@
+"""YAML loading that remembers where every key came from.
+
+Every input format of the package (migrate.yaml, table specs, change files) reports problems with file, line
+and key path; this module is the one place that knows how to find the line of a key path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from migrate_assets.errors import InvalidInputError, Problem
+
+KeyPath = tuple[str | int, ...]
+
+
+def format_path(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+@dataclass
+class YamlDoc:
+    """A parsed YAML document plus the 1-based line of every key path in it."""
+
+    file: str
+    data: Any
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    duplicates: list[Problem] = field(default_factory=list)
+
+    def line_of(self, path: KeyPath) -> int | None:
+        """Line of the deepest known prefix of `path` (a missing key reports its parent's line)."""
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get((), None)
+
+    def problem(self, path: KeyPath, message: str) -> Problem:
+        return Problem(file=self.file, line=self.line_of(path), key=format_path(path), message=message)
+
+
+def _walk(node: yaml.Node, path: KeyPath, doc: YamlDoc) -> None:
+    doc.lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                doc.duplicates.append(
+                    Problem(
+                        file=doc.file,
+                        line=key_node.start_mark.line + 1,
+                        key=format_path((*path, key)),
+                        message="duplicate key",
+                    )
+                )
+            seen.add(key)
+            doc.lines[(*path, key)] = key_node.start_mark.line + 1
+            _walk(value_node, (*path, key), doc)
+            doc.lines[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*path, i), doc)
+
+
+def parse_yaml(text: str, file: str) -> YamlDoc:
+    """Parse one YAML document; syntax errors become InvalidInputError naming file and line."""
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise InvalidInputError([Problem(file=file, line=line, message=f"invalid YAML: {exc.problem}")]) from exc
+    except yaml.YAMLError as exc:
+        raise InvalidInputError([Problem(file=file, message=f"invalid YAML: {exc}")]) from exc
+    doc = YamlDoc(file=file, data=data)
+    if node is not None:
+        _walk(node, (), doc)
+    return doc
+
+
+def load_yaml(path: str | Path) -> YamlDoc:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InvalidInputError([Problem(file=str(p), message="file not found")]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError([Problem(file=str(p), message=f"cannot read: {exc}")]) from exc
+    return parse_yaml(text, str(p))

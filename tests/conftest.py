@@ -1,0 +1,81 @@
+"""Service fixtures shared by every test: real PostgreSQL (and, for `stack` tests, the whole local stack).
+
+`pg_cluster` is one private cluster for the session; `fresh_dsn` gives each test its own empty database in it,
+so tests never see each other's tables and can run in any order.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from migrate_assets.local import postgres, procs
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[postgres.PostgresInfo]:
+    root = Path(tempfile.mkdtemp(prefix="migrate-assets-pg-"))
+    info = postgres.start(root / "pg", procs.free_port())
+    try:
+        yield info
+    finally:
+        postgres.stop(info.pid)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(pg_cluster: postgres.PostgresInfo) -> str:
+    return pg_cluster.dsn
+
+
+def _create_db(admin_dsn: str, name: str) -> str:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return admin_dsn.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_db(admin_dsn: str, name: str) -> None:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def fresh_dsn(pg_admin_dsn: str) -> Iterator[str]:
+    """DSN of a new, empty database, dropped after the test."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    dsn = _create_db(pg_admin_dsn, name)
+    try:
+        yield dsn
+    finally:
+        _drop_db(pg_admin_dsn, name)
+
+
+@pytest.fixture
+def fresh_db_factory(pg_admin_dsn: str) -> Iterator[object]:
+    """Call it to get further empty databases within one test."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = "t_" + uuid.uuid4().hex[:12]
+        made.append(name)
+        return _create_db(pg_admin_dsn, name)
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            _drop_db(pg_admin_dsn, name)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running the CLI as a subprocess (no inherited config file)."""
+    env = dict(os.environ)
+    env.pop("MIGRATE_ASSETS_CONFIG", None)
+    return env
