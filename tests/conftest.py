@@ -16,17 +16,44 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from migrate_assets.local import postgres, procs
+from migrate_assets.local import postgres, procs, stack
+
+#: set by `make test`, which starts the stack once before pytest and stops it afterwards
+STATE_ENV = "MIGRATE_ASSETS_TEST_STATE_DIR"
+
+
+@pytest.fixture(scope="session")
+def stack_info() -> Iterator[stack.StackInfo]:
+    """The whole local stack: the one `make test` started, or one started (and stopped) for this session."""
+    given = os.environ.get(STATE_ENV)
+    if given:
+        info, _ = stack.up(Path(given))  # idempotent: keeps healthy parts, restarts dead ones
+        yield info
+        return
+    state = Path(tempfile.mkdtemp(prefix="migrate-assets-stack-"))
+    info, _ = stack.up(state)
+    try:
+        yield info
+    finally:
+        stack.down(state, purge=True)
 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[postgres.PostgresInfo]:
+    """PostgreSQL only: the test stack's cluster when `make test` runs one, else a private one."""
+    given = os.environ.get(STATE_ENV)
+    if given:
+        info = stack.load_state(Path(given).resolve())
+        if "postgres" in info.parts and stack.part_healthy("postgres", info.parts["postgres"]):
+            part = info.parts["postgres"]
+            yield postgres.PostgresInfo(port=part["port"], pid=part["pid"], datadir=part["datadir"])
+            return
     root = Path(tempfile.mkdtemp(prefix="migrate-assets-pg-"))
-    info = postgres.start(root / "pg", procs.free_port())
+    info_pg = postgres.start(root / "pg", procs.free_port())
     try:
-        yield info
+        yield info_pg
     finally:
-        postgres.stop(info.pid)
+        postgres.stop(info_pg.pid)
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +106,14 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("MIGRATE_ASSETS_CONFIG", None)
     return env
+
+
+@pytest.fixture
+def stack_dsn(stack_info: stack.StackInfo) -> Iterator[str]:
+    """A new, empty database on the stack's own PostgreSQL (the one Debezium can reach)."""
+    name = "s_" + uuid.uuid4().hex[:12]
+    dsn = _create_db(stack_info.pg_dsn, name)
+    try:
+        yield dsn
+    finally:
+        _drop_db(stack_info.pg_dsn, name)

@@ -56,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream=sys.stderr,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        for noisy in ("httpx", "httpcore", "pyiceberg", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
         if not getattr(args, "func", None):
             raise UsageError("a command is required; see `migrate-assets --help`", file="<command line>")
         result = args.func(args)

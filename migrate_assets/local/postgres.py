@@ -15,6 +15,7 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -52,7 +53,9 @@ def ensure_binaries() -> Path:
     found = find_bindir()
     if found:
         return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
+    from migrate_assets.local.artifacts import may_install
+
+    if may_install():
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-q"], check=False, env=env, capture_output=True)
         r = subprocess.run(
@@ -93,7 +96,7 @@ class PostgresInfo:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
 
-def _as_user(user: str | None) -> dict[str, object]:
+def _as_user(user: str | None) -> dict[str, Any]:
     """Popen arguments that drop to `user` with its own group (not root's, which would block o+x paths)."""
     return {"user": user, "group": user, "extra_groups": []} if user else {}
 

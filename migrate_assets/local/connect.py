@@ -1,0 +1,95 @@
+"""A Kafka Connect 3.9 worker with Debezium's PostgreSQL connector and the Confluent AvroConverter.
+
+Distributed mode by default (connector configs and offsets live in broker topics, so the worker can be
+stopped and started again with its connectors), standalone on request. `offset.flush.interval.ms=1000` keeps
+Debezium's confirmed_flush_lsn moving every second, which the evolution's connector step waits on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from migrate_assets.local import artifacts, procs
+
+PART = "kafka-connect"
+HEAP = ("-Xms256m", "-Xmx512m")
+
+
+def worker_properties(root: Path, bootstrap: str, rest_port: int, mode: str) -> str:
+    props = {
+        "bootstrap.servers": bootstrap,
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "true",
+        "value.converter.schemas.enable": "true",
+        "offset.flush.interval.ms": "1000",
+        "listeners": f"http://127.0.0.1:{rest_port}",
+        "rest.advertised.host.name": "127.0.0.1",
+        "rest.advertised.port": str(rest_port),
+        "plugin.discovery": "service_load",
+        "task.shutdown.graceful.timeout.ms": "5000",
+    }
+    if mode == "standalone":
+        props["offset.storage.file.filename"] = str(root / "connect.offsets")
+    else:
+        props.update(
+            {
+                "group.id": "migrate-assets-connect",
+                "config.storage.topic": "_connect-configs",
+                "offset.storage.topic": "_connect-offsets",
+                "status.storage.topic": "_connect-status",
+                "config.storage.replication.factor": "1",
+                "offset.storage.replication.factor": "1",
+                "status.storage.replication.factor": "1",
+                "offset.storage.partitions": "1",
+                "status.storage.partitions": "1",
+                "session.timeout.ms": "6000",
+                "heartbeat.interval.ms": "500",
+                "scheduled.rebalance.max.delay.ms": "0",
+            }
+        )
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def start(root: Path, bootstrap: str, rest_port: int, mode: str = "distributed", timeout: float = 60.0) -> int:
+    java = artifacts.java_binary()
+    libdir = artifacts.connect_libdir()
+    root.mkdir(parents=True, exist_ok=True)
+    props = root / f"worker-{mode}.properties"
+    props.write_text(worker_properties(root, bootstrap, rest_port, mode))
+    main = (
+        "org.apache.kafka.connect.cli.ConnectStandalone"
+        if mode == "standalone"
+        else "org.apache.kafka.connect.cli.ConnectDistributed"
+    )
+    # the wheel's jars log through log4j2 (log4j-slf4j2-impl): without a config it prints errors only
+    log4j = root / "connect-log4j2.properties"
+    log4j.write_text(
+        "rootLogger.level = INFO\n"
+        "rootLogger.appenderRef.stdout.ref = STDOUT\n"
+        "appender.stdout.type = Console\n"
+        "appender.stdout.name = STDOUT\n"
+        "appender.stdout.layout.type = PatternLayout\n"
+        "appender.stdout.layout.pattern = [%d] %p %m (%c)%n\n"
+        "logger.clients.name = org.apache.kafka.clients\n"
+        "logger.clients.level = WARN\n"
+        "logger.reflections.name = org.reflections\n"
+        "logger.reflections.level = ERROR\n"
+    )
+    argv = [
+        java, *HEAP, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-cp", f"{libdir}/*", main, str(props),
+    ]
+    log = root / "connect.log"
+    pid = procs.spawn(argv, log)
+    # a JVM that hits a startup error may hang instead of exiting: wait_until kills it after the timeout
+    procs.wait_until(lambda: healthy(rest_port), timeout, PART, "answering GET /connectors", log, pid)
+    return pid
+
+
+def healthy(rest_port: int) -> bool:
+    r = httpx.get(f"http://127.0.0.1:{rest_port}/connectors", timeout=3)
+    return r.status_code == 200

@@ -1,0 +1,238 @@
+"""The Confluent REST API as a Starlette app over `Store`.
+
+Handlers only translate HTTP to store calls; every rule (ids, versions, deletes, compatibility) lives in the
+store so it holds whatever the transport. Store calls run in the thread pool: they block on SQLite and on the
+compatibility checker, and the event loop must keep answering readiness probes meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import compat
+from .errors import INVALID_VERSION, STORE_ERROR, UNPROCESSABLE_ENTITY, RegistryError
+from .store import LATEST, Store
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
+_MAX_VERSION = 2**31 - 1
+T = TypeVar("T")
+
+
+class RegistryResponse(JSONResponse):
+    media_type = MEDIA_TYPE
+
+
+def _error(status: int, code: int, message: str) -> Response:
+    return RegistryResponse({"error_code": code, "message": message}, status_code=status)
+
+
+def _flag(request: Request, name: str) -> bool:
+    """Query flags as both clients send them: `true`/`false`, and Python's `True`/`False`."""
+    return request.query_params.get(name, "false").strip().lower() == "true"
+
+
+def _version(raw: str) -> int | None:
+    """`latest` (or -1) -> LATEST, else a version number in [1, 2^31-1]; anything else is 42202."""
+    if raw == "latest" or raw == "-1":
+        return LATEST
+    try:
+        number = int(raw)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= _MAX_VERSION:
+        raise RegistryError(
+            INVALID_VERSION,
+            f"The specified version '{raw}' is not a valid version id. "
+            f'Allowed values are between [1, {_MAX_VERSION}] and the string "latest"',
+        )
+    return number
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError as exc:
+        raise RegistryError(UNPROCESSABLE_ENTITY, f"Unrecognized JSON in request body: {exc}") from exc
+    if not isinstance(body, dict):
+        raise RegistryError(UNPROCESSABLE_ENTITY, "Request body must be a JSON object")
+    return body
+
+
+async def _schema(request: Request) -> compat.ParsedSchema:
+    body = await _body(request)
+    if "schema" not in body:
+        raise RegistryError(UNPROCESSABLE_ENTITY, 'Request body has no "schema" field')
+    schema_type = body.get("schemaType")
+    return await run_in_threadpool(compat.parse, body["schema"], schema_type, body.get("references"))
+
+
+def create_app(db_path: str | Path, busy_timeout: float = 10.0) -> Starlette:
+    """The registry app, its state in the SQLite file `db_path` (created if absent)."""
+    store = Store(db_path, busy_timeout)
+
+    async def call(fn: Callable[..., T], *args: Any) -> T:
+        return await run_in_threadpool(fn, *args)
+
+    def ok(content: Any) -> Response:
+        return RegistryResponse(content)
+
+    async def root(request: Request) -> Response:
+        return ok({})
+
+    async def list_subjects(request: Request) -> Response:
+        prefix = request.query_params.get("subjectPrefix", "")
+        return ok(
+            await call(store.subjects, _flag(request, "deleted"), _flag(request, "deleted_only"), prefix)
+        )
+
+    async def list_versions(request: Request) -> Response:
+        subject = request.path_params["subject"]
+        return ok(
+            await call(store.versions, subject, _flag(request, "deleted"), _flag(request, "deleted_only"))
+        )
+
+    async def register(request: Request) -> Response:
+        subject = request.path_params["subject"]
+        parsed = await _schema(request)
+        row = await call(store.register, subject, parsed, _flag(request, "normalize"))
+        log.info("registered subject=%s version=%s id=%s", subject, row.version, row.id)
+        # exactly what Confluent 7.0 answers: the Java client of that line may not ignore unknown keys
+        return ok({"id": row.id})
+
+    async def get_version(request: Request) -> Response:
+        subject, version = request.path_params["subject"], _version(request.path_params["version"])
+        return ok((await call(store.version, subject, version, _flag(request, "deleted"))).to_json())
+
+    async def get_raw_schema(request: Request) -> Response:
+        subject, version = request.path_params["subject"], _version(request.path_params["version"])
+        row = await call(store.version, subject, version, _flag(request, "deleted"))
+        return Response(row.schema, media_type=MEDIA_TYPE)
+
+    async def referenced_by(request: Request) -> Response:
+        subject, version = request.path_params["subject"], _version(request.path_params["version"])
+        await call(store.version, subject, version, False)
+        return ok([])
+
+    async def delete_version(request: Request) -> Response:
+        subject, version = request.path_params["subject"], _version(request.path_params["version"])
+        return ok(await call(store.delete_version, subject, version, _flag(request, "permanent")))
+
+    async def lookup(request: Request) -> Response:
+        subject = request.path_params["subject"]
+        parsed = await _schema(request)
+        row = await call(
+            store.lookup, subject, parsed, _flag(request, "normalize"), _flag(request, "deleted")
+        )
+        return ok(row.to_json())
+
+    async def delete_subject(request: Request) -> Response:
+        subject = request.path_params["subject"]
+        return ok(await call(store.delete_subject, subject, _flag(request, "permanent")))
+
+    async def schema_types(request: Request) -> Response:
+        return ok(["AVRO"])
+
+    async def schema_by_id(request: Request) -> Response:
+        return ok({"schema": await call(store.schema_by_id, request.path_params["id"])})
+
+    async def raw_schema_by_id(request: Request) -> Response:
+        return Response(await call(store.schema_by_id, request.path_params["id"]), media_type=MEDIA_TYPE)
+
+    async def schema_versions(request: Request) -> Response:
+        pairs = await call(store.schema_versions, request.path_params["id"], _flag(request, "deleted"))
+        return ok([{"subject": s, "version": v} for s, v in pairs])
+
+    async def schema_subjects(request: Request) -> Response:
+        pairs = await call(store.schema_versions, request.path_params["id"], _flag(request, "deleted"))
+        return ok(sorted({s for s, _ in pairs}))
+
+    async def test_compatibility(request: Request) -> Response:
+        subject = request.path_params["subject"]
+        raw_version = request.path_params.get("version")
+        version = None if raw_version is None else _version(raw_version)
+        parsed = await _schema(request)
+        messages = await call(store.test_compatibility, subject, parsed, version, raw_version is None)
+        answer: dict[str, Any] = {"is_compatible": not messages}
+        if _flag(request, "verbose"):
+            answer["messages"] = messages
+        return ok(answer)
+
+    async def config(request: Request) -> Response:
+        subject = request.path_params.get("subject")
+        if request.method == "GET":
+            level = await call(store.level, subject, _flag(request, "defaultToGlobal"))
+            return ok({"compatibilityLevel": level})
+        if request.method == "DELETE":
+            return ok({"compatibilityLevel": await call(store.delete_level, subject)})
+        level = compat.check_level((await _body(request)).get("compatibility"))
+        await call(store.set_level, subject, level)
+        return ok({"compatibility": level})
+
+    async def mode(request: Request) -> Response:
+        return ok({"mode": "READWRITE"})
+
+    routes = [
+        Route("/", root),
+        Route("/subjects", list_subjects),
+        Route("/subjects/{subject}/versions", list_versions, methods=["GET"]),
+        Route("/subjects/{subject}/versions", register, methods=["POST"]),
+        Route("/subjects/{subject}/versions/{version}", get_version, methods=["GET"]),
+        Route("/subjects/{subject}/versions/{version}", delete_version, methods=["DELETE"]),
+        Route("/subjects/{subject}/versions/{version}/schema", get_raw_schema),
+        Route("/subjects/{subject}/versions/{version}/referencedby", referenced_by),
+        Route("/subjects/{subject}", lookup, methods=["POST"]),
+        Route("/subjects/{subject}", delete_subject, methods=["DELETE"]),
+        Route("/schemas/types", schema_types),
+        Route("/schemas/ids/{id:int}", schema_by_id),
+        Route("/schemas/ids/{id:int}/schema", raw_schema_by_id),
+        Route("/schemas/ids/{id:int}/versions", schema_versions),
+        Route("/schemas/ids/{id:int}/subjects", schema_subjects),
+        Route("/compatibility/subjects/{subject}/versions", test_compatibility, methods=["POST"]),
+        Route("/compatibility/subjects/{subject}/versions/{version}", test_compatibility, methods=["POST"]),
+        Route("/config", config, methods=["GET", "PUT", "DELETE"]),
+        Route("/config/{subject}", config, methods=["GET", "PUT", "DELETE"]),
+        Route("/mode", mode, methods=["GET"]),
+        Route("/mode/{subject}", mode, methods=["GET"]),
+    ]
+
+    async def on_registry_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RegistryError)
+        return _error(exc.http_status, exc.error_code, exc.message)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(exc.status_code, exc.status_code, f"HTTP {exc.status_code} {exc.detail}")
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, STORE_ERROR, f"Internal error: {exc}")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            RegistryError: on_registry_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected,
+        },
+        lifespan=lifespan,
+    )

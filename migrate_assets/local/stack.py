@@ -1,0 +1,277 @@
+"""Start, inspect and stop the whole local stack under one state directory (default `.migrate/`).
+
+`up` is idempotent: a part whose recorded PID is alive and healthy is kept, anything else is (re)started on a
+free loopback port. The state lives in `<state>/stack.json`; `down` stops every PID recorded there, drops the
+Debezium replication slots first (Debezium never does), and checks that no port is left listening.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from migrate_assets import __version__
+from migrate_assets.errors import InvalidInputError, Problem, StackError
+from migrate_assets.local import artifacts, broker, connect, iceberg, postgres, procs
+
+STATE_FORMAT = 1
+ALL_PARTS = ("postgres", "broker", "registry", "kafka-connect", "iceberg")
+
+
+class StackStateError(InvalidInputError):
+    """The state directory belongs to something else (another version's stack, or not a stack at all)."""
+
+
+@dataclass
+class StackInfo:
+    state_dir: Path
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def pg_dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.parts['postgres']['port']}/postgres"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.parts['broker']['port']}"
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://127.0.0.1:{self.parts['registry']['port']}"
+
+    @property
+    def connect_url(self) -> str:
+        return f"http://127.0.0.1:{self.parts['kafka-connect']['port']}"
+
+    @property
+    def iceberg_properties(self) -> dict[str, str]:
+        return dict(self.parts["iceberg"]["properties"])
+
+    def urls(self) -> dict[str, str]:
+        out = {}
+        if "postgres" in self.parts:
+            out["postgres"] = self.pg_dsn
+        if "broker" in self.parts:
+            out["broker"] = self.bootstrap
+        if "registry" in self.parts:
+            out["registry"] = self.registry_url
+        if "kafka-connect" in self.parts:
+            out["kafka-connect"] = self.connect_url
+        if "iceberg" in self.parts:
+            out["iceberg"] = self.parts["iceberg"]["properties"]["uri"]
+        return out
+
+
+def _state_file(state_dir: Path) -> Path:
+    return state_dir / "stack.json"
+
+
+def load_state(state_dir: Path) -> StackInfo:
+    path = _state_file(state_dir)
+    if not path.exists():
+        if state_dir.exists() and any(state_dir.iterdir()) and not (state_dir / "pg").exists():
+            foreign = [p.name for p in state_dir.iterdir()][:5]
+            if not all(n in {"migrate.yaml", "cache", "logs"} for n in foreign):
+                raise StackStateError(
+                    [Problem(file=str(state_dir), message=f"not a migrate-assets state directory (holds {foreign})")]
+                )
+        return StackInfo(state_dir=state_dir)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StackStateError([Problem(file=str(path), message=f"unreadable stack state: {exc}")]) from exc
+    if raw.get("format") != STATE_FORMAT:
+        raise StackStateError(
+            [
+                Problem(
+                    file=str(path),
+                    key="format",
+                    message=(
+                        f"state directory was made by another version (format {raw.get('format')!r}, "
+                        f"migrate-assets {raw.get('version', '?')}); this is format {STATE_FORMAT}: "
+                        "stop that stack with its own version, or use another --state-dir"
+                    ),
+                )
+            ]
+        )
+    return StackInfo(state_dir=state_dir, parts=raw.get("parts", {}))
+
+
+def save_state(info: StackInfo) -> None:
+    info.state_dir.mkdir(parents=True, exist_ok=True)
+    data = {"format": STATE_FORMAT, "version": __version__, "parts": info.parts}
+    tmp = _state_file(info.state_dir).with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(_state_file(info.state_dir))
+
+
+def _registry_healthy(port: int) -> bool:
+    return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
+
+
+def part_healthy(name: str, part: dict[str, Any]) -> bool:
+    try:
+        if name == "iceberg":
+            return iceberg.healthy(part["properties"])
+        if not procs.pid_alive(part.get("pid")):
+            return False
+        port = int(part["port"])
+        if name == "postgres":
+            return postgres.healthy(port)
+        if name == "broker":
+            return broker.healthy(port)
+        if name == "registry":
+            return _registry_healthy(port)
+        if name == "kafka-connect":
+            return connect.healthy(port)
+    except Exception:  # noqa: BLE001 - unhealthy in any way
+        return False
+    return False
+
+
+def _port_for(part: dict[str, Any] | None) -> int:
+    old = (part or {}).get("port")
+    if old and not procs.port_open(int(old)):
+        return int(old)
+    return procs.free_port()
+
+
+def _start_registry(root: Path, port: int, timeout: float = 20.0) -> int:
+    log = root / "registry.log"
+    argv = [sys.executable, "-m", "migrate_assets.local.registry", "--host", "127.0.0.1", "--port", str(port),
+            "--db", str(root / "registry.db")]
+    pid = procs.spawn(argv, log)
+    procs.wait_until(lambda: _registry_healthy(port), timeout, "registry", "answering GET /", log, pid)
+    return pid
+
+
+def up(
+    state_dir: Path, parts: tuple[str, ...] = ALL_PARTS, connect_mode: str = "distributed",
+    progress: Any = None,
+) -> tuple[StackInfo, dict[str, float]]:
+    """Bring the requested parts up (keeping healthy ones); returns the state and seconds spent per part."""
+    state_dir = state_dir.resolve()
+    info = load_state(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    order = [p for p in ALL_PARTS if p in parts or (p == "broker" and "kafka-connect" in parts)]
+    artifacts.preflight(tuple(order))
+    if "postgres" in order:
+        postgres.ensure_binaries()
+    for name in order:
+        current = info.parts.get(name)
+        if current and part_healthy(name, current):
+            timings[name] = 0.0
+            continue
+        if current and current.get("pid"):
+            procs.kill(current["pid"], grace=5)
+        t0 = time.monotonic()
+        if progress:
+            progress(f"starting {name} ...")
+        if name == "postgres":
+            port = _port_for(current)
+            pg = postgres.start(state_dir / "pg", port)
+            info.parts[name] = {"pid": pg.pid, "port": port, "datadir": pg.datadir}
+        elif name == "broker":
+            port = _port_for(current)
+            info.parts[name] = {"pid": broker.start(state_dir, port), "port": port}
+        elif name == "registry":
+            port = _port_for(current)
+            info.parts[name] = {"pid": _start_registry(state_dir, port), "port": port}
+        elif name == "kafka-connect":
+            port = _port_for(current)
+            pid = connect.start(state_dir / "connect", info.bootstrap, port, mode=connect_mode)
+            info.parts[name] = {"pid": pid, "port": port, "mode": connect_mode}
+        elif name == "iceberg":
+            info.parts[name] = {"properties": iceberg.ensure(state_dir / "iceberg")}
+        timings[name] = round(time.monotonic() - t0, 3)
+        save_state(info)
+    write_config(info)
+    return info, timings
+
+
+def status(state_dir: Path) -> dict[str, dict[str, Any]]:
+    info = load_state(state_dir.resolve())
+    out: dict[str, dict[str, Any]] = {}
+    for name in ALL_PARTS:
+        part = info.parts.get(name)
+        if not part:
+            out[name] = {"healthy": False, "state": "not started"}
+            continue
+        ok = part_healthy(name, part)
+        entry: dict[str, Any] = {"healthy": ok, "state": "running" if ok else "down"}
+        if "port" in part:
+            entry["port"] = part["port"]
+        if "pid" in part:
+            entry["pid"] = part["pid"]
+            entry["rss_mib"] = rss_mib(part["pid"])
+        out[name] = entry
+    return out
+
+
+def rss_mib(pid: int | None) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def down(state_dir: Path, purge: bool = False) -> dict[str, Any]:
+    """Stop everything recorded in the state (connect before the slots are dropped, postgres last)."""
+    state_dir = state_dir.resolve()
+    info = load_state(state_dir)
+    stopped: list[str] = []
+    ports = [int(p["port"]) for p in info.parts.values() if "port" in p]
+    for name in ("kafka-connect", "registry", "broker"):
+        part = info.parts.get(name)
+        if part and procs.kill(part.get("pid"), grace=15):
+            stopped.append(name)
+    dropped: list[str] = []
+    pg = info.parts.get("postgres")
+    if pg:
+        if procs.pid_alive(pg.get("pid")):
+            dropped = postgres.drop_debezium_slots(info.pg_dsn)
+        if postgres.stop(pg.get("pid")):
+            stopped.append("postgres")
+    listening = [p for p in ports if procs.port_open(p)]
+    if listening:
+        raise StackError("stack", f"ports still listening after stop: {listening}")
+    info.parts = {k: v for k, v in info.parts.items() if k == "iceberg" and not purge}
+    if purge:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    else:
+        save_state(info)
+    return {"stopped": stopped, "dropped_slots": dropped}
+
+
+def write_config(info: StackInfo, path: Path | None = None) -> Path:
+    """A migrate.yaml pointing at this stack; schemas/ and migrations/ are resolved against the cwd."""
+    path = path or info.state_dir / "migrate.yaml"
+    cwd = Path(os.getcwd())
+    cfg: dict[str, Any] = {
+        "database": {"dsn": info.pg_dsn, "schema": "public"},
+        "schemas": str(cwd / "schemas"),
+        "migrations": str(cwd / "migrations"),
+    }
+    if "kafka-connect" in info.parts:
+        cfg["kafka_connect"] = {"url": info.connect_url}
+    if "broker" in info.parts:
+        cfg["kafka"] = {"bootstrap_servers": info.bootstrap}
+    if "registry" in info.parts:
+        cfg["schema_registry"] = {"url": info.registry_url}
+    if "iceberg" in info.parts:
+        cfg["iceberg"] = {"name": "lake", "properties": info.iceberg_properties}
+    path.write_text("# written by `migrate-assets stack up`\n" + yaml.safe_dump(cfg, sort_keys=False))
+    return path

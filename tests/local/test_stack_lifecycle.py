@@ -1,0 +1,109 @@
+"""`migrate-assets stack up|down|status` as a user runs it: idempotent up, clean down, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from migrate_assets.local import procs
+from tests.cdc import poll_until
+
+CLI = [sys.executable, "-m", "migrate_assets.cli"]
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_up_twice_is_harmless_and_down_leaves_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = cli("--format", "json", "stack", "up", "--state-dir", str(state), "--connect-mode", "standalone")
+    assert first.returncode == 0, first.stderr
+    up1 = json.loads(first.stdout)
+    try:
+        assert set(up1["urls"]) == {"postgres", "broker", "registry", "kafka-connect", "iceberg"}
+        recorded = json.loads((state / "stack.json").read_text())["parts"]
+        pids = {k: v["pid"] for k, v in recorded.items() if "pid" in v}
+        ports = [v["port"] for v in recorded.values() if "port" in v]
+        assert all(procs.pid_alive(p) for p in pids.values())
+        cfg = (state / "migrate.yaml").read_text()
+        assert up1["urls"]["registry"] in cfg and up1["urls"]["kafka-connect"] in cfg
+
+        second = cli("--format", "json", "stack", "up", "--state-dir", str(state))
+        assert second.returncode == 0, second.stderr
+        up2 = json.loads(second.stdout)
+        assert up2["urls"] == up1["urls"]
+        assert all(v == 0.0 for v in up2["start_seconds"].values())
+        again = json.loads((state / "stack.json").read_text())["parts"]
+        assert {k: v["pid"] for k, v in again.items() if "pid" in v} == pids
+
+        status = cli("--format", "json", "stack", "status", "--state-dir", str(state))
+        assert status.returncode == 0
+        assert all(p["healthy"] for p in json.loads(status.stdout)["parts"].values())
+
+        # a dead part is reported, and the next `up` restarts only that part
+        procs.kill(pids["broker"], grace=5)
+        status = cli("--format", "json", "stack", "status", "--state-dir", str(state))
+        assert status.returncode == 1
+        assert json.loads(status.stdout)["parts"]["broker"]["healthy"] is False
+        third = cli("--format", "json", "stack", "up", "--state-dir", str(state))
+        assert third.returncode == 0, third.stderr
+        after = json.loads((state / "stack.json").read_text())["parts"]
+        assert after["broker"]["pid"] != pids["broker"]
+        assert after["postgres"]["pid"] == pids["postgres"]
+        pids["broker"] = after["broker"]["pid"]
+    finally:
+        down = cli("stack", "down", "--state-dir", str(state))
+    assert down.returncode == 0, down.stderr
+    assert not any(procs.pid_alive(p) for p in pids.values())
+    assert not [p for p in ports if procs.port_open(p)]
+
+
+def test_unknown_stack_command_is_a_usage_error() -> None:
+    r = cli("stack", "explode")
+    assert r.returncode == 2
+    assert "invalid choice" in r.stderr and "explode" in r.stderr
+
+
+def test_state_dir_of_another_version_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "old"
+    state.mkdir()
+    (state / "stack.json").write_text(json.dumps({"format": 99, "version": "9.9.9", "parts": {}}))
+    r = cli("--format", "json", "stack", "up", "--state-dir", str(state))
+    assert r.returncode == 2
+    err = json.loads(r.stdout)["error"]
+    assert "another version" in err["message"] and "9.9.9" in err["message"]
+    assert err["problems"][0]["file"].endswith("stack.json")
+    assert not (state / "pg").exists()
+
+
+def test_foreign_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    r = cli("stack", "up", "--state-dir", str(tmp_path))
+    assert r.returncode == 2
+    assert "not a migrate-assets state directory" in r.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.skipif(os.environ.get("JAVA_HOME") is not None, reason="JAVA_HOME points at a Java")
+def test_missing_java_without_install_rights_says_what_to_install(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env["PATH"] = str(bindir)  # no java on PATH
+    env["MIGRATE_ASSETS_NO_INSTALL"] = "1"  # behave as a non-root user would
+    r = cli("stack", "up", "--state-dir", str(tmp_path / "s"), env=env)
+    assert r.returncode == 1
+    assert "apt-get install -y openjdk-17-jre-headless" in r.stderr
+    # nothing was started before the check failed
+    assert not (tmp_path / "s" / "stack.json").exists()
+
+
+def test_poll_helper_times_out_with_a_clear_message() -> None:
+    with pytest.raises(AssertionError, match="waiting for never"):
+        poll_until(lambda: False, 0.3, "never", interval=0.05)
