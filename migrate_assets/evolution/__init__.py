@@ -1,0 +1,1 @@
+"""Pipeline evolution: one schema change carried across registry → lakehouse → source DDL → connector → verify."""

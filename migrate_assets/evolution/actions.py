@@ -1,0 +1,369 @@
+"""Executable actions of an evolution plan. Each is immutable data (JSON round-trips through `to_dict`) with
+`run(ctx)` doing the forward work through the layer protocols and `inverse(result)` returning the action that
+undoes it (None when there is nothing to undo) — the compensation is code, never a prose description.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+from migrate_assets.errors import (
+    IncompatibleSchemaError,
+    MigrateAssetsError,
+    RuntimeFailure,
+    StalePlanError,
+    TransientError,
+)
+from migrate_assets.evolution.layers import (
+    ConnectorLayer,
+    IcebergOp,
+    LakehouseLayer,
+    RegistryLayer,
+    SourceLayer,
+    int_to_lsn,
+)
+
+
+class LayerNotConfigured(RuntimeFailure):
+    pass
+
+
+class StepFailed(RuntimeFailure):
+    """A step's own check failed (semantic: not retried)."""
+
+
+class DriftDetected(RuntimeFailure):
+    """Verify found the layers inconsistent after the change."""
+
+    def __init__(self, differences: list[str]) -> None:
+        self.differences = differences
+        super().__init__("verify found drift: " + "; ".join(differences))
+
+
+@dataclass
+class Bounds:
+    """How long the connector step may wait (seconds)."""
+
+    slot_catch_up: float = 60.0
+    running: float = 60.0
+    progress: float = 30.0
+
+
+@dataclass
+class RunContext:
+    source: SourceLayer
+    registry: RegistryLayer | None = None
+    lakehouse: LakehouseLayer | None = None
+    connector: ConnectorLayer | None = None
+    bounds: Bounds = field(default_factory=Bounds)
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log: Callable[[str], None] = lambda _msg: None
+    verifier: Callable[[Any, RunContext], list[str]] | None = None
+    resuming: bool = False
+
+    def need(self, layer: str) -> Any:
+        obj = {"schema_registry": self.registry, "lakehouse": self.lakehouse, "connector": self.connector}.get(layer)
+        if obj is None:
+            raise LayerNotConfigured(f"{layer} is not configured")
+        return obj
+
+    def latest_ddl_lsn(self) -> int | None:
+        lsns = [r["commit_lsn"] for r in self.results.values() if r.get("commit_lsn")]
+        return max(lsns) if lsns else None
+
+
+ACTIONS: dict[str, type[Action]] = {}
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ClassVar[str] = "action"
+    layer: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        ACTIONS[cls.kind] = cls
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def inverse(self, result: dict[str, Any]) -> Action | None:
+        return None
+
+    def describe(self) -> str:
+        return self.kind
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+
+def action_from_dict(data: dict[str, Any]) -> Action:
+    cls = ACTIONS[data["kind"]]
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    for k, v in kwargs.items():
+        if isinstance(v, list):
+            kwargs[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------------------
+# schema registry
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisterSchema(Action):
+    kind: ClassVar[str] = "register_schema"
+    layer: ClassVar[str] = "schema_registry"
+    subject: str
+    schema: str
+    expected_version: int | None  # latest version when planned (precondition)
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        reg: RegistryLayer = ctx.need("schema_registry")
+        latest = reg.latest(self.subject)
+        current = latest.version if latest else None
+        if current != self.expected_version and not (latest and latest.schema == self.schema):
+            raise StalePlanError(f"{self.subject} v{self.expected_version}", f"{self.subject} v{current}")
+        before = set(reg.versions(self.subject))
+        check = reg.check_compatibility(self.subject, self.schema)
+        if not check.compatible:
+            raise IncompatibleSchemaError(self.subject, check.level, check.messages)
+        out = reg.register(self.subject, self.schema)
+        return {"version": out.version, "id": out.schema_id, "created": out.version not in before}
+
+    def inverse(self, result: dict[str, Any]) -> Action | None:
+        if not result.get("created"):
+            return None
+        return SoftDeleteVersion(subject=self.subject, version=int(result["version"]))
+
+    def describe(self) -> str:
+        return f"register new schema under {self.subject} (after v{self.expected_version})"
+
+
+@dataclass(frozen=True)
+class SoftDeleteVersion(Action):
+    kind: ClassVar[str] = "soft_delete_version"
+    layer: ClassVar[str] = "schema_registry"
+    subject: str
+    version: int
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        reg: RegistryLayer = ctx.need("schema_registry")
+        latest = reg.latest(self.subject)
+        if latest is None or self.version not in reg.versions(self.subject):
+            return {"deleted": False, "reason": "already gone"}
+        if latest.version != self.version:
+            # a later version exists: producers (the converter) already moved on; deleting ours would lie
+            return {"deleted": False, "reason": f"not undoable: v{latest.version} was registered after v{self.version}"}
+        reg.soft_delete(self.subject, self.version)
+        return {"deleted": True}
+
+    def describe(self) -> str:
+        return f"soft-delete {self.subject} v{self.version} (only if still the latest)"
+
+
+# --------------------------------------------------------------------------------------------------------
+# lakehouse
+# --------------------------------------------------------------------------------------------------------
+
+
+def _ops(raw: tuple[Any, ...]) -> tuple[IcebergOp, ...]:
+    out = []
+    for o in raw:
+        if isinstance(o, IcebergOp):
+            out.append(o)
+        elif isinstance(o, dict):
+            out.append(IcebergOp(**o))
+        else:  # tuple form from JSON
+            out.append(IcebergOp(*o))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class IcebergUpdate(Action):
+    kind: ClassVar[str] = "iceberg_update"
+    layer: ClassVar[str] = "lakehouse"
+    identifier: str
+    ops: tuple[Any, ...]
+    expected_schema_id: int
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        lake: LakehouseLayer = ctx.need("lakehouse")
+        state = lake.state(self.identifier)
+        if state is None:
+            raise StepFailed(f"Iceberg table {self.identifier} does not exist")
+        if state.schema_id != self.expected_schema_id:
+            raise StalePlanError(f"schema id {self.expected_schema_id}", f"schema id {state.schema_id}")
+        new = lake.apply(self.identifier, _ops(self.ops), self.expected_schema_id)
+        return {"schema_id": new.schema_id, "previous_schema_id": state.schema_id,
+                "previous_snapshot_id": state.snapshot_id}
+
+    def inverse(self, result: dict[str, Any]) -> Action | None:
+        return IcebergRestore(identifier=self.identifier, schema_id=int(result["previous_schema_id"]),
+                              snapshot_id=result.get("previous_snapshot_id"))
+
+    def describe(self) -> str:
+        ops = ", ".join(f"{o.kind} {o.name}" + (f" {o.type}" if o.type else "") +
+                        (f" → {o.new_name}" if o.new_name else "") for o in _ops(self.ops))
+        return f"update {self.identifier}: {ops}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "identifier": self.identifier, "expected_schema_id": self.expected_schema_id,
+                "ops": [asdict(o) for o in _ops(self.ops)]}
+
+
+@dataclass(frozen=True)
+class IcebergRestore(Action):
+    kind: ClassVar[str] = "iceberg_restore"
+    layer: ClassVar[str] = "lakehouse"
+    identifier: str
+    schema_id: int
+    snapshot_id: int | None
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        lake: LakehouseLayer = ctx.need("lakehouse")
+        st = lake.restore(self.identifier, self.schema_id, self.snapshot_id)
+        return {"schema_id": st.schema_id, "snapshot_id": st.snapshot_id}
+
+    def describe(self) -> str:
+        return f"restore {self.identifier} to schema id {self.schema_id} and snapshot {self.snapshot_id}"
+
+
+# --------------------------------------------------------------------------------------------------------
+# source database
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceDdl(Action):
+    kind: ClassVar[str] = "source_ddl"
+    layer: ClassVar[str] = "source_db"
+    table: str
+    statements: tuple[str, ...]
+    inverse_statements: tuple[str, ...] | None
+    lock_timeout: float = 2.0
+    expected_fingerprint: str | None = None
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        if self.expected_fingerprint is not None:
+            now = ctx.source.fingerprint(self.table)
+            if now != self.expected_fingerprint:
+                raise StalePlanError(self.expected_fingerprint, now)
+        res = ctx.source.execute_ddl(list(self.statements), self.lock_timeout)
+        return {"commit_lsn": res.commit_lsn, "attempts": res.attempts}
+
+    def inverse(self, result: dict[str, Any]) -> Action | None:
+        if self.inverse_statements is None:
+            return None
+        return SourceDdl(table=self.table, statements=self.inverse_statements, inverse_statements=self.statements,
+                         lock_timeout=self.lock_timeout)
+
+    def describe(self) -> str:
+        return "; ".join(self.statements)
+
+
+# --------------------------------------------------------------------------------------------------------
+# connector
+# --------------------------------------------------------------------------------------------------------
+
+
+def wait_slot(ctx: RunContext, slot: str, target: int, bound: float, why: str) -> int:
+    """Wait until the slot's confirmed_flush_lsn reaches `target`; TransientError after `bound` seconds."""
+    deadline = time.monotonic() + bound
+    last = None
+    while True:
+        st = ctx.source.slot(slot)
+        last = st.confirmed_flush_lsn if st else None
+        if last is not None and last >= target:
+            return last
+        if time.monotonic() > deadline:
+            lag = (target - last) if last is not None else None
+            raise TransientError(
+                f"replication slot {slot!r} did not reach {int_to_lsn(target)} ({why}) within {bound:.0f}s: "
+                + (f"confirmed_flush_lsn {int_to_lsn(last)}, {lag} bytes behind" if last is not None else "slot missing")
+            )
+        ctx.source.write_heartbeat()
+        time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class ConnectorSync(Action):
+    """Carry the change through the connector the CDC-safe way (issue 8).
+
+    Restart only when the connector's config must change (publication membership, table or column filters);
+    before any restart wait until the slot has confirmed the DDL's commit LSN (restarting Debezium right after a
+    table rewrite breaks the walsender for good); afterwards require RUNNING *and* slot progress past a fresh LSN.
+    """
+
+    kind: ClassVar[str] = "connector_sync"
+    layer: ClassVar[str] = "connector"
+    name: str
+    slot: str
+    new_config: tuple[tuple[str, str], ...] | None
+    old_config: tuple[tuple[str, str], ...] | None
+    reason: str
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        conn: ConnectorLayer = ctx.need("connector")
+        b = ctx.bounds
+        target = ctx.latest_ddl_lsn() or ctx.source.current_lsn()
+        caught_up = wait_slot(ctx, self.slot, target, b.slot_catch_up, "the DDL's commit LSN")
+        restarted = False
+        if self.new_config is not None:
+            conn.put_config(self.name, dict(self.new_config))
+            conn.restart(self.name, include_tasks=True, only_failed=False)
+            restarted = True
+        st = conn.wait_running(self.name, b.running)
+        fresh = ctx.source.current_lsn()
+        progressed = wait_slot(ctx, self.slot, fresh, b.progress, "a LSN taken after the step began")
+        return {"restarted": restarted, "ddl_lsn": int_to_lsn(target), "caught_up_lsn": int_to_lsn(caught_up),
+                "progress_lsn": int_to_lsn(progressed), "state": st.state}
+
+    def inverse(self, result: dict[str, Any]) -> Action | None:
+        if self.new_config is None:
+            return None
+        return ConnectorSync(name=self.name, slot=self.slot, new_config=self.old_config,
+                             old_config=self.new_config, reason="put back the previous config")
+
+    def describe(self) -> str:
+        what = "update config and restart safely" if self.new_config is not None else "no restart needed"
+        return f"{self.name}: {what} ({self.reason}); wait for slot {self.slot} to pass the DDL and make progress"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        for k in ("new_config", "old_config"):
+            v = getattr(self, k)
+            d[k] = [list(p) for p in v] if v is not None else None
+        return d
+
+
+# --------------------------------------------------------------------------------------------------------
+# verify
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyLayers(Action):
+    kind: ClassVar[str] = "verify"
+    layer: ClassVar[str] = "verify"
+    table: str
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        if ctx.verifier is None:
+            return {"skipped": True}
+        differences = ctx.verifier(self.table, ctx)
+        if differences:
+            raise DriftDetected(differences)
+        return {"consistent": True}
+
+    def describe(self) -> str:
+        return f"verify {self.table} across all configured layers"
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, MigrateAssetsError) and exc.transient

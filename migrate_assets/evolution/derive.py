@@ -1,0 +1,201 @@
+"""Pure derivations of each layer's new schema from a change (no I/O).
+
+Registry: the new Avro schema is derived from the subject's latest version as Debezium's AvroConverter wrote it
+(the row record inside the `Envelope`, or a flat record when the connector unwraps events): added columns are
+optional fields with `default: null` (or carry their literal default), type changes use Avro promotions, renames
+keep the old name as an alias, drops remove the field. Lakehouse: the same change as Iceberg schema operations,
+with our own decimal rule (scale fixed, precision may only grow), because pyiceberg's check accepts scale changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+from migrate_assets.errors import InvalidInputError, Problem
+from migrate_assets.evolution.layers import IcebergOp, IcebergState
+from migrate_assets.evolution.typemap import TypeMapOptions, map_type, normalise_iceberg
+from migrate_assets.expand.ops import AddColumn, ChangeType, DropColumn, Operation, RenameColumn, SetNotNull
+from migrate_assets.schema.types import parse_type
+
+
+class UnsupportedChangeError(InvalidInputError):
+    """A change that some layer cannot carry (e.g. an Iceberg type change that is not a promotion)."""
+
+    def __init__(self, layer: str, message: str) -> None:
+        self.layer = layer
+        super().__init__([Problem(file=f"<{layer}>", message=message)])
+
+
+_LITERAL = re.compile(r"^\s*(?:'((?:[^']|'')*)'(?:::[\w ]+)?|(-?\d+)|(-?\d+\.\d+)|(true|false))\s*$", re.I)
+
+
+def literal_default(expr: str | None) -> tuple[bool, Any]:
+    """(has_literal, value) for a SQL default Debezium would propagate; function defaults are not literals."""
+    if expr is None:
+        return (False, None)
+    m = _LITERAL.match(expr)
+    if not m:
+        return (False, None)
+    if m.group(1) is not None:
+        return (True, m.group(1).replace("''", "'"))
+    if m.group(2) is not None:
+        return (True, int(m.group(2)))
+    if m.group(3) is not None:
+        return (True, float(m.group(3)))
+    return (True, m.group(4).lower() == "true")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Avro
+# --------------------------------------------------------------------------------------------------------
+
+
+def row_record(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The record holding the table's columns, and whether it sits inside a Debezium Envelope."""
+    names = [f["name"] for f in schema.get("fields", [])]
+    if schema.get("type") == "record" and {"before", "after", "op"} <= set(names):
+        before = next(f for f in schema["fields"] if f["name"] == "before")
+        branches = before["type"] if isinstance(before["type"], list) else [before["type"]]
+        rec = next((b for b in branches if isinstance(b, dict) and b.get("type") == "record"), None)
+        if rec is None:
+            raise UnsupportedChangeError("schema_registry", "Envelope without an inline row record in `before`")
+        return rec, True
+    if schema.get("type") != "record":
+        raise UnsupportedChangeError("schema_registry", "latest schema is not an Avro record")
+    return schema, False
+
+
+def _field_for_column(name: str, pg_type: str, nullable: bool, default: str | None, opts: TypeMapOptions) -> dict:
+    avro_t = map_type(pg_type, opts).avro_schema()
+    has_lit, value = literal_default(default)
+    if nullable and not has_lit:
+        return {"name": name, "type": ["null", avro_t], "default": None}
+    if nullable:
+        return {"name": name, "type": [avro_t, "null"], "default": value}
+    if has_lit:
+        return {"name": name, "type": avro_t, "default": value}
+    return {"name": name, "type": avro_t}
+
+
+def _retype(field: dict[str, Any], new_type: Any) -> dict[str, Any]:
+    out = dict(field)
+    t = field["type"]
+    if isinstance(t, list):
+        out["type"] = [new_type if x != "null" else "null" for x in t]
+    else:
+        out["type"] = new_type
+    return out
+
+
+def derive_avro(latest_schema: str, ops: tuple[Operation, ...], old_types: dict[str, str],
+                opts: TypeMapOptions | None = None) -> str:
+    """New Avro schema text for the subject; `old_types` maps existing column names to their PG types."""
+    opts = opts or TypeMapOptions()
+    schema = json.loads(latest_schema)
+    new = copy.deepcopy(schema)
+    rec, _ = row_record(new)
+    fields: list[dict[str, Any]] = rec["fields"]
+
+    def find(name: str) -> int:
+        for i, f in enumerate(fields):
+            if f["name"] == name:
+                return i
+        raise UnsupportedChangeError("schema_registry", f"field {name!r} is not in the subject's latest schema")
+
+    for op in ops:
+        if isinstance(op, AddColumn):
+            if any(f["name"] == op.name for f in fields):
+                continue  # already there (e.g. the converter registered it first)
+            fields.append(_field_for_column(op.name, op.type, op.nullable, op.default, opts))
+        elif isinstance(op, ChangeType):
+            i = find(op.column)
+            fields[i] = _retype(fields[i], map_type(op.to_type, opts).avro_schema())
+        elif isinstance(op, RenameColumn):
+            i = find(op.from_)
+            f = dict(fields[i])
+            f["name"] = op.to
+            f["aliases"] = sorted({*f.get("aliases", []), op.from_})
+            fields[i] = f
+        elif isinstance(op, DropColumn):
+            del fields[find(op.column)]
+        elif isinstance(op, SetNotNull):
+            i = find(op.column)
+            f = dict(fields[i])
+            if isinstance(f["type"], list):
+                non_null = [x for x in f["type"] if x != "null"]
+                f["type"] = non_null[0]
+                f.pop("default", None)
+            fields[i] = f
+    return json.dumps(new, separators=(",", ":"))
+
+
+def avro_row_fields(schema_text: str) -> dict[str, Any]:
+    """Field name → Avro type of the row record (for verify)."""
+    rec, _ = row_record(json.loads(schema_text))
+    return {f["name"]: f["type"] for f in rec["fields"]}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Iceberg
+# --------------------------------------------------------------------------------------------------------
+
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+
+
+def iceberg_promotion_allowed(old: str, new: str) -> tuple[bool, str]:
+    """Iceberg v1/v2 promotions, with the decimal rule pyiceberg gets wrong: scale fixed, precision grows."""
+    old, new = normalise_iceberg(old), normalise_iceberg(new)
+    if old == new:
+        return True, "unchanged"
+    if (old, new) in {("int", "long"), ("float", "double")}:
+        return True, f"{old} → {new} is an Iceberg promotion"
+    mo, mn = _DECIMAL.match(old), _DECIMAL.match(new)
+    if mo and mn:
+        (po, so), (pn, sn) = (int(mo[1]), int(mo[2])), (int(mn[1]), int(mn[2]))
+        if so != sn:
+            return False, f"decimal scale cannot change in Iceberg ({old} → {new})"
+        if pn < po:
+            return False, f"decimal precision cannot shrink in Iceberg ({old} → {new})"
+        return True, "decimal precision widening"
+    return False, f"Iceberg cannot change {old} to {new} (only int→long, float→double, decimal precision growth)"
+
+
+def derive_iceberg(state: IcebergState, ops: tuple[Operation, ...], opts: TypeMapOptions | None = None,
+                   allow_delete: bool = False) -> tuple[IcebergOp, ...]:
+    """Iceberg schema operations for the change; raise UnsupportedChangeError for what Iceberg cannot do."""
+    opts = opts or TypeMapOptions()
+    out: list[IcebergOp] = []
+    names = {f.name for f in state.fields}
+    for op in ops:
+        if isinstance(op, AddColumn):
+            if op.name not in names:
+                out.append(IcebergOp("add_column", op.name, type=map_type(op.type, opts).iceberg))
+                names.add(op.name)
+        elif isinstance(op, ChangeType):
+            f = state.field(op.column)
+            if f is None:
+                raise UnsupportedChangeError("lakehouse", f"column {op.column!r} is not in {state.identifier}")
+            new_t = map_type(parse_type(op.to_type), opts).iceberg
+            ok, why = iceberg_promotion_allowed(f.type, new_t)
+            if not ok:
+                raise UnsupportedChangeError("lakehouse", why)
+            if normalise_iceberg(f.type) != normalise_iceberg(new_t):
+                out.append(IcebergOp("promote", op.column, type=new_t))
+        elif isinstance(op, RenameColumn):
+            if state.field(op.from_) is None:
+                raise UnsupportedChangeError("lakehouse", f"column {op.from_!r} is not in {state.identifier}")
+            out.append(IcebergOp("rename", op.from_, new_name=op.to))
+        elif isinstance(op, DropColumn):
+            if not allow_delete:
+                raise UnsupportedChangeError(
+                    "lakehouse",
+                    f"dropping {op.column!r} deletes an Iceberg column; allowed only with "
+                    "on_breaking_change=warn and --allow-irreversible",
+                )
+            out.append(IcebergOp("delete", op.column))
+        elif isinstance(op, SetNotNull):
+            continue  # Iceberg cannot make a column required; optional stays a faithful superset
+    return tuple(out)

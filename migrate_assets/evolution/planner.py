@@ -1,0 +1,321 @@
+"""Pure evolution planning: (change, what pre-flight read from each layer, policy) → an immutable plan.
+
+One step per configured layer, in the order registry → lakehouse → source DDL → connector → verify; each step
+carries its forward action, whether it can be undone, and the layer's precondition fingerprint. Nothing here
+touches a system: pre-flight (`evolution.preflight`) gathers the `Snapshot`, the saga runs the plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate_assets.errors import BreakingChangeBlocked, InvalidInputError, IrreversibleChangeError, Problem
+from migrate_assets.evolution.actions import (
+    Action,
+    ConnectorSync,
+    IcebergUpdate,
+    RegisterSchema,
+    SourceDdl,
+    VerifyLayers,
+    action_from_dict,
+)
+from migrate_assets.evolution.derive import derive_avro, derive_iceberg
+from migrate_assets.evolution.layers import IcebergState, RegistryVersion, SourceColumn
+from migrate_assets.evolution.typemap import TypeMapOptions, map_type
+from migrate_assets.expand.ops import (
+    AddColumn,
+    ChangeSet,
+    ChangeType,
+    DropColumn,
+    Operation,
+    RenameColumn,
+    SetNotNull,
+    op_to_dict,
+)
+from migrate_assets.schema.ddl import expr, ident, q, table_ident
+from migrate_assets.schema.types import parse_type, type_change
+
+LAYER_ORDER = ("schema_registry", "lakehouse", "source_db", "connector", "verify")
+
+
+@dataclass(frozen=True)
+class PipelineTarget:
+    """Where one table travels: its connector, registry subject and Iceberg table (None = layer skipped)."""
+
+    table: str  # schema.table
+    connector: str | None = None
+    subject: str | None = None
+    iceberg_table: str | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything pre-flight read, per layer, before anything changes."""
+
+    target: PipelineTarget
+    columns: tuple[SourceColumn, ...] | None
+    source_fingerprint: str
+    registry_latest: RegistryVersion | None = None
+    registry_level: str | None = None
+    iceberg: IcebergState | None = None
+    connector_config: tuple[tuple[str, str], ...] | None = None
+    connector_state: str | None = None
+
+    def fingerprints(self) -> dict[str, str | None]:
+        cfg = None
+        if self.connector_config is not None:
+            cfg = hashlib.sha256(json.dumps(sorted(self.connector_config)).encode()).hexdigest()[:16]
+        return {
+            "source_db": self.source_fingerprint,
+            "schema_registry": (f"{self.registry_latest.subject}@v{self.registry_latest.version}"
+                                f"#id{self.registry_latest.schema_id}") if self.registry_latest else None,
+            "lakehouse": f"{self.iceberg.identifier}@schema{self.iceberg.schema_id}" if self.iceberg else None,
+            "connector": cfg,
+        }
+
+
+@dataclass(frozen=True)
+class Policy:
+    on_breaking_change: str = "block"
+    allow_irreversible: bool = False
+    lock_timeout: float = 2.0
+    type_options: TypeMapOptions = field(default_factory=TypeMapOptions)
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    id: str
+    layer: str
+    action: Action
+    reversible: bool
+    precondition: str | None
+    compensation: str  # what undoing it will do, for people; the executable inverse is action.inverse()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "layer": self.layer, "action": self.action.to_dict(), "reversible": self.reversible,
+                "precondition": self.precondition, "compensation": self.compensation,
+                "description": self.action.describe()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlannedStep:
+        return cls(d["id"], d["layer"], action_from_dict(d["action"]), d["reversible"], d["precondition"],
+                   d["compensation"])
+
+
+@dataclass(frozen=True)
+class EvolutionPlan:
+    table: str
+    operations: tuple[dict[str, Any], ...]
+    steps: tuple[PlannedStep, ...]
+    skipped_layers: tuple[str, ...] = ()
+    breaking: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "operations": list(self.operations),
+                "steps": [s.to_dict() for s in self.steps], "skipped_layers": list(self.skipped_layers),
+                "breaking": list(self.breaking), "warnings": list(self.warnings)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvolutionPlan:
+        return cls(d["table"], tuple(d["operations"]), tuple(PlannedStep.from_dict(s) for s in d["steps"]),
+                   tuple(d.get("skipped_layers", ())), tuple(d.get("breaking", ())), tuple(d.get("warnings", ())))
+
+
+# --------------------------------------------------------------------------------------------------------
+# source DDL
+# --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DdlPlan:
+    statements: tuple[str, ...]
+    inverse: tuple[str, ...] | None  # None: no lossless inverse
+    breaking: tuple[str, ...]
+
+
+def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dict[str, SourceColumn]) -> DdlPlan:
+    """Plain (non expand–contract) DDL for the change, with its inverse where one is lossless."""
+    t = table_ident(schema, table)
+    fwd: list[str] = []
+    inv: list[str] = []
+    lossless = True
+    breaking: list[str] = []
+    for op in ops:
+        if isinstance(op, AddColumn):
+            if not op.nullable and op.default is None:
+                raise InvalidInputError([Problem(file="<change>", key=f"add_column {op.name}",
+                                                 message="a NOT NULL column needs a default (or nullable: true) "
+                                                         "to be added to a table that has rows")])
+            typ = parse_type(op.type)
+            parts = "ALTER TABLE {} ADD COLUMN {} " + typ.render_declared().replace("{", "{{").replace("}", "}}")
+            args: list[Any] = [t, ident(op.name)]
+            if op.default is not None:
+                parts += " DEFAULT {}"
+                args.append(expr(op.default))
+            if not op.nullable:
+                parts += " NOT NULL"
+            fwd.append(q(parts, *args))
+            inv.insert(0, q("ALTER TABLE {} DROP COLUMN {}", t, ident(op.name)))
+        elif isinstance(op, ChangeType):
+            col = columns.get(op.column)
+            if col is None:
+                raise InvalidInputError([Problem(file="<change>", key=f"change_type {op.column}",
+                                                 message="no such column in the live table")])
+            old_t, new_t = parse_type(col.type), parse_type(op.to_type)
+            tc = type_change(old_t, new_t)
+            up = op.up or f"{_qi(op.column)}::{new_t.render()}"
+            down = op.down or f"{_qi(op.column)}::{old_t.render()}"
+            fwd.append(q("ALTER TABLE {} ALTER COLUMN {} TYPE " + _braces(new_t.render()) + " USING {}",
+                         t, ident(op.column), expr(up)))
+            inv.insert(0, q("ALTER TABLE {} ALTER COLUMN {} TYPE " + _braces(old_t.render()) + " USING {}",
+                            t, ident(op.column), expr(down)))
+            if not tc.widening:
+                breaking.append(f"change_type {op.column}: {old_t.render()} → {new_t.render()} is not a widening")
+        elif isinstance(op, RenameColumn):
+            fwd.append(q("ALTER TABLE {} RENAME COLUMN {} TO {}", t, ident(op.from_), ident(op.to)))
+            inv.insert(0, q("ALTER TABLE {} RENAME COLUMN {} TO {}", t, ident(op.to), ident(op.from_)))
+            breaking.append(f"rename_column {op.from_} → {op.to} breaks readers of the old name")
+        elif isinstance(op, DropColumn):
+            fwd.append(q("ALTER TABLE {} DROP COLUMN {}", t, ident(op.column)))
+            lossless = False
+            breaking.append(f"drop_column {op.column} deletes data")
+        elif isinstance(op, SetNotNull):
+            if op.backfill:
+                fwd.append(q("UPDATE {} SET {} = {} WHERE {} IS NULL", t, ident(op.column), expr(op.backfill),
+                             ident(op.column)))
+            fwd.append(q("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL", t, ident(op.column)))
+            inv.insert(0, q("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL", t, ident(op.column)))
+    return DdlPlan(tuple(fwd), tuple(inv) if lossless else None, tuple(breaking))
+
+
+def _braces(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _qi(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --------------------------------------------------------------------------------------------------------
+# connector
+# --------------------------------------------------------------------------------------------------------
+
+
+def _in_list(value: str | None, item: str) -> bool:
+    if not value:
+        return False
+    return any(re.fullmatch(p.strip(), item) for p in value.split(",") if p.strip())
+
+
+def connector_decision(cfg: dict[str, str], table: str, ops: tuple[Operation, ...]) -> tuple[dict | None, str]:
+    """(new config or None, why) — a restart is needed only when publication membership or filters change."""
+    new = dict(cfg)
+    reasons: list[str] = []
+    include = cfg.get("table.include.list")
+    if include is not None and not _in_list(include, table):
+        new["table.include.list"] = include + "," + re.escape(table)
+        reasons.append(f"{table} joins table.include.list (publication membership changes on restart)")
+    col_inc = cfg.get("column.include.list")
+    for op in ops:
+        added = op.name if isinstance(op, AddColumn) else op.to if isinstance(op, RenameColumn) else None
+        if added and col_inc is not None and not _in_list(col_inc, f"{table}.{added}"):
+            new["column.include.list"] = new["column.include.list"] + "," + re.escape(f"{table}.{added}")
+            reasons.append(f"column {added} added to column.include.list")
+    if new == cfg:
+        return None, ("pgoutput carries added columns and type changes through relation messages: "
+                      "no restart, only wait for the slot to pass the DDL and make progress")
+    return new, "; ".join(reasons)
+
+
+# --------------------------------------------------------------------------------------------------------
+# the plan
+# --------------------------------------------------------------------------------------------------------
+
+
+def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> EvolutionPlan:
+    ops = change.operations
+    table = change.qualified
+    if snap.columns is None:
+        raise InvalidInputError([Problem(file=change.source, key="table", message=f"table {table} does not exist")])
+    cols = {c.name: c for c in snap.columns}
+    new_types = dict({c.name: c.type for c in snap.columns})
+    for op in ops:  # every type that will exist must map across the layers (refused at plan time otherwise)
+        if isinstance(op, AddColumn):
+            new_types[op.name] = op.type
+        elif isinstance(op, ChangeType):
+            new_types[op.column] = op.to_type
+    for typ in new_types.values():
+        map_type(typ, policy.type_options)
+
+    ddl = render_ddl(change.schema, change.table, ops, cols)
+    breaking = ddl.breaking
+    if breaking and policy.on_breaking_change == "block":
+        raise BreakingChangeBlocked(breaking)
+    if breaking and policy.on_breaking_change == "expand_contract":
+        raise BreakingChangeBlocked([*breaking, "on_breaking_change=expand_contract: run `migrate-assets expand` "
+                                     "for this change, then evolve the new columns"])
+    if ddl.inverse is None and not policy.allow_irreversible:
+        raise IrreversibleChangeError(
+            f"the change to {table} has no lossless inverse ({'; '.join(breaking)}); "
+            "pass --allow-irreversible to run it anyway"
+        )
+    fps = snap.fingerprints()
+    steps: list[PlannedStep] = []
+    skipped: list[str] = []
+    warnings: list[str] = []
+    t = snap.target
+
+    if t.subject and snap.registry_latest is not None:
+        schema = derive_avro(snap.registry_latest.schema, ops, {c.name: c.type for c in snap.columns},
+                             policy.type_options)
+        steps.append(PlannedStep("registry", "schema_registry",
+                                 RegisterSchema(t.subject, schema, snap.registry_latest.version), True,
+                                 fps["schema_registry"], "soft-delete the registered version if still the latest"))
+    elif t.subject:
+        warnings.append(f"subject {t.subject} does not exist yet: the converter registers it with the first event")
+        skipped.append("schema_registry")
+    else:
+        skipped.append("schema_registry")
+
+    if t.iceberg_table and snap.iceberg is not None:
+        iops = derive_iceberg(snap.iceberg, ops, policy.type_options,
+                              allow_delete=policy.allow_irreversible and policy.on_breaking_change == "warn")
+        if iops:
+            steps.append(PlannedStep("lakehouse", "lakehouse",
+                                     IcebergUpdate(t.iceberg_table, iops, snap.iceberg.schema_id), True,
+                                     fps["lakehouse"],
+                                     f"restore schema id {snap.iceberg.schema_id} and snapshot "
+                                     f"{snap.iceberg.snapshot_id} in one commit"))
+    elif t.iceberg_table:
+        raise InvalidInputError([Problem(file="<pipelines>", key="iceberg_table",
+                                         message=f"Iceberg table {t.iceberg_table} does not exist")])
+    else:
+        skipped.append("lakehouse")
+
+    steps.append(PlannedStep("ddl", "source_db",
+                             SourceDdl(table, ddl.statements, ddl.inverse, policy.lock_timeout,
+                                       snap.source_fingerprint),
+                             ddl.inverse is not None, fps["source_db"],
+                             "run the inverse DDL" if ddl.inverse is not None else "none: no lossless inverse"))
+
+    if t.connector and snap.connector_config is not None:
+        cfg = dict(snap.connector_config)
+        new_cfg, reason = connector_decision(cfg, table, ops)
+        slot = cfg.get("slot.name", "debezium")
+        steps.append(PlannedStep(
+            "connector", "connector",
+            ConnectorSync(t.connector, slot, tuple(sorted(new_cfg.items())) if new_cfg else None,
+                          tuple(sorted(cfg.items())), reason),
+            True, fps["connector"],
+            "put back the previous config and restart the same safe way" if new_cfg else "nothing to undo"))
+    else:
+        skipped.append("connector")
+
+    steps.append(PlannedStep("verify", "verify", VerifyLayers(table), True, None, "nothing to undo"))
+    return EvolutionPlan(table, tuple(op_to_dict(o) for o in ops), tuple(steps), tuple(skipped),
+                         tuple(breaking), tuple(warnings))

@@ -1,0 +1,82 @@
+"""Pre-flight: read every layer's state and run every check before anything changes.
+
+Every layer reachable, every fingerprint read, the registry compatibility test of the derived schema under the
+subject's level, the Iceberg update validated without commit, DDL hazards against `on_breaking_change` (in the
+planner), the connector RUNNING. Any failure raises before the saga starts, so nothing has changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from migrate_assets.errors import IncompatibleSchemaError, InvalidInputError, Problem, RuntimeFailure
+from migrate_assets.evolution.actions import IcebergUpdate, RegisterSchema, RunContext, _ops
+from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, Policy, Snapshot, plan_evolution
+from migrate_assets.expand.ops import ChangeSet
+
+
+class ConnectorNotRunning(RuntimeFailure):
+    pass
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    snapshot: Snapshot
+    plan: EvolutionPlan
+    checks: tuple[tuple[str, str], ...]  # (layer, what was checked and found)
+
+
+def resolve_target(target: PipelineTarget, ctx: RunContext) -> PipelineTarget:
+    """Fill the subject from the connector config (`<topic.prefix>.<schema>.<table>-value`) when not given."""
+    if target.subject or not target.connector or ctx.connector is None or ctx.registry is None:
+        return target
+    cfg = ctx.connector.config(target.connector)
+    prefix = cfg.get("topic.prefix") or cfg.get("database.server.name")
+    if not prefix:
+        return target
+    return replace(target, subject=f"{prefix}.{target.table}-value")
+
+
+def read_snapshot(target: PipelineTarget, ctx: RunContext) -> Snapshot:
+    cols = ctx.source.columns(target.table)
+    fp = ctx.source.fingerprint(target.table) if cols is not None else "absent"
+    latest = level = None
+    if ctx.registry is not None and target.subject:
+        latest = ctx.registry.latest(target.subject)
+        level = ctx.registry.compatibility_level(target.subject)
+    ice = None
+    if ctx.lakehouse is not None and target.iceberg_table:
+        ice = ctx.lakehouse.state(target.iceberg_table)
+    cfg = state = None
+    if ctx.connector is not None and target.connector:
+        cfg = tuple(sorted(ctx.connector.config(target.connector).items()))
+        state = ctx.connector.status(target.connector).state
+    return Snapshot(target, tuple(cols) if cols is not None else None, fp, latest, level, ice, cfg, state)
+
+
+def preflight(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy: Policy) -> PreflightReport:
+    if change.qualified != target.table:
+        raise InvalidInputError([Problem(file=change.source, key="table",
+                                         message=f"{change.qualified} is not the pipeline table {target.table}")])
+    target = resolve_target(target, ctx)
+    snap = read_snapshot(target, ctx)
+    plan = plan_evolution(change, snap, policy)
+    checks: list[tuple[str, str]] = [("source_db", f"fingerprint {snap.source_fingerprint}")]
+    for step in plan.steps:
+        a = step.action
+        if isinstance(a, RegisterSchema) and ctx.registry is not None:
+            res = ctx.registry.check_compatibility(a.subject, a.schema)
+            if not res.compatible:
+                raise IncompatibleSchemaError(a.subject, res.level, res.messages)
+            checks.append(("schema_registry", f"derived schema is {res.level}-compatible with {a.subject}"))
+        elif isinstance(a, IcebergUpdate) and ctx.lakehouse is not None:
+            ctx.lakehouse.validate(a.identifier, _ops(a.ops))
+            checks.append(("lakehouse", f"update of {a.identifier} validated without commit"))
+    if target.connector and ctx.connector is not None:
+        st = ctx.connector.status(target.connector)
+        if not st.running:
+            raise ConnectorNotRunning(
+                f"connector {target.connector} is {st.state} (tasks {list(st.tasks)}): fix it before evolving"
+            )
+        checks.append(("connector", f"{target.connector} RUNNING"))
+    return PreflightReport(snap, plan, tuple(checks))

@@ -1,0 +1,71 @@
+"""Entry points shared by the CLI and the Dagster ops: evolve, resume, rollback, and the result shape.
+
+The JSON shape of a run (SPEC §8): `{"run_id", "status": succeeded|rolled_back|failed|dry_run, "steps": [{"layer",
+"action", "status", "compensation", "reversible", "seconds"}], "error"}`; `failed` also covers a rollback that
+could not undo every layer (`rollback_failed` in the store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from migrate_assets.evolution.actions import RunContext
+from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, Policy
+from migrate_assets.evolution.preflight import PreflightReport, preflight
+from migrate_assets.evolution.saga import RetryPolicy, Saga, new_run_id
+from migrate_assets.evolution.store import EvolutionStore, RunRecord, StepState
+from migrate_assets.evolution.verify import verify_table
+from migrate_assets.expand.ops import ChangeSet
+
+
+def attach_verifier(ctx: RunContext, targets: list[PipelineTarget]) -> None:
+    by_table = {t.table: t for t in targets}
+
+    def verifier(table: str, c: RunContext) -> list[str]:
+        target = by_table.get(table, PipelineTarget(table))
+        return verify_table(target, c, progress_bound=c.bounds.progress).differences()
+
+    ctx.verifier = verifier
+
+
+def evolve(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy: Policy,
+           store: EvolutionStore | None, retry: RetryPolicy, dry_run: bool = False,
+           on_step: Callable[[StepState], None] | None = None) -> tuple[PreflightReport, RunRecord]:
+    report = preflight(change, target, ctx, policy)
+    attach_verifier(ctx, [report.snapshot.target])
+    if dry_run:
+        rec = RunRecord(new_run_id(), report.plan.table, "dry_run", report.plan.to_dict(),
+                        [StepState(s.id, s.layer) for s in report.plan.steps])
+        return report, rec
+    return report, Saga(ctx, store, retry, on_step).start(report.plan)
+
+
+def resume(run_id: str, targets: list[PipelineTarget], ctx: RunContext, store: EvolutionStore,
+           retry: RetryPolicy, on_step: Callable[[StepState], None] | None = None) -> RunRecord:
+    rec = store.load(run_id)
+    attach_verifier(ctx, targets)
+    ctx.resuming = True
+    return Saga(ctx, store, retry, on_step).run(rec)
+
+
+def rollback(run_id: str, ctx: RunContext, store: EvolutionStore, retry: RetryPolicy,
+             on_step: Callable[[StepState], None] | None = None) -> RunRecord:
+    rec = store.load(run_id)
+    return Saga(ctx, store, retry, on_step).rollback(rec)
+
+
+def result_dict(rec: RunRecord) -> dict[str, Any]:
+    plan = EvolutionPlan.from_dict(rec.plan)
+    status = {"rollback_failed": "failed", "running": "failed"}.get(rec.status, rec.status)
+    steps = []
+    for p in plan.steps:
+        st = rec.step(p.id)
+        steps.append({
+            "layer": p.layer, "action": p.action.describe(), "status": st.status,
+            "compensation": st.compensation or p.compensation, "reversible": p.reversible,
+            "seconds": st.seconds, "attempts": st.attempts, "error": st.error, "result": st.result,
+        })
+    return {"run_id": rec.run_id, "status": status, "table": rec.table, "steps": steps,
+            "failed_step": rec.failed_step, "error": rec.error,
+            "skipped_layers": list(plan.skipped_layers), "warnings": list(plan.warnings)}

@@ -1,0 +1,150 @@
+"""The saga executor: run plan steps in order, retry transient errors, compensate in reverse on failure.
+
+Transient errors (connection refused, HTTP 5xx/409, lock timeout, Iceberg commit conflict — anything raised as
+`TransientError`) are retried with exponential backoff and jitter; semantic errors are not. When a step fails
+for good, every completed step is compensated in reverse order with the inverse its action returns, and the
+result names the failed step, the error and each compensation's outcome. State is persisted after every
+transition (EvolutionStore), so `resume` and `rollback` work from another process after a crash.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from migrate_assets.errors import MigrateAssetsError
+from migrate_assets.evolution.actions import Action, RunContext, is_transient
+from migrate_assets.evolution.planner import EvolutionPlan, PlannedStep
+from migrate_assets.evolution.store import EvolutionStore, RunRecord, StepState
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        return base * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def _attempt(action: Action, ctx: RunContext, retry: RetryPolicy, state: StepState,
+             save: Callable[[], None]) -> dict[str, Any]:
+    attempt = 0
+    while True:
+        attempt += 1
+        state.attempts = attempt
+        try:
+            return action.run(ctx)
+        except MigrateAssetsError as exc:
+            if not is_transient(exc) or attempt >= retry.attempts:
+                raise
+            wait = retry.delay(attempt)
+            ctx.log(f"{state.id}: transient error (attempt {attempt}/{retry.attempts}), retrying in {wait:.2f}s: {exc}")
+            state.error = f"attempt {attempt}: {exc}"
+            save()
+            time.sleep(wait)
+
+
+class Saga:
+    def __init__(self, ctx: RunContext, store: EvolutionStore | None, retry: RetryPolicy,
+                 on_step: Callable[[StepState], None] | None = None) -> None:
+        self.ctx, self.store, self.retry = ctx, store, retry
+        self.on_step = on_step or (lambda _s: None)
+
+    def _save(self, rec: RunRecord) -> None:
+        if self.store is not None:
+            self.store.save(rec)
+
+    def start(self, plan: EvolutionPlan, run_id: str | None = None) -> RunRecord:
+        rec = RunRecord(run_id or new_run_id(), plan.table, "running", plan.to_dict(),
+                        [StepState(s.id, s.layer) for s in plan.steps])
+        self._save(rec)
+        return self.run(rec)
+
+    def run(self, rec: RunRecord) -> RunRecord:
+        """Run every step not yet done; on a failure compensate all done steps in reverse order."""
+        plan = EvolutionPlan.from_dict(rec.plan)
+        rec.status = "running"
+        for step in plan.steps:
+            st = rec.step(step.id)
+            if st.status == "done":
+                self.ctx.results[step.id] = st.result
+                continue
+            st.status, st.error = "running", None
+            self._save(rec)
+            self.on_step(st)
+            t0 = time.monotonic()
+            try:
+                st.result = _attempt(step.action, self.ctx, self.retry, st, lambda: self._save(rec))
+            except Exception as exc:  # noqa: BLE001 - any failure ends the forward phase
+                st.status, st.error, st.seconds = "failed", str(exc), round(time.monotonic() - t0, 3)
+                rec.failed_step, rec.error = step.id, f"{type(exc).__name__}: {exc}"
+                self._save(rec)
+                self.on_step(st)
+                self.compensate(rec, plan)
+                return rec
+            st.status, st.seconds = "done", round(time.monotonic() - t0, 3)
+            self.ctx.results[step.id] = st.result
+            self._save(rec)
+            self.on_step(st)
+        rec.status = "succeeded"
+        self._save(rec)
+        return rec
+
+    def compensate(self, rec: RunRecord, plan: EvolutionPlan | None = None) -> RunRecord:
+        plan = plan or EvolutionPlan.from_dict(rec.plan)
+        ok = True
+        for step in reversed(plan.steps):
+            st = rec.step(step.id)
+            if st.status not in ("done", "compensation_failed", "compensating"):
+                if st.status == "pending":
+                    st.status = "skipped"
+                continue
+            ok = self._compensate_one(step, st, rec) and ok
+        rec.status = "rolled_back" if ok else "rollback_failed"
+        self._save(rec)
+        return rec
+
+    def _compensate_one(self, step: PlannedStep, st: StepState, rec: RunRecord) -> bool:
+        inverse = step.action.inverse(st.result)
+        if inverse is None:
+            st.status, st.compensation = "compensated", "nothing to undo"
+            self._save(rec)
+            return True
+        st.status = "compensating"
+        self._save(rec)
+        try:
+            res = _attempt(inverse, self.ctx, self.retry, StepState(st.id + ":undo", st.layer), lambda: None)
+        except Exception as exc:  # noqa: BLE001 - report and go on with the other layers
+            st.status, st.compensation = "compensation_failed", f"failed: {type(exc).__name__}: {exc}"
+            self._save(rec)
+            self.on_step(st)
+            return False
+        st.compensation_result = res
+        if res.get("deleted") is False and res.get("reason"):
+            st.compensation = f"skipped: {res['reason']}"
+        else:
+            st.compensation = f"done: {inverse.describe()}"
+        st.status = "compensated"
+        self._save(rec)
+        self.on_step(st)
+        return True
+
+    def rollback(self, rec: RunRecord) -> RunRecord:
+        """Compensate a persisted run; a step left `running` by a crash is treated as done when its result says so."""
+        plan = EvolutionPlan.from_dict(rec.plan)
+        for step in plan.steps:
+            st = rec.step(step.id)
+            if st.status == "running":
+                st.status = "done" if st.result else "failed"
+        return self.compensate(rec, plan)

@@ -1,0 +1,188 @@
+"""Verify: compare one pipeline table across every layer by field name and mapped type.
+
+Per layer the verdict is `consistent`, `drift` (differences listed), `skipped` (not configured — never reported
+as consistent) or `unreachable`. A missing table or subject is drift. The connector is consistent only when it
+and all its tasks are RUNNING, its column filters let every column through, and its replication slot makes
+progress: `confirmed_flush_lsn` must reach a LSN taken when verify started, within a bound — a connector that
+says RUNNING while its slot is stuck is drift.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate_assets.errors import MigrateAssetsError
+from migrate_assets.evolution.actions import RunContext
+from migrate_assets.evolution.derive import avro_row_fields
+from migrate_assets.evolution.layers import int_to_lsn
+from migrate_assets.evolution.planner import PipelineTarget
+from migrate_assets.evolution.typemap import (
+    TypeMapOptions,
+    avro_signature,
+    expected_avro_signature,
+    map_type,
+    normalise_iceberg,
+)
+
+LAYERS = ("source_db", "schema_registry", "lakehouse", "connector")
+
+
+@dataclass(frozen=True)
+class LayerVerdict:
+    status: str  # consistent | drift | skipped | unreachable
+    differences: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "differences": list(self.differences)}
+
+
+@dataclass
+class TableVerification:
+    table: str
+    layers: dict[str, LayerVerdict] = field(default_factory=dict)
+
+    @property
+    def consistent(self) -> bool:
+        return all(v.status in ("consistent", "skipped") for v in self.layers.values())
+
+    def differences(self) -> list[str]:
+        return [f"{layer}: {d}" for layer, v in self.layers.items() for d in v.differences]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "consistent": self.consistent,
+                "layers": {k: v.to_dict() for k, v in self.layers.items()}}
+
+
+def _unreachable(exc: Exception) -> LayerVerdict:
+    return LayerVerdict("unreachable", (f"{type(exc).__name__}: {exc}",))
+
+
+def _filters_pass(cfg: dict[str, str], table: str, column: str) -> bool:
+    full = f"{table}.{column}"
+    inc, exc = cfg.get("column.include.list"), cfg.get("column.exclude.list")
+    if inc is not None:
+        return any(re.fullmatch(p.strip(), full) for p in inc.split(",") if p.strip())
+    if exc is not None:
+        return not any(re.fullmatch(p.strip(), full) for p in exc.split(",") if p.strip())
+    return True
+
+
+def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions | None = None,
+                 progress_bound: float = 20.0) -> TableVerification:
+    opts = opts or TypeMapOptions()
+    out = TableVerification(target.table)
+    start_lsn: int | None = None
+    try:
+        cols = ctx.source.columns(target.table)
+        start_lsn = ctx.source.current_lsn()
+    except MigrateAssetsError as exc:
+        out.layers = {layer: _unreachable(exc) if layer == "source_db" else LayerVerdict("unreachable", (
+            "source database unreachable: nothing to compare with",)) for layer in LAYERS}
+        return out
+    if cols is None:
+        out.layers["source_db"] = LayerVerdict("drift", (f"table {target.table} does not exist",))
+        expected: dict[str, Any] = {}
+    else:
+        problems, expected = [], {}
+        for c in cols:
+            try:
+                expected[c.name] = map_type(c.type, opts)
+            except MigrateAssetsError as exc:
+                problems.append(f"column {c.name}: {exc}")
+        out.layers["source_db"] = LayerVerdict("drift" if problems else "consistent", tuple(problems))
+
+    # --- registry -------------------------------------------------------------------------------------
+    if ctx.registry is None or not target.subject:
+        out.layers["schema_registry"] = LayerVerdict("skipped")
+    else:
+        try:
+            latest = ctx.registry.latest(target.subject)
+            if latest is None:
+                out.layers["schema_registry"] = LayerVerdict("drift", (f"subject {target.subject} does not exist",))
+            else:
+                fields = avro_row_fields(latest.schema)
+                diffs = []
+                for name, lt in expected.items():
+                    if name not in fields:
+                        diffs.append(f"column {name} missing from {target.subject} v{latest.version}")
+                    elif avro_signature(fields[name]) != expected_avro_signature(lt):
+                        diffs.append(f"column {name}: registry has {avro_signature(fields[name])}, "
+                                     f"{lt.pg} maps to {expected_avro_signature(lt)}")
+                diffs += [f"field {n} in {target.subject} has no column" for n in fields if n not in expected]
+                out.layers["schema_registry"] = LayerVerdict("drift" if diffs else "consistent", tuple(diffs))
+        except MigrateAssetsError as exc:
+            out.layers["schema_registry"] = _unreachable(exc)
+
+    # --- lakehouse ------------------------------------------------------------------------------------
+    if ctx.lakehouse is None or not target.iceberg_table:
+        out.layers["lakehouse"] = LayerVerdict("skipped")
+    else:
+        try:
+            st = ctx.lakehouse.state(target.iceberg_table)
+            if st is None:
+                out.layers["lakehouse"] = LayerVerdict("drift", (f"Iceberg table {target.iceberg_table} does not exist",))
+            else:
+                ice = {f.name: f for f in st.fields}
+                diffs = []
+                for name, lt in expected.items():
+                    if name not in ice:
+                        diffs.append(f"column {name} missing from {target.iceberg_table}")
+                    elif normalise_iceberg(ice[name].type) != normalise_iceberg(lt.iceberg):
+                        diffs.append(f"column {name}: Iceberg has {ice[name].type}, {lt.pg} maps to {lt.iceberg}")
+                diffs += [f"Iceberg column {n} has no source column" for n in ice if n not in expected]
+                out.layers["lakehouse"] = LayerVerdict("drift" if diffs else "consistent", tuple(diffs))
+        except MigrateAssetsError as exc:
+            out.layers["lakehouse"] = _unreachable(exc)
+
+    # --- connector ------------------------------------------------------------------------------------
+    if ctx.connector is None or not target.connector:
+        out.layers["connector"] = LayerVerdict("skipped")
+    else:
+        out.layers["connector"] = _verify_connector(target, ctx, list(expected), start_lsn, progress_bound)
+    return out
+
+
+def _verify_connector(target: PipelineTarget, ctx: RunContext, columns: list[str], start_lsn: int | None,
+                      bound: float) -> LayerVerdict:
+    assert ctx.connector is not None and target.connector is not None
+    try:
+        status = ctx.connector.status(target.connector)
+        cfg = ctx.connector.config(target.connector)
+    except MigrateAssetsError as exc:
+        return _unreachable(exc)
+    diffs: list[str] = []
+    if not status.running:
+        diffs.append(f"connector {target.connector} is {status.state}, tasks {list(status.tasks)}"
+                     + (f": {status.trace.splitlines()[0]}" if status.trace else ""))
+    include = cfg.get("table.include.list")
+    if include is not None and not any(re.fullmatch(p.strip(), target.table) for p in include.split(",") if p.strip()):
+        diffs.append(f"{target.table} is not in the connector's table.include.list")
+    diffs += [f"column {c} is filtered out by the connector's column include/exclude list"
+              for c in columns if not _filters_pass(cfg, target.table, c)]
+    slot = cfg.get("slot.name", "debezium")
+    try:
+        deadline = time.monotonic() + bound
+        while True:
+            st = ctx.source.slot(slot)
+            if st is None:
+                diffs.append(f"replication slot {slot} does not exist")
+                break
+            if start_lsn is not None and st.confirmed_flush_lsn is not None and st.confirmed_flush_lsn >= start_lsn:
+                break
+            if time.monotonic() > deadline:
+                lag = (start_lsn - st.confirmed_flush_lsn) if (start_lsn and st.confirmed_flush_lsn) else None
+                diffs.append(
+                    f"replication slot {slot} makes no progress: confirmed_flush_lsn "
+                    f"{int_to_lsn(st.confirmed_flush_lsn) if st.confirmed_flush_lsn else 'none'} did not reach "
+                    f"{int_to_lsn(start_lsn) if start_lsn else '?'} within {bound:.0f}s"
+                    + (f" (lag {lag} bytes)" if lag is not None else "") + f"; Kafka Connect says {status.state}"
+                )
+                break
+            ctx.source.write_heartbeat()
+            time.sleep(0.25)
+    except MigrateAssetsError as exc:
+        diffs.append(f"slot check failed: {exc}")
+    return LayerVerdict("drift" if diffs else "consistent", tuple(diffs))
