@@ -13,7 +13,7 @@ trap cleanup EXIT INT TERM
 set -e
 echo "== ruff"; "$BIN/ruff" check migrate_assets tests benchmarks examples
 echo "== mypy"; "$BIN/mypy"
-echo "== local stack"; "$BIN/migrate-assets" stack up --state-dir "$STATE"
+echo "== local stack"; "$BIN/migrate-assets" stack up --state-dir "$STATE" --connect-mode standalone
 set +e
 echo "== pytest"
 "$BIN/pytest" -q -p no:cacheprovider ${PYTEST_ARGS:-} --durations=15 tests

@@ -31,7 +31,9 @@ def stack_info() -> Iterator[stack.StackInfo]:
         yield info
         return
     state = Path(tempfile.mkdtemp(prefix="migrate-assets-stack-"))
-    info, _ = stack.up(state)
+    # standalone: no group rebalance on every connector create/delete (~3 s each on Tansu); the
+    # distributed mode is covered by tests that start a `private_worker`
+    info, _ = stack.up(state, connect_mode="standalone")
     try:
         yield info
     finally:
@@ -117,3 +119,47 @@ def stack_dsn(stack_info: stack.StackInfo) -> Iterator[str]:
         yield dsn
     finally:
         _drop_db(stack_info.pg_dsn, name)
+
+
+class Service:
+    """A service process a test may stop and start again for real (same port, same state)."""
+
+    def __init__(self, start: object, url: str) -> None:
+        self._start = start
+        self.url = url
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        self.pid = self._start()  # type: ignore[operator]
+
+    def stop(self) -> None:
+        procs.kill(self.pid, grace=10)
+        self.pid = None
+
+
+@pytest.fixture
+def private_registry(tmp_path: Path) -> Iterator[Service]:
+    """A registry of this test's own (tests that stop the registry must not stop the shared one)."""
+    port = procs.free_port()
+    svc = Service(lambda: stack._start_registry(tmp_path, port), f"http://127.0.0.1:{port}")
+    svc.start()
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+@pytest.fixture
+def private_worker(stack_info: stack.StackInfo, tmp_path: Path) -> Iterator[Service]:
+    """A distributed Kafka Connect worker (own group and topics) that a test may stop and start."""
+    from migrate_assets.local import connect
+
+    port = procs.free_port()
+    group = "w" + uuid.uuid4().hex[:6]
+    svc = Service(lambda: connect.start(tmp_path / "worker", stack_info.bootstrap, port, group=group),
+                  f"http://127.0.0.1:{port}")
+    svc.start()
+    try:
+        yield svc
+    finally:
+        svc.stop()

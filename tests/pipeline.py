@@ -14,10 +14,18 @@ import psycopg
 import yaml
 from pyiceberg.catalog import load_catalog
 from pyiceberg.schema import Schema
-from pyiceberg.types import IntegerType, LongType, NestedField, StringType
+from pyiceberg.types import NestedField
 
+from migrate_assets.evolution.typemap import map_type
 from migrate_assets.local.stack import StackInfo
-from tests.cdc import connector_running, create_connector, debezium_config, delete_connector, poll_until, read_values
+from tests.cdc import (
+    connector_running,
+    create_connector,
+    debezium_config,
+    delete_connector,
+    poll_until,
+    read_values,
+)
 
 
 @dataclass
@@ -70,6 +78,12 @@ class Pipeline:
     prefix: str = field(default_factory=lambda: "p" + uuid.uuid4().hex[:6])
     namespace: str = field(default_factory=lambda: "ns_" + uuid.uuid4().hex[:6])
     config: dict[str, str] = field(default_factory=dict)
+    registry_url: str = ""  # default: the stack's
+    connect_url: str = ""  # default: the stack's
+
+    def __post_init__(self) -> None:
+        self.registry_url = self.registry_url or self.stack.registry_url
+        self.connect_url = self.connect_url or self.stack.connect_url
 
     @property
     def topic(self) -> str:
@@ -87,25 +101,27 @@ class Pipeline:
     def config_path(self) -> Path:
         return self.tmp / "migrate.yaml"
 
+    columns: str = "id integer PRIMARY KEY, name text NOT NULL, amount integer"
+
     def setup(self, extra_connector: dict[str, str] | None = None) -> Pipeline:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute(f"CREATE TABLE public.{self.table} (id integer PRIMARY KEY, name text NOT NULL, "  # noqa: S608
-                         "amount integer)")
-            conn.execute(f"INSERT INTO public.{self.table} SELECT g, 'n' || g, g FROM generate_series(1, 5) g")  # noqa: S608
+            conn.execute(f"CREATE TABLE public.{self.table} ({self.columns})")
+            conn.execute(f"INSERT INTO public.{self.table} (id, name) SELECT g, 'n' || g FROM generate_series(1, 5) g")  # noqa: S608
             dbname = conn.info.dbname
+            cols = conn.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
+                "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (f"public.{self.table}",)).fetchall()
         self.config = debezium_config({"port": self.stack.parts["postgres"]["port"], "dbname": dbname},
-                                      self.stack.registry_url, [f"public.{self.table}"], self.prefix)
+                                      self.registry_url, [f"public.{self.table}"], self.prefix)
         self.config.update(extra_connector or {})
-        create_connector(self.stack.connect_url, self.name, self.config)
-        poll_until(lambda: connector_running(self.stack.connect_url, self.name), 60, "connector RUNNING")
+        create_connector(self.connect_url, self.name, self.config)
+        poll_until(lambda: connector_running(self.connect_url, self.name), 60, "connector RUNNING")
         poll_until(lambda: len(self.events()) >= 5, 60, "snapshot events")
         catalog = load_catalog("lake", **self.stack.iceberg_properties)
         catalog.create_namespace(self.namespace)
-        catalog.create_table(self.iceberg_table, schema=Schema(
-            NestedField(1, "id", IntegerType(), required=False),
-            NestedField(2, "name", StringType(), required=False),
-            NestedField(3, "amount", IntegerType(), required=False),
-        ))
+        fields = [NestedField(i + 1, name, _iceberg_type(map_type(t).iceberg), required=False)
+                  for i, (name, t) in enumerate(cols)]
+        catalog.create_table(self.iceberg_table, schema=Schema(*fields))
         self.write_config()
         return self
 
@@ -114,9 +130,9 @@ class Pipeline:
             "database": {"dsn": self.dsn, "schema": "public"},
             "lock_timeout": "1s",
             "retries": {"attempts": 3, "backoff": "0.2s", "max_backoff": "1s"},
-            "kafka_connect": {"url": self.stack.connect_url},
+            "kafka_connect": {"url": self.connect_url},
             "kafka": {"bootstrap_servers": self.stack.bootstrap},
-            "schema_registry": {"url": self.stack.registry_url},
+            "schema_registry": {"url": self.registry_url},
             "iceberg": {"name": "lake", "properties": self.stack.iceberg_properties},
             "pipelines": [{"table": f"public.{self.table}", "connector": self.name, "subject": self.subject,
                            "iceberg_table": self.iceberg_table}],
@@ -126,7 +142,7 @@ class Pipeline:
         return self.config_path
 
     def events(self) -> list[dict[str, Any]]:
-        return read_values(self.stack.bootstrap, self.topic, self.stack.registry_url, idle=0.7)
+        return read_values(self.stack.bootstrap, self.topic, self.registry_url, idle=0.7)
 
     def event_ids(self) -> set[int]:
         return {e["after"]["id"] for e in self.events() if e.get("after")}
@@ -138,7 +154,29 @@ class Pipeline:
         return load_catalog("lake", **self.stack.iceberg_properties).load_table(self.iceberg_table)
 
     def teardown(self) -> None:
-        delete_connector(self.stack.connect_url, self.name, self.dsn)
+        delete_connector(self.connect_url, self.name, self.dsn)
+
+    def layer_state(self) -> dict[str, Any]:
+        """Every layer's schema as plain data, to compare before and after a run."""
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+
+        with psycopg.connect(self.dsn) as conn:
+            cols = conn.execute(
+                "SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute "
+                "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                (f"public.{self.table}",),
+            ).fetchall()
+        reg = SchemaRegistryClient({"url": self.registry_url})
+        latest = reg.get_latest_version(self.subject)
+        table = self.iceberg()
+        return {
+            "db": cols,
+            "registry": (latest.version, latest.schema.schema_str),
+            "iceberg": (table.metadata.current_schema_id, [(f.field_id, f.name, str(f.field_type))
+                                                            for f in table.schema().fields]),
+            "connector": sorted(__import__("httpx").get(f"{self.connect_url}/connectors/{self.name}/config",
+                                                        timeout=10).json().items()),
+        }
 
 
 def change_file(tmp: Path, text: str, name: str = "change.yaml") -> Path:
@@ -147,4 +185,26 @@ def change_file(tmp: Path, text: str, name: str = "change.yaml") -> Path:
     return p
 
 
-__all__ = ["LongType", "Pipeline", "Writer", "change_file"]
+def _iceberg_type(text: str) -> Any:
+    from pyiceberg.types import (
+        BinaryType,
+        BooleanType,
+        DateType,
+        DecimalType,
+        DoubleType,
+        FloatType,
+        IntegerType,
+        LongType,
+        StringType,
+        TimestampType,
+        TimestamptzType,
+        UUIDType,
+    )
+
+    simple = {"int": IntegerType(), "long": LongType(), "string": StringType(), "boolean": BooleanType(),
+              "float": FloatType(), "double": DoubleType(), "date": DateType(), "timestamp": TimestampType(),
+              "timestamptz": TimestamptzType(), "uuid": UUIDType(), "binary": BinaryType()}
+    if text in simple:
+        return simple[text]
+    p, s = text[len("decimal("):-1].split(",")
+    return DecimalType(int(p), int(s))

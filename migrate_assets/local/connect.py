@@ -17,7 +17,7 @@ PART = "kafka-connect"
 HEAP = ("-Xms256m", "-Xmx512m")
 
 
-def worker_properties(root: Path, bootstrap: str, rest_port: int, mode: str) -> str:
+def worker_properties(root: Path, bootstrap: str, rest_port: int, mode: str, group: str = "migrate-assets-connect") -> str:
     props = {
         "bootstrap.servers": bootstrap,
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
@@ -36,16 +36,16 @@ def worker_properties(root: Path, bootstrap: str, rest_port: int, mode: str) -> 
     else:
         props.update(
             {
-                "group.id": "migrate-assets-connect",
-                "config.storage.topic": "_connect-configs",
-                "offset.storage.topic": "_connect-offsets",
-                "status.storage.topic": "_connect-status",
+                "group.id": group,
+                "config.storage.topic": f"_{group}-configs",
+                "offset.storage.topic": f"_{group}-offsets",
+                "status.storage.topic": f"_{group}-status",
                 "config.storage.replication.factor": "1",
                 "offset.storage.replication.factor": "1",
                 "status.storage.replication.factor": "1",
                 "offset.storage.partitions": "1",
                 "status.storage.partitions": "1",
-                "session.timeout.ms": "6000",
+                "session.timeout.ms": "2000",
                 "heartbeat.interval.ms": "500",
                 "scheduled.rebalance.max.delay.ms": "0",
             }
@@ -53,12 +53,16 @@ def worker_properties(root: Path, bootstrap: str, rest_port: int, mode: str) -> 
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
-def start(root: Path, bootstrap: str, rest_port: int, mode: str = "distributed", timeout: float = 60.0) -> int:
+def start(
+    root: Path, bootstrap: str, rest_port: int, mode: str = "distributed", timeout: float = 60.0,
+    group: str = "migrate-assets-connect",
+) -> int:
+    """Start a worker; `group` names its cluster (a second cluster on the same broker needs its own)."""
     java = artifacts.java_binary()
     libdir = artifacts.connect_libdir()
     root.mkdir(parents=True, exist_ok=True)
     props = root / f"worker-{mode}.properties"
-    props.write_text(worker_properties(root, bootstrap, rest_port, mode))
+    props.write_text(worker_properties(root, bootstrap, rest_port, mode, group))
     main = (
         "org.apache.kafka.connect.cli.ConnectStandalone"
         if mode == "standalone"

@@ -40,7 +40,8 @@ def build_context(cfg: ProjectConfig, log: Callable[[str], None] | None = None,
                   bounds: Bounds | None = None) -> RunContext:
     r = cfg.retries
     ctx = RunContext(
-        source=PostgresSource(cfg.database.dsn, cfg.database.schema_, attempts=r.attempts, backoff=r.backoff,
+        # one attempt per call: the saga owns retrying (with the project's backoff), so retries never multiply
+        source=PostgresSource(cfg.database.dsn, cfg.database.schema_, attempts=1, backoff=r.backoff,
                               max_backoff=r.max_backoff),
         registry=SchemaRegistryAdapter(cfg.schema_registry.url) if cfg.schema_registry else None,
         lakehouse=IcebergLakehouse(cfg.iceberg.name, dict(cfg.iceberg.properties)) if cfg.iceberg else None,

@@ -1,0 +1,161 @@
+"""Every evolution step failing for real, under a steady writer: completed layers are compensated in reverse
+order, every layer is back to its pre-change schema, verify is consistent again and no CDC event is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from pyiceberg.types import StringType
+
+from migrate_assets.evolution.actions import Bounds
+from migrate_assets.local.stack import StackInfo
+from tests.cdc import connector_running, poll_until
+from tests.conftest import Service
+from tests.evolution.faults import run_evolve
+from tests.pipeline import Pipeline
+
+ADD_NOTE = """
+table: public.customers
+operations:
+  - add_column: {name: note, type: text, nullable: true}
+"""
+
+
+def _settle_and_check(p: Pipeline, before: dict, writer_ids: list[int]) -> None:
+    after = p.layer_state()
+    assert after["db"] == before["db"]
+    assert after["registry"][0] == before["registry"][0]  # latest version back to the one before
+    assert after["iceberg"] == before["iceberg"]
+    assert after["connector"] == before["connector"]
+    missing = poll_until(lambda: not (set(writer_ids) - p.event_ids()) or None, 60, "every written row's event")
+    assert missing
+
+
+def _layers(res: dict) -> dict[str, dict]:
+    return {s["layer"]: s for s in res["steps"]}
+
+
+@pytest.fixture
+def make_pipeline(stack_info: StackInfo, stack_dsn: str, tmp_path: Path) -> Iterator[object]:
+    made: list[Pipeline] = []
+
+    def make(**kw: object) -> Pipeline:
+        extra = kw.pop("extra_connector", None)
+        p = Pipeline(stack_info, stack_dsn, tmp_path, **kw).setup(extra)  # type: ignore[arg-type]
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        try:
+            p.teardown()
+        except Exception:  # noqa: BLE001 - a stopped private worker cannot delete its connector
+            pass
+
+
+def test_registry_stopped_before_register(make_pipeline, private_registry: Service) -> None:
+    p = make_pipeline(registry_url=private_registry.url)
+    before = p.layer_state()
+    with p.writer(rate=100) as w:
+        res = run_evolve(p, ADD_NOTE, at="registry", fault=private_registry.stop)
+    assert res["status"] == "rolled_back"
+    assert res["failed_step"] == "registry"
+    assert "schema_registry unreachable" in res["error"]
+    assert _layers(res)["schema_registry"]["attempts"] == 3  # retried: the error is transient
+    private_registry.start()
+    _settle_and_check(p, before, w.ids)
+
+
+def test_competing_iceberg_commit_rolls_back_the_registry(make_pipeline) -> None:
+    p = make_pipeline()
+    before = p.layer_state()
+
+    def compete() -> None:
+        with p.iceberg().update_schema() as upd:
+            upd.add_column("other_team", StringType())
+
+    with p.writer(rate=100) as w:
+        res = run_evolve(p, ADD_NOTE, at="lakehouse", fault=compete)
+    assert res["status"] == "rolled_back" and res["failed_step"] == "lakehouse"
+    steps = _layers(res)
+    assert steps["schema_registry"]["status"] == "compensated"
+    assert steps["schema_registry"]["compensation"].startswith("done: soft-delete")
+    after = p.layer_state()
+    assert after["db"] == before["db"] and after["registry"][0] == before["registry"][0]
+    names = [f[1] for f in after["iceberg"][1]]
+    assert "note" not in names and "other_team" in names  # ours never landed; theirs is theirs
+    assert not set(w.ids) - p.event_ids()
+
+
+def test_lock_held_past_retries_compensates_lakehouse_and_registry(make_pipeline) -> None:
+    p = make_pipeline()
+    before = p.layer_state()
+    holder = psycopg.connect(p.dsn)
+    holder.execute("SELECT count(*) FROM public.customers")  # ACCESS SHARE until the transaction ends
+    try:
+        with p.writer(rate=100) as w:
+            res = run_evolve(p, ADD_NOTE)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert res["status"] == "rolled_back" and res["failed_step"] == "ddl"
+    assert "lock" in res["error"].lower()
+    steps = _layers(res)
+    assert steps["lakehouse"]["status"] == "compensated" and steps["schema_registry"]["status"] == "compensated"
+    assert steps["connector"]["status"] == "skipped"
+    _settle_and_check(p, before, w.ids)
+
+
+def test_worker_stopped_before_the_restart_step(make_pipeline, private_worker: Service) -> None:
+    # a column include list means the new column needs a config update and a (safe) restart
+    p = make_pipeline(connect_url=private_worker.url, extra_connector={
+        "column.include.list": "public.customers.id,public.customers.name,public.customers.amount"})
+    before = p.layer_state()
+    with p.writer(rate=100) as w:
+        res = run_evolve(p, ADD_NOTE, at="connector", fault=private_worker.stop)
+    assert res["status"] == "rolled_back" and res["failed_step"] == "connector"
+    steps = _layers(res)
+    assert [steps[x]["status"] for x in ("source_db", "lakehouse", "schema_registry")] == ["compensated"] * 3
+    private_worker.start()
+    poll_until(lambda: connector_running(p.connect_url, p.name), 60, "connector back after the worker restart")
+    _settle_and_check(p, before, w.ids)
+
+
+def test_slot_that_never_passes_the_ddl_fails_the_step_and_compensates(make_pipeline) -> None:
+    p = make_pipeline()
+    before = p.layer_state()
+    import httpx
+
+    def pause() -> None:
+        assert httpx.put(f"{p.connect_url}/connectors/{p.name}/pause", timeout=10).status_code == 202
+
+    with p.writer(rate=50) as w:
+        res = run_evolve(p, ADD_NOTE, at="connector", fault=pause, bounds=Bounds(slot_catch_up=3, running=10,
+                                                                                 progress=5))
+        assert res["status"] == "rolled_back" and res["failed_step"] == "connector"
+        assert "did not reach" in res["error"]
+        assert httpx.put(f"{p.connect_url}/connectors/{p.name}/resume", timeout=10).status_code == 202
+    assert _layers(res)["source_db"]["status"] == "compensated"
+    _settle_and_check(p, before, w.ids)
+
+
+def test_verify_failing_compensates_every_layer(make_pipeline) -> None:
+    p = make_pipeline()
+    before = p.layer_state()
+
+    def drift() -> None:
+        # an out-of-band Iceberg change that verify must catch
+        with p.iceberg().update_schema() as upd:
+            upd.add_column("sneaky", StringType())
+
+    with p.writer(rate=100) as w:
+        res = run_evolve(p, ADD_NOTE, at="verify", fault=drift)
+    assert res["status"] == "rolled_back" and res["failed_step"] == "verify"
+    assert "sneaky" in res["error"]
+    assert [s["status"] for s in res["steps"][:4]] == ["compensated"] * 4
+    _settle_and_check(p, before, w.ids)
+
+

@@ -1,0 +1,114 @@
+"""Spec loading: shapes, aliases, and every validation problem reported at once with file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from migrate_assets.errors import SpecError
+from migrate_assets.schema.spec import load_specs, parse_spec_text
+from migrate_assets.schema.types import PgType
+
+
+def problems(text: str) -> list[tuple[int | None, str, str]]:
+    with pytest.raises(SpecError) as exc:
+        parse_spec_text(text, "bad.yaml")
+    assert all(p.file == "bad.yaml" for p in exc.value.problems)
+    return [(p.line, p.key, p.message) for p in exc.value.problems]
+
+
+def test_single_mapping_list_and_camel_case(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "table: sales.orders\ncolumns:\n  - {name: id, type: bigserial, primaryKey: true}\n"
+        "  - {name: total, type: 'decimal(10,2)', default: 0}\n  - {name: ref, type: text, renamedFrom: old_ref, nullable: true}\n"
+    )
+    (tmp_path / "b.yml").write_text(
+        "- table: t1\n  columns: [{name: a, type: int}]\n  primary_key: [a]\n"
+        "- table: t2\n  columns: [{name: b, type: text, unique: true}]\n  indexes: [{columns: [b], where: \"b <> ''\", method: hash}]\n"
+    )
+    (tmp_path / "README.md").write_text("not a spec")
+    got = {t.qualified: t for t in load_specs([tmp_path])}
+    assert sorted(got) == ["public.t1", "public.t2", "sales.orders"]
+    orders = got["sales.orders"]
+    assert orders.primary_key and orders.primary_key.columns == ("id",)
+    assert orders.columns[0].serial and orders.columns[0].type == PgType("bigint")
+    assert orders.columns[1].default == "0" and orders.columns[2].renamed_from == ("old_ref",)
+    assert got["public.t1"].primary_key.columns == ("a",)  # type: ignore[union-attr]
+    t2 = got["public.t2"]
+    assert t2.uniques[0].columns == ("b",) and t2.indexes[0].method == "hash" and t2.indexes[0].name == "t2_b_idx"
+
+
+def test_every_problem_is_reported_at_once_with_line_and_key() -> None:
+    text = """\
+table: users
+columns:
+  - name: id
+    type: integr
+  - name: id
+    type: int
+  - name: ""
+    type: text
+  - name: note
+    type: text
+    default: "lower("
+    colour: red
+  - name: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
+    type: int
+    nullable: maybe
+indexes:
+  - {columns: [nope]}
+  - {name: i, columns: [id]}
+  - {name: i, columns: [id]}
+"""
+    got = problems(text)
+    msgs = {(line, key): msg for line, key, msg in got}
+    assert "unknown type 'integr'" in msgs[(4, "columns[0].type")]
+    assert "duplicate column 'id'" in msgs[(5, "columns[1].name")]
+    assert "must not be empty" in msgs[(7, "columns[2].name")]
+    assert "does not parse" in msgs[(11, "columns[3].default")]
+    assert "unknown key" in msgs[(12, "columns[3].colour")]
+    assert "63" in msgs[(13, "columns[4].name")]
+    assert "true or false" in msgs[(15, "columns[4].nullable")]
+    assert "unknown column 'nope'" in msgs[(17, "indexes[0].columns[0]")]
+    assert any("duplicate index name 'i'" in m for m in msgs.values())
+    assert len(got) >= 9
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("- 1\n", "expected a mapping"),
+        ("table: t\n", "non-empty list of columns"),
+        ("columns: [{name: a, type: int}]\n", "'table' is missing"),
+        ("table: t\ncolumns: [{name: a}]\n", "'type' is missing"),
+        ("table: t\ncolumns: [{name: a, type: int, default: \"1; drop table t\"}]\n", "';'"),
+        ("table: t\ncolumns: [{name: a, type: int, default: \"'abc\"}]\n", "unterminated"),
+        ("table: t\ncolumns: [{name: a, type: int, default: \"1 +\"}]\n", "ends with"),
+        ("table: t\ncolumns: [{name: a, type: serial, nullable: true}]\n", "always NOT NULL"),
+        ("table: t\ncolumns: [{name: a, type: int, primary_key: true, nullable: true}]\n", "cannot be nullable"),
+        ("table: t\ncolumns: [{name: a, type: int}]\nprimary_key: [b]\n", "unknown column 'b'"),
+        ("table: t\ncolumns: [{name: a, type: int}]\nindexes: [{columns: [a], method: btrie}]\n", "unknown index method"),
+        ("table: t\ncolumns: [{name: a, type: int}]\nindexes: [{columns: [a], where: \"(a > 0\"}]\n", "unbalanced"),
+        ("table: t\ncolumns: [{name: a, type: int, name: b}]\n", "duplicate key"),
+        ("table: [x]\ncolumns: [{name: a, type: int}]\n", "expected a name"),
+    ],
+)
+def test_single_problems(text: str, needle: str) -> None:
+    got = problems(text)
+    assert any(needle in m for _, _, m in got), got
+    assert all(line is not None for line, _, _ in got)
+
+
+def test_duplicate_tables_across_files(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("table: t\ncolumns: [{name: a, type: int}]\n")
+    (tmp_path / "b.yaml").write_text("\n\ntable: public.t\ncolumns: [{name: a, type: int}]\n")
+    with pytest.raises(SpecError) as exc:
+        load_specs([tmp_path])
+    (p,) = exc.value.problems
+    assert p.file.endswith("b.yaml") and p.line == 3 and "duplicate table public.t" in p.message and "a.yaml:1" in p.message
+
+
+def test_odd_identifiers_are_accepted() -> None:
+    (t,) = parse_spec_text('table: "Weird \\"T\\" select"\ncolumns: [{name: "order", type: int}, {name: "A b", type: text}]\n', "x.yaml")
+    assert t.name == 'Weird "T" select' and [c.name for c in t.columns] == ["order", "A b"]
