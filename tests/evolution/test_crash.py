@@ -1,0 +1,94 @@
+"""kill -9 of a running `evolve` process, then `--rollback RUN` or `--resume RUN` from another process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from migrate_assets.local.stack import StackInfo
+from tests.cdc import poll_until
+from tests.pipeline import Pipeline, change_file
+
+ADD_NOTE = "table: public.customers\noperations:\n  - add_column: {name: note, type: text, nullable: true}\n"
+
+
+@pytest.fixture
+def pipeline(stack_info: StackInfo, stack_dsn: str, tmp_path: Path) -> Iterator[Pipeline]:
+    p = Pipeline(stack_info, stack_dsn, tmp_path).setup()
+    # many quick lock-timeout retries keep the DDL step busy long enough to be killed in it
+    p.write_config(retries={"attempts": 50, "backoff": "0.1s", "max_backoff": "0.2s"}, lock_timeout="200ms")
+    try:
+        yield p
+    finally:
+        p.teardown()
+
+
+def cli(p: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "migrate_assets.cli", "--format", "json", "--config",
+                           str(p.config_path), *args], capture_output=True, text=True, timeout=180)
+
+
+def kill_after_lakehouse(p: Pipeline) -> str:
+    """Start evolve with the table locked, kill -9 it once the lakehouse step is persisted as done."""
+    holder = psycopg.connect(p.dsn)
+    holder.execute("SELECT count(*) FROM public.customers")
+    proc = subprocess.Popen([sys.executable, "-m", "migrate_assets.cli", "--config", str(p.config_path), "evolve",
+                             str(change_file(p.tmp, ADD_NOTE))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def lakehouse_done() -> str | None:
+        with psycopg.connect(p.dsn, autocommit=True) as conn:
+            exists = conn.execute("SELECT to_regclass('public.migrate_assets_evolutions')").fetchone()
+            if not exists or exists[0] is None:
+                return None
+            for run_id, steps in conn.execute("SELECT run_id, steps FROM migrate_assets_evolutions").fetchall():
+                st = {s["id"]: s["status"] for s in steps}
+                if st.get("lakehouse") == "done" and st.get("ddl") == "running":
+                    return str(run_id)
+        return None
+
+    try:
+        run_id = poll_until(lakehouse_done, 60, "the lakehouse step to be done and the DDL step running", 0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert proc.returncode == -signal.SIGKILL
+    return run_id
+
+
+def test_rollback_after_kill(pipeline: Pipeline) -> None:
+    before = pipeline.layer_state()
+    run_id = kill_after_lakehouse(pipeline)
+    mid = pipeline.layer_state()
+    assert mid["iceberg"] != before["iceberg"] and mid["registry"][0] == before["registry"][0] + 1
+    assert mid["db"] == before["db"]  # the killed DDL transaction never committed
+    r = cli(pipeline, "evolve", "--rollback", run_id)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["status"] == "rolled_back" and res["run_id"] == run_id
+    after = pipeline.layer_state()
+    assert after["iceberg"] == before["iceberg"] and after["db"] == before["db"]
+    assert after["registry"][0] == before["registry"][0]
+
+
+def test_resume_after_kill(pipeline: Pipeline) -> None:
+    run_id = kill_after_lakehouse(pipeline)
+    with pipeline.writer(rate=100) as w:
+        r = cli(pipeline, "evolve", "--resume", run_id)
+        assert r.returncode == 0, r.stderr + r.stdout
+    res = json.loads(r.stdout)
+    assert res["status"] == "succeeded"
+    assert [s["status"] for s in res["steps"]] == ["done"] * 5
+    assert "note" in {f.name for f in pipeline.iceberg().schema().fields}
+    v = cli(pipeline, "verify")
+    assert v.returncode == 0, v.stdout
+    assert not set(w.ids) - pipeline.event_ids()
