@@ -69,8 +69,7 @@ def run_evolve(args: argparse.Namespace) -> Result:
             data = evo.result_dict(rec)
         else:
             if not args.change_file:
-                raise UsageError("evolve needs a CHANGE_FILE (or --resume RUN / --rollback RUN)",
-                                 file="<command line>")
+                return _evolve_from_specs(args, cfg, ctx, store, retry)
             change = load_change_file(args.change_file, cfg.database.schema_)
             target = _target(cfg, change.qualified)
             report, rec = evo.evolve(change, target, ctx, project.policy(cfg, args.allow_irreversible), store,
@@ -87,6 +86,29 @@ def run_evolve(args: argparse.Namespace) -> Result:
         # the report still prints; the exit code says the evolution did not go through
         err = EvolutionFailedError(data["run_id"], data.get("failed_step") or "?", data.get("error") or "")
         print(f"error: {err}", file=sys.stderr)
+    return Result(data, text=_evolve_text, markdown=_evolve_md, exit_code=code)
+
+
+def _evolve_from_specs(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store: Any, retry: Any) -> Result:
+    """No change file: pipeline tables declared in the specs but absent from the database join the pipeline."""
+    from migrate_assets.schema.spec import load_specs
+
+    specs = {t.qualified: t for t in load_specs([str(cfg.path(p)) for p in cfg.schemas], cfg.database.schema_)}
+    pending = [t for t in project.targets(cfg) if t.table in specs and ctx.source.columns(t.table) is None]
+    if not pending:
+        raise UsageError("nothing to evolve from the specs: every pipeline table exists; give a CHANGE_FILE "
+                         "for changes to existing tables", file="<command line>")
+    runs = []
+    for target in pending:
+        report, rec = evo.evolve_new_table(specs[target.table], target, ctx, project.policy(cfg), store, retry,
+                                           dry_run=args.dry_run, on_step=_progress)
+        data = evo.result_dict(rec)
+        data["preflight"] = [{"layer": layer, "check": c} for layer, c in report.checks]
+        runs.append(data)
+        if data["status"] not in ("succeeded", "dry_run"):
+            break
+    data = runs[0] if len(runs) == 1 else {**runs[-1], "runs": runs}
+    code = 0 if all(r["status"] in ("succeeded", "dry_run") for r in runs) else 1
     return Result(data, text=_evolve_text, markdown=_evolve_md, exit_code=code)
 
 

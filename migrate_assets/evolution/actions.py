@@ -234,6 +234,42 @@ class IcebergRestore(Action):
         return f"restore {self.identifier} to schema id {self.schema_id} and snapshot {self.snapshot_id}"
 
 
+@dataclass(frozen=True)
+class CreateIcebergTable(Action):
+    kind: ClassVar[str] = "iceberg_create_table"
+    layer: ClassVar[str] = "lakehouse"
+    identifier: str
+    columns: tuple[tuple[str, str], ...]  # (name, iceberg type)
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        lake: LakehouseLayer = ctx.need("lakehouse")
+        st = lake.create_table(self.identifier, tuple(tuple(c) for c in self.columns))  # type: ignore[misc]
+        return {"schema_id": st.schema_id, "created": True}
+
+    def inverse(self, result: dict[str, Any]) -> Action | None:
+        return DropIcebergTable(identifier=self.identifier) if result.get("created") else None
+
+    def describe(self) -> str:
+        return f"create {self.identifier} ({', '.join(f'{n} {t}' for n, t in self.columns)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "identifier": self.identifier, "columns": [list(c) for c in self.columns]}
+
+
+@dataclass(frozen=True)
+class DropIcebergTable(Action):
+    kind: ClassVar[str] = "iceberg_drop_table"
+    layer: ClassVar[str] = "lakehouse"
+    identifier: str
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        ctx.need("lakehouse").drop_table(self.identifier)
+        return {"dropped": True}
+
+    def describe(self) -> str:
+        return f"drop {self.identifier}"
+
+
 # --------------------------------------------------------------------------------------------------------
 # source database
 # --------------------------------------------------------------------------------------------------------

@@ -132,6 +132,26 @@ def derive_avro(latest_schema: str, ops: tuple[Operation, ...], old_types: dict[
     return json.dumps(new, separators=(",", ":"))
 
 
+def new_subject_schema(template: str, prefix: str, schema: str, table: str,
+                       columns: list[tuple[str, str, bool, str | None]], opts: TypeMapOptions | None = None) -> str:
+    """The value schema Debezium will write for a table joining the connector, from a sibling subject of the
+    same connector (same Envelope/Source shape): names re-pointed at `<prefix>.<schema>.<table>`, the row record
+    rebuilt from the columns `(name, pg type, nullable, default)`."""
+    opts = opts or TypeMapOptions()
+    env = json.loads(template)
+    row, wrapped = row_record(env)
+    base = f"{prefix}.{schema}.{table}"
+    row["fields"] = [_field_for_column(n, t, nullable, d, opts) for n, t, nullable, d in columns]
+    row["connect.name"] = f"{base}.Value"
+    if wrapped:
+        env["namespace"] = base
+        env["connect.name"] = f"{base}.Envelope"
+        row.pop("namespace", None)
+    else:
+        env["namespace"] = f"{prefix}.{schema}.{table}"
+    return json.dumps(env, separators=(",", ":"))
+
+
 def avro_row_fields(schema_text: str) -> dict[str, Any]:
     """Field name → Avro type of the row record (for verify)."""
     rec, _ = row_record(json.loads(schema_text))

@@ -99,6 +99,12 @@ class LakehouseLayer(Protocol):
     def restore(self, identifier: str, schema_id: int, snapshot_id: int | None) -> IcebergState:
         """Make `schema_id` current again and point main at `snapshot_id`, in one catalog transaction."""
 
+    def create_table(self, identifier: str, columns: tuple[tuple[str, str], ...]) -> IcebergState:
+        """Create a table of optional columns `(name, iceberg type)`; an existing table is an error."""
+
+    def drop_table(self, identifier: str) -> None:
+        """Drop the table (absent is fine): the inverse of create_table."""
+
 
 # --------------------------------------------------------------------------------------------------------
 # Kafka Connect

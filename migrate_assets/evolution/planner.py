@@ -17,13 +17,14 @@ from migrate_assets.errors import BreakingChangeBlocked, InvalidInputError, Irre
 from migrate_assets.evolution.actions import (
     Action,
     ConnectorSync,
+    CreateIcebergTable,
     IcebergUpdate,
     RegisterSchema,
     SourceDdl,
     VerifyLayers,
     action_from_dict,
 )
-from migrate_assets.evolution.derive import derive_avro, derive_iceberg
+from migrate_assets.evolution.derive import derive_avro, derive_iceberg, new_subject_schema
 from migrate_assets.evolution.layers import IcebergState, RegistryVersion, SourceColumn
 from migrate_assets.evolution.typemap import TypeMapOptions, map_type
 from migrate_assets.expand.ops import (
@@ -36,7 +37,8 @@ from migrate_assets.expand.ops import (
     SetNotNull,
     op_to_dict,
 )
-from migrate_assets.schema.ddl import expr, ident, q, table_ident
+from migrate_assets.schema.ddl import create_table, expr, ident, q, table_ident
+from migrate_assets.schema.model import Table
 from migrate_assets.schema.types import parse_type, type_change
 
 LAYER_ORDER = ("schema_registry", "lakehouse", "source_db", "connector", "verify")
@@ -319,3 +321,61 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
     steps.append(PlannedStep("verify", "verify", VerifyLayers(table), True, None, "nothing to undo"))
     return EvolutionPlan(table, tuple(op_to_dict(o) for o in ops), tuple(steps), tuple(skipped),
                          tuple(breaking), tuple(warnings))
+
+
+# --------------------------------------------------------------------------------------------------------
+# a new table joining the pipeline
+# --------------------------------------------------------------------------------------------------------
+
+
+def plan_new_table(table: Table, snap: Snapshot, policy: Policy, template: RegistryVersion | None = None,
+                   topic_prefix: str | None = None) -> EvolutionPlan:
+    """Create a declared table and bring it into the pipeline: its subject (derived from a sibling subject of
+    the same connector), its Iceberg table, the CREATE TABLE, and the connector's table filter (a safe restart:
+    under `publication.autocreate.mode=filtered` the publication only changes when the connector restarts)."""
+    name = table.qualified
+    if snap.columns is not None:
+        raise InvalidInputError([Problem(file="<specs>", key=name, message=f"table {name} already exists")])
+    cols = [(c.name, c.type.render(), c.nullable and not (table.primary_key and c.name in table.primary_key.columns),
+             c.default) for c in table.columns]
+    mapped = [(n, map_type(t, policy.type_options)) for n, t, _, _ in cols]
+    t = snap.target
+    steps: list[PlannedStep] = []
+    skipped: list[str] = []
+    warnings: list[str] = []
+    if t.subject and template is not None and topic_prefix:
+        schema = new_subject_schema(template.schema, topic_prefix, table.schema, table.name, cols, policy.type_options)
+        steps.append(PlannedStep("registry", "schema_registry", RegisterSchema(t.subject, schema, None), True, None,
+                                 "soft-delete the registered version if still the latest"))
+    else:
+        skipped.append("schema_registry")
+        if t.subject:
+            warnings.append(f"no sibling subject to derive {t.subject} from: the converter registers it with "
+                            "the first event")
+    if t.iceberg_table:
+        if snap.iceberg is not None:
+            raise InvalidInputError([Problem(file="<pipelines>", key="iceberg_table",
+                                             message=f"Iceberg table {t.iceberg_table} already exists")])
+        steps.append(PlannedStep("lakehouse", "lakehouse",
+                                 CreateIcebergTable(t.iceberg_table, tuple((n, lt.iceberg) for n, lt in mapped)),
+                                 True, "absent", f"drop {t.iceberg_table}"))
+    else:
+        skipped.append("lakehouse")
+    drop = q("DROP TABLE {}", table_ident(table.schema, table.name))
+    steps.append(PlannedStep("ddl", "source_db", SourceDdl(name, tuple(create_table(table)), (drop,),
+                                                           policy.lock_timeout, None),
+                             True, "absent", "drop the table"))
+    if t.connector and snap.connector_config is not None:
+        cfg = dict(snap.connector_config)
+        new_cfg, reason = connector_decision(cfg, name, ())
+        steps.append(PlannedStep(
+            "connector", "connector",
+            ConnectorSync(t.connector, cfg.get("slot.name", "debezium"),
+                          tuple(sorted(new_cfg.items())) if new_cfg else None, tuple(sorted(cfg.items())), reason),
+            True, snap.fingerprints()["connector"],
+            "put back the previous config and restart the same safe way" if new_cfg else "nothing to undo"))
+    else:
+        skipped.append("connector")
+    steps.append(PlannedStep("verify", "verify", VerifyLayers(name), True, None, "nothing to undo"))
+    return EvolutionPlan(name, ({"create_table": {"table": name, "columns": [c[0] for c in cols]}},),
+                         tuple(steps), tuple(skipped), (), tuple(warnings))

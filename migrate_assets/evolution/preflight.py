@@ -7,12 +7,22 @@ planner), the connector RUNNING. Any failure raises before the saga starts, so n
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from migrate_assets.errors import IncompatibleSchemaError, InvalidInputError, Problem, RuntimeFailure
 from migrate_assets.evolution.actions import IcebergUpdate, RegisterSchema, RunContext, _ops
-from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, Policy, Snapshot, plan_evolution
+from migrate_assets.evolution.layers import RegistryVersion
+from migrate_assets.evolution.planner import (
+    EvolutionPlan,
+    PipelineTarget,
+    Policy,
+    Snapshot,
+    plan_evolution,
+    plan_new_table,
+)
 from migrate_assets.expand.ops import ChangeSet
+from migrate_assets.schema.model import Table
 
 
 class ConnectorNotRunning(RuntimeFailure):
@@ -78,5 +88,43 @@ def preflight(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy
             raise ConnectorNotRunning(
                 f"connector {target.connector} is {st.state} (tasks {list(st.tasks)}): fix it before evolving"
             )
+        checks.append(("connector", f"{target.connector} RUNNING"))
+    return PreflightReport(snap, plan, tuple(checks))
+
+
+def sibling_template(target: PipelineTarget, ctx: RunContext) -> tuple[RegistryVersion | None, str | None]:
+    """A subject of another table of the same connector (the Envelope shape to copy), and the topic prefix."""
+    if ctx.connector is None or ctx.registry is None or not target.connector:
+        return None, None
+    cfg = ctx.connector.config(target.connector)
+    prefix = cfg.get("topic.prefix") or cfg.get("database.server.name")
+    if not prefix:
+        return None, None
+    for name in (cfg.get("table.include.list") or "").split(","):
+        name = name.strip().replace("\\.", ".")
+        if name and name != target.table and re.fullmatch(r"[\w$]+\.[\w$]+", name):
+            latest = ctx.registry.latest(f"{prefix}.{name}-value")
+            if latest is not None:
+                return latest, prefix
+    return None, prefix
+
+
+def preflight_new_table(table: Table, target: PipelineTarget, ctx: RunContext, policy: Policy) -> PreflightReport:
+    target = resolve_target(target, ctx)
+    snap = read_snapshot(target, ctx)
+    template, prefix = sibling_template(target, ctx)
+    plan = plan_new_table(table, snap, policy, template, prefix)
+    checks: list[tuple[str, str]] = [("source_db", f"{table.qualified} absent")]
+    for step in plan.steps:
+        a = step.action
+        if isinstance(a, RegisterSchema) and ctx.registry is not None:
+            res = ctx.registry.check_compatibility(a.subject, a.schema)
+            if not res.compatible:
+                raise IncompatibleSchemaError(a.subject, res.level, res.messages)
+            checks.append(("schema_registry", f"{a.subject} derived from a sibling subject"))
+    if target.connector and ctx.connector is not None:
+        st = ctx.connector.status(target.connector)
+        if not st.running:
+            raise ConnectorNotRunning(f"connector {target.connector} is {st.state}: fix it before evolving")
         checks.append(("connector", f"{target.connector} RUNNING"))
     return PreflightReport(snap, plan, tuple(checks))

@@ -12,11 +12,12 @@ from typing import Any
 
 from migrate_assets.evolution.actions import RunContext
 from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, Policy
-from migrate_assets.evolution.preflight import PreflightReport, preflight
+from migrate_assets.evolution.preflight import PreflightReport, preflight, preflight_new_table
 from migrate_assets.evolution.saga import RetryPolicy, Saga, new_run_id
 from migrate_assets.evolution.store import EvolutionStore, RunRecord, StepState
 from migrate_assets.evolution.verify import verify_table
 from migrate_assets.expand.ops import ChangeSet
+from migrate_assets.schema.model import Table
 
 
 def attach_verifier(ctx: RunContext, targets: list[PipelineTarget]) -> None:
@@ -33,6 +34,18 @@ def evolve(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy: P
            store: EvolutionStore | None, retry: RetryPolicy, dry_run: bool = False,
            on_step: Callable[[StepState], None] | None = None) -> tuple[PreflightReport, RunRecord]:
     report = preflight(change, target, ctx, policy)
+    attach_verifier(ctx, [report.snapshot.target])
+    if dry_run:
+        rec = RunRecord(new_run_id(), report.plan.table, "dry_run", report.plan.to_dict(),
+                        [StepState(s.id, s.layer) for s in report.plan.steps])
+        return report, rec
+    return report, Saga(ctx, store, retry, on_step).start(report.plan)
+
+
+def evolve_new_table(table: Table, target: PipelineTarget, ctx: RunContext, policy: Policy,
+                     store: EvolutionStore | None, retry: RetryPolicy, dry_run: bool = False,
+                     on_step: Callable[[StepState], None] | None = None) -> tuple[PreflightReport, RunRecord]:
+    report = preflight_new_table(table, target, ctx, policy)
     attach_verifier(ctx, [report.snapshot.target])
     if dry_run:
         rec = RunRecord(new_run_id(), report.plan.table, "dry_run", report.plan.to_dict(),

@@ -52,14 +52,21 @@ class LayerTypes:
         """The Avro type as the AvroConverter writes it (without the optional-union wrapper)."""
         if self.avro_logical is None and self.semantic is None and self.connect not in ("INT16", "INT8"):
             return self.avro
+        # key order as the AvroConverter writes it: a registry compares schema text, so order matters
         out: dict[str, Any] = {"type": self.avro}
         if self.connect == "INT16":
             out["connect.type"] = "int16"
+        logical = dict(self.avro_logical or {})
+        for k in ("scale", "precision"):
+            if k in logical:
+                out[k] = logical.pop(k)
         if self.semantic:
             out["connect.version"] = 1
+        if "connect.parameters" in logical:
+            out["connect.parameters"] = logical.pop("connect.parameters")
+        if self.semantic:
             out["connect.name"] = self.semantic
-        if self.avro_logical:
-            out.update(self.avro_logical)
+        out.update(logical)
         return out
 
 

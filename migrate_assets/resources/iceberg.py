@@ -1,0 +1,295 @@
+"""An Iceberg catalog as the evolution engine needs it (`LakehouseLayer`), on pyiceberg.
+
+The catalog comes from `pyiceberg.catalog.load_catalog(name, **properties)`, so REST, Glue, Hive and SQL
+catalogs all work without catalog-specific code. Three things pyiceberg does not do for us are done here:
+
+* our own type-change rule before pyiceberg's: a decimal keeps its scale and may only grow in precision
+  (pyiceberg 0.12 accepts a scale change, which would misread every stored value), and only the Iceberg
+  promotions int→long and float→double are allowed otherwise;
+* `add_column` always adds an optional column: a required one needs a default only format v3 allows;
+* `restore` puts back an earlier schema id and the main branch's snapshot in one commit, from the table
+  update classes (`SetCurrentSchemaUpdate`, `SetSnapshotRefUpdate` / `RemoveSnapshotRefUpdate`): there is no
+  public "set current schema" call, and an inverse update cannot undo a widening.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NoSuchNamespaceError,
+    NoSuchTableError,
+    ValidationError,
+)
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table, Transaction
+from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
+from pyiceberg.table.update import (
+    AssertCurrentSchemaId,
+    RemoveSnapshotRefUpdate,
+    SetCurrentSchemaUpdate,
+    SetSnapshotRefUpdate,
+    TableUpdate,
+)
+from pyiceberg.table.update.schema import UpdateSchema
+from pyiceberg.types import (
+    BinaryType,
+    BooleanType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IcebergType,
+    IntegerType,
+    LongType,
+    PrimitiveType,
+    StringType,
+    TimestampType,
+    TimestamptzType,
+    TimeType,
+    UUIDType,
+)
+
+from migrate_assets.errors import (
+    InvalidLakehouseUpdateError,
+    LakehouseTableNotFoundError,
+    LayerRequestError,
+    LayerUnreachableError,
+    TransientError,
+)
+from migrate_assets.evolution.layers import IcebergField, IcebergOp, IcebergState
+
+LAYER = "lakehouse"
+OP_KINDS = ("add_column", "promote", "rename", "delete", "make_optional")
+
+_SIMPLE: dict[str, PrimitiveType] = {
+    "int": IntegerType(),
+    "long": LongType(),
+    "float": FloatType(),
+    "double": DoubleType(),
+    "string": StringType(),
+    "boolean": BooleanType(),
+    "date": DateType(),
+    "time": TimeType(),
+    "timestamp": TimestampType(),
+    "timestamptz": TimestamptzType(),
+    "uuid": UUIDType(),
+    "binary": BinaryType(),
+}
+_DECIMAL = re.compile(r"decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)")
+_PROMOTIONS = {("int", "long"), ("float", "double")}
+
+
+def parse_type(text: str) -> PrimitiveType:
+    """`int`, `long`, ..., `decimal(14, 2)` → the pyiceberg type (the spelling `str(type)` prints)."""
+    t = text.strip().lower()
+    if t in _SIMPLE:
+        return _SIMPLE[t]
+    m = _DECIMAL.fullmatch(t)
+    if m:
+        return DecimalType(int(m.group(1)), int(m.group(2)))
+    raise ValueError(f"unsupported Iceberg type {text!r} (known: {', '.join(_SIMPLE)}, decimal(p, s))")
+
+
+def type_change_problem(name: str, old: IcebergType, new: IcebergType) -> str | None:
+    """Why `old` → `new` is not a safe promotion (None when it is, or when nothing changes)."""
+    if old == new:
+        return None
+    if isinstance(old, DecimalType) and isinstance(new, DecimalType):
+        if new.scale != old.scale:
+            return f"{name}: decimal scale may not change ({old} -> {new}); stored values would be misread"
+        if new.precision < old.precision:
+            return f"{name}: decimal precision may only grow ({old} -> {new})"
+        return None
+    if (str(old), str(new)) in _PROMOTIONS:
+        return None
+    return f"{name}: {old} -> {new} is not an Iceberg type promotion (allowed: int->long, float->double, decimal precision grow)"
+
+
+def _state(identifier: str, table: Table, schema: Schema | None = None) -> IcebergState:
+    schema = schema if schema is not None else table.schema()
+    fields = tuple(IcebergField(f.field_id, f.name, str(f.field_type), f.required) for f in schema.fields)
+    return IcebergState(identifier, schema.schema_id, table.metadata.current_snapshot_id, fields)
+
+
+class IcebergLakehouse:
+    """`LakehouseLayer` on the catalog `name` configured by `properties` (as for `load_catalog`)."""
+
+    def __init__(self, name: str, properties: dict[str, Any]) -> None:
+        self.name, self.properties = name, dict(properties)
+        self._catalog: Catalog | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            try:
+                self._catalog = load_catalog(self.name, **self.properties)
+            except Exception as exc:  # any catalog backend: driver, HTTP or file errors
+                raise LayerUnreachableError(
+                    LAYER, f"catalog {self.name!r}: {type(exc).__name__}: {exc}"
+                ) from exc
+        return self._catalog
+
+    def load(self, identifier: str) -> Table | None:
+        """The table as the catalog has it now (None when absent)."""
+        try:
+            return self.catalog.load_table(identifier)
+        except (NoSuchTableError, NoSuchNamespaceError):
+            return None
+        except (ValueError, TypeError, ValidationError):
+            raise
+        except Exception as exc:  # the backend's own I/O errors (sqlalchemy, HTTP, file system)
+            raise LayerUnreachableError(LAYER, f"load {identifier}: {type(exc).__name__}: {exc}") from exc
+
+    def _require(self, identifier: str) -> Table:
+        table = self.load(identifier)
+        if table is None:
+            raise LakehouseTableNotFoundError(identifier)
+        return table
+
+    # -- LakehouseLayer --------------------------------------------------------------------------------------
+
+    def state(self, identifier: str) -> IcebergState | None:
+        table = self.load(identifier)
+        return None if table is None else _state(identifier, table)
+
+    def validate(self, identifier: str, ops: tuple[IcebergOp, ...]) -> IcebergState:
+        """The schema the update would produce, computed by pyiceberg's pure `_apply()`; nothing is committed.
+
+        The schema id is the one a commit would make current: an existing equal schema's id when the update
+        reproduces it (pyiceberg reuses it), else the next free id.
+        """
+        table = self._require(identifier)
+        update = self._build(identifier, table.transaction(), ops)
+        try:
+            new = update._apply()
+        except (ValueError, ValidationError) as exc:
+            raise InvalidLakehouseUpdateError(identifier, [str(exc)]) from exc
+        reused = next((s.schema_id for s in table.metadata.schemas if s == new), None)
+        if reused is not None:
+            new = Schema(*new.fields, schema_id=reused, identifier_field_ids=list(new.identifier_field_ids))
+        return _state(identifier, table, new)
+
+    def apply(self, identifier: str, ops: tuple[IcebergOp, ...], expected_schema_id: int) -> IcebergState:
+        """Commit the update iff the current schema id is still `expected_schema_id` (checked at commit time by
+        the catalog too): a competing schema change is a TransientError, to be re-planned."""
+        table = self._require(identifier)
+        txn = table.transaction()
+        try:
+            txn._stage((), (AssertCurrentSchemaId.model_validate({"current-schema-id": expected_schema_id}),))
+            update = self._build(identifier, txn, ops)
+            try:
+                update.commit()
+            except (ValueError, ValidationError) as exc:
+                raise InvalidLakehouseUpdateError(identifier, [str(exc)]) from exc
+            txn.commit_transaction()
+        except CommitFailedException as exc:
+            raise TransientError(
+                f"{LAYER}: commit to {identifier} lost to a concurrent change: {exc}"
+            ) from exc
+        return _state(identifier, self._require(identifier))
+
+    def restore(self, identifier: str, schema_id: int, snapshot_id: int | None) -> IcebergState:
+        """One commit: current schema := `schema_id`, main := `snapshot_id` (main removed when None)."""
+        table = self._require(identifier)
+        meta = table.metadata
+        problems = []
+        if not any(s.schema_id == schema_id for s in meta.schemas):
+            problems.append(f"schema id {schema_id} is not in the table's metadata")
+        if snapshot_id is not None and meta.snapshot_by_id(snapshot_id) is None:
+            problems.append(f"snapshot {snapshot_id} no longer exists (expired?)")
+        if problems:
+            raise InvalidLakehouseUpdateError(identifier, problems)
+        # built from the REST-spec (alias) field names, as the catalog would receive them
+        updates: tuple[TableUpdate, ...] = (SetCurrentSchemaUpdate.model_validate({"schema-id": schema_id}),)
+        if snapshot_id is not None:
+            ref = {"ref-name": MAIN_BRANCH, "type": SnapshotRefType.BRANCH, "snapshot-id": snapshot_id}
+            updates += (SetSnapshotRefUpdate.model_validate(ref),)
+        elif MAIN_BRANCH in meta.refs:
+            updates += (RemoveSnapshotRefUpdate.model_validate({"ref-name": MAIN_BRANCH}),)
+        txn = Transaction(table)
+        try:
+            txn._apply(updates)
+            txn.commit_transaction()
+        except CommitFailedException as exc:
+            raise TransientError(
+                f"{LAYER}: restore of {identifier} lost to a concurrent change: {exc}"
+            ) from exc
+        return _state(identifier, self._require(identifier))
+
+    # -- building the update ---------------------------------------------------------------------------------
+
+    def _build(self, identifier: str, txn: Transaction, ops: tuple[IcebergOp, ...]) -> UpdateSchema:
+        """Stage `ops` on an UpdateSchema of `txn`, our own rules first; every problem is reported at once."""
+        update = txn.update_schema()
+        schema = txn.table_metadata.schema()
+        original: dict[str, str] = {}  # a name renamed within this update → its name in `schema`
+        problems: list[str] = []
+        for op in ops:
+            name = original.get(op.name, op.name)
+            try:
+                self._stage_op(update, schema, op, name, problems)
+            except (ValueError, ValidationError) as exc:
+                problems.append(f"{op.kind} {op.name}: {exc}")
+            if op.kind == "rename" and op.new_name:
+                original[op.new_name] = name
+        if problems:
+            raise InvalidLakehouseUpdateError(identifier, problems)
+        return update
+
+    @staticmethod
+    def _stage_op(
+        update: UpdateSchema, schema: Schema, op: IcebergOp, name: str, problems: list[str]
+    ) -> None:
+        if op.kind == "add_column":
+            if not op.type:
+                problems.append(f"add_column {op.name}: a type is required")
+                return
+            update.add_column(op.name, parse_type(op.type), required=False)
+        elif op.kind == "promote":
+            if not op.type:
+                problems.append(f"promote {op.name}: a type is required")
+                return
+            new = parse_type(op.type)
+            problem = type_change_problem(op.name, schema.find_field(name).field_type, new)
+            if problem:
+                problems.append(problem)
+                return
+            update.update_column(name, field_type=new)
+        elif op.kind == "rename":
+            if not op.new_name:
+                problems.append(f"rename {op.name}: new_name is required")
+                return
+            update.rename_column(name, op.new_name)
+        elif op.kind == "delete":
+            update.delete_column(name)
+        elif op.kind == "make_optional":
+            update.make_column_optional(name)
+        else:
+            problems.append(f"unknown operation kind {op.kind!r} (known: {', '.join(OP_KINDS)})")
+
+    def create_table(self, identifier: str, columns: tuple[tuple[str, str], ...]) -> IcebergState:
+        """Create the table with every column optional (CDC rows may omit any value), and its namespace."""
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+        from pyiceberg.types import NestedField
+
+        namespace = identifier.rsplit(".", 1)[0]
+        fields = [NestedField(i + 1, name, parse_type(t), required=False) for i, (name, t) in enumerate(columns)]
+        try:
+            try:
+                self.catalog.create_namespace(namespace)
+            except NamespaceAlreadyExistsError:
+                pass
+            table = self.catalog.create_table(identifier, schema=Schema(*fields))
+        except TableAlreadyExistsError as exc:
+            raise LayerRequestError(LAYER, f"Iceberg table {identifier} already exists") from exc
+        return _state(identifier, table)
+
+    def drop_table(self, identifier: str) -> None:
+        try:
+            self.catalog.drop_table(identifier)
+        except NoSuchTableError:
+            pass
