@@ -224,3 +224,122 @@ class ErrorReport:
 
     error: MigrateAssetsError
     extra: dict[str, object] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# added by the declarative schema area (issue 3)
+# ---------------------------------------------------------------------------------------------------------
+
+
+class UnsafeChangeRefused(SafetyRefusal):
+    """A planned change cannot be executed safely (e.g. a NOT NULL column without default on a table with
+    rows); the reasons name each change. Nothing was changed."""
+
+    def __init__(self, reasons: Iterable[str]) -> None:
+        self.reasons = tuple(reasons)
+        super().__init__("refused, nothing was changed:\n" + "\n".join(f"  - {r}" for r in self.reasons))
+
+
+class ExpandContractRequired(SafetyRefusal):
+    """on_breaking_change=expand_contract: breaking column changes must run as expand–contract operations."""
+
+    def __init__(self, changes: Iterable[str]) -> None:
+        self.changes = tuple(changes)
+        super().__init__(
+            "on_breaking_change=expand_contract: these breaking column changes must go through "
+            "`migrate-assets expand CHANGE_FILE` (expand–contract), not a direct apply; nothing was changed:\n"
+            + "\n".join(f"  - {c}" for c in self.changes)
+        )
+
+
+class LockTimeoutError(TransientError):
+    """DDL could not get its lock within `lock_timeout`, on every retry (SQLSTATE 55P03)."""
+
+    def __init__(self, table: str, lock_timeout: float, attempts: int, statement: str, holders: str = "") -> None:
+        self.table, self.lock_timeout, self.attempts, self.statement = table, lock_timeout, attempts, statement
+        msg = (
+            f"lock timeout: could not lock {table} within lock_timeout={lock_timeout:g}s after {attempts} "
+            f"attempt(s); another session holds a conflicting lock"
+        )
+        if holders:
+            msg += f" ({holders})"
+        msg += f"; nothing of the transactional part was changed (statement: {statement})"
+        super().__init__(msg)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# expand–contract (appended)
+# ---------------------------------------------------------------------------------------------------------
+
+
+class ExpandConflictError(SafetyRefusal):
+    """Another change is already expanded on the table (one active expand–contract change per table)."""
+
+    def __init__(self, table: str, active_fingerprint: str, source: str = "") -> None:
+        self.table, self.active_fingerprint, self.source = table, active_fingerprint, source
+        extra = f" from {source}" if source else ""
+        super().__init__(
+            f"{table} already has an active expand–contract change {active_fingerprint}{extra}; "
+            "contract or abort it first"
+        )
+
+
+class ExpandStateError(SafetyRefusal):
+    """The requested phase transition is impossible (e.g. contract before expand, abort after contract)."""
+
+
+class PlanMismatchError(SafetyRefusal):
+    """A stored plan no longer matches what the spec files ask for; re-run `plan`."""
+
+    def __init__(self, file: str, detail: str) -> None:
+        self.file, self.detail = file, detail
+        super().__init__(f"stored plan {file} no longer matches the spec files ({detail}); run `migrate-assets plan` again")
+
+
+class ExpandFailedError(RuntimeFailure):
+    """A statement of expand, contract or abort failed; its transaction was rolled back."""
+
+    def __init__(self, what: str, message: str, sqlstate: str | None = None) -> None:
+        self.what, self.sqlstate = what, sqlstate
+        super().__init__(f"{what} failed, its transaction was rolled back: {message}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# layer adapters (migrate_assets.resources, appended)
+# ---------------------------------------------------------------------------------------------------------
+
+
+class LayerObjectNotFoundError(RuntimeFailure):
+    """A named object a layer adapter was asked about does not exist (not retryable: waiting will not help)."""
+
+    def __init__(self, layer: str, kind: str, name: str, detail: str = "") -> None:
+        self.layer, self.kind, self.name = layer, kind, name
+        super().__init__(f"{layer}: {kind} {name!r} not found" + (f" ({detail})" if detail else ""))
+
+
+class ConnectorNotFoundError(LayerObjectNotFoundError):
+    """Kafka Connect answered 404 for a connector."""
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        super().__init__("connector", "connector", name, detail)
+
+
+class LakehouseTableNotFoundError(LayerObjectNotFoundError):
+    def __init__(self, identifier: str) -> None:
+        super().__init__("lakehouse", "Iceberg table", identifier)
+
+
+class InvalidLakehouseUpdateError(SafetyRefusal):
+    """An Iceberg schema update (or restore target) is invalid; nothing was committed."""
+
+    def __init__(self, identifier: str, reasons: Iterable[str]) -> None:
+        self.identifier, self.reasons = identifier, tuple(reasons)
+        super().__init__(f"invalid schema update for Iceberg table {identifier}: " + "; ".join(self.reasons))
+
+
+class LayerRequestError(RuntimeFailure):
+    """A layer refused a request for a reason retrying cannot fix (HTTP 4xx other than 404/409, SQL error)."""
+
+    def __init__(self, layer: str, message: str, status: int | None = None, code: str | None = None) -> None:
+        self.layer, self.status, self.code = layer, status, code
+        super().__init__(f"{layer}: {message}")

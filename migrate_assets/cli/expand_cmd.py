@@ -1,9 +1,190 @@
-"""Sub-commands of this area (not built yet)."""
+"""`migrate-assets expand | expand-status | contract | abort CHANGE_FILE` (SPEC §5, §8).
+
+The JSON of `expand-status` is a documented contract:
+`{"table", "operations": [...], "rows_to_backfill", "mismatched_rows", "safe_to_contract", ...}`.
+Progress of the backfill goes to stderr: one updating line on a terminal, a line every few seconds otherwise.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from typing import Any
+
+import psycopg
+
+from migrate_assets.cli.output import Result, markdown_table
+from migrate_assets.config import ProjectConfig, load_config, parse_duration, redact_dsn
+from migrate_assets.errors import LayerUnreachableError, UsageError
+from migrate_assets.expand import load_change_file, runner
+from migrate_assets.expand.backfill import Progress
+from migrate_assets.expand.ops import ChangeSet
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this area's sub-commands to the `migrate-assets` parser."""
+    p = sub.add_parser("expand", help="expand a table: new columns, sync triggers, batched backfill")
+    p.add_argument("change_file")
+    p.add_argument("--batch-size", type=int, default=None, help="rows per backfill batch (default 1000)")
+    p.add_argument("--batch-delay", default="0", help="pause between batches, e.g. 50ms or 0.05s (default 0)")
+    p.add_argument("--dry-run", action="store_true", help="validate and print the SQL; change nothing")
+    p.set_defaults(func=cmd_expand)
+    p = sub.add_parser("expand-status", help="is an expanded change safe to contract?")
+    p.add_argument("change_file")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("contract", help="finish an expanded change: drop old columns, triggers, functions")
+    p.add_argument("change_file")
+    p.add_argument(
+        "--force", action="store_true", help="contract even when expand-status says it is not safe"
+    )
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=cmd_contract)
+    p = sub.add_parser("abort", help="undo an expand: the table returns to its previous shape")
+    p.add_argument("change_file")
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=cmd_abort)
+
+
+def _setup(args: argparse.Namespace) -> tuple[ProjectConfig, ChangeSet, runner.Options]:
+    cfg = load_config(args.config)
+    change = load_change_file(args.change_file, cfg.database.schema_)
+    batch_size = getattr(args, "batch_size", None)
+    if batch_size is not None and batch_size < 1:
+        raise UsageError("--batch-size must be at least 1", file="<command line>", key="--batch-size")
+    try:
+        delay = parse_duration(getattr(args, "batch_delay", "0"))
+    except ValueError as exc:
+        raise UsageError(str(exc), file="<command line>", key="--batch-delay") from None
+    opts = runner.Options(
+        state_schema=cfg.database.schema_,
+        batch_size=batch_size or runner.Options.batch_size,
+        batch_delay=delay,
+        lock_timeout=cfg.lock_timeout,
+        attempts=cfg.retries.attempts,
+        backoff=cfg.retries.backoff,
+        max_backoff=cfg.retries.max_backoff,
+    )
+    return cfg, change, opts
+
+
+def _connect(cfg: ProjectConfig) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(cfg.database.dsn, application_name="migrate-assets expand")
+    except psycopg.OperationalError as exc:
+        raise LayerUnreachableError("source_db", f"{redact_dsn(cfg.database.dsn)}: {exc}") from None
+
+
+class _ProgressPrinter:
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        line = (
+            f"backfill: {p.rows_done}/{p.rows_total} rows ({100 * p.fraction:.1f}%), "
+            f"{p.rows_per_second:,.0f} rows/s, {p.rows_updated} updated"
+        )
+        now = time.monotonic()
+        if self.tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif now - self.last >= 2.0 or p.rows_done >= p.rows_total:
+            print(line, file=sys.stderr, flush=True)
+        self.last = now
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            print(file=sys.stderr)
+
+
+def _sql_text(d: dict[str, Any]) -> str:
+    return "\n".join(d.get("sql", []))
+
+
+def _expand_text(d: dict[str, Any]) -> str:
+    out = [f"{d['table']}: {d['status']} (change {d['fingerprint']})"]
+    for o in d["operations"]:
+        cols = f" → new columns {', '.join(o['new_columns'])}" if o["new_columns"] else ""
+        out.append(f"  [{o['index']}] {o['summary']}{cols}")
+    if d.get("backfill"):
+        b = d["backfill"]
+        out.append(
+            f"  backfill: {b['rows_visited']} rows visited, {b['rows_updated']} updated in "
+            f"{b['seconds']}s ({b['rows_per_second']:,.0f} rows/s)"
+        )
+    if d["cdc"]["tracked"] and d["cdc"]["new_columns_emitted"]:
+        out.append(f"  CDC: the connector will start emitting {', '.join(d['cdc']['new_columns_emitted'])}")
+    out += [f"  warning: {w}" for w in d["warnings"]]
+    if d.get("sql"):
+        out += ["", _sql_text(d)]
+    return "\n".join(out)
+
+
+def cmd_expand(args: argparse.Namespace) -> Result:
+    cfg, change, opts = _setup(args)
+    tracked = cfg.pipeline_for(change.qualified) is not None
+    printer = _ProgressPrinter()
+    with _connect(cfg) as conn:
+        try:
+            data = runner.expand(
+                conn, change, opts, dry_run=args.dry_run, cdc_tracked=tracked, on_progress=printer
+            )
+        finally:
+            printer.done()
+    return Result(data=data, text=_expand_text)  # warnings are in the document and logged by the runner
+
+
+def _status_text(d: dict[str, Any]) -> str:
+    out = [f"{d['table']}: phase {d['phase']}, safe to contract: {'yes' if d['safe_to_contract'] else 'no'}"]
+    out.append(
+        f"  trigger {d['trigger'] or '-'}: present={d['trigger_present']} enabled={d['trigger_enabled']}"
+    )
+    out.append(f"  rows to backfill: {d['rows_to_backfill']}, mismatched rows: {d['mismatched_rows']}")
+    for o in d["operations"]:
+        out.append(
+            f"  [{o['index']}] {o['summary']}: expanded={o['expanded']} mismatched={o['mismatched_rows']} "
+            f"nulls={o['null_rows']}"
+        )
+    out += [f"  not safe: {r}" for r in d["reasons"]]
+    return "\n".join(out)
+
+
+def _status_md(d: dict[str, Any]) -> str:
+    rows = [
+        [o["index"], o["summary"], o["expanded"], o["mismatched_rows"], o["null_rows"]]
+        for o in d["operations"]
+    ]
+    head = (
+        f"**{d['table']}** — phase `{d['phase']}`, rows to backfill {d['rows_to_backfill']}, "
+        f"mismatched rows {d['mismatched_rows']}, safe to contract **{d['safe_to_contract']}**\n\n"
+    )
+    return head + markdown_table(["#", "operation", "expanded", "mismatched", "NULLs"], rows)
+
+
+def cmd_status(args: argparse.Namespace) -> Result:
+    cfg, change, opts = _setup(args)
+    with _connect(cfg) as conn:
+        st = runner.status(conn, change, opts)
+    return Result(data=st.to_json(), text=_status_text, markdown=_status_md)
+
+
+def _simple_text(d: dict[str, Any]) -> str:
+    head = f"{d['table']}: {d['status']}"
+    if "schema_restored" in d:
+        head += f" (schema restored: {'yes' if d['schema_restored'] else 'NO'})"
+    return head + ("\n" + _sql_text(d) if d.get("sql") and d["status"] == "dry_run" else "")
+
+
+def cmd_contract(args: argparse.Namespace) -> Result:
+    cfg, change, opts = _setup(args)
+    with _connect(cfg) as conn:
+        data = runner.contract(conn, change, opts, force=args.force, dry_run=args.dry_run)
+    return Result(data=data, text=_simple_text)
+
+
+def cmd_abort(args: argparse.Namespace) -> Result:
+    cfg, change, opts = _setup(args)
+    with _connect(cfg) as conn:
+        data = runner.abort(conn, change, opts, dry_run=args.dry_run)
+    warnings = [] if data.get("schema_restored", True) else ["the table's schema differs from before expand"]
+    return Result(data=data, text=_simple_text, warnings=warnings, exit_code=0 if not warnings else 1)

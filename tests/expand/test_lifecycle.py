@@ -9,6 +9,7 @@ from migrate_assets.errors import (
     ChangeFileError,
     ExpandConflictError,
     NotSafeToContractError,
+    TransientError,
 )
 from migrate_assets.expand import runner, table_fingerprint
 from tests.expand.conftest import change, columns, expand, helper_objects, make_items, status
@@ -192,7 +193,7 @@ def test_invalid_expression_changes_nothing(fresh_dsn: str, yaml_op: str, key: s
     assert fingerprint(fresh_dsn) == before
     assert helper_objects(fresh_dsn) == []
     with psycopg.connect(fresh_dsn) as conn:
-        assert conn.execute("SELECT count(*) FROM migrate_assets_operations").fetchone() == (0,)
+        assert conn.execute("SELECT to_regclass('migrate_assets_operations')").fetchone() == (None,)
         assert conn.execute("SELECT count(*) FROM items").fetchone() == (10,)
 
 
@@ -279,3 +280,36 @@ def test_backfill_key_shapes(fresh_dsn: str, ddl: str, fill: str) -> None:
     assert (st.rows_to_backfill, st.mismatched_rows, st.safe_to_contract) == (0, 0, True)
     with psycopg.connect(fresh_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM kv WHERE _ma_new_v <> v * 2").fetchone() == (0,)
+
+
+def test_backfill_never_rewrites_old_values_through_down(fresh_dsn: str) -> None:
+    """down(up(x)) != x for '007': the backfill must fill the new column without touching the old one."""
+    with psycopg.connect(fresh_dsn) as conn:
+        conn.execute("CREATE TABLE c (id int PRIMARY KEY, code text)")
+        conn.execute("INSERT INTO c VALUES (1, '007'), (2, ''), (3, NULL), (4, '42')")
+    ch = change(
+        "table: c\noperations:\n  - change_type: {column: code, to_type: integer, "
+        'up: "nullif(code, \'\')::integer", down: "code::text"}\n'
+    )
+    expand(fresh_dsn, ch)
+    with psycopg.connect(fresh_dsn) as conn:
+        rows = conn.execute("SELECT id, code, _ma_new_code FROM c ORDER BY id").fetchall()
+        assert rows == [(1, "007", 7), (2, "", None), (3, None, None), (4, "42", 42)]
+        conn.execute("UPDATE c SET _ma_new_code = 8 WHERE id = 1")  # a new-shape write does flow down
+        assert conn.execute("SELECT code FROM c WHERE id = 1").fetchone() == ("8",)
+
+
+def test_lock_timeout_is_retried_and_leaves_nothing_half_done(fresh_dsn: str) -> None:
+    make_items(fresh_dsn, 100)
+    before = fingerprint(fresh_dsn)
+    ch = change("table: items\noperations:\n  - change_type: {column: amount, to_type: bigint}\n")
+    holder = psycopg.connect(fresh_dsn)
+    holder.execute("LOCK TABLE items IN ACCESS SHARE MODE")  # a long reader blocks the DDL
+    try:
+        with psycopg.connect(fresh_dsn) as conn, pytest.raises(TransientError, match="lock timeout"):
+            runner.expand(conn, ch, runner.Options(lock_timeout=0.1, attempts=3, backoff=0.05))
+        assert fingerprint(fresh_dsn) == before
+        assert helper_objects(fresh_dsn) == []
+    finally:
+        holder.close()
+    assert expand(fresh_dsn, ch, lock_timeout=0.1)["status"] == "expanded"

@@ -1,0 +1,323 @@
+"""Batched, resumable backfill that runs entirely inside PostgreSQL.
+
+Rows are visited in primary-key order — by key ranges (`key > lo AND key <= lo + batch`, gaps skipped) for a
+single integer key, which is as fast as a plain UPDATE, and by keyset pagination for any other orderable key,
+including composite ones — up to the last key that existed when expand started: rows inserted later are written
+through the trigger and need no backfill, so the backfill always terminates under write load. Each batch is one short transaction
+that updates only rows that still need work (`new IS DISTINCT FROM up(old)`, a NULL still to fill) and advances
+the cursor in the state table, so a crash loses at most the batch in flight and a re-run continues from there.
+`lock_timeout` bounds every wait for a row a writer holds; a batch that times out (or deadlocks) is retried with
+backoff. The session sets `migrate_assets.backfill = on`, which the sync trigger's WHEN clause skips.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerr
+from psycopg import sql
+
+from migrate_assets.errors import TransientError
+from migrate_assets.expand import state
+from migrate_assets.expand.planner import BACKFILL_GUC, ExpandPlan
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Progress:
+    rows_done: int
+    rows_total: int
+    rows_updated: int
+    seconds: float
+    batches: int
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.rows_done / self.rows_total) if self.rows_total else 1.0
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def _key_tuple(plan: ExpandPlan) -> sql.Composable:
+    return sql.SQL("({})").format(sql.SQL(", ").join(sql.Identifier(k) for k, _ in plan.backfill.pk))
+
+
+def key_literal(plan: ExpandPlan, values: list[str]) -> sql.Composable:
+    """A key as a row of typed literals: queries carry no parameters, so `%` in user expressions is safe."""
+    return sql.SQL("({})").format(
+        sql.SQL(", ").join(
+            sql.SQL("CAST({} AS {})").format(sql.Literal(v), sql.SQL(t))
+            for v, (_, t) in zip(values, plan.backfill.pk, strict=True)
+        )
+    )
+
+
+def batch_query(
+    plan: ExpandPlan, batch_size: int, cursor: list[str] | None, maxkey: list[str]
+) -> sql.Composed:
+    """One batch: pick the next keys, update those that need work, return counts and the last key."""
+    tbl = sql.Identifier(plan.table.schema, plan.table.name)
+    keys = [sql.Identifier(k) for k, _ in plan.backfill.pk]
+    aliases = [sql.Identifier(f"_ma_k{i}") for i in range(len(keys))]
+    lower = (
+        sql.SQL("")
+        if cursor is None
+        else sql.SQL("{} > {} AND ").format(_key_tuple(plan), key_literal(plan, cursor))
+    )
+    pending = plan.backfill.pending or sql.SQL("true")
+    return sql.SQL(
+        "WITH batch AS (SELECT {sel} FROM {tbl} WHERE {lower}{kt} <= {kp} ORDER BY {order} LIMIT {n}), "
+        "upd AS (UPDATE {tbl} SET {sets} FROM batch WHERE {join} AND ({pending}) RETURNING 1) "
+        "SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM batch), {last} "
+        "FROM (SELECT * FROM batch ORDER BY {desc} LIMIT 1) AS last"
+    ).format(
+        sel=sql.SQL(", ").join(sql.SQL("{} AS {}").format(k, a) for k, a in zip(keys, aliases, strict=True)),
+        tbl=tbl,
+        lower=lower,
+        kt=_key_tuple(plan),
+        kp=key_literal(plan, maxkey),
+        order=sql.SQL(", ").join(keys),
+        n=sql.Literal(batch_size),
+        sets=sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(c), e) for c, e in plan.backfill.assignments
+        ),
+        join=sql.SQL(" AND ").join(
+            sql.SQL("{}.{} = batch.{}").format(tbl, k, a) for k, a in zip(keys, aliases, strict=True)
+        ),
+        pending=pending,
+        last=sql.SQL(", ").join(sql.SQL("last.{}::text").format(a) for a in aliases),
+        desc=sql.SQL(", ").join(sql.SQL("{} DESC").format(a) for a in aliases),
+    )
+
+
+_INTEGER_TYPES = ("smallint", "integer", "bigint")
+
+
+def integer_key(plan: ExpandPlan) -> bool:
+    """A single integer primary key allows plain range batches (no keyset join): the fast path."""
+    return len(plan.backfill.pk) == 1 and plan.backfill.pk[0][1] in _INTEGER_TYPES
+
+
+def range_query(plan: ExpandPlan, lo: int, hi: int, save: sql.Composable | None = None) -> sql.Composed:
+    """Update the rows with lo < key <= hi that need work; count them all (same snapshot).
+
+    When the backfill only fills new columns of rename/change_type pairs, every row is updated unconditionally:
+    rows the trigger already synced get the same value again, which is cheaper than testing every row. `save`
+    (a data-modifying statement using `n.s`, the rows visited) runs in the same statement, so one round trip
+    commits the batch together with its cursor.
+    """
+    tbl = sql.Identifier(plan.table.schema, plan.table.name)
+    key, typ = plan.backfill.pk[0]
+    rng = sql.SQL("{k} > CAST({lo} AS {t}) AND {k} <= CAST({hi} AS {t})").format(
+        k=sql.Identifier(key), lo=sql.Literal(lo), hi=sql.Literal(hi), t=sql.SQL(typ)
+    )
+    sets = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(c), e) for c, e in plan.backfill.assignments
+    )
+    seen: sql.Composable
+    if plan.backfill.rewrite_all:
+        upd = sql.SQL("UPDATE {} SET {} WHERE {} RETURNING 1").format(tbl, sets, rng)
+        seen = sql.SQL("(SELECT count(*) FROM upd)")
+    else:
+        pending = plan.backfill.pending or sql.SQL("true")
+        upd = sql.SQL("UPDATE {} SET {} WHERE {} AND ({}) RETURNING 1").format(tbl, sets, rng, pending)
+        seen = sql.SQL("(SELECT count(*) FROM {} WHERE {})").format(tbl, rng)
+    parts = [
+        sql.SQL("upd AS ({})").format(upd),
+        sql.SQL("n AS (SELECT (SELECT count(*) FROM upd) AS u, {} AS s)").format(seen),
+    ]
+    if save is not None:
+        parts.append(sql.SQL("saved AS ({})").format(save))
+    return sql.SQL("WITH {} SELECT u, s FROM n").format(sql.SQL(", ").join(parts))
+
+
+def _next_key(conn: psycopg.Connection[Any], plan: ExpandPlan, after: int | None) -> int | None:
+    tbl = sql.Identifier(plan.table.schema, plan.table.name)
+    key, typ = plan.backfill.pk[0]
+    where = (
+        sql.SQL("")
+        if after is None
+        else sql.SQL(" WHERE {} > CAST({} AS {})").format(
+            sql.Identifier(key), sql.Literal(after), sql.SQL(typ)
+        )
+    )
+    row = conn.execute(sql.SQL("SELECT min({}) FROM {}{}").format(sql.Identifier(key), tbl, where)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def use_ranges(conn: psycopg.Connection[Any], plan: ExpandPlan, total: int, maxkey: list[str]) -> bool:
+    """Range batches when the key is a single integer and dense enough (at least one row per two key values)."""
+    if not integer_key(plan) or total == 0:
+        return False
+    first = _next_key(conn, plan, None)
+    return first is not None and total * 2 >= int(maxkey[0]) - first + 1
+
+
+def _batch(
+    conn: psycopg.Connection[Any],
+    plan: ExpandPlan,
+    batch_size: int,
+    cursor: list[str] | None,
+    maxkey: list[str],
+) -> tuple[int, int, list[str]]:
+    """One keyset batch inside the caller's transaction: (rows updated, rows visited, new cursor)."""
+    row = conn.execute(batch_query(plan, batch_size, cursor, maxkey)).fetchone()
+    if row is None:
+        return 0, 0, maxkey
+    return int(row[0]), int(row[1]), [str(v) for v in row[2:]]
+
+
+def _range_batch(
+    conn: psycopg.Connection[Any],
+    plan: ExpandPlan,
+    batch_size: int,
+    cursor: list[str] | None,
+    maxkey: list[str],
+    save: Callable[[list[str], sql.Composable], sql.Composed],
+) -> tuple[int, int, list[str]]:
+    """One range batch as ONE autocommitted statement that also advances the cursor: (updated, visited, cursor)."""
+    top = int(maxkey[0])
+    if cursor is None:
+        first = _next_key(conn, plan, None)
+        if first is None:
+            return 0, 0, maxkey
+        lo = first - 1
+    else:
+        lo = int(cursor[0])
+    hi = min(lo + batch_size, top)
+    query = range_query(plan, lo, hi, save([str(hi)], sql.SQL("(SELECT s FROM n)")))
+    n_upd, n_seen = conn.execute(query).fetchone() or (0, 0)
+    if n_seen == 0 and hi < top:  # a gap in the keys: jump to the next existing one
+        nxt = _next_key(conn, plan, hi)
+        hi = top if nxt is None or nxt > top else max(hi, nxt - 1)
+        conn.execute(save([str(hi)], sql.SQL("0")))
+    return int(n_upd), int(n_seen), [str(hi)]
+
+
+def last_key(conn: psycopg.Connection[Any], plan: ExpandPlan) -> list[str] | None:
+    """The last primary key that exists now (None: empty table); rows above it are the trigger's business."""
+    tbl = sql.Identifier(plan.table.schema, plan.table.name)
+    keys = sql.SQL(", ").join(
+        sql.SQL("{}::text AS {}").format(sql.Identifier(k), sql.Identifier(f"_ma_k{i}"))
+        for i, (k, _) in enumerate(plan.backfill.pk)
+    )
+    order = sql.SQL(", ").join(sql.SQL("{} DESC").format(sql.Identifier(k)) for k, _ in plan.backfill.pk)
+    row = conn.execute(sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT 1").format(keys, tbl, order)).fetchone()
+    return None if row is None else [str(v) for v in row]
+
+
+def count_to(conn: psycopg.Connection[Any], plan: ExpandPlan, maxkey: list[str]) -> int:
+    """Rows at or below the recorded last key: the backfill's total (counted outside the DDL transaction)."""
+    tbl = sql.Identifier(plan.table.schema, plan.table.name)
+    q = sql.SQL("SELECT count(*) FROM {} WHERE {} <= {}").format(
+        tbl, _key_tuple(plan), key_literal(plan, maxkey)
+    )
+    (n,) = conn.execute(q).fetchone() or (0,)
+    return int(n)
+
+
+def run_backfill(
+    conn: psycopg.Connection[Any],
+    plan: ExpandPlan,
+    *,
+    state_schema: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_delay: float = 0.0,
+    lock_timeout: float = 2.0,
+    attempts: int = 5,
+    backoff: float = 0.5,
+    max_backoff: float = 30.0,
+    on_progress: ProgressFn | None = None,
+) -> Progress:
+    """Backfill from the cursor recorded in the state table to the recorded last key; returns final progress."""
+    qualified = plan.change.qualified
+    st = state.get(conn, state_schema, qualified, plan.fingerprint)
+    conn.rollback()
+    if st is None:
+        raise RuntimeError(f"no expand state for {qualified}")
+    if not plan.backfill.needed or st.backfill_max is None:
+        return Progress(st.rows_total, st.rows_total, 0, 0.0, 0)
+    cursor, maxkey = st.backfill_cursor, st.backfill_max
+    done, total, updated, batches = st.rows_done, st.rows_total, 0, 0
+    if total == 0:
+        total = count_to(conn, plan, maxkey)
+        state.set_total(conn, state_schema, qualified, plan.fingerprint, total)
+        conn.commit()
+    started = last_log = time.monotonic()
+    ranges = use_ranges(conn, plan, total, maxkey)
+    conn.rollback()
+    autocommit = conn.autocommit
+    conn.autocommit = ranges
+
+    def save(cur: list[str], rows: sql.Composable) -> sql.Composed:
+        return state.cursor_statement(state_schema, qualified, plan.fingerprint, cur, rows)
+
+    conn.execute(
+        "SELECT set_config('lock_timeout', %s, false), set_config(%s, 'on', false)",
+        (f"{int(lock_timeout * 1000)}ms", BACKFILL_GUC),
+    )
+    conn.commit()
+    try:
+        while cursor != maxkey:
+            for attempt in range(1, attempts + 1):
+                try:
+                    if ranges:  # autocommit: the batch and its cursor are one statement, one round trip
+                        n_upd, n_seen, new_cursor = _range_batch(conn, plan, batch_size, cursor, maxkey, save)
+                    else:
+                        with conn.transaction():
+                            n_upd, n_seen, new_cursor = _batch(conn, plan, batch_size, cursor, maxkey)
+                            state.save_cursor(
+                                conn, state_schema, qualified, plan.fingerprint, new_cursor, n_seen
+                            )
+                    break
+                except (pgerr.LockNotAvailable, pgerr.DeadlockDetected, pgerr.SerializationFailure) as exc:
+                    if attempt == attempts:
+                        raise TransientError(f"backfill batch of {qualified} kept failing: {exc}") from exc
+                    delay = min(max_backoff, backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
+                    log.warning("backfill batch of %s: %s; retrying in %.2fs", qualified, exc, delay)
+                    time.sleep(delay)
+            cursor = new_cursor
+            done += n_seen
+            updated += n_upd
+            batches += 1
+            now = time.monotonic()
+            progress = Progress(done, total, updated, now - started, batches)
+            if on_progress:
+                on_progress(progress)
+            if now - last_log >= 5.0:
+                last_log = now
+                log.info(
+                    "backfill %s: %d/%d rows (%.0f rows/s)", qualified, done, total, progress.rows_per_second
+                )
+            if batch_delay > 0 and cursor != maxkey:
+                time.sleep(batch_delay)
+    finally:
+        if not conn.closed:
+            conn.rollback()
+            conn.autocommit = autocommit
+            conn.execute("RESET lock_timeout")
+            conn.execute(sql.SQL("RESET {}").format(sql.Identifier(*BACKFILL_GUC.split("."))))
+            conn.commit()
+    final = Progress(done, total, updated, time.monotonic() - started, batches)
+    log.info(
+        "backfill %s finished: %d rows visited, %d updated, %.0f rows/s",
+        qualified,
+        final.rows_done,
+        final.rows_updated,
+        final.rows_per_second,
+    )
+    return final

@@ -1,0 +1,401 @@
+"""Thin I/O around the pure planner: expand, status, contract, abort (SPEC §5).
+
+Every function takes one psycopg connection (not autocommit, idle: an open transaction on it is rolled back)
+that it uses for the whole run and holds a
+session-level advisory lock per table on it, so two processes never expand, contract or abort the same table at
+once. DDL runs in short transactions under `lock_timeout`, retried with backoff when a lock is not available.
+The plan is rebuilt from the state table (resolved operations + pre-expand shape), so any process can continue
+an expand, contract it or abort it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pgerr
+
+from migrate_assets.errors import (
+    ExpandConflictError,
+    ExpandFailedError,
+    ExpandStateError,
+    LockNotAcquiredError,
+    NotSafeToContractError,
+    TransientError,
+)
+from migrate_assets.expand import backfill as bf
+from migrate_assets.expand import state
+from migrate_assets.expand.catalog import TableInfo, table_fingerprint
+from migrate_assets.expand.ops import ChangeSet, op_from_dict, op_to_dict
+from migrate_assets.expand.planner import ExpandPlan, Statement, plan_expand
+from migrate_assets.expand.status import ExpandStatus, compute_status
+from migrate_assets.expand.validate import validate_change
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Options:
+    state_schema: str = "public"
+    batch_size: int = bf.DEFAULT_BATCH_SIZE
+    batch_delay: float = 0.0
+    lock_timeout: float = 2.0
+    attempts: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+
+
+def render(conn: psycopg.Connection[Any] | None, statements: Sequence[Statement]) -> list[str]:
+    return [s.as_string(conn) + ";" for s in statements]
+
+
+@contextmanager
+def table_lock(conn: psycopg.Connection[Any], table: str) -> Iterator[None]:
+    key = f"migrate_assets.expand:{table}"
+    (got,) = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone() or (False,)
+    conn.commit()
+    if not got:
+        raise LockNotAcquiredError(0, 0.0, f"another expand/contract/abort of {table} is running")
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.rollback()
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+            conn.commit()
+
+
+def _retry(conn: psycopg.Connection[Any], opts: Options, what: str, fn: Callable[[], T]) -> T:
+    """Run `fn` in a transaction with lock_timeout; retry when a lock is not available."""
+    for attempt in range(1, opts.attempts + 1):
+        try:
+            with conn.transaction():
+                conn.execute(
+                    "SELECT set_config('lock_timeout', %s, true)", (f"{int(opts.lock_timeout * 1000)}ms",)
+                )
+                return fn()
+        except (pgerr.LockNotAvailable, pgerr.DeadlockDetected) as exc:
+            if attempt == opts.attempts:
+                raise TransientError(f"{what}: {exc} (after {attempt} attempts)") from exc
+            delay = min(opts.max_backoff, opts.backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
+            log.warning("%s: %s; retrying in %.2fs", what, exc, delay)
+            time.sleep(delay)
+        except psycopg.Error as exc:
+            raise ExpandFailedError(what, exc.diag.message_primary or str(exc), exc.diag.sqlstate) from exc
+    raise AssertionError("unreachable")
+
+
+def _run(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -> None:
+    for s in statements:
+        conn.execute(s)
+
+
+def plan_from_state(st: state.OperationState, change: ChangeSet) -> ExpandPlan:
+    """The plan exactly as expand computed it, from what the state table recorded."""
+    resolved = ChangeSet(
+        schema=change.schema,
+        table=change.table,
+        operations=tuple(op_from_dict(o) for o in st.operations),
+        source=st.source,
+        locations=change.locations,
+        lines=change.lines,
+    )
+    return plan_expand(
+        resolved,
+        TableInfo.from_json(st.table_info),
+        refs={k: tuple(v) for k, v in st.refs.items()},
+        volatile_defaults=frozenset(st.volatile_defaults),
+        fingerprint=st.fingerprint,
+    )
+
+
+def _idle(conn: psycopg.Connection[Any]) -> None:
+    """The runner owns the connection: an open transaction on it is rolled back."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.rollback()
+
+
+def _ensure(conn: psycopg.Connection[Any], opts: Options) -> None:
+    """Create the state table on first change (read-only commands and dry runs never create it)."""
+    _idle(conn)
+    state.ensure(conn, opts.state_schema)
+
+
+def _get(conn: psycopg.Connection[Any], change: ChangeSet, opts: Options) -> state.OperationState | None:
+    st = state.get(conn, opts.state_schema, change.qualified, change.fingerprint())
+    conn.rollback()
+    return st
+
+
+def plan_change(conn: psycopg.Connection[Any], change: ChangeSet, opts: Options | None = None) -> ExpandPlan:
+    """Validate against the live table (or the recorded shape of an expand in progress) and plan."""
+    opts = opts or Options()
+    _idle(conn)
+    st = _get(conn, change, opts)
+    if st is not None and st.phase in state.ACTIVE:
+        return plan_from_state(st, change)
+    v = validate_change(conn, change)
+    return plan_expand(
+        v.change,
+        v.table,
+        refs=v.refs,
+        volatile_defaults=v.volatile_defaults,
+        fingerprint=change.fingerprint(),
+    )
+
+
+def expand(
+    conn: psycopg.Connection[Any],
+    change: ChangeSet,
+    opts: Options | None = None,
+    *,
+    dry_run: bool = False,
+    cdc_tracked: bool = False,
+    on_progress: bf.ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Expand (idempotent): add new columns + sync trigger, backfill; a re-run continues or does nothing."""
+    opts = opts or Options()
+    _idle(conn)
+    table, fp = change.qualified, change.fingerprint()
+    st = _get(conn, change, opts)
+    if st is not None and st.phase == "contracted":
+        return _expand_result(plan_from_state(st, change), "already_contracted", cdc_tracked)
+    other = state.active(conn, opts.state_schema, table)
+    conn.rollback()
+    if other is not None and other.fingerprint != fp:
+        raise ExpandConflictError(table, other.fingerprint, other.source)
+    if st is not None and st.phase == "expanded":
+        return _expand_result(plan_from_state(st, change), "already_expanded", cdc_tracked)
+    if dry_run:
+        plan = plan_change(conn, change, opts)
+        res = _expand_result(plan, "dry_run", cdc_tracked)
+        res["sql"] = render(conn, [s for step in plan.expand_steps for s in step.forward])
+        return res
+    with table_lock(conn, table):
+        st = _get(conn, change, opts)
+        if st is None or st.phase not in state.ACTIVE:
+            v = validate_change(conn, change)
+            plan = plan_expand(
+                v.change, v.table, refs=v.refs, volatile_defaults=v.volatile_defaults, fingerprint=fp
+            )
+            for w in plan.warnings:
+                log.warning("%s: %s", table, w)
+
+            def ddl() -> None:
+                pre = table_fingerprint(conn, change.schema, change.table)
+                for step in plan.expand_steps:
+                    for stmt in step.forward:
+                        conn.execute(stmt)
+                maxkey = bf.last_key(conn, plan)  # an index lookup: the ACCESS EXCLUSIVE lock is held
+                state.insert(
+                    conn,
+                    opts.state_schema,
+                    table=table,
+                    fp=fp,
+                    source=change.source,
+                    operations=[op_to_dict(o) for o in plan.change.operations],
+                    table_info=plan.table.to_json(),
+                    refs={k: list(v) for k, v in v.refs.items()},
+                    volatile_defaults=sorted(v.volatile_defaults),
+                    pre_fingerprint=pre,
+                    backfill_max=maxkey if plan.backfill.needed else None,
+                    rows_total=0,
+                )
+
+            _ensure(conn, opts)  # only now: a change Postgres rejected leaves no trace at all
+            _retry(conn, opts, f"expand {table}", ddl)
+            log.info("%s: expand DDL committed (%d steps)", table, len(plan.expand_steps))
+            resumed = False
+        else:
+            plan = plan_from_state(st, change)
+            resumed = True
+            log.info("%s: resuming expand %s (backfill cursor %s)", table, fp, st.backfill_cursor)
+        progress = bf.run_backfill(
+            conn,
+            plan,
+            state_schema=opts.state_schema,
+            batch_size=opts.batch_size,
+            batch_delay=opts.batch_delay,
+            lock_timeout=opts.lock_timeout,
+            attempts=opts.attempts,
+            backoff=opts.backoff,
+            max_backoff=opts.max_backoff,
+            on_progress=on_progress,
+        )
+        with conn.transaction():
+            state.set_phase(conn, opts.state_schema, table, fp, "expanded")
+    res = _expand_result(plan, "expanded", cdc_tracked)
+    res["resumed"] = resumed
+    res["backfill"] = {
+        "rows_visited": progress.rows_done,
+        "rows_total": progress.rows_total,
+        "rows_updated": progress.rows_updated,
+        "batches": progress.batches,
+        "seconds": round(progress.seconds, 3),
+        "rows_per_second": round(progress.rows_per_second, 1),
+    }
+    return res
+
+
+def _expand_result(plan: ExpandPlan, status: str, cdc_tracked: bool) -> dict[str, Any]:
+    return {
+        "table": plan.change.qualified,
+        "fingerprint": plan.fingerprint,
+        "status": status,
+        "operations": [
+            {"index": o.index, "kind": o.kind, "summary": o.summary, "new_columns": list(o.new_columns)}
+            for o in plan.ops
+        ],
+        "new_columns": list(plan.new_physical_columns),
+        "trigger": plan.trigger if any(o.pair or o.fill for o in plan.ops) else None,
+        "warnings": list(plan.warnings),
+        "cdc": {
+            "tracked": cdc_tracked,
+            "new_columns_emitted": list(plan.new_physical_columns) if cdc_tracked else [],
+        },
+    }
+
+
+def status(conn: psycopg.Connection[Any], change: ChangeSet, opts: Options | None = None) -> ExpandStatus:
+    opts = opts or Options()
+    _idle(conn)
+    st = _get(conn, change, opts)
+    plan = plan_from_state(st, change) if st is not None else plan_change(conn, change, opts)
+    return compute_status(conn, plan, st)
+
+
+def contract(
+    conn: psycopg.Connection[Any],
+    change: ChangeSet,
+    opts: Options | None = None,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Refuse unless safe (or forced); then validate NOT NULL guards and contract in one transaction."""
+    opts = opts or Options()
+    _idle(conn)
+    table, fp = change.qualified, change.fingerprint()
+    st = _get(conn, change, opts)
+    if st is None:
+        raise NotSafeToContractError(f"{table}: change {fp} was never expanded; run expand first")
+    if st.phase == "contracted":
+        return {"table": table, "fingerprint": fp, "status": "already_contracted", "sql": []}
+    if st.phase == "aborted":
+        raise ExpandStateError(f"{table}: change {fp} was aborted; expand it again first")
+    plan = plan_from_state(st, change)
+    stat = compute_status(conn, plan, st)
+    if not stat.safe_to_contract and not force:
+        raise NotSafeToContractError(f"{table}: not safe to contract: " + "; ".join(stat.reasons))
+    prepare = [s for step in plan.contract_prepare for s in step.forward]
+    main = list(plan.contract_statements)
+    if dry_run:
+        return {
+            "table": table,
+            "fingerprint": fp,
+            "status": "dry_run",
+            "sql": render(conn, prepare + main),
+            "safe_to_contract": stat.safe_to_contract,
+        }
+    with table_lock(conn, table):
+        for step in plan.contract_prepare:
+            try:
+                _retry(
+                    conn,
+                    opts,
+                    f"contract {table}: {step.description}",
+                    functools.partial(_run, conn, step.forward),
+                )
+            except ExpandFailedError as exc:
+                if (
+                    exc.sqlstate != "23514"
+                ):  # check_violation: NULLs left in a column that must become NOT NULL
+                    raise
+                for undo in plan.contract_prepare:
+                    _retry(
+                        conn,
+                        opts,
+                        "undo contract preparation",
+                        functools.partial(_run, conn, undo.inverse),
+                    )
+                raise NotSafeToContractError(f"{table}: {step.description}: {exc}") from exc
+
+        def run() -> None:
+            for s in main:
+                conn.execute(s)
+            state.set_phase(conn, opts.state_schema, table, fp, "contracted")
+
+        _retry(conn, opts, f"contract {table}", run)
+    log.info("%s: contracted %s", table, fp)
+    return {
+        "table": table,
+        "fingerprint": fp,
+        "status": "contracted",
+        "forced": force and not stat.safe_to_contract,
+        "sql": render(conn, prepare + main),
+    }
+
+
+def abort(
+    conn: psycopg.Connection[Any], change: ChangeSet, opts: Options | None = None, *, dry_run: bool = False
+) -> dict[str, Any]:
+    """Undo an expand completely; the result says whether the table's schema fingerprint is the pre-expand one."""
+    opts = opts or Options()
+    _idle(conn)
+    table, fp = change.qualified, change.fingerprint()
+    st = _get(conn, change, opts)
+    if st is None:
+        return {"table": table, "fingerprint": fp, "status": "not_expanded", "sql": []}
+    if st.phase == "contracted":
+        raise ExpandStateError(f"{table}: change {fp} is already contracted; it cannot be aborted")
+    plan = plan_from_state(st, change)
+    stmts = list(plan.abort_statements)
+    if st.phase == "aborted":
+        return {
+            "table": table,
+            "fingerprint": fp,
+            "status": "already_aborted",
+            "sql": [],
+            "schema_restored": table_fingerprint(conn, change.schema, change.table) == st.pre_fingerprint,
+        }
+    if dry_run:
+        return {"table": table, "fingerprint": fp, "status": "dry_run", "sql": render(conn, stmts)}
+    with table_lock(conn, table):
+
+        def run() -> None:
+            for s in stmts:
+                conn.execute(s)
+            state.set_phase(conn, opts.state_schema, table, fp, "aborted")
+
+        _retry(conn, opts, f"abort {table}", run)
+        restored = table_fingerprint(conn, change.schema, change.table) == st.pre_fingerprint
+        conn.rollback()
+    if not restored:
+        log.warning("%s: schema after abort differs from before expand", table)
+    return {
+        "table": table,
+        "fingerprint": fp,
+        "status": "aborted",
+        "schema_restored": restored,
+        "sql": render(conn, stmts),
+    }
+
+
+__all__ = [
+    "Options",
+    "abort",
+    "contract",
+    "expand",
+    "plan_change",
+    "plan_from_state",
+    "render",
+    "status",
+]

@@ -1,0 +1,169 @@
+"""Expand status (SPEC §5): is it safe to contract?
+
+`safe_to_contract` = expanded ∧ sync trigger present and enabled ∧ backfill complete ∧ zero rows where old and
+new disagree (`new IS DISTINCT FROM up(old)`) ∧ no NULL left in a column that contract will make NOT NULL.
+Counting disagreement is a full scan of the table; it is what makes the answer trustworthy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from migrate_assets.expand import state
+from migrate_assets.expand.backfill import key_literal
+from migrate_assets.expand.planner import ExpandPlan
+
+
+@dataclass(frozen=True)
+class OpStatus:
+    index: int
+    kind: str
+    summary: str
+    new_columns: list[str]
+    expanded: bool
+    mismatched_rows: int
+    null_rows: int
+
+
+@dataclass(frozen=True)
+class ExpandStatus:
+    table: str
+    fingerprint: str
+    phase: str
+    operations: list[OpStatus]
+    trigger: str | None
+    trigger_present: bool
+    trigger_enabled: bool
+    rows_to_backfill: int
+    mismatched_rows: int
+    safe_to_contract: bool
+    reasons: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        order = ["table", "operations", "rows_to_backfill", "mismatched_rows", "safe_to_contract"]
+        return {k: d[k] for k in order} | {k: v for k, v in d.items() if k not in order}
+
+
+def _trigger_state(conn: psycopg.Connection[Any], plan: ExpandPlan) -> tuple[bool, bool]:
+    row = conn.execute(
+        "SELECT t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND t.tgname = %s",
+        (plan.table.schema, plan.table.name, plan.trigger),
+    ).fetchone()
+    if row is None:
+        return False, False
+    return True, row[0] != "D"
+
+
+def _existing_columns(conn: psycopg.Connection[Any], plan: ExpandPlan) -> set[str]:
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+        (plan.table.schema, plan.table.name),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def rows_to_backfill(conn: psycopg.Connection[Any], plan: ExpandPlan, st: state.OperationState) -> int:
+    """Rows between the cursor and the last key recorded at expand start."""
+    if not plan.backfill.needed or st.backfill_max is None or st.backfill_cursor == st.backfill_max:
+        return 0
+    keys = sql.SQL("({})").format(sql.SQL(", ").join(sql.Identifier(k) for k, _ in plan.backfill.pk))
+    where = sql.SQL("{} <= {}").format(keys, key_literal(plan, list(st.backfill_max)))
+    if st.backfill_cursor is not None:
+        where = sql.SQL("{} > {} AND {}").format(keys, key_literal(plan, list(st.backfill_cursor)), where)
+    q = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+        sql.Identifier(plan.table.schema, plan.table.name), where
+    )
+    (n,) = conn.execute(q).fetchone() or (0,)
+    return int(n)
+
+
+def compute_status(
+    conn: psycopg.Connection[Any], plan: ExpandPlan, st: state.OperationState | None
+) -> ExpandStatus:
+    table = plan.change.qualified
+    if st is None or st.phase not in state.ACTIVE:
+        phase = st.phase if st else "not_expanded"
+        ops = [OpStatus(o.index, o.kind, o.summary, list(o.new_columns), False, 0, 0) for o in plan.ops]
+        return ExpandStatus(
+            table,
+            plan.fingerprint,
+            phase,
+            ops,
+            plan.trigger,
+            False,
+            False,
+            0,
+            0,
+            False,
+            [f"phase is {phase}"],
+        )
+    present, enabled = _trigger_state(conn, plan)
+    cols = _existing_columns(conn, plan)
+    checks: list[sql.Composable] = []
+    labels: list[tuple[int, str]] = []
+    for o in plan.ops:
+        if o.pair is not None:
+            up = sql.SQL("CAST(({}) AS {})").format(sql.SQL(o.pair.up), sql.SQL(o.pair.new_type))
+            checks.append(sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(o.pair.new), up))
+            labels.append((o.index, "mismatch"))
+        if o.not_null is not None:
+            checks.append(sql.SQL("{} IS NULL").format(sql.Identifier(o.not_null)))
+            labels.append((o.index, "null"))
+    counts: dict[tuple[int, str], int] = {}
+    any_bad = 0
+    if checks and all(c in cols for o in plan.ops for c in o.new_columns):
+        q = sql.SQL("SELECT {}, count(*) FILTER (WHERE {}) FROM {}").format(
+            sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE {})").format(c) for c in checks),
+            sql.SQL(" OR ").join(sql.SQL("({})").format(c) for c in checks),
+            sql.Identifier(plan.table.schema, plan.table.name),
+        )
+        row = conn.execute(q).fetchone() or ()
+        counts = {label: int(v) for label, v in zip(labels, row, strict=False)}
+        any_bad = int(row[-1]) if row else 0
+    ops = [
+        OpStatus(
+            o.index,
+            o.kind,
+            o.summary,
+            list(o.new_columns),
+            expanded=all(c in cols for c in o.new_columns),
+            mismatched_rows=counts.get((o.index, "mismatch"), 0),
+            null_rows=counts.get((o.index, "null"), 0),
+        )
+        for o in plan.ops
+    ]
+    left = rows_to_backfill(conn, plan, st)
+    needs_trigger = any(o.pair is not None or o.fill is not None for o in plan.ops)
+    reasons: list[str] = []
+    if st.phase != "expanded":
+        reasons.append("expand has not finished (backfill incomplete or interrupted)")
+    if not all(o.expanded for o in ops):
+        reasons.append("new columns are missing")
+    if needs_trigger and not (present and enabled):
+        reasons.append("sync trigger is missing or disabled")
+    if left:
+        reasons.append(f"{left} rows still to backfill")
+    if any_bad:
+        reasons.append(f"{any_bad} rows where old and new columns disagree or a NOT NULL target is NULL")
+    conn.rollback()
+    return ExpandStatus(
+        table=table,
+        fingerprint=plan.fingerprint,
+        phase=st.phase,
+        operations=ops,
+        trigger=plan.trigger if needs_trigger else None,
+        trigger_present=present,
+        trigger_enabled=enabled,
+        rows_to_backfill=left,
+        mismatched_rows=any_bad,
+        safe_to_contract=not reasons,
+        reasons=reasons,
+    )

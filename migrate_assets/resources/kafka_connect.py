@@ -1,0 +1,182 @@
+"""Kafka Connect's REST API as the evolution engine needs it (`ConnectorLayer`), on httpx.
+
+A distributed worker answers 409 while its group rebalances and 5xx while it (re)starts; both are retried
+here with exponential backoff and jitter, as are refused connections. Whatever is left after the retries is
+a typed error: `LayerUnreachableError` (no worker answered), `TransientError` (409/5xx persisted),
+`ConnectorNotFoundError` (404) or `LayerRequestError` (any other 4xx: retrying cannot fix it).
+"""
+
+from __future__ import annotations
+
+import builtins
+import random
+import time
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from migrate_assets.errors import (
+    ConnectorNotFoundError,
+    LayerRequestError,
+    LayerUnreachableError,
+    TransientError,
+)
+from migrate_assets.evolution.layers import ConnectorStatus
+
+LAYER = "connector"
+_RETRY_STATUS = frozenset({409, 500, 502, 503, 504})
+
+
+def _path(name: str) -> str:
+    return "/connectors/" + quote(name, safe="")
+
+
+class KafkaConnectClient:
+    """`ConnectorLayer` plus create/delete/list, for one Kafka Connect cluster reached by `url`."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 10.0,
+        retries: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout, self.retries, self.backoff, self.max_backoff = (
+            timeout,
+            max(0, retries),
+            backoff,
+            max_backoff,
+        )
+        self.poll_interval = poll_interval
+
+    # -- transport -------------------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        connector: str = "",
+    ) -> httpx.Response:
+        """One REST call with retries; returns the successful response or raises a typed error."""
+        last = ""
+        for attempt in range(self.retries + 1):
+            try:
+                resp = httpx.request(method, self.url + path, json=json, params=params, timeout=self.timeout)
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                unreachable = True
+            else:
+                if resp.status_code < 400:
+                    return resp
+                message = _message(resp)
+                if resp.status_code == 404 and connector:
+                    raise ConnectorNotFoundError(connector, message)
+                if resp.status_code not in _RETRY_STATUS or "already exists" in message:
+                    raise LayerRequestError(
+                        LAYER,
+                        f"{method} {path} answered HTTP {resp.status_code}: {message}",
+                        status=resp.status_code,
+                    )
+                last = f"HTTP {resp.status_code}: {message}"
+                unreachable = False
+            if attempt < self.retries:
+                time.sleep(min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311
+        detail = f"{method} {self.url}{path} failed after {self.retries + 1} attempt(s): {last}"
+        if unreachable:
+            raise LayerUnreachableError(LAYER, detail)
+        raise TransientError(f"{LAYER}: {detail}")
+
+    # -- ConnectorLayer --------------------------------------------------------------------------------------
+
+    def status(self, name: str) -> ConnectorStatus:
+        body = self.request("GET", _path(name) + "/status", connector=name).json()
+        tasks = sorted(body.get("tasks", []), key=lambda t: t.get("id", 0))
+        traces = [body["connector"].get("trace", "")] + [t.get("trace", "") for t in tasks]
+        return ConnectorStatus(
+            name=name,
+            state=str(body["connector"]["state"]),
+            tasks=tuple(str(t["state"]) for t in tasks),
+            trace="\n".join(t for t in traces if t),
+        )
+
+    def config(self, name: str) -> dict[str, str]:
+        body = self.request("GET", _path(name) + "/config", connector=name).json()
+        return {str(k): str(v) for k, v in body.items()}
+
+    def put_config(self, name: str, config: dict[str, str]) -> None:
+        """Create or replace the config (Connect restarts the connector itself when it changed)."""
+        cfg = {k: v for k, v in config.items() if k != "name"}
+        self.request("PUT", _path(name) + "/config", json=cfg)
+
+    def restart(self, name: str, include_tasks: bool = True, only_failed: bool = False) -> None:
+        params = {"includeTasks": str(include_tasks).lower(), "onlyFailed": str(only_failed).lower()}
+        self.request("POST", _path(name) + "/restart", params=params, connector=name)
+
+    def pause(self, name: str) -> None:
+        self.request("PUT", _path(name) + "/pause", connector=name)
+
+    def resume(self, name: str) -> None:
+        self.request("PUT", _path(name) + "/resume", connector=name)
+
+    def wait_running(self, name: str, timeout: float) -> ConnectorStatus:
+        """Poll status until the connector and every task are RUNNING; TransientError names what was seen."""
+        deadline = time.monotonic() + timeout
+        seen: list[str] = []
+        st: ConnectorStatus | None = None
+        while True:
+            try:
+                st = self.status(name)
+            except (TransientError, ConnectorNotFoundError) as exc:
+                # a restart or a rebalance can briefly hide the connector or refuse the call
+                state, st = f"error: {exc}", None
+            if st is not None:
+                if st.running:
+                    return st
+                state = f"{st.state} tasks={list(st.tasks)}"
+            if not seen or seen[-1] != state:
+                seen.append(state)
+            if time.monotonic() >= deadline:
+                trace = f"; last trace: {st.trace.splitlines()[0]}" if st and st.trace else ""
+                raise TransientError(
+                    f"{LAYER}: {name!r} not RUNNING after {timeout:g}s; states seen: {' -> '.join(seen)}{trace}"
+                )
+            time.sleep(self.poll_interval)
+
+    # -- beyond the protocol ---------------------------------------------------------------------------------
+
+    def create(self, name: str, config: dict[str, str]) -> dict[str, Any]:
+        """POST /connectors; a name already taken is a LayerRequestError (409 is not retried forever)."""
+        body: dict[str, Any] = self.request(
+            "POST", "/connectors", json={"name": name, "config": config}
+        ).json()
+        return body
+
+    def delete(self, name: str) -> None:
+        self.request("DELETE", _path(name), connector=name)
+
+    def list(self) -> builtins.list[str]:
+        return sorted(str(n) for n in self.request("GET", "/connectors").json())
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.request("GET", _path(name), connector=name)
+        except ConnectorNotFoundError:
+            return False
+        return True
+
+
+def _message(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:300]
+    if isinstance(body, dict) and "message" in body:
+        return str(body["message"])
+    return resp.text[:300]
