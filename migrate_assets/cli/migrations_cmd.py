@@ -1,9 +1,220 @@
-"""Sub-commands of this area (not built yet)."""
+"""`migrate-assets migrations {status,up,down,run,baseline,repair}` (SPEC §4, §8).
+
+Bad flags and bad migration files exit 2 before anything connects; refusals (checksum drift, out-of-order,
+already applied, nothing to revert with) exit 3 before anything runs; a failing migration or a held lock exit 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
+
+from migrate_assets.cli.output import Result, markdown_table
+from migrate_assets.config import load_config
+from migrate_assets.errors import ConfigError, UsageError
+from migrate_assets.versioned import MigrationRunner, RunReport, StateTable, Step, status_dict
+
+
+def _version(text: str) -> int:
+    """A migration version on the command line: digits only, within bigint."""
+    if not text.isdigit() or int(text) > 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"expected a migration version (digits), got {text!r}")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this area's sub-commands to the `migrate-assets` parser."""
+    """Add `migrations` and its sub-commands to the `migrate-assets` parser."""
+    group = sub.add_parser("migrations", help="versioned up/down SQL migrations")
+    cmds = group.add_subparsers(dest="migrations_command", metavar="SUBCOMMAND", parser_class=type(group))
+    group.set_defaults(func=_no_subcommand)
+
+    p = cmds.add_parser("status", help="applied, pending, missing, mismatched and out-of-order migrations")
+    p.set_defaults(func=_status)
+
+    p = cmds.add_parser("up", help="apply pending migrations")
+    p.add_argument("--to", type=_version, metavar="V", help="apply pending versions up to and including V")
+    p.add_argument(
+        "--allow-out-of-order", action="store_true", help="apply pending versions older than current"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    p.set_defaults(func=_up)
+
+    p = cmds.add_parser("down", help="revert applied migrations, most recently applied first")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--steps", type=_positive, metavar="N", help="revert the last N applied (default 1)")
+    how.add_argument("--to", type=_version, metavar="V", help="revert every applied version above V")
+    p.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    p.set_defaults(func=_down)
+
+    p = cmds.add_parser("run", help="apply exactly one pending version")
+    p.add_argument("version", type=_version, metavar="V")
+    p.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    p.set_defaults(func=_run)
+
+    p = cmds.add_parser("baseline", help="record versions <= V as applied without running them")
+    p.add_argument("version", type=_version, metavar="V")
+    p.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    p.set_defaults(func=_baseline)
+
+    p = cmds.add_parser(
+        "repair", help="accept the current checksums of applied files after a deliberate edit"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    p.set_defaults(func=_repair)
+
+
+def _no_subcommand(args: argparse.Namespace) -> Result:
+    raise UsageError(
+        "migrations needs a sub-command: status, up, down, run, baseline or repair", file="<command line>"
+    )
+
+
+def _progress(step: Step) -> None:
+    print(f"  {step.action} {step.file} ({step.ms or 0:.0f} ms)", file=sys.stderr, flush=True)
+
+
+def runner_from_args(args: argparse.Namespace) -> MigrationRunner:
+    cfg = load_config(args.config)
+    try:
+        table = StateTable.parse(cfg.lock_table, cfg.database.schema_)
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=cfg.source_file, key="lock_table") from None
+    return MigrationRunner(
+        cfg.database.dsn,
+        cfg.path(cfg.migrations),
+        table,
+        lock_wait=cfg.lock_wait,
+        lock_timeout=cfg.lock_timeout,
+        statement_timeout=cfg.statement_timeout,
+        on_step=_progress if sys.stderr.isatty() else None,
+    )
+
+
+# -- commands --------------------------------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> Result:
+    return Result(status_dict(runner_from_args(args).status()), text=_status_text, markdown=_status_markdown)
+
+
+def _up(args: argparse.Namespace) -> Result:
+    report = runner_from_args(args).up(
+        to=args.to, allow_out_of_order=args.allow_out_of_order, dry_run=args.dry_run
+    )
+    return _report(report)
+
+
+def _down(args: argparse.Namespace) -> Result:
+    report = runner_from_args(args).down(steps=args.steps, to=args.to, dry_run=args.dry_run)
+    return _report(report)
+
+
+def _run(args: argparse.Namespace) -> Result:
+    return _report(runner_from_args(args).run(args.version, dry_run=args.dry_run))
+
+
+def _baseline(args: argparse.Namespace) -> Result:
+    return _report(runner_from_args(args).baseline(args.version, dry_run=args.dry_run))
+
+
+def _repair(args: argparse.Namespace) -> Result:
+    return _report(runner_from_args(args).repair(dry_run=args.dry_run))
+
+
+# -- rendering -------------------------------------------------------------------------------------------
+
+
+def _report(report: RunReport) -> Result:
+    data: dict[str, Any] = {
+        "command": report.command,
+        "dry_run": report.dry_run,
+        "current": report.current,
+        "steps": [
+            {
+                "action": s.action,
+                "version": s.version,
+                "description": s.description,
+                "file": s.file,
+                "ms": None if s.ms is None else round(s.ms, 2),
+                **({"sql": s.sql} if report.dry_run else {}),
+            }
+            for s in report.steps
+        ],
+    }
+    return Result(data, text=_report_text, markdown=_report_markdown)
+
+
+_PAST = {"up": "applied", "down": "reverted", "baseline": "baselined", "repair": "repaired"}
+
+
+def _report_text(d: dict[str, Any]) -> str:
+    if d["dry_run"]:
+        if not d["steps"]:
+            return f"-- dry run of {d['command']}: nothing to do"
+        parts = [f"-- dry run of {d['command']}: nothing was changed; this SQL would run"]
+        for s in d["steps"]:
+            parts.append(f"\n-- {s['action']} {s['file']}\n{s['sql']}")
+        return "\n".join(parts)
+    if not d["steps"]:
+        return f"nothing to do; current version: {d['current']}"
+    lines = [
+        f"{_PAST[s['action']]} {s['file'] or s['version']}"
+        + (f" ({s['ms']:.0f} ms)" if s["ms"] is not None else "")
+        for s in d["steps"]
+    ]
+    lines.append(f"current version: {d['current']}")
+    return "\n".join(lines)
+
+
+def _report_markdown(d: dict[str, Any]) -> str:
+    if d["dry_run"]:
+        out = [f"### dry run of `{d['command']}` (nothing changed)"]
+        for s in d["steps"]:
+            out.append(f"\n**{s['action']} {s['file']}**\n\n```sql\n{s['sql']}\n```")
+        return "\n".join(out)
+    rows = [[s["action"], s["version"], s["description"], s["file"], s["ms"]] for s in d["steps"]]
+    table = markdown_table(["action", "version", "description", "file", "ms"], rows)
+    return f"### `migrations {d['command']}`\n\n{table}\n\ncurrent version: {d['current']}"
+
+
+def _status_text(d: dict[str, Any]) -> str:
+    lines = [f"current version: {d['current']}"]
+    lines.append(f"applied: {len(d['applied'])}")
+    for r in d["applied"]:
+        suffix = " (baseline)" if r["kind"] == "baseline" else ""
+        lines.append(f"  {r['version']:>6}  {r['description']}  {r['applied_at']}{suffix}")
+    lines.append(f"pending: {len(d['pending'])}")
+    for m in d["pending"]:
+        lines.append(f"  {m['version']:>6}  {m['file']}")
+    for key, label in (
+        ("missing", "applied but missing on disk"),
+        ("mismatched", "checksum changed on disk"),
+        ("out_of_order", "pending but older than current"),
+    ):
+        if d[key]:
+            lines.append(f"{label}: {len(d[key])}")
+            lines += [f"  {r['version']:>6}  {r.get('file') or r['description']}" for r in d[key]]
+    return "\n".join(lines)
+
+
+def _status_markdown(d: dict[str, Any]) -> str:
+    rows: list[list[Any]] = []
+    for r in d["applied"]:
+        rows.append([r["version"], r["description"], "applied" if r["kind"] != "baseline" else "baseline"])
+    for m in d["pending"]:
+        rows.append([m["version"], m["description"], "pending"])
+    marks = {("missing", r["version"]): "missing on disk" for r in d["missing"]}
+    marks.update({("mismatched", r["version"]): "checksum mismatch" for r in d["mismatched"]})
+    for row in rows:
+        for (_, v), label in marks.items():
+            if v == row[0]:
+                row[2] += f", {label}"
+    table = markdown_table(["version", "description", "state"], rows)
+    return f"### migrations status\n\ncurrent version: {d['current']}\n\n{table}"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from migrate_assets.evolution.actions import RunContext
+from migrate_assets.evolution.layers import lsn_to_int
 from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, Policy
 from migrate_assets.evolution.preflight import PreflightReport, preflight, preflight_new_table
 from migrate_assets.evolution.saga import RetryPolicy, Saga, new_run_id
@@ -25,7 +26,9 @@ def attach_verifier(ctx: RunContext, targets: list[PipelineTarget]) -> None:
 
     def verifier(table: str, c: RunContext) -> list[str]:
         target = by_table.get(table, PipelineTarget(table))
-        return verify_table(target, c, progress_bound=c.bounds.progress).differences()
+        proved = c.results.get("connector", {}).get("progress_lsn")
+        return verify_table(target, c, progress_bound=c.bounds.progress,
+                            progress_target=lsn_to_int(proved) if proved else None).differences()
 
     ctx.verifier = verifier
 

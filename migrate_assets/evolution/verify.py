@@ -71,13 +71,16 @@ def _filters_pass(cfg: dict[str, str], table: str, column: str) -> bool:
 
 
 def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions | None = None,
-                 progress_bound: float = 20.0) -> TableVerification:
+                 progress_bound: float = 20.0, progress_target: int | None = None) -> TableVerification:
+    """`progress_target`: the LSN the slot must reach (default: the current LSN when verify starts). Inside
+    an evolution run, the connector step's fresh post-DDL LSN is passed, so a slot that already proved
+    progress in this run is not made to wait for another offset flush."""
     opts = opts or TypeMapOptions()
     out = TableVerification(target.table)
     start_lsn: int | None = None
     try:
         cols = ctx.source.columns(target.table)
-        start_lsn = ctx.source.current_lsn()
+        start_lsn = progress_target if progress_target is not None else ctx.source.current_lsn()
     except MigrateAssetsError as exc:
         out.layers = {layer: _unreachable(exc) if layer == "source_db" else LayerVerdict("unreachable", (
             "source database unreachable: nothing to compare with",)) for layer in LAYERS}

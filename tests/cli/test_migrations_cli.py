@@ -57,9 +57,10 @@ def project(tmp_path: Path, dsn: str, files: dict[str, str], **settings: str) ->
     mig.mkdir(exist_ok=True)
     for name, body in files.items():
         (mig / name).write_text(body)
+    settings = {"migrations": "migrations/", **settings}
     extra = "".join(f"{k}: {v}\n" for k, v in settings.items())
     cfg = tmp_path / "migrate.yaml"
-    cfg.write_text(f"database:\n  dsn: {dsn}\nmigrations: migrations/\n{extra}")
+    cfg.write_text(f"database:\n  dsn: {dsn}\n{extra}")
     return cfg
 
 
@@ -288,3 +289,22 @@ def test_bad_files_exit_2_naming_each_file(tmp_path: Path, capsys: pytest.Captur
         named = {Path(p["file"]).name for p in json.loads(out)["error"]["problems"]}
         assert named == set(files) - {"001_a.up.sql"}
         assert "1_b.up.sql" in err and "005_e.up.sql" in err
+
+
+BAD_SETTINGS = [
+    ({"lock_table": "a.b.c"}, "lock_table"),
+    ({"lock_table": ".x"}, "lock_table"),
+    ({"lock_wait": "soon"}, "lock_wait"),
+    ({"lock_timeout": "-1s"}, "lock_timeout"),
+    ({"migrations": "no/such/dir"}, "does not exist"),
+]
+
+
+@pytest.mark.parametrize(("settings", "named"), BAD_SETTINGS, ids=[n for _, n in BAD_SETTINGS])
+def test_bad_settings_exit_2_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], settings: dict[str, str], named: str
+) -> None:
+    cfg = project(tmp_path, "postgresql://nobody@127.0.0.1:1/none", {"001_a.up.sql": "SELECT 1;"}, **settings)
+    code, _, err = run_main(capsys, "--config", str(cfg), "migrations", "status")
+    assert code == 2, err
+    assert named in err

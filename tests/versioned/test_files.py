@@ -73,6 +73,7 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
             "010_y.down.sql": "SELECT 1;",  # description differs
             "011_bad.up.sql": b"SELECT '\xff';",
             "99999999999999999999_big.up.sql": "SELECT 1;",
+            "000_zero.up.sql": "SELECT 1;",
         },
     )
     got = problems(d)
@@ -86,8 +87,9 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
     assert "differs" in got["010_y.down.sql"]
     assert "UTF-8" in got["011_bad.up.sql"]
     assert "bigint" in got["99999999999999999999_big.up.sql"]
+    assert "reserved" in got["000_zero.up.sql"]
     assert "001_a.up.sql" not in got and "010_x.up.sql" not in got
-    assert len(got) == 13
+    assert len(got) == 14
 
 
 def test_missing_directory_is_invalid_input(tmp_path: Path) -> None:

@@ -1,0 +1,185 @@
+"""A small lexical scanner for migration SQL: statement boundaries, comments, transaction control.
+
+Only what the runner needs and nothing more: splitting a `no-transaction` file into statements (each must run
+alone, outside any implicit transaction block), mapping an error position Postgres reports to a statement
+number and line, and spotting top-level BEGIN/COMMIT/ROLLBACK that would break the one-transaction-per-migration
+guarantee. It understands quotes, `E''` escapes, quoted identifiers, nested block comments, dollar quoting and
+`BEGIN ATOMIC ... END` bodies, so a `;` inside any of them never ends a statement.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_TOKEN = re.compile(
+    r"""--[^\n]*"""  # line comment
+    r"""|/\*"""  # block comment start (nested, handled by hand)
+    r"""|[Ee]'"""  # escape string
+    r"""|'"""  # string
+    r"""|"(?:[^"]|"")*(?:"|\Z)"""  # quoted identifier
+    r"""|\$(?:[A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?\$"""  # dollar-quote tag
+    r"""|;"""
+    r"""|[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*""",  # word
+)
+
+_TX_CONTROL = re.compile(
+    r"^(?:begin|start\s+transaction|commit|end|abort|rollback(?!\s+(?:work\s+|transaction\s+)?to\b)"
+    r"|prepare\s+transaction|commit\s+prepared|rollback\s+prepared)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One top-level statement: its text (comments kept) and where it starts in the file (0-based)."""
+
+    start: int
+    end: int
+    text: str
+
+    @property
+    def code(self) -> str:
+        """The statement with comments removed and whitespace collapsed (used for classification only)."""
+        return strip_comments(self.text)
+
+
+def _skip_block_comment(sql: str, pos: int) -> int:
+    depth = 0
+    n = len(sql)
+    while pos < n:
+        if sql.startswith("/*", pos):
+            depth += 1
+            pos += 2
+        elif sql.startswith("*/", pos):
+            depth -= 1
+            pos += 2
+            if depth == 0:
+                return pos
+        else:
+            pos += 1
+    return n
+
+
+def _skip_string(sql: str, pos: int, backslash: bool) -> int:
+    """`pos` is just after the opening quote; returns the index after the closing one."""
+    n = len(sql)
+    while pos < n:
+        c = sql[pos]
+        if backslash and c == "\\":
+            pos += 2
+            continue
+        if c == "'":
+            if pos + 1 < n and sql[pos + 1] == "'":
+                pos += 2
+                continue
+            return pos + 1
+        pos += 1
+    return n
+
+
+def _skip_trivia(sql: str, pos: int, end: int) -> int:
+    """The index of the first character after leading whitespace and comments."""
+    while pos < end:
+        if sql[pos].isspace():
+            pos += 1
+        elif sql.startswith("--", pos):
+            nl = sql.find("\n", pos)
+            pos = end if nl < 0 else nl + 1
+        elif sql.startswith("/*", pos):
+            pos = _skip_block_comment(sql, pos)
+        else:
+            break
+    return min(pos, end)
+
+
+def split_statements(sql: str) -> list[Statement]:
+    """Top-level statements of `sql`, in order; whitespace/comment-only pieces are dropped."""
+    out: list[Statement] = []
+    start = 0
+    pos = 0
+    atomic_depth = 0  # inside BEGIN ATOMIC ... END (CASE ... END nests within it)
+    prev_word = ""
+    n = len(sql)
+
+    def close(end: int) -> None:
+        first = _skip_trivia(sql, start, end)
+        if first < end and not (first == end - 1 and sql[first] == ";"):
+            out.append(Statement(first, end, sql[first:end].rstrip()))
+
+    while pos < n:
+        m = _TOKEN.search(sql, pos)
+        if not m:
+            break
+        tok = m.group(0)
+        pos = m.end()
+        if tok == "/*":
+            pos = _skip_block_comment(sql, m.start())
+        elif tok in ("'", "e'", "E'"):
+            pos = _skip_string(sql, pos, backslash=tok != "'")
+        elif tok.startswith("$") and tok.endswith("$"):
+            close_at = sql.find(tok, pos)
+            pos = n if close_at < 0 else close_at + len(tok)
+        elif tok == ";":
+            if atomic_depth == 0:
+                close(m.start() + 1)
+                start = pos
+                prev_word = ""
+        elif tok[0].isalpha() or tok[0] == "_":
+            word = tok.lower()
+            if word == "atomic" and prev_word == "begin":
+                atomic_depth += 1
+            elif atomic_depth and word == "case":
+                atomic_depth += 1
+            elif atomic_depth and word == "end":
+                atomic_depth -= 1
+            prev_word = word
+    close(n)
+    return out
+
+
+def strip_comments(sql: str) -> str:
+    """`sql` without comments and with whitespace collapsed; strings and identifiers are kept verbatim."""
+    parts: list[str] = []
+    pos = 0
+    last = 0
+    n = len(sql)
+    while pos < n:
+        m = _TOKEN.search(sql, pos)
+        if not m:
+            break
+        tok = m.group(0)
+        pos = m.end()
+        if tok.startswith("--") or tok == "/*":
+            parts.append(sql[last : m.start()])
+            if tok == "/*":
+                pos = _skip_block_comment(sql, m.start())
+            parts.append(" ")
+            last = pos
+        elif tok in ("'", "e'", "E'"):
+            pos = _skip_string(sql, pos, backslash=tok != "'")
+        elif tok.startswith("$") and tok.endswith("$"):
+            close_at = sql.find(tok, pos)
+            pos = n if close_at < 0 else close_at + len(tok)
+    parts.append(sql[last:])
+    return " ".join("".join(parts).split())
+
+
+def is_empty(sql: str) -> bool:
+    """True when `sql` holds nothing but whitespace, comments and semicolons."""
+    return not split_statements(sql)
+
+
+def transaction_control(statements: list[Statement]) -> list[Statement]:
+    """Top-level statements that begin or end a transaction (they would defeat the per-migration transaction)."""
+    return [s for s in statements if _TX_CONTROL.match(s.text)]
+
+
+def locate(sql: str, position: int) -> tuple[int, int | None]:
+    """(line, statement number), both 1-based, of a 1-based character `position` in `sql`."""
+    index = max(0, min(position - 1, len(sql)))
+    line = sql.count("\n", 0, index) + 1
+    for i, stmt in enumerate(split_statements(sql), start=1):
+        if index < stmt.end:
+            return line, i
+    return line, None
