@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migrate_assets.cli.output import Result, markdown_table
 from migrate_assets.config import ProjectConfig, load_config
 from migrate_assets.errors import DriftError, EvolutionFailedError, UsageError
-from migrate_assets.evolution import run as evo
-from migrate_assets.evolution.planner import PipelineTarget
-from migrate_assets.evolution.store import StepState
-from migrate_assets.evolution.verify import verify_table
-from migrate_assets.expand.changefile import load_change_file
-from migrate_assets.resources import project
+
+if TYPE_CHECKING:
+    from migrate_assets.evolution.planner import PipelineTarget
+    from migrate_assets.evolution.store import StepState
+
+# the engine and the real clients (pyiceberg, confluent-kafka) load only when these commands run, so
+# `migrate-assets migrations up` does not pay ~1 s of imports for layers it never touches
 
 log = logging.getLogger("migrate_assets.evolve")
 
@@ -47,6 +48,9 @@ def _progress(st: StepState) -> None:
 
 
 def _target(cfg: ProjectConfig, table: str) -> PipelineTarget:
+    from migrate_assets.evolution.planner import PipelineTarget
+    from migrate_assets.resources import project
+
     for t in project.targets(cfg):
         if t.table == table:
             return t
@@ -54,6 +58,10 @@ def _target(cfg: ProjectConfig, table: str) -> PipelineTarget:
 
 
 def run_evolve(args: argparse.Namespace) -> Result:
+    from migrate_assets.evolution import run as evo
+    from migrate_assets.expand.changefile import load_change_file
+    from migrate_assets.resources import project
+
     cfg = load_config(args.config)
     ctx = project.build_context(cfg, log=log.info)
     retry = project.retry_policy(cfg)
@@ -91,6 +99,8 @@ def run_evolve(args: argparse.Namespace) -> Result:
 
 def _evolve_from_specs(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store: Any, retry: Any) -> Result:
     """No change file: pipeline tables declared in the specs but absent from the database join the pipeline."""
+    from migrate_assets.evolution import run as evo
+    from migrate_assets.resources import project
     from migrate_assets.schema.spec import load_specs
 
     specs = {t.qualified: t for t in load_specs([str(cfg.path(p)) for p in cfg.schemas], cfg.database.schema_)}
@@ -137,6 +147,9 @@ def _evolve_md(d: dict[str, Any]) -> str:
 
 
 def run_verify(args: argparse.Namespace) -> Result:
+    from migrate_assets.evolution.verify import verify_table
+    from migrate_assets.resources import project
+
     cfg = load_config(args.config)
     ctx = project.build_context(cfg, log=log.info)
     targets = project.targets(cfg)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from migrate_assets.cli.output import Result, markdown_table
-from migrate_assets.local import stack
 
 DEFAULT_STATE = ".migrate"
 
@@ -34,6 +33,8 @@ def _progress(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> Result:
+    from migrate_assets.local import stack  # pyiceberg and confluent-kafka load only for this command
+
     state_dir = Path(args.state_dir)
     if args.action == "up":
         t0 = time.monotonic()
