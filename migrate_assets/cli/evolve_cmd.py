@@ -168,7 +168,11 @@ def run_verify(args: argparse.Namespace) -> Result:
             t = resolve_target(t, ctx)
         except Exception:  # noqa: BLE001 - verify still reports the connector as unreachable
             pass
-        results.append(verify_table(t, ctx, progress_bound=args.progress_bound).to_dict())
+        res = verify_table(t, ctx, progress_bound=args.progress_bound).to_dict()
+        if args.probe:
+            res["layers"]["topic_probe"] = _probe(cfg, t, ctx)
+            res["consistent"] = res["consistent"] and res["layers"]["topic_probe"]["status"] != "drift"
+        results.append(res)
     data = {"consistent": all(r["consistent"] for r in results), "tables": results}
     if not data["consistent"]:
         drift = DriftError("drift found: " + "; ".join(
@@ -176,6 +180,19 @@ def run_verify(args: argparse.Namespace) -> Result:
             for r in results for layer, v in r["layers"].items() if v["status"] in ("drift", "unreachable")))
         print(f"error: {drift}", file=sys.stderr)
     return Result(data, text=_verify_text, markdown=_verify_md, exit_code=0 if data["consistent"] else 4)
+
+
+def _probe(cfg: ProjectConfig, target: PipelineTarget, ctx: Any) -> dict[str, Any]:
+    from migrate_assets.errors import MigrateAssetsError
+    from migrate_assets.resources.topic_probe import probe
+
+    if cfg.kafka is None or cfg.schema_registry is None or not target.subject:
+        return {"status": "skipped", "differences": ["needs kafka.bootstrap_servers, schema_registry and a subject"]}
+    cols = ctx.source.columns(target.table) or []
+    try:
+        return probe(cfg.kafka.bootstrap_servers, target.subject, cfg.schema_registry.url, [c.name for c in cols])
+    except MigrateAssetsError as exc:
+        return {"status": "unreachable", "differences": [str(exc)]}
 
 
 def _verify_text(d: dict[str, Any]) -> str:

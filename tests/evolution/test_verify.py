@@ -121,3 +121,15 @@ def test_stuck_slot_while_connect_says_running_is_drift(pipeline: Pipeline) -> N
                for d in conn_layer["differences"]), conn_layer
     code, res = verify(pipeline)
     assert code == 0, res  # progress again once the walsender runs
+
+
+def test_probe_reads_the_newest_event_and_checks_its_fields(pipeline: Pipeline) -> None:
+    code, res = verify(pipeline, "--probe")
+    assert code == 0, res
+    assert res["tables"][0]["layers"]["topic_probe"]["status"] == "consistent"
+    # a column the DB has but no event carried yet: the newest event lacks it
+    with psycopg.connect(pipeline.dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE public.customers ADD COLUMN note text")
+    code, res = verify(pipeline, "--probe", "--progress-bound", "5")
+    assert code == 4
+    assert "no field note" in " ".join(res["tables"][0]["layers"]["topic_probe"]["differences"])
