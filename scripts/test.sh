@@ -16,7 +16,7 @@ echo "== mypy"; "$BIN/mypy"
 echo "== local stack"; "$BIN/migrate-assets" stack up --state-dir "$STATE" --connect-mode standalone
 set +e
 echo "== pytest"
-"$BIN/pytest" -q -p no:cacheprovider ${PYTEST_ARGS:-} --durations=15 tests
+"$BIN/pytest" -q -p no:cacheprovider -n "${PYTEST_WORKERS:-3}" --dist loadfile ${PYTEST_ARGS:-} --durations=15 tests
 rc=$?
 if [ "$rc" -eq 5 ]; then echo "pytest collected no tests: failing"; rc=1; fi
 exit "$rc"
