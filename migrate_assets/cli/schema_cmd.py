@@ -1,9 +1,193 @@
-"""Sub-commands of this area (not built yet)."""
+"""`migrate-assets plan` and `migrate-assets apply`: declarative schema management (SPEC §3, §8).
+
+`plan --format json` prints the documented plan document (`fingerprint`, `safe`, `changes[]` with `table`,
+`kind`, `sql` (statements joined by newlines, each ending in `;`), `inverse_sql` (same, or null), `hazards`,
+`breaking`; plus `statements`/`inverse_statements` lists, `refusals` and `scope`), which `apply --plan FILE`
+accepts back. `plan --check` exits 4 when the database differs from the specs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from migrate_assets.cli.output import Result, markdown_table
+from migrate_assets.config import ProjectConfig, load_config, redact_dsn
+from migrate_assets.errors import (
+    InvalidInputError,
+    PlanMismatchError,
+    Problem,
+    RuntimeFailure,
+    StalePlanError,
+)
+from migrate_assets.schema.apply import ApplyOptions, apply_plan
+from migrate_assets.schema.model import Table
+from migrate_assets.schema.plan import Plan
+from migrate_assets.schema.planner import PlanOptions, build_plan, live_tables, scope_fingerprint
+from migrate_assets.schema.spec import load_specs
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this area's sub-commands to the `migrate-assets` parser."""
+    """Add `plan` and `apply` to the `migrate-assets` parser."""
+    p = sub.add_parser("plan", help="show the changes that make the database match the spec files")
+    p.add_argument("--check", action="store_true", help="exit 4 when the database differs from the specs (CI gate)")
+    p.add_argument("--table", action="append", default=[], metavar="T", help="only this table (repeatable)")
+    p.add_argument("--allow-drop-table", action="store_true", help="also plan DROP TABLE for unlisted tables")
+    p.set_defaults(func=cmd_plan)
+    a = sub.add_parser("apply", help="apply the plan (one transaction, then concurrent index builds)")
+    a.add_argument("--dry-run", action="store_true", help="check everything and print the SQL; change nothing")
+    a.add_argument("--plan", metavar="FILE", help="apply exactly this stored plan (from `plan --format json`)")
+    a.add_argument("--table", action="append", default=[], metavar="T", help="only this table (repeatable)")
+    a.add_argument("--allow-drop-table", action="store_true", help="drop tables that no spec lists")
+    a.set_defaults(func=cmd_apply)
+
+
+# -- plumbing ------------------------------------------------------------------------------------------------
+
+
+SPEC_CACHE = ".migrate/cache/specs"  #: parsed-YAML cache by content hash; MIGRATE_ASSETS_NO_CACHE=1 disables it
+
+
+def _desired(cfg: ProjectConfig) -> list[Table]:
+    cache = None if os.environ.get("MIGRATE_ASSETS_NO_CACHE") else cfg.path(SPEC_CACHE)
+    return load_specs([cfg.path(p) for p in cfg.schemas], cfg.database.schema_, cache_dir=cache)
+
+
+def _plan_options(cfg: ProjectConfig, args: argparse.Namespace) -> PlanOptions:
+    lock = cfg.lock_table
+    lock_key = tuple(lock.split(".", 1)) if "." in lock else (cfg.database.schema_, lock)
+    return PlanOptions(
+        default_schema=cfg.database.schema_,
+        only_tables=tuple(args.table),
+        allow_drop_table=bool(args.allow_drop_table),
+        ignore=frozenset({(lock_key[0], lock_key[1])}),
+    )
+
+
+@contextlib.contextmanager
+def _connect(cfg: ProjectConfig) -> Iterator[psycopg.Connection]:
+    try:
+        conn = psycopg.connect(cfg.database.dsn, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise RuntimeFailure(f"cannot connect to {redact_dsn(cfg.database.dsn)}: {str(exc).strip()}") from None
+    try:
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{int(cfg.lock_timeout * 1000)}ms"])
+        yield conn
+    finally:
+        conn.close()
+
+
+def _apply_options(cfg: ProjectConfig, opts: PlanOptions) -> ApplyOptions:
+    return ApplyOptions(
+        on_breaking_change=cfg.on_breaking_change,
+        lock_timeout=cfg.lock_timeout,
+        statement_timeout=cfg.statement_timeout,
+        attempts=cfg.retries.attempts,
+        backoff=cfg.retries.backoff,
+        max_backoff=cfg.retries.max_backoff,
+        ignore=opts.ignore,
+    )
+
+
+# -- rendering -----------------------------------------------------------------------------------------------
+
+
+def plan_text(d: dict[str, Any]) -> str:
+    if not d["changes"] and not d["refusals"]:
+        return f"No changes: the database matches the specs (fingerprint {d['fingerprint']})."
+    out = [f"Plan: {len(d['changes'])} change(s), safe: {'yes' if d['safe'] else 'NO'}, fingerprint {d['fingerprint']}"]
+    for i, c in enumerate(d["changes"], 1):
+        flags = ", ".join(c["hazards"]) or "no hazards"
+        out.append(f"\n{i}. {c['description']}  [{c['kind']}{' BREAKING' if c['breaking'] else ''}; {flags}]")
+        out += ["     " + line for line in c["sql"].splitlines()]
+        if c["inverse_sql"] is None:
+            out.append("     inverse: none (not reversible)")
+    for r in d["refusals"]:
+        out.append(f"\nREFUSED: {r}")
+    return "\n".join(out)
+
+
+def plan_markdown(d: dict[str, Any]) -> str:
+    head = f"**Plan** — {len(d['changes'])} change(s), safe: {'yes' if d['safe'] else '**no**'}, fingerprint `{d['fingerprint']}`\n\n"
+    rows = [[c["table"], c["kind"], c["description"], ", ".join(c["hazards"]), "yes" if c["breaking"] else "", c["sql"]] for c in d["changes"]]
+    body = markdown_table(["table", "kind", "change", "hazards", "breaking", "sql"], rows) if rows else "_No changes._"
+    tail = "".join(f"\n\n**Refused:** {r}" for r in d["refusals"])
+    return head + body + tail
+
+
+def apply_text(d: dict[str, Any]) -> str:
+    verb = "Would apply" if d["dry_run"] else "Applied"
+    if not d["changes"]:
+        return "No changes: the database already matches the specs."
+    lines = [f"{verb} {len(d['changes'])} change(s) in {d['seconds']:.2f}s ({d['attempts']} attempt(s)):"]
+    for c in d["changes"]:
+        lines.append(f"  - {c['description']}")
+        if d["dry_run"]:
+            lines += ["      " + s for s in c["sql"].splitlines()]
+    lines += [f"warning: {w}" for w in d["warnings"]]
+    return "\n".join(lines)
+
+
+def apply_markdown(d: dict[str, Any]) -> str:
+    rows = [[c["table"], c["kind"], c["description"], ", ".join(c["hazards"])] for c in d["changes"]]
+    head = f"**{'Dry run' if d['dry_run'] else 'Applied'}**: {len(rows)} change(s)\n\n"
+    warn = "".join(f"\n\n> warning: {w}" for w in d["warnings"])
+    return head + (markdown_table(["table", "kind", "change", "hazards"], rows) if rows else "_No changes._") + warn
+
+
+# -- commands ------------------------------------------------------------------------------------------------
+
+
+def cmd_plan(args: argparse.Namespace) -> Result:
+    cfg = load_config(args.config)
+    desired = _desired(cfg)
+    opts = _plan_options(cfg, args)
+    with _connect(cfg) as conn:
+        plan = build_plan(conn, desired, opts)
+    data = plan.to_dict()
+    code = 4 if args.check and not plan.empty else 0
+    return Result(data=data, text=plan_text, markdown=plan_markdown, exit_code=code)
+
+
+def _load_stored(path: str) -> Plan:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError([Problem(file=path, message=f"cannot read plan file: {exc}")]) from None
+    return Plan.from_json(text, path)
+
+
+def cmd_apply(args: argparse.Namespace) -> Result:
+    cfg = load_config(args.config)
+    stored = _load_stored(args.plan) if args.plan else None
+    desired = _desired(cfg)
+    opts = _plan_options(cfg, args)
+    with _connect(cfg) as conn:
+        if stored is not None:
+            actual = scope_fingerprint(live_tables(conn, stored.scope, opts.ignore), stored.scope)
+            if actual != stored.fingerprint:
+                raise StalePlanError(stored.fingerprint, actual)
+            plan = build_plan(conn, desired, opts, scope=stored.scope)
+            mine = [(c.kind, c.sql) for c in plan.changes]
+            theirs = [(c.kind, c.sql) for c in stored.changes]
+            if mine != theirs or plan.refusals != stored.refusals:
+                raise PlanMismatchError(args.plan, f"{len(theirs)} stored change(s) vs {len(mine)} planned now")
+        else:
+            plan = build_plan(conn, desired, opts)
+        result = apply_plan(conn, plan, _apply_options(cfg, opts), dry_run=args.dry_run)
+    data = {
+        "dry_run": result.dry_run,
+        "fingerprint": plan.fingerprint,
+        "safe": plan.safe,
+        "changes": [c.to_dict() for c in result.applied],
+        "warnings": result.warnings,
+        "attempts": result.attempts,
+        "seconds": round(result.seconds, 3),
+    }
+    return Result(data=data, text=apply_text, markdown=apply_markdown, warnings=result.warnings)

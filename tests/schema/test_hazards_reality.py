@@ -47,7 +47,7 @@ def _spec(name: str, cols: str) -> str:
 def test_transactional_hazards_match_postgres(module_dsn: str, name: str, v1: str, v2: str) -> None:
     apply(module_dsn, plan(module_dsn, _spec(name, v1)))
     values = {"ts_precision": "g, now()", "drop_column": "g, g, g"}.get(name, "g, g")
-    execute(module_dsn, f"INSERT INTO {name} SELECT {values} FROM generate_series(1, 50) g")
+    execute(module_dsn, f"INSERT INTO {name} SELECT {values} FROM generate_series(1, 50) g")  # noqa: S608
     p = plan(module_dsn, _spec(name, v2))
     assert p.changes and all(c.transactional for c in p.changes)
     for change in p.changes:

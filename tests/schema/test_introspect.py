@@ -100,3 +100,30 @@ def test_serial_identity_generated_and_comments_are_read(fresh_dsn: str) -> None
     assert b.identity == "by default" and not b.serial
     assert c.generated == "(a * 2)"
     assert not d.serial and d.default == "nextval('public.t_a_seq'::regclass)"
+
+
+def test_whole_plan_query_count_is_constant(fresh_dsn: str) -> None:
+    from migrate_assets.schema.planner import PlanOptions, build_plan
+    from migrate_assets.schema.spec import parse_spec_text
+
+    def spec(schema: str, n: int) -> str:
+        return "".join(
+            f"- {{schema: {schema}, table: t{i}, columns: [{{name: id, type: serial, primary_key: true}}, "
+            f"{{name: v, type: text, default: \"'x'\", unique: true}}], indexes: [{{columns: [v], where: \"v <> ''\"}}]}}\n"
+            for i in range(n)
+        )
+
+    counts = []
+    for schema, n in (("one", 1), ("many", 200)):
+        execute(fresh_dsn, f"CREATE SCHEMA {schema}")
+        tables = parse_spec_text(spec(schema, n), "s.yaml")
+        with CountingConnection.connect(fresh_dsn, autocommit=True) as conn:
+            first = build_plan(conn, tables, PlanOptions(default_schema=schema))
+            from migrate_assets.schema.apply import apply_plan
+
+            apply_plan(conn, first)
+            CountingConnection.statements = 0
+            again = build_plan(conn, tables, PlanOptions(default_schema=schema))
+            counts.append(CountingConnection.statements)
+        assert again.empty
+    assert counts[0] == counts[1]

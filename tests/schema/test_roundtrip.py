@@ -120,3 +120,9 @@ def test_create_table_sql_quotes_every_identifier() -> None:
     (t,) = tables('table: a"b\ncolumns: [{name: "x; drop table y", type: int, primary_key: true}]\n')
     (stmt,) = create_table(t)
     assert stmt.startswith('CREATE TABLE "public"."a""b" ("x; drop table y" integer NOT NULL')
+
+
+def test_missing_schema_is_created_first(fresh_dsn: str) -> None:
+    p = converge(fresh_dsn, "table: 'New Schema.t'\ncolumns: [{name: a, type: int}]\n")
+    assert [c.kind for c in p.changes] == ["create_schema", "create_table"]
+    assert p.changes[0].sql == ('CREATE SCHEMA IF NOT EXISTS "New Schema"',)

@@ -87,6 +87,8 @@ indexes:
         ("table: t\ncolumns: [{name: a, type: int, default: \"1 +\"}]\n", "ends with"),
         ("table: t\ncolumns: [{name: a, type: serial, nullable: true}]\n", "always NOT NULL"),
         ("table: t\ncolumns: [{name: a, type: int, primary_key: true, nullable: true}]\n", "cannot be nullable"),
+        ("table: t\ncolumns: [{name: a, type: int, identity: always, nullable: true}]\n", "identity columns are always"),
+        ("table: t\ncolumns: [{name: a, type: int, identity: sometimes}]\n", "'always' or 'by_default'"),
         ("table: t\ncolumns: [{name: a, type: int}]\nprimary_key: [b]\n", "unknown column 'b'"),
         ("table: t\ncolumns: [{name: a, type: int}]\nindexes: [{columns: [a], method: btrie}]\n", "unknown index method"),
         ("table: t\ncolumns: [{name: a, type: int}]\nindexes: [{columns: [a], where: \"(a > 0\"}]\n", "unbalanced"),
@@ -112,3 +114,19 @@ def test_duplicate_tables_across_files(tmp_path: Path) -> None:
 def test_odd_identifiers_are_accepted() -> None:
     (t,) = parse_spec_text('table: "Weird \\"T\\" select"\ncolumns: [{name: "order", type: int}, {name: "A b", type: text}]\n', "x.yaml")
     assert t.name == 'Weird "T" select' and [c.name for c in t.columns] == ["order", "A b"]
+
+
+def test_parsed_data_cache_keeps_results_and_error_lines(tmp_path: Path) -> None:
+    specs, cache = tmp_path / "specs", tmp_path / "cache"
+    specs.mkdir()
+    (specs / "a.yaml").write_text("table: t\ncolumns:\n  - {name: a, type: int}\n")
+    (specs / "b.yaml").write_text("table: u\ncolumns:\n  - name: a\n    type: integr\n")
+    for _ in range(2):  # second round is served from the cache
+        with pytest.raises(SpecError) as exc:
+            load_specs([specs], cache_dir=cache)
+        (p,) = exc.value.problems
+        assert p.file.endswith("b.yaml") and p.line == 4 and p.key == "columns[0].type"
+    assert len(list(cache.glob("*.json"))) == 2
+    (specs / "b.yaml").unlink()
+    first = load_specs([specs], cache_dir=cache)
+    assert first == load_specs([specs]) and first[0].columns[0].name == "a"

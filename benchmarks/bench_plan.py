@@ -1,0 +1,179 @@
+"""Plan time and memory vs schema size, beside `pg_dump --schema-only` on the same database.
+
+For 100, 500 and 2,000 tables × 20 columns × 3 indexes: create the tables, write matching spec files, then
+time `plan` (spec load + catalog read + diff; the expected result is "no changes") in a fresh subprocess,
+reporting its wall time and peak RSS, and the Python-heap peak via tracemalloc in a separate run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+
+from benchmarks.common import bench_cluster, bench_database, write_results
+from migrate_assets.schema import ddl
+from migrate_assets.schema.spec import parse_spec_text
+
+SIZES = [int(s) for s in os.environ.get("BENCH_PLAN_SIZES", "100,500,2000").split(",")]
+REPEATS = int(os.environ.get("BENCH_PLAN_REPEATS", "3"))
+TYPES = ["bigint", "int", "text", "varchar(64)", "numeric(12,2)", "timestamptz", "boolean", "jsonb", "uuid", "date"]
+DEFAULTS = {"int": "0", "boolean": "false", "timestamptz": "now()", "text": "''::text", "numeric(12,2)": "0"}
+
+
+def table_spec(i: int) -> dict[str, Any]:
+    cols: list[dict[str, Any]] = [{"name": "id", "type": "bigserial", "primary_key": True}]
+    for c in range(1, 20):
+        t = TYPES[c % len(TYPES)]
+        col: dict[str, Any] = {"name": f"c{c}", "type": t, "nullable": c % 3 == 0}
+        if t in DEFAULTS and c % 2 == 0:
+            col["default"] = DEFAULTS[t]
+        if c == 2:
+            col["unique"] = True
+        cols.append(col)
+    return {
+        "table": f"t{i:05d}",
+        "comment": f"table {i}",
+        "columns": cols,
+        "indexes": [
+            {"columns": ["c1"]},
+            {"name": f"t{i:05d}_multi", "columns": ["c3", "c4"]},
+            {"name": f"t{i:05d}_part", "columns": ["c11"], "where": "(c11 > 0)"},
+        ],
+    }
+
+
+_CHILD = r"""
+import json, resource, sys, time, tracemalloc
+trace = sys.argv[3] == "1"
+t0 = time.perf_counter()
+if trace:
+    tracemalloc.start()
+import psycopg
+import yaml
+from migrate_assets.schema.spec import load_specs
+from migrate_assets.schema.planner import build_plan
+t_import = time.perf_counter()
+tables = load_specs([sys.argv[2]], cache_dir=sys.argv[4] if len(sys.argv) > 4 else None)
+t_load = time.perf_counter()
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    plan = build_plan(conn, tables)
+t_plan = time.perf_counter()
+peak = tracemalloc.get_traced_memory()[1] if trace else 0
+print(json.dumps({"changes": len(plan.changes), "refusals": len(plan.refusals), "tables": len(tables),
+                  "import_s": t_import - t0, "load_s": t_load - t_import, "catalog_and_diff_s": t_plan - t_load,
+                  "plan_s": t_plan - t_import, "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "tracemalloc_peak_mib": peak / 2**20}))
+"""
+
+
+def _child(dsn: str, spec_dir: Path, trace: bool, cache: Path | None = None) -> dict[str, Any]:
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run(
+        [sys.executable, "-c", _CHILD, dsn, str(spec_dir), "1" if trace else "0", *([str(cache)] if cache else [])],
+        capture_output=True, text=True, check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    return dict(json.loads(r.stdout))
+
+
+def _pg_dump(dsn: str) -> float:
+    exe = shutil.which("pg_dump")
+    if not exe:
+        return float("nan")
+    t0 = time.perf_counter()
+    subprocess.run([exe, "--schema-only", "-d", dsn], capture_output=True, check=True)
+    return time.perf_counter() - t0
+
+
+def run_size(admin_dsn: str, n: int) -> dict[str, Any]:
+    with bench_database(admin_dsn) as dsn, tempfile.TemporaryDirectory() as tmp:
+        specs = [table_spec(i) for i in range(n)]
+        json_dir, yaml_dir = Path(tmp, "json"), Path(tmp, "yaml")
+        json_dir.mkdir()
+        yaml_dir.mkdir()
+        for start in range(0, n, 100):  # 100 tables per file, once as JSON-style YAML, once in block style
+            chunk = specs[start : start + 100]
+            (json_dir / f"s{start:05d}.yaml").write_text(json.dumps(chunk, indent=1))
+            (yaml_dir / f"s{start:05d}.yaml").write_text(yaml.safe_dump(chunk, sort_keys=False))
+        tables = parse_spec_text(json.dumps(specs), "all.yaml")
+        with psycopg.connect(dsn) as conn:
+            for t in tables:
+                for stmt in ddl.create_table(t):
+                    conn.execute(stmt.encode())
+            conn.commit()
+            conn.autocommit = True
+            conn.execute("VACUUM ANALYZE")
+        runs, jruns, wruns, dumps = [], [], [], []
+        cache = Path(tmp, "cache")
+        _child(dsn, yaml_dir, trace=False, cache=cache)  # fills the parsed-YAML cache
+        for _ in range(REPEATS):  # interleaved, so load changes on a shared machine hit all alike
+            runs.append(_child(dsn, yaml_dir, trace=False))
+            wruns.append(_child(dsn, yaml_dir, trace=False, cache=cache))
+            jruns.append(_child(dsn, json_dir, trace=False))
+            dumps.append(_pg_dump(dsn))
+        traced = _child(dsn, yaml_dir, trace=True)
+        best = min(runs, key=lambda r: r["plan_s"])
+        wbest = min(wruns, key=lambda r: r["plan_s"])
+        jbest = min(jruns, key=lambda r: r["plan_s"])
+        assert best["changes"] == 0 and best["refusals"] == 0 and jbest["changes"] == 0 and wbest["changes"] == 0
+        return {
+            "plan_yaml_cached_s": wbest["plan_s"],
+            "spec_load_yaml_cached_s": wbest["load_s"],
+            "ratio_cached_vs_pg_dump": wbest["plan_s"] / min(dumps),
+            "plan_json_style_specs_s": jbest["plan_s"],
+            "spec_load_json_style_s": jbest["load_s"],
+            "tables": n,
+            "columns_per_table": 20,
+            "indexes_per_table": 3,
+            "plan_s": best["plan_s"],
+            "plan_s_runs": [round(r["plan_s"], 4) for r in runs],
+            "spec_load_s": best["load_s"],
+            "catalog_and_diff_s": best["catalog_and_diff_s"],
+            "changes": best["changes"],
+            "peak_rss_mib": max(r["maxrss_mib"] for r in runs),
+            "python_heap_peak_mib": traced["tracemalloc_peak_mib"],
+            "pg_dump_schema_only_s": min(dumps),
+            "ratio_vs_pg_dump": best["plan_s"] / min(dumps),
+        }
+
+
+def main() -> dict[str, Any]:
+    rows = []
+    with bench_cluster() as info:
+        for n in SIZES:
+            row = run_size(info.dsn, n)
+            print(json.dumps(row), file=sys.stderr)
+            rows.append(row)
+    md = [
+        "## plan: spec load + catalog read + diff (result: no changes)",
+        "",
+        "| tables | plan s (YAML, cold) | spec load s | catalog+diff s | plan s (YAML, cache warm) | "
+        "plan s (JSON-style specs) | peak RSS MiB | Python heap peak MiB | pg_dump --schema-only s | "
+        "cold / pg_dump | warm / pg_dump |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        md.append(
+            f"| {r['tables']} | {r['plan_s']:.3f} | {r['spec_load_s']:.3f} | {r['catalog_and_diff_s']:.3f} | "
+            f"{r['plan_yaml_cached_s']:.3f} | {r['plan_json_style_specs_s']:.3f} | "
+            f"{r['peak_rss_mib']:.0f} | {r['python_heap_peak_mib']:.1f} | {r['pg_dump_schema_only_s']:.3f} | {r['ratio_vs_pg_dump']:.2f} | "
+            f"{r['ratio_cached_vs_pg_dump']:.2f} |"
+        )
+    md += ["", "Target (SPEC §10): ≤ 1.0 s and ≤ 100 MiB at 2,000 tables. Best of "
+           f"{REPEATS} runs, each in a fresh process (imports excluded from plan time)."]  # fmt: skip
+    data = {"sizes": rows}
+    write_results("bench_plan", data, "\n".join(md))
+    return data
+
+
+if __name__ == "__main__":
+    main()

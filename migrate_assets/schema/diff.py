@@ -1,0 +1,431 @@
+"""Desired vs live → ordered `Change`s. Pure: no I/O (the runner supplies Postgres' canonical spellings of
+expressions and which tables hold rows).
+
+Renames happen only through `renamed_from`; columns are matched by exact name (every name is quoted, so
+case matters). Constraint-backing indexes never appear here as indexes; PK and UNIQUE are compared by their
+columns, plain indexes by name and definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from psycopg import sql
+
+from migrate_assets.schema import ddl, hazards
+from migrate_assets.schema.ddl import alter, ident, q, table_ident
+from migrate_assets.schema.introspect import Canonical
+from migrate_assets.schema.model import Column, Constraint, Index, Table, truncate_ident
+from migrate_assets.schema.plan import Change
+from migrate_assets.schema.sqltext import defaults_match, normalize
+from migrate_assets.schema.types import PgType, type_change
+
+TableKey = tuple[str, str]
+
+
+@dataclass
+class DiffResult:
+    changes: list[Change] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+
+
+def default_equal(desired: Column, live: Column, canon: Canonical) -> bool:
+    if desired.serial or live.serial:
+        return desired.serial == live.serial
+    if desired.identity or live.identity:
+        return desired.default is None and live.default is None
+    sure = defaults_match(desired.default, live.default, desired.type.render())
+    if sure is None:
+        sure = defaults_match(desired.default, live.default, desired.type.element.name)
+    if sure is not None:
+        return sure
+    assert desired.default is not None and live.default is not None
+    got = canon.defaults.get((desired.type.render(), desired.default))
+    return got is not None and normalize(got) == normalize(live.default)
+
+
+def pending_defaults(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[Column, bool]]:
+    """Desired (column, needs_canonical_compare) pairs: every desired default is checked by Postgres."""
+    out: list[tuple[Column, bool]] = []
+    for t in desired:
+        lt = live.get(t.key)
+        for c in t.columns:
+            if c.default is None:
+                continue
+            lc = _match_live(c, lt) if lt else None
+            needs = (
+                lc is not None
+                and lc.default is not None
+                and not lc.serial
+                and defaults_match(c.default, lc.default, c.type.render()) is None
+                and defaults_match(c.default, lc.default, c.type.element.name) is None
+            )
+            out.append((c, needs))
+    return out
+
+
+def pending_predicates(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[TableKey, Index]]:
+    out = []
+    for t in desired:
+        lt = live.get(t.key)
+        if not lt:
+            continue
+        lix = {i.name: i for i in lt.indexes}
+        for ix in t.indexes:
+            li = lix.get(ix.name)
+            if li and ix.where and li.where and normalize(ix.where) != normalize(li.where):
+                if all(lt.column(c) for c in ix.columns):
+                    out.append((t.key, ix))
+    return out
+
+
+def _match_live(c: Column, lt: Table) -> Column | None:
+    found = lt.column(c.name)
+    if found:
+        return found
+    for old in c.renamed_from:
+        found = lt.column(old)
+        if found:
+            return found
+    return None
+
+
+def tables_needing_row_check(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[TableKey]:
+    """Existing tables that get a NOT NULL column with nothing to fill it (safe only when empty)."""
+    out = []
+    for t in desired:
+        lt = live.get(t.key)
+        if lt and any(_needs_rows(c) and _match_live(c, lt) is None for c in t.columns):
+            out.append(t.key)
+    return out
+
+
+def _needs_rows(c: Column) -> bool:
+    return not c.nullable and c.default is None and not c.serial and not c.identity and not c.generated
+
+
+def diff(
+    desired: Iterable[Table],
+    live: dict[TableKey, Table],
+    *,
+    canon: Canonical | None = None,
+    nonempty: set[TableKey] | None = None,
+    drop_tables: Iterable[TableKey] = (),
+    missing_schemas: Iterable[str] = (),
+) -> DiffResult:
+    """All changes that turn `live` into `desired`, in a safe execution order.
+
+    `nonempty=None` means "unknown": a NOT NULL column without default is then refused as if the table had
+    rows. Tables in `drop_tables` that exist live are dropped; `missing_schemas` are created first.
+    """
+    canon = canon or Canonical({}, {})
+    nonempty = nonempty if nonempty is not None else {k for k in live}
+    res = DiffResult()
+    for schema in sorted(set(missing_schemas)):
+        res.changes.append(
+            Change(
+                schema, "create_schema", f"create schema {schema}",
+                (q("CREATE SCHEMA IF NOT EXISTS {}", ident(schema)),), (q("DROP SCHEMA {}", ident(schema)),), hazards.NONE,
+            )
+        )  # fmt: skip
+    for t in desired:
+        lt = live.get(t.key)
+        if lt is None:
+            res.changes.append(_create_table(t))
+        else:
+            _TableDiff(t, lt, canon, t.key in nonempty, res).run()
+    for key in drop_tables:
+        lt = live.get(key)
+        if lt is not None:
+            res.changes.append(
+                Change(
+                    lt.qualified,
+                    "drop_table",
+                    f"drop table {lt.qualified}",
+                    (q("DROP TABLE {}", table_ident(*key)),),
+                    None,
+                    hazards.DROP_TABLE,
+                )
+            )
+    # transactional changes first (stable order), then concurrent index work (drops before builds)
+    res.changes.sort(key=lambda c: 0 if c.transactional else (1 if c.kind == "drop_index" else 2))
+    return res
+
+
+def _create_table(t: Table) -> Change:
+    return Change(
+        t.qualified,
+        "create_table",
+        f"create table {t.qualified} ({len(t.columns)} columns, {len(t.indexes)} indexes)",
+        tuple(ddl.create_table(t)),
+        (q("DROP TABLE {}", table_ident(t.schema, t.name)),),
+        hazards.NONE,
+    )
+
+
+class _TableDiff:
+    def __init__(self, want: Table, have: Table, canon: Canonical, has_rows: bool, res: DiffResult) -> None:
+        self.want, self.have, self.canon, self.has_rows, self.res = want, have, canon, has_rows, res
+        self.s, self.t = want.schema, want.name
+        self.renames: dict[str, str] = {}  # old → new
+        self.dropped: set[str] = set()
+        self.phase: dict[str, list[Change]] = {
+            k: [] for k in ("rename", "drop_con", "drop_col", "add_col", "type", "default", "null", "misc", "add_con")
+        }
+
+    def add(self, phase: str, kind: str, desc: str, fwd: list[str], inv: list[str] | None, hz: tuple, column: str | None = None) -> None:
+        self.phase[phase].append(Change(self.have.qualified, kind, desc, tuple(fwd), None if inv is None else tuple(inv), hz, True, column))
+
+    def alter(self, action: str, *args: sql.Composable) -> str:
+        return alter(self.s, self.t, action, *args)
+
+    def run(self) -> None:
+        want, have = self.want, self.have
+        matched: list[tuple[Column, Column]] = []
+        used: set[str] = set()
+        for c in want.columns:
+            lc = have.column(c.name)
+            if lc is None:
+                for old in c.renamed_from:
+                    cand = have.column(old)
+                    if cand is not None and want.column(old) is None and old not in used:
+                        lc = cand
+                        self.renames[old] = c.name
+                        self.add(
+                            "rename", "rename_column", f"rename column {have.qualified}.{old} to {c.name}",
+                            [self.alter("RENAME COLUMN {} TO {}", ident(old), ident(c.name))],
+                            [self.alter("RENAME COLUMN {} TO {}", ident(c.name), ident(old))],
+                            hazards.RENAME_COLUMN, c.name,
+                        )  # fmt: skip
+                        break
+            if lc is None:
+                self._add_column(c)
+            else:
+                used.add(lc.name)
+                matched.append((c, lc))
+        for lc in have.columns:
+            if lc.name not in used and want.column(lc.name) is None:
+                self.dropped.add(lc.name)
+                self.add(
+                    "drop_col", "drop_column", f"drop column {have.qualified}.{lc.name}",
+                    [self.alter("DROP COLUMN {}", ident(lc.name))], None, hazards.DROP_COLUMN, lc.name,
+                )  # fmt: skip
+        for c, lc in matched:
+            self._column(c, lc)
+        self._constraints()
+        self._indexes()
+        if (want.comment or None) != (have.comment or None):
+            self.add(
+                "misc", "set_comment", f"comment on table {have.qualified}",
+                [ddl.comment_table(self.s, self.t, want.comment)], [ddl.comment_table(self.s, self.t, have.comment)], hazards.NONE,
+            )  # fmt: skip
+        for ph in self.phase.values():
+            self.res.changes.extend(ph)
+
+    # -- columns -------------------------------------------------------------------------------------------
+    def _add_column(self, c: Column) -> None:
+        qual = f"{self.have.qualified}.{c.name}"
+        inverse = [self.alter("DROP COLUMN {}", ident(c.name))]
+        volatile_fill = not c.nullable and c.default is not None and hazards.is_volatile(c.default)
+        if _needs_rows(c) and self.has_rows:
+            self.res.refusals.append(
+                f"{qual}: cannot add a NOT NULL column without a default to a table that has rows; "
+                "give it a default (it is backfilled) or make it nullable"
+            )
+            return
+        if volatile_fill:
+            chk = ident(truncate_ident(f"{self.t}_{c.name}_not_null"))
+            col = ident(c.name)
+            fwd = [
+                self.alter("ADD COLUMN {}", ddl.column_def(replace(c, default=None), with_not_null=False)),
+                self.alter("ALTER COLUMN {} SET DEFAULT {}", col, ddl.expr(c.default or "")),
+                q("UPDATE {} SET {} = DEFAULT WHERE {} IS NULL", table_ident(self.s, self.t), col, col),
+                self.alter("ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID", chk, col),
+                self.alter("VALIDATE CONSTRAINT {}", chk),
+                self.alter("ALTER COLUMN {} SET NOT NULL", col),
+                self.alter("DROP CONSTRAINT {}", chk),
+            ]
+            hz = hazards.add_column(c, backfilled=True)
+        else:
+            fwd = [self.alter("ADD COLUMN {}", ddl.column_def(c))]
+            hz = hazards.add_column(c, backfilled=False)
+        if c.comment is not None:
+            fwd.append(ddl.comment_column(self.s, self.t, c.name, c.comment))
+        self.add("add_col", "add_column", f"add column {qual} {c.type.render_declared() if not c.serial else ddl.type_sql(c).as_string(None)}", fwd, inverse, hz, c.name)
+
+    def _column(self, c: Column, lc: Column) -> None:
+        qual = f"{self.have.qualified}.{c.name}"
+        col = ident(c.name)
+        reset_default = False
+        if c.type != lc.type:
+            hz = hazards.alter_type(lc.type, c.type)
+            fwd = [self._alter_type(c.name, lc.type, c.type)]
+            inv = [self._alter_type(c.name, c.type, lc.type)]
+            if lc.default is not None and not lc.serial and not type_change(lc.type, c.type).widening:
+                # the old default may not cast to the new type: drop it first, set the wanted one after
+                reset_default = True
+                fwd.insert(0, self.alter("ALTER COLUMN {} DROP DEFAULT", col))
+                inv.append(self.alter("ALTER COLUMN {} SET DEFAULT {}", col, ddl.expr(lc.default)))
+            self.add(
+                "type", "alter_type", f"change type of {qual} from {lc.type.render()} to {c.type.render()}",
+                fwd, inv, hz, c.name,
+            )  # fmt: skip
+        if reset_default:
+            if c.default is not None:
+                self.add(
+                    "default", "set_default", f"set default of {qual} to {c.default}",
+                    [self.alter("ALTER COLUMN {} SET DEFAULT {}", col, ddl.expr(c.default))],
+                    [self.alter("ALTER COLUMN {} DROP DEFAULT", col)], hazards.ALTER_METADATA, c.name,
+                )  # fmt: skip
+        elif c.serial and not lc.serial:
+            self.res.refusals.append(f"{qual}: turning an existing column into serial is not supported; use a default or identity")
+        elif not default_equal(c, lc, self.canon):
+            inv = [self.alter("ALTER COLUMN {} SET DEFAULT {}", col, ddl.expr(lc.default))] if lc.default else [self.alter("ALTER COLUMN {} DROP DEFAULT", col)]
+            if c.default is None:
+                self.add("default", "drop_default", f"drop default of {qual}", [self.alter("ALTER COLUMN {} DROP DEFAULT", col)], inv, hazards.ALTER_METADATA, c.name)
+            else:
+                self.add(
+                    "default", "set_default", f"set default of {qual} to {c.default}",
+                    [self.alter("ALTER COLUMN {} SET DEFAULT {}", col, ddl.expr(c.default))], inv, hazards.ALTER_METADATA, c.name,
+                )  # fmt: skip
+        if (c.identity or None) != (lc.identity or None):
+            fwd = []
+            if lc.identity:
+                fwd.append(self.alter("ALTER COLUMN {} DROP IDENTITY", col))
+            if c.identity:
+                gen = "ALWAYS" if c.identity == "always" else "BY DEFAULT"
+                fwd.append(self.alter("ALTER COLUMN {} ADD GENERATED " + gen + " AS IDENTITY", col))
+            self.add("misc", "set_identity", f"identity of {qual}: {lc.identity} → {c.identity}", fwd, None, (hazards.AEL, hazards.Hazard.NOT_REVERSIBLE), c.name)
+        if (c.generated or None) != (lc.generated or None):
+            self.res.refusals.append(f"{qual}: changing a generated column's expression is not supported")
+        want_notnull = not c.nullable or c.serial or bool(c.identity)
+        if want_notnull and lc.nullable:
+            chk = ident(truncate_ident(f"{self.t}_{c.name}_not_null"))
+            self.add(
+                "null", "set_not_null", f"set NOT NULL on {qual}",
+                [
+                    self.alter("ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID", chk, col),
+                    self.alter("VALIDATE CONSTRAINT {}", chk),
+                    self.alter("ALTER COLUMN {} SET NOT NULL", col),
+                    self.alter("DROP CONSTRAINT {}", chk),
+                ],
+                [self.alter("ALTER COLUMN {} DROP NOT NULL", col)], hazards.SET_NOT_NULL, c.name,
+            )  # fmt: skip
+        elif not want_notnull and not lc.nullable and not self._in_pk(lc.name):
+            self.add(
+                "null", "drop_not_null", f"drop NOT NULL on {qual}",
+                [self.alter("ALTER COLUMN {} DROP NOT NULL", col)], [self.alter("ALTER COLUMN {} SET NOT NULL", col)],
+                hazards.ALTER_METADATA, c.name,
+            )  # fmt: skip
+        if (c.comment or None) != (lc.comment or None):
+            self.add(
+                "misc", "set_comment", f"comment on column {qual}",
+                [ddl.comment_column(self.s, self.t, c.name, c.comment)], [ddl.comment_column(self.s, self.t, c.name, lc.comment)],
+                hazards.NONE, c.name,
+            )  # fmt: skip
+
+    def _alter_type(self, name: str, old: PgType, new: PgType) -> str:
+        """Widenings keep Postgres' own cast (so its no-rewrite proof applies); others cast explicitly."""
+        col, t = ident(name), sql.SQL(new.render())
+        if type_change(old, new).widening:
+            return self.alter("ALTER COLUMN {} TYPE {}", col, t)
+        return self.alter("ALTER COLUMN {} TYPE {} USING {}::{}", col, t, col, t)
+
+    def _in_pk(self, live_name: str) -> bool:
+        pk = self.want.primary_key
+        return bool(pk and self.renames.get(live_name, live_name) in pk.columns)
+
+    # -- constraints and indexes ---------------------------------------------------------------------------
+    def _live_cols(self, cols: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(self.renames.get(c, c) for c in cols)
+
+    def _constraints(self) -> None:
+        want, have = self.want, self.have
+        lpk = replace(have.primary_key, columns=self._live_cols(have.primary_key.columns)) if have.primary_key else None
+        if (want.primary_key.columns if want.primary_key else None) != (lpk.columns if lpk else None):
+            if lpk and have.primary_key and not self.dropped & set(have.primary_key.columns):
+                self.add(
+                    "drop_con", "drop_primary_key", f"drop primary key {lpk.name} of {have.qualified}",
+                    [ddl.drop_constraint(self.s, self.t, lpk.name or "")], [ddl.add_constraint(self.s, self.t, "PRIMARY KEY", lpk)],
+                    hazards.ALTER_METADATA,
+                )  # fmt: skip
+            if want.primary_key:
+                pk = want.primary_key
+                self.add(
+                    "add_con", "add_primary_key", f"add primary key ({', '.join(pk.columns)}) to {have.qualified}",
+                    [ddl.add_constraint(self.s, self.t, "PRIMARY KEY", pk)], [ddl.drop_constraint(self.s, self.t, pk.name or "")],
+                    hazards.ADD_CONSTRAINT,
+                )  # fmt: skip
+        live_u = {self._live_cols(u.columns): u for u in have.uniques}
+        want_u = {u.columns: u for u in want.uniques}
+        for cols, u in live_u.items():
+            if cols not in want_u and not self.dropped & set(u.columns):
+                self.add(
+                    "drop_con", "drop_unique", f"drop unique ({', '.join(cols)}) of {have.qualified}",
+                    [ddl.drop_constraint(self.s, self.t, u.name or "")], [ddl.add_constraint(self.s, self.t, "UNIQUE", replace(u, columns=cols))],
+                    hazards.ALTER_METADATA,
+                )  # fmt: skip
+        taken = {u.name for u in have.uniques} | {i.name for i in have.indexes}
+        for cols, u in want_u.items():
+            if cols not in live_u:
+                name = u.name or ""
+                if name in taken:
+                    name = truncate_ident(f"{self.t}_{'_'.join(cols)}_uniq")
+                con = Constraint(name, cols)
+                self.add(
+                    "add_con", "add_unique", f"add unique ({', '.join(cols)}) to {have.qualified}",
+                    [ddl.add_constraint(self.s, self.t, "UNIQUE", con)], [ddl.drop_constraint(self.s, self.t, name)],
+                    hazards.ADD_CONSTRAINT,
+                )  # fmt: skip
+
+    def _indexes(self) -> None:
+        have_ix = {i.name: i for i in self.have.indexes}
+        want_ix = {i.name: i for i in self.want.indexes}
+        for name, li in have_ix.items():
+            wi = want_ix.get(name)
+            if wi is not None and self._same_index(wi, li):
+                continue
+            if li.definition is None:
+                inverse: list[str] | None = [ddl.create_index(self.s, self.t, li, concurrently=True)]
+            else:
+                inverse = [_concurrently(li.definition)] if not li.definition.endswith("INVALID") else None
+            self.res.changes.append(
+                Change(
+                    self.have.qualified, "drop_index", f"drop index {self.s}.{name}",
+                    (ddl.drop_index(self.s, name, concurrently=True),), tuple(inverse) if inverse else None,
+                    hazards.DROP_INDEX_CONCURRENTLY, False,
+                )
+            )  # fmt: skip
+        for name, wi in want_ix.items():
+            old = have_ix.get(name)
+            if old is not None and self._same_index(wi, old):
+                continue
+            self.res.changes.append(
+                Change(
+                    self.have.qualified, "add_index", f"add {'unique ' if wi.unique else ''}index {name} on {self.have.qualified} ({', '.join(wi.columns)})",
+                    (ddl.create_index(self.s, self.t, wi, concurrently=True),),
+                    (ddl.drop_index(self.s, name, concurrently=True),), hazards.ADD_INDEX_CONCURRENTLY, False,
+                )
+            )  # fmt: skip
+
+    def _same_index(self, wi: Index, li: Index) -> bool:
+        if li.expression or wi.unique != li.unique or wi.method != li.method:
+            return False
+        if wi.columns != self._live_cols(li.columns):
+            return False
+        if (wi.where is None) != (li.where is None):
+            return False
+        if wi.where is None or li.where is None:
+            return True
+        if normalize(wi.where) == normalize(li.where):
+            return True
+        got = self.canon.predicates.get((self.s, self.t, wi.name))
+        return got is not None and normalize(got) == normalize(li.where)
+
+
+def _concurrently(definition: str) -> str:
+    for head in ("CREATE UNIQUE INDEX ", "CREATE INDEX "):
+        if definition.startswith(head):
+            return head + "CONCURRENTLY " + definition[len(head) :]
+    return definition

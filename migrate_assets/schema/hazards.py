@@ -1,0 +1,69 @@
+"""Hazard rules: what each kind of change does in Postgres 12+ (checked against relfilenode and pg_locks
+in tests/schema/test_hazards_reality.py).
+
+- Every `ALTER TABLE` form used here takes ACCESS EXCLUSIVE (even when it is metadata-only).
+- `ALTER COLUMN TYPE` rewrites unless the cast is binary-coercible or a typmod support function proves the
+  old values fit (varchar/varbit/time types widening, numeric precision widening with the same scale).
+- `ADD COLUMN` with a non-volatile default is metadata-only; a volatile default (or `serial`) rewrites.
+- `SET NOT NULL` scans the table unless a valid `CHECK (c IS NOT NULL)` exists, hence the NOT VALID +
+  VALIDATE sequence (long-running, but no rewrite).
+- `CREATE INDEX CONCURRENTLY` takes SHARE UPDATE EXCLUSIVE only and is long-running.
+"""
+
+from __future__ import annotations
+
+from migrate_assets.schema.model import Column
+from migrate_assets.schema.plan import Hazard
+from migrate_assets.schema.sqltext import tokens
+from migrate_assets.schema.types import PgType, type_change
+
+#: built-in functions whose volatility forces ADD COLUMN ... DEFAULT to compute a value per row
+VOLATILE_FUNCTIONS = frozenset(
+    {
+        "random", "random_normal", "clock_timestamp", "timeofday", "gen_random_uuid", "uuid_generate_v1",
+        "uuid_generate_v1mc", "uuid_generate_v4", "nextval", "setval", "txid_current", "pg_current_xact_id",
+        "setseed", "gen_random_bytes",
+    }
+)  # fmt: skip
+
+AEL = Hazard.ACCESS_EXCLUSIVE_LOCK
+
+
+def is_volatile(expression: str | None) -> bool:
+    """Does the expression call a function known to be volatile (word followed by `(`)?"""
+    if not expression:
+        return False
+    try:
+        toks = tokens(expression)
+    except ValueError:
+        return True
+    return any(t.lower() in VOLATILE_FUNCTIONS and i + 1 < len(toks) and toks[i + 1] == "(" for i, t in enumerate(toks))
+
+
+def add_column(col: Column, *, backfilled: bool) -> tuple[Hazard, ...]:
+    if backfilled:
+        return (AEL, Hazard.LONG_RUNNING)
+    if col.serial or col.identity or is_volatile(col.default) or col.generated:
+        return (AEL, Hazard.REWRITES_TABLE, Hazard.LONG_RUNNING)
+    return (AEL,)
+
+
+def alter_type(old: PgType, new: PgType) -> tuple[Hazard, ...]:
+    tc = type_change(old, new)
+    out = [AEL]
+    if tc.rewrite:
+        out += [Hazard.REWRITES_TABLE, Hazard.LONG_RUNNING]
+    if not tc.widening:
+        out += [Hazard.BREAKS_READERS, Hazard.NOT_REVERSIBLE]
+    return tuple(out)
+
+
+DROP_COLUMN = (AEL, Hazard.DELETES_DATA, Hazard.BREAKS_READERS, Hazard.NOT_REVERSIBLE)
+DROP_TABLE = (AEL, Hazard.DELETES_DATA, Hazard.BREAKS_READERS, Hazard.NOT_REVERSIBLE)
+RENAME_COLUMN = (AEL, Hazard.BREAKS_READERS)
+SET_NOT_NULL = (AEL, Hazard.LONG_RUNNING)
+ALTER_METADATA = (AEL,)
+ADD_CONSTRAINT = (AEL, Hazard.LONG_RUNNING)
+ADD_INDEX_CONCURRENTLY = (Hazard.LONG_RUNNING,)
+DROP_INDEX_CONCURRENTLY: tuple[Hazard, ...] = ()
+NONE: tuple[Hazard, ...] = ()

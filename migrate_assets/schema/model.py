@@ -1,0 +1,156 @@
+"""The table model shared by specs (desired) and introspection (live): plain frozen data, no I/O.
+
+Both sides use the same canonical `PgType` and the same shapes, so diffing is structural comparison.
+Primary keys and UNIQUE constraints are constraints (not indexes); live expression and partial indexes keep
+their whole `pg_get_indexdef` text in `Index.definition` so they are never mis-parsed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gc
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from migrate_assets.schema.types import PgType
+
+MAX_IDENT_BYTES = 63
+INDEX_METHODS = ("btree", "hash", "gist", "gin", "brin", "spgist")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a desired object was declared (for error messages)."""
+
+    file: str
+    line: int | None = None
+    path: tuple[str | int, ...] = ()
+    #: for documents whose line map is built lazily: resolves `line` only when an error message needs it
+    resolve: Any = field(default=None, compare=False, hash=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        from migrate_assets.schema.yamlsrc import format_path
+
+        return format_path(self.path)
+
+    @property
+    def lineno(self) -> int | None:
+        if self.line is None and self.resolve is not None:
+            return cast(int | None, self.resolve(self.path))
+        return self.line
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: PgType  #: always `.plain` (serial is the `serial` flag)
+    nullable: bool = False
+    default: str | None = None
+    serial: bool = False  #: default is nextval() of a sequence owned by this column
+    identity: str | None = None  #: "always" | "by default"
+    generated: str | None = None  #: expression of a STORED generated column
+    comment: str | None = None
+    renamed_from: tuple[str, ...] = ()  #: desired side only
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    name: str
+    columns: tuple[str, ...] = ()
+    unique: bool = False
+    where: str | None = None
+    method: str = "btree"
+    #: live side: the whole pg_get_indexdef text; `columns` is empty for expression indexes
+    definition: str | None = field(default=None, compare=False)
+    expression: bool = False
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """PRIMARY KEY or UNIQUE constraint (compared by columns; names are Postgres' or ours)."""
+
+    name: str | None
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    columns: tuple[Column, ...] = ()
+    primary_key: Constraint | None = None
+    uniques: tuple[Constraint, ...] = ()
+    indexes: tuple[Index, ...] = ()
+    comment: str | None = None
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.schema, self.name)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Column]:
+        return {c.name: c for c in self.columns}
+
+    def column(self, name: str) -> Column | None:
+        return self._by_name.get(name)
+
+
+def table_fingerprint_data(t: Table) -> tuple[object, ...]:
+    """Stable description of a live table (what the fingerprint hashes); repr() of it is deterministic."""
+    return (
+        t.schema,
+        t.name,
+        tuple(
+            (c.name, c.type.render(), c.nullable, c.default, c.serial, c.identity, c.generated, c.comment)
+            for c in t.columns
+        ),
+        (t.primary_key.name, t.primary_key.columns) if t.primary_key else None,
+        tuple(sorted((u.name or "", u.columns) for u in t.uniques)),
+        tuple(sorted((i.name, i.definition or "", i.columns, i.unique, i.where or "", i.method, i.expression) for i in t.indexes)),
+        t.comment,
+    )
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building many small immutable objects (it would rescan them repeatedly)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def fingerprint(tables: dict[tuple[str, str], Table] | list[Table], scope: str = "") -> str:
+    """SHA-256 over the live tables a plan was computed from (order-independent)."""
+    items = tables.values() if isinstance(tables, dict) else tables
+    h = hashlib.sha256(scope.encode())
+    for t in sorted(items, key=lambda t: t.key):
+        h.update(repr(table_fingerprint_data(t)).encode())
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def truncate_ident(name: str) -> str:
+    """Cut a generated name to Postgres' 63-byte limit without splitting a UTF-8 character."""
+    raw = name.encode()
+    if len(raw) <= MAX_IDENT_BYTES:
+        return name
+    return raw[:MAX_IDENT_BYTES].decode(errors="ignore")
+
+
+def default_index_name(table: str, columns: tuple[str, ...], unique: bool) -> str:
+    suffix = "key" if unique else "idx"
+    return truncate_ident(f"{table}_{'_'.join(columns)}_{suffix}")

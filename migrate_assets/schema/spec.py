@@ -1,0 +1,433 @@
+"""Loading table spec files (SPEC §3) into desired `Table`s.
+
+Strict on purpose: unknown keys, wrong value types, bad identifiers, unknown types, duplicate columns, tables
+or indexes, indexes on unknown columns and defaults that cannot be expressions are all collected and raised
+together as one `SpecError`, each problem with file, line and key path. camelCase keys of the original
+format (`primaryKey`, `renamedFrom`) are accepted as aliases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from migrate_assets.errors import InvalidInputError, Problem, SpecError
+from migrate_assets.schema.model import (
+    INDEX_METHODS,
+    MAX_IDENT_BYTES,
+    Column,
+    Constraint,
+    Index,
+    Source,
+    Table,
+    default_index_name,
+    gc_paused,
+    truncate_ident,
+)
+from migrate_assets.schema.sqltext import check_expression
+from migrate_assets.schema.types import UnknownTypeError, parse_type
+from migrate_assets.schema.yamlsrc import KeyPath, YamlDoc, doc_from_data, format_path, parse_yaml_fast
+
+_ALIASES = {
+    "primaryKey": "primary_key",
+    "renamedFrom": "renamed_from",
+    "isUnique": "unique",
+}
+TABLE_KEYS = {"table", "schema", "columns", "indexes", "primary_key", "comment"}
+COLUMN_KEYS = {"name", "type", "nullable", "primary_key", "unique", "default", "renamed_from", "comment", "identity"}
+INDEX_KEYS = {"name", "columns", "unique", "where", "method"}
+IDENTITY_VALUES = {"always": "always", "by_default": "by default", "by default": "by default"}
+
+
+def ident_problem(value: Any) -> str | None:
+    """Postgres identifier rules for quoted names: a non-empty string of at most 63 bytes, no NUL."""
+    if not isinstance(value, str):
+        return f"expected a name (string), got {type(value).__name__}"
+    if not value:
+        return "name must not be empty"
+    if "\x00" in value:
+        return "name must not contain a NUL character"
+    if len(value.encode()) > MAX_IDENT_BYTES:
+        return f"name is {len(value.encode())} bytes long; Postgres allows at most {MAX_IDENT_BYTES}"
+    return None
+
+
+class _Ctx:
+    def __init__(self, doc: YamlDoc) -> None:
+        self.doc = doc
+        self.problems: list[Problem] = list(doc.duplicates)
+
+    def add(self, path: KeyPath, message: str) -> None:
+        self.problems.append(self.doc.problem(path, message))
+
+    def src(self, path: KeyPath) -> Source:
+        if self.doc.lines or not self.doc.data:
+            return Source(self.doc.file, self.doc.line_of(path), path)
+        return Source(self.doc.file, None, path, self.doc.line_of)
+
+    def mapping(self, value: Any, path: KeyPath, allowed: set[str], what: str) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.add(path, f"expected a mapping ({what}), got {_kind(value)}")
+            return None
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            key = _ALIASES.get(str(k), str(k))
+            if key not in allowed:
+                self.add((*path, str(k)), f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+                continue
+            if key in out:
+                self.add((*path, str(k)), f"{k!r} given twice (as {key} and an alias)")
+            out[key] = (v, (*path, str(k)))
+        return out
+
+    def boolean(self, entry: dict[str, Any], key: str, default: bool) -> bool:
+        if key not in entry:
+            return default
+        v, p = entry[key]
+        if not isinstance(v, bool):
+            self.add(p, f"expected true or false, got {_kind(v)}")
+            return default
+        return v
+
+    def text(self, entry: dict[str, Any], key: str) -> str | None:
+        if key not in entry or entry[key][0] is None:
+            return None
+        v, p = entry[key]
+        if not isinstance(v, str):
+            self.add(p, f"expected a string, got {_kind(v)}")
+            return None
+        return v
+
+    def name(self, entry: dict[str, Any], key: str, path: KeyPath, required: bool = True) -> str | None:
+        if key not in entry:
+            if required:
+                self.add(path, f"required key {key!r} is missing")
+            return None
+        v, p = entry[key]
+        why = ident_problem(v)
+        if why:
+            self.add(p, why)
+            return None
+        return str(v)
+
+    def names(self, entry: dict[str, Any], key: str) -> list[tuple[str, KeyPath]]:
+        if key not in entry:
+            return []
+        v, p = entry[key]
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list):
+            self.add(p, f"expected a list of names, got {_kind(v)}")
+            return []
+        out = []
+        for i, item in enumerate(v):
+            why = ident_problem(item)
+            if why:
+                self.add((*p, i), why)
+            else:
+                out.append((str(item), (*p, i)))
+        return out
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(v), type(v).__name__
+    )
+
+
+def _default_text(v: Any) -> str | None:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return v
+    return None
+
+
+def _column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, bool] | None:
+    e = ctx.mapping(raw, path, COLUMN_KEYS, "a column")
+    if e is None:
+        return None
+    name = ctx.name(e, "name", path)
+    col_type = None
+    if "type" not in e:
+        ctx.add(path, "required key 'type' is missing")
+    elif not isinstance(e["type"][0], str):
+        ctx.add(e["type"][1], f"expected a type name, got {_kind(e['type'][0])}")
+    else:
+        try:
+            col_type = parse_type(e["type"][0])
+        except UnknownTypeError as exc:
+            ctx.add(e["type"][1], exc.message)
+    nullable = ctx.boolean(e, "nullable", False)
+    pk = ctx.boolean(e, "primary_key", False)
+    unique = ctx.boolean(e, "unique", False)
+    default = None
+    if "default" in e and e["default"][0] is not None:
+        v, p = e["default"]
+        default = _default_text(v)
+        if default is None:
+            ctx.add(p, f"expected an SQL expression (string), got {_kind(v)}")
+        else:
+            why = check_expression(default)
+            if why:
+                ctx.add(p, f"default does not parse as an SQL expression: {why}")
+    renamed = [n for n, _ in ctx.names(e, "renamed_from")]
+    comment = ctx.text(e, "comment")
+    identity = None
+    if "identity" in e and e["identity"][0] is not None:
+        v, p = e["identity"]
+        identity = IDENTITY_VALUES.get(str(v).lower()) if isinstance(v, str) else None
+        if identity is None:
+            ctx.add(p, "expected 'always' or 'by_default'")
+    if col_type is not None and col_type.serial:
+        if nullable:
+            ctx.add((*path, "nullable"), "serial columns are always NOT NULL")
+        if default is not None:
+            ctx.add((*path, "default"), "serial columns get their default from their sequence")
+    if identity and default is not None:
+        ctx.add((*path, "identity"), "an identity column cannot also have a default")
+    if identity and nullable:
+        ctx.add((*path, "nullable"), "identity columns are always NOT NULL")
+    if pk and nullable:
+        ctx.add((*path, "nullable"), "primary key columns cannot be nullable")
+    if name is None or col_type is None:
+        return None
+    col = Column(
+        name=name,
+        type=col_type.plain,
+        nullable=nullable,
+        default=default,
+        serial=col_type.serial,
+        identity=identity,
+        comment=comment,
+        renamed_from=tuple(renamed),
+        source=ctx.src(path),
+    )
+    return col, pk, unique
+
+
+def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | None:
+    e = ctx.mapping(raw, path, TABLE_KEYS, "a table with table, columns, indexes")
+    if e is None:
+        return None
+    schema = default_schema
+    tname: str | None = None
+    if "table" not in e:
+        ctx.add(path, "required key 'table' is missing")
+    else:
+        v, p = e["table"]
+        if "schema" not in e and isinstance(v, str) and "." in v:
+            schema, _, v = v.partition(".")
+            why = ident_problem(schema)
+            if why:
+                ctx.add(p, f"schema {why}")
+        why = ident_problem(v)
+        if why:
+            ctx.add(p, why)
+        else:
+            tname = v
+    if "schema" in e:
+        s = ctx.name(e, "schema", path)
+        schema = s or schema
+    columns: list[Column] = []
+    pk_cols: list[str] = []
+    uniques: list[Constraint] = []
+    seen: dict[str, KeyPath] = {}
+    raw_cols = e.get("columns", (None, (*path, "columns")))
+    if not isinstance(raw_cols[0], list) or not raw_cols[0]:
+        ctx.add(raw_cols[1], "expected a non-empty list of columns")
+    else:
+        for i, rc in enumerate(raw_cols[0]):
+            cpath = (*raw_cols[1], i)
+            raw_name = rc.get("name") if isinstance(rc, dict) else None
+            duplicate = isinstance(raw_name, str) and raw_name in seen
+            if duplicate:
+                ctx.add((*cpath, "name"), f"duplicate column {raw_name!r} (first at {format_path(seen[str(raw_name)])})")
+            elif isinstance(raw_name, str):
+                seen[raw_name] = cpath
+            got = _column(ctx, rc, cpath)
+            if got is None or duplicate:
+                continue
+            col, pk, unique = got
+            columns.append(col)
+            if pk:
+                pk_cols.append(col.name)
+            if unique:
+                uniques.append(Constraint(truncate_ident(f"{tname}_{col.name}_key"), (col.name,)))
+    table_pk = ctx.names(e, "primary_key")
+    if table_pk:
+        if pk_cols and [n for n, _ in table_pk] != pk_cols:
+            ctx.add(e["primary_key"][1], "primary_key disagrees with the columns marked primary_key")
+        for n, p in table_pk:
+            if n not in seen:
+                ctx.add(p, f"primary key names unknown column {n!r}")
+        pk_cols = [n for n, _ in table_pk]
+        for n in pk_cols:
+            c = next((c for c in columns if c.name == n), None)
+            if c is not None and c.nullable:
+                ctx.add((*seen[n], "nullable"), "primary key columns cannot be nullable")
+    indexes = _indexes(ctx, e, tname or "", seen)
+    comment = ctx.text(e, "comment")
+    if tname is None:
+        return None
+    pkey = Constraint(truncate_ident(f"{tname}_pkey"), tuple(pk_cols)) if pk_cols else None
+    # a UNIQUE on exactly the primary key columns is redundant; Postgres drops it at CREATE TABLE too
+    uniques = [u for u in uniques if u.columns != tuple(pk_cols)]
+    return Table(schema, tname, tuple(columns), pkey, tuple(uniques), tuple(indexes), comment, ctx.src(path))
+
+
+def _indexes(ctx: _Ctx, e: dict[str, Any], tname: str, cols: dict[str, KeyPath]) -> list[Index]:
+    if "indexes" not in e or e["indexes"][0] is None:
+        return []
+    raw, path = e["indexes"]
+    if not isinstance(raw, list):
+        ctx.add(path, f"expected a list of indexes, got {_kind(raw)}")
+        return []
+    out: list[Index] = []
+    names: dict[str, KeyPath] = {}
+    for i, ri in enumerate(raw):
+        ipath = (*path, i)
+        ie = ctx.mapping(ri, ipath, INDEX_KEYS, "an index")
+        if ie is None:
+            continue
+        icols = ctx.names(ie, "columns")
+        if not icols and "columns" in ie:
+            ctx.add(ie["columns"][1], "an index needs at least one column")
+        elif "columns" not in ie:
+            ctx.add(ipath, "required key 'columns' is missing")
+        for n, p in icols:
+            if n not in cols:
+                ctx.add(p, f"index on unknown column {n!r}")
+        unique = ctx.boolean(ie, "unique", False)
+        where = ctx.text(ie, "where")
+        if where is not None:
+            why = check_expression(where)
+            if why:
+                ctx.add(ie["where"][1], f"where does not parse as an SQL expression: {why}")
+        method = ctx.text(ie, "method") or "btree"
+        if method.lower() not in INDEX_METHODS:
+            ctx.add(ie["method"][1], f"unknown index method {method!r} (expected one of: {', '.join(INDEX_METHODS)})")
+        name = ctx.name(ie, "name", ipath, required=False)
+        col_names = tuple(n for n, _ in icols)
+        if name is None and "name" not in ie:
+            name = default_index_name(tname, col_names, False)
+        if name is None:
+            continue
+        if name in names:
+            ctx.add(ipath, f"duplicate index name {name!r} (first at {format_path(names[name])})")
+            continue
+        names[name] = ipath
+        out.append(Index(name, col_names, unique, where, method.lower(), source=ctx.src(ipath)))
+    return out
+
+
+def parse_spec_text(text: str, file: str, default_schema: str = "public") -> list[Table]:
+    """Parse one spec document (a single table mapping or a list of them)."""
+    return _from_doc(parse_yaml_fast(text, file), default_schema)
+
+
+def _from_doc(doc: YamlDoc, default_schema: str) -> list[Table]:
+    ctx = _Ctx(doc)
+    items: list[tuple[Any, KeyPath]]
+    if isinstance(doc.data, list):
+        items = [(v, (i,)) for i, v in enumerate(doc.data)]
+    elif isinstance(doc.data, dict):
+        items = [(doc.data, ())]
+    elif doc.data is None:
+        items = []
+    else:
+        ctx.add((), f"expected a table mapping or a list of tables, got {_kind(doc.data)}")
+        items = []
+    tables = [t for v, p in items if (t := _table(ctx, v, p, default_schema)) is not None]
+    if ctx.problems:
+        raise SpecError(ctx.problems)
+    return tables
+
+
+_CACHE_VERSION = b"spec-data-v1"
+
+
+def _read(path: Path, cache_dir: Path | None = None) -> YamlDoc:
+    """Parse one file; with `cache_dir`, parsed YAML data is reused by content hash (JSON files, no pickle),
+    so unchanged spec sets skip the YAML parser. Validation always runs on the data."""
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([Problem(file=str(path), message=f"cannot read: {exc}")]) from exc
+    if cache_dir is None or text.lstrip()[:1] in ("[", "{"):
+        return parse_yaml_fast(text, str(path))
+    entry = cache_dir / (hashlib.sha256(_CACHE_VERSION + raw).hexdigest() + ".json")
+    try:
+        return doc_from_data(str(path), json.loads(entry.read_text(encoding="utf-8")), text)
+    except (OSError, ValueError):
+        pass
+    doc = parse_yaml_fast(text, str(path))
+    if not doc.duplicates:
+        try:
+            dumped = json.dumps(doc.data)
+            if json.loads(dumped) == doc.data:  # only plain JSON-able data is cached
+                cache_dir.mkdir(parents=True, exist_ok=True)
+                tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(dumped, encoding="utf-8")
+                os.replace(tmp, entry)
+        except (OSError, TypeError, ValueError):
+            pass
+    return doc
+
+
+def spec_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand directories (non-recursive, `.yaml`/`.yml`, name order) and keep explicit files as given."""
+    out: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out.extend(sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in (".yaml", ".yml")))
+        elif path.exists():
+            out.append(path)
+        else:
+            raise SpecError([Problem(file=str(path), message="spec file or directory not found")])
+    return out
+
+
+def load_specs(
+    paths: Sequence[str | Path], default_schema: str = "public", cache_dir: str | Path | None = None
+) -> list[Table]:
+    """Load every spec file; all problems of all files (and duplicate tables across files) are raised at once.
+
+    `cache_dir` (optional) keeps parsed YAML data by content hash; see `_read`.
+    """
+    with gc_paused():
+        return _load_specs(paths, default_schema, Path(cache_dir) if cache_dir is not None else None)
+
+
+def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Path | None) -> list[Table]:
+    problems: list[Problem] = []
+    tables: list[Table] = []
+    seen: dict[tuple[str, str], Table] = {}
+    for f in spec_files(paths):
+        try:
+            loaded = _from_doc(_read(f, cache_dir), default_schema)
+        except InvalidInputError as exc:
+            problems.extend(exc.problems)
+            continue
+        for t in loaded:
+            first = seen.get(t.key)
+            if first is not None:
+                src = t.source or Source(str(f))
+                where = f"{first.source.file}:{first.source.lineno}" if first.source else "?"
+                problems.append(Problem(src.file, f"duplicate table {t.qualified} (first at {where})", src.key or "table", src.lineno))
+                continue
+            seen[t.key] = t
+            tables.append(t)
+    if problems:
+        raise SpecError(problems)
+    return tables

@@ -1,0 +1,151 @@
+"""A small SQL expression checker and normaliser, used without a database.
+
+It catches what can be known offline (unbalanced quotes or brackets, statement separators, comments, dangling
+operators); Postgres re-checks each expression before apply. `normalize` gives a comparison form that lets
+the common spellings of the same default (`'x'` vs `'x'::text`, extra parentheses, case of keywords) match
+without a round trip.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+_DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+_TOKEN = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_$]*|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|::|[-+*/<>=~!@#%^&|`?]+|."
+)
+
+
+def tokens(expr: str) -> list[str]:
+    """Split into tokens: quoted strings/identifiers stay whole; raises ValueError on bad syntax."""
+    out: list[str] = []
+    i, n = 0, len(expr)
+    while i < n:
+        ch = expr[i]
+        if ch.isspace():
+            i += 1
+            continue
+        if ch == "'" or (ch in "eEbBxXnN" and i + 1 < n and expr[i + 1] == "'"):
+            j = i + 1 if ch == "'" else i + 2
+            while True:
+                if j >= n:
+                    raise ValueError("unterminated string literal")
+                if expr[j] == "\\" and ch in "eE":
+                    j += 2
+                    continue
+                if expr[j] == "'":
+                    if j + 1 < n and expr[j + 1] == "'":
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(expr[i : j + 1])
+            i = j + 1
+            continue
+        if ch == '"':
+            j = i + 1
+            while True:
+                if j >= n:
+                    raise ValueError("unterminated quoted identifier")
+                if expr[j] == '"':
+                    if j + 1 < n and expr[j + 1] == '"':
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(expr[i : j + 1])
+            i = j + 1
+            continue
+        if ch == "$":
+            m = _DOLLAR.match(expr, i)
+            if m:
+                end = expr.find(m.group(0), m.end())
+                if end < 0:
+                    raise ValueError("unterminated dollar-quoted string")
+                out.append(expr[i : end + len(m.group(0))])
+                i = end + len(m.group(0))
+                continue
+        if expr.startswith("--", i) or expr.startswith("/*", i):
+            raise ValueError("comments are not allowed in an expression")
+        if ch == ";":
+            raise ValueError("';' is not allowed in an expression")
+        m = _TOKEN.match(expr, i)
+        assert m is not None
+        out.append(m.group(0))
+        i = m.end()
+    return out
+
+
+_OPEN = {"(": ")", "[": "]"}
+
+
+@functools.lru_cache(maxsize=4096)
+def check_expression(expr: str) -> str | None:
+    """Why `expr` cannot be an SQL expression, or None when it looks like one."""
+    if not expr.strip():
+        return "expression is empty"
+    try:
+        toks = tokens(expr)
+    except ValueError as exc:
+        return str(exc)
+    stack: list[str] = []
+    prev = ""
+    for t in toks:
+        if t in _OPEN:
+            stack.append(_OPEN[t])
+        elif t in (")", "]"):
+            if not stack or stack.pop() != t:
+                return f"unbalanced {t!r}"
+            if prev in ("+", "-", "/", ",", "::") or (prev and prev[0] in "<>=~!@#%^&|?"):
+                return f"dangling operator {prev!r}"
+        elif t == "," and not stack:
+            return "',' outside parentheses: a default is a single expression"
+        prev = t
+    if stack:
+        return "unbalanced '('"
+    last = toks[-1]
+    if last in ("::", ",", ".") or (re.fullmatch(r"[-+*/<>=~!@#%^&|`?]+", last) is not None):
+        return f"expression ends with {last!r}"
+    first = toks[0]
+    if first in ("::", ",", ")", "]") or first in ("*", "/", "=", "<", ">"):
+        return f"expression starts with {first!r}"
+    return None
+
+
+@functools.lru_cache(maxsize=8192)
+def normalize(expr: str) -> str:
+    """Comparison form: tokens joined by single spaces, unquoted words lower-cased, outer parens dropped."""
+    try:
+        toks = tokens(expr)
+    except ValueError:
+        return expr.strip()
+    toks = [t if t[0] in "'\"$" or t[0] in "eEbBxXnN" and len(t) > 1 and t[1] == "'" else t.lower() for t in toks]
+    while len(toks) >= 2 and toks[0] == "(" and toks[-1] == ")" and _wraps(toks):
+        toks = toks[1:-1]
+    return " ".join(toks)
+
+
+def _wraps(toks: list[str]) -> bool:
+    depth = 0
+    for i, t in enumerate(toks):
+        if t == "(":
+            depth += 1
+        elif t == ")":
+            depth -= 1
+            if depth == 0 and i != len(toks) - 1:
+                return False
+    return True
+
+
+def defaults_match(desired: str | None, live: str | None, type_sql: str) -> bool | None:
+    """True/False when sure without a database, None when Postgres must canonicalise `desired`."""
+    if desired is None or live is None:
+        return desired is None and live is None
+    d, lv = normalize(desired), normalize(live)
+    if d == lv:
+        return True
+    for cand in (f"{d} :: {type_sql}", f"( {d} ) :: {type_sql}"):
+        if normalize(cand) == lv:
+            return True
+    return None
