@@ -26,6 +26,7 @@ from migrate_assets.errors import (
     RuntimeFailure,
     StalePlanError,
 )
+from migrate_assets.expand.handoff import split_for_expand
 from migrate_assets.schema.apply import ApplyOptions, apply_plan
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.plan import Plan
@@ -180,7 +181,14 @@ def cmd_apply(args: argparse.Namespace) -> Result:
                 raise PlanMismatchError(args.plan, f"{len(theirs)} stored change(s) vs {len(mine)} planned now")
         else:
             plan = build_plan(conn, desired, opts)
+        expanded: list[dict] = []
+        if cfg.on_breaking_change == "expand_contract":
+            plan, change_sets = split_for_expand(conn, plan, desired)
+        else:
+            change_sets = []
         result = apply_plan(conn, plan, _apply_options(cfg, opts), dry_run=args.dry_run)
+        for cs in change_sets:
+            expanded.append(_expand(conn, cfg, cs, args.dry_run))
     data = {
         "dry_run": result.dry_run,
         "fingerprint": plan.fingerprint,
@@ -189,5 +197,23 @@ def cmd_apply(args: argparse.Namespace) -> Result:
         "warnings": result.warnings,
         "attempts": result.attempts,
         "seconds": round(result.seconds, 3),
+        "expanded": expanded,
     }
-    return Result(data=data, text=apply_text, markdown=apply_markdown, warnings=result.warnings)
+    warnings = result.warnings + [
+        f"{e['table']}: breaking column changes handed to expand–contract (change file {e['change_file']}); "
+        f"run `migrate-assets contract {e['change_file']}` once clients use the new shape" for e in expanded]
+    return Result(data=data, text=apply_text, markdown=apply_markdown, warnings=warnings)
+
+
+def _expand(conn: Any, cfg: Any, cs: Any, dry_run: bool) -> dict[str, Any]:
+    """Run the expand phase of one hand-off change set and save it as a change file next to migrate.yaml."""
+    from migrate_assets.expand import runner
+    from migrate_assets.expand.handoff import write_change_file
+
+    opts = runner.Options(state_schema=cfg.database.schema_, lock_timeout=cfg.lock_timeout,
+                          attempts=cfg.retries.attempts, backoff=cfg.retries.backoff,
+                          max_backoff=cfg.retries.max_backoff)
+    res = runner.expand(conn, cs, opts, dry_run=dry_run,
+                        cdc_tracked=cfg.pipeline_for(cs.qualified) is not None)
+    path = write_change_file(cs, str(cfg.path("changes"))) if not dry_run else None
+    return {"table": cs.qualified, "change_file": path, "result": res}
