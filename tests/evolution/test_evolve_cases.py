@@ -75,8 +75,10 @@ def test_rename_keeps_the_iceberg_field_id(shop: Pipeline, capsys: pytest.Captur
     assert code == 3 and "breaks readers" in json.dumps(res)  # block is the default policy
     assert iceberg_fields(shop) == before
     shop.write_config(on_breaking_change="warn")
-    code, res = evolve(shop, capsys, change)
-    assert code == 0, res
+    with shop.writer(rate=100) as w:
+        code, res = evolve(shop, capsys, change)
+        assert code == 0, res
+    assert not set(w.ids) - shop.event_ids()
     after = iceberg_fields(shop)
     assert "email" not in after and after["email_address"][0] == before["email"][0]
     with psycopg.connect(shop.dsn, autocommit=True) as conn:
@@ -94,8 +96,10 @@ def test_drop_column_only_when_the_policy_allows(shop: Pipeline, capsys: pytest.
     code, res = evolve(shop, capsys, change)
     assert code == 3 and "--allow-irreversible" in res["error"]["message"]
     assert shop.layer_state() == before  # refusals change nothing
-    code, res = evolve(shop, capsys, change, "--allow-irreversible")
-    assert code == 0, res
+    with shop.writer(rate=100) as w:
+        code, res = evolve(shop, capsys, change, "--allow-irreversible")
+        assert code == 0, res
+    assert not set(w.ids) - shop.event_ids()
     assert next(s for s in res["steps"] if s["layer"] == "source_db")["reversible"] is False
     assert "email" not in iceberg_fields(shop)
     verify_ok(shop, capsys)
