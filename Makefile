@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(VENV)/bin/ruff check migrate_assets tests benchmarks examples
+	$(VENV)/bin/ruff check .
 
 typecheck: install
 	$(VENV)/bin/mypy

@@ -11,7 +11,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 set -e
-echo "== ruff"; "$BIN/ruff" check migrate_assets tests benchmarks examples
+echo "== ruff"; "$BIN/ruff" check .
 echo "== mypy"; "$BIN/mypy"
 echo "== local stack"; "$BIN/migrate-assets" stack up --state-dir "$STATE" --connect-mode standalone
 set +e

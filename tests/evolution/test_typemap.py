@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from migrate_assets.errors import BreakingChangeBlocked, InvalidInputError, IrreversibleChangeError, UnsupportedTypeError
+from migrate_assets.errors import (
+    BreakingChangeBlocked,
+    InvalidInputError,
+    IrreversibleChangeError,
+    UnsupportedTypeError,
+)
 from migrate_assets.evolution.derive import (
     avro_row_fields,
     derive_avro,
