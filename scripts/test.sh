@@ -10,6 +10,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# the UI test drives Debian's headless Chromium: install it like the stack installs Java (root, apt-get)
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ "${MIGRATE_ASSETS_NO_INSTALL:-}" != 1 ] \
+   && command -v apt-get >/dev/null 2>&1; then
+  echo "== installing chromium (UI test)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1; \
+    apt-get install -y -q chromium >/dev/null 2>&1; } || echo "chromium could not be installed: the UI test will skip"
+fi
+
 set -e
 echo "== ruff"; "$BIN/ruff" check .
 echo "== mypy"; "$BIN/mypy"

@@ -1,0 +1,144 @@
+"""Dagster `ConfigurableResource`s over the real systems (SPEC §7).
+
+Thin on purpose: each resource holds only configuration (every field accepts `dagster.EnvVar`, so secrets such as a
+DSN with a password never appear in code or in the launchpad) and hands out the plain adapters of
+`migrate_assets.resources`, which implement the narrow protocols the engine speaks. The engine never imports
+Dagster; these classes are the only place the two meet.
+
+`MigrateProjectResource` is what the jobs use: one `migrate.yaml` (read lazily, on first use in a run, so the code
+location loads without any service running) from which the run context, pipeline targets, policy and run store
+are built exactly as the CLI builds them. The per-layer resources serve code that needs one system only, e.g.
+`PostgresResource(dsn=EnvVar("DATABASE_URL"))`, and can be derived from a project with `from_project`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from migrate_assets.config import ProjectConfig, load_config
+from migrate_assets.evolution.actions import Bounds, RunContext
+from migrate_assets.evolution.planner import PipelineTarget, Policy
+from migrate_assets.evolution.saga import RetryPolicy
+from migrate_assets.evolution.store import EvolutionStore
+from migrate_assets.resources import project as projectlib
+from migrate_assets.resources.iceberg import IcebergLakehouse
+from migrate_assets.resources.kafka_connect import KafkaConnectClient
+from migrate_assets.resources.postgres import PostgresSource
+from migrate_assets.resources.registry import SchemaRegistryAdapter
+
+#: the bundled example project: what `dagster dev -w workspace.yaml` shows when nothing else is configured
+EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "migrate.yaml"
+
+
+def default_config_path() -> str:
+    """`$MIGRATE_ASSETS_CONFIG`, else the example project (SPEC §2 order, minus the CLI flag)."""
+    return os.environ.get("MIGRATE_ASSETS_CONFIG") or str(EXAMPLE_CONFIG)
+
+
+class PostgresResource(ConfigurableResource):  # type: ignore[type-arg]
+    """The source database (`SourceLayer`)."""
+
+    dsn: str = Field(description="libpq URL or conninfo; pass EnvVar('DATABASE_URL') for secrets")
+    db_schema: str = Field(default="public", description="schema of unqualified table names")
+
+    def source(self) -> PostgresSource:
+        # one attempt per call: retrying belongs to the saga or the op's RetryPolicy, never both
+        return PostgresSource(self.dsn, self.db_schema, attempts=1)
+
+    @classmethod
+    def from_project(cls, cfg: ProjectConfig) -> PostgresResource:
+        return cls(dsn=cfg.database.dsn, db_schema=cfg.database.schema_)
+
+
+class KafkaConnectResource(ConfigurableResource):  # type: ignore[type-arg]
+    """A Kafka Connect cluster's REST API (`ConnectorLayer`)."""
+
+    url: str = Field(description="Kafka Connect REST URL, e.g. http://127.0.0.1:8083")
+
+    def client(self) -> KafkaConnectClient:
+        return KafkaConnectClient(self.url)
+
+    @classmethod
+    def from_project(cls, cfg: ProjectConfig) -> KafkaConnectResource | None:
+        return cls(url=cfg.kafka_connect.url) if cfg.kafka_connect else None
+
+
+class SchemaRegistryResource(ConfigurableResource):  # type: ignore[type-arg]
+    """A Confluent-compatible schema registry (`RegistryLayer`)."""
+
+    url: str = Field(description="registry URL, e.g. http://127.0.0.1:8081")
+
+    def adapter(self) -> SchemaRegistryAdapter:
+        return SchemaRegistryAdapter(self.url)
+
+    @classmethod
+    def from_project(cls, cfg: ProjectConfig) -> SchemaRegistryResource | None:
+        return cls(url=cfg.schema_registry.url) if cfg.schema_registry else None
+
+
+class IcebergCatalogResource(ConfigurableResource):  # type: ignore[type-arg]
+    """Any pyiceberg catalog reached through `load_catalog` (`LakehouseLayer`): REST, Glue, Hive, SQL."""
+
+    name: str = Field(default="lake", description="catalog name")
+    properties: dict[str, str] = Field(default_factory=dict, description="load_catalog properties")
+
+    def lakehouse(self) -> IcebergLakehouse:
+        return IcebergLakehouse(self.name, dict(self.properties))
+
+    @classmethod
+    def from_project(cls, cfg: ProjectConfig) -> IcebergCatalogResource | None:
+        return cls(name=cfg.iceberg.name, properties=dict(cfg.iceberg.properties)) if cfg.iceberg else None
+
+
+class MigrateProjectResource(ConfigurableResource):  # type: ignore[type-arg]
+    """A `migrate.yaml` project: the one resource every job needs.
+
+    `auto_apply` and `auto_contract` let the file sensors act instead of only planning; `changes_dir` is where the
+    expand-ready sensor looks for change files (relative to the project file).
+    """
+
+    config_path: str = Field(default_factory=default_config_path, description="path of migrate.yaml")
+    auto_apply: bool = Field(default=False, description="file sensor applies instead of planning")
+    auto_contract: bool = Field(default=False, description="expand sensor contracts when safe")
+    changes_dir: str = Field(default="changes/", description="change files watched by the expand sensor")
+
+    def load(self) -> ProjectConfig:
+        return load_config(self.config_path)
+
+    def run_context(self, log: Callable[[str], None] | None = None, bounds: Bounds | None = None) -> RunContext:
+        return projectlib.build_context(self.load(), log=log, bounds=bounds)
+
+    def targets(self) -> list[PipelineTarget]:
+        return projectlib.targets(self.load())
+
+    def policy(self, allow_irreversible: bool = False) -> Policy:
+        return projectlib.policy(self.load(), allow_irreversible)
+
+    def retry_policy(self) -> RetryPolicy:
+        return projectlib.retry_policy(self.load())
+
+    def store(self) -> EvolutionStore:
+        return projectlib.store(self.load())
+
+    def resolve(self, path: str) -> Path:
+        """A path from run config: absolute, or relative to the cwd when it exists there, else to the project."""
+        p = Path(path)
+        if p.is_absolute() or p.exists():
+            return p
+        return self.load().path(path)
+
+    def layers(self) -> dict[str, Any]:
+        """The per-layer resources this project configures (None for a layer that is not configured)."""
+        cfg = self.load()
+        return {
+            "postgres": PostgresResource.from_project(cfg),
+            "kafka_connect": KafkaConnectResource.from_project(cfg),
+            "schema_registry": SchemaRegistryResource.from_project(cfg),
+            "iceberg": IcebergCatalogResource.from_project(cfg),
+        }

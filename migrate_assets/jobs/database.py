@@ -1,0 +1,383 @@
+"""Database-only jobs: declarative schema (`schema_plan`, `schema_apply`), versioned migrations (`migrations_up`,
+`migrations_down`, `migrations_status`) and expand–contract (`expand`, `expand_status`, `contract`, `abort_expand`).
+
+Each job is one op around the engine function the CLI calls, with the same inputs from `migrate.yaml`; the op only
+adds typed run config, Markdown metadata and the retry/failure split of `jobs.common`.
+"""
+
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from dagster import Config, Failure, MetadataValue, OpExecutionContext, job, op
+from pydantic import Field
+
+from migrate_assets.config import ProjectConfig, redact_dsn
+from migrate_assets.dagster_resources import MigrateProjectResource
+from migrate_assets.errors import ConfigError, LayerUnreachableError
+from migrate_assets.expand import load_change_file, runner
+from migrate_assets.expand.backfill import Progress
+from migrate_assets.expand.handoff import split_for_expand, write_change_file
+from migrate_assets.expand.ops import ChangeSet
+from migrate_assets.jobs.common import DDL_POOL, OP_RETRY, engine_errors, md_table
+from migrate_assets.schema.apply import ApplyOptions, apply_plan
+from migrate_assets.schema.plan import Plan
+from migrate_assets.schema.planner import PlanOptions, build_plan
+from migrate_assets.schema.spec import load_specs
+from migrate_assets.versioned import MigrationRunner, RunReport, StateTable, status_dict
+
+# ------------------------------------------------------------------------------------------------------------
+# shared plumbing
+# ------------------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def connect(cfg: ProjectConfig, autocommit: bool = True) -> Iterator[psycopg.Connection[Any]]:
+    try:
+        conn = psycopg.connect(cfg.database.dsn, autocommit=autocommit, connect_timeout=10,
+                               application_name="migrate-assets dagster")
+    except psycopg.OperationalError as exc:
+        raise LayerUnreachableError("source_db", f"{redact_dsn(cfg.database.dsn)}: {str(exc).strip()}") from None
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def plan_options(cfg: ProjectConfig, tables: list[str], allow_drop_table: bool = False) -> PlanOptions:
+    lock = cfg.lock_table
+    schema, _, name = lock.rpartition(".")
+    return PlanOptions(default_schema=cfg.database.schema_, only_tables=tuple(tables),
+                       allow_drop_table=allow_drop_table, ignore=frozenset({(schema or cfg.database.schema_, name)}))
+
+
+def schema_plan_for(cfg: ProjectConfig, tables: list[str], allow_drop_table: bool = False) -> Plan:
+    """The declarative plan (spec files vs the live database), as `migrate-assets plan` computes it."""
+    desired = load_specs([cfg.path(p) for p in cfg.schemas], cfg.database.schema_)
+    with connect(cfg) as conn:
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{int(cfg.lock_timeout * 1000)}ms"])
+        return build_plan(conn, desired, plan_options(cfg, tables, allow_drop_table))
+
+
+def plan_md(plan: Plan) -> str:
+    head = f"**{len(plan.changes)} change(s)**, safe: {'yes' if plan.safe else '**no**'}, " \
+           f"fingerprint `{plan.fingerprint}`\n\n"
+    rows = [[c.table, c.kind, c.description, ", ".join(map(str, c.hazards)), "yes" if c.breaking else "",
+             "\n".join(c.sql)] for c in plan.changes]
+    body = md_table(["table", "kind", "change", "hazards", "breaking", "sql"], rows) if rows else "_No changes._"
+    return head + body + "".join(f"\n\n**Refused:** {r}" for r in plan.refusals)
+
+
+class SchemaPlanConfig(Config):
+    tables: list[str] = Field(default_factory=list, description="only these tables (default: every spec table)")
+    allow_drop_table: bool = Field(default=False, description="also plan DROP TABLE for unlisted tables")
+    fail_on_changes: bool = Field(default=False, description="fail the run when the database differs (drift check)")
+
+
+class SchemaApplyConfig(Config):
+    tables: list[str] = Field(default_factory=list, description="only these tables")
+    allow_drop_table: bool = Field(default=False, description="drop tables that no spec lists")
+    dry_run: bool = Field(default=False, description="check everything, change nothing")
+
+
+@op(retry_policy=OP_RETRY)
+def plan_schema(context: OpExecutionContext, config: SchemaPlanConfig, project: MigrateProjectResource) -> dict:
+    """Diff the spec files against the live database; the plan appears as a Markdown table."""
+    with engine_errors("schema plan"):
+        plan = schema_plan_for(project.load(), config.tables, config.allow_drop_table)
+    md = MetadataValue.md(plan_md(plan))
+    if config.fail_on_changes and not plan.empty:
+        raise Failure(description=f"drift: the database differs from the spec files ({len(plan.changes)} change(s))",
+                      allow_retries=False, metadata={"plan": md, "fingerprint": plan.fingerprint})
+    context.add_output_metadata({"plan": md, "changes": len(plan.changes), "safe": plan.safe,
+                                 "fingerprint": plan.fingerprint})
+    return plan.to_dict()
+
+
+@op(retry_policy=OP_RETRY, pool=DDL_POOL)
+def apply_schema(context: OpExecutionContext, config: SchemaApplyConfig, project: MigrateProjectResource) -> dict:
+    """Apply the declarative plan: one transaction, lock_timeout with retries, concurrent index builds after."""
+    with engine_errors("schema apply"):
+        cfg = project.load()
+        desired = load_specs([cfg.path(p) for p in cfg.schemas], cfg.database.schema_)
+        opts = plan_options(cfg, config.tables, config.allow_drop_table)
+        expanded: list[dict[str, Any]] = []
+        with connect(cfg) as conn:
+            plan = build_plan(conn, desired, opts)
+            change_sets: list[ChangeSet] = []
+            if cfg.on_breaking_change == "expand_contract":  # breaking column changes go through expand–contract
+                plan, change_sets = split_for_expand(conn, plan, desired)
+            result = apply_plan(conn, plan, ApplyOptions(
+                on_breaking_change=cfg.on_breaking_change, lock_timeout=cfg.lock_timeout,
+                statement_timeout=cfg.statement_timeout, attempts=cfg.retries.attempts,
+                backoff=cfg.retries.backoff, max_backoff=cfg.retries.max_backoff, ignore=opts.ignore,
+            ), dry_run=config.dry_run, on_attempt=lambda n: context.log.info(f"apply attempt {n}"))
+            for cs in change_sets:
+                res = runner.expand(conn, cs, expand_options(cfg), dry_run=config.dry_run,
+                                    cdc_tracked=cfg.pipeline_for(cs.qualified) is not None,
+                                    on_progress=BackfillLog(context))
+                path = None if config.dry_run else write_change_file(cs, str(cfg.path("changes")))
+                expanded.append({"table": cs.qualified, "change_file": path, "status": res["status"]})
+                context.log.warning(f"{cs.qualified}: breaking column changes handed to expand–contract ({path}); "
+                                    "run the contract job once clients use the new shape")
+    for w in result.warnings:
+        context.log.warning(w)
+    rows = [[c.table, c.kind, c.description, ", ".join(map(str, c.hazards))] for c in result.applied]
+    context.add_output_metadata({
+        "dry_run": result.dry_run, "applied": len(result.applied), "seconds": round(result.seconds, 3),
+        "changes": MetadataValue.md(md_table(["table", "kind", "change", "hazards"], rows) if rows
+                                    else "_No changes: the database matches the specs._"),
+        "warnings": "\n".join(result.warnings) or "none",
+        "expanded": MetadataValue.json(expanded),
+    })
+    return {"dry_run": result.dry_run, "changes": [c.to_dict() for c in result.applied], "warnings": result.warnings,
+            "expanded": expanded}
+
+
+@job(description="Plan the changes that make the database match the YAML table specs.")
+def schema_plan() -> None:
+    plan_schema()
+
+
+@job(description="Apply the declarative schema plan (refusals and on_breaking_change respected).")
+def schema_apply() -> None:
+    apply_schema()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# versioned migrations
+# ------------------------------------------------------------------------------------------------------------
+
+
+class MigrationsUpConfig(Config):
+    to: int | None = Field(default=None, description="apply pending versions up to and including this one")
+    allow_out_of_order: bool = Field(default=False, description="apply pending versions older than current")
+    dry_run: bool = Field(default=False, description="report the SQL, change nothing")
+
+
+class MigrationsDownConfig(Config):
+    steps: int | None = Field(default=None, description="revert the last N applied (default 1)")
+    to: int | None = Field(default=None, description="revert every applied version above this one")
+    dry_run: bool = Field(default=False, description="report the SQL, change nothing")
+
+
+def migration_runner(context: OpExecutionContext, cfg: ProjectConfig) -> MigrationRunner:
+    try:
+        table = StateTable.parse(cfg.lock_table, cfg.database.schema_)
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=cfg.source_file, key="lock_table") from None
+    return MigrationRunner(
+        cfg.database.dsn, cfg.path(cfg.migrations), table, lock_wait=cfg.lock_wait, lock_timeout=cfg.lock_timeout,
+        statement_timeout=cfg.statement_timeout,
+        on_step=lambda s: context.log.info(f"{s.action} {s.file} ({s.ms or 0:.0f} ms)"),
+    )
+
+
+def report_metadata(report: RunReport) -> dict[str, Any]:
+    rows = [[s.action, s.version, s.description, s.file, None if s.ms is None else round(s.ms, 2)]
+            for s in report.steps]
+    meta: dict[str, Any] = {
+        "command": report.command, "dry_run": report.dry_run, "current": report.current or 0,
+        "steps": MetadataValue.md(md_table(["action", "version", "description", "file", "ms"], rows) if rows
+                                  else "_Nothing to do._"),
+    }
+    if report.dry_run and report.steps:
+        meta["sql"] = MetadataValue.md("\n\n".join(f"**{s.action} {s.file}**\n\n```sql\n{s.sql}\n```"
+                                                   for s in report.steps))
+    return meta
+
+
+def report_dict(report: RunReport) -> dict[str, Any]:
+    return {"command": report.command, "dry_run": report.dry_run, "current": report.current,
+            "steps": [{"action": s.action, "version": s.version, "file": s.file, "ms": s.ms} for s in report.steps]}
+
+
+@op(retry_policy=OP_RETRY, pool=DDL_POOL)
+def migrate_up(context: OpExecutionContext, config: MigrationsUpConfig, project: MigrateProjectResource) -> dict:
+    """Apply pending migrations under the advisory lock; each file and its state row commit together."""
+    with engine_errors("migrations up"):
+        report = migration_runner(context, project.load()).up(
+            to=config.to, allow_out_of_order=config.allow_out_of_order, dry_run=config.dry_run)
+    context.add_output_metadata(report_metadata(report))
+    return report_dict(report)
+
+
+@op(retry_policy=OP_RETRY, pool=DDL_POOL)
+def migrate_down(context: OpExecutionContext, config: MigrationsDownConfig, project: MigrateProjectResource) -> dict:
+    """Revert applied migrations, most recently applied first."""
+    with engine_errors("migrations down"):
+        report = migration_runner(context, project.load()).down(steps=config.steps, to=config.to,
+                                                                 dry_run=config.dry_run)
+    context.add_output_metadata(report_metadata(report))
+    return report_dict(report)
+
+
+@op(retry_policy=OP_RETRY)
+def migration_status(context: OpExecutionContext, project: MigrateProjectResource) -> dict:
+    """Applied, pending, missing, mismatched and out-of-order migrations."""
+    with engine_errors("migrations status"):
+        data: dict[str, Any] = status_dict(migration_runner(context, project.load()).status())
+    rows = [[r["version"], r["description"], r.get("kind", "applied")] for r in data["applied"]]
+    rows += [[m["version"], m["description"], "pending"] for m in data["pending"]]
+    rows += [[r["version"], r.get("description", ""), "missing on disk"] for r in data["missing"]]
+    rows += [[r["version"], r.get("description", ""), "checksum mismatch"] for r in data["mismatched"]]
+    context.add_output_metadata({
+        "current": data["current"] or 0, "pending": len(data["pending"]), "mismatched": len(data["mismatched"]),
+        "status": MetadataValue.md(md_table(["version", "description", "state"], rows) if rows else "_none_"),
+    })
+    return data
+
+
+@job(description="Apply pending versioned migrations.")
+def migrations_up() -> None:
+    migrate_up()
+
+
+@job(description="Revert applied versioned migrations.")
+def migrations_down() -> None:
+    migrate_down()
+
+
+@job(description="Report the state of the versioned migrations.")
+def migrations_status() -> None:
+    migration_status()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# expand–contract
+# ------------------------------------------------------------------------------------------------------------
+
+
+class ChangeConfig(Config):
+    change_file: str = Field(description="expand–contract change file; relative to the project file")
+    dry_run: bool = Field(default=False, description="validate and report the SQL, change nothing")
+
+
+class ExpandConfig(ChangeConfig):
+    batch_size: int = Field(default=runner.Options.batch_size, ge=1, description="rows per backfill batch")
+    batch_delay: float = Field(default=0.0, ge=0, description="seconds between backfill batches")
+
+
+class ContractConfig(ChangeConfig):
+    force: bool = Field(default=False, description="contract even when expand_status says it is not safe")
+
+
+class StatusConfig(Config):
+    change_file: str = Field(description="expand–contract change file; relative to the project file")
+
+
+def expand_options(cfg: ProjectConfig, batch_size: int | None = None, batch_delay: float = 0.0) -> runner.Options:
+    return runner.Options(state_schema=cfg.database.schema_, batch_size=batch_size or runner.Options.batch_size,
+                          batch_delay=batch_delay, lock_timeout=cfg.lock_timeout, attempts=cfg.retries.attempts,
+                          backoff=cfg.retries.backoff, max_backoff=cfg.retries.max_backoff)
+
+
+class BackfillLog:
+    """Backfill progress in the run log: rows done / total and rows per second, every few seconds."""
+
+    def __init__(self, context: OpExecutionContext, every: float = 2.0) -> None:
+        self.context, self.every, self.last = context, every, 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every or p.rows_done >= p.rows_total:
+            self.last = now
+            self.context.log.info(f"backfill: {p.rows_done}/{p.rows_total} rows ({100 * p.fraction:.1f}%), "
+                                  f"{p.rows_per_second:,.0f} rows/s, {p.rows_updated} updated, {p.batches} batches")
+
+
+def _sql_md(sql: list[str]) -> MetadataValue:
+    return MetadataValue.md("```sql\n" + "\n".join(sql) + "\n```" if sql else "_none_")
+
+
+@op(retry_policy=OP_RETRY, pool=DDL_POOL)
+def expand_change(context: OpExecutionContext, config: ExpandConfig, project: MigrateProjectResource) -> dict:
+    """Add the new columns and sync triggers, then backfill in batches (resumable; a re-run continues)."""
+    with engine_errors("expand"):
+        cfg = project.load()
+        change = load_change_file(str(project.resolve(config.change_file)), cfg.database.schema_)
+        with connect(cfg, autocommit=False) as conn:
+            data = runner.expand(conn, change, expand_options(cfg, config.batch_size, config.batch_delay),
+                                 dry_run=config.dry_run, cdc_tracked=cfg.pipeline_for(change.qualified) is not None,
+                                 on_progress=BackfillLog(context))
+    for w in data["warnings"]:
+        context.log.warning(w)
+    rows = [[o["index"], o["summary"], ", ".join(o["new_columns"])] for o in data["operations"]]
+    meta: dict[str, Any] = {"table": data["table"], "status": data["status"],
+                            "operations": MetadataValue.md(md_table(["#", "operation", "new columns"], rows)),
+                            "cdc_new_columns": ", ".join(data["cdc"]["new_columns_emitted"]) or "none"}
+    if data.get("backfill"):
+        meta["backfill"] = MetadataValue.json(data["backfill"])
+    if data.get("sql"):
+        meta["sql"] = _sql_md(data["sql"])
+    context.add_output_metadata(meta)
+    return data
+
+
+@op(retry_policy=OP_RETRY)
+def expand_change_status(context: OpExecutionContext, config: StatusConfig, project: MigrateProjectResource) -> dict:
+    """Per operation: expanded, triggers, rows left to backfill, mismatches; and safe_to_contract."""
+    with engine_errors("expand status"):
+        cfg = project.load()
+        change = load_change_file(str(project.resolve(config.change_file)), cfg.database.schema_)
+        with connect(cfg, autocommit=False) as conn:
+            data = runner.status(conn, change, expand_options(cfg)).to_json()
+    rows = [[o["index"], o["summary"], o["expanded"], o["mismatched_rows"], o["null_rows"]]
+            for o in data["operations"]]
+    context.add_output_metadata({
+        "safe_to_contract": data["safe_to_contract"], "rows_to_backfill": data["rows_to_backfill"],
+        "mismatched_rows": data["mismatched_rows"], "phase": str(data.get("phase")),
+        "operations": MetadataValue.md(md_table(["#", "operation", "expanded", "mismatched", "NULLs"], rows)),
+        "reasons": "; ".join(data.get("reasons", [])) or "none",
+    })
+    return data
+
+
+@op(retry_policy=OP_RETRY, pool=DDL_POOL)
+def contract_change(context: OpExecutionContext, config: ContractConfig, project: MigrateProjectResource) -> dict:
+    """Drop triggers, functions and old columns in one transaction; refused unless safe_to_contract (or force)."""
+    with engine_errors("contract"):
+        cfg = project.load()
+        change = load_change_file(str(project.resolve(config.change_file)), cfg.database.schema_)
+        with connect(cfg, autocommit=False) as conn:
+            data = runner.contract(conn, change, expand_options(cfg), force=config.force, dry_run=config.dry_run)
+    context.add_output_metadata({"table": data["table"], "status": data["status"], "sql": _sql_md(data["sql"])})
+    return data
+
+
+@op(retry_policy=OP_RETRY, pool=DDL_POOL)
+def abort_change(context: OpExecutionContext, config: ChangeConfig, project: MigrateProjectResource) -> dict:
+    """Undo an expand completely: new columns, triggers and functions dropped; the table as before."""
+    with engine_errors("abort"):
+        cfg = project.load()
+        change = load_change_file(str(project.resolve(config.change_file)), cfg.database.schema_)
+        with connect(cfg, autocommit=False) as conn:
+            data = runner.abort(conn, change, expand_options(cfg), dry_run=config.dry_run)
+    if data.get("schema_restored") is False:
+        raise Failure(description=f"{data['table']}: schema after abort differs from before expand",
+                      allow_retries=False, metadata={"sql": _sql_md(data["sql"])})
+    context.add_output_metadata({"table": data["table"], "status": data["status"], "sql": _sql_md(data["sql"])})
+    return data
+
+
+@job(description="Expand a table: new columns, two-way sync triggers, batched backfill.")
+def expand() -> None:
+    expand_change()
+
+
+@job(description="Is an expanded change safe to contract?")
+def expand_status() -> None:
+    expand_change_status()
+
+
+@job(description="Finish an expanded change: drop the old shape.")
+def contract() -> None:
+    contract_change()
+
+
+@job(description="Undo an expand: the table returns to its previous shape.")
+def abort_expand() -> None:
+    abort_change()

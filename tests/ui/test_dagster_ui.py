@@ -1,0 +1,132 @@
+"""End to end through the UI server: `dagster dev` on a real pipeline, `evolve_pipeline` launched through the
+webserver's GraphQL API and polled to success, then the job page opened in headless Chromium, which must render
+the op graph (forward ops and rollback ops). The screenshot is kept under test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from migrate_assets.local import procs
+from migrate_assets.local.stack import StackInfo
+from tests.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+ADD_NOTE = "table: public.customers\noperations:\n  - add_column: {name: note, type: text, nullable: true}\n"
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+STATUS = "query Status($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def pipeline(stack_info: StackInfo, stack_dsn: str, tmp_path: Path) -> Iterator[Pipeline]:
+    p = Pipeline(stack_info, stack_dsn, tmp_path).setup()
+    try:
+        yield p
+    finally:
+        p.teardown()
+
+
+@pytest.fixture
+def dagster_dev(pipeline: Pipeline, tmp_path: Path) -> Iterator[str]:
+    """`dagster dev` in its own process group (so it can be stopped), on a free port, DAGSTER_HOME in tmp."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    port = procs.free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "MIGRATE_ASSETS_CONFIG": str(pipeline.config_path)}
+    log = (tmp_path / "dagster-dev.log").open("w")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h",
+                             "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "dagster-dev.log").read_text()
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        try:  # its children (webserver, daemon, code server) ignore the first signal now and then
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
+        log.close()
+
+
+def _gql(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    r = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables}, timeout=30)
+    r.raise_for_status()
+    body = r.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def test_evolve_pipeline_launched_through_graphql_and_job_page_renders(
+        pipeline: Pipeline, dagster_dev: str, tmp_path: Path) -> None:
+    params = {"selector": {"repositoryLocationName": "migrate_assets", "repositoryName": "__repository__",
+                           "jobName": "evolve_pipeline"},
+              "runConfigData": {"ops": {"preflight": {"config": {"change_yaml": ADD_NOTE}}}}}
+    launched = _gql(dagster_dev, LAUNCH, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.monotonic() + 150
+    status = None
+    while time.monotonic() < deadline:
+        status = _gql(dagster_dev, STATUS, {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(1)
+    assert status == "SUCCESS", status
+    with psycopg.connect(pipeline.dsn) as conn:
+        cols = [r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns "
+                                           "WHERE table_name = 'customers' ORDER BY ordinal_position")]
+    assert cols[-1] == "note"
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium): UI rendering not checked")
+    page = f"{dagster_dev}/locations/migrate_assets/jobs/evolve_pipeline"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "evolve_pipeline_job.png"
+    common = [chromium, *CHROMIUM_FLAGS, "--window-size=1400,900", "--virtual-time-budget=15000"]
+    dom = subprocess.run([*common, f"--user-data-dir={tmp_path / 'chr-dom'}", "--dump-dom", page],
+                         capture_output=True, text=True, timeout=120).stdout
+    for op in ("preflight", "register_schema", "evolve_lakehouse", "apply_ddl", "restart_connector", "verify",
+               "rollback_connector", "rollback_ddl", "rollback_lakehouse", "rollback_registry", "evolution_failed"):
+        assert op in dom, f"op {op} not rendered on {page}"
+    subprocess.run([*common, f"--user-data-dir={tmp_path / 'chr-shot'}", f"--screenshot={shot}", page],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 20_000
