@@ -308,11 +308,19 @@ class SourceDdl(Action):
 # --------------------------------------------------------------------------------------------------------
 
 
-def wait_slot(ctx: RunContext, slot: str, target: int, bound: float, why: str) -> int:
-    """Wait until the slot's confirmed_flush_lsn reaches `target`; TransientError after `bound` seconds."""
+def wait_slot(ctx: RunContext, slot: str, target: int, bound: float, why: str,
+              alive: Callable[[], object] | None = None) -> int:
+    """Wait until the slot's confirmed_flush_lsn reaches `target`; TransientError after `bound` seconds.
+
+    `alive` (e.g. the connector's status call) runs every ~2 s, so a worker that is down fails the wait at
+    once with its own error instead of after the whole bound."""
     deadline = time.monotonic() + bound
     last = None
+    next_alive = 0.0
     while True:
+        if alive is not None and time.monotonic() >= next_alive:
+            alive()
+            next_alive = time.monotonic() + 2.0
         st = ctx.source.slot(slot)
         last = st.confirmed_flush_lsn if st else None
         if last is not None and last >= target:
@@ -348,7 +356,11 @@ class ConnectorSync(Action):
         conn: ConnectorLayer = ctx.need("connector")
         b = ctx.bounds
         target = ctx.latest_ddl_lsn() or ctx.source.current_lsn()
-        caught_up = wait_slot(ctx, self.slot, target, b.slot_catch_up, "the DDL's commit LSN")
+
+        def alive() -> None:
+            conn.status(self.name)  # raises LayerUnreachableError when the worker is down
+
+        caught_up = wait_slot(ctx, self.slot, target, b.slot_catch_up, "the DDL's commit LSN", alive)
         restarted = False
         if self.new_config is not None:
             conn.put_config(self.name, dict(self.new_config))
@@ -356,7 +368,7 @@ class ConnectorSync(Action):
             restarted = True
         st = conn.wait_running(self.name, b.running)
         fresh = ctx.source.current_lsn()
-        progressed = wait_slot(ctx, self.slot, fresh, b.progress, "a LSN taken after the step began")
+        progressed = wait_slot(ctx, self.slot, fresh, b.progress, "a LSN taken after the step began", alive)
         return {"restarted": restarted, "ddl_lsn": int_to_lsn(target), "caught_up_lsn": int_to_lsn(caught_up),
                 "progress_lsn": int_to_lsn(progressed), "state": st.state}
 

@@ -45,7 +45,10 @@ def build_context(cfg: ProjectConfig, log: Callable[[str], None] | None = None,
                               max_backoff=r.max_backoff),
         registry=SchemaRegistryAdapter(cfg.schema_registry.url) if cfg.schema_registry else None,
         lakehouse=IcebergLakehouse(cfg.iceberg.name, dict(cfg.iceberg.properties)) if cfg.iceberg else None,
-        connector=KafkaConnectClient(cfg.kafka_connect.url) if cfg.kafka_connect else None,
+        # short in-client retries ride out a rebalance's 409s; the saga's policy covers longer outages, so the
+        # two never multiply into minutes against a stopped worker
+        connector=KafkaConnectClient(cfg.kafka_connect.url, retries=2, backoff=0.25, max_backoff=2.0)
+        if cfg.kafka_connect else None,
         bounds=bounds or Bounds(),
     )
     if log is not None:
