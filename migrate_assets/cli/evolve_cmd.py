@@ -100,17 +100,22 @@ def run_evolve(args: argparse.Namespace) -> Result:
 def _evolve_from_specs(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store: Any, retry: Any) -> Result:
     """No change file: pipeline tables declared in the specs but absent from the database join the pipeline."""
     from migrate_assets.evolution import run as evo
+    from migrate_assets.evolution.preflight import joining
     from migrate_assets.resources import project
     from migrate_assets.schema.spec import load_specs
 
-    specs = {t.qualified: t for t in load_specs([str(cfg.path(p)) for p in cfg.schemas], cfg.database.schema_)}
-    pending = [t for t in project.targets(cfg) if t.table in specs and ctx.source.columns(t.table) is None]
+    spec_dirs = [str(cfg.path(p)) for p in cfg.schemas if cfg.path(p).exists()]
+    specs = {t.qualified: t for t in load_specs(spec_dirs, cfg.database.schema_)} if spec_dirs else {}
+    # tables declared in the specs but absent get created; existing ones the connector does not capture join
+    pending: list[tuple[Any, Any]] = [(t, specs[t.table]) for t in project.targets(cfg)
+               if t.table in specs and ctx.source.columns(t.table) is None]
+    pending += [(t, None) for t in project.targets(cfg) if joining(t, ctx)]
     if not pending:
-        raise UsageError("nothing to evolve from the specs: every pipeline table exists; give a CHANGE_FILE "
+        raise UsageError("nothing to evolve: every pipeline table exists and is captured; give a CHANGE_FILE "
                          "for changes to existing tables", file="<command line>")
     runs = []
-    for target in pending:
-        report, rec = evo.evolve_new_table(specs[target.table], target, ctx, project.policy(cfg), store, retry,
+    for target, spec in pending:
+        report, rec = evo.evolve_new_table(spec, target, ctx, project.policy(cfg), store, retry,
                                            dry_run=args.dry_run, on_step=_progress)
         data = evo.result_dict(rec)
         data["preflight"] = [{"layer": layer, "check": c} for layer, c in report.checks]

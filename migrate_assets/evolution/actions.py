@@ -351,6 +351,10 @@ class ConnectorSync(Action):
     new_config: tuple[tuple[str, str], ...] | None
     old_config: tuple[tuple[str, str], ...] | None
     reason: str
+    #: tables whose existing rows must reach the topic: an incremental snapshot requested through the
+    #: connector's signal table (`signal.data.collection`) once it runs with the new config
+    snapshot: tuple[str, ...] = ()
+    signal_table: str | None = None
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         conn: ConnectorLayer = ctx.need("connector")
@@ -367,10 +371,12 @@ class ConnectorSync(Action):
             conn.restart(self.name, include_tasks=True, only_failed=False)
             restarted = True
         st = conn.wait_running(self.name, b.running)
+        if self.snapshot and self.signal_table:
+            ctx.source.execute_ddl([_snapshot_signal(self.signal_table, self.snapshot)], 5.0)
         fresh = ctx.source.current_lsn()
         progressed = wait_slot(ctx, self.slot, fresh, b.progress, "a LSN taken after the step began", alive)
         return {"restarted": restarted, "ddl_lsn": int_to_lsn(target), "caught_up_lsn": int_to_lsn(caught_up),
-                "progress_lsn": int_to_lsn(progressed), "state": st.state}
+                "progress_lsn": int_to_lsn(progressed), "state": st.state, "snapshot_requested": list(self.snapshot)}
 
     def inverse(self, result: dict[str, Any]) -> Action | None:
         if self.new_config is None:
@@ -387,7 +393,21 @@ class ConnectorSync(Action):
         for k in ("new_config", "old_config"):
             v = getattr(self, k)
             d[k] = [list(p) for p in v] if v is not None else None
+        d["snapshot"] = list(self.snapshot)
         return d
+
+
+def _snapshot_signal(signal_table: str, tables: tuple[str, ...]) -> str:
+    """The INSERT that asks Debezium for an incremental snapshot of `tables` (Debezium's signal format)."""
+    import json
+    import uuid
+
+    from psycopg import sql
+
+    schema, name = signal_table.split(".", 1)
+    data = json.dumps({"data-collections": list(tables), "type": "incremental"})
+    return sql.SQL("INSERT INTO {} (id, type, data) VALUES ({}, 'execute-snapshot', {})").format(
+        sql.Identifier(schema, name), sql.Literal(uuid.uuid4().hex), sql.Literal(data)).as_string(None)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -379,3 +379,59 @@ def plan_new_table(table: Table, snap: Snapshot, policy: Policy, template: Regis
     steps.append(PlannedStep("verify", "verify", VerifyLayers(name), True, None, "nothing to undo"))
     return EvolutionPlan(name, ({"create_table": {"table": name, "columns": [c[0] for c in cols]}},),
                          tuple(steps), tuple(skipped), (), tuple(warnings))
+
+
+SIGNAL_TABLE = "debezium_signal"
+
+
+def plan_join_table(snap: Snapshot, policy: Policy, template: RegistryVersion | None, topic_prefix: str | None,
+                    signal_exists: bool) -> EvolutionPlan:
+    """An existing table (with rows) joins its connector: subject and Iceberg table are created, the connector's
+    filters take the table and a signal table, and after the safe restart an incremental snapshot is requested
+    through that signal table, so the rows that existed before the join reach the topic too."""
+    t = snap.target
+    if snap.columns is None:
+        raise InvalidInputError([Problem(file="<pipelines>", key=t.table, message=f"table {t.table} does not exist")])
+    if not t.connector or snap.connector_config is None:
+        raise InvalidInputError([Problem(file="<pipelines>", key=t.table, message="no connector to join")])
+    schema, name = t.table.split(".", 1)
+    cfg = dict(snap.connector_config)
+    signal = cfg.get("signal.data.collection") or f"{schema}.{SIGNAL_TABLE}"
+    cols: list[tuple[str, str, bool, str | None]] = [(c.name, c.type, c.nullable, None) for c in snap.columns]
+    mapped = [(n, map_type(ty, policy.type_options)) for n, ty, _, _ in cols]
+    steps: list[PlannedStep] = []
+    skipped: list[str] = []
+    if t.subject and template is not None and topic_prefix and snap.registry_latest is None:
+        schema_text = new_subject_schema(template.schema, topic_prefix, schema, name, cols, policy.type_options)
+        steps.append(PlannedStep("registry", "schema_registry", RegisterSchema(t.subject, schema_text, None), True,
+                                 None, "soft-delete the registered version if still the latest"))
+    else:
+        skipped.append("schema_registry")
+    if t.iceberg_table and snap.iceberg is None:
+        steps.append(PlannedStep("lakehouse", "lakehouse",
+                                 CreateIcebergTable(t.iceberg_table, tuple((n, lt.iceberg) for n, lt in mapped)),
+                                 True, "absent", f"drop {t.iceberg_table}"))
+    else:
+        skipped.append("lakehouse")
+    if not signal_exists:
+        s_schema, s_name = signal.split(".", 1)
+        ident_ = table_ident(s_schema, s_name)
+        create = q("CREATE TABLE {} (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))",
+                   ident_)
+        steps.append(PlannedStep("ddl", "source_db", SourceDdl(signal, (create,), (q("DROP TABLE {}", ident_),),
+                                                               policy.lock_timeout, None),
+                                 True, "absent", f"drop the signal table {signal}"))
+    new_cfg, reason = connector_decision(cfg, t.table, ())
+    new_cfg = dict(new_cfg or cfg)
+    if not _in_list(new_cfg.get("table.include.list"), signal):
+        new_cfg["table.include.list"] = new_cfg["table.include.list"] + "," + re.escape(signal)
+    new_cfg["signal.data.collection"] = signal
+    steps.append(PlannedStep(
+        "connector", "connector",
+        ConnectorSync(t.connector, cfg.get("slot.name", "debezium"), tuple(sorted(new_cfg.items())),
+                      tuple(sorted(cfg.items())), reason + f"; incremental snapshot of {t.table} via {signal}",
+                      snapshot=(t.table,), signal_table=signal),
+        True, snap.fingerprints()["connector"], "put back the previous config and restart the same safe way"))
+    steps.append(PlannedStep("verify", "verify", VerifyLayers(t.table), True, None, "nothing to undo"))
+    return EvolutionPlan(t.table, ({"join_pipeline": {"table": t.table, "snapshot": True}},), tuple(steps),
+                         tuple(skipped), (), ())

@@ -19,6 +19,7 @@ from migrate_assets.evolution.planner import (
     Policy,
     Snapshot,
     plan_evolution,
+    plan_join_table,
     plan_new_table,
 )
 from migrate_assets.expand.ops import ChangeSet
@@ -115,6 +116,38 @@ def preflight_new_table(table: Table, target: PipelineTarget, ctx: RunContext, p
     template, prefix = sibling_template(target, ctx)
     plan = plan_new_table(table, snap, policy, template, prefix)
     checks: list[tuple[str, str]] = [("source_db", f"{table.qualified} absent")]
+    for step in plan.steps:
+        a = step.action
+        if isinstance(a, RegisterSchema) and ctx.registry is not None:
+            res = ctx.registry.check_compatibility(a.subject, a.schema)
+            if not res.compatible:
+                raise IncompatibleSchemaError(a.subject, res.level, res.messages)
+            checks.append(("schema_registry", f"{a.subject} derived from a sibling subject"))
+    if target.connector and ctx.connector is not None:
+        st = ctx.connector.status(target.connector)
+        if not st.running:
+            raise ConnectorNotRunning(f"connector {target.connector} is {st.state}: fix it before evolving")
+        checks.append(("connector", f"{target.connector} RUNNING"))
+    return PreflightReport(snap, plan, tuple(checks))
+
+
+def joining(target: PipelineTarget, ctx: RunContext) -> bool:
+    """An existing table listed in `pipelines` that its connector does not capture yet."""
+    if not target.connector or ctx.connector is None or ctx.source.columns(target.table) is None:
+        return False
+    include = ctx.connector.config(target.connector).get("table.include.list")
+    return include is not None and not any(
+        re.fullmatch(p.strip(), target.table) for p in include.split(",") if p.strip())
+
+
+def preflight_join_table(target: PipelineTarget, ctx: RunContext, policy: Policy) -> PreflightReport:
+    target = resolve_target(target, ctx)
+    snap = read_snapshot(target, ctx)
+    template, prefix = sibling_template(target, ctx)
+    cfg = dict(snap.connector_config or ())
+    signal = cfg.get("signal.data.collection") or f"{target.table.split('.', 1)[0]}.debezium_signal"
+    plan = plan_join_table(snap, policy, template, prefix, ctx.source.columns(signal) is not None)
+    checks: list[tuple[str, str]] = [("source_db", f"{target.table} exists ({len(snap.columns or ())} columns)")]
     for step in plan.steps:
         a = step.action
         if isinstance(a, RegisterSchema) and ctx.registry is not None:

@@ -13,7 +13,12 @@ from typing import Any
 from migrate_assets.evolution.actions import RunContext
 from migrate_assets.evolution.layers import lsn_to_int
 from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, Policy
-from migrate_assets.evolution.preflight import PreflightReport, preflight, preflight_new_table
+from migrate_assets.evolution.preflight import (
+    PreflightReport,
+    preflight,
+    preflight_join_table,
+    preflight_new_table,
+)
 from migrate_assets.evolution.saga import RetryPolicy, Saga, new_run_id
 from migrate_assets.evolution.store import EvolutionStore, RunRecord, StepState
 from migrate_assets.evolution.verify import verify_table
@@ -45,10 +50,14 @@ def evolve(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy: P
     return report, Saga(ctx, store, retry, on_step).start(report.plan)
 
 
-def evolve_new_table(table: Table, target: PipelineTarget, ctx: RunContext, policy: Policy,
+def evolve_new_table(table: Table | None, target: PipelineTarget, ctx: RunContext, policy: Policy,
                      store: EvolutionStore | None, retry: RetryPolicy, dry_run: bool = False,
                      on_step: Callable[[StepState], None] | None = None) -> tuple[PreflightReport, RunRecord]:
-    report = preflight_new_table(table, target, ctx, policy)
+    """A table joins the pipeline: created from its spec (`table`), or already there with rows (`None`)."""
+    if table is None:
+        report = preflight_join_table(target, ctx, policy)
+    else:
+        report = preflight_new_table(table, target, ctx, policy)
     attach_verifier(ctx, [report.snapshot.target])
     if dry_run:
         rec = RunRecord(new_run_id(), report.plan.table, "dry_run", report.plan.to_dict(),
