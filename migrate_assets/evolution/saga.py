@@ -71,8 +71,12 @@ class Saga:
         self._save(rec)
         return self.run(rec)
 
-    def run(self, rec: RunRecord) -> RunRecord:
-        """Run every step not yet done; on a failure compensate all done steps in reverse order."""
+    def run(self, rec: RunRecord, *, stop_after: str | None = None,
+            compensate_on_failure: bool = True) -> RunRecord:
+        """Run every step not yet done; on a failure compensate all done steps in reverse order.
+
+        `stop_after` runs only up to that step (one Dagster op per step); with `compensate_on_failure=False` a
+        failure is recorded and left for the caller to undo layer by layer (`compensate_step`)."""
         plan = EvolutionPlan.from_dict(rec.plan)
         rec.status = "running"
         for step in plan.steps:
@@ -89,14 +93,20 @@ class Saga:
             except Exception as exc:  # noqa: BLE001 - any failure ends the forward phase
                 st.status, st.error, st.seconds = "failed", str(exc), round(time.monotonic() - t0, 3)
                 rec.failed_step, rec.error = step.id, f"{type(exc).__name__}: {exc}"
+                if not compensate_on_failure:
+                    rec.status = "failed"
                 self._save(rec)
                 self.on_step(st)
-                self.compensate(rec, plan)
+                if compensate_on_failure:
+                    self.compensate(rec, plan)
                 return rec
             st.status, st.seconds = "done", round(time.monotonic() - t0, 3)
             self.ctx.results[step.id] = st.result
             self._save(rec)
             self.on_step(st)
+            if step.id == stop_after and step is not plan.steps[-1]:
+                self._save(rec)
+                return rec
         rec.status = "succeeded"
         self._save(rec)
         return rec
@@ -114,6 +124,20 @@ class Saga:
         rec.status = "rolled_back" if ok else "rollback_failed"
         self._save(rec)
         return rec
+
+    def compensate_step(self, rec: RunRecord, step_id: str) -> StepState:
+        """Undo one layer's completed step (the others untouched); steps that never ran never will."""
+        plan = EvolutionPlan.from_dict(rec.plan)
+        for other in rec.steps:
+            if other.status == "pending":
+                other.status = "skipped"
+        step = next(s for s in plan.steps if s.id == step_id)
+        st = rec.step(step_id)
+        if st.status in ("done", "compensation_failed", "compensating"):
+            self._compensate_one(step, st, rec)
+        rec.status = final_status(rec)
+        self._save(rec)
+        return st
 
     def _compensate_one(self, step: PlannedStep, st: StepState, rec: RunRecord) -> bool:
         inverse = step.action.inverse(st.result)
@@ -148,3 +172,11 @@ class Saga:
             if st.status == "running":
                 st.status = "done" if st.result else "failed"
         return self.compensate(rec, plan)
+
+
+def final_status(rec: RunRecord) -> str:
+    """rollback_failed when a layer could not be undone, failed while a layer still waits for its undo."""
+    states = {s.status for s in rec.steps}
+    if states & {"compensation_failed", "compensating", "running"}:
+        return "rollback_failed"
+    return "failed" if "done" in states else "rolled_back"
