@@ -72,7 +72,13 @@ def preflight(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy
     target = resolve_target(target, ctx)
     snap = read_snapshot(target, ctx)
     plan = plan_evolution(change, snap, policy)
-    checks: list[tuple[str, str]] = [("source_db", f"fingerprint {snap.source_fingerprint}")]
+    return _checked(snap, plan, ctx, ("source_db", f"fingerprint {snap.source_fingerprint}"))
+
+
+def _checked(snap: Snapshot, plan: EvolutionPlan, ctx: RunContext, first: tuple[str, str]) -> PreflightReport:
+    """Run every check the plan's steps need, without changing anything: registry compatibility of the
+    schema to register, the Iceberg update validated without commit, the connector RUNNING."""
+    checks: list[tuple[str, str]] = [first]
     for step in plan.steps:
         a = step.action
         if isinstance(a, RegisterSchema) and ctx.registry is not None:
@@ -83,6 +89,7 @@ def preflight(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy
         elif isinstance(a, IcebergUpdate) and ctx.lakehouse is not None:
             ctx.lakehouse.validate(a.identifier, _ops(a.ops))
             checks.append(("lakehouse", f"update of {a.identifier} validated without commit"))
+    target = snap.target
     if target.connector and ctx.connector is not None:
         st = ctx.connector.status(target.connector)
         if not st.running:
@@ -115,20 +122,7 @@ def preflight_new_table(table: Table, target: PipelineTarget, ctx: RunContext, p
     snap = read_snapshot(target, ctx)
     template, prefix = sibling_template(target, ctx)
     plan = plan_new_table(table, snap, policy, template, prefix)
-    checks: list[tuple[str, str]] = [("source_db", f"{table.qualified} absent")]
-    for step in plan.steps:
-        a = step.action
-        if isinstance(a, RegisterSchema) and ctx.registry is not None:
-            res = ctx.registry.check_compatibility(a.subject, a.schema)
-            if not res.compatible:
-                raise IncompatibleSchemaError(a.subject, res.level, res.messages)
-            checks.append(("schema_registry", f"{a.subject} derived from a sibling subject"))
-    if target.connector and ctx.connector is not None:
-        st = ctx.connector.status(target.connector)
-        if not st.running:
-            raise ConnectorNotRunning(f"connector {target.connector} is {st.state}: fix it before evolving")
-        checks.append(("connector", f"{target.connector} RUNNING"))
-    return PreflightReport(snap, plan, tuple(checks))
+    return _checked(snap, plan, ctx, ("source_db", f"{table.qualified} absent"))
 
 
 def joining(target: PipelineTarget, ctx: RunContext) -> bool:
@@ -147,17 +141,4 @@ def preflight_join_table(target: PipelineTarget, ctx: RunContext, policy: Policy
     cfg = dict(snap.connector_config or ())
     signal = cfg.get("signal.data.collection") or f"{target.table.split('.', 1)[0]}.debezium_signal"
     plan = plan_join_table(snap, policy, template, prefix, ctx.source.columns(signal) is not None)
-    checks: list[tuple[str, str]] = [("source_db", f"{target.table} exists ({len(snap.columns or ())} columns)")]
-    for step in plan.steps:
-        a = step.action
-        if isinstance(a, RegisterSchema) and ctx.registry is not None:
-            res = ctx.registry.check_compatibility(a.subject, a.schema)
-            if not res.compatible:
-                raise IncompatibleSchemaError(a.subject, res.level, res.messages)
-            checks.append(("schema_registry", f"{a.subject} derived from a sibling subject"))
-    if target.connector and ctx.connector is not None:
-        st = ctx.connector.status(target.connector)
-        if not st.running:
-            raise ConnectorNotRunning(f"connector {target.connector} is {st.state}: fix it before evolving")
-        checks.append(("connector", f"{target.connector} RUNNING"))
-    return PreflightReport(snap, plan, tuple(checks))
+    return _checked(snap, plan, ctx, ("source_db", f"{target.table} exists ({len(snap.columns or ())} columns)"))
