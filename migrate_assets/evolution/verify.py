@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from migrate_assets.evolution.derive import avro_row_fields
 from migrate_assets.evolution.layers import int_to_lsn
 from migrate_assets.evolution.planner import PipelineTarget
 from migrate_assets.evolution.typemap import (
+    LayerTypes,
     TypeMapOptions,
     avro_signature,
     expected_avro_signature,
@@ -58,6 +60,19 @@ class TableVerification:
 
 def _unreachable(exc: Exception) -> LayerVerdict:
     return LayerVerdict("unreachable", (f"{type(exc).__name__}: {exc}",))
+
+
+def _compare(expected: dict[str, LayerTypes], actual: dict[str, Any], want: Callable[[LayerTypes], Any],
+             where: str, layer: str) -> LayerVerdict:
+    """Field names and mapped types of one layer against the source columns (missing, wrong type, extra)."""
+    diffs = []
+    for name, lt in expected.items():
+        if name not in actual:
+            diffs.append(f"column {name} missing from {where}")
+        elif actual[name] != want(lt):
+            diffs.append(f"column {name}: {layer} has {actual[name]}, {lt.pg} maps to {want(lt)}")
+    diffs += [f"{layer} field {n} in {where} has no source column" for n in actual if n not in expected]
+    return LayerVerdict("drift" if diffs else "consistent", tuple(diffs))
 
 
 def _filters_pass(cfg: dict[str, str], table: str, column: str) -> bool:
@@ -106,16 +121,9 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
             if latest is None:
                 out.layers["schema_registry"] = LayerVerdict("drift", (f"subject {target.subject} does not exist",))
             else:
-                fields = avro_row_fields(latest.schema)
-                diffs = []
-                for name, lt in expected.items():
-                    if name not in fields:
-                        diffs.append(f"column {name} missing from {target.subject} v{latest.version}")
-                    elif avro_signature(fields[name]) != expected_avro_signature(lt):
-                        diffs.append(f"column {name}: registry has {avro_signature(fields[name])}, "
-                                     f"{lt.pg} maps to {expected_avro_signature(lt)}")
-                diffs += [f"field {n} in {target.subject} has no column" for n in fields if n not in expected]
-                out.layers["schema_registry"] = LayerVerdict("drift" if diffs else "consistent", tuple(diffs))
+                fields = {n: avro_signature(t) for n, t in avro_row_fields(latest.schema).items()}
+                out.layers["schema_registry"] = _compare(
+                    expected, fields, expected_avro_signature, f"{target.subject} v{latest.version}", "registry")
         except MigrateAssetsError as exc:
             out.layers["schema_registry"] = _unreachable(exc)
 
@@ -128,15 +136,9 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
             if st is None:
                 out.layers["lakehouse"] = LayerVerdict("drift", (f"Iceberg table {target.iceberg_table} does not exist",))
             else:
-                ice = {f.name: f for f in st.fields}
-                diffs = []
-                for name, lt in expected.items():
-                    if name not in ice:
-                        diffs.append(f"column {name} missing from {target.iceberg_table}")
-                    elif normalise_iceberg(ice[name].type) != normalise_iceberg(lt.iceberg):
-                        diffs.append(f"column {name}: Iceberg has {ice[name].type}, {lt.pg} maps to {lt.iceberg}")
-                diffs += [f"Iceberg column {n} has no source column" for n in ice if n not in expected]
-                out.layers["lakehouse"] = LayerVerdict("drift" if diffs else "consistent", tuple(diffs))
+                ice = {f.name: normalise_iceberg(f.type) for f in st.fields}
+                out.layers["lakehouse"] = _compare(
+                    expected, ice, lambda lt: normalise_iceberg(lt.iceberg), target.iceberg_table, "Iceberg")
         except MigrateAssetsError as exc:
             out.layers["lakehouse"] = _unreachable(exc)
 
