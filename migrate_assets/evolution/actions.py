@@ -5,6 +5,7 @@ undoes it (None when there is nothing to undo) — the compensation is code, nev
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -93,6 +94,10 @@ class Action:
     def inverse(self, result: dict[str, Any]) -> Action | None:
         return None
 
+    def probe(self, ctx: RunContext) -> dict[str, Any] | None:
+        """After a crash mid-step: the result if the forward effect is in the layer, else None."""
+        return None
+
     def describe(self) -> str:
         return self.kind
 
@@ -140,6 +145,13 @@ class RegisterSchema(Action):
         if not result.get("created"):
             return None
         return SoftDeleteVersion(subject=self.subject, version=int(result["version"]))
+
+    def probe(self, ctx: RunContext) -> dict[str, Any] | None:
+        latest = ctx.need("schema_registry").latest(self.subject)
+        if latest is None or latest.version == self.expected_version:
+            return None
+        same = json.loads(latest.schema) == json.loads(self.schema)
+        return {"version": latest.version, "id": latest.schema_id, "created": True} if same else None
 
     def describe(self) -> str:
         return f"register new schema under {self.subject} (after v{self.expected_version})"
@@ -207,6 +219,14 @@ class IcebergUpdate(Action):
         return IcebergRestore(identifier=self.identifier, schema_id=int(result["previous_schema_id"]),
                               snapshot_id=result.get("previous_snapshot_id"))
 
+    def probe(self, ctx: RunContext) -> dict[str, Any] | None:
+        st = ctx.need("lakehouse").state(self.identifier)
+        if st is None or st.schema_id == self.expected_schema_id:
+            return None
+        # a schema update makes no snapshot: the current one is the one to restore
+        return {"schema_id": st.schema_id, "previous_schema_id": self.expected_schema_id,
+                "previous_snapshot_id": st.snapshot_id}
+
     def describe(self) -> str:
         ops = ", ".join(f"{o.kind} {o.name}" + (f" {o.type}" if o.type else "") +
                         (f" → {o.new_name}" if o.new_name else "") for o in _ops(self.ops))
@@ -248,6 +268,10 @@ class CreateIcebergTable(Action):
 
     def inverse(self, result: dict[str, Any]) -> Action | None:
         return DropIcebergTable(identifier=self.identifier) if result.get("created") else None
+
+    def probe(self, ctx: RunContext) -> dict[str, Any] | None:
+        st = ctx.need("lakehouse").state(self.identifier)
+        return {"schema_id": st.schema_id, "created": True} if st is not None else None
 
     def describe(self) -> str:
         return f"create {self.identifier} ({', '.join(f'{n} {t}' for n, t in self.columns)})"
@@ -292,6 +316,12 @@ class SourceDdl(Action):
                 raise StalePlanError(self.expected_fingerprint, now)
         res = ctx.source.execute_ddl(list(self.statements), self.lock_timeout)
         return {"commit_lsn": res.commit_lsn, "attempts": res.attempts}
+
+    def probe(self, ctx: RunContext) -> dict[str, Any] | None:
+        # the DDL is one transaction: a changed fingerprint means it committed
+        if self.expected_fingerprint is None or ctx.source.fingerprint(self.table) == self.expected_fingerprint:
+            return None
+        return {"commit_lsn": ctx.source.current_lsn(), "probed": True}
 
     def inverse(self, result: dict[str, Any]) -> Action | None:
         if self.inverse_statements is None:
@@ -377,6 +407,12 @@ class ConnectorSync(Action):
         progressed = wait_slot(ctx, self.slot, fresh, b.progress, "a LSN taken after the step began", alive)
         return {"restarted": restarted, "ddl_lsn": int_to_lsn(target), "caught_up_lsn": int_to_lsn(caught_up),
                 "progress_lsn": int_to_lsn(progressed), "state": st.state, "snapshot_requested": list(self.snapshot)}
+
+    def probe(self, ctx: RunContext) -> dict[str, Any] | None:
+        if self.new_config is None:
+            return None
+        current = ctx.need("connector").config(self.name)
+        return {"restarted": True, "probed": True} if current == dict(self.new_config) else None
 
     def inverse(self, result: dict[str, Any]) -> Action | None:
         if self.new_config is None:

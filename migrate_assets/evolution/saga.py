@@ -165,12 +165,14 @@ class Saga:
         return True
 
     def rollback(self, rec: RunRecord) -> RunRecord:
-        """Compensate a persisted run; a step left `running` by a crash is treated as done when its result says so."""
+        """Compensate a persisted run. A step left `running` by a crash is probed in its layer: if its effect
+        landed (e.g. the Iceberg commit went through just before the kill), it is compensated like a done step."""
         plan = EvolutionPlan.from_dict(rec.plan)
         for step in plan.steps:
             st = rec.step(step.id)
             if st.status == "running":
-                st.status = "done" if st.result else "failed"
+                found = st.result or step.action.probe(self.ctx)
+                st.status, st.result = ("done", found) if found else ("failed", {})
         return self.compensate(rec, plan)
 
 

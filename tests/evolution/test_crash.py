@@ -92,3 +92,23 @@ def test_resume_after_kill(pipeline: Pipeline) -> None:
     v = cli(pipeline, "verify")
     assert v.returncode == 0, v.stdout
     assert not set(w.ids) - pipeline.event_ids()
+
+
+def test_rollback_probes_steps_whose_effect_landed_before_the_crash(pipeline: Pipeline) -> None:
+    """The kill can land between a layer's commit and the saga persisting it: --rollback must look."""
+    before = pipeline.layer_state()
+    run_id = kill_after_lakehouse(pipeline)
+    with psycopg.connect(pipeline.dsn, autocommit=True) as conn:
+        (steps,) = conn.execute("SELECT steps FROM migrate_assets_evolutions WHERE run_id = %s", (run_id,)).fetchone()
+        for s in steps:
+            if s["id"] in ("registry", "lakehouse"):
+                s["status"], s["result"] = "running", {}  # as if the process died before saving them
+        conn.execute("UPDATE migrate_assets_evolutions SET steps = %s WHERE run_id = %s", (json.dumps(steps), run_id))
+    r = cli(pipeline, "evolve", "--rollback", run_id)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["status"] == "rolled_back"
+    by = {s["layer"]: s for s in res["steps"]}
+    assert by["lakehouse"]["status"] == "compensated" and by["schema_registry"]["status"] == "compensated"
+    after = pipeline.layer_state()
+    assert after["iceberg"] == before["iceberg"] and after["registry"][0] == before["registry"][0]
