@@ -9,10 +9,8 @@ from typing import Any
 
 import httpx
 import psycopg
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
+
+from migrate_assets.resources.topic_probe import read_events
 
 
 def poll_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -90,31 +88,6 @@ def delete_connector(connect_url: str, name: str, dsn: str) -> None:
 
 
 def read_values(bootstrap: str, topic: str, registry_url: str, idle: float = 1.0) -> list[dict[str, Any]]:
-    """Every value in partition 0 of `topic`, decoded through the registry (assign, no group join).
-
-    Tansu's high watermark can lag behind the last batch (seen: 2 messages, watermark 1), so the read goes on
-    until the partition has been idle for `idle` seconds instead of stopping at the watermark.
-    """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "t-" + uuid.uuid4().hex[:6],
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    deser = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
-    out: list[dict[str, Any]] = []
-    try:
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        ctx = SerializationContext(topic, MessageField.VALUE)
-        while True:
-            msg = consumer.poll(idle)
-            if msg is None:
-                break
-            if msg.error() or msg.value() is None:
-                continue
-            out.append(deser(msg.value(), ctx))
-    finally:
-        consumer.close()
-    return out
+    """Every value in `topic`, decoded through the registry, read with the package's own reader (assign, no
+    group join; until idle, since Tansu's high watermark can lag behind the last batch)."""
+    return [v for _, v in read_events(bootstrap, topic, registry_url, idle=idle)]

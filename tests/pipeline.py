@@ -18,6 +18,7 @@ from pyiceberg.types import NestedField
 
 from migrate_assets.evolution.typemap import map_type
 from migrate_assets.local.stack import StackInfo
+from migrate_assets.resources.iceberg import parse_type as parse_iceberg_type
 from tests.cdc import (
     connector_running,
     create_connector,
@@ -63,9 +64,12 @@ class Writer:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self._stop.set()
         self._thread.join(10)
+        if exc_type is None:  # a writer that wrote nothing would make every "no event lost" check vacuous
+            assert self.ids, "the writer committed no row"
+            assert not self.errors, f"writes failed during the change: {self.errors[:3]}"
 
 
 @dataclass
@@ -119,7 +123,7 @@ class Pipeline:
         poll_until(lambda: len(self.events()) >= 5, 60, "snapshot events")
         catalog = load_catalog("lake", **self.stack.iceberg_properties)
         catalog.create_namespace(self.namespace)
-        fields = [NestedField(i + 1, name, _iceberg_type(map_type(t).iceberg), required=False)
+        fields = [NestedField(i + 1, name, parse_iceberg_type(map_type(t).iceberg), required=False)
                   for i, (name, t) in enumerate(cols)]
         catalog.create_table(self.iceberg_table, schema=Schema(*fields))
         self.write_config()
@@ -146,6 +150,11 @@ class Pipeline:
 
     def event_ids(self) -> set[int]:
         return {e["after"]["id"] for e in self.events() if e.get("after")}
+
+    def assert_no_event_lost(self, ids: list[int], timeout: float = 60) -> None:
+        """Every committed id reaches the topic (polled: Debezium may still be behind the last write)."""
+        assert ids
+        poll_until(lambda: not (set(ids) - self.event_ids()), timeout, f"the events of all {len(ids)} written rows")
 
     def writer(self, rate: float = 100.0) -> Writer:
         return Writer(self.dsn, f"public.{self.table}", rate=rate)
@@ -185,26 +194,4 @@ def change_file(tmp: Path, text: str, name: str = "change.yaml") -> Path:
     return p
 
 
-def _iceberg_type(text: str) -> Any:
-    from pyiceberg.types import (
-        BinaryType,
-        BooleanType,
-        DateType,
-        DecimalType,
-        DoubleType,
-        FloatType,
-        IntegerType,
-        LongType,
-        StringType,
-        TimestampType,
-        TimestamptzType,
-        UUIDType,
-    )
-
-    simple = {"int": IntegerType(), "long": LongType(), "string": StringType(), "boolean": BooleanType(),
-              "float": FloatType(), "double": DoubleType(), "date": DateType(), "timestamp": TimestampType(),
-              "timestamptz": TimestamptzType(), "uuid": UUIDType(), "binary": BinaryType()}
-    if text in simple:
-        return simple[text]
-    p, s = text[len("decimal("):-1].split(",")
-    return DecimalType(int(p), int(s))
+__all__ = ["Pipeline", "Writer", "change_file"]

@@ -48,9 +48,9 @@ def test_breaking_column_changes_go_through_expand(tmp_path: Path, fresh_dsn: st
     assert sorted(kinds) == ["add_column", "alter_type"]  # non-breaking (a widening) ran directly
     (exp,) = res["expanded"]
     change_file = exp["change_file"]
+    assert change_file and Path(change_file).is_file()
     ops = yaml.safe_load(Path(change_file).read_text())["operations"]
     assert ops == [{"rename_column": {"from": "email", "to": "email_address"}}, {"drop_column": {"column": "legacy"}}]
-    assert Path(change_file).exists()
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
         cols = {r[0] for r in conn.execute("SELECT attname FROM pg_attribute WHERE attrelid = 'accounts'::regclass "
                                            "AND attnum > 0 AND NOT attisdropped")}

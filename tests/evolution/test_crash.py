@@ -91,7 +91,7 @@ def test_resume_after_kill(pipeline: Pipeline) -> None:
     assert "note" in {f.name for f in pipeline.iceberg().schema().fields}
     v = cli(pipeline, "verify")
     assert v.returncode == 0, v.stdout
-    assert not set(w.ids) - pipeline.event_ids()
+    pipeline.assert_no_event_lost(w.ids)
 
 
 def test_rollback_probes_steps_whose_effect_landed_before_the_crash(pipeline: Pipeline) -> None:

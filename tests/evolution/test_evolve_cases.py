@@ -64,7 +64,7 @@ operations:
         assert conn.execute("SELECT tier FROM public.customers WHERE id = 1").fetchone() == ("bronze",)
     after = newest_after(shop, 90001)
     assert after["tier"] == "bronze"
-    assert not set(w.ids) - shop.event_ids()
+    shop.assert_no_event_lost(w.ids)
     verify_ok(shop, capsys)
 
 
@@ -78,7 +78,7 @@ def test_rename_keeps_the_iceberg_field_id(shop: Pipeline, capsys: pytest.Captur
     with shop.writer(rate=100) as w:
         code, res = evolve(shop, capsys, change)
         assert code == 0, res
-    assert not set(w.ids) - shop.event_ids()
+    shop.assert_no_event_lost(w.ids)
     after = iceberg_fields(shop)
     assert "email" not in after and after["email_address"][0] == before["email"][0]
     with psycopg.connect(shop.dsn, autocommit=True) as conn:
@@ -99,7 +99,7 @@ def test_drop_column_only_when_the_policy_allows(shop: Pipeline, capsys: pytest.
     with shop.writer(rate=100) as w:
         code, res = evolve(shop, capsys, change, "--allow-irreversible")
         assert code == 0, res
-    assert not set(w.ids) - shop.event_ids()
+    shop.assert_no_event_lost(w.ids)
     assert next(s for s in res["steps"] if s["layer"] == "source_db")["reversible"] is False
     assert "email" not in iceberg_fields(shop)
     verify_ok(shop, capsys)

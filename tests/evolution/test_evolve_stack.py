@@ -52,8 +52,7 @@ operations:
                     "event of the row written after the change")[0]
     assert ev["after"]["note"] == "hi" and ev["after"]["amount"] == 5000000000
     # no event lost: every id the writer committed is in the topic
-    missing = set(w.ids) - pipeline.event_ids()
-    assert not missing, f"{len(missing)} events lost"
+    pipeline.assert_no_event_lost(w.ids)
     table = pipeline.iceberg()
     fields = {f.name: str(f.field_type) for f in table.schema().fields}
     assert fields["note"] == "string" and fields["amount"] == "long"
