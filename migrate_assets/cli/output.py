@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrate_assets.errors import MigrateAssetsError
+from migrate_assets.markdown import table
 
 FORMATS = ("text", "json", "markdown")
 
@@ -26,12 +27,7 @@ class Result:
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
-    def cell(v: Any) -> str:
-        return str("" if v is None else v).replace("|", "\\|").replace("\n", " ")
-
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(out)
+    return table(headers, rows)
 
 
 def emit_result(result: Result, fmt: str) -> int:

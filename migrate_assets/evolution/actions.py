@@ -359,7 +359,7 @@ def wait_slot(ctx: RunContext, slot: str, target: int, bound: float, why: str,
             lag = (target - last) if last is not None else None
             raise TransientError(
                 f"replication slot {slot!r} did not reach {int_to_lsn(target)} ({why}) within {bound:.0f}s: "
-                + (f"confirmed_flush_lsn {int_to_lsn(last)}, {lag} bytes behind" if last is not None else "slot missing")
+                + (f"confirmed_flush_lsn {int_to_lsn(last)} (lag {lag} bytes)" if last is not None else "slot missing")
             )
         ctx.source.write_heartbeat()
         time.sleep(0.2)

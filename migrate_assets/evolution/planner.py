@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from psycopg import sql
+
 from migrate_assets.errors import BreakingChangeBlocked, InvalidInputError, IrreversibleChangeError, Problem
 from migrate_assets.evolution.actions import (
     Action,
@@ -154,7 +156,7 @@ def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dic
                                                  message="a NOT NULL column needs a default (or nullable: true) "
                                                          "to be added to a table that has rows")])
             typ = parse_type(op.type)
-            parts = "ALTER TABLE {} ADD COLUMN {} " + typ.render_declared().replace("{", "{{").replace("}", "}}")
+            parts = "ALTER TABLE {} ADD COLUMN {} " + _braces(typ.render_declared())
             args: list[Any] = [t, ident(op.name)]
             if op.default is not None:
                 parts += " DEFAULT {}"
@@ -170,12 +172,12 @@ def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dic
                                                  message="no such column in the live table")])
             old_t, new_t = parse_type(col.type), parse_type(op.to_type)
             tc = type_change(old_t, new_t)
-            up = op.up or f"{_qi(op.column)}::{new_t.render()}"
-            down = op.down or f"{_qi(op.column)}::{old_t.render()}"
+            up = expr(op.up) if op.up else _cast(op.column, new_t.render())
+            down = expr(op.down) if op.down else _cast(op.column, old_t.render())
             fwd.append(q("ALTER TABLE {} ALTER COLUMN {} TYPE " + _braces(new_t.render()) + " USING {}",
-                         t, ident(op.column), expr(up)))
+                         t, ident(op.column), up))
             inv.insert(0, q("ALTER TABLE {} ALTER COLUMN {} TYPE " + _braces(old_t.render()) + " USING {}",
-                            t, ident(op.column), expr(down)))
+                            t, ident(op.column), down))
             if not tc.widening:
                 breaking.append(f"change_type {op.column}: {old_t.render()} → {new_t.render()} is not a widening")
         elif isinstance(op, RenameColumn):
@@ -199,8 +201,9 @@ def _braces(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-def _qi(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _cast(column: str, type_sql: str) -> sql.Composable:
+    """`"column"::type`, the default USING expression (the type spelling is the canonical PgType one)."""
+    return sql.SQL("{}::" + _braces(type_sql)).format(ident(column))  # noqa: S608
 
 
 # --------------------------------------------------------------------------------------------------------

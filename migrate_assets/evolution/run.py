@@ -41,13 +41,7 @@ def attach_verifier(ctx: RunContext, targets: list[PipelineTarget]) -> None:
 def evolve(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy: Policy,
            store: EvolutionStore | None, retry: RetryPolicy, dry_run: bool = False,
            on_step: Callable[[StepState], None] | None = None) -> tuple[PreflightReport, RunRecord]:
-    report = preflight(change, target, ctx, policy)
-    attach_verifier(ctx, [report.snapshot.target])
-    if dry_run:
-        rec = RunRecord(new_run_id(), report.plan.table, "dry_run", report.plan.to_dict(),
-                        [StepState(s.id, s.layer) for s in report.plan.steps])
-        return report, rec
-    return report, Saga(ctx, store, retry, on_step).start(report.plan)
+    return _execute(preflight(change, target, ctx, policy), ctx, store, retry, dry_run, on_step)
 
 
 def evolve_new_table(table: Table | None, target: PipelineTarget, ctx: RunContext, policy: Policy,
@@ -58,6 +52,12 @@ def evolve_new_table(table: Table | None, target: PipelineTarget, ctx: RunContex
         report = preflight_join_table(target, ctx, policy)
     else:
         report = preflight_new_table(table, target, ctx, policy)
+    return _execute(report, ctx, store, retry, dry_run, on_step)
+
+
+def _execute(report: PreflightReport, ctx: RunContext, store: EvolutionStore | None, retry: RetryPolicy,
+             dry_run: bool, on_step: Callable[[StepState], None] | None) -> tuple[PreflightReport, RunRecord]:
+    """After pre-flight: stop there for a dry run, else run the plan as a saga."""
     attach_verifier(ctx, [report.snapshot.target])
     if dry_run:
         rec = RunRecord(new_run_id(), report.plan.table, "dry_run", report.plan.to_dict(),

@@ -10,15 +10,13 @@ says RUNNING while its slot is stuck is drift.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate_assets.errors import MigrateAssetsError
-from migrate_assets.evolution.actions import RunContext
+from migrate_assets.errors import MigrateAssetsError, TransientError
+from migrate_assets.evolution.actions import RunContext, wait_slot
 from migrate_assets.evolution.derive import avro_row_fields
-from migrate_assets.evolution.layers import int_to_lsn
 from migrate_assets.evolution.planner import PipelineTarget
 from migrate_assets.evolution.typemap import (
     LayerTypes,
@@ -169,25 +167,12 @@ def _verify_connector(target: PipelineTarget, ctx: RunContext, columns: list[str
               for c in columns if not _filters_pass(cfg, target.table, c)]
     slot = cfg.get("slot.name", "debezium")
     try:
-        deadline = time.monotonic() + bound
-        while True:
-            st = ctx.source.slot(slot)
-            if st is None:
-                diffs.append(f"replication slot {slot} does not exist")
-                break
-            if start_lsn is not None and st.confirmed_flush_lsn is not None and st.confirmed_flush_lsn >= start_lsn:
-                break
-            if time.monotonic() > deadline:
-                lag = (start_lsn - st.confirmed_flush_lsn) if (start_lsn and st.confirmed_flush_lsn) else None
-                diffs.append(
-                    f"replication slot {slot} makes no progress: confirmed_flush_lsn "
-                    f"{int_to_lsn(st.confirmed_flush_lsn) if st.confirmed_flush_lsn else 'none'} did not reach "
-                    f"{int_to_lsn(start_lsn) if start_lsn else '?'} within {bound:.0f}s"
-                    + (f" (lag {lag} bytes)" if lag is not None else "") + f"; Kafka Connect says {status.state}"
-                )
-                break
-            ctx.source.write_heartbeat()
-            time.sleep(0.25)
+        if ctx.source.slot(slot) is None:
+            diffs.append(f"replication slot {slot} does not exist")
+        elif start_lsn is not None:
+            wait_slot(ctx, slot, start_lsn, bound, "a LSN taken when verify started")
+    except TransientError as exc:  # the bound passed: RUNNING or not, the slot is stuck
+        diffs.append(f"replication slot {slot} makes no progress: {exc}; Kafka Connect says {status.state}")
     except MigrateAssetsError as exc:
         diffs.append(f"slot check failed: {exc}")
     return LayerVerdict("drift" if diffs else "consistent", tuple(diffs))

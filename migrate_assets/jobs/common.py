@@ -15,6 +15,7 @@ from typing import Any
 from dagster import Backoff, Failure, Jitter, MetadataValue, RetryPolicy
 
 from migrate_assets.errors import InvalidInputError, MigrateAssetsError
+from migrate_assets.markdown import table
 
 #: every op: exponential backoff with jitter, for transient errors only (semantic ones raise Failure)
 OP_RETRY = RetryPolicy(max_retries=3, delay=1, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
@@ -25,12 +26,7 @@ DDL_POOL = "migrate_assets_ddl"
 
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def cell(v: Any) -> str:
-        return str("" if v is None else v).replace("|", "\\|").replace("\n", "<br>")
-
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(out)
+    return table(headers, rows, newline="<br>")
 
 
 def failure(exc: MigrateAssetsError, what: str, **metadata: Any) -> Failure:

@@ -60,6 +60,7 @@ from migrate_assets.errors import (
     LayerUnreachableError,
     TransientError,
 )
+from migrate_assets.evolution.derive import iceberg_promotion_allowed
 from migrate_assets.evolution.layers import IcebergField, IcebergOp, IcebergState
 
 LAYER = "lakehouse"
@@ -80,7 +81,6 @@ _SIMPLE: dict[str, PrimitiveType] = {
     "binary": BinaryType(),
 }
 _DECIMAL = re.compile(r"decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)")
-_PROMOTIONS = {("int", "long"), ("float", "double")}
 
 
 def parse_type(text: str) -> PrimitiveType:
@@ -95,18 +95,9 @@ def parse_type(text: str) -> PrimitiveType:
 
 
 def type_change_problem(name: str, old: IcebergType, new: IcebergType) -> str | None:
-    """Why `old` → `new` is not a safe promotion (None when it is, or when nothing changes)."""
-    if old == new:
-        return None
-    if isinstance(old, DecimalType) and isinstance(new, DecimalType):
-        if new.scale != old.scale:
-            return f"{name}: decimal scale may not change ({old} -> {new}); stored values would be misread"
-        if new.precision < old.precision:
-            return f"{name}: decimal precision may only grow ({old} -> {new})"
-        return None
-    if (str(old), str(new)) in _PROMOTIONS:
-        return None
-    return f"{name}: {old} -> {new} is not an Iceberg type promotion (allowed: int->long, float->double, decimal precision grow)"
+    """Why `old` → `new` is not a safe promotion (None when it is): the one rule in evolution.derive."""
+    ok, why = iceberg_promotion_allowed(str(old), str(new))
+    return None if ok else f"{name}: {why}"
 
 
 def _state(identifier: str, table: Table, schema: Schema | None = None) -> IcebergState:

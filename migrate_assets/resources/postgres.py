@@ -18,7 +18,7 @@ from psycopg import errors as pgerrors
 from psycopg import sql
 
 from migrate_assets.errors import LayerRequestError, LayerUnreachableError, LockTimeoutError, TransientError
-from migrate_assets.evolution.layers import DdlResult, SlotState, SourceColumn, int_to_lsn, lsn_to_int
+from migrate_assets.evolution.layers import DdlResult, SlotState, SourceColumn, lsn_to_int
 from migrate_assets.schema.introspect import introspect
 from migrate_assets.schema.model import fingerprint as tables_fingerprint
 
@@ -188,25 +188,6 @@ class PostgresSource:
         """
         with self.connect() as conn:
             conn.execute("SELECT pg_logical_emit_message(false, %s, 'heartbeat')", [HEARTBEAT_PREFIX])
-
-    def wait_slot_past(self, slot_name: str, lsn: int, timeout: float, interval: float = 0.3) -> SlotState:
-        """Heartbeat and poll until the slot's confirmed_flush_lsn >= `lsn`; TransientError with the lag after
-        `timeout` (a RUNNING connector whose slot does not move is stuck, not healthy)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.write_heartbeat()
-            state = self.slot(slot_name)
-            if state is None:
-                raise LayerRequestError(LAYER, f"replication slot {slot_name!r} does not exist")
-            if state.confirmed_flush_lsn is not None and state.confirmed_flush_lsn >= lsn:
-                return state
-            if time.monotonic() >= deadline:
-                lag = lsn - (state.confirmed_flush_lsn or 0)
-                raise TransientError(
-                    f"{LAYER}: slot {slot_name!r} (active={state.active}) did not reach LSN {int_to_lsn(lsn)} "
-                    f"within {timeout:g}s: confirmed_flush_lsn is {lag} bytes behind"
-                )
-            time.sleep(interval)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -18,20 +18,25 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from migrate_assets.errors import LayerUnreachableError
 
 
-def newest_event(bootstrap: str, topic: str, registry_url: str, idle: float = 1.0, back: int = 20) -> Any | None:
+def read_events(bootstrap: str, topic: str, registry_url: str, idle: float = 1.0,
+                back: int | None = None) -> list[tuple[int, Any]]:
+    """(timestamp ms, decoded value) of the topic's events: all of them, or the last `back` per partition."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "migrate-assets-probe-" + uuid.uuid4().hex[:6],
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     deser = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
     ctx = SerializationContext(topic, MessageField.VALUE)
-    newest: tuple[int, Any] | None = None
+    out: list[tuple[int, Any]] = []
     try:
         md = consumer.list_topics(topic, timeout=10)
         if topic not in md.topics or md.topics[topic].error is not None:
-            return None
+            return out
         parts = []
         for pid in md.topics[topic].partitions:
-            lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, pid), timeout=10)
-            parts.append(TopicPartition(topic, pid, max(lo, hi - back)))
+            start = OFFSET_BEGINNING
+            if back is not None:
+                lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, pid), timeout=10)
+                start = max(lo, hi - back)
+            parts.append(TopicPartition(topic, pid, start))
         consumer.assign(parts)
         while True:
             msg = consumer.poll(idle)
@@ -39,14 +44,17 @@ def newest_event(bootstrap: str, topic: str, registry_url: str, idle: float = 1.
                 break
             if msg.error() or msg.value() is None:
                 continue
-            ts = msg.timestamp()[1]
-            if newest is None or ts >= newest[0]:
-                newest = (ts, deser(msg.value(), ctx))
+            out.append((msg.timestamp()[1], deser(msg.value(), ctx)))
     except KafkaException as exc:
         raise LayerUnreachableError("kafka", str(exc)) from exc
     finally:
         consumer.close()
-    return newest[1] if newest else None
+    return out
+
+
+def newest_event(bootstrap: str, topic: str, registry_url: str, idle: float = 1.0, back: int = 20) -> Any | None:
+    events = read_events(bootstrap, topic, registry_url, idle, back)
+    return max(events, key=lambda e: e[0])[1] if events else None
 
 
 def probe(bootstrap: str, subject: str, registry_url: str, columns: list[str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from migrate_assets.errors import LayerRequestError, LayerUnreachableError, LockTimeoutError, TransientError
+from migrate_assets.evolution.actions import RunContext, wait_slot
 from migrate_assets.evolution.layers import SourceColumn
 from migrate_assets.local import procs
 from migrate_assets.local.stack import StackInfo
@@ -160,13 +161,14 @@ def test_slot_progress_heartbeat_and_ddl_lsn(
     assert result.commit_lsn > fresh
     with psycopg.connect(source.dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO orders (amount, extra) VALUES (2.5, 7)")
-    after = source.wait_slot_past(slot_name, result.commit_lsn, timeout=30)
-    assert after.active and (after.confirmed_flush_lsn or 0) >= result.commit_lsn
+    ctx = RunContext(source=source)
+    reached = wait_slot(ctx, slot_name, result.commit_lsn, 30, "the DDL")
+    assert reached >= result.commit_lsn and source.slot(slot_name).active  # type: ignore[union-attr]
     # a LSN the slot cannot reach in time (far in the future) -> TransientError naming the lag
-    with pytest.raises(TransientError, match=r"bytes behind"):
-        source.wait_slot_past(slot_name, source.current_lsn() + 2**40, timeout=0.5)
-    with pytest.raises(LayerRequestError):
-        source.wait_slot_past("no_such_slot", 0, timeout=0.5)
+    with pytest.raises(TransientError, match=r"lag \d+ bytes"):
+        wait_slot(ctx, slot_name, source.current_lsn() + 2**40, 0.5, "the future")
+    with pytest.raises(TransientError, match="slot missing"):
+        wait_slot(ctx, "no_such_slot", 0, 0.5, "nothing")
 
     # what moved the offsets: each heartbeat became a Debezium record on <topic.prefix>.message
     messages = read_values(stack_info.bootstrap, f"{prefix}.message", stack_info.registry_url)
