@@ -64,6 +64,8 @@ class RunContext:
     log: Callable[[str], None] = lambda _msg: None
     verifier: Callable[[Any, RunContext], list[str]] | None = None
     resuming: bool = False
+    #: the connector's replication slot, when the plan has a connector step (compensation drains through it)
+    slot: str | None = None
 
     def need(self, layer: str) -> Any:
         obj = {"schema_registry": self.registry, "lakehouse": self.lakehouse, "connector": self.connector}.get(layer)
@@ -172,6 +174,16 @@ class SoftDeleteVersion(Action):
         if latest.version != self.version:
             # a later version exists: producers (the converter) already moved on; deleting ours would lie
             return {"deleted": False, "reason": f"not undoable: v{latest.version} was registered after v{self.version}"}
+        if ctx.slot and ctx.latest_ddl_lsn() is not None:
+            # rows written while the source had the new shape still need this schema when the connector emits
+            # them: deleting it first makes the converter register it again as a new version, so let the
+            # connector drain past the inverse DDL (compensated before us) and only then delete
+            try:
+                wait_slot(ctx, ctx.slot, ctx.source.current_lsn(), ctx.bounds.slot_catch_up,
+                          "the rows written in the new shape")
+            except TransientError as exc:
+                return {"deleted": False, "reason": f"not undoable yet: the connector has not emitted the rows "
+                                                    f"written in the new shape ({exc})"}
         reg.soft_delete(self.subject, self.version)
         return {"deleted": True}
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrate_assets.errors import MigrateAssetsError
-from migrate_assets.evolution.actions import Action, RunContext, is_transient
+from migrate_assets.evolution.actions import Action, ConnectorSync, RunContext, is_transient
 from migrate_assets.evolution.planner import EvolutionPlan, PlannedStep
 from migrate_assets.evolution.store import EvolutionStore, RunRecord, StepState
 
@@ -113,6 +113,7 @@ class Saga:
 
     def compensate(self, rec: RunRecord, plan: EvolutionPlan | None = None) -> RunRecord:
         plan = plan or EvolutionPlan.from_dict(rec.plan)
+        self._prepare_undo(rec, plan)
         ok = True
         for step in reversed(plan.steps):
             st = rec.step(step.id)
@@ -125,9 +126,18 @@ class Saga:
         self._save(rec)
         return rec
 
+    def _prepare_undo(self, rec: RunRecord, plan: EvolutionPlan) -> None:
+        """What an undo may need from the run: earlier results (e.g. the DDL's commit LSN, also after a crash,
+        from the persisted record) and the connector's slot."""
+        for st in rec.steps:
+            if st.result and st.id not in self.ctx.results:
+                self.ctx.results[st.id] = st.result
+        self.ctx.slot = next((s.action.slot for s in plan.steps if isinstance(s.action, ConnectorSync)), None)
+
     def compensate_step(self, rec: RunRecord, step_id: str) -> StepState:
         """Undo one layer's completed step (the others untouched); steps that never ran never will."""
         plan = EvolutionPlan.from_dict(rec.plan)
+        self._prepare_undo(rec, plan)
         for other in rec.steps:
             if other.status == "pending":
                 other.status = "skipped"

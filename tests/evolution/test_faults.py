@@ -34,6 +34,18 @@ def _settle_and_check(p: Pipeline, before: dict, writer_ids: list[int]) -> None:
     p.assert_no_event_lost(writer_ids)
 
 
+def _settle_registry_kept(p: Pipeline, before: dict, res: dict, writer_ids: list[int]) -> None:
+    """The connector could not drain the rows written in the new shape during the undo: every other layer is
+    back, and the registry keeps our version (deleting it would only make the converter register it again)."""
+    reg = _layers(res)["schema_registry"]
+    assert reg["status"] == "compensated" and reg["compensation"].startswith("skipped: not undoable yet")
+    after = p.layer_state()
+    assert after["db"] == before["db"] and after["iceberg"] == before["iceberg"]
+    assert after["connector"] == before["connector"]
+    assert after["registry"][0] == before["registry"][0] + 1
+    p.assert_no_event_lost(writer_ids)
+
+
 def _layers(res: dict) -> dict[str, dict]:
     return {s["layer"]: s for s in res["steps"]}
 
@@ -118,13 +130,14 @@ def test_worker_stopped_before_the_restart_step(make_pipeline, private_worker: S
         "column.include.list": "public.customers.id,public.customers.name,public.customers.amount"})
     before = p.layer_state()
     with p.writer(rate=100) as w:
-        res = run_evolve(p, ADD_NOTE, at="connector", fault=private_worker.stop)
+        res = run_evolve(p, ADD_NOTE, at="connector", fault=private_worker.stop,
+                         bounds=Bounds(slot_catch_up=4, running=10, progress=5))
     assert res["status"] == "rolled_back" and res["failed_step"] == "connector"
     steps = _layers(res)
-    assert [steps[x]["status"] for x in ("source_db", "lakehouse", "schema_registry")] == ["compensated"] * 3
+    assert [steps[x]["status"] for x in ("source_db", "lakehouse")] == ["compensated"] * 2
     private_worker.start()
     poll_until(lambda: connector_running(p.connect_url, p.name), 60, "connector back after the worker restart")
-    _settle_and_check(p, before, w.ids)
+    _settle_registry_kept(p, before, res, w.ids)
 
 
 def test_slot_that_never_passes_the_ddl_fails_the_step_and_compensates(make_pipeline) -> None:
@@ -142,7 +155,7 @@ def test_slot_that_never_passes_the_ddl_fails_the_step_and_compensates(make_pipe
         assert "did not reach" in res["error"]
         assert httpx.put(f"{p.connect_url}/connectors/{p.name}/resume", timeout=10).status_code == 202
     assert _layers(res)["source_db"]["status"] == "compensated"
-    _settle_and_check(p, before, w.ids)
+    _settle_registry_kept(p, before, res, w.ids)
 
 
 def test_verify_failing_compensates_every_layer(make_pipeline) -> None:
