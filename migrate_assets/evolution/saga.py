@@ -9,7 +9,6 @@ transition (EvolutionStore), so `resume` and `rollback` work from another proces
 
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from migrate_assets.errors import MigrateAssetsError
 from migrate_assets.evolution.actions import Action, ConnectorSync, RunContext, is_transient
 from migrate_assets.evolution.planner import EvolutionPlan, PlannedStep
 from migrate_assets.evolution.store import EvolutionStore, RunRecord, StepState
+from migrate_assets.schema.retry import backoff_delay
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,7 @@ class RetryPolicy:
     max_backoff: float = 30.0
 
     def delay(self, attempt: int) -> float:
-        base = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
-        return base * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
+        return backoff_delay(attempt, self.backoff, self.max_backoff)
 
 
 def new_run_id() -> str:

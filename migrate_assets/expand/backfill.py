@@ -13,7 +13,6 @@ backoff. The session sets `migrate_assets.backfill = on`, which the sync trigger
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from psycopg import sql
 from migrate_assets.errors import TransientError
 from migrate_assets.expand import state
 from migrate_assets.expand.planner import BACKFILL_GUC, ExpandPlan
+from migrate_assets.schema.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ def run_backfill(
                 except (pgerr.LockNotAvailable, pgerr.DeadlockDetected, pgerr.SerializationFailure) as exc:
                     if attempt == attempts:
                         raise TransientError(f"backfill batch of {qualified} kept failing: {exc}") from exc
-                    delay = min(max_backoff, backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
+                    delay = backoff_delay(attempt, backoff, max_backoff)
                     log.warning("backfill batch of %s: %s; retrying in %.2fs", qualified, exc, delay)
                     time.sleep(delay)
             cursor = new_cursor

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from migrate_assets.expand.ops import ChangeSet, op_from_dict, op_to_dict
 from migrate_assets.expand.planner import ExpandPlan, Statement, plan_expand
 from migrate_assets.expand.status import ExpandStatus, compute_status
 from migrate_assets.expand.validate import validate_change
+from migrate_assets.schema.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,7 +85,7 @@ def _retry(conn: psycopg.Connection[Any], opts: Options, what: str, fn: Callable
         except (pgerr.LockNotAvailable, pgerr.DeadlockDetected) as exc:
             if attempt == opts.attempts:
                 raise TransientError(f"{what}: {exc} (after {attempt} attempts)") from exc
-            delay = min(opts.max_backoff, opts.backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
+            delay = backoff_delay(attempt, opts.backoff, opts.max_backoff)
             log.warning("%s: %s; retrying in %.2fs", what, exc, delay)
             time.sleep(delay)
         except psycopg.Error as exc:

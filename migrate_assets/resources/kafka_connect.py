@@ -9,7 +9,6 @@ a typed error: `LayerUnreachableError` (no worker answered), `TransientError` (4
 from __future__ import annotations
 
 import builtins
-import random
 import time
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +22,7 @@ from migrate_assets.errors import (
     TransientError,
 )
 from migrate_assets.evolution.layers import ConnectorStatus
+from migrate_assets.schema.retry import backoff_delay
 
 LAYER = "connector"
 _RETRY_STATUS = frozenset({409, 500, 502, 503, 504})
@@ -89,7 +89,7 @@ class KafkaConnectClient:
                 last = f"HTTP {resp.status_code}: {message}"
                 unreachable = False
             if attempt < self.retries:
-                time.sleep(min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311
+                time.sleep(backoff_delay(attempt + 1, self.backoff, self.max_backoff))
         detail = f"{method} {self.url}{path} failed after {self.retries + 1} attempt(s): {last}"
         if unreachable:
             raise LayerUnreachableError(LAYER, detail)

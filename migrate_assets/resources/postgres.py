@@ -7,7 +7,6 @@ connection, and no session state (search_path, lock_timeout) can leak from one c
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from migrate_assets.errors import LayerRequestError, LayerUnreachableError, Lock
 from migrate_assets.evolution.layers import DdlResult, SlotState, SourceColumn, lsn_to_int
 from migrate_assets.schema.introspect import introspect
 from migrate_assets.schema.model import fingerprint as tables_fingerprint
+from migrate_assets.schema.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class PostgresSource:
 
     def _delay(self, attempt: int) -> float:
         """Exponential backoff with jitter (half to full), so competing retriers spread out."""
-        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)  # noqa: S311
+        return backoff_delay(attempt, self.backoff, self.max_backoff)
 
     # -- connections -----------------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ by a failed build is dropped before the retry).
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from migrate_assets.errors import (
 from migrate_assets.schema.diff import TableKey
 from migrate_assets.schema.plan import Change, Plan
 from migrate_assets.schema.planner import live_tables, scope_fingerprint
+from migrate_assets.schema.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def check_policy(plan: Plan, policy: str) -> list[str]:
 
 
 def _sleep_for(attempt: int, opts: ApplyOptions) -> float:
-    return min(opts.max_backoff, opts.backoff * (2**attempt)) * random.uniform(0.5, 1.0)  # noqa: S311
+    return backoff_delay(attempt + 1, opts.backoff, opts.max_backoff)
 
 
 def _ms(seconds: float) -> str:
