@@ -13,10 +13,11 @@ from typing import Any
 import yaml
 
 from migrate_assets.errors import InvalidInputError, Problem
+from migrate_assets.schema import fastyaml
 
 KeyPath = tuple[str | int, ...]
 
-#: libyaml's C parser when present (same nodes and marks, several times faster on large spec sets)
+#: libyaml's C parser when present (same nodes and marks, faster than the pure-Python one)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -108,16 +109,9 @@ def load_yaml(path: str | Path) -> YamlDoc:
     return parse_yaml(text, str(p))
 
 
-# ---------------------------------------------------------------------------------------------------------
-# fast path for large spec sets (added for declarative schema planning): same YamlDoc, less work
-# ---------------------------------------------------------------------------------------------------------
-
-_STR_TAG = "tag:yaml.org,2002:str"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
 class _LazyLinesDoc(YamlDoc):
-    """A document parsed as JSON: line numbers are only computed (by a YAML parse) when a problem needs one."""
+    """A document whose data came without marks: line numbers are computed (by PyYAML) only when a problem
+    needs one, so a clean spec set never pays for them."""
 
     def __init__(self, file: str, data: Any, text: str) -> None:
         super().__init__(file=file, data=data)
@@ -130,79 +124,13 @@ class _LazyLinesDoc(YamlDoc):
         return super().line_of(path)
 
 
-def _json_doc(text: str, file: str) -> YamlDoc | None:
-    """JSON is YAML: parse it with the C json module; None when it is not plain JSON or repeats a key."""
-    import json
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out = dict(items)
-        if len(out) != len(items):
-            raise ValueError("duplicate key")
-        return out
-
-    try:
-        data = json.loads(text, object_pairs_hook=pairs)
-    except ValueError:
-        return None
-    return _LazyLinesDoc(file, data, text)
-
-
-def _build(node: yaml.Node, path: KeyPath, doc: YamlDoc, loader: Any, memo: dict[int, Any]) -> Any:
-    """Construct the value of `node` and record the line of every key path in one pass."""
-    doc.lines[path] = node.start_mark.line + 1
-    if id(node) in memo:  # alias: reuse the constructed object (no billion-laughs blow-up)
-        return memo[id(node)]
-    if isinstance(node, yaml.ScalarNode):
-        value = node.value if node.tag == _STR_TAG else loader.construct_object(node, deep=True)
-    elif isinstance(node, yaml.SequenceNode):
-        value = []
-        memo[id(node)] = value
-        value.extend(_build(item, (*path, i), doc, loader, memo) for i, item in enumerate(node.value))
-    elif isinstance(node, yaml.MappingNode):
-        if any(k.tag == _MERGE_TAG for k, _ in node.value):
-            value = loader.construct_object(node, deep=True)
-            _walk(node, path, doc)
-        else:
-            value = {}
-            memo[id(node)] = value
-            for key_node, value_node in node.value:
-                key = key_node.value if key_node.tag == _STR_TAG else loader.construct_object(key_node, deep=True)
-                kpath = (*path, str(key))
-                if key in value:
-                    doc.duplicates.append(
-                        Problem(file=doc.file, line=key_node.start_mark.line + 1, key=format_path(kpath), message="duplicate key")
-                    )
-                value[key] = _build(value_node, kpath, doc, loader, memo)
-                doc.lines[kpath] = key_node.start_mark.line + 1
-    else:  # pragma: no cover - PyYAML has no other node kinds
-        value = loader.construct_object(node, deep=True)
-    memo[id(node)] = value
-    return value
-
-
 def parse_yaml_fast(text: str, file: str) -> YamlDoc:
-    """Like `parse_yaml`, for big inputs: JSON-looking files go through `json` (lines computed on demand),
-    YAML is composed by libyaml and constructed and line-mapped in a single walk."""
-    if text.lstrip()[:1] in ("[", "{"):
-        doc = _json_doc(text, file)
-        if doc is not None:
-            return doc
+    """`parse_yaml` for big inputs: the same data, read by rapidyaml where that gives exactly PyYAML's result
+    (`fastyaml`), with lines computed on demand; anything else goes through `parse_yaml`."""
     try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            doc = YamlDoc(file=file, data=None)
-            if node is not None:
-                doc.data = _build(node, (), doc, loader, {})
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        raise InvalidInputError([Problem(file=file, line=line, message=f"invalid YAML: {exc.problem}")]) from exc
-    except yaml.YAMLError as exc:
-        raise InvalidInputError([Problem(file=file, message=f"invalid YAML: {exc}")]) from exc
-    return doc
+        return _LazyLinesDoc(file, fastyaml.load(text), text)
+    except fastyaml.Declined:
+        return parse_yaml(text, file)
 
 
 def doc_from_data(file: str, data: Any, text: str) -> YamlDoc:
