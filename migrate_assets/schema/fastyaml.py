@@ -5,7 +5,8 @@ node and two marks per scalar). rapidyaml parses the same text natively and emit
 module turns into Python data. The two libraries read plain scalars differently (YAML 1.1 vs 1.2: `yes`, `~`,
 `0x1F`, `1_000`, `2001-12-14`, and rapidyaml rewrites `nan` as `.nan`), so the JSON's leaves are not trusted:
 every plain key and value is re-read from its original text with PyYAML's own resolver and constructor, node
-by node in document order. Quoted scalars are taken from the JSON as strings.
+by node in document order, and quoted ones (keys included: its JSON writes the key 'inf' as ".inf") are taken
+from the tree. The JSON only gives the shape, which is cheaper to walk than the tree.
 
 Whatever this module does not reproduce exactly is declined (`Declined`), and the caller parses with PyYAML:
 anchors, aliases, tags, merge keys, block scalars, backslash escapes, tabs, directives, characters PyYAML
@@ -44,6 +45,8 @@ _PRINTABLE_ASCII = bytes([0x0A, 0x0D, *range(0x20, 0x7F)])
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_JSON_LITERAL = re.compile(rb"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?|true|false|null")
+_INDICATORS = frozenset(",[]{}#&*!|>'\"%@`")  # a plain scalar cannot start with one of these
 _PLAIN: dict[bytes, Any] = {}  # plain scalar text -> PyYAML's value (immutable values only)
 _PLAIN_MAX = 200_000
 _MISSING = object()
@@ -64,6 +67,8 @@ def plain_value(text: bytes) -> Any:
     value = _PLAIN.get(text, _MISSING)
     if value is _MISSING:
         s = text.decode()
+        if s[:1] in _INDICATORS or (s[:1] in "-?:" and s[1:2] in ("", " ")):
+            raise Declined("a plain scalar PyYAML does not allow")  # rapidyaml reads `k: }` as "}"
         tag = _RESOLVER.resolve(ScalarNode, s, (True, False))
         if tag == _MERGE_TAG:
             raise Declined("merge key")
@@ -141,36 +146,44 @@ class _Reader:
         if not flags & _CONTAINER:
             if not flags & ryml.VAL:
                 return None  # an empty document
+            view = _raw.Tree_val(t, root)
+            text = b"" if view is None else view.tobytes()
             if flags & _VAL_QUOTED:
-                return _raw.Tree_val(t, root).tobytes().decode()
-            return None if flags & ryml.VALNIL else plain_value(_raw.Tree_val(t, root).tobytes())
+                return text.decode()
+            return None if flags & ryml.VALNIL else plain_value(text)
         try:
             data = json.loads(ryml.emit_json_malloc(t, root), object_pairs_hook=_no_duplicates)
         except ValueError as exc:  # rapidyaml writes some plain scalars (`+12`) as JSON cannot have them
             raise Declined("rapidyaml's JSON did not parse") from exc
-        value = self._container(data, flags)
+        value = self._container(data, flags, json_only=bool(flags & ryml.FLOW_ML))
         if self.next != t.size():
             raise Declined("node count mismatch")
         return value
 
-    def _container(self, emitted: dict[str, Any] | list[Any], flags: int) -> Any:
+    def _container(self, emitted: dict[str, Any] | list[Any], flags: int, json_only: bool) -> Any:
+        """`json_only`: inside a flow collection written over several lines, where rapidyaml accepts implicit
+        keys that PyYAML refuses, only JSON's plain scalars (numbers, true, false, null) are read here."""
         if isinstance(emitted, list):
             if not flags & ryml.SEQ:
                 raise Declined("node kind mismatch")
-            return [self._item(item)[2] for item in emitted]
+            return [self._item(item, json_only)[2] for item in emitted]
         if not flags & ryml.MAP:
             raise Declined("node kind mismatch")
         out: dict[Any, Any] = {}
-        for emitted_key, item in emitted.items():
-            node, f, value = self._item(item)
-            key: Any = emitted_key
-            if f & ryml.KEYNIL:
-                key = None
-            elif not f & _KEY_QUOTED:
-                text = _raw.Tree_key(self.tree, node).tobytes()
-                key = _PLAIN.get(text, _MISSING)
-                if key is _MISSING:
-                    key = plain_value(text)
+        for item in emitted.values():
+            node, f, value = self._item(item, json_only)
+            key: Any = None
+            if not f & ryml.KEYNIL:
+                view = _raw.Tree_key(self.tree, node)
+                text = b"" if view is None else view.tobytes()
+                if f & _KEY_QUOTED:
+                    key = text.decode()
+                elif json_only:
+                    raise Declined("a plain key in a multi-line flow collection")
+                else:
+                    key = _PLAIN.get(text, _MISSING)
+                    if key is _MISSING:
+                        key = plain_value(text)
             try:
                 if key in out:
                     raise Declined("keys equal once typed")
@@ -179,7 +192,7 @@ class _Reader:
             out[key] = value
         return out
 
-    def _item(self, emitted: Any) -> tuple[int, int, Any]:
+    def _item(self, emitted: Any, json_only: bool) -> tuple[int, int, Any]:
         """The next node, its flags and its value as PyYAML reads it."""
         node = self.next
         self.next = node + 1
@@ -189,13 +202,16 @@ class _Reader:
         if f & _CONTAINER:
             if not isinstance(emitted, dict | list):
                 raise Declined("node kind mismatch")
-            return node, f, self._container(emitted, f)
+            return node, f, self._container(emitted, f, json_only or bool(f & ryml.FLOW_ML))
+        view = _raw.Tree_val(self.tree, node)
+        text = b"" if view is None else view.tobytes()
         if f & _VAL_QUOTED:
             if not isinstance(emitted, str):
                 raise Declined("quoted scalar not emitted as a string")
-            return node, f, emitted
+            return node, f, text.decode()
         if f & ryml.VALNIL:
             return node, f, None
-        text = _raw.Tree_val(self.tree, node).tobytes()
+        if json_only and not _JSON_LITERAL.fullmatch(text):
+            raise Declined("a plain scalar in a multi-line flow collection")
         value = _PLAIN.get(text, _MISSING)
         return node, f, plain_value(text) if value is _MISSING else value

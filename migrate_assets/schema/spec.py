@@ -56,6 +56,26 @@ def ident_problem(value: Any) -> str | None:
     return None
 
 
+class _Entry:
+    """A spec mapping whose keys were checked: values by canonical key. Key paths are only built when a
+    message needs one (a 2,000-table spec set has ~150,000 keys and, usually, no problem at all)."""
+
+    __slots__ = ("values", "path", "spelled")
+
+    def __init__(self, values: dict[str, Any], path: KeyPath, spelled: dict[str, str] | None = None) -> None:
+        self.values, self.path, self.spelled = values, path, spelled
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+    def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+    def at(self, key: str) -> KeyPath:
+        """The key path of `key` as the file spells it (an alias stays an alias)."""
+        return (*self.path, self.spelled.get(key, key) if self.spelled else key)
+
+
 class _Ctx:
     def __init__(self, doc: YamlDoc) -> None:
         self.doc = doc
@@ -69,55 +89,55 @@ class _Ctx:
             return Source(self.doc.file, self.doc.line_of(path), path)
         return Source(self.doc.file, None, path, self.doc.line_of)
 
-    def mapping(self, value: Any, path: KeyPath, allowed: set[str], what: str) -> dict[str, Any] | None:
+    def mapping(self, value: Any, path: KeyPath, allowed: set[str], what: str) -> _Entry | None:
         if not isinstance(value, dict):
             self.add(path, f"expected a mapping ({what}), got {_kind(value)}")
             return None
-        out: dict[str, Any] = {}
+        if value.keys() <= allowed:  # the usual case: canonical keys only
+            return _Entry(value, path)
+        values: dict[str, Any] = {}
+        spelled: dict[str, str] = {}
         for k, v in value.items():
             key = _ALIASES.get(str(k), str(k))
             if key not in allowed:
                 self.add((*path, str(k)), f"unknown key (expected one of: {', '.join(sorted(allowed))})")
                 continue
-            if key in out:
+            if key in values:
                 self.add((*path, str(k)), f"{k!r} given twice (as {key} and an alias)")
-            out[key] = (v, (*path, str(k)))
-        return out
+            values[key] = v
+            spelled[key] = str(k)
+        return _Entry(values, path, spelled)
 
-    def boolean(self, entry: dict[str, Any], key: str, default: bool) -> bool:
-        if key not in entry:
-            return default
-        v, p = entry[key]
-        if not isinstance(v, bool):
-            self.add(p, f"expected true or false, got {_kind(v)}")
-            return default
-        return v
+    def boolean(self, entry: _Entry, key: str, default: bool) -> bool:
+        v = entry.values.get(key, default)
+        if v.__class__ is bool:
+            return bool(v)
+        self.add(entry.at(key), f"expected true or false, got {_kind(v)}")
+        return default
 
-    def text(self, entry: dict[str, Any], key: str) -> str | None:
-        if key not in entry or entry[key][0] is None:
-            return None
-        v, p = entry[key]
-        if not isinstance(v, str):
-            self.add(p, f"expected a string, got {_kind(v)}")
-            return None
-        return v
+    def text(self, entry: _Entry, key: str) -> str | None:
+        v = entry.values.get(key)
+        if v is None or isinstance(v, str):
+            return v
+        self.add(entry.at(key), f"expected a string, got {_kind(v)}")
+        return None
 
-    def name(self, entry: dict[str, Any], key: str, path: KeyPath, required: bool = True) -> str | None:
-        if key not in entry:
+    def name(self, entry: _Entry, key: str, path: KeyPath, required: bool = True) -> str | None:
+        if key not in entry.values:
             if required:
                 self.add(path, f"required key {key!r} is missing")
             return None
-        v, p = entry[key]
+        v = entry.values[key]
         why = ident_problem(v)
         if why:
-            self.add(p, why)
+            self.add(entry.at(key), why)
             return None
         return str(v)
 
-    def names(self, entry: dict[str, Any], key: str) -> list[tuple[str, KeyPath]]:
-        if key not in entry:
+    def names(self, entry: _Entry, key: str) -> list[tuple[str, KeyPath]]:
+        if key not in entry.values:
             return []
-        v, p = entry[key]
+        v, p = entry.values[key], entry.at(key)
         if isinstance(v, str):
             v = [v]
         if not isinstance(v, list):
@@ -159,19 +179,19 @@ def _column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, bool] | N
     col_type = None
     if "type" not in e:
         ctx.add(path, "required key 'type' is missing")
-    elif not isinstance(e["type"][0], str):
-        ctx.add(e["type"][1], f"expected a type name, got {_kind(e['type'][0])}")
+    elif not isinstance(e.get("type"), str):
+        ctx.add(e.at("type"), f"expected a type name, got {_kind(e.get('type'))}")
     else:
         try:
-            col_type = parse_type(e["type"][0])
+            col_type = parse_type(e.get("type"))
         except UnknownTypeError as exc:
-            ctx.add(e["type"][1], exc.message)
+            ctx.add(e.at("type"), exc.message)
     nullable = ctx.boolean(e, "nullable", False)
     pk = ctx.boolean(e, "primary_key", False)
     unique = ctx.boolean(e, "unique", False)
     default = None
-    if "default" in e and e["default"][0] is not None:
-        v, p = e["default"]
+    if e.get("default") is not None:
+        v, p = e.get("default"), e.at("default")
         default = _default_text(v)
         if default is None:
             ctx.add(p, f"expected an SQL expression (string), got {_kind(v)}")
@@ -182,8 +202,8 @@ def _column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, bool] | N
     renamed = [n for n, _ in ctx.names(e, "renamed_from")]
     comment = ctx.text(e, "comment")
     identity = None
-    if "identity" in e and e["identity"][0] is not None:
-        v, p = e["identity"]
+    if e.get("identity") is not None:
+        v, p = e.get("identity"), e.at("identity")
         identity = IDENTITY_VALUES.get(str(v).lower()) if isinstance(v, str) else None
         if identity is None:
             ctx.add(p, "expected 'always' or 'by_default'")
@@ -223,7 +243,7 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
     if "table" not in e:
         ctx.add(path, "required key 'table' is missing")
     else:
-        v, p = e["table"]
+        v, p = e.get("table"), e.at("table")
         if "schema" not in e and isinstance(v, str) and "." in v:
             schema, _, v = v.partition(".")
             why = ident_problem(schema)
@@ -241,12 +261,12 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
     pk_cols: list[str] = []
     uniques: list[Constraint] = []
     seen: dict[str, KeyPath] = {}
-    raw_cols = e.get("columns", (None, (*path, "columns")))
-    if not isinstance(raw_cols[0], list) or not raw_cols[0]:
-        ctx.add(raw_cols[1], "expected a non-empty list of columns")
+    raw_cols, cols_path = e.get("columns"), e.at("columns")
+    if not isinstance(raw_cols, list) or not raw_cols:
+        ctx.add(cols_path, "expected a non-empty list of columns")
     else:
-        for i, rc in enumerate(raw_cols[0]):
-            cpath = (*raw_cols[1], i)
+        for i, rc in enumerate(raw_cols):
+            cpath = (*cols_path, i)
             raw_name = rc.get("name") if isinstance(rc, dict) else None
             duplicate = isinstance(raw_name, str) and raw_name in seen
             if duplicate:
@@ -265,7 +285,7 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
     table_pk = ctx.names(e, "primary_key")
     if table_pk:
         if pk_cols and [n for n, _ in table_pk] != pk_cols:
-            ctx.add(e["primary_key"][1], "primary_key disagrees with the columns marked primary_key")
+            ctx.add(e.at("primary_key"), "primary_key disagrees with the columns marked primary_key")
         for n, p in table_pk:
             if n not in seen:
                 ctx.add(p, f"primary key names unknown column {n!r}")
@@ -284,10 +304,10 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
     return Table(schema, tname, tuple(columns), pkey, tuple(uniques), tuple(indexes), comment, ctx.src(path))
 
 
-def _indexes(ctx: _Ctx, e: dict[str, Any], tname: str, cols: dict[str, KeyPath]) -> list[Index]:
-    if "indexes" not in e or e["indexes"][0] is None:
+def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list[Index]:
+    if e.get("indexes") is None:
         return []
-    raw, path = e["indexes"]
+    raw, path = e.get("indexes"), e.at("indexes")
     if not isinstance(raw, list):
         ctx.add(path, f"expected a list of indexes, got {_kind(raw)}")
         return []
@@ -300,7 +320,7 @@ def _indexes(ctx: _Ctx, e: dict[str, Any], tname: str, cols: dict[str, KeyPath])
             continue
         icols = ctx.names(ie, "columns")
         if not icols and "columns" in ie:
-            ctx.add(ie["columns"][1], "an index needs at least one column")
+            ctx.add(ie.at("columns"), "an index needs at least one column")
         elif "columns" not in ie:
             ctx.add(ipath, "required key 'columns' is missing")
         for n, p in icols:
@@ -311,10 +331,10 @@ def _indexes(ctx: _Ctx, e: dict[str, Any], tname: str, cols: dict[str, KeyPath])
         if where is not None:
             why = check_expression(where)
             if why:
-                ctx.add(ie["where"][1], f"where does not parse as an SQL expression: {why}")
+                ctx.add(ie.at("where"), f"where does not parse as an SQL expression: {why}")
         method = ctx.text(ie, "method") or "btree"
         if method.lower() not in INDEX_METHODS:
-            ctx.add(ie["method"][1], f"unknown index method {method!r} (expected one of: {', '.join(INDEX_METHODS)})")
+            ctx.add(ie.at("method"), f"unknown index method {method!r} (expected one of: {', '.join(INDEX_METHODS)})")
         name = ctx.name(ie, "name", ipath, required=False)
         col_names = tuple(n for n, _ in icols)
         if name is None and "name" not in ie:

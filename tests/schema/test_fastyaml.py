@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import string
 from typing import Any
 
@@ -73,10 +74,16 @@ def test_the_benchmark_style_spec_is_taken_by_the_fast_path_and_equals_pyyaml() 
         ], "indexes": [{"columns": ["c1"]}, {"name": f"t{i}_p", "columns": ["c2"], "where": "(c2 > 0)"}]}
         for i in range(30)
     ]  # fmt: skip
-    for text in (yaml.safe_dump(specs, sort_keys=False), json.dumps(specs, indent=1), yaml.safe_dump(specs, default_flow_style=True)):
+    block, as_json = yaml.safe_dump(specs, sort_keys=False), json.dumps(specs, indent=1)
+    one_line_flow = yaml.safe_dump(specs, default_flow_style=True, width=10**6)
+    for text in (block, as_json, one_line_flow):
         got = fastyaml.load(text)  # must not decline
         assert same(got, pyyaml(text))
         assert got[0]["columns"][1]["default"] == "0" and got[0]["columns"][2]["default"] == "false"
+    wrapped_flow = yaml.safe_dump(specs, default_flow_style=True, width=80)  # plain words in multi-line flow
+    with pytest.raises(fastyaml.Declined):
+        fastyaml.load(wrapped_flow)
+    assert same(parse_yaml_fast(wrapped_flow, "f.yaml").data, pyyaml(wrapped_flow))
 
 
 @pytest.mark.parametrize(
@@ -141,7 +148,7 @@ SCALARS = (
 DATA = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(WORDS, inner, max_size=4), max_leaves=25)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("FASTYAML_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=DATA,
     flow=st.sampled_from([None, True, False]),
@@ -158,10 +165,10 @@ def test_dumped_documents_read_alike(data: Any, flow: bool | None, style: str | 
     assert same(got, expected), (text, got, expected)
 
 
-PLAIN_LINE = st.tuples(st.sampled_from(["", "  ", "    "]), st.sampled_from(["k: ", "- ", "- k: ", "k2: ", "yes: ", "1: "]), WORDS)
+PLAIN_LINE = st.tuples(st.sampled_from(["", "  ", "    "]), st.sampled_from(["k: ", "- ", "- k: ", "k2: ", "yes: ", "1: ", "", "? ", "k: [", "- {k: ", "k: '", "k: \""]), WORDS)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("FASTYAML_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(PLAIN_LINE, min_size=1, max_size=8))
 def test_hand_written_plain_yaml_reads_alike_or_is_declined(lines: list[tuple[str, str, str]]) -> None:
     """Unquoted text as people type it: when PyYAML reads it, the fast path agrees or declines; when PyYAML
