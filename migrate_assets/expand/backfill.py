@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg import errors as pgerr
@@ -25,7 +25,8 @@ from psycopg import sql
 from migrate_assets.errors import TransientError
 from migrate_assets.expand import state
 from migrate_assets.expand.planner import BACKFILL_GUC, ExpandPlan
-from migrate_assets.schema.retry import backoff_delay
+from migrate_assets.schema.retry import retry_postgres
+from migrate_assets.schema.session import reset_timeouts, set_timeouts
 
 log = logging.getLogger(__name__)
 
@@ -266,30 +267,32 @@ def run_backfill(
     def save(cur: list[str], rows: sql.Composable) -> sql.Composed:
         return state.cursor_statement(state_schema, qualified, plan.fingerprint, cur, rows)
 
-    conn.execute(
-        "SELECT set_config('lock_timeout', %s, false), set_config(%s, 'on', false)",
-        (f"{int(lock_timeout * 1000)}ms", BACKFILL_GUC),
-    )
+    set_timeouts(conn, local=False, lock_timeout=lock_timeout)
+    conn.execute("SELECT set_config(%s, 'on', false)", (BACKFILL_GUC,))
     conn.commit()
+
+    def batch(_: int) -> tuple[int, int, list[str]]:
+        if ranges:  # autocommit: the batch and its cursor are one statement, one round trip
+            return _range_batch(conn, plan, batch_size, cursor, maxkey, save)
+        with conn.transaction():
+            n_upd, n_seen, new_cursor = _batch(conn, plan, batch_size, cursor, maxkey)
+            state.save_cursor(conn, state_schema, qualified, plan.fingerprint, new_cursor, n_seen)
+        return n_upd, n_seen, new_cursor
+
+    def give_up(exc: psycopg.Error, _: int) -> NoReturn:
+        raise TransientError(f"backfill batch of {qualified} kept failing: {exc}") from exc
+
     try:
         while cursor != maxkey:
-            for attempt in range(1, attempts + 1):
-                try:
-                    if ranges:  # autocommit: the batch and its cursor are one statement, one round trip
-                        n_upd, n_seen, new_cursor = _range_batch(conn, plan, batch_size, cursor, maxkey, save)
-                    else:
-                        with conn.transaction():
-                            n_upd, n_seen, new_cursor = _batch(conn, plan, batch_size, cursor, maxkey)
-                            state.save_cursor(
-                                conn, state_schema, qualified, plan.fingerprint, new_cursor, n_seen
-                            )
-                    break
-                except (pgerr.LockNotAvailable, pgerr.DeadlockDetected, pgerr.SerializationFailure) as exc:
-                    if attempt == attempts:
-                        raise TransientError(f"backfill batch of {qualified} kept failing: {exc}") from exc
-                    delay = backoff_delay(attempt, backoff, max_backoff)
-                    log.warning("backfill batch of %s: %s; retrying in %.2fs", qualified, exc, delay)
-                    time.sleep(delay)
+            n_upd, n_seen, new_cursor = retry_postgres(
+                batch,
+                what=f"backfill batch of {qualified}",
+                attempts=attempts,
+                backoff=backoff,
+                max_backoff=max_backoff,
+                give_up=give_up,
+                retry_on=(pgerr.LockNotAvailable, pgerr.DeadlockDetected, pgerr.SerializationFailure),
+            )
             cursor = new_cursor
             done += n_seen
             updated += n_upd
@@ -309,7 +312,7 @@ def run_backfill(
         if not conn.closed:
             conn.rollback()
             conn.autocommit = autocommit
-            conn.execute("RESET lock_timeout")
+            reset_timeouts(conn, "lock_timeout")
             conn.execute(sql.SQL("RESET {}").format(sql.Identifier(*BACKFILL_GUC.split("."))))
             conn.commit()
     final = Progress(done, total, updated, time.monotonic() - started, batches)

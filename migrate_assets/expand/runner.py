@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import psycopg
 from psycopg import errors as pgerr
@@ -36,7 +35,8 @@ from migrate_assets.expand.ops import ChangeSet, op_from_dict, op_to_dict
 from migrate_assets.expand.planner import ExpandPlan, Statement, plan_expand
 from migrate_assets.expand.status import ExpandStatus, compute_status
 from migrate_assets.expand.validate import validate_change
-from migrate_assets.schema.retry import backoff_delay
+from migrate_assets.schema.retry import retry_postgres
+from migrate_assets.schema.session import set_timeouts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,23 +74,29 @@ def table_lock(conn: psycopg.Connection[Any], table: str) -> Iterator[None]:
 
 
 def _retry(conn: psycopg.Connection[Any], opts: Options, what: str, fn: Callable[[], T]) -> T:
-    """Run `fn` in a transaction with lock_timeout; retry when a lock is not available."""
-    for attempt in range(1, opts.attempts + 1):
-        try:
-            with conn.transaction():
-                conn.execute(
-                    "SELECT set_config('lock_timeout', %s, true)", (f"{int(opts.lock_timeout * 1000)}ms",)
-                )
-                return fn()
-        except (pgerr.LockNotAvailable, pgerr.DeadlockDetected) as exc:
-            if attempt == opts.attempts:
-                raise TransientError(f"{what}: {exc} (after {attempt} attempts)") from exc
-            delay = backoff_delay(attempt, opts.backoff, opts.max_backoff)
-            log.warning("%s: %s; retrying in %.2fs", what, exc, delay)
-            time.sleep(delay)
-        except psycopg.Error as exc:
-            raise ExpandFailedError(what, exc.diag.message_primary or str(exc), exc.diag.sqlstate) from exc
-    raise AssertionError("unreachable")
+    """Run `fn` in a transaction with lock_timeout; retry when a lock is not available (or on a deadlock)."""
+
+    def attempt(_: int) -> T:
+        with conn.transaction():
+            set_timeouts(conn, local=True, lock_timeout=opts.lock_timeout)
+            return fn()
+
+    def give_up(exc: psycopg.Error, attempts: int) -> NoReturn:
+        raise TransientError(f"{what}: {exc} (after {attempts} attempts)") from exc
+
+    def fail(exc: psycopg.Error) -> NoReturn:
+        raise ExpandFailedError(what, exc.diag.message_primary or str(exc), exc.diag.sqlstate) from exc
+
+    return retry_postgres(
+        attempt,
+        what=what,
+        attempts=opts.attempts,
+        backoff=opts.backoff,
+        max_backoff=opts.max_backoff,
+        give_up=give_up,
+        fail=fail,
+        retry_on=(pgerr.LockNotAvailable, pgerr.DeadlockDetected),
+    )
 
 
 def _run(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -> None:

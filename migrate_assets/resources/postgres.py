@@ -6,23 +6,19 @@ connection, and no session state (search_path, lock_timeout) can leak from one c
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 import psycopg
-from psycopg import errors as pgerrors
-from psycopg import sql
 
 from migrate_assets.errors import LayerRequestError, LayerUnreachableError, LockTimeoutError, TransientError
 from migrate_assets.evolution.layers import DdlResult, SlotState, SourceColumn, lsn_to_int
 from migrate_assets.schema.introspect import introspect
 from migrate_assets.schema.model import fingerprint as tables_fingerprint
-from migrate_assets.schema.retry import backoff_delay
-
-log = logging.getLogger(__name__)
+from migrate_assets.schema.retry import retry_postgres
+from migrate_assets.schema.session import lock_holders, set_timeouts
 
 LAYER = "source_db"
 #: the prefix of the logical decoding messages `write_heartbeat` emits
@@ -41,10 +37,6 @@ _TABLE_RE = re.compile(
 _LSN_FN = "pg_current_wal_insert_lsn"
 
 
-def _ms(seconds: float) -> str:
-    return f"{max(0, int(seconds * 1000))}ms"
-
-
 class PostgresSource:
     """`SourceLayer` on one database; `schema` qualifies the bare table names the engine passes."""
 
@@ -61,10 +53,6 @@ class PostgresSource:
         self.dsn, self.schema = dsn, schema
         self.attempts, self.backoff, self.max_backoff = max(1, attempts), backoff, max_backoff
         self.connect_timeout = connect_timeout
-
-    def _delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter (half to full), so competing retriers spread out."""
-        return backoff_delay(attempt, self.backoff, self.max_backoff)
 
     # -- connections -----------------------------------------------------------------------------------------
 
@@ -118,43 +106,41 @@ class PostgresSource:
         """
         last = ""
         with self.connect() as conn:
-            for attempt in range(1, self.attempts + 1):
-                try:
-                    with conn.transaction():
-                        conn.execute(
-                            sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(_ms(lock_timeout)))
-                        )
-                        for stmt in statements:
-                            last = stmt
-                            conn.execute(stmt.encode())
-                    row = conn.execute(f"SELECT {_LSN_FN}()::text").fetchone()
-                    lsn = lsn_to_int(row[0] if row else None)
-                    assert lsn is not None
-                    return DdlResult(commit_lsn=lsn, attempts=attempt)
-                except pgerrors.LockNotAvailable:
-                    if attempt >= self.attempts:
-                        table = _table_of(last)
-                        raise LockTimeoutError(
-                            table, lock_timeout, attempt, last, _holders(conn, table)
-                        ) from None
-                    delay = self._delay(attempt)
-                    log.warning(
-                        "lock timeout (attempt %d/%d) on %r; retrying in %.2fs",
-                        attempt,
-                        self.attempts,
-                        last,
-                        delay,
-                    )
-                    time.sleep(delay)
-                except psycopg.Error as exc:
-                    if conn.broken:
-                        raise
-                    raise LayerRequestError(
-                        LAYER,
-                        f"DDL failed and was rolled back: {_first_line(exc)} (statement: {last})",
-                        code=exc.sqlstate,
-                    ) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+
+            def attempt(n: int) -> DdlResult:
+                nonlocal last
+                with conn.transaction():
+                    set_timeouts(conn, local=True, lock_timeout=lock_timeout)
+                    for stmt in statements:
+                        last = stmt
+                        conn.execute(stmt.encode())
+                row = conn.execute(f"SELECT {_LSN_FN}()::text").fetchone()
+                lsn = lsn_to_int(row[0] if row else None)
+                assert lsn is not None
+                return DdlResult(commit_lsn=lsn, attempts=n)
+
+            def give_up(_: psycopg.Error, attempts: int) -> NoReturn:
+                table = _table_of(last)
+                raise LockTimeoutError(table, lock_timeout, attempts, last, lock_holders(conn, table)) from None
+
+            def fail(exc: psycopg.Error) -> NoReturn:
+                if conn.broken:
+                    raise exc
+                raise LayerRequestError(
+                    LAYER,
+                    f"DDL failed and was rolled back: {_first_line(exc)} (statement: {last})",
+                    code=exc.sqlstate,
+                ) from None
+
+            return retry_postgres(
+                attempt,
+                what=lambda: f"DDL {last!r}",
+                attempts=self.attempts,
+                backoff=self.backoff,
+                max_backoff=self.max_backoff,
+                give_up=give_up,
+                fail=fail,
+            )
 
     # -- WAL and slots ---------------------------------------------------------------------------------------
 
@@ -198,17 +184,3 @@ def _first_line(exc: BaseException) -> str:
 def _table_of(statement: str) -> str:
     m = _TABLE_RE.search(statement)
     return m.group(1) if m else "the statement's table"
-
-
-def _holders(conn: psycopg.Connection, table: str) -> str:
-    """Who holds locks on `table` now (for the error message; empty when it cannot be told)."""
-    try:
-        rows = conn.execute(
-            "SELECT l.pid, l.mode, coalesce(a.state, '') FROM pg_locks l "
-            "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.relation = to_regclass(%s) AND l.granted AND l.pid <> pg_backend_pid()",
-            [table],
-        ).fetchall()
-    except psycopg.Error:
-        return ""
-    return ", ".join(f"pid {p} holds {m}" + (f" ({s})" if s else "") for p, m, s in rows)

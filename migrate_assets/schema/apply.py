@@ -10,14 +10,14 @@ by a failed build is dropped before the retry).
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import psycopg
 from psycopg import errors as pgerrors
-from psycopg import sql
 
 from migrate_assets.errors import (
     BreakingChangeBlocked,
@@ -30,9 +30,8 @@ from migrate_assets.errors import (
 from migrate_assets.schema.diff import TableKey
 from migrate_assets.schema.plan import Change, Plan
 from migrate_assets.schema.planner import live_tables, scope_fingerprint
-from migrate_assets.schema.retry import backoff_delay
-
-log = logging.getLogger(__name__)
+from migrate_assets.schema.retry import retry_postgres
+from migrate_assets.schema.session import lock_holders, session_timeouts, set_timeouts
 
 #: breaking changes that expand–contract can carry (SPEC §5 operations)
 EXPANDABLE_KINDS = frozenset({"rename_column", "alter_type", "drop_column"})
@@ -75,25 +74,6 @@ def check_policy(plan: Plan, policy: str) -> list[str]:
     raise BreakingChangeBlocked(described)
 
 
-def _sleep_for(attempt: int, opts: ApplyOptions) -> float:
-    return backoff_delay(attempt + 1, opts.backoff, opts.max_backoff)
-
-
-def _ms(seconds: float) -> str:
-    return f"{int(seconds * 1000)}ms"
-
-
-def _holders(conn: psycopg.Connection, table: str) -> str:
-    try:
-        rows = conn.execute(
-            "SELECT pid, mode FROM pg_locks WHERE relation = to_regclass(%s) AND granted AND pid <> pg_backend_pid()",
-            [table],
-        ).fetchall()
-    except psycopg.Error:
-        return ""
-    return ", ".join(f"pid {p} holds {m}" for p, m in rows)
-
-
 def apply_plan(
     conn: psycopg.Connection,
     plan: Plan,
@@ -117,34 +97,7 @@ def apply_plan(
         return result
     tx = [c for c in plan.changes if c.transactional]
     conc = [c for c in plan.changes if not c.transactional]
-    last: tuple[str, str] = ("", "")
-    for attempt in range(opts.attempts):
-        result.attempts = attempt + 1
-        if on_attempt:
-            on_attempt(attempt + 1)
-        try:
-            with conn.transaction():
-                conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(_ms(opts.lock_timeout))))
-                conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(_ms(opts.statement_timeout))))
-                live = live_tables(conn, plan.scope, opts.ignore)
-                actual = scope_fingerprint(live, plan.scope)
-                if actual != plan.fingerprint:
-                    raise StalePlanError(plan.fingerprint, actual)
-                for change in tx:
-                    for stmt in change.sql:
-                        last = (change.table, stmt)
-                        conn.execute(stmt.encode())
-            break
-        except pgerrors.LockNotAvailable:
-            if attempt + 1 >= opts.attempts:
-                raise LockTimeoutError(last[0], opts.lock_timeout, attempt + 1, last[1], _holders(conn, last[0])) from None
-            delay = _sleep_for(attempt, opts)
-            log.warning("lock timeout on %s (attempt %d/%d); retrying in %.2fs", last[0], attempt + 1, opts.attempts, delay)
-            time.sleep(delay)
-        except pgerrors.QueryCanceled as exc:
-            raise RuntimeFailure(f"statement_timeout exceeded on {last[0]} ({last[1]}): {exc}") from None
-        except psycopg.Error as exc:
-            raise RuntimeFailure(f"apply failed on {last[0]}; the transaction was rolled back: {exc} (statement: {last[1]})") from None
+    _apply_transactional(conn, plan, tx, opts, result, on_attempt)
     result.applied.extend(tx)
     for change in conc:
         _run_concurrent(conn, change, opts)
@@ -153,30 +106,74 @@ def apply_plan(
     return result
 
 
-def _run_concurrent(conn: psycopg.Connection, change: Change, opts: ApplyOptions) -> None:
-    conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(_ms(opts.lock_timeout))))
-    conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(_ms(opts.statement_timeout))))
-    try:
-        for stmt in change.sql:
-            for attempt in range(opts.attempts):
-                try:
+def _apply_transactional(
+    conn: psycopg.Connection,
+    plan: Plan,
+    tx: list[Change],
+    opts: ApplyOptions,
+    result: ApplyResult,
+    on_attempt: Callable[[int], None] | None,
+) -> None:
+    """The fingerprint check and every transactional change in one transaction, retried whole on 55P03."""
+    last: tuple[str, str] = ("", "")  # (table, statement) running when an error came
+
+    def attempt(n: int) -> None:
+        nonlocal last
+        result.attempts = n
+        if on_attempt:
+            on_attempt(n)
+        with conn.transaction():
+            set_timeouts(conn, local=True, lock_timeout=opts.lock_timeout, statement_timeout=opts.statement_timeout)
+            live = live_tables(conn, plan.scope, opts.ignore)
+            actual = scope_fingerprint(live, plan.scope)
+            if actual != plan.fingerprint:
+                raise StalePlanError(plan.fingerprint, actual)
+            for change in tx:
+                for stmt in change.sql:
+                    last = (change.table, stmt)
                     conn.execute(stmt.encode())
-                    break
-                except pgerrors.LockNotAvailable:
-                    if change.kind == "add_index" and change.inverse_sql:
-                        conn.execute(change.inverse_sql[0].encode())  # drop the INVALID leftover
-                    if attempt + 1 >= opts.attempts:
-                        raise LockTimeoutError(change.table, opts.lock_timeout, attempt + 1, stmt, _holders(conn, change.table)) from None
-                    time.sleep(_sleep_for(attempt, opts))
-                except psycopg.Error as exc:
-                    if change.kind == "add_index" and change.inverse_sql:
-                        try:
-                            conn.execute(change.inverse_sql[0].encode())
-                        except psycopg.Error:
-                            pass
-                    raise RuntimeFailure(
-                        f"{change.description} failed after the main transaction committed: {exc} (statement: {stmt})"
-                    ) from None
-    finally:
-        conn.execute("RESET lock_timeout")
-        conn.execute("RESET statement_timeout")
+
+    def give_up(_: psycopg.Error, attempts: int) -> NoReturn:
+        raise LockTimeoutError(last[0], opts.lock_timeout, attempts, last[1], lock_holders(conn, last[0])) from None
+
+    def fail(exc: psycopg.Error) -> NoReturn:
+        if isinstance(exc, pgerrors.QueryCanceled):
+            raise RuntimeFailure(f"statement_timeout exceeded on {last[0]} ({last[1]}): {exc}") from None
+        raise RuntimeFailure(f"apply failed on {last[0]}; the transaction was rolled back: {exc} (statement: {last[1]})") from None
+
+    retry_postgres(
+        attempt, what=lambda: f"apply on {last[0]}", attempts=opts.attempts, backoff=opts.backoff,
+        max_backoff=opts.max_backoff, give_up=give_up, fail=fail,
+    )
+
+
+def _run_concurrent(conn: psycopg.Connection, change: Change, opts: ApplyOptions) -> None:
+    with session_timeouts(conn, lock_timeout=opts.lock_timeout, statement_timeout=opts.statement_timeout):
+        for stmt in change.sql:
+            _run_concurrent_statement(conn, change, stmt, opts)
+
+
+def _run_concurrent_statement(conn: psycopg.Connection, change: Change, stmt: str, opts: ApplyOptions) -> None:
+    """One autocommit statement (CREATE/DROP INDEX CONCURRENTLY), retried on 55P03."""
+
+    def attempt(_: int) -> None:
+        try:
+            conn.execute(stmt.encode())
+        except psycopg.Error:
+            if change.kind == "add_index" and change.inverse_sql:  # drop the INVALID leftover a failed build leaves
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute(change.inverse_sql[0].encode())
+            raise
+
+    def give_up(_: psycopg.Error, attempts: int) -> NoReturn:
+        raise LockTimeoutError(change.table, opts.lock_timeout, attempts, stmt, lock_holders(conn, change.table)) from None
+
+    def fail(exc: psycopg.Error) -> NoReturn:
+        raise RuntimeFailure(
+            f"{change.description} failed after the main transaction committed: {exc} (statement: {stmt})"
+        ) from None
+
+    retry_postgres(
+        attempt, what=change.description, attempts=opts.attempts, backoff=opts.backoff,
+        max_backoff=opts.max_backoff, give_up=give_up, fail=fail,
+    )

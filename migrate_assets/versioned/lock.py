@@ -18,6 +18,7 @@ import psycopg
 from psycopg import errors as pgerrors
 
 from migrate_assets.errors import LockNotAcquiredError
+from migrate_assets.schema.session import session_timeouts
 
 
 def lock_key(database: str, state_table: str) -> int:
@@ -66,16 +67,12 @@ def acquire(conn: psycopg.Connection, key: int, wait: float) -> None:
         return
     started = time.monotonic()
     if wait > 0:
-        ms = max(1, int(wait * 1000))
         try:
-            conn.execute(f"SET lock_timeout = {ms}")
-            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            with session_timeouts(conn, lock_timeout=wait):
+                conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             return
         except (pgerrors.LockNotAvailable, pgerrors.QueryCanceled):
             pass  # lock_timeout expired (or a statement_timeout set by the caller's role cut the wait short)
-        finally:
-            if not conn.closed:
-                conn.execute("RESET lock_timeout")
     raise LockNotAcquiredError(key, time.monotonic() - started if wait > 0 else 0.0, holder(conn, key))
 
 

@@ -26,6 +26,7 @@ import psycopg
 from psycopg import pq
 
 from migrate_assets.errors import MigrationFailedError, UsageError
+from migrate_assets.schema.session import set_timeouts, timeouts_sql
 from migrate_assets.versioned import lock as advisory
 from migrate_assets.versioned import sqltext
 from migrate_assets.versioned.files import Migration, load_migrations
@@ -60,10 +61,6 @@ class RunReport:
     current: int | None  # highest applied version after the run (before it, for a dry run)
 
 
-def _ms(seconds: float) -> str:
-    return f"'{max(0, int(seconds * 1000))}ms'"
-
-
 class MigrationRunner:
     """The versioned-migration engine for one database and one migrations directory."""
 
@@ -90,8 +87,8 @@ class MigrationRunner:
         self.batch_bytes = 1 << 20
         self._prefix = (
             "BEGIN;\nSELECT set_config('migrate_assets.started', clock_timestamp()::text, true);\n"
-            f"SET LOCAL lock_timeout = {_ms(lock_timeout)};\n"
-            f"SET LOCAL statement_timeout = {_ms(statement_timeout)};\n"
+            + timeouts_sql(local=True, lock_timeout=lock_timeout, statement_timeout=statement_timeout).as_string()
+            + ";\n"
         )
 
     # -- connection and lock -------------------------------------------------------------------------------
@@ -113,9 +110,8 @@ class MigrationRunner:
             key = advisory.lock_key(conn.info.dbname, self.table.qualified)
             with advisory.held(conn, key, self.lock_wait):
                 # session-wide too, for no-transaction files; after the lock so they cannot cut its wait short
-                conn.execute(
-                    f"SET lock_timeout = {_ms(self.lock_timeout)};"
-                    f"SET statement_timeout = {_ms(self.statement_timeout)}"
+                set_timeouts(
+                    conn, local=False, lock_timeout=self.lock_timeout, statement_timeout=self.statement_timeout
                 )
                 self.table.ensure(conn)
                 yield conn
@@ -127,7 +123,7 @@ class MigrationRunner:
         """A connection for read-only work (status, dry runs): no lock, nothing created."""
         conn = self._connect()
         try:
-            conn.execute(f"SET statement_timeout = {_ms(self.statement_timeout)}")
+            set_timeouts(conn, local=False, statement_timeout=self.statement_timeout)
             yield conn
         finally:
             conn.close()
