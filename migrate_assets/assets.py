@@ -38,8 +38,9 @@ from migrate_assets.evolution.preflight import resolve_target
 from migrate_assets.evolution.typemap import avro_signature
 from migrate_assets.evolution.verify import verify_table
 from migrate_assets.jobs.common import engine_errors, md_table
-from migrate_assets.jobs.database import plan_md, schema_plan_for
+from migrate_assets.jobs.database import APPLICATION_NAME, plan_md
 from migrate_assets.jobs.evolve import verify_md
+from migrate_assets.resources import database
 from migrate_assets.resources import project as projectlib
 
 GROUP = "pipeline_schema"
@@ -52,10 +53,6 @@ def key_name(table: str, default_schema: str) -> str:
 
 def layer_key(table: str, default_schema: str, layer: str) -> AssetKey:
     return AssetKey(["pipeline", key_name(table, default_schema), layer])
-
-
-def _target(project: MigrateProjectResource, table: str) -> PipelineTarget:
-    return next((t for t in project.targets() if t.table == table), PipelineTarget(table))
 
 
 def _schema(columns: list[tuple[str, str, bool]]) -> TableSchema:
@@ -92,7 +89,7 @@ def _registry_asset(t: PipelineTarget, schema: str) -> AssetsDefinition:
     def _registry(context: AssetExecutionContext, project: MigrateProjectResource) -> MaterializeResult:
         with engine_errors(f"read the subject of {t.table}"):
             ctx = project.run_context()
-            target = resolve_target(_target(project, t.table), ctx)
+            target = resolve_target(project.target(t.table), ctx)
             latest = ctx.registry.latest(target.subject) if ctx.registry and target.subject else None
         meta: dict[str, Any] = {"subject": target.subject or "", "exists": latest is not None}
         fields: list[tuple[str, str, bool]] = []
@@ -129,7 +126,7 @@ def _spec_check(t: PipelineTarget, schema: str) -> AssetChecksDefinition:
                  description="The live table matches its YAML spec: the declarative plan is empty.")
     def _check(project: MigrateProjectResource) -> AssetCheckResult:
         with engine_errors("schema plan"):
-            plan = schema_plan_for(project.load(), [t.table])
+            plan = database.schema_plan(project.load(), [t.table], application_name=APPLICATION_NAME)
         return AssetCheckResult(passed=plan.empty, severity=AssetCheckSeverity.WARN,
                                 metadata={"changes": len(plan.changes), "plan": MetadataValue.md(plan_md(plan)),
                                           "fingerprint": plan.fingerprint})
@@ -143,7 +140,7 @@ def _layers_check(t: PipelineTarget, schema: str) -> AssetChecksDefinition:
     def _check(project: MigrateProjectResource) -> AssetCheckResult:
         with engine_errors("verify"):
             ctx = project.run_context()
-            target = _target(project, t.table)
+            target = project.target(t.table)
             try:
                 target = resolve_target(target, ctx)
             except Exception:  # noqa: BLE001 - verify reports the connector as unreachable itself

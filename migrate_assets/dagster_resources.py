@@ -7,8 +7,10 @@ Dagster; these classes are the only place the two meet.
 
 `MigrateProjectResource` is what the jobs use: one `migrate.yaml` (read lazily, on first use in a run, so the code
 location loads without any service running) from which the run context, pipeline targets, policy and run store
-are built exactly as the CLI builds them. The per-layer resources serve code that needs one system only, e.g.
-`PostgresResource(dsn=EnvVar("DATABASE_URL"))`, and can be derived from a project with `from_project`.
+are built by the factories the CLI calls (`migrate_assets.resources.project`; the database jobs pass the loaded
+project to `migrate_assets.resources.database`). The per-layer resources serve code that needs one system only, e.g.
+`PostgresResource(dsn=EnvVar("DATABASE_URL"))`, hand out the very clients of a run context (same retry settings),
+and can be derived from a project with `from_project`.
 """
 
 from __future__ import annotations
@@ -48,8 +50,7 @@ class PostgresResource(ConfigurableResource):  # type: ignore[type-arg]
     db_schema: str = Field(default="public", description="schema of unqualified table names")
 
     def source(self) -> PostgresSource:
-        # one attempt per call: retrying belongs to the saga or the op's RetryPolicy, never both
-        return PostgresSource(self.dsn, self.db_schema, attempts=1)
+        return projectlib.source(self.dsn, self.db_schema)
 
     @classmethod
     def from_project(cls, cfg: ProjectConfig) -> PostgresResource:
@@ -62,7 +63,7 @@ class KafkaConnectResource(ConfigurableResource):  # type: ignore[type-arg]
     url: str = Field(description="Kafka Connect REST URL, e.g. http://127.0.0.1:8083")
 
     def client(self) -> KafkaConnectClient:
-        return KafkaConnectClient(self.url)
+        return projectlib.connector(self.url)
 
     @classmethod
     def from_project(cls, cfg: ProjectConfig) -> KafkaConnectResource | None:
@@ -75,7 +76,7 @@ class SchemaRegistryResource(ConfigurableResource):  # type: ignore[type-arg]
     url: str = Field(description="registry URL, e.g. http://127.0.0.1:8081")
 
     def adapter(self) -> SchemaRegistryAdapter:
-        return SchemaRegistryAdapter(self.url)
+        return projectlib.registry(self.url)
 
     @classmethod
     def from_project(cls, cfg: ProjectConfig) -> SchemaRegistryResource | None:
@@ -89,7 +90,7 @@ class IcebergCatalogResource(ConfigurableResource):  # type: ignore[type-arg]
     properties: dict[str, str] = Field(default_factory=dict, description="load_catalog properties")
 
     def lakehouse(self) -> IcebergLakehouse:
-        return IcebergLakehouse(self.name, dict(self.properties))
+        return projectlib.lakehouse(self.name, self.properties)
 
     @classmethod
     def from_project(cls, cfg: ProjectConfig) -> IcebergCatalogResource | None:
@@ -116,6 +117,9 @@ class MigrateProjectResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def targets(self) -> list[PipelineTarget]:
         return projectlib.targets(self.load())
+
+    def target(self, table: str) -> PipelineTarget:
+        return projectlib.target(self.load(), table)
 
     def policy(self, allow_irreversible: bool = False) -> Policy:
         return projectlib.policy(self.load(), allow_irreversible)

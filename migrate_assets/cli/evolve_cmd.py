@@ -47,20 +47,9 @@ def _progress(st: StepState) -> None:
     print(f"  {st.id:<10} {st.status}{extra}", file=sys.stderr, flush=True)
 
 
-def _target(cfg: ProjectConfig, table: str) -> PipelineTarget:
-    from migrate_assets.evolution.planner import PipelineTarget
-    from migrate_assets.resources import project
-
-    for t in project.targets(cfg):
-        if t.table == table:
-            return t
-    return PipelineTarget(table)
-
-
 def run_evolve(args: argparse.Namespace) -> Result:
     from migrate_assets.evolution import run as evo
-    from migrate_assets.expand.changefile import load_change_file
-    from migrate_assets.resources import project
+    from migrate_assets.resources import database, project
 
     cfg = load_config(args.config)
     ctx = project.build_context(cfg, log=log.info)
@@ -78,10 +67,10 @@ def run_evolve(args: argparse.Namespace) -> Result:
         else:
             if not args.change_file:
                 return _evolve_from_specs(args, cfg, ctx, store, retry)
-            change = load_change_file(args.change_file, cfg.database.schema_)
-            target = _target(cfg, change.qualified)
-            report, rec = evo.evolve(change, target, ctx, project.policy(cfg, args.allow_irreversible), store,
-                                     retry, dry_run=args.dry_run, on_step=_progress)
+            change = database.read_change(cfg, args.change_file)
+            report, rec = evo.evolve(change, project.target(cfg, change.qualified), ctx,
+                                     project.policy(cfg, args.allow_irreversible), store, retry,
+                                     dry_run=args.dry_run, on_step=_progress)
             data = evo.result_dict(rec)
             data["preflight"] = [{"layer": layer, "check": c} for layer, c in report.checks]
             data["fingerprints"] = report.snapshot.fingerprints()
@@ -101,11 +90,9 @@ def _evolve_from_specs(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, s
     """No change file: pipeline tables declared in the specs but absent from the database join the pipeline."""
     from migrate_assets.evolution import run as evo
     from migrate_assets.evolution.preflight import joining
-    from migrate_assets.resources import project
-    from migrate_assets.schema.spec import load_specs
+    from migrate_assets.resources import database, project
 
-    spec_dirs = [str(cfg.path(p)) for p in cfg.schemas if cfg.path(p).exists()]
-    specs = {t.qualified: t for t in load_specs(spec_dirs, cfg.database.schema_)} if spec_dirs else {}
+    specs = {t.qualified: t for t in database.specs(cfg, missing_ok=True)}
     # tables declared in the specs but absent get created; existing ones the connector does not capture join
     pending: list[tuple[Any, Any]] = [(t, specs[t.table]) for t in project.targets(cfg)
                if t.table in specs and ctx.source.columns(t.table) is None]
@@ -157,14 +144,7 @@ def run_verify(args: argparse.Namespace) -> Result:
 
     cfg = load_config(args.config)
     ctx = project.build_context(cfg, log=log.info)
-    targets = project.targets(cfg)
-    if args.table:
-        wanted = {project.qualify(t, cfg.database.schema_) for t in args.table}
-        unknown = wanted - {t.table for t in targets}
-        if unknown:
-            raise UsageError(f"not a pipeline table in {cfg.source_file}: {', '.join(sorted(unknown))}",
-                             file="<command line>", key="--table")
-        targets = [t for t in targets if t.table in wanted]
+    targets = project.select_targets(cfg, args.table or [], file="<command line>", key="--table")
     from migrate_assets.evolution.preflight import resolve_target
 
     results = []

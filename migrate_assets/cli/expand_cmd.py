@@ -12,14 +12,16 @@ import sys
 import time
 from typing import Any
 
-import psycopg
-
 from migrate_assets.cli.output import Result, markdown_table
-from migrate_assets.config import ProjectConfig, load_config, parse_duration, redact_dsn
-from migrate_assets.errors import LayerUnreachableError, UsageError
-from migrate_assets.expand import load_change_file, runner
+from migrate_assets.config import ProjectConfig, load_config, parse_duration
+from migrate_assets.errors import UsageError
+from migrate_assets.expand import runner
 from migrate_assets.expand.backfill import Progress
 from migrate_assets.expand.ops import ChangeSet
+from migrate_assets.resources import database
+
+#: how these commands' sessions show in pg_stat_activity
+APPLICATION_NAME = "migrate-assets expand"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -48,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _setup(args: argparse.Namespace) -> tuple[ProjectConfig, ChangeSet, runner.Options]:
     cfg = load_config(args.config)
-    change = load_change_file(args.change_file, cfg.database.schema_)
+    change = database.read_change(cfg, args.change_file)
     batch_size = getattr(args, "batch_size", None)
     if batch_size is not None and batch_size < 1:
         raise UsageError("--batch-size must be at least 1", file="<command line>", key="--batch-size")
@@ -56,23 +58,7 @@ def _setup(args: argparse.Namespace) -> tuple[ProjectConfig, ChangeSet, runner.O
         delay = parse_duration(getattr(args, "batch_delay", "0"))
     except ValueError as exc:
         raise UsageError(str(exc), file="<command line>", key="--batch-delay") from None
-    opts = runner.Options(
-        state_schema=cfg.database.schema_,
-        batch_size=batch_size or runner.Options.batch_size,
-        batch_delay=delay,
-        lock_timeout=cfg.lock_timeout,
-        attempts=cfg.retries.attempts,
-        backoff=cfg.retries.backoff,
-        max_backoff=cfg.retries.max_backoff,
-    )
-    return cfg, change, opts
-
-
-def _connect(cfg: ProjectConfig) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(cfg.database.dsn, application_name="migrate-assets expand")
-    except psycopg.OperationalError as exc:
-        raise LayerUnreachableError("source_db", f"{redact_dsn(cfg.database.dsn)}: {exc}") from None
+    return cfg, change, database.expand_options(cfg, batch_size, delay)
 
 
 class _ProgressPrinter:
@@ -122,13 +108,10 @@ def _expand_text(d: dict[str, Any]) -> str:
 
 def cmd_expand(args: argparse.Namespace) -> Result:
     cfg, change, opts = _setup(args)
-    tracked = cfg.pipeline_for(change.qualified) is not None
     printer = _ProgressPrinter()
-    with _connect(cfg) as conn:
+    with database.connect(cfg, APPLICATION_NAME, autocommit=False) as conn:
         try:
-            data = runner.expand(
-                conn, change, opts, dry_run=args.dry_run, cdc_tracked=tracked, on_progress=printer
-            )
+            data = database.expand(conn, cfg, change, opts, dry_run=args.dry_run, on_progress=printer)
         finally:
             printer.done()
     return Result(data=data, text=_expand_text)  # warnings are in the document and logged by the runner
@@ -163,7 +146,7 @@ def _status_md(d: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> Result:
     cfg, change, opts = _setup(args)
-    with _connect(cfg) as conn:
+    with database.connect(cfg, APPLICATION_NAME, autocommit=False) as conn:
         st = runner.status(conn, change, opts)
     return Result(data=st.to_json(), text=_status_text, markdown=_status_md)
 
@@ -177,14 +160,14 @@ def _simple_text(d: dict[str, Any]) -> str:
 
 def cmd_contract(args: argparse.Namespace) -> Result:
     cfg, change, opts = _setup(args)
-    with _connect(cfg) as conn:
+    with database.connect(cfg, APPLICATION_NAME, autocommit=False) as conn:
         data = runner.contract(conn, change, opts, force=args.force, dry_run=args.dry_run)
     return Result(data=data, text=_simple_text)
 
 
 def cmd_abort(args: argparse.Namespace) -> Result:
     cfg, change, opts = _setup(args)
-    with _connect(cfg) as conn:
+    with database.connect(cfg, APPLICATION_NAME, autocommit=False) as conn:
         data = runner.abort(conn, change, opts, dry_run=args.dry_run)
     warnings = [] if data.get("schema_restored", True) else ["the table's schema differs from before expand"]
     return Result(data=data, text=_simple_text, warnings=warnings, exit_code=0 if not warnings else 1)

@@ -12,8 +12,9 @@ from typing import Any
 
 from migrate_assets.cli.output import Result, markdown_table
 from migrate_assets.config import load_config
-from migrate_assets.errors import ConfigError, UsageError
-from migrate_assets.versioned import MigrationRunner, RunReport, StateTable, Step, status_dict
+from migrate_assets.errors import UsageError
+from migrate_assets.resources import database
+from migrate_assets.versioned import MigrationRunner, RunReport, Step, status_dict
 
 
 def _version(text: str) -> int:
@@ -81,20 +82,7 @@ def _progress(step: Step) -> None:
 
 
 def runner_from_args(args: argparse.Namespace) -> MigrationRunner:
-    cfg = load_config(args.config)
-    try:
-        table = StateTable.parse(cfg.lock_table, cfg.database.schema_)
-    except ValueError as exc:
-        raise ConfigError(str(exc), file=cfg.source_file, key="lock_table") from None
-    return MigrationRunner(
-        cfg.database.dsn,
-        cfg.path(cfg.migrations),
-        table,
-        lock_wait=cfg.lock_wait,
-        lock_timeout=cfg.lock_timeout,
-        statement_timeout=cfg.statement_timeout,
-        on_step=_progress if sys.stderr.isatty() else None,
-    )
+    return database.migration_runner(load_config(args.config), on_step=_progress if sys.stderr.isatty() else None)
 
 
 # -- commands --------------------------------------------------------------------------------------------

@@ -9,29 +9,15 @@ accepts back. `plan --check` exits 4 when the database differs from the specs.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from migrate_assets.cli.output import Result, markdown_table
-from migrate_assets.config import ProjectConfig, load_config, redact_dsn
-from migrate_assets.errors import (
-    InvalidInputError,
-    PlanMismatchError,
-    Problem,
-    RuntimeFailure,
-    StalePlanError,
-)
-from migrate_assets.expand.handoff import split_for_expand
-from migrate_assets.schema.apply import ApplyOptions, apply_plan
-from migrate_assets.schema.model import Table
+from migrate_assets.config import load_config
+from migrate_assets.errors import InvalidInputError, PlanMismatchError, Problem, StalePlanError
+from migrate_assets.resources import database
 from migrate_assets.schema.plan import Plan
-from migrate_assets.schema.planner import PlanOptions, build_plan, live_tables, scope_fingerprint
-from migrate_assets.schema.spec import load_specs
+from migrate_assets.schema.planner import build_plan, live_tables, scope_fingerprint
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -47,53 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     a.add_argument("--table", action="append", default=[], metavar="T", help="only this table (repeatable)")
     a.add_argument("--allow-drop-table", action="store_true", help="drop tables that no spec lists")
     a.set_defaults(func=cmd_apply)
-
-
-# -- plumbing ------------------------------------------------------------------------------------------------
-
-
-SPEC_CACHE = ".migrate/cache/specs"  #: parsed-YAML cache by content hash; MIGRATE_ASSETS_NO_CACHE=1 disables it
-
-
-def _desired(cfg: ProjectConfig) -> list[Table]:
-    cache = None if os.environ.get("MIGRATE_ASSETS_NO_CACHE") else cfg.path(SPEC_CACHE)
-    return load_specs([cfg.path(p) for p in cfg.schemas], cfg.database.schema_, cache_dir=cache)
-
-
-def _plan_options(cfg: ProjectConfig, args: argparse.Namespace) -> PlanOptions:
-    lock = cfg.lock_table
-    lock_key = tuple(lock.split(".", 1)) if "." in lock else (cfg.database.schema_, lock)
-    return PlanOptions(
-        default_schema=cfg.database.schema_,
-        only_tables=tuple(args.table),
-        allow_drop_table=bool(args.allow_drop_table),
-        ignore=frozenset({(lock_key[0], lock_key[1])}),
-    )
-
-
-@contextlib.contextmanager
-def _connect(cfg: ProjectConfig) -> Iterator[psycopg.Connection]:
-    try:
-        conn = psycopg.connect(cfg.database.dsn, autocommit=True, connect_timeout=10)
-    except psycopg.Error as exc:
-        raise RuntimeFailure(f"cannot connect to {redact_dsn(cfg.database.dsn)}: {str(exc).strip()}") from None
-    try:
-        conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{int(cfg.lock_timeout * 1000)}ms"])
-        yield conn
-    finally:
-        conn.close()
-
-
-def _apply_options(cfg: ProjectConfig, opts: PlanOptions) -> ApplyOptions:
-    return ApplyOptions(
-        on_breaking_change=cfg.on_breaking_change,
-        lock_timeout=cfg.lock_timeout,
-        statement_timeout=cfg.statement_timeout,
-        attempts=cfg.retries.attempts,
-        backoff=cfg.retries.backoff,
-        max_backoff=cfg.retries.max_backoff,
-        ignore=opts.ignore,
-    )
 
 
 # -- rendering -----------------------------------------------------------------------------------------------
@@ -146,11 +85,7 @@ def apply_markdown(d: dict[str, Any]) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> Result:
-    cfg = load_config(args.config)
-    desired = _desired(cfg)
-    opts = _plan_options(cfg, args)
-    with _connect(cfg) as conn:
-        plan = build_plan(conn, desired, opts)
+    plan = database.schema_plan(load_config(args.config), args.table, args.allow_drop_table)
     data = plan.to_dict()
     code = 4 if args.check and not plan.empty else 0
     return Result(data=data, text=plan_text, markdown=plan_markdown, exit_code=code)
@@ -167,9 +102,9 @@ def _load_stored(path: str) -> Plan:
 def cmd_apply(args: argparse.Namespace) -> Result:
     cfg = load_config(args.config)
     stored = _load_stored(args.plan) if args.plan else None
-    desired = _desired(cfg)
-    opts = _plan_options(cfg, args)
-    with _connect(cfg) as conn:
+    desired = database.specs(cfg)
+    opts = database.plan_options(cfg, args.table, args.allow_drop_table)
+    with database.schema_connection(cfg) as conn:
         if stored is not None:
             actual = scope_fingerprint(live_tables(conn, stored.scope, opts.ignore), stored.scope)
             if actual != stored.fingerprint:
@@ -181,14 +116,7 @@ def cmd_apply(args: argparse.Namespace) -> Result:
                 raise PlanMismatchError(args.plan, f"{len(theirs)} stored change(s) vs {len(mine)} planned now")
         else:
             plan = build_plan(conn, desired, opts)
-        expanded: list[dict] = []
-        if cfg.on_breaking_change == "expand_contract":
-            plan, change_sets = split_for_expand(conn, plan, desired)
-        else:
-            change_sets = []
-        result = apply_plan(conn, plan, _apply_options(cfg, opts), dry_run=args.dry_run)
-        for cs in change_sets:
-            expanded.append(_expand(conn, cfg, cs, args.dry_run))
+        plan, result, expanded = database.apply_schema(conn, cfg, plan, desired, opts, dry_run=args.dry_run)
     data = {
         "dry_run": result.dry_run,
         "fingerprint": plan.fingerprint,
@@ -204,16 +132,3 @@ def cmd_apply(args: argparse.Namespace) -> Result:
         f"run `migrate-assets contract {e['change_file']}` once clients use the new shape" for e in expanded]
     return Result(data=data, text=apply_text, markdown=apply_markdown, warnings=warnings)
 
-
-def _expand(conn: Any, cfg: Any, cs: Any, dry_run: bool) -> dict[str, Any]:
-    """Run the expand phase of one hand-off change set and save it as a change file next to migrate.yaml."""
-    from migrate_assets.expand import runner
-    from migrate_assets.expand.handoff import write_change_file
-
-    opts = runner.Options(state_schema=cfg.database.schema_, lock_timeout=cfg.lock_timeout,
-                          attempts=cfg.retries.attempts, backoff=cfg.retries.backoff,
-                          max_backoff=cfg.retries.max_backoff)
-    res = runner.expand(conn, cs, opts, dry_run=dry_run,
-                        cdc_tracked=cfg.pipeline_for(cs.qualified) is not None)
-    path = write_change_file(cs, str(cfg.path("changes"))) if not dry_run else None
-    return {"table": cs.qualified, "change_file": path, "result": res}

@@ -28,11 +28,10 @@ from dagster import (
 from migrate_assets.config import ProjectConfig
 from migrate_assets.dagster_resources import MigrateProjectResource
 from migrate_assets.errors import MigrateAssetsError
-from migrate_assets.expand import load_change_file, runner
+from migrate_assets.expand import runner
 from migrate_assets.jobs.database import (
-    connect,
+    APPLICATION_NAME,
     contract,
-    expand_options,
     migrations_status,
     migrations_up,
     schema_apply,
@@ -45,6 +44,7 @@ from migrate_assets.jobs.evolve import (
     rollback_evolution,
     verify_pipeline,
 )
+from migrate_assets.resources import database
 
 # ------------------------------------------------------------------------------------------------------------
 # schedules
@@ -120,11 +120,11 @@ def expand_ready(context: SensorEvaluationContext, project: MigrateProjectResour
     folder = project.resolve(project.changes_dir)
     files = sorted(p for p in folder.glob("*.y*ml")) if folder.is_dir() else []
     ready, requests = [], []
-    with connect(cfg, autocommit=False) as conn:
+    with database.connect(cfg, APPLICATION_NAME, autocommit=False) as conn:
         for f in files:
             try:
-                change = load_change_file(str(f), cfg.database.schema_)
-                st = runner.status(conn, change, expand_options(cfg))
+                change = database.read_change(cfg, f)
+                st = runner.status(conn, change, database.expand_options(cfg))
             except (MigrateAssetsError, psycopg.Error) as exc:
                 conn.rollback()
                 context.log.warning(f"{f.name}: {exc}")

@@ -1,8 +1,9 @@
 """Database-only jobs: declarative schema (`schema_plan`, `schema_apply`), versioned migrations (`migrations_up`,
 `migrations_down`, `migrations_status`) and expand–contract (`expand`, `expand_status`, `contract`, `abort_expand`).
 
-Each job is one op around the engine function the CLI calls, with the same inputs from `migrate.yaml`; the op only
-adds typed run config, Markdown metadata and the retry/failure split of `jobs.common`.
+Each job is one op around the engine function the CLI calls, with the inputs `migrate_assets.resources.database`
+builds from `migrate.yaml` for both; the op only adds typed run config, Markdown metadata and the retry/failure
+split of `jobs.common`.
 """
 
 
@@ -15,51 +16,19 @@ import psycopg
 from dagster import Config, Failure, MetadataValue, OpExecutionContext, job, op
 from pydantic import Field
 
-from migrate_assets.config import ProjectConfig, redact_dsn
+from migrate_assets.config import ProjectConfig
 from migrate_assets.dagster_resources import MigrateProjectResource
-from migrate_assets.errors import ConfigError, LayerUnreachableError
-from migrate_assets.expand import load_change_file, runner
+from migrate_assets.expand import runner
 from migrate_assets.expand.backfill import Progress
-from migrate_assets.expand.handoff import split_for_expand, write_change_file
 from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.jobs.common import DDL_POOL, OP_RETRY, engine_errors, md_table
-from migrate_assets.schema.apply import ApplyOptions, apply_plan
+from migrate_assets.resources import database
 from migrate_assets.schema.plan import Plan
-from migrate_assets.schema.planner import PlanOptions, build_plan
-from migrate_assets.schema.spec import load_specs
-from migrate_assets.versioned import MigrationRunner, RunReport, StateTable, status_dict
+from migrate_assets.schema.planner import build_plan
+from migrate_assets.versioned import MigrationRunner, RunReport, status_dict
 
-# ------------------------------------------------------------------------------------------------------------
-# shared plumbing
-# ------------------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def connect(cfg: ProjectConfig, autocommit: bool = True) -> Iterator[psycopg.Connection[Any]]:
-    try:
-        conn = psycopg.connect(cfg.database.dsn, autocommit=autocommit, connect_timeout=10,
-                               application_name="migrate-assets dagster")
-    except psycopg.OperationalError as exc:
-        raise LayerUnreachableError("source_db", f"{redact_dsn(cfg.database.dsn)}: {str(exc).strip()}") from None
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def plan_options(cfg: ProjectConfig, tables: list[str], allow_drop_table: bool = False) -> PlanOptions:
-    lock = cfg.lock_table
-    schema, _, name = lock.rpartition(".")
-    return PlanOptions(default_schema=cfg.database.schema_, only_tables=tuple(tables),
-                       allow_drop_table=allow_drop_table, ignore=frozenset({(schema or cfg.database.schema_, name)}))
-
-
-def schema_plan_for(cfg: ProjectConfig, tables: list[str], allow_drop_table: bool = False) -> Plan:
-    """The declarative plan (spec files vs the live database), as `migrate-assets plan` computes it."""
-    desired = load_specs([cfg.path(p) for p in cfg.schemas], cfg.database.schema_)
-    with connect(cfg) as conn:
-        conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{int(cfg.lock_timeout * 1000)}ms"])
-        return build_plan(conn, desired, plan_options(cfg, tables, allow_drop_table))
+#: how the jobs' sessions show in pg_stat_activity
+APPLICATION_NAME = "migrate-assets dagster"
 
 
 def plan_md(plan: Plan) -> str:
@@ -87,7 +56,7 @@ class SchemaApplyConfig(Config):
 def plan_schema(context: OpExecutionContext, config: SchemaPlanConfig, project: MigrateProjectResource) -> dict:
     """Diff the spec files against the live database; the plan appears as a Markdown table."""
     with engine_errors("schema plan"):
-        plan = schema_plan_for(project.load(), config.tables, config.allow_drop_table)
+        plan = database.schema_plan(project.load(), config.tables, config.allow_drop_table, APPLICATION_NAME)
     md = MetadataValue.md(plan_md(plan))
     if config.fail_on_changes and not plan.empty:
         raise Failure(description=f"drift: the database differs from the spec files ({len(plan.changes)} change(s))",
@@ -102,27 +71,17 @@ def apply_schema(context: OpExecutionContext, config: SchemaApplyConfig, project
     """Apply the declarative plan: one transaction, lock_timeout with retries, concurrent index builds after."""
     with engine_errors("schema apply"):
         cfg = project.load()
-        desired = load_specs([cfg.path(p) for p in cfg.schemas], cfg.database.schema_)
-        opts = plan_options(cfg, config.tables, config.allow_drop_table)
-        expanded: list[dict[str, Any]] = []
-        with connect(cfg) as conn:
-            plan = build_plan(conn, desired, opts)
-            change_sets: list[ChangeSet] = []
-            if cfg.on_breaking_change == "expand_contract":  # breaking column changes go through expand–contract
-                plan, change_sets = split_for_expand(conn, plan, desired)
-            result = apply_plan(conn, plan, ApplyOptions(
-                on_breaking_change=cfg.on_breaking_change, lock_timeout=cfg.lock_timeout,
-                statement_timeout=cfg.statement_timeout, attempts=cfg.retries.attempts,
-                backoff=cfg.retries.backoff, max_backoff=cfg.retries.max_backoff, ignore=opts.ignore,
-            ), dry_run=config.dry_run, on_attempt=lambda n: context.log.info(f"apply attempt {n}"))
-            for cs in change_sets:
-                res = runner.expand(conn, cs, expand_options(cfg), dry_run=config.dry_run,
-                                    cdc_tracked=cfg.pipeline_for(cs.qualified) is not None,
-                                    on_progress=BackfillLog(context))
-                path = None if config.dry_run else write_change_file(cs, str(cfg.path("changes")))
-                expanded.append({"table": cs.qualified, "change_file": path, "status": res["status"]})
-                context.log.warning(f"{cs.qualified}: breaking column changes handed to expand–contract ({path}); "
-                                    "run the contract job once clients use the new shape")
+        desired = database.specs(cfg)
+        opts = database.plan_options(cfg, config.tables, config.allow_drop_table)
+        with database.schema_connection(cfg, APPLICATION_NAME) as conn:
+            _, result, handed_off = database.apply_schema(
+                conn, cfg, build_plan(conn, desired, opts), desired, opts, dry_run=config.dry_run,
+                on_attempt=lambda n: context.log.info(f"apply attempt {n}"), on_progress=BackfillLog(context))
+    expanded = [{"table": e["table"], "change_file": e["change_file"], "status": e["result"]["status"]}
+                for e in handed_off]
+    for e in expanded:
+        context.log.warning(f"{e['table']}: breaking column changes handed to expand–contract ({e['change_file']}); "
+                            "run the contract job once clients use the new shape")
     for w in result.warnings:
         context.log.warning(w)
     rows = [[c.table, c.kind, c.description, ", ".join(map(str, c.hazards))] for c in result.applied]
@@ -165,15 +124,8 @@ class MigrationsDownConfig(Config):
 
 
 def migration_runner(context: OpExecutionContext, cfg: ProjectConfig) -> MigrationRunner:
-    try:
-        table = StateTable.parse(cfg.lock_table, cfg.database.schema_)
-    except ValueError as exc:
-        raise ConfigError(str(exc), file=cfg.source_file, key="lock_table") from None
-    return MigrationRunner(
-        cfg.database.dsn, cfg.path(cfg.migrations), table, lock_wait=cfg.lock_wait, lock_timeout=cfg.lock_timeout,
-        statement_timeout=cfg.statement_timeout,
-        on_step=lambda s: context.log.info(f"{s.action} {s.file} ({s.ms or 0:.0f} ms)"),
-    )
+    return database.migration_runner(
+        cfg, on_step=lambda s: context.log.info(f"{s.action} {s.file} ({s.ms or 0:.0f} ms)"))
 
 
 def report_metadata(report: RunReport) -> dict[str, Any]:
@@ -269,12 +221,6 @@ class StatusConfig(Config):
     change_file: str = Field(description="expand–contract change file; relative to the project file")
 
 
-def expand_options(cfg: ProjectConfig, batch_size: int | None = None, batch_delay: float = 0.0) -> runner.Options:
-    return runner.Options(state_schema=cfg.database.schema_, batch_size=batch_size or runner.Options.batch_size,
-                          batch_delay=batch_delay, lock_timeout=cfg.lock_timeout, attempts=cfg.retries.attempts,
-                          backoff=cfg.retries.backoff, max_backoff=cfg.retries.max_backoff)
-
-
 class BackfillLog:
     """Backfill progress in the run log: rows done / total and rows per second, every few seconds."""
 
@@ -289,6 +235,16 @@ class BackfillLog:
                                   f"{p.rows_per_second:,.0f} rows/s, {p.rows_updated} updated, {p.batches} batches")
 
 
+@contextmanager
+def change_session(project: MigrateProjectResource,
+                   change_file: str) -> Iterator[tuple[ProjectConfig, ChangeSet, psycopg.Connection[Any]]]:
+    """The project, the op's change file, and the connection the expand–contract runner drives transactions on."""
+    cfg = project.load()
+    change = database.read_change(cfg, project.resolve(change_file))
+    with database.connect(cfg, APPLICATION_NAME, autocommit=False) as conn:
+        yield cfg, change, conn
+
+
 def _sql_md(sql: list[str]) -> MetadataValue:
     return MetadataValue.md("```sql\n" + "\n".join(sql) + "\n```" if sql else "_none_")
 
@@ -296,13 +252,9 @@ def _sql_md(sql: list[str]) -> MetadataValue:
 @op(retry_policy=OP_RETRY, pool=DDL_POOL)
 def expand_change(context: OpExecutionContext, config: ExpandConfig, project: MigrateProjectResource) -> dict:
     """Add the new columns and sync triggers, then backfill in batches (resumable; a re-run continues)."""
-    with engine_errors("expand"):
-        cfg = project.load()
-        change = load_change_file(str(project.resolve(config.change_file)), cfg.database.schema_)
-        with connect(cfg, autocommit=False) as conn:
-            data = runner.expand(conn, change, expand_options(cfg, config.batch_size, config.batch_delay),
-                                 dry_run=config.dry_run, cdc_tracked=cfg.pipeline_for(change.qualified) is not None,
-                                 on_progress=BackfillLog(context))
+    with engine_errors("expand"), change_session(project, config.change_file) as (cfg, change, conn):
+        data = database.expand(conn, cfg, change, database.expand_options(cfg, config.batch_size, config.batch_delay),
+                               dry_run=config.dry_run, on_progress=BackfillLog(context))
     for w in data["warnings"]:
         context.log.warning(w)
     rows = [[o["index"], o["summary"], ", ".join(o["new_columns"])] for o in data["operations"]]
@@ -320,11 +272,8 @@ def expand_change(context: OpExecutionContext, config: ExpandConfig, project: Mi
 @op(retry_policy=OP_RETRY)
 def expand_change_status(context: OpExecutionContext, config: StatusConfig, project: MigrateProjectResource) -> dict:
     """Per operation: expanded, triggers, rows left to backfill, mismatches; and safe_to_contract."""
-    with engine_errors("expand status"):
-        cfg = project.load()
-        change = load_change_file(str(project.resolve(config.change_file)), cfg.database.schema_)
-        with connect(cfg, autocommit=False) as conn:
-            data = runner.status(conn, change, expand_options(cfg)).to_json()
+    with engine_errors("expand status"), change_session(project, config.change_file) as (cfg, change, conn):
+        data = runner.status(conn, change, database.expand_options(cfg)).to_json()
     rows = [[o["index"], o["summary"], o["expanded"], o["mismatched_rows"], o["null_rows"]]
             for o in data["operations"]]
     context.add_output_metadata({
@@ -339,11 +288,8 @@ def expand_change_status(context: OpExecutionContext, config: StatusConfig, proj
 @op(retry_policy=OP_RETRY, pool=DDL_POOL)
 def contract_change(context: OpExecutionContext, config: ContractConfig, project: MigrateProjectResource) -> dict:
     """Drop triggers, functions and old columns in one transaction; refused unless safe_to_contract (or force)."""
-    with engine_errors("contract"):
-        cfg = project.load()
-        change = load_change_file(str(project.resolve(config.change_file)), cfg.database.schema_)
-        with connect(cfg, autocommit=False) as conn:
-            data = runner.contract(conn, change, expand_options(cfg), force=config.force, dry_run=config.dry_run)
+    with engine_errors("contract"), change_session(project, config.change_file) as (cfg, change, conn):
+        data = runner.contract(conn, change, database.expand_options(cfg), force=config.force, dry_run=config.dry_run)
     context.add_output_metadata({"table": data["table"], "status": data["status"], "sql": _sql_md(data["sql"])})
     return data
 
@@ -351,11 +297,8 @@ def contract_change(context: OpExecutionContext, config: ContractConfig, project
 @op(retry_policy=OP_RETRY, pool=DDL_POOL)
 def abort_change(context: OpExecutionContext, config: ChangeConfig, project: MigrateProjectResource) -> dict:
     """Undo an expand completely: new columns, triggers and functions dropped; the table as before."""
-    with engine_errors("abort"):
-        cfg = project.load()
-        change = load_change_file(str(project.resolve(config.change_file)), cfg.database.schema_)
-        with connect(cfg, autocommit=False) as conn:
-            data = runner.abort(conn, change, expand_options(cfg), dry_run=config.dry_run)
+    with engine_errors("abort"), change_session(project, config.change_file) as (cfg, change, conn):
+        data = runner.abort(conn, change, database.expand_options(cfg), dry_run=config.dry_run)
     if data.get("schema_restored") is False:
         raise Failure(description=f"{data['table']}: schema after abort differs from before expand",
                       allow_retries=False, metadata={"sql": _sql_md(data["sql"])})

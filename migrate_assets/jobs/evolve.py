@@ -38,12 +38,13 @@ from migrate_assets.evolution.planner import PipelineTarget
 from migrate_assets.evolution.preflight import resolve_target
 from migrate_assets.evolution.store import RunRecord, StepState
 from migrate_assets.evolution.verify import TableVerification, verify_table
-from migrate_assets.expand.changefile import load_change_file, parse_change_text
+from migrate_assets.expand.changefile import parse_change_text
 from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.jobs.common import DDL_POOL, OP_RETRY, engine_errors, failure, md_table
 from migrate_assets.jobs.stepwise import compensate_step, final_status, run_step
+from migrate_assets.resources import database
+from migrate_assets.resources import project as projectlib
 from migrate_assets.schema.model import Table
-from migrate_assets.schema.spec import load_specs
 
 #: run tag linking a Dagster run to the evolution run it persisted (read by the run-failure sensor)
 EVOLUTION_RUN_TAG = "migrate_assets/evolution_run"
@@ -83,22 +84,18 @@ def load_change(config: EvolveConfig, project: MigrateProjectResource, cfg: Proj
         return parse_change_text(config.change_yaml, "<run config change_yaml>", cfg.database.schema_)
     if not config.change_file:
         raise UsageError("set change_file or change_yaml", file="<run config>", key="change_file")
-    return load_change_file(str(project.resolve(config.change_file)), cfg.database.schema_)
+    return database.read_change(cfg, project.resolve(config.change_file))
 
 
 def new_pipeline_table(cfg: ProjectConfig, project: MigrateProjectResource,
                        ctx: RunContext) -> tuple[Table, PipelineTarget]:
     """The first pipeline table that the specs declare and the database lacks (`evolve` without a change file)."""
-    specs = {t.qualified: t for t in load_specs([cfg.path(p) for p in cfg.schemas], cfg.database.schema_)}
+    specs = {t.qualified: t for t in database.specs(cfg)}
     for t in project.targets():
         if t.table in specs and ctx.source.columns(t.table) is None:
             return specs[t.table], t
     raise UsageError("nothing to evolve from the specs: every pipeline table exists", file="<run config>",
                      key="from_specs")
-
-
-def target_for(project: MigrateProjectResource, table: str) -> PipelineTarget:
-    return next((t for t in project.targets() if t.table == table), PipelineTarget(table))
 
 
 def steps_md(data: dict[str, Any]) -> str:
@@ -153,7 +150,7 @@ def preflight(context: OpExecutionContext, config: EvolveConfig,
             report, rec = evo.evolve_new_table(table, target, ctx, policy, None, retry, dry_run=True)
         else:
             change = load_change(config, project, cfg)
-            report, rec = evo.evolve(change, target_for(project, change.qualified), ctx, policy, None, retry,
+            report, rec = evo.evolve(change, project.target(change.qualified), ctx, policy, None, retry,
                                      dry_run=True)
         data = evo.result_dict(rec)
         meta: dict[str, Any] = {
@@ -194,7 +191,7 @@ def _forward_op(name: str, step_id: str, doc: str, pool: str | None = None):  # 
                 else:
                     ctx = project.run_context(log=context.log.info)
                     if step_id == "verify":
-                        evo.attach_verifier(ctx, [resolve_target(target_for(project, rec.table), ctx)])
+                        evo.attach_verifier(ctx, [resolve_target(project.target(rec.table), ctx)])
                     st = run_step(rec, step_id, ctx, store, project.retry_policy(), _log_step(context))
                     out = Output(run, "ok" if st.status == "done" else "failed", metadata=_step_metadata(rec, st))
             finally:
@@ -307,15 +304,9 @@ def rollback_evolution() -> None:
 def verify_layers(context: OpExecutionContext, config: VerifyConfig, project: MigrateProjectResource) -> dict:
     """Verify every pipeline table across all layers; drift fails the run (a nightly alert), unreachable retries."""
     with engine_errors("verify"):
-        cfg = project.load()
         ctx = project.run_context(log=context.log.info)
-        wanted = {t if "." in t else f"{cfg.database.schema_}.{t}" for t in config.tables}
-        targets = [t for t in project.targets() if not wanted or t.table in wanted]
-        if wanted - {t.table for t in targets}:
-            raise UsageError(f"not pipeline tables: {', '.join(sorted(wanted - {t.table for t in targets}))}",
-                             file="<run config>", key="tables")
         results = []
-        for t in targets:
+        for t in projectlib.select_targets(project.load(), config.tables, file="<run config>", key="tables"):
             try:
                 t = resolve_target(t, ctx)
             except Exception as exc:  # noqa: BLE001 - verify reports the connector as unreachable itself
