@@ -26,6 +26,7 @@ from migrate_assets.schema.apply import ApplyOptions, ApplyResult, apply_plan
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.plan import Plan
 from migrate_assets.schema.planner import PlanOptions, build_plan
+from migrate_assets.schema.session import set_timeouts
 from migrate_assets.schema.spec import load_specs
 from migrate_assets.versioned import MigrationRunner, StateTable, Step
 
@@ -58,11 +59,10 @@ def connect(cfg: ProjectConfig, application_name: str = "migrate-assets",
 
 
 @contextmanager
-def schema_connection(cfg: ProjectConfig,
-                      application_name: str = "migrate-assets") -> Iterator[psycopg.Connection[Any]]:
+def schema_connection(cfg: ProjectConfig, application_name: str = "migrate-assets") -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection for planning and applying: the catalog reads wait at most `lock_timeout`."""
     with connect(cfg, application_name) as conn:
-        conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{int(cfg.lock_timeout * 1000)}ms"])
+        set_timeouts(conn, local=False, lock_timeout=cfg.lock_timeout)
         yield conn
 
 
