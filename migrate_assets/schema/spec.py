@@ -8,6 +8,7 @@ format (`primaryKey`, `renamedFrom`) are accepted as aliases.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -40,6 +41,7 @@ _ALIASES = {
 TABLE_KEYS = {"table", "schema", "columns", "indexes", "primary_key", "comment"}
 COLUMN_KEYS = {"name", "type", "nullable", "primary_key", "unique", "default", "renamed_from", "comment", "identity"}
 INDEX_KEYS = {"name", "columns", "unique", "where", "method"}
+_COLUMN_FIELDS = tuple(f.name for f in dataclasses.fields(Column) if f.name != "source")
 IDENTITY_VALUES = {"always": "always", "by_default": "by default", "by default": "by default"}
 
 
@@ -171,7 +173,34 @@ def _default_text(v: Any) -> str | None:
     return None
 
 
+#: columns already validated, by their spec entry: spec sets repeat columns (id, created_at, …) in many tables,
+#: and the checks below cost more than building the Column again
+_VALID_COLUMNS: dict[tuple[Any, ...], tuple[dict[str, Any], bool, bool]] = {}
+_VALID_COLUMNS_MAX = 50_000
+
+
 def _column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, bool] | None:
+    key: tuple[Any, ...] | None = None
+    if raw.__class__ is dict:
+        try:  # the value's class is part of the key: `nullable: 1` must not pass as `nullable: true`
+            key = tuple((k, v, v.__class__) for k, v in raw.items())
+            hit = _VALID_COLUMNS.get(key)
+        except TypeError:  # a list value (renamed_from): not kept
+            key = hit = None
+        if hit is not None:
+            fields, pk, unique = hit
+            return Column(**fields, source=ctx.src(path)), pk, unique
+    before = len(ctx.problems)
+    got = _check_column(ctx, raw, path)
+    if got is not None and key is not None and len(ctx.problems) == before:
+        if len(_VALID_COLUMNS) >= _VALID_COLUMNS_MAX:
+            _VALID_COLUMNS.clear()
+        fields = {f: getattr(got[0], f) for f in _COLUMN_FIELDS}
+        _VALID_COLUMNS[key] = (fields, got[1], got[2])
+    return got
+
+
+def _check_column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, bool] | None:
     e = ctx.mapping(raw, path, COLUMN_KEYS, "a column")
     if e is None:
         return None

@@ -130,3 +130,23 @@ def test_parsed_data_cache_keeps_results_and_error_lines(tmp_path: Path) -> None
     (specs / "b.yaml").unlink()
     first = load_specs([specs], cache_dir=cache)
     assert first == load_specs([specs]) and first[0].columns[0].name == "a"
+
+
+def test_a_column_repeated_across_tables_is_checked_by_value_and_kind() -> None:
+    """Validated columns are reused by their spec entry; `1` must not pass where `true` did, and an entry with a
+    problem is reported in every table that repeats it."""
+    text = """
+- table: a
+  columns: [{name: id, type: int, nullable: true}, {name: x, type: nosuchtype}]
+- table: b
+  columns: [{name: id, type: int, nullable: 1}, {name: x, type: nosuchtype}]
+- table: c
+  columns: [{name: id, type: int, nullable: true}]
+"""
+    with pytest.raises(SpecError) as err:
+        parse_spec_text(text, "t.yaml")
+    keys = sorted((p.key, p.line) for p in err.value.problems)
+    assert keys == [("[0].columns[1].type", 3), ("[1].columns[0].nullable", 5), ("[1].columns[1].type", 5)]
+    tables = parse_spec_text(text.replace("nullable: 1", "nullable: true").replace(", {name: x, type: nosuchtype}", ""), "t.yaml")
+    assert [t.columns[0].source.key for t in tables] == ["[0].columns[0]", "[1].columns[0]", "[2].columns[0]"]
+    assert all(t.columns[0].nullable for t in tables)
