@@ -4,15 +4,16 @@ Public API (what the CLI, the Dagster jobs and the evolution engine call):
 
 * `load_change_file(path, default_schema)` / `parse_change_text(text, file, default_schema)` → `ChangeSet`
 * operations: `AddColumn`, `RenameColumn`, `ChangeType`, `DropColumn`, `SetNotNull` (frozen dataclasses)
-* `plan_expand(change, table_info, ...)` → `ExpandPlan` (pure; `read_table(conn, schema, name)` gives the
-  `TableInfo`); `ExpandPlan.new_physical_columns` are the columns a CDC connector will start emitting
+* `plan_expand(change, table, ...)` → `ExpandPlan` (pure; `table` is schema's `Table`, as
+  `read_live(conn, schema, name)` reads it); `ExpandPlan.new_physical_columns` are the columns a CDC connector
+  will start emitting
+* `table_fingerprint(conn, schema, name)`: schema's fingerprint of the live table, what abort compares
 * `runner.expand / status / contract / abort(conn, change, Options(...))`, `runner.plan_change(conn, change)`
 * `naming.new_column(col)` etc.: the documented physical names
 """
 
 from migrate_assets.expand import naming, runner
 from migrate_assets.expand.backfill import Progress
-from migrate_assets.expand.catalog import ColumnInfo, TableInfo, read_table, table_fingerprint
 from migrate_assets.expand.changefile import load_change_file, parse_change_text
 from migrate_assets.expand.ops import (
     AddColumn,
@@ -25,13 +26,13 @@ from migrate_assets.expand.ops import (
 )
 from migrate_assets.expand.planner import ExpandPlan, OpPlan, Step, plan_expand
 from migrate_assets.expand.runner import Options
+from migrate_assets.expand.shape import read_live, table_fingerprint
 from migrate_assets.expand.status import ExpandStatus, OpStatus
 
 __all__ = [
     "AddColumn",
     "ChangeSet",
     "ChangeType",
-    "ColumnInfo",
     "DropColumn",
     "ExpandPlan",
     "ExpandStatus",
@@ -43,12 +44,11 @@ __all__ = [
     "RenameColumn",
     "SetNotNull",
     "Step",
-    "TableInfo",
     "load_change_file",
     "naming",
     "parse_change_text",
     "plan_expand",
-    "read_table",
+    "read_live",
     "runner",
     "table_fingerprint",
 ]

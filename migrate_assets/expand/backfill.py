@@ -27,6 +27,7 @@ from migrate_assets.expand import state
 from migrate_assets.expand.planner import BACKFILL_GUC, ExpandPlan
 from migrate_assets.schema.retry import retry_postgres
 from migrate_assets.schema.session import reset_timeouts, set_timeouts
+from migrate_assets.schema.types import parse_type
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def key_literal(plan: ExpandPlan, values: list[str]) -> sql.Composable:
     """A key as a row of typed literals: queries carry no parameters, so `%` in user expressions is safe."""
     return sql.SQL("({})").format(
         sql.SQL(", ").join(
-            sql.SQL("CAST({} AS {})").format(sql.Literal(v), sql.SQL(t))
+            sql.SQL("CAST({} AS {})").format(sql.Literal(v), sql.SQL(t.render()))
             for v, (_, t) in zip(values, plan.backfill.pk, strict=True)
         )
     )
@@ -105,7 +106,7 @@ def batch_query(
     )
 
 
-_INTEGER_TYPES = ("smallint", "integer", "bigint")
+_INTEGER_TYPES = frozenset(map(parse_type, ("smallint", "integer", "bigint")))
 
 
 def integer_key(plan: ExpandPlan) -> bool:
@@ -124,7 +125,7 @@ def range_query(plan: ExpandPlan, lo: int, hi: int, save: sql.Composable | None 
     tbl = sql.Identifier(plan.table.schema, plan.table.name)
     key, typ = plan.backfill.pk[0]
     rng = sql.SQL("{k} > CAST({lo} AS {t}) AND {k} <= CAST({hi} AS {t})").format(
-        k=sql.Identifier(key), lo=sql.Literal(lo), hi=sql.Literal(hi), t=sql.SQL(typ)
+        k=sql.Identifier(key), lo=sql.Literal(lo), hi=sql.Literal(hi), t=sql.SQL(typ.render())
     )
     sets = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(c), e) for c, e in plan.backfill.assignments
@@ -153,7 +154,7 @@ def _next_key(conn: psycopg.Connection[Any], plan: ExpandPlan, after: int | None
         sql.SQL("")
         if after is None
         else sql.SQL(" WHERE {} > CAST({} AS {})").format(
-            sql.Identifier(key), sql.Literal(after), sql.SQL(typ)
+            sql.Identifier(key), sql.Literal(after), sql.SQL(typ.render())
         )
     )
     row = conn.execute(sql.SQL("SELECT min({}) FROM {}{}").format(sql.Identifier(key), tbl, where)).fetchone()

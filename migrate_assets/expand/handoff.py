@@ -13,8 +13,8 @@ from typing import Any
 
 import psycopg
 
-from migrate_assets.expand.catalog import read_table
 from migrate_assets.expand.ops import ChangeSet, ChangeType, DropColumn, Operation, RenameColumn
+from migrate_assets.expand.shape import read_live
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.plan import Change, Plan
 
@@ -38,7 +38,7 @@ def split_for_expand(conn: psycopg.Connection[Any], plan: Plan, desired: list[Ta
             op = ChangeType(column=c.column, to_type=col.type.render())
         else:  # rename: the live column among the desired column's renamed_from
             schema, name = c.table.split(".", 1)
-            live = read_table(conn, schema, name)
+            live = read_live(conn, schema, name)
             old = next(o for o in (col.renamed_from if col else ()) if live is not None and live.column(o))
             op = RenameColumn(from_=old, to=c.column)
         per_table.setdefault(c.table, []).append(op)

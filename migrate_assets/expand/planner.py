@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from migrate_assets.expand import naming
-from migrate_assets.expand.catalog import TableInfo
 from migrate_assets.expand.ops import (
     AddColumn,
     ChangeSet,
@@ -39,6 +38,8 @@ from migrate_assets.expand.ops import (
     SetNotNull,
 )
 from migrate_assets.expand.trigger import Fill, SyncPair, trigger_body
+from migrate_assets.schema.model import Column, Constraint, Index, Table
+from migrate_assets.schema.types import PgType
 
 BACKFILL_GUC = "migrate_assets.backfill"
 
@@ -73,7 +74,7 @@ class OpPlan:
 class BackfillSpec:
     """What one backfill batch does: SET these columns where a row still needs work, keyed by primary key."""
 
-    pk: tuple[tuple[str, str], ...]
+    pk: tuple[tuple[str, PgType], ...]
     assignments: tuple[tuple[str, Statement], ...]
     pending: Statement | None
     #: only new columns of pairs to fill: (nearly) every row needs the update, so skip the per-row check
@@ -87,7 +88,7 @@ class BackfillSpec:
 @dataclass(frozen=True)
 class ExpandPlan:
     change: ChangeSet
-    table: TableInfo
+    table: Table
     fingerprint: str
     trigger: str
     trigger_function: str
@@ -120,12 +121,23 @@ def _q(*parts: str) -> sql.Identifier:
     return sql.Identifier(*parts)
 
 
-def _shape_old(table: TableInfo) -> list[tuple[str, str, str]]:
+def primary_key(table: Table) -> tuple[str, ...]:
+    return table.primary_key.columns if table.primary_key else ()
+
+
+def _writers_may_omit(c: Column) -> bool:
+    """Whether Postgres fills the column when an insert leaves it out (or it takes NULL)."""
+    return (
+        c.nullable or c.default is not None or c.serial or c.identity is not None or c.generated is not None
+    )
+
+
+def _shape_old(table: Table) -> list[tuple[str, str, str]]:
     """(name in the shape, type, physical column) for the old shape: the table as it is."""
-    return [(c.name, c.type, c.name) for c in table.columns]
+    return [(c.name, c.type.render(), c.name) for c in table.columns]
 
 
-def new_shape(change: ChangeSet, table: TableInfo) -> list[tuple[str, str, str]]:
+def new_shape(change: ChangeSet, table: Table) -> list[tuple[str, str, str]]:
     """(name in the new shape, type, physical column during expand) — what `down` expressions see."""
     renamed = {op.from_: op.to for op in change.operations if isinstance(op, RenameColumn)}
     retyped = {op.column: op.to_type for op in change.operations if isinstance(op, ChangeType)}
@@ -135,11 +147,11 @@ def new_shape(change: ChangeSet, table: TableInfo) -> list[tuple[str, str, str]]
         if c.name in dropped:
             continue
         if c.name in renamed:
-            out.append((renamed[c.name], c.type, renamed[c.name]))
+            out.append((renamed[c.name], c.type.render(), renamed[c.name]))
         elif c.name in retyped:
             out.append((c.name, retyped[c.name], naming.new_column(c.name)))
         else:
-            out.append((c.name, c.type, c.name))
+            out.append((c.name, c.type.render(), c.name))
     for op in change.operations:
         if isinstance(op, AddColumn):
             out.append((op.name, op.type, op.name))
@@ -176,7 +188,7 @@ def _cast(expr: str, typ: str) -> sql.Composed:
 
 def plan_expand(
     change: ChangeSet,
-    table: TableInfo,
+    table: Table,
     *,
     refs: Mapping[str, Sequence[str]] | None = None,
     volatile_defaults: frozenset[int] = frozenset(),
@@ -208,10 +220,11 @@ def plan_expand(
         return None if refs is None else refs.get(key)
 
     def warn_indexes(col: str) -> None:
-        for idx, cols in table.indexes:
-            if col in cols:
+        covering: list[Constraint | Index] = [*table.uniques, *table.indexes]
+        for idx in sorted(covering, key=lambda x: x.name or ""):
+            if col in idx.columns:
                 warnings.append(
-                    f"index {idx} covers {col!r}; contract drops it with the column — recreate it"
+                    f"index {idx.name} covers {col!r}; contract drops it with the column — recreate it"
                 )
 
     for i, op in enumerate(change.operations):
@@ -270,8 +283,9 @@ def plan_expand(
         elif isinstance(op, RenameColumn | ChangeType):
             col = table.column(op.from_ if isinstance(op, RenameColumn) else op.column)
             assert col is not None, "validated before planning"
+            old_type = col.type.render()
             if isinstance(op, RenameColumn):
-                new, new_type = op.to, col.type
+                new, new_type = op.to, old_type
                 up, down = _q(col.name).as_string(None), _q(op.to).as_string(None)
                 summary = f"rename column {col.name} to {op.to}"
             else:
@@ -279,13 +293,13 @@ def plan_expand(
                 up = op.up or sql.SQL("CAST({} AS {})").format(_q(col.name), sql.SQL(op.to_type)).as_string(
                     None
                 )
-                down = op.down or sql.SQL("CAST({} AS {})").format(_q(col.name), sql.SQL(col.type)).as_string(
+                down = op.down or sql.SQL("CAST({} AS {})").format(_q(col.name), sql.SQL(old_type)).as_string(
                     None
                 )
-                summary = f"change type of {col.name} from {col.type} to {op.to_type}"
+                summary = f"change type of {col.name} from {old_type} to {op.to_type}"
             up_fn, down_fn = naming.expr_function(fp, "up", i), naming.expr_function(fp, "down", i)
             s1, calls[f"up{i}"] = _function(schema, up_fn, old_shape, ref(f"up{i}"), new_type, up)
-            s2, calls[f"down{i}"] = _function(schema, down_fn, nshape, ref(f"down{i}"), col.type, down)
+            s2, calls[f"down{i}"] = _function(schema, down_fn, nshape, ref(f"down{i}"), old_type, down)
             fn_steps += [s1, s2]
             steps.append(
                 Step(
@@ -294,8 +308,8 @@ def plan_expand(
                     (sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(tbl, _q(new)),),
                 )
             )
-            pair = SyncPair(i, col.name, new, col.type, new_type, up, down, up_fn, down_fn)
-            check = naming.not_null_check(fp, i) if col.not_null else None
+            pair = SyncPair(i, col.name, new, old_type, new_type, up, down, up_fn, down_fn)
+            check = None if col.nullable else naming.not_null_check(fp, i)
             final = op.to if isinstance(op, RenameColumn) else col.name
             cfwd: list[Statement] = [sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(tbl, _q(col.name))]
             if isinstance(op, ChangeType):
@@ -321,7 +335,7 @@ def plan_expand(
         elif isinstance(op, DropColumn):
             col = table.column(op.column)
             assert col is not None, "validated before planning"
-            if col.not_null and col.default is None:
+            if not _writers_may_omit(col):
                 steps.append(
                     Step(
                         f"let new-shape writers omit {col.name}",
@@ -340,7 +354,7 @@ def plan_expand(
         elif isinstance(op, SetNotNull):
             col = table.column(op.column)
             assert col is not None, "validated before planning"
-            if col.not_null:
+            if not col.nullable:
                 warnings.append(f"{col.name} is already NOT NULL; set_not_null does nothing")
                 ops.append(OpPlan(i, op.kind, f"set {col.name} NOT NULL (already)"))
                 continue
@@ -360,10 +374,10 @@ def plan_expand(
             if op.backfill is not None:
                 fn = naming.expr_function(fp, "fill", i)
                 step, calls[f"fill{i}"] = _function(
-                    schema, fn, old_shape, ref(f"fill{i}"), col.type, op.backfill
+                    schema, fn, old_shape, ref(f"fill{i}"), col.type.render(), op.backfill
                 )
                 fn_steps.append(step)
-                fill = Fill(i, col.name, col.type, op.backfill, fn)
+                fill = Fill(i, col.name, col.type.render(), op.backfill, fn)
             ops.append(
                 OpPlan(
                     i,
@@ -445,7 +459,7 @@ def plan_expand(
         pending.append(sql.SQL("{} IS NULL").format(_q(f.column)))
     pk_types = {c.name: c.type for c in table.columns}
     backfill = BackfillSpec(
-        pk=tuple((k, pk_types[k]) for k in table.primary_key),
+        pk=tuple((k, pk_types[k]) for k in primary_key(table)),
         assignments=tuple(assignments),
         pending=sql.SQL(" OR ").join(sql.SQL("({})").format(p) for p in pending) if pending else None,
         rewrite_all=bool(pairs) and not fills,

@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TypeVar
 
 import psycopg
 from psycopg import errors as pgerr
+from psycopg import sql
 
 from migrate_assets.errors import (
     ExpandConflictError,
@@ -29,11 +30,10 @@ from migrate_assets.errors import (
     TransientError,
 )
 from migrate_assets.expand import backfill as bf
-from migrate_assets.expand import state
-from migrate_assets.expand.catalog import TableInfo, table_fingerprint
+from migrate_assets.expand import shape, state
 from migrate_assets.expand.ops import ChangeSet, op_from_dict, op_to_dict
 from migrate_assets.expand.planner import ExpandPlan, Statement, plan_expand
-from migrate_assets.expand.status import ExpandStatus, compute_status
+from migrate_assets.expand.status import ExpandStatus, compute_status, trigger_state
 from migrate_assets.expand.validate import validate_change
 from migrate_assets.schema.retry import retry_postgres
 from migrate_assets.schema.session import set_timeouts
@@ -116,7 +116,7 @@ def plan_from_state(st: state.OperationState, change: ChangeSet) -> ExpandPlan:
     )
     return plan_expand(
         resolved,
-        TableInfo.from_json(st.table_info),
+        shape.from_json(st.table_info),
         refs={k: tuple(v) for k, v in st.refs.items()},
         volatile_defaults=frozenset(st.volatile_defaults),
         fingerprint=st.fingerprint,
@@ -196,7 +196,7 @@ def expand(
                 log.warning("%s: %s", table, w)
 
             def ddl() -> None:
-                pre = table_fingerprint(conn, change.schema, change.table)
+                pre = shape.table_fingerprint(conn, change.schema, change.table)
                 for step in plan.expand_steps:
                     for stmt in step.forward:
                         conn.execute(stmt)
@@ -208,7 +208,7 @@ def expand(
                     fp=fp,
                     source=change.source,
                     operations=[op_to_dict(o) for o in plan.change.operations],
-                    table_info=plan.table.to_json(),
+                    table_info=shape.to_json(plan.table),
                     refs={k: list(v) for k, v in v.refs.items()},
                     volatile_defaults=sorted(v.volatile_defaults),
                     pre_fingerprint=pre,
@@ -370,7 +370,7 @@ def abort(
             "fingerprint": fp,
             "status": "already_aborted",
             "sql": [],
-            "schema_restored": table_fingerprint(conn, change.schema, change.table) == st.pre_fingerprint,
+            "schema_restored": _restored(conn, plan, st),
         }
     if dry_run:
         return {"table": table, "fingerprint": fp, "status": "dry_run", "sql": render(conn, stmts)}
@@ -382,8 +382,7 @@ def abort(
             state.set_phase(conn, opts.state_schema, table, fp, "aborted")
 
         _retry(conn, opts, f"abort {table}", run)
-        restored = table_fingerprint(conn, change.schema, change.table) == st.pre_fingerprint
-        conn.rollback()
+        restored = _restored(conn, plan, st)
     if not restored:
         log.warning("%s: schema after abort differs from before expand", table)
     return {
@@ -393,6 +392,23 @@ def abort(
         "schema_restored": restored,
         "sql": render(conn, stmts),
     }
+
+
+def _restored(conn: psycopg.Connection[Any], plan: ExpandPlan, st: state.OperationState) -> bool:
+    """Whether the pre-expand table is back with none of expand's trigger and CHECK constraints left (schema's
+    table model, which the fingerprint covers, has neither: they are looked up by the names the plan gave them)."""
+    t = plan.table
+    live = shape.read_live(conn, t.schema, t.name)
+    if live is None:
+        conn.rollback()
+        return False
+    (checks_left,) = conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_constraint WHERE conrelid = %s::regclass AND conname = ANY(%s))",
+        (sql.Identifier(t.schema, t.name).as_string(conn), [o.check for o in plan.ops if o.check]),
+    ).fetchone() or (True,)
+    trigger_left, _ = trigger_state(conn, plan)
+    conn.rollback()
+    return not (checks_left or trigger_left) and shape.restored(live, st)
 
 
 __all__ = [

@@ -1,7 +1,8 @@
 """The `migrate_assets_operations` table: expand–contract state shared by every process.
 
 One row per (table, change fingerprint). It records what contract and abort need to rebuild the exact plan in
-another process (the resolved operations, the pre-expand table shape and the expression references), the phase,
+another process (the resolved operations, the pre-expand table shape — `shape.to_json`, with schema's fingerprint
+of it in `pre_fingerprint` — and the expression references), the phase,
 and the backfill cursor — committed in the same transaction as each backfill batch, so a killed backfill resumes
 exactly where the last committed batch ended. A partial unique index allows one active change per table.
 """

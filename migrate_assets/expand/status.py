@@ -16,6 +16,7 @@ from psycopg import sql
 from migrate_assets.expand import state
 from migrate_assets.expand.backfill import key_literal
 from migrate_assets.expand.planner import ExpandPlan
+from migrate_assets.expand.shape import read_live
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class ExpandStatus:
         return {k: d[k] for k in order} | {k: v for k, v in d.items() if k not in order}
 
 
-def _trigger_state(conn: psycopg.Connection[Any], plan: ExpandPlan) -> tuple[bool, bool]:
+def trigger_state(conn: psycopg.Connection[Any], plan: ExpandPlan) -> tuple[bool, bool]:
+    """(present, enabled) of the plan's sync trigger: triggers are outside schema's table model."""
     row = conn.execute(
         "SELECT t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND t.tgname = %s",
@@ -58,16 +60,6 @@ def _trigger_state(conn: psycopg.Connection[Any], plan: ExpandPlan) -> tuple[boo
     if row is None:
         return False, False
     return True, row[0] != "D"
-
-
-def _existing_columns(conn: psycopg.Connection[Any], plan: ExpandPlan) -> set[str]:
-    rows = conn.execute(
-        "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
-        (plan.table.schema, plan.table.name),
-    ).fetchall()
-    return {r[0] for r in rows}
 
 
 def rows_to_backfill(conn: psycopg.Connection[Any], plan: ExpandPlan, st: state.OperationState) -> int:
@@ -105,8 +97,9 @@ def compute_status(
             False,
             [f"phase is {phase}"],
         )
-    present, enabled = _trigger_state(conn, plan)
-    cols = _existing_columns(conn, plan)
+    present, enabled = trigger_state(conn, plan)
+    live = read_live(conn, plan.table.schema, plan.table.name)
+    cols = {c.name for c in live.columns} if live is not None else set()
     checks: list[sql.Composable] = []
     labels: list[tuple[int, str]] = []
     for o in plan.ops:

@@ -2,7 +2,8 @@
 
 Everything runs in one transaction that is always rolled back, so validation changes nothing:
 
-* types are canonicalised by creating a temporary column of that type and reading `format_type` back;
+* types are parsed into schema's canonical `PgType` (spelled as `PgType.render()` from then on); Postgres is
+  asked only whether a user-defined type exists;
 * every expression is prepared (`prepare=True`: the extended protocol refuses more than one statement) as
   `SELECT CAST((expr) AS type) FROM <shape>`, where the shape is the table itself for expressions written against
   the old shape and a temporary table with the new shape's columns for `down` expressions;
@@ -27,7 +28,6 @@ from psycopg import sql
 
 from migrate_assets.errors import ChangeFileError, Problem
 from migrate_assets.expand import naming
-from migrate_assets.expand.catalog import TableInfo, read_table
 from migrate_assets.expand.ops import (
     AddColumn,
     ChangeSet,
@@ -37,7 +37,10 @@ from migrate_assets.expand.ops import (
     RenameColumn,
     SetNotNull,
 )
-from migrate_assets.expand.planner import new_shape
+from migrate_assets.expand.planner import new_shape, primary_key
+from migrate_assets.expand.shape import read_live
+from migrate_assets.schema.model import Table
+from migrate_assets.schema.types import UnknownTypeError, parse_type
 from migrate_assets.schema.yamlsrc import format_path
 
 
@@ -46,7 +49,7 @@ class Validated:
     """A change set Postgres accepted: canonical types, referenced columns per expression function."""
 
     change: ChangeSet
-    table: TableInfo
+    table: Table
     refs: dict[str, tuple[str, ...]]
     volatile_defaults: frozenset[int]
 
@@ -77,7 +80,7 @@ def _savepoint(conn: psycopg.Connection[Any], fn: Callable[[], Any]) -> tuple[An
         return None, exc
 
 
-def _structure(change: ChangeSet, table: TableInfo, col: _Collector) -> None:
+def _structure(change: ChangeSet, table: Table, col: _Collector) -> None:
     names = {c.name for c in table.columns}
     for i, op in enumerate(change.operations):
         loc = change.location(i)
@@ -93,16 +96,16 @@ def _structure(change: ChangeSet, table: TableInfo, col: _Collector) -> None:
             continue
         if isinstance(op, RenameColumn) and op.to in names:
             col.add((*loc, "to"), f"column {op.to!r} already exists in {change.qualified}")
-        if isinstance(op, RenameColumn | ChangeType | DropColumn) and existing in table.primary_key:
+        if isinstance(op, RenameColumn | ChangeType | DropColumn) and existing in primary_key(table):
             col.add(
                 (*loc, key),
                 f"{existing!r} is part of the primary key, which the backfill is keyed on; "
                 "change it with a versioned migration",
             )
-        if isinstance(op, RenameColumn | ChangeType) and (c.identity or c.generated):
+        if isinstance(op, RenameColumn | ChangeType) and (c.identity or c.generated or c.serial):
             col.add(
                 (*loc, key),
-                f"{existing!r} is an identity or generated column; expand–contract cannot copy it",
+                f"{existing!r} is an identity, generated or serial column; expand–contract cannot copy it",
             )
         if isinstance(op, ChangeType):
             if naming.new_column(existing) in names:
@@ -110,38 +113,31 @@ def _structure(change: ChangeSet, table: TableInfo, col: _Collector) -> None:
 
 
 def _canonical_type(conn: psycopg.Connection[Any], text: str) -> str:
-    def probe() -> str:
-        conn.execute(sql.SQL("CREATE TEMP TABLE _ma_type_probe (v {})").format(sql.SQL(text)), prepare=True)
-        rows = conn.execute(
-            "SELECT format_type(atttypid, atttypmod), attnotnull, atthasdef FROM pg_attribute "
-            "WHERE attrelid = 'pg_temp._ma_type_probe'::regclass AND attnum > 0"
-        ).fetchall()
-        if len(rows) != 1 or rows[0][1] or rows[0][2]:
-            raise ValueError("expected a single type name")
-        conn.execute("DROP TABLE pg_temp._ma_type_probe")
-        return str(rows[0][0])
+    """The type's canonical spelling; ValueError says why it is not a column type expand can add."""
+    try:
+        t = parse_type(text)
+    except UnknownTypeError as exc:
+        raise ValueError(exc.message.removeprefix(f"unknown type {exc.type_text!r}: ")) from exc
+    if t.serial:
+        raise ValueError("a serial type adds a sequence; use the plain type and a default")
+    if t.is_user_defined:
+        (oid,) = conn.execute("SELECT to_regtype(%s)", (t.render(),)).fetchone() or (None,)
+        if oid is None:
+            raise ValueError(f"type {t.render()} does not exist")
+    return t.render()
 
-    with conn.transaction():
-        return probe()
 
-
-def validate_change(
-    conn: psycopg.Connection[Any],
-    change: ChangeSet,
-    table: TableInfo | None = None,
-) -> Validated:
-    """Check `change` against the live table (or `table`, its recorded pre-expand shape); change nothing."""
+def validate_change(conn: psycopg.Connection[Any], change: ChangeSet) -> Validated:
+    """Check `change` against the live table; change nothing."""
     col = _Collector(change, change.line_of)
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.rollback()
     with conn.transaction(force_rollback=True):
-        return _validate(conn, change, col, table)
+        return _validate(conn, change, col)
 
 
-def _validate(
-    conn: psycopg.Connection[Any], change: ChangeSet, col: _Collector, recorded: TableInfo | None
-) -> Validated:
-    table = recorded or read_table(conn, change.schema, change.table)
+def _validate(conn: psycopg.Connection[Any], change: ChangeSet, col: _Collector) -> Validated:
+    table = read_live(conn, change.schema, change.table)
     if table is None:
         raise ChangeFileError(
             [
@@ -153,7 +149,7 @@ def _validate(
                 )
             ]
         )
-    if not table.primary_key:
+    if not primary_key(table):
         col.add(("table",), f"table {change.qualified} has no primary key; the backfill needs one")
     _structure(change, table, col)
     if col.problems:
@@ -166,9 +162,6 @@ def _validate(
             text, key = (op.type, "type") if isinstance(op, AddColumn) else (op.to_type, "to_type")
             try:
                 canon = _canonical_type(conn, text)
-            except psycopg.Error as exc:
-                col.add((*change.location(i), key), f"invalid type {text!r}: {_pg_message(exc)}")
-                continue
             except ValueError as exc:
                 col.add((*change.location(i), key), f"invalid type {text!r}: {exc}")
                 continue
@@ -238,7 +231,12 @@ def _validate(
                 )
             down = op.down if op.down is not None else sql.Identifier(op.column).as_string(conn)
             check(
-                f"down{i}", (*loc, "down" if op.down else "to_type"), down, c.type, sql.SQL(new_rel), new_rel
+                f"down{i}",
+                (*loc, "down" if op.down else "to_type"),
+                down,
+                c.type.render(),
+                sql.SQL(new_rel),
+                new_rel,
             )
             if c.default is not None:
                 check(
@@ -254,7 +252,7 @@ def _validate(
         elif isinstance(op, SetNotNull) and op.backfill is not None:
             c = table.column(op.column)
             assert c is not None
-            check(f"fill{i}", (*loc, "backfill"), op.backfill, c.type, tbl, old_rel)
+            check(f"fill{i}", (*loc, "backfill"), op.backfill, c.type.render(), tbl, old_rel)
         elif isinstance(op, AddColumn):
             if op.backfill is not None:
                 check(f"fill{i}", (*loc, "backfill"), op.backfill, op.type, tbl, old_rel)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from migrate_assets.expand import ColumnInfo, TableInfo, naming, parse_change_text, plan_expand
+from migrate_assets.expand import naming, parse_change_text, plan_expand
+from migrate_assets.schema.model import Column, Constraint, Index, Table
+from migrate_assets.schema.types import parse_type
 
-TABLE = TableInfo(
+TABLE = Table(
     schema="public",
     name="accounts",
     columns=(
-        ColumnInfo("id", "bigint", True, None),
-        ColumnInfo("email", "text", True, None),
-        ColumnInfo("amount", "integer", False, "0"),
-        ColumnInfo("legacy", "text", True, None),
-        ColumnInfo("x" * 63, "text", False, None),
+        Column("id", parse_type("bigint")),
+        Column("email", parse_type("text")),
+        Column("amount", parse_type("integer"), nullable=True, default="0"),
+        Column("legacy", parse_type("text")),
+        Column("x" * 63, parse_type("text"), nullable=True),
     ),
-    primary_key=("id",),
-    indexes=(("accounts_email_idx", ("email",)),),
+    primary_key=Constraint("accounts_pkey", ("id",)),
+    indexes=(Index("accounts_email_idx", ("email",)),),
 )
 
 CHANGE = parse_change_text(
