@@ -80,6 +80,39 @@ def pending_predicates(desired: Iterable[Table], live: dict[TableKey, Table]) ->
     return out
 
 
+def in_sync(want: Table, have: Table | None) -> bool:
+    """Cheap sufficient test that `diff` plans nothing for `want` and needs no canonical spellings for it.
+
+    Unchanged tables are the bulk of a large schema; checking them whole, before the per-column diff,
+    spares building SQL and descriptions that would be thrown away. False only means "diff it in detail".
+    """
+    if have is None or (want.comment or None) != (have.comment or None) or want.columns != have.columns:
+        return False
+    if not all(_quiet(c) for c in want.columns):
+        return False
+    pks = [t.primary_key.columns if t.primary_key else None for t in (want, have)]
+    if pks[0] != pks[1] or {u.columns for u in want.uniques} != {u.columns for u in have.uniques}:
+        return False
+    want_ix = {i.name: i for i in want.indexes}
+    have_ix = {i.name: i for i in have.indexes}
+    return want_ix.keys() == have_ix.keys() and all(_same_plain_index(wi, have_ix[n]) for n, wi in want_ix.items())
+
+
+def _quiet(c: Column) -> bool:
+    """Whether a column equal to its live twin plans nothing: an identity column with a default, or a
+    nullable serial/identity column (planned NOT NULL), plans a change even then."""
+    return not (c.identity and c.default is not None) and not (c.nullable and (c.serial or c.identity))
+
+
+def _same_plain_index(wi: Index, li: Index) -> bool:
+    """`_TableDiff._same_index` without renames or canonical spellings (a differing spelling is not "same")."""
+    if li.expression or wi.unique != li.unique or wi.method != li.method or wi.columns != li.columns:
+        return False
+    if wi.where is None or li.where is None:
+        return wi.where is li.where
+    return normalize(wi.where) == normalize(li.where)
+
+
 def _match_live(c: Column, lt: Table) -> Column | None:
     found = lt.column(c.name)
     if found:
@@ -338,7 +371,7 @@ class _TableDiff:
 
     # -- constraints and indexes ---------------------------------------------------------------------------
     def _live_cols(self, cols: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(self.renames.get(c, c) for c in cols)
+        return tuple(self.renames.get(c, c) for c in cols) if self.renames else cols
 
     def _constraints(self) -> None:
         want, have = self.want, self.have

@@ -108,18 +108,33 @@ class Table:
 
 def table_fingerprint_data(t: Table) -> tuple[object, ...]:
     """Stable description of a live table (what the fingerprint hashes); repr() of it is deterministic."""
+    return (t.schema, t.name, tuple(_column_data(c) for c in t.columns), *_constraint_data(t))
+
+
+def _column_data(c: Column) -> tuple[object, ...]:
+    return (c.name, c.type.render(), c.nullable, c.default, c.serial, c.identity, c.generated, c.comment)
+
+
+def _constraint_data(t: Table) -> tuple[object, ...]:
     return (
-        t.schema,
-        t.name,
-        tuple(
-            (c.name, c.type.render(), c.nullable, c.default, c.serial, c.identity, c.generated, c.comment)
-            for c in t.columns
-        ),
         (t.primary_key.name, t.primary_key.columns) if t.primary_key else None,
         tuple(sorted((u.name or "", u.columns) for u in t.uniques)),
         tuple(sorted((i.name, i.definition or "", i.columns, i.unique, i.where or "", i.method, i.expression) for i in t.indexes)),
         t.comment,
     )
+
+
+def _fingerprint_text(t: Table, column_reprs: dict[int, str]) -> str:
+    """`repr(table_fingerprint_data(t))`, spelling each distinct Column object once: introspection shares
+    equal columns between tables, and their reprs are most of the work."""
+    cols = []
+    for c in t.columns:
+        text = column_reprs.get(id(c))
+        if text is None:
+            text = column_reprs[id(c)] = repr(_column_data(c))
+        cols.append(text)
+    inner = "(" + ", ".join(cols) + ("," if len(cols) == 1 else "") + ")"
+    return repr((t.schema, t.name))[:-1] + ", " + inner + ", " + repr(_constraint_data(t))[1:]
 
 
 @contextlib.contextmanager
@@ -138,8 +153,9 @@ def fingerprint(tables: dict[tuple[str, str], Table] | list[Table], scope: str =
     """SHA-256 over the live tables a plan was computed from (order-independent)."""
     items = tables.values() if isinstance(tables, dict) else tables
     h = hashlib.sha256(scope.encode())
+    column_reprs: dict[int, str] = {}  # by id(): every column stays referenced by its table meanwhile
     for t in sorted(items, key=lambda t: t.key):
-        h.update(repr(table_fingerprint_data(t)).encode())
+        h.update(_fingerprint_text(t, column_reprs).encode())
     return "sha256:" + h.hexdigest()[:32]
 
 

@@ -17,6 +17,7 @@ from migrate_assets.errors import Problem, SpecError
 from migrate_assets.schema.diff import (
     TableKey,
     diff,
+    in_sync,
     pending_defaults,
     pending_predicates,
     tables_needing_row_check,
@@ -88,8 +89,9 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
         chosen = [t for t in desired if (t.key in in_scope if in_scope is not None else t.schema in scope.schemas)]
         opts = PlanOptions(opts.default_schema, opts.only_tables, scope.allow_drop_table, opts.ignore)
     live = live_tables(conn, scope, opts.ignore)
-    canon = _canonical(conn, chosen, live)
-    check = tables_needing_row_check(chosen, live)
+    todo = [t for t in chosen if not in_sync(t, live.get(t.key))]  # the rest plan nothing
+    canon = _canonical(conn, chosen, todo, live)
+    check = tables_needing_row_check(todo, live)
     nonempty = tables_with_rows(conn, check) if check else set()
     drops: list[TableKey] = []
     if opts.allow_drop_table:
@@ -97,19 +99,22 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
         drops = sorted(k for k in live if k not in want)
     new_schemas = {t.schema for t in chosen if t.key not in live}
     missing = new_schemas - existing_schemas(conn, new_schemas) if new_schemas else set()
-    res = diff(chosen, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing)
+    res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing)
     return Plan(tuple(res.changes), scope_fingerprint(live, scope), scope, tuple(res.refusals))
 
 
-def _canonical(conn: psycopg.Connection, desired: Sequence[Table], live: dict[TableKey, Table]) -> Canonical:
+def _canonical(
+    conn: psycopg.Connection, desired: Sequence[Table], todo: Sequence[Table], live: dict[TableKey, Table]
+) -> Canonical:
     # every desired default is validated by Postgres the first time it is used (new table or column);
-    # unchanged ones whose text already matches the live spelling need no round trip
-    new_columns = {id(c) for c in _new_columns(desired, live)}
+    # unchanged ones whose text already matches the live spelling need no round trip, so only the tables
+    # in `todo` are looked at (an invalid default is still reported at every column of `desired` using it)
+    new_columns = {id(c) for c in _new_columns(todo, live)}
     wanted: list[tuple[PgType, str]] = []
-    for c, needs in pending_defaults(desired, live):
+    for c, needs in pending_defaults(todo, live):
         if c.default is not None and (needs or id(c) in new_columns):
             wanted.append((c.type, c.default))
-    preds = pending_predicates(desired, live)
+    preds = pending_predicates(todo, live)
     if not wanted and not preds:
         return Canonical({}, {})
     try:

@@ -102,6 +102,24 @@ def test_serial_identity_generated_and_comments_are_read(fresh_dsn: str) -> None
     assert not d.serial and d.default == "nextval('public.t_a_seq'::regclass)"
 
 
+def test_a_column_owning_two_sequences_is_read_once_and_keys_follow_dropped_columns(fresh_dsn: str) -> None:
+    execute(
+        fresh_dsn,
+        "CREATE TABLE t (gone int, a serial, b text, c int)",
+        "CREATE SEQUENCE extra OWNED BY t.a",
+        "ALTER TABLE t DROP COLUMN gone",
+        "ALTER TABLE t ADD CONSTRAINT t_cb UNIQUE (c, b)",
+        "CREATE INDEX t_bc ON t (b, c) INCLUDE (a)",
+        "CREATE INDEX t_ca ON t (c, a)",
+    )
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        (t,) = introspect(conn, ["public"]).values()
+    assert [c.name for c in t.columns] == ["a", "b", "c"] and t.columns[0].serial
+    assert [u.columns for u in t.uniques] == [("c", "b")]
+    by_name = {i.name: i for i in t.indexes}
+    assert by_name["t_ca"].columns == ("c", "a") and by_name["t_bc"].expression
+
+
 def test_whole_plan_query_count_is_constant(fresh_dsn: str) -> None:
     from migrate_assets.schema.planner import PlanOptions, build_plan
     from migrate_assets.schema.spec import parse_spec_text
