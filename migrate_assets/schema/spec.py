@@ -89,7 +89,7 @@ class _Ctx:
     def src(self, path: KeyPath) -> Source:
         if self.doc.lines or not self.doc.data:
             return Source(self.doc.file, self.doc.line_of(path), path)
-        return Source(self.doc.file, None, path, self.doc.line_of)
+        return Source(self.doc.file, None, path, self.doc.locator)
 
     def mapping(self, value: Any, path: KeyPath, allowed: set[str], what: str) -> _Entry | None:
         if not isinstance(value, dict):

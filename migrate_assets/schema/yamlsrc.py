@@ -6,6 +6,8 @@ and key path; this module is the one place that knows how to find the line of a 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,15 +44,24 @@ class YamlDoc:
 
     def line_of(self, path: KeyPath) -> int | None:
         """Line of the deepest known prefix of `path` (a missing key reports its parent's line)."""
-        p = tuple(path)
-        while p:
-            if p in self.lines:
-                return self.lines[p]
-            p = p[:-1]
-        return self.lines.get((), None)
+        return _deepest(self.lines, path)
+
+    @property
+    def locator(self) -> Callable[[KeyPath], int | None]:
+        """`line_of` for keeping: it does not hold the document's data."""
+        return functools.partial(_deepest, self.lines)
 
     def problem(self, path: KeyPath, message: str) -> Problem:
         return Problem(file=self.file, line=self.line_of(path), key=format_path(path), message=message)
+
+
+def _deepest(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
+    p = tuple(path)
+    while p:
+        if p in lines:
+            return lines[p]
+        p = p[:-1]
+    return lines.get((), None)
 
 
 def _walk(node: yaml.Node, path: KeyPath, doc: YamlDoc) -> None:
@@ -109,19 +120,36 @@ def load_yaml(path: str | Path) -> YamlDoc:
     return parse_yaml(text, str(p))
 
 
+class _Lines:
+    """The line map of a text, built by PyYAML on the first question. Holds the text, not the parsed data, so
+    the `Source`s that keep it (for later messages) do not keep a whole spec set's data alive."""
+
+    def __init__(self, text: str, file: str) -> None:
+        self._text: str | None = text
+        self.file = file
+        self.lines: dict[KeyPath, int] = {}
+
+    def __call__(self, path: KeyPath) -> int | None:
+        if self._text is not None:
+            self.lines = parse_yaml(self._text, self.file).lines
+            self._text = None
+        return _deepest(self.lines, path)
+
+
 class _LazyLinesDoc(YamlDoc):
-    """A document whose data came without marks: line numbers are computed (by PyYAML) only when a problem
-    needs one, so a clean spec set never pays for them."""
+    """A document whose data came without marks: line numbers are computed only when a problem needs one, so a
+    clean spec set never pays for them."""
 
     def __init__(self, file: str, data: Any, text: str) -> None:
         super().__init__(file=file, data=data)
-        self._text: str | None = text
+        self.locate = _Lines(text, file)
 
     def line_of(self, path: KeyPath) -> int | None:
-        if self._text is not None:
-            self.lines.update(parse_yaml(self._text, self.file).lines)
-            self._text = None
-        return super().line_of(path)
+        return self.locate(path)
+
+    @property
+    def locator(self) -> Callable[[KeyPath], int | None]:
+        return self.locate
 
 
 def parse_yaml_fast(text: str, file: str) -> YamlDoc:
