@@ -27,6 +27,7 @@ from migrate_assets.evolution.actions import (
     action_from_dict,
 )
 from migrate_assets.evolution.derive import derive_avro, derive_iceberg, new_subject_schema
+from migrate_assets.evolution.filters import in_list
 from migrate_assets.evolution.layers import IcebergState, RegistryVersion, SourceColumn
 from migrate_assets.evolution.typemap import TypeMapOptions, map_type
 from migrate_assets.expand.ops import (
@@ -211,24 +212,18 @@ def _cast(column: str, type_sql: str) -> sql.Composable:
 # --------------------------------------------------------------------------------------------------------
 
 
-def _in_list(value: str | None, item: str) -> bool:
-    if not value:
-        return False
-    return any(re.fullmatch(p.strip(), item) for p in value.split(",") if p.strip())
-
-
 def connector_decision(cfg: dict[str, str], table: str, ops: tuple[Operation, ...]) -> tuple[dict | None, str]:
     """(new config or None, why) — a restart is needed only when publication membership or filters change."""
     new = dict(cfg)
     reasons: list[str] = []
     include = cfg.get("table.include.list")
-    if include is not None and not _in_list(include, table):
+    if include is not None and not in_list(include, table):
         new["table.include.list"] = include + "," + re.escape(table)
         reasons.append(f"{table} joins table.include.list (publication membership changes on restart)")
     col_inc = cfg.get("column.include.list")
     for op in ops:
         added = op.name if isinstance(op, AddColumn) else op.to if isinstance(op, RenameColumn) else None
-        if added and col_inc is not None and not _in_list(col_inc, f"{table}.{added}"):
+        if added and col_inc is not None and not in_list(col_inc, f"{table}.{added}"):
             new["column.include.list"] = new["column.include.list"] + "," + re.escape(f"{table}.{added}")
             reasons.append(f"column {added} added to column.include.list")
     if new == cfg:
@@ -426,7 +421,7 @@ def plan_join_table(snap: Snapshot, policy: Policy, template: RegistryVersion | 
                                  True, "absent", f"drop the signal table {signal}"))
     new_cfg, reason = connector_decision(cfg, t.table, ())
     new_cfg = dict(new_cfg or cfg)
-    if not _in_list(new_cfg.get("table.include.list"), signal):
+    if not in_list(new_cfg.get("table.include.list"), signal):
         new_cfg["table.include.list"] = new_cfg["table.include.list"] + "," + re.escape(signal)
     new_cfg["signal.data.collection"] = signal
     steps.append(PlannedStep(

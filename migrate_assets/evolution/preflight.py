@@ -7,11 +7,11 @@ planner), the connector RUNNING. Any failure raises before the saga starts, so n
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 
 from migrate_assets.errors import IncompatibleSchemaError, InvalidInputError, Problem, RuntimeFailure
 from migrate_assets.evolution.actions import IcebergUpdate, RegisterSchema, RunContext, _ops
+from migrate_assets.evolution.filters import in_list, listed_tables
 from migrate_assets.evolution.layers import RegistryVersion
 from migrate_assets.evolution.planner import (
     EvolutionPlan,
@@ -108,9 +108,8 @@ def sibling_template(target: PipelineTarget, ctx: RunContext) -> tuple[RegistryV
     prefix = cfg.get("topic.prefix") or cfg.get("database.server.name")
     if not prefix:
         return None, None
-    for name in (cfg.get("table.include.list") or "").split(","):
-        name = name.strip().replace("\\.", ".")
-        if name and name != target.table and re.fullmatch(r"[\w$]+\.[\w$]+", name):
+    for name in listed_tables(cfg.get("table.include.list")):
+        if name != target.table:
             latest = ctx.registry.latest(f"{prefix}.{name}-value")
             if latest is not None:
                 return latest, prefix
@@ -130,8 +129,7 @@ def joining(target: PipelineTarget, ctx: RunContext) -> bool:
     if not target.connector or ctx.connector is None or ctx.source.columns(target.table) is None:
         return False
     include = ctx.connector.config(target.connector).get("table.include.list")
-    return include is not None and not any(
-        re.fullmatch(p.strip(), target.table) for p in include.split(",") if p.strip())
+    return include is not None and not in_list(include, target.table)
 
 
 def preflight_join_table(target: PipelineTarget, ctx: RunContext, policy: Policy) -> PreflightReport:

@@ -9,7 +9,6 @@ says RUNNING while its slot is stuck is drift.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from migrate_assets.errors import MigrateAssetsError, TransientError
 from migrate_assets.evolution.actions import RunContext, wait_slot
 from migrate_assets.evolution.derive import avro_row_fields
+from migrate_assets.evolution.filters import captures_column, captures_table
 from migrate_assets.evolution.planner import PipelineTarget
 from migrate_assets.evolution.typemap import (
     LayerTypes,
@@ -71,16 +71,6 @@ def _compare(expected: dict[str, LayerTypes], actual: dict[str, Any], want: Call
             diffs.append(f"column {name}: {layer} has {actual[name]}, {lt.pg} maps to {want(lt)}")
     diffs += [f"{layer} field {n} in {where} has no source column" for n in actual if n not in expected]
     return LayerVerdict("drift" if diffs else "consistent", tuple(diffs))
-
-
-def _filters_pass(cfg: dict[str, str], table: str, column: str) -> bool:
-    full = f"{table}.{column}"
-    inc, exc = cfg.get("column.include.list"), cfg.get("column.exclude.list")
-    if inc is not None:
-        return any(re.fullmatch(p.strip(), full) for p in inc.split(",") if p.strip())
-    if exc is not None:
-        return not any(re.fullmatch(p.strip(), full) for p in exc.split(",") if p.strip())
-    return True
 
 
 def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions | None = None,
@@ -160,11 +150,10 @@ def _verify_connector(target: PipelineTarget, ctx: RunContext, columns: list[str
     if not status.running:
         diffs.append(f"connector {target.connector} is {status.state}, tasks {list(status.tasks)}"
                      + (f": {status.trace.splitlines()[0]}" if status.trace else ""))
-    include = cfg.get("table.include.list")
-    if include is not None and not any(re.fullmatch(p.strip(), target.table) for p in include.split(",") if p.strip()):
-        diffs.append(f"{target.table} is not in the connector's table.include.list")
+    if not captures_table(cfg, target.table):
+        diffs.append(f"{target.table} is not captured under the connector's table.include/exclude.list")
     diffs += [f"column {c} is filtered out by the connector's column include/exclude list"
-              for c in columns if not _filters_pass(cfg, target.table, c)]
+              for c in columns if not captures_column(cfg, target.table, c)]
     slot = cfg.get("slot.name", "debezium")
     try:
         if ctx.source.slot(slot) is None:
