@@ -104,7 +104,16 @@ class Action:
         return self.kind
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **asdict(self)}
+        """JSON-shaped (tuples as lists) for the run record; `action_from_dict` reads it back."""
+        return {"kind": self.kind, **_json_shaped(asdict(self))}
+
+
+def _json_shaped(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_shaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_shaped(v) for v in value]
+    return value
 
 
 def action_from_dict(data: dict[str, Any]) -> Action:
@@ -244,10 +253,6 @@ class IcebergUpdate(Action):
                         (f" → {o.new_name}" if o.new_name else "") for o in _ops(self.ops))
         return f"update {self.identifier}: {ops}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "identifier": self.identifier, "expected_schema_id": self.expected_schema_id,
-                "ops": [asdict(o) for o in _ops(self.ops)]}
-
 
 @dataclass(frozen=True)
 class IcebergRestore(Action):
@@ -287,9 +292,6 @@ class CreateIcebergTable(Action):
 
     def describe(self) -> str:
         return f"create {self.identifier} ({', '.join(f'{n} {t}' for n, t in self.columns)})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "identifier": self.identifier, "columns": [list(c) for c in self.columns]}
 
 
 @dataclass(frozen=True)
@@ -435,14 +437,6 @@ class ConnectorSync(Action):
     def describe(self) -> str:
         what = "update config and restart safely" if self.new_config is not None else "no restart needed"
         return f"{self.name}: {what} ({self.reason}); wait for slot {self.slot} to pass the DDL and make progress"
-
-    def to_dict(self) -> dict[str, Any]:
-        d = super().to_dict()
-        for k in ("new_config", "old_config"):
-            v = getattr(self, k)
-            d[k] = [list(p) for p in v] if v is not None else None
-        d["snapshot"] = list(self.snapshot)
-        return d
 
 
 def _snapshot_signal(signal_table: str, tables: tuple[str, ...]) -> str:
