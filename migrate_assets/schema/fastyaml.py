@@ -130,7 +130,7 @@ def load(text: str) -> Any:
 class _Reader:
     """Walks the JSON data and the tree's nodes together (both in document order), re-reading plain scalars.
 
-    Written as one tight loop with rapidyaml's raw accessors: it runs once per node of every spec file.
+    It runs once per node of every spec file, so it calls rapidyaml's raw accessors, not the SWIG proxies.
     """
 
     def __init__(self, tree: Any, root: int) -> None:
