@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
+from migrate_assets.local.stack import StackInfo
 from migrate_assets.resources.topic_probe import read_events
 
 
@@ -21,9 +23,10 @@ def poll_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
         try:
             last = check()
         except httpx.TransportError as exc:
-            last = exc
-        if last:
-            return last
+            last = exc  # not yet (an exception object is truthy: it must not end the wait)
+        else:
+            if last:
+                return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
@@ -53,6 +56,14 @@ def debezium_config(dsn_info: dict[str, Any], registry_url: str, tables: list[st
     }
 
 
+def stack_debezium_config(stack: StackInfo, dsn: str, tables: list[str], prefix: str | None = None,
+                          registry_url: str | None = None) -> dict[str, str]:
+    """`debezium_config` for `tables` of the database `dsn` on the stack's PostgreSQL, through the stack's
+    registry unless another is given, under a topic prefix of its own unless one is given."""
+    return debezium_config({"port": stack.parts["postgres"]["port"], "dbname": conninfo_to_dict(dsn)["dbname"]},
+                           registry_url or stack.registry_url, tables, prefix or "p" + uuid.uuid4().hex[:6])
+
+
 def create_connector(connect_url: str, name: str, config: dict[str, str]) -> None:
     r = httpx.post(f"{connect_url}/connectors", json={"name": name, "config": config}, timeout=30)
     assert r.status_code in (200, 201), r.text
@@ -65,6 +76,12 @@ def connector_running(connect_url: str, name: str) -> bool:
     body = r.json()
     tasks = body.get("tasks", [])
     return body["connector"]["state"] == "RUNNING" and bool(tasks) and all(t["state"] == "RUNNING" for t in tasks)
+
+
+def start_connector(connect_url: str, name: str, config: dict[str, str], timeout: float = 60) -> None:
+    """Create the connector and wait until it and every task of it are RUNNING."""
+    create_connector(connect_url, name, config)
+    poll_until(lambda: connector_running(connect_url, name), timeout, "connector RUNNING")
 
 
 def delete_connector(connect_url: str, name: str, dsn: str) -> None:

@@ -1,7 +1,8 @@
 """Service fixtures shared by every test: real PostgreSQL (and, for `stack` tests, the whole local stack).
 
 `pg_cluster` is one private cluster for the session; `fresh_dsn` gives each test its own empty database in it,
-so tests never see each other's tables and can run in any order.
+so tests never see each other's tables and can run in any order. `pipeline` / `make_pipeline` set up a real CDC
+pipeline table (table + Debezium connector + registry subject + Iceberg table) on the stack.
 """
 
 from __future__ import annotations
@@ -10,16 +11,23 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-import psycopg
+import httpx
 import pytest
-from psycopg import sql
 
 from migrate_assets.local import postgres, procs, stack
+from tests.pipeline import Pipeline, PipelineFactory
+from tests.support import new_database
 
 #: set by `make test`, which starts the stack once before pytest and stops it afterwards
 STATE_ENV = "MIGRATE_ASSETS_TEST_STATE_DIR"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "pipeline(**kw): arguments of `make_pipeline` for the `pipeline` fixture")
 
 
 @pytest.fixture(scope="session")
@@ -63,43 +71,18 @@ def pg_admin_dsn(pg_cluster: postgres.PostgresInfo) -> str:
     return pg_cluster.dsn
 
 
-def _create_db(admin_dsn: str, name: str) -> str:
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return admin_dsn.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop_db(admin_dsn: str, name: str) -> None:
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture
 def fresh_dsn(pg_admin_dsn: str) -> Iterator[str]:
     """DSN of a new, empty database, dropped after the test."""
-    name = "t_" + uuid.uuid4().hex[:12]
-    dsn = _create_db(pg_admin_dsn, name)
-    try:
+    with new_database(pg_admin_dsn) as dsn:
         yield dsn
-    finally:
-        _drop_db(pg_admin_dsn, name)
 
 
 @pytest.fixture
 def fresh_db_factory(pg_admin_dsn: str) -> Iterator[object]:
     """Call it to get further empty databases within one test."""
-    made: list[str] = []
-
-    def make() -> str:
-        name = "t_" + uuid.uuid4().hex[:12]
-        made.append(name)
-        return _create_db(pg_admin_dsn, name)
-
-    try:
-        yield make
-    finally:
-        for name in made:
-            _drop_db(pg_admin_dsn, name)
+    with ExitStack() as made:
+        yield lambda: made.enter_context(new_database(pg_admin_dsn))
 
 
 @pytest.fixture
@@ -113,12 +96,8 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def stack_dsn(stack_info: stack.StackInfo) -> Iterator[str]:
     """A new, empty database on the stack's own PostgreSQL (the one Debezium can reach)."""
-    name = "s_" + uuid.uuid4().hex[:12]
-    dsn = _create_db(stack_info.pg_dsn, name)
-    try:
+    with new_database(stack_info.pg_dsn, prefix="s_") as dsn:
         yield dsn
-    finally:
-        _drop_db(stack_info.pg_dsn, name)
 
 
 class Service:
@@ -136,17 +115,20 @@ class Service:
         procs.kill(self.pid, grace=10)
         self.pid = None
 
+    def __enter__(self) -> Service:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 @pytest.fixture
 def private_registry(tmp_path: Path) -> Iterator[Service]:
     """A registry of this test's own (tests that stop the registry must not stop the shared one)."""
     port = procs.free_port()
-    svc = Service(lambda: stack._start_registry(tmp_path, port), f"http://127.0.0.1:{port}")
-    svc.start()
-    try:
+    with Service(lambda: stack._start_registry(tmp_path, port), f"http://127.0.0.1:{port}") as svc:
         yield svc
-    finally:
-        svc.stop()
 
 
 @pytest.fixture
@@ -156,10 +138,37 @@ def private_worker(stack_info: stack.StackInfo, tmp_path: Path) -> Iterator[Serv
 
     port = procs.free_port()
     group = "w" + uuid.uuid4().hex[:6]
-    svc = Service(lambda: connect.start(tmp_path / "worker", stack_info.bootstrap, port, group=group),
-                  f"http://127.0.0.1:{port}")
-    svc.start()
-    try:
+    with Service(lambda: connect.start(tmp_path / "worker", stack_info.bootstrap, port, group=group),
+                 f"http://127.0.0.1:{port}") as svc:
         yield svc
-    finally:
-        svc.stop()
+
+
+@pytest.fixture
+def make_pipeline(stack_info: stack.StackInfo, stack_dsn: str, tmp_path: Path) -> Iterator[PipelineFactory]:
+    """Call it to set up a real pipeline (see `PipelineFactory`); every one made is torn down after the test."""
+    made: list[Pipeline] = []
+
+    def make(*, extra_connector: dict[str, str] | None = None, settings: dict[str, Any] | None = None,
+             **fields: Any) -> Pipeline:
+        p = Pipeline(stack_info, stack_dsn, tmp_path, **fields).setup(extra_connector)
+        made.append(p)
+        if settings:
+            p.write_config(**settings)
+        return p
+
+    yield make
+    for p in made:
+        if p.connect_url == stack_info.connect_url:
+            p.teardown()  # the shared worker: a failing cleanup must fail the test
+        else:
+            try:
+                p.teardown()
+            except (httpx.TransportError, AssertionError):  # a private worker the test left stopped
+                pass
+
+
+@pytest.fixture
+def pipeline(request: pytest.FixtureRequest, make_pipeline: PipelineFactory) -> Pipeline:
+    """The default pipeline on `public.customers`; `@pytest.mark.pipeline(**kw)` passes `kw` to `make_pipeline`."""
+    marker = request.node.get_closest_marker("pipeline")
+    return make_pipeline(**(marker.kwargs if marker else {}))

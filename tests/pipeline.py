@@ -8,25 +8,23 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import httpx
 import psycopg
 import yaml
 from pyiceberg.catalog import load_catalog
 from pyiceberg.schema import Schema
-from pyiceberg.types import NestedField
+from pyiceberg.types import NestedField, StringType
 
 from migrate_assets.evolution.typemap import map_type
 from migrate_assets.local.stack import StackInfo
 from migrate_assets.resources.iceberg import parse_type as parse_iceberg_type
-from tests.cdc import (
-    connector_running,
-    create_connector,
-    debezium_config,
-    delete_connector,
-    poll_until,
-    read_values,
-)
+from tests.cdc import delete_connector, poll_until, read_values, stack_debezium_config, start_connector
+from tests.support import table_columns
+
+#: the change most evolution tests make: a nullable column `note` on the pipeline's default table
+ADD_NOTE = "table: public.customers\noperations:\n  - add_column: {name: note, type: text, nullable: true}\n"
 
 
 @dataclass
@@ -89,9 +87,12 @@ class Pipeline:
         self.registry_url = self.registry_url or self.stack.registry_url
         self.connect_url = self.connect_url or self.stack.connect_url
 
+    def topic_of(self, table: str) -> str:
+        return f"{self.prefix}.public.{table}"
+
     @property
     def topic(self) -> str:
-        return f"{self.prefix}.public.{self.table}"
+        return self.topic_of(self.table)
 
     @property
     def subject(self) -> str:
@@ -100,6 +101,11 @@ class Pipeline:
     @property
     def iceberg_table(self) -> str:
         return f"{self.namespace}.{self.table}"
+
+    def pipeline_entry(self, table: str) -> dict[str, str]:
+        """The `pipelines:` entry of migrate.yaml for `public.TABLE` on this connector, subject and namespace."""
+        return {"table": f"public.{table}", "connector": self.name, "subject": f"{self.topic_of(table)}-value",
+                "iceberg_table": f"{self.namespace}.{table}"}
 
     @property
     def config_path(self) -> Path:
@@ -111,20 +117,16 @@ class Pipeline:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute(f"CREATE TABLE public.{self.table} ({self.columns})")
             conn.execute(f"INSERT INTO public.{self.table} (id, name) SELECT g, 'n' || g FROM generate_series(1, 5) g")  # noqa: S608
-            dbname = conn.info.dbname
-            cols = conn.execute(
-                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
-                "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (f"public.{self.table}",)).fetchall()
-        self.config = debezium_config({"port": self.stack.parts["postgres"]["port"], "dbname": dbname},
-                                      self.registry_url, [f"public.{self.table}"], self.prefix)
+        cols = table_columns(self.dsn, f"public.{self.table}")
+        self.config = stack_debezium_config(self.stack, self.dsn, [f"public.{self.table}"], self.prefix,
+                                            self.registry_url)
         self.config.update(extra_connector or {})
-        create_connector(self.connect_url, self.name, self.config)
-        poll_until(lambda: connector_running(self.connect_url, self.name), 60, "connector RUNNING")
+        start_connector(self.connect_url, self.name, self.config)
         poll_until(lambda: len(self.events()) >= 5, 60, "snapshot events")
         catalog = load_catalog("lake", **self.stack.iceberg_properties)
         catalog.create_namespace(self.namespace)
-        fields = [NestedField(i + 1, name, parse_iceberg_type(map_type(t).iceberg), required=False)
-                  for i, (name, t) in enumerate(cols)]
+        fields = [NestedField(i + 1, c.name, parse_iceberg_type(map_type(c.type).iceberg), required=False)
+                  for i, c in enumerate(cols)]
         catalog.create_table(self.iceberg_table, schema=Schema(*fields))
         self.write_config()
         return self
@@ -138,18 +140,23 @@ class Pipeline:
             "kafka": {"bootstrap_servers": self.stack.bootstrap},
             "schema_registry": {"url": self.registry_url},
             "iceberg": {"name": "lake", "properties": self.stack.iceberg_properties},
-            "pipelines": [{"table": f"public.{self.table}", "connector": self.name, "subject": self.subject,
-                           "iceberg_table": self.iceberg_table}],
+            "pipelines": [self.pipeline_entry(self.table)],
         }
         cfg.update(overrides)
         self.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         return self.config_path
 
-    def events(self) -> list[dict[str, Any]]:
-        return read_values(self.stack.bootstrap, self.topic, self.registry_url, idle=0.7)
+    def events(self, table: str | None = None) -> list[dict[str, Any]]:
+        """Every event in the topic of `public.TABLE` (default: the pipeline's table), decoded."""
+        return read_values(self.stack.bootstrap, self.topic_of(table or self.table), self.registry_url, idle=0.7)
 
     def event_ids(self) -> set[int]:
         return {e["after"]["id"] for e in self.events() if e.get("after")}
+
+    def row_events(self, row_id: int, timeout: float = 60) -> list[dict[str, Any]]:
+        """The events of the row `row_id` (the pipeline's table), polled until there is at least one."""
+        return poll_until(lambda: [e for e in self.events() if e["after"] and e["after"]["id"] == row_id], timeout,
+                          f"event of row {row_id}")
 
     def assert_no_event_lost(self, ids: list[int], timeout: float = 60) -> None:
         """Every committed id reaches the topic (polled: Debezium may still be behind the last write)."""
@@ -162,6 +169,17 @@ class Pipeline:
     def iceberg(self) -> Any:
         return load_catalog("lake", **self.stack.iceberg_properties).load_table(self.iceberg_table)
 
+    def add_iceberg_column(self, name: str) -> None:
+        """A schema commit on the Iceberg table made out of band (as another team's would be): a string column."""
+        with self.iceberg().update_schema() as upd:
+            upd.add_column(name, StringType())
+
+    def pause(self) -> None:
+        assert httpx.put(f"{self.connect_url}/connectors/{self.name}/pause", timeout=10).status_code == 202
+
+    def resume(self) -> None:
+        assert httpx.put(f"{self.connect_url}/connectors/{self.name}/resume", timeout=10).status_code == 202
+
     def teardown(self) -> None:
         delete_connector(self.connect_url, self.name, self.dsn)
 
@@ -169,12 +187,7 @@ class Pipeline:
         """Every layer's schema as plain data, to compare before and after a run."""
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
-        with psycopg.connect(self.dsn) as conn:
-            cols = conn.execute(
-                "SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute "
-                "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-                (f"public.{self.table}",),
-            ).fetchall()
+        cols = table_columns(self.dsn, f"public.{self.table}")
         reg = SchemaRegistryClient({"url": self.registry_url})
         latest = reg.get_latest_version(self.subject)
         table = self.iceberg()
@@ -183,9 +196,17 @@ class Pipeline:
             "registry": (latest.version, latest.schema.schema_str),
             "iceberg": (table.metadata.current_schema_id, [(f.field_id, f.name, str(f.field_type))
                                                             for f in table.schema().fields]),
-            "connector": sorted(__import__("httpx").get(f"{self.connect_url}/connectors/{self.name}/config",
-                                                        timeout=10).json().items()),
+            "connector": sorted(httpx.get(f"{self.connect_url}/connectors/{self.name}/config",
+                                          timeout=10).json().items()),
         }
+
+
+class PipelineFactory(Protocol):
+    """The `make_pipeline` fixture: `fields` go to `Pipeline` (table, columns, registry_url, connect_url, ...),
+    `extra_connector` into the Debezium config, `settings` over the default migrate.yaml."""
+
+    def __call__(self, *, extra_connector: dict[str, str] | None = None, settings: dict[str, Any] | None = None,
+                 **fields: Any) -> Pipeline: ...
 
 
 def change_file(tmp: Path, text: str, name: str = "change.yaml") -> Path:
@@ -194,4 +215,4 @@ def change_file(tmp: Path, text: str, name: str = "change.yaml") -> Path:
     return p
 
 
-__all__ = ["Pipeline", "Writer", "change_file"]
+__all__ = ["ADD_NOTE", "Pipeline", "PipelineFactory", "Writer", "change_file"]

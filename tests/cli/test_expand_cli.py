@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from migrate_assets.cli import main
+from tests.support import run_cli, run_cli_process, table_columns
 
 CHANGE = """\
 table: items
@@ -37,9 +34,9 @@ def setup(tmp_path: Path, fresh_dsn: str) -> tuple[Path, Path, str]:
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
-    code = main(["--format", "json", *argv])
-    out = capsys.readouterr()
-    return code, json.loads(out.out) if out.out.strip() else None, out.err
+    """In process, JSON output: exit code, the parsed document (None if nothing printed), stderr."""
+    r = run_cli(capsys, *argv, fmt="json")
+    return r.code, r.doc, r.err
 
 
 def test_expand_status_contract_json(
@@ -80,12 +77,7 @@ def test_expand_status_contract_json(
     assert code == 0 and doc["status"] == "dry_run" and any('DROP COLUMN "amount"' in s for s in doc["sql"])
     code, doc, _ = run(capsys, "--config", str(cfg), "contract", str(cf))
     assert code == 0 and doc["status"] == "contracted"
-    with psycopg.connect(dsn) as conn:
-        cols = conn.execute(
-            "SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute "
-            "WHERE attrelid = 'items'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attname"
-        ).fetchall()
-    assert cols == [
+    assert sorted(table_columns(dsn, "items")) == [
         ("amount", "bigint", True),
         ("id", "integer", True),
         ("note", "text", False),
@@ -97,10 +89,10 @@ def test_expand_status_contract_json(
 
 def test_abort_cli_and_text_output(setup: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]) -> None:
     cfg, cf, _ = setup
-    assert main(["--config", str(cfg), "expand", str(cf)]) == 0
-    capsys.readouterr()
-    assert main(["--config", str(cfg), "expand-status", str(cf)]) == 0
-    assert "safe to contract: yes" in capsys.readouterr().out
+    assert run_cli(capsys, "expand", str(cf), config=cfg).code == 0
+    status = run_cli(capsys, "expand-status", str(cf), config=cfg)
+    assert status.code == 0
+    assert "safe to contract: yes" in status.out
     code, doc, _ = run(capsys, "--config", str(cfg), "abort", str(cf), "--dry-run")
     assert code == 0 and doc["sql"][0].startswith("DROP TRIGGER IF EXISTS")
     code, doc, _ = run(capsys, "--config", str(cfg), "abort", str(cf))
@@ -144,22 +136,6 @@ def test_bad_flags_exit_2(setup: tuple[Path, Path, str], capsys: pytest.CaptureF
 
 def test_cli_subprocess_exit_code(setup: tuple[Path, Path, str], cli_env: dict[str, str]) -> None:
     cfg, cf, _ = setup
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "migrate_assets.cli",
-            "--config",
-            str(cfg),
-            "--format",
-            "json",
-            "contract",
-            str(cf),
-        ],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 3
-    assert json.loads(proc.stdout)["error"]["type"] == "NotSafeToContractError"
+    proc = run_cli_process("contract", str(cf), config=cfg, fmt="json", env=cli_env, timeout=60)
+    assert proc.code == 3
+    assert proc.doc["error"]["type"] == "NotSafeToContractError"

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from migrate_assets.cli import main
+from tests.cdc import poll_until
+from tests.support import cli_argv, run_cli
 
 # 002 reads `gate`, which the test keeps locked until it has seen what it wants to see: the run holding the
 # advisory lock is then provably mid-migration, however far apart the two processes happened to start
@@ -64,29 +63,10 @@ def project(tmp_path: Path, dsn: str, files: dict[str, str], **settings: str) ->
     return cfg
 
 
-def cli(cfg: Path, *args: str, fmt: str = "json") -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "migrate_assets.cli",
-            "--config",
-            str(cfg),
-            "--format",
-            fmt,
-            "migrations",
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+def cli(cfg: Path, *args: str) -> subprocess.Popen[str]:
+    """`migrations ARGS` started as a separate process (JSON output), not waited for."""
+    return subprocess.Popen(cli_argv("migrations", *args, config=cfg, fmt="json"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def query(dsn: str, q: str) -> list[tuple[object, ...]]:
@@ -94,22 +74,14 @@ def query(dsn: str, q: str) -> list[tuple[object, ...]]:
         return conn.execute(q).fetchall()
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def test_two_concurrent_runs_apply_each_migration_exactly_once(fresh_dsn: str, tmp_path: Path) -> None:
     cfg = project(tmp_path, fresh_dsn, SLOW, lock_wait="60s", lock_timeout="60s")
     with gate_closed(fresh_dsn) as gate:
         procs = [cli(cfg, "up"), cli(cfg, "up")]
         # one run is inside migration 002, the other is queued on the advisory lock: a real contention
-        wait_for(lambda: blocked_on_gate(fresh_dsn), 60, "a run to reach migration 002")
-        wait_for(lambda: waiting_for_advisory_lock(fresh_dsn), 60, "the other run to wait for the lock")
+        poll_until(lambda: blocked_on_gate(fresh_dsn), 60, "a run to reach migration 002", interval=0.05)
+        poll_until(lambda: waiting_for_advisory_lock(fresh_dsn), 60, "the other run to wait for the lock",
+                   interval=0.05)
         assert [p.poll() for p in procs] == [None, None]
         gate.execute("ROLLBACK")
         outs = [p.communicate(timeout=60) for p in procs]
@@ -126,7 +98,7 @@ def test_loser_with_short_lock_wait_fails_with_the_lock_message(fresh_dsn: str, 
     cfg = project(tmp_path, fresh_dsn, SLOW, lock_wait="0.5s", lock_timeout="60s")
     with gate_closed(fresh_dsn) as gate:
         procs = [cli(cfg, "up"), cli(cfg, "up")]
-        wait_for(lambda: any(p.poll() is not None for p in procs), 60, "one run to give up")
+        poll_until(lambda: any(p.poll() is not None for p in procs), 60, "one run to give up", interval=0.05)
         loser = next(p for p in procs if p.returncode is not None)
         winner = next(p for p in procs if p is not loser)
         loser_out, loser_err = loser.communicate(timeout=10)
@@ -164,15 +136,16 @@ def test_kill_9_during_a_migration_leaves_nothing_and_next_up_succeeds(
         running[:] = [int(r[0]) for r in rows]  # type: ignore[call-overload]
         return bool(rows)
 
-    wait_for(migration_running, 30, "the slow migration to start")
+    poll_until(migration_running, 30, "the slow migration to start", interval=0.05)
     proc.kill()  # SIGKILL: no cleanup at all on the client side
     proc.wait(timeout=10)
     pid = running[0]
     # the server notices the dead client (client_connection_check_interval) and aborts the transaction
-    wait_for(
+    poll_until(
         lambda: not query(fresh_dsn, f"SELECT 1 FROM pg_stat_activity WHERE pid = {pid}"),  # noqa: S608
         15,
         "the killed client's backend to end",
+        interval=0.05,
     )
     assert query(fresh_dsn, "SELECT to_regclass('crash_t')") == [(None,)]
     assert query(fresh_dsn, "SELECT version FROM schema_migrations ORDER BY 1") == [(1,)]
@@ -193,18 +166,18 @@ def test_status_json_shape_and_exit_codes(
         "003_c.up.sql": "CREATE TABLE c (id int);\n",
     }
     cfg = str(project(tmp_path, fresh_dsn, files))
-    code, out, _ = run_main(capsys, "--config", cfg, "--format", "json", "migrations", "status")
+    code, out, _ = run_cli(capsys, "--config", cfg, "--format", "json", "migrations", "status")
     doc = json.loads(out)
     assert code == 0 and doc["current"] is None and [p["version"] for p in doc["pending"]] == [1, 3]
     assert set(doc) >= {"current", "applied", "pending", "missing", "mismatched", "out_of_order"}
     assert query(fresh_dsn, "SELECT to_regclass('schema_migrations')") == [(None,)]  # status creates nothing
 
-    code, out, _ = run_main(capsys, "--config", cfg, "--format", "json", "migrations", "up")
+    code, out, _ = run_cli(capsys, "--config", cfg, "--format", "json", "migrations", "up")
     assert code == 0 and [s["version"] for s in json.loads(out)["steps"]] == [1, 3]
 
     (tmp_path / "migrations" / "002_b.up.sql").write_text("CREATE TABLE b (id int);\n")
     (tmp_path / "migrations" / "001_a.up.sql").write_text("CREATE TABLE a (id bigint);\n")
-    code, out, _ = run_main(capsys, "--config", cfg, "--format", "json", "migrations", "status")
+    code, out, _ = run_cli(capsys, "--config", cfg, "--format", "json", "migrations", "status")
     doc = json.loads(out)
     assert doc["current"] == 3
     assert [a["version"] for a in doc["applied"]] == [1, 3]
@@ -213,19 +186,19 @@ def test_status_json_shape_and_exit_codes(
         m["version"] for m in doc["out_of_order"]
     ] == [2]
 
-    code, out, err = run_main(capsys, "--config", cfg, "--format", "json", "migrations", "up")
+    code, out, err = run_cli(capsys, "--config", cfg, "--format", "json", "migrations", "up")
     assert code == 3 and "checksum mismatch" in err and json.loads(out)["exit_code"] == 3
-    code, _, _ = run_main(capsys, "--config", cfg, "migrations", "repair")
+    code, _, _ = run_cli(capsys, "--config", cfg, "migrations", "repair")
     assert code == 0
-    code, _, err = run_main(capsys, "--config", cfg, "migrations", "up")
+    code, _, err = run_cli(capsys, "--config", cfg, "migrations", "up")
     assert code == 3 and "--allow-out-of-order" in err
-    code, _, err = run_main(capsys, "--config", cfg, "migrations", "run", "3")
+    code, _, err = run_cli(capsys, "--config", cfg, "migrations", "run", "3")
     assert code == 3 and "already applied" in err
-    code, out, _ = run_main(capsys, "--config", cfg, "migrations", "up", "--allow-out-of-order")
+    code, out, _ = run_cli(capsys, "--config", cfg, "migrations", "up", "--allow-out-of-order")
     assert code == 0 and "applied 002_b.up.sql" in out
-    code, _, err = run_main(capsys, "--config", cfg, "migrations", "down", "--steps", "2")
+    code, _, err = run_cli(capsys, "--config", cfg, "migrations", "down", "--steps", "2")
     assert code == 3 and "003_c.down.sql" in err
-    code, out, _ = run_main(capsys, "--config", cfg, "--format", "markdown", "migrations", "status")
+    code, out, _ = run_cli(capsys, "--config", cfg, "--format", "markdown", "migrations", "status")
     assert code == 0 and "| 2 | b | applied |" in out
 
 
@@ -233,9 +206,9 @@ def test_dry_run_prints_sql_and_changes_nothing(
     fresh_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = str(project(tmp_path, fresh_dsn, {"001_a.up.sql": "CREATE TABLE dry_a (id int);\n"}))
-    code, out, _ = run_main(capsys, "--config", cfg, "migrations", "up", "--dry-run")
+    code, out, _ = run_cli(capsys, "--config", cfg, "migrations", "up", "--dry-run")
     assert code == 0 and "CREATE TABLE dry_a" in out and "nothing was changed" in out
-    code, out, _ = run_main(
+    code, out, _ = run_cli(
         capsys, "--config", cfg, "--format", "json", "migrations", "run", "1", "--dry-run"
     )
     assert code == 0 and json.loads(out)["dry_run"] is True and "dry_a" in json.loads(out)["steps"][0]["sql"]
@@ -267,7 +240,7 @@ def test_bad_flags_exit_2_naming_the_flag(
 ) -> None:
     # the DSN points nowhere: invalid input must be reported before any connection is tried
     cfg = str(project(tmp_path, "postgresql://nobody@127.0.0.1:1/none", {"001_a.up.sql": "SELECT 1;"}))
-    code, _, err = run_main(capsys, "--config", cfg, "migrations", *args)
+    code, _, err = run_cli(capsys, "--config", cfg, "migrations", *args)
     assert code == 2, err
     assert named in err
 
@@ -284,7 +257,7 @@ def test_bad_files_exit_2_naming_each_file(tmp_path: Path, capsys: pytest.Captur
     }
     cfg = str(project(tmp_path, "postgresql://nobody@127.0.0.1:1/none", files))
     for sub in (["up"], ["status"], ["up", "--dry-run"]):
-        code, out, err = run_main(capsys, "--config", cfg, "--format", "json", "migrations", *sub)
+        code, out, err = run_cli(capsys, "--config", cfg, "--format", "json", "migrations", *sub)
         assert code == 2
         named = {Path(p["file"]).name for p in json.loads(out)["error"]["problems"]}
         assert named == set(files) - {"001_a.up.sql"}
@@ -305,6 +278,6 @@ def test_bad_settings_exit_2_naming_the_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], settings: dict[str, str], named: str
 ) -> None:
     cfg = project(tmp_path, "postgresql://nobody@127.0.0.1:1/none", {"001_a.up.sql": "SELECT 1;"}, **settings)
-    code, _, err = run_main(capsys, "--config", str(cfg), "migrations", "status")
+    code, _, err = run_cli(capsys, "--config", str(cfg), "migrations", "status")
     assert code == 2, err
     assert named in err

@@ -6,42 +6,29 @@ import json
 import os
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from migrate_assets.local.stack import StackInfo
 from tests.cdc import poll_until
-from tests.pipeline import Pipeline, change_file
+from tests.pipeline import ADD_NOTE, Pipeline, change_file
+from tests.support import CliResult, cli_argv, run_cli_process
 
-ADD_NOTE = "table: public.customers\noperations:\n  - add_column: {name: note, type: text, nullable: true}\n"
-
-
-@pytest.fixture
-def pipeline(stack_info: StackInfo, stack_dsn: str, tmp_path: Path) -> Iterator[Pipeline]:
-    p = Pipeline(stack_info, stack_dsn, tmp_path).setup()
-    # many quick lock-timeout retries keep the DDL step busy long enough to be killed in it
-    p.write_config(retries={"attempts": 50, "backoff": "0.1s", "max_backoff": "0.2s"}, lock_timeout="200ms")
-    try:
-        yield p
-    finally:
-        p.teardown()
+# many quick lock-timeout retries keep the DDL step busy long enough to be killed in it
+pytestmark = pytest.mark.pipeline(settings={"retries": {"attempts": 50, "backoff": "0.1s", "max_backoff": "0.2s"},
+                                            "lock_timeout": "200ms"})
 
 
-def cli(p: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "migrate_assets.cli", "--format", "json", "--config",
-                           str(p.config_path), *args], capture_output=True, text=True, timeout=180)
+def cli(p: Pipeline, *args: str) -> CliResult:
+    return run_cli_process(*args, config=p.config_path, fmt="json")
 
 
 def kill_after_lakehouse(p: Pipeline) -> str:
     """Start evolve with the table locked, kill -9 it once the lakehouse step is persisted as done."""
     holder = psycopg.connect(p.dsn)
     holder.execute("SELECT count(*) FROM public.customers")
-    proc = subprocess.Popen([sys.executable, "-m", "migrate_assets.cli", "--config", str(p.config_path), "evolve",
-                             str(change_file(p.tmp, ADD_NOTE))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cli_argv("evolve", str(change_file(p.tmp, ADD_NOTE)), config=p.config_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def lakehouse_done() -> str | None:
         with psycopg.connect(p.dsn, autocommit=True) as conn:
@@ -72,8 +59,8 @@ def test_rollback_after_kill(pipeline: Pipeline) -> None:
     assert mid["iceberg"] != before["iceberg"] and mid["registry"][0] == before["registry"][0] + 1
     assert mid["db"] == before["db"]  # the killed DDL transaction never committed
     r = cli(pipeline, "evolve", "--rollback", run_id)
-    assert r.returncode == 0, r.stderr
-    res = json.loads(r.stdout)
+    assert r.code == 0, r.err
+    res = json.loads(r.out)
     assert res["status"] == "rolled_back" and res["run_id"] == run_id
     after = pipeline.layer_state()
     assert after["iceberg"] == before["iceberg"] and after["db"] == before["db"]
@@ -84,13 +71,13 @@ def test_resume_after_kill(pipeline: Pipeline) -> None:
     run_id = kill_after_lakehouse(pipeline)
     with pipeline.writer(rate=100) as w:
         r = cli(pipeline, "evolve", "--resume", run_id)
-        assert r.returncode == 0, r.stderr + r.stdout
-    res = json.loads(r.stdout)
+        assert r.code == 0, r.err + r.out
+    res = json.loads(r.out)
     assert res["status"] == "succeeded"
     assert [s["status"] for s in res["steps"]] == ["done"] * 5
     assert "note" in {f.name for f in pipeline.iceberg().schema().fields}
     v = cli(pipeline, "verify")
-    assert v.returncode == 0, v.stdout
+    assert v.code == 0, v.out
     pipeline.assert_no_event_lost(w.ids)
 
 
@@ -105,8 +92,8 @@ def test_rollback_probes_steps_whose_effect_landed_before_the_crash(pipeline: Pi
                 s["status"], s["result"] = "running", {}  # as if the process died before saving them
         conn.execute("UPDATE migrate_assets_evolutions SET steps = %s WHERE run_id = %s", (json.dumps(steps), run_id))
     r = cli(pipeline, "evolve", "--rollback", run_id)
-    assert r.returncode == 0, r.stderr
-    res = json.loads(r.stdout)
+    assert r.code == 0, r.err
+    res = json.loads(r.out)
     assert res["status"] == "rolled_back"
     by = {s["layer"]: s for s in res["steps"]}
     assert by["lakehouse"]["status"] == "compensated" and by["schema_registry"]["status"] == "compensated"

@@ -3,26 +3,13 @@ order, every layer is back to its pre-change schema, verify is consistent again 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import httpx
 import psycopg
-import pytest
-from pyiceberg.types import StringType
 
 from migrate_assets.evolution.actions import Bounds
-from migrate_assets.local.stack import StackInfo
 from tests.cdc import connector_running, poll_until
 from tests.conftest import Service
 from tests.evolution.faults import run_evolve
-from tests.pipeline import Pipeline
-
-ADD_NOTE = """
-table: public.customers
-operations:
-  - add_column: {name: note, type: text, nullable: true}
-"""
+from tests.pipeline import ADD_NOTE, Pipeline, PipelineFactory
 
 
 def _settle_and_check(p: Pipeline, before: dict, writer_ids: list[int]) -> None:
@@ -50,28 +37,7 @@ def _layers(res: dict) -> dict[str, dict]:
     return {s["layer"]: s for s in res["steps"]}
 
 
-@pytest.fixture
-def make_pipeline(stack_info: StackInfo, stack_dsn: str, tmp_path: Path) -> Iterator[object]:
-    made: list[Pipeline] = []
-
-    def make(**kw: object) -> Pipeline:
-        extra = kw.pop("extra_connector", None)
-        p = Pipeline(stack_info, stack_dsn, tmp_path, **kw).setup(extra)  # type: ignore[arg-type]
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        if p.connect_url == stack_info.connect_url:
-            p.teardown()  # the shared worker: a failing cleanup must fail the test
-        else:
-            try:
-                p.teardown()
-            except (httpx.TransportError, AssertionError):  # a private worker the test left stopped
-                pass
-
-
-def test_registry_stopped_before_register(make_pipeline, private_registry: Service) -> None:
+def test_registry_stopped_before_register(make_pipeline: PipelineFactory, private_registry: Service) -> None:
     p = make_pipeline(registry_url=private_registry.url)
     before = p.layer_state()
     with p.writer(rate=100) as w:
@@ -84,16 +50,11 @@ def test_registry_stopped_before_register(make_pipeline, private_registry: Servi
     _settle_and_check(p, before, w.ids)
 
 
-def test_competing_iceberg_commit_rolls_back_the_registry(make_pipeline) -> None:
-    p = make_pipeline()
+def test_competing_iceberg_commit_rolls_back_the_registry(pipeline: Pipeline) -> None:
+    p = pipeline
     before = p.layer_state()
-
-    def compete() -> None:
-        with p.iceberg().update_schema() as upd:
-            upd.add_column("other_team", StringType())
-
     with p.writer(rate=100) as w:
-        res = run_evolve(p, ADD_NOTE, at="lakehouse", fault=compete)
+        res = run_evolve(p, ADD_NOTE, at="lakehouse", fault=lambda: p.add_iceberg_column("other_team"))
     assert res["status"] == "rolled_back" and res["failed_step"] == "lakehouse"
     steps = _layers(res)
     assert steps["schema_registry"]["status"] == "compensated"
@@ -105,8 +66,8 @@ def test_competing_iceberg_commit_rolls_back_the_registry(make_pipeline) -> None
     p.assert_no_event_lost(w.ids)
 
 
-def test_lock_held_past_retries_compensates_lakehouse_and_registry(make_pipeline) -> None:
-    p = make_pipeline()
+def test_lock_held_past_retries_compensates_lakehouse_and_registry(pipeline: Pipeline) -> None:
+    p = pipeline
     before = p.layer_state()
     holder = psycopg.connect(p.dsn)
     holder.execute("SELECT count(*) FROM public.customers")  # ACCESS SHARE until the transaction ends
@@ -124,7 +85,7 @@ def test_lock_held_past_retries_compensates_lakehouse_and_registry(make_pipeline
     _settle_and_check(p, before, w.ids)
 
 
-def test_worker_stopped_before_the_restart_step(make_pipeline, private_worker: Service) -> None:
+def test_worker_stopped_before_the_restart_step(make_pipeline: PipelineFactory, private_worker: Service) -> None:
     # a column include list means the new column needs a config update and a (safe) restart
     p = make_pipeline(connect_url=private_worker.url, extra_connector={
         "column.include.list": "public.customers.id,public.customers.name,public.customers.amount"})
@@ -140,38 +101,25 @@ def test_worker_stopped_before_the_restart_step(make_pipeline, private_worker: S
     _settle_registry_kept(p, before, res, w.ids)
 
 
-def test_slot_that_never_passes_the_ddl_fails_the_step_and_compensates(make_pipeline) -> None:
-    p = make_pipeline()
+def test_slot_that_never_passes_the_ddl_fails_the_step_and_compensates(pipeline: Pipeline) -> None:
+    p = pipeline
     before = p.layer_state()
-    import httpx
-
-    def pause() -> None:
-        assert httpx.put(f"{p.connect_url}/connectors/{p.name}/pause", timeout=10).status_code == 202
-
     with p.writer(rate=50) as w:
-        res = run_evolve(p, ADD_NOTE, at="connector", fault=pause, bounds=Bounds(slot_catch_up=3, running=10,
-                                                                                 progress=5))
+        res = run_evolve(p, ADD_NOTE, at="connector", fault=p.pause, bounds=Bounds(slot_catch_up=3, running=10,
+                                                                                   progress=5))
         assert res["status"] == "rolled_back" and res["failed_step"] == "connector"
         assert "did not reach" in res["error"]
-        assert httpx.put(f"{p.connect_url}/connectors/{p.name}/resume", timeout=10).status_code == 202
+        p.resume()
     assert _layers(res)["source_db"]["status"] == "compensated"
     _settle_registry_kept(p, before, res, w.ids)
 
 
-def test_verify_failing_compensates_every_layer(make_pipeline) -> None:
-    p = make_pipeline()
+def test_verify_failing_compensates_every_layer(pipeline: Pipeline) -> None:
+    p = pipeline
     before = p.layer_state()
-
-    def drift() -> None:
-        # an out-of-band Iceberg change that verify must catch
-        with p.iceberg().update_schema() as upd:
-            upd.add_column("sneaky", StringType())
-
-    with p.writer(rate=100) as w:
-        res = run_evolve(p, ADD_NOTE, at="verify", fault=drift)
+    with p.writer(rate=100) as w:  # the fault: an out-of-band Iceberg change that verify must catch
+        res = run_evolve(p, ADD_NOTE, at="verify", fault=lambda: p.add_iceberg_column("sneaky"))
     assert res["status"] == "rolled_back" and res["failed_step"] == "verify"
     assert "sneaky" in res["error"]
     assert [s["status"] for s in res["steps"][:4]] == ["compensated"] * 4
     _settle_and_check(p, before, w.ids)
-
-

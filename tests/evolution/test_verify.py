@@ -5,35 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import psycopg
-import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from pyiceberg.types import StringType
 
-from migrate_assets.local.stack import StackInfo
 from tests.cdc import connector_running
 from tests.pipeline import Pipeline
-
-
-@pytest.fixture
-def pipeline(stack_info: StackInfo, stack_dsn: str, tmp_path: Path) -> Iterator[Pipeline]:
-    p = Pipeline(stack_info, stack_dsn, tmp_path).setup()
-    try:
-        yield p
-    finally:
-        p.teardown()
+from tests.support import run_cli_process
 
 
 def verify(p: Pipeline, *extra: str) -> tuple[int, dict]:
-    r = subprocess.run([sys.executable, "-m", "migrate_assets.cli", "--format", "json", "--config",
-                        str(p.config_path), "verify", *extra], capture_output=True, text=True, timeout=120)
-    return r.returncode, json.loads(r.stdout)
+    r = run_cli_process("verify", *extra, config=p.config_path, fmt="json", timeout=120)
+    return r.code, json.loads(r.out)
 
 
 def drifted(res: dict) -> dict[str, list[str]]:
@@ -46,8 +29,7 @@ def test_each_layer_drifting_alone_is_named(pipeline: Pipeline) -> None:
     assert code == 0 and res["consistent"], res
 
     # lakehouse: an extra Iceberg column
-    with pipeline.iceberg().update_schema() as upd:
-        upd.add_column("oob", StringType())
+    pipeline.add_iceberg_column("oob")
     code, res = verify(pipeline)
     assert code == 4 and list(drifted(res)) == ["lakehouse"]
     assert "oob" in drifted(res)["lakehouse"][0]
@@ -68,11 +50,11 @@ def test_each_layer_drifting_alone_is_named(pipeline: Pipeline) -> None:
     assert v
 
     # connector: paused → not RUNNING, and its slot stops moving
-    assert httpx.put(f"{pipeline.connect_url}/connectors/{pipeline.name}/pause", timeout=10).status_code == 202
+    pipeline.pause()
     code, res = verify(pipeline, "--progress-bound", "3")
     assert code == 4 and list(drifted(res)) == ["connector"]
     assert "PAUSED" in " ".join(drifted(res)["connector"])
-    assert httpx.put(f"{pipeline.connect_url}/connectors/{pipeline.name}/resume", timeout=10).status_code == 202
+    pipeline.resume()
 
     # source: the table is gone → drift (and every other layer now has columns the source lacks)
     with psycopg.connect(pipeline.dsn, autocommit=True) as conn:

@@ -8,12 +8,10 @@ server and run in any order; the global level is restored by the test that chang
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,24 +21,22 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from migrate_assets.local import procs
+from tests.cdc import poll_until
+
 MEDIA = "application/vnd.schemaregistry.v1+json"
 
 
 # -- a registry process -------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Registry:
-    """One `python -m migrate_assets.local.registry` process on a free loopback port."""
+    """One `python -m migrate_assets.local.registry` process on a free loopback port, a child of this one so
+    that its exit code can be checked (the `private_registry` fixture's daemon gives none)."""
 
     def __init__(self, db: Path, log: Path, *args: str) -> None:
         self.db = db
-        self.port = _free_port()
+        self.port = procs.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
@@ -57,16 +53,12 @@ class Registry:
             stdout=self._log,
             stderr=self._log,
         )
-        deadline = time.monotonic() + 30
-        while True:
+
+        def answering() -> bool:
             assert self.proc.poll() is None, f"registry exited early, see {log}"
-            try:
-                if httpx.get(self.url + "/", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"registry not ready in 30 s, see {log}"
-            time.sleep(0.05)  # polling interval, not synchronization
+            return httpx.get(self.url + "/", timeout=1).status_code == 200
+
+        poll_until(answering, 30, f"the registry to answer GET / (log: {log})", interval=0.05)
 
     def stop(self) -> int:
         self.proc.terminate()

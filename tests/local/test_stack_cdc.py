@@ -13,11 +13,11 @@ from pyiceberg.types import StringType
 from migrate_assets.local.stack import StackInfo
 from tests.cdc import (
     connector_running,
-    create_connector,
-    debezium_config,
     delete_connector,
     poll_until,
     read_values,
+    stack_debezium_config,
+    start_connector,
 )
 
 
@@ -25,19 +25,11 @@ def test_debezium_avro_events_follow_an_added_column(stack_info: StackInfo, stac
     with psycopg.connect(stack_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE public.customers (id integer PRIMARY KEY, name text NOT NULL)")
         conn.execute("INSERT INTO public.customers VALUES (1, 'ada'), (2, 'grace')")
-        dbname = conn.info.dbname
     name = "cdc-" + uuid.uuid4().hex[:6]
-    prefix = "p" + uuid.uuid4().hex[:6]
-    cfg = debezium_config(
-        {"port": stack_info.parts["postgres"]["port"], "dbname": dbname},
-        stack_info.registry_url,
-        ["public.customers"],
-        prefix,
-    )
-    create_connector(stack_info.connect_url, name, cfg)
+    cfg = stack_debezium_config(stack_info, stack_dsn, ["public.customers"])
     try:
-        poll_until(lambda: connector_running(stack_info.connect_url, name), 60, "connector RUNNING")
-        topic = f"{prefix}.public.customers"
+        start_connector(stack_info.connect_url, name, cfg)
+        topic = f"{cfg['topic.prefix']}.public.customers"
         snap = poll_until(
             lambda: (
                 (v := read_values(stack_info.bootstrap, topic, stack_info.registry_url)) and len(v) >= 2 and v

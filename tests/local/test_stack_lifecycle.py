@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from migrate_assets.local import procs
 from tests.cdc import poll_until
-
-CLI = [sys.executable, "-m", "migrate_assets.cli"]
-
-
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=timeout)
+from tests.support import run_cli_process as cli
 
 
 def test_up_twice_is_harmless_and_down_leaves_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
     first = cli("--format", "json", "stack", "up", "--state-dir", str(state), "--connect-mode", "standalone")
-    assert first.returncode == 0, first.stderr
-    up1 = json.loads(first.stdout)
+    assert first.code == 0, first.err
+    up1 = json.loads(first.out)
     try:
         assert set(up1["urls"]) == {"postgres", "broker", "registry", "kafka-connect", "iceberg"}
         recorded = json.loads((state / "stack.json").read_text())["parts"]
@@ -35,39 +29,39 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(tmp_path: Path) -> None:
         assert up1["urls"]["registry"] in cfg and up1["urls"]["kafka-connect"] in cfg
 
         second = cli("--format", "json", "stack", "up", "--state-dir", str(state))
-        assert second.returncode == 0, second.stderr
-        up2 = json.loads(second.stdout)
+        assert second.code == 0, second.err
+        up2 = json.loads(second.out)
         assert up2["urls"] == up1["urls"]
         assert all(v == 0.0 for v in up2["start_seconds"].values())
         again = json.loads((state / "stack.json").read_text())["parts"]
         assert {k: v["pid"] for k, v in again.items() if "pid" in v} == pids
 
         status = cli("--format", "json", "stack", "status", "--state-dir", str(state))
-        assert status.returncode == 0
-        assert all(p["healthy"] for p in json.loads(status.stdout)["parts"].values())
+        assert status.code == 0
+        assert all(p["healthy"] for p in json.loads(status.out)["parts"].values())
 
         # a dead part is reported, and the next `up` restarts only that part
         procs.kill(pids["broker"], grace=5)
         status = cli("--format", "json", "stack", "status", "--state-dir", str(state))
-        assert status.returncode == 1
-        assert json.loads(status.stdout)["parts"]["broker"]["healthy"] is False
+        assert status.code == 1
+        assert json.loads(status.out)["parts"]["broker"]["healthy"] is False
         third = cli("--format", "json", "stack", "up", "--state-dir", str(state))
-        assert third.returncode == 0, third.stderr
+        assert third.code == 0, third.err
         after = json.loads((state / "stack.json").read_text())["parts"]
         assert after["broker"]["pid"] != pids["broker"]
         assert after["postgres"]["pid"] == pids["postgres"]
         pids["broker"] = after["broker"]["pid"]
     finally:
         down = cli("stack", "down", "--state-dir", str(state))
-    assert down.returncode == 0, down.stderr
+    assert down.code == 0, down.err
     assert not any(procs.pid_alive(p) for p in pids.values())
     assert not [p for p in ports if procs.port_open(p)]
 
 
 def test_unknown_stack_command_is_a_usage_error() -> None:
     r = cli("stack", "explode")
-    assert r.returncode == 2
-    assert "invalid choice" in r.stderr and "explode" in r.stderr
+    assert r.code == 2
+    assert "invalid choice" in r.err and "explode" in r.err
 
 
 def test_state_dir_of_another_version_is_refused(tmp_path: Path) -> None:
@@ -75,8 +69,8 @@ def test_state_dir_of_another_version_is_refused(tmp_path: Path) -> None:
     state.mkdir()
     (state / "stack.json").write_text(json.dumps({"format": 99, "version": "9.9.9", "parts": {}}))
     r = cli("--format", "json", "stack", "up", "--state-dir", str(state))
-    assert r.returncode == 2
-    err = json.loads(r.stdout)["error"]
+    assert r.code == 2
+    err = json.loads(r.out)["error"]
     assert "another version" in err["message"] and "9.9.9" in err["message"]
     assert err["problems"][0]["file"].endswith("stack.json")
     assert not (state / "pg").exists()
@@ -85,8 +79,8 @@ def test_state_dir_of_another_version_is_refused(tmp_path: Path) -> None:
 def test_foreign_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "precious.txt").write_text("keep me")
     r = cli("stack", "up", "--state-dir", str(tmp_path))
-    assert r.returncode == 2
-    assert "not a migrate-assets state directory" in r.stderr
+    assert r.code == 2
+    assert "not a migrate-assets state directory" in r.err
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
@@ -98,8 +92,8 @@ def test_missing_java_without_install_rights_says_what_to_install(tmp_path: Path
     env["PATH"] = str(bindir)  # no java on PATH
     env["MIGRATE_ASSETS_NO_INSTALL"] = "1"  # behave as a non-root user would
     r = cli("stack", "up", "--state-dir", str(tmp_path / "s"), env=env)
-    assert r.returncode == 1
-    assert "apt-get install -y openjdk-17-jre-headless" in r.stderr
+    assert r.code == 1
+    assert "apt-get install -y openjdk-17-jre-headless" in r.err
     # nothing was started before the check failed
     assert not (tmp_path / "s" / "stack.json").exists()
 
@@ -107,3 +101,9 @@ def test_missing_java_without_install_rights_says_what_to_install(tmp_path: Path
 def test_poll_helper_times_out_with_a_clear_message() -> None:
     with pytest.raises(AssertionError, match="waiting for never"):
         poll_until(lambda: False, 0.3, "never", interval=0.05)
+
+
+def test_poll_helper_treats_a_refused_connection_as_not_yet() -> None:
+    url = f"http://127.0.0.1:{procs.free_port()}/"  # nothing listens there
+    with pytest.raises(AssertionError, match="waiting for an answer .*ConnectError"):
+        poll_until(lambda: httpx.get(url, timeout=1), 0.3, "an answer", interval=0.05)

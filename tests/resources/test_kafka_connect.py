@@ -17,7 +17,7 @@ from migrate_assets.errors import (
 from migrate_assets.local import procs
 from migrate_assets.local.stack import StackInfo
 from migrate_assets.resources import KafkaConnectClient
-from tests.cdc import debezium_config, delete_connector, poll_until
+from tests.cdc import delete_connector, poll_until, stack_debezium_config
 
 pytestmark = pytest.mark.stack
 
@@ -45,13 +45,7 @@ def test_missing_connector_is_a_semantic_error(stack_info: StackInfo) -> None:
 def test_connector_lifecycle(stack_info: StackInfo, stack_dsn: str) -> None:
     with psycopg.connect(stack_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE public.items (id int PRIMARY KEY, label text)")
-        dbname = conn.info.dbname
-    cfg = debezium_config(
-        {"port": stack_info.parts["postgres"]["port"], "dbname": dbname},
-        stack_info.registry_url,
-        ["public.items"],
-        "p" + uuid.uuid4().hex[:6],
-    )
+    cfg = stack_debezium_config(stack_info, stack_dsn, ["public.items"])
     client = KafkaConnectClient(stack_info.connect_url, backoff=0.1)
     name = "kc " + uuid.uuid4().hex[:6]  # a space: every call must URL-encode the name
     client.create(name, cfg)

@@ -17,7 +17,7 @@ from migrate_assets.local import procs
 from migrate_assets.local.stack import StackInfo
 from migrate_assets.resources import KafkaConnectClient, PostgresSource
 from migrate_assets.resources.postgres import HEARTBEAT_PREFIX
-from tests.cdc import debezium_config, delete_connector, poll_until, read_values
+from tests.cdc import delete_connector, poll_until, read_values, stack_debezium_config
 
 pytestmark = pytest.mark.stack
 
@@ -118,13 +118,7 @@ def test_unreachable_database_is_a_layer_error() -> None:
 @pytest.fixture
 def connector(stack_info: StackInfo, source: PostgresSource) -> Iterator[tuple[str, str, str]]:
     """A running Debezium connector on `orders`: (name, slot name, topic prefix)."""
-    dbname = source.dsn.rsplit("/", 1)[1]
-    cfg = debezium_config(
-        {"port": stack_info.parts["postgres"]["port"], "dbname": dbname},
-        stack_info.registry_url,
-        ["public.orders"],
-        "p" + uuid.uuid4().hex[:6],
-    )
+    cfg = stack_debezium_config(stack_info, source.dsn, ["public.orders"])
     name = "pg-" + uuid.uuid4().hex[:6]
     client = KafkaConnectClient(stack_info.connect_url)
     client.create(name, cfg)

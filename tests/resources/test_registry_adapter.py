@@ -4,19 +4,14 @@ for the fault test: the shared registry is never stopped)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
-import httpx
 import pytest
 
 from migrate_assets.errors import IncompatibleSchemaError, LayerObjectNotFoundError, LayerUnreachableError
-from migrate_assets.local import procs
 from migrate_assets.local.stack import StackInfo
 from migrate_assets.resources import SchemaRegistryAdapter
+from tests.conftest import Service
 
 pytestmark = pytest.mark.stack
 
@@ -97,42 +92,10 @@ def test_levels_and_transitive_checks(registry: SchemaRegistryAdapter) -> None:
     )
 
 
-def test_stopped_registry_is_unreachable(tmp_path: Path) -> None:
-    port = procs.free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "registry.log").open("ab")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "migrate_assets.local.registry",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--db",
-            str(tmp_path / "r.db"),
-        ],
-        stdout=log,
-        stderr=log,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # readiness poll
-            assert proc.poll() is None, (tmp_path / "registry.log").read_text()
-            try:
-                if httpx.get(url + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "private registry not ready"
-            time.sleep(0.05)
-        adapter = SchemaRegistryAdapter(url, timeout=2, max_retries=1, retry_wait=0.05)
-        assert adapter.register("s-value", V1).version == 1
-    finally:
-        proc.terminate()
-        proc.wait(15)
-        log.close()
+def test_stopped_registry_is_unreachable(private_registry: Service) -> None:
+    adapter = SchemaRegistryAdapter(private_registry.url, timeout=2, max_retries=1, retry_wait=0.05)
+    assert adapter.register("s-value", V1).version == 1
+    private_registry.stop()
     calls = {
         "latest": lambda: adapter.latest("s-value"),
         "versions": lambda: adapter.versions("s-value"),

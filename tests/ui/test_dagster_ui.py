@@ -9,22 +9,20 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from migrate_assets.local import procs
-from migrate_assets.local.stack import StackInfo
-from tests.pipeline import Pipeline
+from tests.cdc import poll_until
+from tests.pipeline import ADD_NOTE, Pipeline
+from tests.support import column_names
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-ADD_NOTE = "table: public.customers\noperations:\n  - add_column: {name: note, type: text, nullable: true}\n"
 LAUNCH = """
 mutation Launch($params: ExecutionParams!) {
   launchRun(executionParams: $params) {
@@ -40,15 +38,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 @pytest.fixture
-def pipeline(stack_info: StackInfo, stack_dsn: str, tmp_path: Path) -> Iterator[Pipeline]:
-    p = Pipeline(stack_info, stack_dsn, tmp_path).setup()
-    try:
-        yield p
-    finally:
-        p.teardown()
-
-
-@pytest.fixture
 def dagster_dev(pipeline: Pipeline, tmp_path: Path) -> Iterator[str]:
     """`dagster dev` in its own process group (so it can be stopped), on a free port, DAGSTER_HOME in tmp."""
     home = tmp_path / "dagster_home"
@@ -56,21 +45,19 @@ def dagster_dev(pipeline: Pipeline, tmp_path: Path) -> Iterator[str]:
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     port = procs.free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "MIGRATE_ASSETS_CONFIG": str(pipeline.config_path)}
-    log = (tmp_path / "dagster-dev.log").open("w")
+    log_path = tmp_path / "dagster-dev.log"
+    log = log_path.open("w")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h",
                              "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+
+    def answering() -> bool:
+        assert proc.poll() is None, log_path.read_text()
+        return httpx.get(f"{url}/server_info", timeout=2).status_code == 200
+
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "dagster-dev.log").read_text()
-            time.sleep(0.5)
+        poll_until(answering, 120, f"dagster dev to answer /server_info (log: {log_path})", interval=0.5)
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -102,18 +89,14 @@ def test_evolve_pipeline_launched_through_graphql_and_job_page_renders(
     launched = _gql(dagster_dev, LAUNCH, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
-    deadline = time.monotonic() + 150
-    status = None
-    while time.monotonic() < deadline:
+
+    def finished() -> str | None:
         status = _gql(dagster_dev, STATUS, {"id": run_id})["runOrError"]["status"]
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
-            break
-        time.sleep(1)
+        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+    status = poll_until(finished, 150, f"run {run_id} to finish", interval=1)
     assert status == "SUCCESS", status
-    with psycopg.connect(pipeline.dsn) as conn:
-        cols = [r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns "
-                                           "WHERE table_name = 'customers' ORDER BY ordinal_position")]
-    assert cols[-1] == "note"
+    assert column_names(pipeline.dsn, "public.customers")[-1] == "note"
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

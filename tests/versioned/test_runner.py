@@ -18,6 +18,7 @@ from migrate_assets.errors import (
 )
 from migrate_assets.versioned import MigrationRunner, StateTable
 from migrate_assets.versioned.lock import lock_key
+from tests.support import column_names
 
 BASIC = {
     "001_users.up.sql": "CREATE TABLE users (id int PRIMARY KEY);\n",
@@ -53,6 +54,15 @@ def state(dsn: str, table: str = "public.schema_migrations") -> list[tuple[int, 
             (r[0], r[1])
             for r in conn.execute(f"SELECT version, kind FROM {table} ORDER BY applied_seq").fetchall()  # noqa: S608
         ]
+
+
+def up_failing_after_basic(dsn: str, d: Path, extra: dict[str, str]) -> tuple[MigrationRunner, MigrationFailedError]:
+    """BASIC plus `extra`: `up` fails in an `extra` file, and BASIC's three migrations stay applied."""
+    runner = MigrationRunner(dsn, write(d, {**BASIC, **extra}))
+    with pytest.raises(MigrationFailedError) as info:
+        runner.up()
+    assert [v for v, _ in state(dsn)] == [1, 2, 3]
+    return runner, info.value
 
 
 def catalog_snapshot(dsn: str) -> list[tuple[object, ...]]:
@@ -133,11 +143,8 @@ def test_out_of_order_is_refused_then_allowed_and_down_follows_application_order
     assert [v for v, _ in state(fresh_dsn)] == [1, 3, 2]
     # the most recently applied (2) goes first, although 3 is the higher version
     assert [s.version for s in runner.down().steps] == [2]
-    with psycopg.connect(fresh_dsn) as conn:
-        cols = conn.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = 'users'::regclass AND attnum > 0"
-        ).fetchall()
-    assert ("email",) not in cols and "public.orders" in tables(fresh_dsn)
+    cols = column_names(fresh_dsn, "users")
+    assert cols and "email" not in cols and "public.orders" in tables(fresh_dsn)
 
 
 def test_down_by_steps_and_to(fresh_dsn: str, tmp_path: Path) -> None:
@@ -223,24 +230,20 @@ def test_no_transaction_file_builds_a_valid_index_concurrently(fresh_dsn: str, t
 
 
 def test_failure_mid_file_leaves_neither_effects_nor_state_row(fresh_dsn: str, tmp_path: Path) -> None:
-    files = dict(BASIC)
-    files["004_bad.up.sql"] = (
+    body = (
         "CREATE TABLE audit (id int);\n"
         "INSERT INTO audit VALUES (1);\n"
         "-- the next statement fails at run time\n"
         "INSERT INTO no_such_table VALUES (1);\n"
     )
-    files["005_later.up.sql"] = "CREATE TABLE later (id int);\n"
-    runner = MigrationRunner(fresh_dsn, write(tmp_path, files))
-    with pytest.raises(MigrationFailedError) as info:
-        runner.up()
-    msg = str(info.value)
+    runner, err = up_failing_after_basic(
+        fresh_dsn, tmp_path, {"004_bad.up.sql": body, "005_later.up.sql": "CREATE TABLE later (id int);\n"}
+    )
+    msg = str(err)
     assert "004_bad.up.sql" in msg and "line 4" in msg and "statement 3" in msg and "no_such_table" in msg
-    body = files["004_bad.up.sql"]
-    assert info.value.position == body.index("no_such_table") + 1
-    assert "3 earlier migration(s)" in msg and info.value.exit_code == 1
+    assert err.position == body.index("no_such_table") + 1
+    assert "3 earlier migration(s)" in msg and err.exit_code == 1
     assert "public.audit" not in tables(fresh_dsn) and "public.later" not in tables(fresh_dsn)
-    assert [v for v, _ in state(fresh_dsn)] == [1, 2, 3]
     # the connection was left clean: fixing the file lets the next run go through
     (tmp_path / "004_bad.up.sql").write_text("CREATE TABLE audit (id int);\n")
     assert [s.version for s in runner.up().steps] == [4, 5]
@@ -306,16 +309,13 @@ def test_missing_on_disk_is_reported(fresh_dsn: str, tmp_path: Path) -> None:
 
 
 def test_syntax_error_in_a_later_migration_applies_the_earlier_ones(fresh_dsn: str, tmp_path: Path) -> None:
-    files = dict(BASIC)
-    files["004_typo.up.sql"] = "-- typo below\nCREATE TABLE d (id int);\nCREATE TABEL e (id int);\n"
-    files["005_after.up.sql"] = "CREATE TABLE f (id int);\n"
-    runner = MigrationRunner(fresh_dsn, write(tmp_path, files))
-    with pytest.raises(MigrationFailedError) as info:
-        runner.up()
-    msg = str(info.value)
+    typo = "-- typo below\nCREATE TABLE d (id int);\nCREATE TABEL e (id int);\n"
+    _, err = up_failing_after_basic(
+        fresh_dsn, tmp_path, {"004_typo.up.sql": typo, "005_after.up.sql": "CREATE TABLE f (id int);\n"}
+    )
+    msg = str(err)
     assert "004_typo.up.sql" in msg and "line 3" in msg and "statement 2" in msg and "syntax error" in msg
-    assert info.value.position == files["004_typo.up.sql"].index("TABEL") + 1
-    assert [v for v, _ in state(fresh_dsn)] == [1, 2, 3]
+    assert err.position == typo.index("TABEL") + 1
     assert {"public.d", "public.f"}.isdisjoint(tables(fresh_dsn))
 
 
