@@ -68,7 +68,8 @@ def fresh_column(config_path: str, base: str) -> str:
 
 
 def step_seconds(instance: DagsterInstance, run_id: str) -> dict[str, float]:
-    """Wall time of each Dagster step, from its STEP_START and STEP_SUCCESS/FAILURE events."""
+    """Wall time of each Dagster op, from its step's STEP_START and STEP_SUCCESS/FAILURE events (one table: one
+    mapped branch, so `evolve_table.apply_ddl[public_customers]` is reported as `apply_ddl`)."""
     start: dict[str, float] = {}
     out: dict[str, float] = {}
     for rec in instance.all_logs(run_id):
@@ -78,7 +79,7 @@ def step_seconds(instance: DagsterInstance, run_id: str) -> dict[str, float]:
         if ev.event_type_value == "STEP_START":
             start[ev.step_key] = rec.timestamp
         elif ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and ev.step_key in start:
-            out[ev.step_key] = rec.timestamp - start[ev.step_key]
+            out[ev.step_key.split("[")[0].rsplit(".", 1)[-1]] = rec.timestamp - start[ev.step_key]
     return out
 
 

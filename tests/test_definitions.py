@@ -33,22 +33,30 @@ def test_definitions_hold_every_job_schedule_sensor_and_the_example_assets() -> 
                                                   "connector_failed"}
     keys = set(repo.asset_graph.get_all_asset_keys())
     assert {AssetKey(["pipeline", "customers", x]) for x in ("source", "registry", "iceberg")} <= keys
-    graph = defs.get_job_def("evolve_pipeline").graph
-    assert sorted(n.name for n in graph.nodes) == sorted([
-        "preflight", "register_schema", "evolve_lakehouse", "apply_ddl", "restart_connector", "verify",
+    job = defs.get_job_def("evolve_pipeline")
+    assert sorted(n.name for n in job.graph.nodes) == sorted([
+        "preflight", "evolve_table", "evolved_tables", "rolled_back_tables", "evolution_report"])
+    # preflight fans out per table: the per-table saga is a graph mapped over its dynamic output ...
+    assert job.graph.dependency_structure.get_upstream_dynamic_output_for_node("evolve_table").output_def.name == \
+        "runs"
+    table = job.graph.node_named("evolve_table").definition
+    assert sorted(n.name for n in table.nodes) == sorted([  # type: ignore[attr-defined]
+        "register_schema", "evolve_lakehouse", "apply_ddl", "restart_connector", "verify",
         "rollback_connector", "rollback_ddl", "rollback_lakehouse", "rollback_registry", "evolution_failed"])
-    # the rollback branch hangs off the forward ops' `failed` outputs, in reverse layer order
-    structure = graph.dependency_structure
+    # ... in which the rollback branch hangs off verify's `failed` output, in reverse layer order
+    structure = table.dependency_structure  # type: ignore[attr-defined]
     deps = {n: sorted(f"{o.node_name}.{o.output_def.name}"
                       for outs in structure.input_to_upstream_outputs_for_node(n).values() for o in outs)
-            for n in ("rollback_connector", "rollback_ddl", "rollback_lakehouse", "rollback_registry",
-                      "evolution_failed")}
+            for n in ("register_schema", "verify", "rollback_connector", "rollback_ddl", "rollback_lakehouse",
+                      "rollback_registry", "evolution_failed")}
     assert deps == {
+        "register_schema": [],  # the graph's input: one run id per table
+        "verify": ["restart_connector.run"],
         "rollback_connector": ["verify.failed"],
-        "rollback_ddl": ["restart_connector.failed", "rollback_connector.result"],
-        "rollback_lakehouse": ["apply_ddl.failed", "rollback_ddl.result"],
-        "rollback_registry": ["evolve_lakehouse.failed", "rollback_lakehouse.result"],
-        "evolution_failed": ["register_schema.failed", "rollback_registry.result"],
+        "rollback_ddl": ["rollback_connector.result"],
+        "rollback_lakehouse": ["rollback_ddl.result"],
+        "rollback_registry": ["rollback_lakehouse.result"],
+        "evolution_failed": ["rollback_registry.result"],
     }
 
 

@@ -89,14 +89,9 @@ def run_evolve(args: argparse.Namespace) -> Result:
 def _evolve_from_specs(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store: Any, retry: Any) -> Result:
     """No change file: pipeline tables declared in the specs but absent from the database join the pipeline."""
     from migrate_assets.evolution import run as evo
-    from migrate_assets.evolution.preflight import joining
     from migrate_assets.resources import database, project
 
-    specs = {t.qualified: t for t in database.specs(cfg, missing_ok=True)}
-    # tables declared in the specs but absent get created; existing ones the connector does not capture join
-    pending: list[tuple[Any, Any]] = [(t, specs[t.table]) for t in project.targets(cfg)
-               if t.table in specs and ctx.source.columns(t.table) is None]
-    pending += [(t, None) for t in project.targets(cfg) if joining(t, ctx)]
+    pending = evo.tables_to_add(project.targets(cfg), database.specs(cfg, missing_ok=True), ctx)
     if not pending:
         raise UsageError("nothing to evolve: every pipeline table exists and is captured; give a CHANGE_FILE "
                          "for changes to existing tables", file="<command line>")

@@ -15,6 +15,7 @@ from migrate_assets.evolution.layers import lsn_to_int
 from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, Policy
 from migrate_assets.evolution.preflight import (
     PreflightReport,
+    joining,
     preflight,
     preflight_join_table,
     preflight_new_table,
@@ -53,6 +54,17 @@ def evolve_new_table(table: Table | None, target: PipelineTarget, ctx: RunContex
     else:
         report = preflight_new_table(table, target, ctx, policy)
     return _execute(report, ctx, store, retry, dry_run, on_step)
+
+
+def tables_to_add(targets: list[PipelineTarget], specs: list[Table],
+                  ctx: RunContext) -> list[tuple[PipelineTarget, Table | None]]:
+    """What `evolve` without a change does (CLI and Dagster job alike): every pipeline table declared in the specs
+    but absent from the database is created from its spec, then every existing pipeline table its connector does
+    not capture yet joins (spec `None`), in `pipelines` order."""
+    by_name = {t.qualified: t for t in specs}
+    pending: list[tuple[PipelineTarget, Table | None]] = [
+        (t, by_name[t.table]) for t in targets if t.table in by_name and ctx.source.columns(t.table) is None]
+    return pending + [(t, None) for t in targets if joining(t, ctx)]
 
 
 def _execute(report: PreflightReport, ctx: RunContext, store: EvolutionStore | None, retry: RetryPolicy,

@@ -151,25 +151,30 @@ def expand_ready(context: SensorEvaluationContext, project: MigrateProjectResour
 
 @run_failure_sensor(monitored_jobs=[evolve_pipeline], request_job=rollback_evolution,
                     default_status=DefaultSensorStatus.STOPPED)
-def evolution_failed_rollback(context: RunFailureSensorContext, project: MigrateProjectResource) -> RunRequest | SkipReason:
-    """A failed `evolve_pipeline` run whose layers were not all restored → `rollback_evolution` for its run id.
+def evolution_failed_rollback(context: RunFailureSensorContext,
+                              project: MigrateProjectResource) -> list[RunRequest] | SkipReason:
+    """A failed `evolve_pipeline` run whose layers were not all restored → `rollback_evolution` per evolution run.
 
-    A run whose own rollback branch finished has nothing left to undo; one that died mid-step (or whose
-    compensation failed) left its record behind, and the rollback job finishes the work.
+    The run's tag lists one evolution run per table. A table whose own rollback branch finished has nothing left to
+    undo, and a table that evolved in a run that failed for another table keeps its change; one that died mid-step
+    (or whose compensation failed) left its record behind, and the rollback job finishes the work.
     """
-    run_id = context.dagster_run.tags.get(EVOLUTION_RUN_TAG)
-    if not run_id:
+    run_ids = [r for r in context.dagster_run.tags.get(EVOLUTION_RUN_TAG, "").split(",") if r]
+    if not run_ids:
         return SkipReason("the failed run never persisted an evolution (it failed in pre-flight): nothing changed")
     store = project.store()
     try:
-        rec = store.load(run_id)
+        records = [store.load(run_id) for run_id in run_ids]
     finally:
         store.close()
-    if rec.status == "rolled_back":
-        return SkipReason(f"evolution {run_id} was already rolled back inside the failed run")
-    return RunRequest(run_key=f"rollback:{run_id}",
-                      run_config={"ops": {"rollback_run": {"config": {"run_id": run_id}}}},
-                      tags={EVOLUTION_RUN_TAG: run_id, "migrate_assets/failed_run": context.dagster_run.run_id})
+    pending = [rec for rec in records if rec.status not in ("rolled_back", "succeeded")]
+    if not pending:
+        return SkipReason("every evolution of the failed run was rolled back inside it or succeeded: "
+                          + ", ".join(f"{rec.run_id} ({rec.table}) {rec.status}" for rec in records))
+    return [RunRequest(run_key=f"rollback:{rec.run_id}",
+                       run_config={"ops": {"rollback_run": {"config": {"run_id": rec.run_id}}}},
+                       tags={EVOLUTION_RUN_TAG: rec.run_id, "migrate_assets/failed_run": context.dagster_run.run_id})
+            for rec in pending]
 
 
 # ------------------------------------------------------------------------------------------------------------

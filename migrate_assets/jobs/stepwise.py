@@ -36,4 +36,10 @@ def compensate_step(rec: RunRecord, step_id: str, ctx: RunContext, store: Evolut
     return Saga(ctx, store, retry, on_step).compensate_step(rec, step_id)
 
 
-__all__ = ["compensate_step", "final_status", "plan_of", "run_step"]
+def rollback_record(rec: RunRecord, ctx: RunContext, store: EvolutionStore, retry: RetryPolicy,
+                    on_step: Callable[[StepState], None] | None = None) -> RunRecord:
+    """Compensate every completed step of a loaded run (`evolution.run.rollback` for a record already in hand)."""
+    return Saga(ctx, store, retry, on_step).rollback(rec)
+
+
+__all__ = ["compensate_step", "final_status", "plan_of", "rollback_record", "run_step"]

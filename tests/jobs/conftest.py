@@ -3,14 +3,16 @@ Iceberg table), so the module's tests share its ~5 s setup; and helpers to read 
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from dagster import ExecuteInProcessResult
+from dagster import ExecuteInProcessResult, JobExecutionResult
 from psycopg import sql
 
 from migrate_assets.dagster_resources import MigrateProjectResource
@@ -18,30 +20,62 @@ from migrate_assets.local.stack import StackInfo
 from tests.pipeline import Pipeline
 
 
-@pytest.fixture(scope="module")
-def module_pipeline(stack_info: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+@contextmanager
+def pipeline_database(stack_info: StackInfo, tmp: Path, prepare: Callable[[str], None] | None = None,
+                      **setup: Any) -> Iterator[Pipeline]:
+    """A database of its own on the stack's PostgreSQL with a real pipeline on it (`Pipeline.setup(**setup)`,
+    after `prepare(dsn)`); connector and database are removed afterwards."""
     name = "j_" + uuid.uuid4().hex[:12]
     with psycopg.connect(stack_info.pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     dsn = stack_info.pg_dsn.rsplit("/", 1)[0] + "/" + name
-    p = Pipeline(stack_info, dsn, tmp_path_factory.mktemp("pipeline")).setup()
     try:
-        yield p
-    finally:
+        if prepare is not None:
+            prepare(dsn)
+        p = Pipeline(stack_info, dsn, tmp)
         try:
-            p.teardown()
+            yield p.setup(**setup)
         finally:
-            with psycopg.connect(stack_info.pg_dsn, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            p.teardown()
+    finally:
+        with psycopg.connect(stack_info.pg_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def module_pipeline(stack_info: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    with pipeline_database(stack_info, tmp_path_factory.mktemp("pipeline")) as p:
+        yield p
 
 
 def project_for(config_path: Path | str, **kw: Any) -> MigrateProjectResource:
     return MigrateProjectResource(config_path=str(config_path), **kw)
 
 
-def steps_with(result: ExecuteInProcessResult, event_type: str) -> list[str]:
+def steps_with(result: ExecuteInProcessResult | JobExecutionResult, event_type: str) -> list[str]:
     """Step keys with an event of this type, in event-log order."""
     return [e.step_key for e in result.all_events if e.event_type_value == event_type and e.step_key]
+
+
+def op_of(step_key: str) -> tuple[str, str | None]:
+    """(op, mapping key) of a step key: `evolve_table.apply_ddl[public_customers]` → (`apply_ddl`,
+    `public_customers`); `preflight` → (`preflight`, None)."""
+    m = re.fullmatch(r"(?:\w+\.)*(\w+)(?:\[(\w+)\])?", step_key)
+    assert m, step_key
+    return m[1], m[2]
+
+
+def ops_with(result: ExecuteInProcessResult | JobExecutionResult, event_type: str, key: str | None = None) -> list[str]:
+    """Ops with an event of this type, in event-log order: every step, or (`key`) one mapped branch's steps."""
+    return [op for op, k in map(op_of, steps_with(result, event_type)) if key is None or k == key]
+
+
+def op_metadata(result: ExecuteInProcessResult | JobExecutionResult, op: str, key: str | None = None) -> dict[str, Any]:
+    """The metadata of an op's output (of one mapped branch with `key`), as plain values."""
+    for e in result.all_events:
+        if e.event_type_value == "STEP_OUTPUT" and e.step_key and op_of(e.step_key) == (op, key):
+            return {k: v.value for k, v in e.event_specific_data.metadata.items()}  # type: ignore[union-attr]
+    raise AssertionError(f"no output of {op}[{key}]")
 
 
 def write_db_project(tmp: Path, dsn: str, **extra: Any) -> Path:

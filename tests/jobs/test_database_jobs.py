@@ -48,7 +48,7 @@ def db_project(fresh_dsn: str, tmp_path: Path) -> Path:
 
 def test_every_op_retries_transient_errors_with_exponential_backoff_and_jitter() -> None:
     for job in JOBS:
-        for node in job.graph.node_defs:
+        for node in job.graph.iterate_op_defs():
             if node.name == "evolution_failed":  # it only reports; nothing to retry
                 continue
             policy = node.retry_policy  # type: ignore[attr-defined]

@@ -1,8 +1,8 @@
-"""`evolve_pipeline`, `rollback_evolution` and the run-failure sensor on a real pipeline (local stack).
+"""`evolve_pipeline`, `rollback_evolution` and the run-failure sensor on a real pipeline (local stack), one table.
 
 The tests of this module share one pipeline and run in file order: a dry run changes nothing; a DDL step that
 cannot get its lock fails for real and the rollback ops restore every layer; a successful run changes every layer;
-`rollback_evolution` then undoes that run for good.
+`rollback_evolution` then undoes that run for good. One table is one mapped branch, `evolve_table[public_customers]`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from migrate_assets.config import load_config
 from migrate_assets.jobs.automation import evolution_failed_rollback
 from migrate_assets.jobs.evolve import EVOLUTION_RUN_TAG, evolve_pipeline, rollback_evolution
 from migrate_assets.resources import project as projectlib
-from tests.jobs.conftest import project_for, steps_with
+from tests.jobs.conftest import op_metadata, ops_with, project_for, steps_with
 from tests.pipeline import Pipeline
 
 ADD_NOTE = """
@@ -23,8 +23,9 @@ table: public.customers
 operations:
   - add_column: {name: note, type: text, nullable: true}
 """
-FORWARD = ["preflight", "register_schema", "evolve_lakehouse", "apply_ddl", "restart_connector", "verify"]
+FORWARD = ["register_schema", "evolve_lakehouse", "apply_ddl", "restart_connector", "verify"]
 ROLLBACK = ["rollback_connector", "rollback_ddl", "rollback_lakehouse", "rollback_registry", "evolution_failed"]
+KEY = "public_customers"  # the mapping key of the table's branch
 
 
 def _run(p: Pipeline, instance: DagsterInstance | None = None, **config: object):
@@ -64,17 +65,23 @@ def test_ddl_lock_fault_runs_the_rollback_ops_and_restores_every_layer(module_pi
         holder.rollback()
         holder.close()
     assert not res.success
-    ok = steps_with(res, "STEP_SUCCESS")
-    # the forward chain stops at apply_ddl (its `failed` output fired); compensation starts at the lakehouse
-    assert ok == ["preflight", "register_schema", "evolve_lakehouse", "apply_ddl", "rollback_lakehouse",
-                  "rollback_registry"]
-    assert set(steps_with(res, "STEP_SKIPPED")) == {"restart_connector", "verify", "rollback_connector",
-                                                    "rollback_ddl"}
-    assert steps_with(res, "STEP_FAILURE") == ["evolution_failed"]
+    # the forward ops after the failed DDL pass the run on untouched; verify sends it down the rollback chain, where
+    # only the layers that completed are undone (lakehouse, registry), in reverse order
+    assert ops_with(res, "STEP_SUCCESS", KEY) == FORWARD + ROLLBACK[:4]
+    assert ops_with(res, "STEP_FAILURE") == ["evolution_failed"]
+    status = {op: op_metadata(res, op, KEY)["status"] for op in FORWARD + ROLLBACK[:4]}
+    assert status == {"register_schema": "done", "evolve_lakehouse": "done", "apply_ddl": "failed",
+                      "restart_connector": "not run", "verify": "not run", "rollback_connector": "skipped",
+                      "rollback_ddl": "failed", "rollback_lakehouse": "compensated",
+                      "rollback_registry": "compensated"}
+    assert ops_with(res, "STEP_SUCCESS")[-2:] == ["rolled_back_tables", "evolution_report"]
+    assert "evolved_tables" in ops_with(res, "STEP_SKIPPED")
     fail = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
     assert "failed at ddl" in fail.event_specific_data.error.message  # type: ignore[union-attr]
-    ddl_out = next(e for e in res.all_events if e.event_type_value == "STEP_OUTPUT" and e.step_key == "apply_ddl")
-    assert ddl_out.event_specific_data.step_output_handle.output_name == "failed"  # type: ignore[union-attr]
+    assert "public.customers" in fail.event_specific_data.error.message  # type: ignore[union-attr]
+    verify_out = next(e for e in res.all_events if e.event_type_value == "STEP_OUTPUT"
+                      and e.step_key == f"evolve_table.verify[{KEY}]")
+    assert verify_out.event_specific_data.step_output_handle.output_name == "failed"  # type: ignore[union-attr]
     rid = res.dagster_run.tags[EVOLUTION_RUN_TAG]
     rec = _record(p, rid)
     assert rec.status == "rolled_back" and rec.failed_step == "ddl"
@@ -96,7 +103,9 @@ def test_ddl_lock_fault_runs_the_rollback_ops_and_restores_every_layer(module_pi
         store.save(rec)
     finally:
         store.close()
-    req = evolution_failed_rollback(ctx)
+    reqs = evolution_failed_rollback(ctx)
+    assert isinstance(reqs, list) and len(reqs) == 1
+    req = reqs[0]
     assert isinstance(req, RunRequest) and req.run_key == f"rollback:{rid}"
     assert req.run_config == {"ops": {"rollback_run": {"config": {"run_id": rid}}}}
     again = rollback_evolution.execute_in_process(run_config=req.run_config,
@@ -112,9 +121,9 @@ def test_verify_drift_runs_every_rollback_op_in_reverse_order(module_pipeline: P
         before = p.layer_state()
         res = _run(p)
         assert not res.success
-        ok = steps_with(res, "STEP_SUCCESS")
-        assert ok == FORWARD + ROLLBACK[:4]  # every layer compensated: connector, ddl, lakehouse, registry
-        assert steps_with(res, "STEP_FAILURE") == ["evolution_failed"]
+        assert ops_with(res, "STEP_SUCCESS", KEY) == FORWARD + ROLLBACK[:4]  # every layer compensated, reversed
+        assert [op_metadata(res, op, KEY)["status"] for op in ROLLBACK[:4]] == ["compensated"] * 4
+        assert ops_with(res, "STEP_FAILURE") == ["evolution_failed"]
         rec = _record(p, res.dagster_run.tags[EVOLUTION_RUN_TAG])
         assert rec.status == "rolled_back" and rec.failed_step == "verify" and "sneaky" in (rec.error or "")
         assert [s.status for s in rec.steps] == ["compensated"] * 4 + ["failed"]
@@ -131,15 +140,16 @@ def test_success_changes_every_layer_then_rollback_evolution_undoes_it(module_pi
     before = p.layer_state()
     res = _run(p)
     assert res.success, [e.message for e in res.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert steps_with(res, "STEP_SUCCESS") == FORWARD
-    assert set(steps_with(res, "STEP_SKIPPED")) == set(ROLLBACK)
-    assert res.output_for_node("verify", "ok") == res.dagster_run.tags[EVOLUTION_RUN_TAG]
+    assert ops_with(res, "STEP_SUCCESS") == ["preflight", *FORWARD, "evolved_tables", "evolution_report"]
+    assert set(ops_with(res, "STEP_SKIPPED")) == {*ROLLBACK, "rolled_back_tables"}
+    assert res.output_for_node("evolve_table", "evolved") == {KEY: res.dagster_run.tags[EVOLUTION_RUN_TAG]}
+    assert res.output_for_node("evolution_report") == {"evolved": ["public.customers"], "not_evolved": [],
+                                                       "status": {"public.customers": "succeeded"}}
     after = p.layer_state()
     assert [c[0] for c in after["db"]][-1] == "note"
     assert after["registry"][0] > before["registry"][0]  # soft-deleted versions keep their numbers
     assert "note" in [f[1] for f in after["iceberg"][1]]
-    meta = next(e for e in res.all_events if e.event_type_value == "STEP_OUTPUT" and e.step_key == "verify")
-    md = meta.event_specific_data.metadata["steps"].value  # type: ignore[union-attr]
+    md = op_metadata(res, "verify", KEY)["steps"]
     assert "| schema_registry |" in md and "succeeded" in md
 
     rid = res.dagster_run.tags[EVOLUTION_RUN_TAG]

@@ -32,6 +32,8 @@ mutation Launch($params: ExecutionParams!) {
     ... on RunConfigValidationInvalid { errors { message } }
   }
 }"""
+HANDLES = """query Handles($selector: PipelineSelector!) { pipelineOrError(params: $selector) {
+  ... on Pipeline { solidHandles(parentHandleID: "evolve_table") { handleID } } } }"""
 STATUS = "query Status($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -107,9 +109,15 @@ def test_evolve_pipeline_launched_through_graphql_and_job_page_renders(
     common = [chromium, *CHROMIUM_FLAGS, "--window-size=1400,900", "--virtual-time-budget=15000"]
     dom = subprocess.run([*common, f"--user-data-dir={tmp_path / 'chr-dom'}", "--dump-dom", page],
                          capture_output=True, text=True, timeout=120).stdout
-    for op in ("preflight", "register_schema", "evolve_lakehouse", "apply_ddl", "restart_connector", "verify",
-               "rollback_connector", "rollback_ddl", "rollback_lakehouse", "rollback_registry", "evolution_failed"):
+    # the job's graph: pre-flight fans out to the per-table saga graph `evolve_table`, whose ops the server lists
+    for op in ("preflight", "evolve_table", "evolved_tables", "rolled_back_tables", "evolution_report"):
         assert op in dom, f"op {op} not rendered on {page}"
+    selector = {"repositoryLocationName": "migrate_assets", "repositoryName": "__repository__",
+                "pipelineName": "evolve_pipeline"}
+    handles = _gql(dagster_dev, HANDLES, {"selector": selector})["pipelineOrError"]["solidHandles"]
+    assert {h["handleID"] for h in handles} == {f"evolve_table.{op}" for op in (
+        "register_schema", "evolve_lakehouse", "apply_ddl", "restart_connector", "verify", "rollback_connector",
+        "rollback_ddl", "rollback_lakehouse", "rollback_registry", "evolution_failed")}
     subprocess.run([*common, f"--user-data-dir={tmp_path / 'chr-shot'}", f"--screenshot={shot}", page],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 20_000
