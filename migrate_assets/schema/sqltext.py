@@ -17,6 +17,24 @@ _TOKEN = re.compile(
 )
 
 
+def _closing(expr: str, j: int, quote: str, escapes: bool, what: str) -> int:
+    """Index of the quote closing the literal whose body starts at `j` (a doubled quote is part of the body;
+    with `escapes`, as in E'...', so is a backslash-escaped character)."""
+    n = len(expr)
+    while True:
+        if j >= n:
+            raise ValueError(f"unterminated {what}")
+        if escapes and expr[j] == "\\":
+            j += 2
+            continue
+        if expr[j] == quote:
+            if j + 1 < n and expr[j + 1] == quote:
+                j += 2
+                continue
+            return j
+        j += 1
+
+
 def tokens(expr: str) -> list[str]:
     """Split into tokens: quoted strings/identifiers stay whole; raises ValueError on bad syntax."""
     out: list[str] = []
@@ -27,33 +45,12 @@ def tokens(expr: str) -> list[str]:
             i += 1
             continue
         if ch == "'" or (ch in "eEbBxXnN" and i + 1 < n and expr[i + 1] == "'"):
-            j = i + 1 if ch == "'" else i + 2
-            while True:
-                if j >= n:
-                    raise ValueError("unterminated string literal")
-                if expr[j] == "\\" and ch in "eE":
-                    j += 2
-                    continue
-                if expr[j] == "'":
-                    if j + 1 < n and expr[j + 1] == "'":
-                        j += 2
-                        continue
-                    break
-                j += 1
+            j = _closing(expr, i + 1 if ch == "'" else i + 2, "'", escapes=ch in "eE", what="string literal")
             out.append(expr[i : j + 1])
             i = j + 1
             continue
         if ch == '"':
-            j = i + 1
-            while True:
-                if j >= n:
-                    raise ValueError("unterminated quoted identifier")
-                if expr[j] == '"':
-                    if j + 1 < n and expr[j + 1] == '"':
-                        j += 2
-                        continue
-                    break
-                j += 1
+            j = _closing(expr, i + 1, '"', escapes=False, what="quoted identifier")
             out.append(expr[i : j + 1])
             i = j + 1
             continue
