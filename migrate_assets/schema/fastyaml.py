@@ -45,8 +45,12 @@ _PRINTABLE_ASCII = bytes([0x0A, 0x0D, *range(0x20, 0x7F)])
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 _JSON_LITERAL = re.compile(rb"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?|true|false|null")
 _INDICATORS = frozenset(",[]{}#&*!|>'\"%@`")  # a plain scalar cannot start with one of these
+#: characters that, at the start of a node, mean a flow collection, anchor, alias, tag, block scalar, ...
+_NODE_INDICATOR = re.compile(r"[][{}&*!|>%@`,?]")
+_DOUBTFUL: dict[str, bool] = {}
 _PLAIN: dict[bytes, Any] = {}  # plain scalar text -> PyYAML's value (immutable values only)
 _PLAIN_MAX = 200_000
 _MISSING = object()
@@ -82,6 +86,33 @@ def plain_value(text: bytes) -> Any:
     return value
 
 
+def _starts_a_node(text: str) -> bool:
+    """Whether one of `_NODE_INDICATOR`'s characters stands at the start of a node: first on its line, after
+    `[`, `{` or `,`, or after `: `, `? `, `- ` (spaces allowed in between). `(c11 > 0)` does not count."""
+    for m in _NODE_INDICATOR.finditer(text):
+        i = j = m.start()
+        while j > 0 and text[j - 1] == " ":
+            j -= 1
+        if j == 0 or text[j - 1] in "\n[{," or (j < i and text[j - 1] in ":?-"):
+            return True
+    return False
+
+
+def _doubtful(s: str) -> bool:
+    """Whether PyYAML could read the JSON string `s` as something else than `s` (see `_Reader._lean`)."""
+    doubt = _DOUBTFUL.get(s)
+    if doubt is None:
+        doubt = (
+            _RESOLVER.resolve(ScalarNode, s, (True, False)) != _STR_TAG
+            or s[:1] in _INDICATORS
+            or (s[:1] in "-?:" and s[1:2] in ("", " "))
+        )
+        if len(_DOUBTFUL) >= _PLAIN_MAX:
+            _DOUBTFUL.clear()
+        _DOUBTFUL[s] = doubt
+    return doubt
+
+
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     """rapidyaml prints every parse error to file descriptor 2 before raising; the caller reports it better."""
@@ -94,13 +125,6 @@ def _quiet_stderr() -> Iterator[None]:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise Declined("duplicate key")
-    return out
 
 
 def load(text: str) -> Any:
@@ -124,7 +148,17 @@ def load(text: str) -> Any:
         if tree.num_children(root) != 1:
             raise Declined("not a single document")
         root = tree.first_child(root)
-    return _Reader(tree, root).read()
+    return _Reader(tree, root, text).read(block_style=not _starts_a_node(text))
+
+
+def _put(out: dict[Any, Any], key: Any, value: Any) -> None:
+    """A typed key into the mapping; keys that only typing made equal (`1`, `01`) or unhashable go to PyYAML."""
+    try:
+        if key in out:
+            raise Declined("keys equal once typed")
+    except TypeError as exc:
+        raise Declined("unhashable key") from exc
+    out[key] = value
 
 
 class _Reader:
@@ -133,32 +167,86 @@ class _Reader:
     It runs once per node of every spec file, so it calls rapidyaml's raw accessors, not the SWIG proxies.
     """
 
-    def __init__(self, tree: Any, root: int) -> None:
+    def __init__(self, tree: Any, root: int, text: str) -> None:
         self.tree = tree
         self.root = root
+        self.text = text
         self.next = root + 1
 
-    def read(self) -> Any:
+    def read(self, block_style: bool) -> Any:
+        """`block_style`: the text has no flow collection, anchor, alias, tag, block scalar or other
+        indicator at the start of a node (`_starts_a_node`), so the lean walk may be used."""
         t, root = self.tree, self.root
         flags = _raw.Tree_type(t, root)
         if flags & _REFUSED:
             raise Declined("anchor, alias, tag or block scalar")
         if not flags & _CONTAINER:
-            if not flags & ryml.VAL:
-                return None  # an empty document
+            if not flags & ryml.VAL:  # an empty document, if the text says so too (rapidyaml reads "!\n!" as one)
+                if any(ln.strip() and not ln.lstrip().startswith(("#", "---", "...")) for ln in self.text.splitlines()):
+                    raise Declined("an empty tree from a text that is not empty")
+                return None
             view = _raw.Tree_val(t, root)
             text = b"" if view is None else view.tobytes()
             if flags & _VAL_QUOTED:
                 return text.decode()
             return None if flags & ryml.VALNIL else plain_value(text)
         try:
-            data = json.loads(ryml.emit_json_malloc(t, root), object_pairs_hook=_no_duplicates)
+            # a repeated key leaves the JSON with fewer entries than the tree has nodes: the count check
+            # after the walk declines it
+            data = json.loads(ryml.emit_json_malloc(t, root))
         except ValueError as exc:  # rapidyaml writes some plain scalars (`+12`) as JSON cannot have them
             raise Declined("rapidyaml's JSON did not parse") from exc
-        value = self._container(data, flags, json_only=bool(flags & ryml.FLOW_ML))
+        if block_style:
+            value = self._lean(data)
+        else:
+            value = self._container(data, flags, json_only=bool(flags & ryml.FLOW_ML))
         if self.next != t.size():
             raise Declined("node count mismatch")
         return value
+
+    def _lean(self, emitted: dict[str, Any] | list[Any]) -> Any:
+        """The walk for block-style text: only leaves and keys whose JSON form could read differently in
+        PyYAML (`_doubtful`) and numbers are looked up in the tree; the node counter keeps document order.
+
+        Why the rest need no lookup: rapidyaml's JSON gives a quoted scalar's content and a plain scalar's text
+        unchanged, except the nan/inf family, which it writes as `.nan` / `.inf` / `-.inf` (values only when
+        plain, keys always) - and PyYAML reads those as floats, so they are doubtful. Bare `true`, `false` and
+        `null` come only from those plain words (or an empty value), which PyYAML reads alike."""
+        if isinstance(emitted, list):
+            return [self._lean_item(item) for item in emitted]
+        out: dict[Any, Any] = {}
+        for key, item in emitted.items():
+            node = self.next
+            value = self._lean_item(item)
+            if _doubtful(key):
+                _put(out, self._from_tree(node, key=True), value)
+            else:
+                out[key] = value
+        return out
+
+    def _lean_item(self, emitted: Any) -> Any:
+        node = self.next
+        self.next = node + 1
+        if emitted.__class__ is str:
+            doubt = _DOUBTFUL.get(emitted)
+            return self._from_tree(node) if doubt or (doubt is None and _doubtful(emitted)) else emitted
+        if emitted is None or emitted.__class__ is bool:
+            return emitted
+        if isinstance(emitted, dict | list):
+            return self._lean(emitted)
+        return self._from_tree(node)  # a number: its text decides (PyYAML reads 1e3 as a string)
+
+    def _from_tree(self, node: int, key: bool = False) -> Any:
+        f = _raw.Tree_type(self.tree, node)
+        if f & _REFUSED:
+            raise Declined("anchor, alias, tag or block scalar")
+        if key and f & ryml.KEYNIL:
+            raise Declined("an empty key")  # `- :` reads as {null: null} in rapidyaml; PyYAML refuses it
+        view = (_raw.Tree_key if key else _raw.Tree_val)(self.tree, node)
+        text = b"" if view is None else view.tobytes()
+        if f & (_KEY_QUOTED if key else _VAL_QUOTED):
+            return text.decode()
+        return None if f & ryml.VALNIL and not key else plain_value(text)
 
     def _container(self, emitted: dict[str, Any] | list[Any], flags: int, json_only: bool) -> Any:
         """`json_only`: inside a flow collection written over several lines, where rapidyaml accepts implicit
@@ -172,24 +260,9 @@ class _Reader:
         out: dict[Any, Any] = {}
         for item in emitted.values():
             node, f, value = self._item(item, json_only)
-            key: Any = None
-            if not f & ryml.KEYNIL:
-                view = _raw.Tree_key(self.tree, node)
-                text = b"" if view is None else view.tobytes()
-                if f & _KEY_QUOTED:
-                    key = text.decode()
-                elif json_only:
-                    raise Declined("a plain key in a multi-line flow collection")
-                else:
-                    key = _PLAIN.get(text, _MISSING)
-                    if key is _MISSING:
-                        key = plain_value(text)
-            try:
-                if key in out:
-                    raise Declined("keys equal once typed")
-            except TypeError as exc:  # an unhashable key: PyYAML refuses it with a message
-                raise Declined("unhashable key") from exc
-            out[key] = value
+            if json_only and not f & _KEY_QUOTED:
+                raise Declined("a plain key in a multi-line flow collection")
+            _put(out, self._from_tree(node, key=True), value)
         return out
 
     def _item(self, emitted: Any, json_only: bool) -> tuple[int, int, Any]:

@@ -111,6 +111,8 @@ def test_the_benchmark_style_spec_is_taken_by_the_fast_path_and_equals_pyyaml() 
         "a: b: c\n",
         "a: =\n",  # PyYAML's value tag
         "a: \x07\n",  # a character PyYAML refuses
+        "- :\n",  # an empty implicit key: rapidyaml reads {null: null}, PyYAML refuses it
+        "!\n!\n",  # rapidyaml reads an empty document
     ],
 )
 def test_what_it_cannot_reproduce_is_declined_and_left_to_pyyaml(text: str, capfd: pytest.CaptureFixture[str]) -> None:
