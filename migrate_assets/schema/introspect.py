@@ -39,9 +39,11 @@ LEFT JOIN pg_description d ON d.objoid = r.oid AND d.classoid = 'pg_class'::regc
 #: defaults (with whether the column owns a sequence) and comments are gathered for the tables in scope and
 #: joined in, not looked up column by column; a default cannot reference columns, so it is printed without
 #: the table as context (relid 0): with it, every call opens the table and builds its column names — only
-#: generated columns need that
+#: generated columns need that. `defs` is MATERIALIZED: with catalog statistics (after ANALYZE) the planner
+#: otherwise ran its sequence-ownership scan of pg_depend once per column (0.45 s instead of 0.07 s for 100
+#: tables)
 _COLUMNS = _SCOPE + """,
-defs AS (
+defs AS MATERIALIZED (
     SELECT ad.adrelid, ad.adnum, ad.adbin, o.refobjid IS NOT NULL AS owns_seq
     FROM rels r JOIN pg_attrdef ad ON ad.adrelid = r.oid
     LEFT JOIN (
