@@ -3,15 +3,19 @@
 Planning 2,000 tables spent most of its time in PyYAML's node composition (its C parser still builds a Python
 node and two marks per scalar). rapidyaml parses the same text natively and emits JSON, which the C `json`
 module turns into Python data. The two libraries read plain scalars differently (YAML 1.1 vs 1.2: `yes`, `~`,
-`0x1F`, `1_000`, `2001-12-14`, and rapidyaml rewrites `nan` as `.nan`), so the JSON's leaves are not trusted:
-every plain key and value is re-read from its original text with PyYAML's own resolver and constructor, node
-by node in document order, and quoted ones (keys included: its JSON writes the key 'inf' as ".inf") are taken
-from the tree. The JSON only gives the shape, which is cheaper to walk than the tree.
+`0x1F`, `1_000`, `2001-12-14`, and rapidyaml's JSON rewrites `nan` as `.nan`, and even the quoted key 'inf'
+as ".inf"), so the JSON gives the shape and only some leaves:
+- block-style text (`_Reader._lean`): a JSON string is kept unless PyYAML would type it (which also catches
+  every rewrite, since PyYAML reads `.nan` as a float); those and all numbers are read from the tree, plain
+  ones through PyYAML's own resolver and constructor;
+- anything else (flow collections, ...; `_Reader._container`): every key and scalar is read from the tree,
+  node by node in document order.
 
 Whatever this module does not reproduce exactly is declined (`Declined`), and the caller parses with PyYAML:
 anchors, aliases, tags, merge keys, block scalars, backslash escapes, tabs, directives, characters PyYAML
-refuses, duplicate keys, documents rapidyaml cannot parse. A document rapidyaml accepts is assumed to be one
-PyYAML accepts; the equivalence is tested property-based in `tests/schema/test_fastyaml.py`.
+refuses, duplicate keys, empty implicit keys, documents rapidyaml cannot parse. rapidyaml accepts some text
+PyYAML refuses; those found are declined, and property tests in `tests/schema/test_fastyaml.py` (40,000 dumped
+and 40,000 hand-typed documents when last run at scale) compare both readers.
 """
 
 from __future__ import annotations
