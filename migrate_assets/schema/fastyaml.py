@@ -142,6 +142,11 @@ def load(text: str) -> Any:
         or (raw.translate(None, _PRINTABLE_ASCII) if text.isascii() else _NON_PRINTABLE.search(text) or "\t" in text)
     ):
         raise Declined("left to PyYAML")
+    if text.lstrip()[:1] in ("[", "{"):
+        try:
+            return _json(text)
+        except ValueError:
+            pass  # flow-style YAML, not JSON: rapidyaml below
     try:
         with _quiet_stderr():
             tree = ryml.parse_in_arena(raw)
@@ -153,6 +158,23 @@ def load(text: str) -> Any:
             raise Declined("not a single document")
         root = tree.first_child(root)
     return _Reader(tree, root, text).read(block_style=not _starts_a_node(text))
+
+
+def _json(text: str) -> Any:
+    """JSON text (which is YAML) read as PyYAML reads it: without backslashes its strings are double-quoted
+    scalars with the same content, and its numbers and constants are plain scalars, typed by PyYAML's rules
+    (`1e3` and `NaN` stay strings). ValueError when the text is not JSON."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            raise Declined("duplicate key")
+        return out
+
+    def plain(literal: str) -> Any:
+        return plain_value(literal.encode())
+
+    return json.loads(text, object_pairs_hook=unique, parse_int=plain, parse_float=plain, parse_constant=plain)
 
 
 def _put(out: dict[Any, Any], key: Any, value: Any) -> None:

@@ -177,3 +177,20 @@ def test_hand_written_plain_yaml_reads_alike_or_is_declined(lines: list[tuple[st
     """Unquoted text as people type it: when PyYAML reads it, the fast path agrees or declines; when PyYAML
     refuses it, the fast path declines too (so PyYAML's error is what the user sees)."""
     outcome("".join(f"{indent}{prefix}{word}\n" for indent, prefix, word in lines))
+
+
+@settings(max_examples=int(os.environ.get("FASTYAML_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=DATA, indent=st.sampled_from([None, 1, 4]), separators=st.sampled_from([None, (",", ":")]))
+def test_json_documents_read_alike(data: Any, indent: int | None, separators: tuple[str, str] | None) -> None:
+    """JSON is YAML: a spec set written by a program (`json.dumps`) reads as PyYAML reads it (`1e+20` stays a
+    string, as in YAML 1.1)."""
+    text = json.dumps(data, default=str, ensure_ascii=False, indent=indent, separators=separators)
+    assert outcome(text) != "refused"
+
+
+def test_json_text_reads_numbers_as_yaml_1_1_does() -> None:
+    text = '{"table": "t", "columns": [{"name": "id", "type": "int", "nullable": false, "default": "0"}], "n": 1e3}'
+    assert fastyaml.load(text) == {"table": "t", "columns": [{"name": "id", "type": "int", "nullable": False,
+                                                              "default": "0"}], "n": "1e3"}  # fmt: skip
+    with pytest.raises(fastyaml.Declined):
+        fastyaml.load('{"a": 1, "a": 2}')  # PyYAML's path reports the repeated key
