@@ -5,6 +5,7 @@ node and two marks per scalar). rapidyaml parses the same text natively and emit
 module turns into Python data. The two libraries read plain scalars differently (YAML 1.1 vs 1.2: `yes`, `~`,
 `0x1F`, `1_000`, `2001-12-14`, and rapidyaml's JSON rewrites `nan` as `.nan`, and even the quoted key 'inf'
 as ".inf"), so the JSON gives the shape and only some leaves:
+- JSON text (`_json`) is read by `json` itself, its numbers typed by PyYAML's rules;
 - block-style text (`_Reader._lean`): a JSON string is kept unless PyYAML would type it (which also catches
   every rewrite, since PyYAML reads `.nan` as a float); those and all numbers are read from the tree, plain
   ones through PyYAML's own resolver and constructor;
