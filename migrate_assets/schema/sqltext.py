@@ -17,22 +17,29 @@ _TOKEN = re.compile(
 )
 
 
-def _closing(expr: str, j: int, quote: str, escapes: bool, what: str) -> int:
-    """Index of the quote closing the literal whose body starts at `j` (a doubled quote is part of the body;
-    with `escapes`, as in E'...', so is a backslash-escaped character)."""
-    n = len(expr)
-    while True:
-        if j >= n:
-            raise ValueError(f"unterminated {what}")
-        if escapes and expr[j] == "\\":
+def closing_quote(text: str, j: int, quote: str, escapes: bool) -> int:
+    """Index of the quote that closes a literal whose body starts at `j`, or -1 if it never closes. A doubled
+    quote is part of the body; with `escapes` (E'...') so is a backslash-escaped character. The one rule for
+    SQL quoting here and in the migration-file scanner (versioned/sqltext)."""
+    n = len(text)
+    while j < n:
+        if escapes and text[j] == "\\":
             j += 2
             continue
-        if expr[j] == quote:
-            if j + 1 < n and expr[j + 1] == quote:
+        if text[j] == quote:
+            if j + 1 < n and text[j + 1] == quote:
                 j += 2
                 continue
             return j
         j += 1
+    return -1
+
+
+def _closing(expr: str, j: int, quote: str, escapes: bool, what: str) -> int:
+    end = closing_quote(expr, j, quote, escapes)
+    if end < 0:
+        raise ValueError(f"unterminated {what}")
+    return end
 
 
 def tokens(expr: str) -> list[str]:

@@ -10,7 +10,10 @@ guarantee. It understands quotes, `E''` escapes, quoted identifiers, nested bloc
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+from migrate_assets.schema.sqltext import closing_quote
 
 _TOKEN = re.compile(
     r"""--[^\n]*"""  # line comment
@@ -62,20 +65,28 @@ def _skip_block_comment(sql: str, pos: int) -> int:
 
 
 def _skip_string(sql: str, pos: int, backslash: bool) -> int:
-    """`pos` is just after the opening quote; returns the index after the closing one."""
-    n = len(sql)
+    """`pos` is just after the opening quote; returns the index after the closing one (the end if open)."""
+    end = closing_quote(sql, pos, "'", backslash)
+    return len(sql) if end < 0 else end + 1
+
+
+def _tokens(sql: str) -> Iterator[tuple[str, int, int]]:
+    """The tokens of `sql` as (token, start, end), with strings, dollar-quoted bodies and block comments
+    consumed whole, so no `;` or word inside them is ever seen."""
+    pos, n = 0, len(sql)
     while pos < n:
-        c = sql[pos]
-        if backslash and c == "\\":
-            pos += 2
-            continue
-        if c == "'":
-            if pos + 1 < n and sql[pos + 1] == "'":
-                pos += 2
-                continue
-            return pos + 1
-        pos += 1
-    return n
+        m = _TOKEN.search(sql, pos)
+        if not m:
+            return
+        tok, start, pos = m.group(0), m.start(), m.end()
+        if tok == "/*":
+            pos = _skip_block_comment(sql, start)
+        elif tok in ("'", "e'", "E'"):
+            pos = _skip_string(sql, pos, backslash=tok != "'")
+        elif tok.startswith("$") and tok.endswith("$"):
+            close_at = sql.find(tok, pos)
+            pos = n if close_at < 0 else close_at + len(tok)
+        yield tok, start, pos
 
 
 def _skip_trivia(sql: str, pos: int, end: int) -> int:
@@ -97,7 +108,6 @@ def split_statements(sql: str) -> list[Statement]:
     """Top-level statements of `sql`, in order; whitespace/comment-only pieces are dropped."""
     out: list[Statement] = []
     start = 0
-    pos = 0
     atomic_depth = 0  # inside BEGIN ATOMIC ... END (CASE ... END nests within it)
     prev_word = ""
     n = len(sql)
@@ -107,23 +117,11 @@ def split_statements(sql: str) -> list[Statement]:
         if first < end and not (first == end - 1 and sql[first] == ";"):
             out.append(Statement(first, end, sql[first:end].rstrip()))
 
-    while pos < n:
-        m = _TOKEN.search(sql, pos)
-        if not m:
-            break
-        tok = m.group(0)
-        pos = m.end()
-        if tok == "/*":
-            pos = _skip_block_comment(sql, m.start())
-        elif tok in ("'", "e'", "E'"):
-            pos = _skip_string(sql, pos, backslash=tok != "'")
-        elif tok.startswith("$") and tok.endswith("$"):
-            close_at = sql.find(tok, pos)
-            pos = n if close_at < 0 else close_at + len(tok)
-        elif tok == ";":
+    for tok, tok_start, tok_end in _tokens(sql):
+        if tok == ";":
             if atomic_depth == 0:
-                close(m.start() + 1)
-                start = pos
+                close(tok_start + 1)
+                start = tok_end
                 prev_word = ""
         elif tok[0].isalpha() or tok[0] == "_":
             word = tok.lower()
@@ -141,26 +139,12 @@ def split_statements(sql: str) -> list[Statement]:
 def strip_comments(sql: str) -> str:
     """`sql` without comments and with whitespace collapsed; strings and identifiers are kept verbatim."""
     parts: list[str] = []
-    pos = 0
     last = 0
-    n = len(sql)
-    while pos < n:
-        m = _TOKEN.search(sql, pos)
-        if not m:
-            break
-        tok = m.group(0)
-        pos = m.end()
+    for tok, tok_start, tok_end in _tokens(sql):
         if tok.startswith("--") or tok == "/*":
-            parts.append(sql[last : m.start()])
-            if tok == "/*":
-                pos = _skip_block_comment(sql, m.start())
+            parts.append(sql[last:tok_start])
             parts.append(" ")
-            last = pos
-        elif tok in ("'", "e'", "E'"):
-            pos = _skip_string(sql, pos, backslash=tok != "'")
-        elif tok.startswith("$") and tok.endswith("$"):
-            close_at = sql.find(tok, pos)
-            pos = n if close_at < 0 else close_at + len(tok)
+            last = tok_end
     parts.append(sql[last:])
     return " ".join("".join(parts).split())
 
