@@ -172,8 +172,9 @@ class PostgresSource:
         after it (seen once: 1 row of 146 across two connector restarts).
 
         Measured with Debezium 3.0.7 (pgoutput): each message becomes one record on `<topic.prefix>.message`,
-        and committing that record's offset moves `confirmed_flush_lsn` past the message within ~1-1.5 s
-        (offset.flush.interval.ms=1000). A table write alone is not enough: Debezium confirms only up to the
+        and committing that record's offset moves `confirmed_flush_lsn` past it within ~1-1.5 s
+        (offset.flush.interval.ms=1000; measured with non-transactional messages; with transactional ones the
+        evolve bench's connector step, two such waits, took 1.74 s). A table write alone is not enough: Debezium confirms only up to the
         transaction before its newest record. A connector with `message.prefix.exclude.list` covering
         `migrate-assets` ignores these; it then needs Debezium's own `heartbeat.interval.ms`.
         """
