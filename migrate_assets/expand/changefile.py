@@ -21,6 +21,7 @@ from migrate_assets.expand.ops import (
     SetNotNull,
     op_columns,
 )
+from migrate_assets.schema.spec import ident_problem
 from migrate_assets.schema.yamlsrc import KeyPath, YamlDoc, load_yaml, parse_yaml
 
 #: per operation: key → (python field, expected type, required)
@@ -51,19 +52,6 @@ _CLASSES: dict[str, type] = {
 }
 _IDENT_KEYS = {"name", "from", "to", "column"}
 _EXPR_KEYS = {"default", "backfill", "up", "down"}
-_MAX_IDENT = 63
-
-
-def _ident_problem(value: str) -> str | None:
-    if not value:
-        return "must not be empty"
-    if len(value.encode()) > _MAX_IDENT:
-        return f"identifier is longer than {_MAX_IDENT} bytes"
-    if "\x00" in value:
-        return "identifier contains a NUL byte"
-    return None
-
-
 def _type_name(t: type) -> str:
     return {str: "a string", bool: "true or false"}.get(t, t.__name__)
 
@@ -79,7 +67,7 @@ def _parse_table(value: Any, default_schema: str) -> tuple[str, str] | str:
     else:
         return "expected `table` or `schema.table`"
     for part in (schema, table):
-        msg = _ident_problem(part)
+        msg = ident_problem(part)
         if msg:
             return msg
     return schema, table
@@ -119,7 +107,7 @@ def _parse_op(
             problems.append(doc.problem((*opath, key), f"expected {_type_name(expected)}, got {value!r}"))
             continue
         if key in _IDENT_KEYS and isinstance(value, str):
-            msg = _ident_problem(value)
+            msg = ident_problem(value)
             if msg:
                 problems.append(doc.problem((*opath, key), msg))
                 continue

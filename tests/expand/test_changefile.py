@@ -67,7 +67,7 @@ CORPUS = [
         "table: t\noperations:\n  - drop_column: {column: " + "x" * 64 + "}\n",
         3,
         "operations[0].drop_column.column",
-        "63 bytes",
+        "at most 63",
     ),
     (
         "table: t\noperations:\n  - drop_column: {column: a}\n  - set_not_null: {column: a}\n",
