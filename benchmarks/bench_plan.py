@@ -81,12 +81,15 @@ print(json.dumps({"changes": len(plan.changes), "refusals": len(plan.refusals), 
 
 
 def _child(dsn: str, spec_dir: Path, trace: bool, cache: Path | None = None) -> dict[str, Any]:
+    """One plan in a fresh process; `process_s` is its whole wall time (start-up and imports included), timed
+    like pg_dump's."""
     root = Path(__file__).resolve().parent.parent
+    t0 = time.perf_counter()
     r = subprocess.run(
         [sys.executable, "-c", _CHILD, dsn, str(spec_dir), "1" if trace else "0", *([str(cache)] if cache else [])],
         capture_output=True, text=True, check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
     )  # fmt: skip
-    return dict(json.loads(r.stdout))
+    return {**json.loads(r.stdout), "process_s": time.perf_counter() - t0}
 
 
 def _pg_dump(dsn: str) -> float:
@@ -148,6 +151,8 @@ def run_size(admin_dsn: str, n: int) -> dict[str, Any]:
             "python_heap_peak_mib": traced["tracemalloc_peak_mib"],
             "pg_dump_schema_only_s": min(dumps),
             "ratio_vs_pg_dump": best["plan_s"] / min(dumps),
+            "process_s": min(r["process_s"] for r in runs),
+            "process_ratio_vs_pg_dump": min(r["process_s"] for r in runs) / min(dumps),
         }
 
 
@@ -184,8 +189,10 @@ def main() -> dict[str, Any]:
     per_table = ", ".join(f"{r['tables']}: {1000 * r['plan_s'] / r['tables']:.2f}" for r in rows)
     md += [
         "",
-        f"At {big['tables']} tables the cold plan takes {big['ratio_vs_pg_dump']:.2f}× `pg_dump --schema-only` "
-        f"(target ≤ 1.5×: **{'met' if big['ratio_vs_pg_dump'] <= 1.5 else 'missed'}**), {big['plan_s']:.2f} s "
+        f"At {big['tables']} tables the cold plan, timed like pg_dump (the whole process: Python start-up and "
+        f"imports included), takes {big['process_s']:.2f} s = {big['process_ratio_vs_pg_dump']:.2f}× "
+        f"`pg_dump --schema-only` (target ≤ 1.5×: **{'met' if big['process_ratio_vs_pg_dump'] <= 1.5 else 'missed'}**); "
+        f"the plan itself (the table's columns, imports excluded) {big['ratio_vs_pg_dump']:.2f}×, {big['plan_s']:.2f} s "
         f"(SPEC §10's absolute ≤ 1.0 s: **{'met' if big['plan_s'] <= 1.0 else 'missed'}**), peak RSS "
         f"{big['peak_rss_mib']:.0f} MiB (≤ 100: **{'met' if big['peak_rss_mib'] <= 100 else 'missed'}**).",
         f"Milliseconds per table (linear growth keeps this flat): {per_table}.",
