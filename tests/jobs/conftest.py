@@ -4,20 +4,18 @@ Iceberg table), so the module's tests share its ~5 s setup; and helpers to read 
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from dagster import ExecuteInProcessResult, JobExecutionResult
-from psycopg import sql
 
 from migrate_assets.dagster_resources import MigrateProjectResource
 from migrate_assets.local.stack import StackInfo
 from tests.pipeline import Pipeline
+from tests.support import new_database
 
 
 @contextmanager
@@ -25,11 +23,7 @@ def pipeline_database(stack_info: StackInfo, tmp: Path, prepare: Callable[[str],
                       **setup: Any) -> Iterator[Pipeline]:
     """A database of its own on the stack's PostgreSQL with a real pipeline on it (`Pipeline.setup(**setup)`,
     after `prepare(dsn)`); connector and database are removed afterwards."""
-    name = "j_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(stack_info.pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = stack_info.pg_dsn.rsplit("/", 1)[0] + "/" + name
-    try:
+    with new_database(stack_info.pg_dsn, prefix="j_") as dsn:
         if prepare is not None:
             prepare(dsn)
         p = Pipeline(stack_info, dsn, tmp)
@@ -37,9 +31,6 @@ def pipeline_database(stack_info: StackInfo, tmp: Path, prepare: Callable[[str],
             yield p.setup(**setup)
         finally:
             p.teardown()
-    finally:
-        with psycopg.connect(stack_info.pg_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")

@@ -4,29 +4,22 @@ registered, the task goes FAILED; the sensor asks once for `restart_failed_conne
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import psycopg
 import pytest
 from dagster import build_sensor_context
 
 from migrate_assets.jobs.automation import connector_failed
 from migrate_assets.jobs.evolve import restart_failed_connector
-from migrate_assets.local.stack import StackInfo
 from tests.cdc import connector_running, poll_until
 from tests.conftest import Service
 from tests.jobs.conftest import project_for
-from tests.pipeline import Pipeline
+from tests.pipeline import Pipeline, PipelineFactory
 
 
 @pytest.fixture
-def pipeline(stack_info: StackInfo, stack_dsn: str, tmp_path: Path, private_registry: Service) -> Iterator[Pipeline]:
-    p = Pipeline(stack_info, stack_dsn, tmp_path, registry_url=private_registry.url).setup()
-    try:
-        yield p
-    finally:
-        p.teardown()
+def pipeline(make_pipeline: PipelineFactory, private_registry: Service) -> Pipeline:
+    """The default pipeline, its converter on a private registry (the test stops that registry)."""
+    return make_pipeline(registry_url=private_registry.url)
 
 
 def _task_failed(p: Pipeline) -> bool:

@@ -23,6 +23,7 @@ from migrate_assets.jobs.database import (
     schema_plan,
 )
 from tests.jobs.conftest import project_for, steps_with, write_db_project
+from tests.support import column_names
 
 ACCOUNTS = """
 - table: accounts
@@ -84,9 +85,7 @@ def test_schema_plan_apply_and_drift_schedule(db_project: Path, fresh_dsn: str) 
     err = blocked.failure_data_for_node("apply_schema").error  # type: ignore[union-attr]
     assert "BreakingChangeBlocked" in str(blocked.failure_data_for_node("apply_schema").user_failure_data.metadata)  # type: ignore[union-attr]
     assert "breaking changes blocked" in err.message  # type: ignore[union-attr]
-    with psycopg.connect(fresh_dsn) as conn:
-        assert conn.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'accounts'"
-                            ).fetchone()[0] == 2  # type: ignore[index]
+    assert len(column_names(fresh_dsn, "public.accounts")) == 2
 
 
 def test_migrations_status_up_down(db_project: Path, fresh_dsn: str) -> None:
@@ -152,10 +151,7 @@ def test_expand_status_sensor_contract_and_abort(db_project: Path, fresh_dsn: st
     done = contract.execute_in_process(run_config=req.run_config, resources=res)
     assert done.output_for_node("contract_change")["status"] == "contracted"
     assert not expand_ready(build_sensor_context(resources=auto)).run_requests
-    with psycopg.connect(fresh_dsn) as conn:
-        cols = [r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns "
-                                           "WHERE table_name = 'accounts' ORDER BY ordinal_position")]
-    assert cols == ["id", "email_address"]
+    assert column_names(fresh_dsn, "public.accounts") == ["id", "email_address"]
 
     # abort: an expand undone completely
     (changes / "tier.yaml").write_text(

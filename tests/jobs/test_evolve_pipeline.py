@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import psycopg
 from dagster import DagsterInstance, RunRequest, SkipReason, build_run_status_sensor_context
-from pyiceberg.types import StringType
 
 from migrate_assets.config import load_config
 from migrate_assets.jobs.automation import evolution_failed_rollback
 from migrate_assets.jobs.evolve import EVOLUTION_RUN_TAG, evolve_pipeline, rollback_evolution
 from migrate_assets.resources import project as projectlib
 from tests.jobs.conftest import op_metadata, ops_with, project_for, steps_with
-from tests.pipeline import Pipeline
+from tests.pipeline import ADD_NOTE, Pipeline
 
-ADD_NOTE = """
-table: public.customers
-operations:
-  - add_column: {name: note, type: text, nullable: true}
-"""
 FORWARD = ["register_schema", "evolve_lakehouse", "apply_ddl", "restart_connector", "verify"]
 ROLLBACK = ["rollback_connector", "rollback_ddl", "rollback_lakehouse", "rollback_registry", "evolution_failed"]
 KEY = "public_customers"  # the mapping key of the table's branch
@@ -115,8 +109,7 @@ def test_ddl_lock_fault_runs_the_rollback_ops_and_restores_every_layer(module_pi
 
 def test_verify_drift_runs_every_rollback_op_in_reverse_order(module_pipeline: Pipeline) -> None:
     p = module_pipeline
-    with p.iceberg().update_schema() as upd:  # out-of-band: pre-flight does not verify, the verify step will
-        upd.add_column("sneaky", StringType())
+    p.add_iceberg_column("sneaky")  # out-of-band: pre-flight does not verify, the verify step will
     try:
         before = p.layer_state()
         res = _run(p)
@@ -168,10 +161,8 @@ def test_from_specs_plans_a_new_pipeline_table_in_every_layer(module_pipeline: P
     (p.tmp / "schemas" / "orders.yaml").write_text(
         "table: orders\ncolumns:\n  - {name: id, type: bigint, primary_key: true}\n"
         "  - {name: total, type: 'numeric(12,2)', nullable: true}\n")
-    p.write_config(schemas=[str(p.tmp / "schemas")], pipelines=[
-        {"table": "public.customers", "connector": p.name, "subject": p.subject, "iceberg_table": p.iceberg_table},
-        {"table": "public.orders", "connector": p.name, "subject": f"{p.prefix}.public.orders-value",
-         "iceberg_table": f"{p.namespace}.orders"}])
+    p.write_config(schemas=[str(p.tmp / "schemas")], pipelines=[p.pipeline_entry("customers"),
+                                                                 p.pipeline_entry("orders")])
     try:
         res = evolve_pipeline.execute_in_process(
             run_config={"ops": {"preflight": {"config": {"from_specs": True, "dry_run": True}}}},
