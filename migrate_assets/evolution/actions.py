@@ -21,6 +21,7 @@ from migrate_assets.errors import (
 from migrate_assets.evolution.layers import (
     ConnectorLayer,
     IcebergOp,
+    IcebergState,
     LakehouseLayer,
     RegistryLayer,
     SourceLayer,
@@ -217,6 +218,22 @@ def _ops(raw: tuple[Any, ...]) -> tuple[IcebergOp, ...]:
     return tuple(out)
 
 
+def _landed(st: IcebergState, op: IcebergOp) -> bool:
+    """Is one schema update's effect visible in `st`? (the saga's probe after a crash or a lost answer)"""
+    f = st.field(op.name)
+    if op.kind == "add_column":
+        return f is not None
+    if op.kind == "delete":
+        return f is None
+    if op.kind == "rename":
+        return f is None and st.field(op.new_name or "") is not None
+    if op.kind == "promote":
+        return f is not None and f.type.replace(" ", "") == (op.type or "").replace(" ", "")
+    if op.kind == "make_optional":
+        return f is not None and not f.required
+    return False
+
+
 @dataclass(frozen=True)
 class IcebergUpdate(Action):
     kind: ClassVar[str] = "iceberg_update"
@@ -242,8 +259,8 @@ class IcebergUpdate(Action):
 
     def probe(self, ctx: RunContext) -> dict[str, Any] | None:
         st = ctx.need("lakehouse").state(self.identifier)
-        if st is None or st.schema_id == self.expected_schema_id:
-            return None
+        if st is None or st.schema_id == self.expected_schema_id or not all(_landed(st, o) for o in _ops(self.ops)):
+            return None  # another writer's commit moves the schema id too: only our own ops count
         # a schema update makes no snapshot: the current one is the one to restore
         return {"schema_id": st.schema_id, "previous_schema_id": self.expected_schema_id,
                 "previous_snapshot_id": st.snapshot_id}
