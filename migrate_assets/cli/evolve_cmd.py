@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
+from migrate_assets.cli import argtypes
 from migrate_assets.cli.output import Result, markdown_table
 from migrate_assets.config import ProjectConfig, load_config
 from migrate_assets.errors import DriftError, EvolutionFailedError, UsageError
@@ -29,12 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--resume", metavar="RUN", help="continue a persisted run")
     g.add_argument("--rollback", metavar="RUN", help="compensate every completed step of a persisted run")
     p.add_argument("--allow-irreversible", action="store_true", help="run changes that have no lossless inverse")
+    p.add_argument("--allow-data-loss", action="store_true",
+                   help="let an undo drop columns that hold values or tables that hold rows (refused otherwise)")
     p.set_defaults(func=run_evolve)
 
     v = sub.add_parser("verify", help="compare every pipeline table across all layers (exit 4 on drift)")
     v.add_argument("--table", action="append", help="only this pipeline table (repeatable)")
     v.add_argument("--probe", action="store_true", help="also read the newest event of each table's topic")
-    v.add_argument("--progress-bound", type=float, default=20.0, help="seconds a slot may take to show progress")
+    v.add_argument("--progress-bound", type=argtypes.seconds, default=20.0,
+                   help="seconds a slot may take to show progress (default 20)")
     v.set_defaults(func=run_verify)
 
 
@@ -53,6 +57,7 @@ def run_evolve(args: argparse.Namespace) -> Result:
 
     cfg = load_config(args.config)
     ctx = project.build_context(cfg, log=log.info)
+    ctx.allow_data_loss = args.allow_data_loss
     retry = project.retry_policy(cfg)
     store = project.store(cfg)
     try:
