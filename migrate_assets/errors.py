@@ -209,6 +209,28 @@ class EvolutionFailedError(RuntimeFailure):
         super().__init__(f"evolution {run_id} failed at {step}: {message}")
 
 
+class RunLockedError(SafetyRefusal):
+    """Another process is working on the same evolution run (its per-run advisory lock is held)."""
+
+    def __init__(self, run_id: str, holder: str = "") -> None:
+        self.run_id, self.holder = run_id, holder
+        who = f"held by {holder}" if holder else "held by another session"
+        super().__init__(f"evolution run {run_id} is in use by another process ({who}); nothing was changed; "
+                         "wait for it to finish, or end that process")
+
+    def to_dict(self) -> dict[str, object]:
+        return {"type": type(self).__name__, "message": str(self), "run_id": self.run_id, "holder": self.holder}
+
+
+class RunNotResumableError(SafetyRefusal):
+    """`--resume` of a run whose undo has begun (rolled back, deliberately or by compensation)."""
+
+    def __init__(self, run_id: str, status: str, detail: str = "") -> None:
+        self.run_id, self.status = run_id, status
+        super().__init__(f"evolution run {run_id} cannot be resumed: it is {status}{detail}; nothing was changed; "
+                         f"to make the change again, run `migrate-assets evolve CHANGE_FILE` (a new run)")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # exit 4: drift
 # ---------------------------------------------------------------------------------------------------------
