@@ -286,11 +286,10 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
         iops = derive_iceberg(snap.iceberg, ops, policy.type_options,
                               allow_delete=policy.allow_irreversible and policy.on_breaking_change == "warn")
         if iops:
-            steps.append(PlannedStep("lakehouse", "lakehouse",
-                                     IcebergUpdate(t.iceberg_table, iops, snap.iceberg.schema_id), True,
-                                     fps["lakehouse"],
-                                     f"restore schema id {snap.iceberg.schema_id} and snapshot "
-                                     f"{snap.iceberg.snapshot_id} in one commit"))
+            update = IcebergUpdate(t.iceberg_table, iops, snap.iceberg.schema_id)
+            steps.append(PlannedStep("lakehouse", "lakehouse", update, update.reversible, fps["lakehouse"],
+                                     f"revert to schema id {snap.iceberg.schema_id}, keeping every snapshot "
+                                     "committed since (a column holding values: only with --allow-data-loss)"))
     elif t.iceberg_table:
         raise InvalidInputError([Problem(file="<pipelines>", key="iceberg_table",
                                          message=f"Iceberg table {t.iceberg_table} does not exist")])

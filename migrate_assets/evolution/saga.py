@@ -25,10 +25,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from migrate_assets.errors import MigrateAssetsError, RunNotResumableError
+from migrate_assets.errors import DataLossRefused, MigrateAssetsError, RunNotResumableError
 from migrate_assets.evolution.actions import Action, ConnectorSync, RunContext, is_transient
 from migrate_assets.evolution.planner import EvolutionPlan, PlannedStep
 from migrate_assets.evolution.store import EvolutionStore, RunRecord, StepState
+from migrate_assets.evolution.undo import left_for_rollback, refuse_data_loss
 from migrate_assets.schema.retry import backoff_delay
 
 #: layers whose change is not one transaction: a failed request may still have been applied
@@ -220,7 +221,11 @@ class Saga:
         self._save(rec)
         self.on_step(st)
         if compensate:
-            self._compensate(rec, plan)
+            try:
+                self._compensate(rec, plan)
+            except DataLossRefused as exc:  # issue 14: nothing undone; `--rollback --allow-data-loss` finishes
+                left_for_rollback(rec, exc)
+                self._save(rec)
         return rec
 
     def compensate(self, rec: RunRecord, plan: EvolutionPlan | None = None) -> RunRecord:
@@ -229,6 +234,7 @@ class Saga:
 
     def _compensate(self, rec: RunRecord, plan: EvolutionPlan) -> RunRecord:
         self._prepare_undo(rec, plan)
+        refuse_data_loss(rec, plan, self.ctx)  # before any layer is undone (evolution.undo)
         ok = True
         for step in reversed(plan.steps):
             st = rec.step(step.id)
