@@ -221,3 +221,15 @@ def test_up_adopts_a_live_postmaster_whose_record_was_lost(small_stack: dict[str
     info, _ = stack.up(state, parts=PARTS)
     assert info.parts["postgres"]["pid"] == before["pid"] and info.parts["postgres"]["port"] == before["port"]
     assert procs.is_ours(info.parts["postgres"])
+
+
+def test_a_cluster_without_its_password_file_gets_a_new_password(small_stack: dict[str, Any]) -> None:
+    state: Path = small_stack["state"]
+    old = _pg_record(state)
+    assert postgres.stop(old)
+    (state / "pg" / "password").unlink()  # as a cluster of an older version (trust auth) has none
+    info, _ = stack.up(state, parts=PARTS)
+    assert info.pg_dsn != old["dsn"] and postgres.healthy(info.pg_dsn)
+    assert not postgres.healthy(old["dsn"])
+    assert (state / "pg" / "password").read_text().strip() == conninfo_to_dict(info.pg_dsn)["password"]
+    assert info.pg_dsn in (state / "migrate.yaml").read_text()
