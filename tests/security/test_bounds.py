@@ -9,10 +9,16 @@ from __future__ import annotations
 import json
 import resource
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from tests.local.test_registry import MEDIA, Registry
 from tests.support import cli_argv, run_cli
 
 LIMIT_AS = 1 << 30
@@ -159,3 +165,101 @@ def test_config_durations_refuse_nan_inf_and_negatives(tmp_path: Path, value: st
     with pytest.raises(ConfigError) as err:
         load_config(str(cfg))
     assert err.value.problems[0].key == "lock_timeout" and err.value.problems[0].line == 2
+
+
+# -- the bundled registry's request limits ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry process with a 256 KiB body limit and otherwise the default limits."""
+    root = tmp_path_factory.mktemp("registry")
+    server = Registry(root / "registry.db", root / "registry.log", "--max-body-bytes", str(256 << 10))
+    yield server
+    assert server.stop() == 0
+
+
+def wide_record(fields: int, pad: int = 0) -> str:
+    return json.dumps({"type": "record", "name": "Wide", "fields": [
+        {"name": f"f{i}" + "x" * pad, "type": ["null", "string"], "default": None} for i in range(fields)]})
+
+
+def test_a_7_mb_schema_is_413_in_well_under_a_second(tmp_path: Path) -> None:
+    server = Registry(tmp_path / "r.db", tmp_path / "r.log")  # the defaults: 1 MiB
+    try:
+        big = wide_record(60_000, pad=60)
+        assert len(big) > 7_000_000
+        client = SchemaRegistryClient({"url": server.url})
+        started = time.monotonic()
+        with pytest.raises(SchemaRegistryError) as err:
+            client.register_schema("big-value", Schema(big, "AVRO"))
+        took = time.monotonic() - started
+        assert (err.value.http_status_code, err.value.error_code) == (413, 413)
+        assert "1,048,576" in err.value.error_message
+        assert took < 1.0, f"{took:.2f}s"
+        # the same through the compatibility and lookup routes, and the server is still answering
+        with pytest.raises(SchemaRegistryError) as err:
+            client.test_compatibility("big-value", Schema(big, "AVRO"))
+        assert err.value.http_status_code == 413
+        assert client.register_schema("big-value", Schema(wide_record(3), "AVRO")) >= 1
+    finally:
+        assert server.stop() == 0
+
+
+def test_body_limit_by_length_and_by_stream(small_registry: Registry) -> None:
+    url = small_registry.url + "/subjects/s-value/versions"
+    body = json.dumps({"schema": wide_record(2_000, pad=100)}).encode()
+    assert len(body) > 256 << 10
+    r = httpx.post(url, content=body, headers={"content-type": MEDIA})
+    assert r.status_code == 413 and r.json()["error_code"] == 413
+    assert f"{len(body):,} bytes" in r.json()["message"] and "262,144" in r.json()["message"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit holds as the body streams in
+        for _ in range(50):
+            yield b" " * 10_000  # 500,000 bytes
+
+    r = httpx.post(url, content=chunks(), headers={"content-type": MEDIA})
+    assert r.status_code == 413 and r.json()["error_code"] == 413
+    # the config route has the same limit; a body under it is served
+    r = httpx.put(small_registry.url + "/config", content=b" " * (257 << 10) + b"{}", headers={"content-type": MEDIA})
+    assert r.status_code == 413
+    ok = httpx.post(url, json={"schema": wide_record(5)}, headers={"content-type": MEDIA})
+    assert ok.status_code == 200 and ok.json()["id"] >= 1
+
+
+def test_pathological_schemas_are_refused_fast(small_registry: Registry) -> None:
+    client = SchemaRegistryClient({"url": small_registry.url})
+    cases = {
+        "too many fields": wide_record(2_001),
+        "nested too deep": '{"type": "array", "items": ' * 100 + '"int"' + "}" * 100,
+        "nested deeper than JSON parses": "[" * 60_000,
+        "too many JSON values": json.dumps({"type": "enum", "name": "E", "symbols": ["A"], "x": [0] * 100_000},
+                                           separators=(",", ":")),
+    }
+    for why, text in cases.items():
+        assert len(json.dumps({"schema": text})) < 256 << 10, why
+        started = time.monotonic()
+        with pytest.raises(SchemaRegistryError) as err:
+            client.register_schema("p-value", Schema(text, "AVRO"))
+        assert (err.value.http_status_code, err.value.error_code) == (422, 42201), why
+        assert time.monotonic() - started < 1.0, why
+
+
+def test_schema_limits_in_process() -> None:
+    """The same rules without the transport, including a schema too big for the test server's body limit."""
+    from migrate_assets.local.registry import compat
+    from migrate_assets.local.registry.errors import RegistryError
+    from migrate_assets.local.registry.limits import Limits
+
+    limits = Limits(max_schema_depth=8, max_schema_fields=10, max_schema_nodes=200)
+    for text, why in [(wide_record(11), "more than 10 record fields"),
+                      ('{"type": "array", "items": ' * 9 + '"int"' + "}" * 9, "nested deeper than 8"),
+                      (json.dumps({"type": "enum", "name": "E", "symbols": [f"S{i}" for i in range(300)]}),
+                       "more than 200 JSON values")]:
+        with pytest.raises(RegistryError, match=why) as err:
+            compat.parse(text, limits=limits)
+        assert err.value.error_code == 42201
+    # brackets inside strings are not nesting
+    assert compat.parse(json.dumps({"type": "record", "name": "R", "doc": "[[[[[[[[[[{{{{",
+                                    "fields": [{"name": "a", "type": "int"}]}), limits=limits)
+    assert compat.parse(wide_record(10), limits=limits)
