@@ -179,8 +179,9 @@ def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dic
                          t, ident(op.column), up))
             inv.insert(0, q("ALTER TABLE {} ALTER COLUMN {} TYPE " + _braces(old_t.render()) + " USING {}",
                             t, ident(op.column), down))
-            if not tc.widening:
+            if not tc.widening:  # the cast back cannot return what the narrowing rounded or cut off
                 breaking.append(f"change_type {op.column}: {old_t.render()} → {new_t.render()} is not a widening")
+                lossless = False
         elif isinstance(op, RenameColumn):
             fwd.append(q("ALTER TABLE {} RENAME COLUMN {} TO {}", t, ident(op.from_), ident(op.to)))
             inv.insert(0, q("ALTER TABLE {} RENAME COLUMN {} TO {}", t, ident(op.to), ident(op.from_)))
@@ -190,9 +191,10 @@ def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dic
             lossless = False
             breaking.append(f"drop_column {op.column} deletes data")
         elif isinstance(op, SetNotNull):
-            if op.backfill:
+            if op.backfill:  # DROP NOT NULL cannot tell which values were NULL before the backfill
                 fwd.append(q("UPDATE {} SET {} = {} WHERE {} IS NULL", t, ident(op.column), expr(op.backfill),
                              ident(op.column)))
+                lossless = False
             fwd.append(q("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL", t, ident(op.column)))
             inv.insert(0, q("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL", t, ident(op.column)))
     return DdlPlan(tuple(fwd), tuple(inv) if lossless else None, tuple(breaking))

@@ -158,3 +158,68 @@ def test_a_refused_compensation_of_a_failed_run_is_left_for_rollback_with_allow_
     after = p.layer_state()
     assert after["db"] == before["db"] and after["registry"][0] == before["registry"][0]
     assert [f[1] for f in after["iceberg"][1]] == [f[1] for f in before["iceberg"][1]] + ["sneaky"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the source DDL's `reversible` flag against what its inverse restores (real PostgreSQL)
+# --------------------------------------------------------------------------------------------------------------
+
+SOURCE_CASES = {
+    # op, a row written after the change in the new shape (column → value), reversible, refusal without the flag
+    "add_column": ("add_column: {name: note, type: text, nullable: true}", {"note": "'v'"}, True,
+                   "column public.t.note holds 1 non-null value(s)"),
+    "widen_int": ("change_type: {column: n, to_type: bigint}", {"n": "7"}, True, None),
+    "widen_varchar": ("change_type: {column: s, to_type: text}", {"s": "'longer than five'"}, True,
+                      "column public.t.s: 1 value(s) changed by the cast back to character varying(5)"),
+    "rename": ("rename_column: {from: s, to: s2}", {}, True, None),
+    "set_not_null": ("set_not_null: {column: k}", {"k": "9"}, True, None),
+    "set_not_null_backfill": ("set_not_null: {column: s, backfill: \"'none'\"}", {"s": "'x'"}, False, None),
+    "narrow": ("change_type: {column: n, to_type: smallint}", {"n": "7"}, False, None),
+    "drop_column": ("drop_column: {column: s}", {}, False, None),
+}
+
+
+@pytest.mark.parametrize("case", SOURCE_CASES)
+def test_source_ddl_reversible_flag_matches_what_its_inverse_restores(fresh_dsn: str, case: str) -> None:
+    from migrate_assets.errors import DataLossRefused
+    from migrate_assets.evolution.actions import RunContext, SourceDdl
+    from migrate_assets.evolution.planner import render_ddl
+    from migrate_assets.expand.changefile import parse_change_text
+    from migrate_assets.resources import PostgresSource
+
+    op, row, reversible, refusal = SOURCE_CASES[case]
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.t (id integer PRIMARY KEY, n integer, s varchar(5), k integer)")
+        conn.execute("INSERT INTO public.t VALUES (1, 1, 'a', 1), (2, NULL, NULL, 2), (3, 3, 'ccc', 3)")
+    src = PostgresSource(fresh_dsn)
+    ctx = RunContext(source=src)
+    cs = parse_change_text(f"table: public.t\noperations:\n  - {op}\n", "change.yaml")
+    ddl = render_ddl("public", "t", cs.operations, {c.name: c for c in src.columns("public.t") or []})
+    step = SourceDdl("public.t", ddl.statements, ddl.inverse)
+    assert step.reversible is reversible
+    before_shape = src.fingerprint("public.t")
+    with psycopg.connect(fresh_dsn) as conn:
+        before_rows = conn.execute("SELECT * FROM public.t ORDER BY id").fetchall()
+    step.run(ctx)
+    assert src.fingerprint("public.t") != before_shape
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:  # a row written in the new shape
+        names = ", ".join(["id", *row])
+        conn.execute(f"INSERT INTO public.t ({names}) VALUES ({', '.join(['4', *row.values()])})")  # noqa: S608
+    undo = step.inverse({})
+    if not reversible:
+        assert undo is None  # nothing claims to give the old table back
+        return
+    assert undo is not None
+    if refusal:
+        with pytest.raises(DataLossRefused) as refused:
+            undo.run(ctx)
+        assert f"source_db: {refusal}" in str(refused.value)
+        ctx.allow_data_loss = True
+    else:
+        assert undo.losses(ctx) == []
+    undo.run(ctx)
+    assert src.fingerprint("public.t") == before_shape  # the previous schema, exactly
+    with psycopg.connect(fresh_dsn) as conn:
+        rows = conn.execute("SELECT * FROM public.t WHERE id < 4 ORDER BY id").fetchall()
+        assert conn.execute("SELECT count(*) FROM public.t").fetchone() == (4,)  # no row deleted
+    assert rows == before_rows  # and every row written before the change as it was
