@@ -233,3 +233,17 @@ def test_a_cluster_without_its_password_file_gets_a_new_password(small_stack: di
     assert not postgres.healthy(old["dsn"])
     assert (state / "pg" / "password").read_text().strip() == conninfo_to_dict(info.pg_dsn)["password"]
     assert info.pg_dsn in (state / "migrate.yaml").read_text()
+
+
+def test_a_pid_only_record_of_an_older_version_is_ours_when_it_names_this_stack(small_stack: dict[str, Any]) -> None:
+    state: Path = small_stack["state"]
+    data = json.loads((state / "stack.json").read_text())
+    for part in data["parts"].values():
+        part.pop("started", None)
+        part.pop("cmdline", None)
+    (state / "stack.json").write_text(json.dumps(data))
+    status = cli("--format", "json", "stack", "status", "--state-dir", str(state))
+    parts = json.loads(status.out)["parts"]
+    assert parts["postgres"]["healthy"] and parts["registry"]["healthy"], status.out
+    info = stack.load_state(state)
+    assert all(procs.is_ours(info.parts[name]) for name in PARTS)
