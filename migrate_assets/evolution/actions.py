@@ -329,7 +329,10 @@ class IcebergRevert(Action):
     previous_snapshot_id: int | None
 
     def _untouched(self, st: IcebergState) -> bool:
-        return st.schema_id == self.schema_id and st.snapshot_id == self.previous_snapshot_id
+        """Nothing was written in the new shape: our schema current, main at the snapshot of before, and that
+        snapshot not written with our schema (a probe after a crash may have recorded a later one as 'before')."""
+        return (st.schema_id == self.schema_id and st.snapshot_id == self.previous_snapshot_id
+                and st.snapshot_schema_id != self.schema_id)
 
     def inverse_ops(self, st: IcebergState) -> tuple[tuple[IcebergOp, ...], list[str]]:
         """(the inverse schema update against the current state `st`, what it keeps and why)."""

@@ -71,6 +71,8 @@ class IcebergState:
     schema_id: int
     snapshot_id: int | None
     fields: tuple[IcebergField, ...]
+    #: the schema id the current snapshot was written with (None: no snapshot, or not recorded)
+    snapshot_schema_id: int | None = None
 
     def field(self, name: str) -> IcebergField | None:
         return next((f for f in self.fields if f.name == name), None)

@@ -103,7 +103,9 @@ def type_change_problem(name: str, old: IcebergType, new: IcebergType) -> str | 
 def _state(identifier: str, table: Table, schema: Schema | None = None) -> IcebergState:
     schema = schema if schema is not None else table.schema()
     fields = tuple(IcebergField(f.field_id, f.name, str(f.field_type), f.required) for f in schema.fields)
-    return IcebergState(identifier, schema.schema_id, table.metadata.current_snapshot_id, fields)
+    snap = table.current_snapshot()
+    return IcebergState(identifier, schema.schema_id, table.metadata.current_snapshot_id, fields,
+                        snap.schema_id if snap is not None else None)
 
 
 class IcebergLakehouse:
@@ -192,6 +194,11 @@ class IcebergLakehouse:
         table = self._require(identifier)
         if not any(s.schema_id == schema_id for s in table.metadata.schemas):
             raise InvalidLakehouseUpdateError(identifier, [f"schema id {schema_id} is not in the table's metadata"])
+        snap = table.current_snapshot()
+        if snap is not None and snap.schema_id == expected_schema_id != schema_id:
+            raise InvalidLakehouseUpdateError(identifier, [
+                f"snapshot {snap.snapshot_id} was written with schema id {expected_schema_id}: its rows may hold "
+                f"values schema id {schema_id} cannot read"])
         requirements = (
             AssertCurrentSchemaId.model_validate({"current-schema-id": expected_schema_id}),
             AssertRefSnapshotId.model_validate({"ref": MAIN_BRANCH, "snapshot-id": expected_snapshot_id}),

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from migrate_assets.errors import DataLossRefused
+from migrate_assets.errors import DataLossRefused, InvalidLakehouseUpdateError
 from migrate_assets.evolution.actions import CreateIcebergTable, IcebergUpdate, RunContext
 from migrate_assets.evolution.layers import IcebergOp
 from migrate_assets.resources import IcebergLakehouse, PostgresSource
@@ -144,3 +144,27 @@ def test_dropping_a_created_table_that_holds_rows_is_refused(lake: IcebergLakeho
     ctx.allow_data_loss = True
     undo.run(ctx)
     assert lake.state("made.t") is None
+
+
+def test_a_probed_result_naming_a_snapshot_written_in_the_new_shape_is_not_taken_for_before(
+    lake: IcebergLakehouse, ident: str
+) -> None:
+    """After a crash the saga probes the step, and records the *current* snapshot as the one of before: if rows
+    were written in the new shape meanwhile, the undo must still see them."""
+    ctx = _ctx(lake)
+    before = lake.state(ident)
+    assert before is not None
+    update = IcebergUpdate(ident, (IcebergOp("add_column", "note", "string"),), before.schema_id)
+    update.run(ctx)
+    _append(lake, ident, {"id": [3], "note": ["x"]})
+    mid = lake.state(ident)
+    assert mid is not None and mid.snapshot_schema_id == mid.schema_id != before.schema_id
+    found = update.probe(ctx)
+    assert found is not None and found["previous_snapshot_id"] == mid.snapshot_id
+    undo = update.inverse(found)
+    assert undo is not None
+    with pytest.raises(DataLossRefused, match=r"note holds 1 non-null value\(s\)"):
+        undo.run(ctx)
+    with pytest.raises(InvalidLakehouseUpdateError, match=f"written with schema id {mid.schema_id}"):
+        lake.restore_schema(ident, before.schema_id, mid.schema_id, mid.snapshot_id)
+    assert lake.state(ident) == mid
