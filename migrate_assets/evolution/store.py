@@ -29,12 +29,14 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from migrate_assets.errors import (
+    ConfigError,
     InvalidInputError,
     LayerUnreachableError,
     LockNotAcquiredError,
     Problem,
     RunLockedError,
 )
+from migrate_assets.redact import redact_row
 from migrate_assets.versioned import lock as advisory
 
 TABLE = "migrate_assets_evolutions"
@@ -92,14 +94,21 @@ class EvolutionStore:
         #: run id → spill file, for records whose last save could not reach the database
         self.unsaved: dict[str, Path] = {}
 
+    def _connect(self, application_name: str) -> psycopg.Connection:
+        """A new autocommit connection: unreachable → LayerUnreachableError; a DSN libpq cannot parse → ConfigError
+        without libpq's message (it quotes the DSN, password included)."""
+        try:
+            return psycopg.connect(self.dsn, autocommit=True, connect_timeout=5, application_name=application_name)
+        except psycopg.OperationalError as exc:
+            raise LayerUnreachableError("run store (PostgreSQL)", _first_line(exc)) from None
+        except psycopg.Error:
+            raise ConfigError("invalid DSN: libpq could not parse it (its message is not shown: it can quote the "
+                              "password)", file="<config>", key="database.dsn") from None
+
     @property
     def conn(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            try:
-                self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5,
-                                             application_name="migrate-assets evolve")
-            except psycopg.Error as exc:
-                raise LayerUnreachableError("run store (PostgreSQL)", _first_line(exc)) from exc
+            self._conn = self._connect("migrate-assets evolve")
         return self._conn
 
     def close(self) -> None:
@@ -126,8 +135,9 @@ class EvolutionStore:
     @staticmethod
     def row(rec: RunRecord) -> dict[str, Any]:
         """The record as stored (table row and spill file alike)."""
-        return {"run_id": rec.run_id, "table_name": rec.table, "status": rec.status, "plan": rec.plan,
-                "steps": [dict(s.__dict__) for s in rec.steps], "error": rec.error, "failed_step": rec.failed_step}
+        return redact_row({"run_id": rec.run_id, "table_name": rec.table, "status": rec.status, "plan": rec.plan,
+                           "steps": [dict(s.__dict__) for s in rec.steps], "error": rec.error,
+                           "failed_step": rec.failed_step})
 
     @staticmethod
     def from_row(row: dict[str, Any]) -> RunRecord:
@@ -234,11 +244,7 @@ class EvolutionStore:
     def run_lock(self, run_id: str) -> Iterator[None]:
         """Hold the run's advisory lock on a connection of its own; refused (RunLockedError) when another
         session holds it. The server drops the lock with the session, so a killed process never leaves it."""
-        try:
-            conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5,
-                                   application_name=f"migrate-assets run {run_id}"[:63])
-        except psycopg.Error as exc:
-            raise LayerUnreachableError("run store (PostgreSQL)", _first_line(exc)) from exc
+        conn = self._connect(f"migrate-assets run {run_id}"[:63])
         try:
             key = advisory.lock_key(conn.info.dbname, f"{self.schema}.{TABLE}/{run_id}")
             try:
