@@ -122,4 +122,8 @@ def test_verify_failing_compensates_every_layer(pipeline: Pipeline) -> None:
     assert res["status"] == "rolled_back" and res["failed_step"] == "verify"
     assert "sneaky" in res["error"]
     assert [s["status"] for s in res["steps"][:4]] == ["compensated"] * 4
+    # the lakehouse undo reverts our change only: the out-of-band column is not ours to drop (issue 14)
+    assert [f[1] for f in p.layer_state()["iceberg"][1]] == [f[1] for f in before["iceberg"][1]] + ["sneaky"]
+    with p.iceberg().update_schema() as upd:
+        upd.delete_column("sneaky")
     _settle_and_check(p, before, w.ids)
