@@ -384,8 +384,10 @@ class IcebergRevert(Action):
                 "how": "inverse schema update (snapshots since the change kept)", "kept": kept}
 
     def describe(self) -> str:
+        stays = [f"{o.kind} {o.name}" for o in _ops(self.ops) if o.kind not in ("add_column", "rename")]
+        tail = f" ({', '.join(stays)} stays if rows were written in the new shape)" if stays else ""
         return (f"revert the schema of {self.identifier} to schema id {self.previous_schema_id}, keeping every "
-                "snapshot committed since")
+                f"snapshot committed since{tail}")
 
 
 @dataclass(frozen=True)
