@@ -104,7 +104,7 @@ def cmd_apply(args: argparse.Namespace) -> Result:
     stored = _load_stored(args.plan) if args.plan else None
     desired = database.specs(cfg)
     opts = database.plan_options(cfg, args.table, args.allow_drop_table)
-    with database.schema_connection(cfg) as conn:
+    with database.schema_connection(cfg, read_only=args.dry_run) as conn:
         if stored is not None:
             actual = scope_fingerprint(live_tables(conn, stored.scope, opts.ignore), stored.scope)
             if actual != stored.fingerprint:

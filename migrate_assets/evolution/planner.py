@@ -43,6 +43,7 @@ from migrate_assets.expand.ops import (
 from migrate_assets.schema.ddl import create_table, expr, ident, q, table_ident
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.types import parse_type, type_change
+from migrate_assets.schema.yamlsrc import format_path
 
 LAYER_ORDER = ("schema_registry", "lakehouse", "source_db", "connector", "verify")
 
@@ -143,19 +144,30 @@ class DdlPlan:
     breaking: tuple[str, ...]
 
 
-def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dict[str, SourceColumn]) -> DdlPlan:
+def _problem(change: ChangeSet | None, i: int, key: str, message: str) -> InvalidInputError:
+    """An exit-2 error naming the change file, line and key of operation `i`."""
+    if change is None:
+        return InvalidInputError([Problem(file="<change>", key=key, message=message)])
+    path = (*change.location(i), key)
+    return InvalidInputError([Problem(change.source, message, format_path(path), change.line_of(path))])
+
+
+def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dict[str, SourceColumn],
+               change: ChangeSet | None = None) -> DdlPlan:
     """Plain (non expand–contract) DDL for the change, with its inverse where one is lossless."""
     t = table_ident(schema, table)
     fwd: list[str] = []
     inv: list[str] = []
     lossless = True
     breaking: list[str] = []
-    for op in ops:
+    for i, op in enumerate(ops):
         if isinstance(op, AddColumn):
+            if op.backfill is not None:  # expand honours it (a batched UPDATE); one ALTER here cannot
+                raise _problem(change, i, "backfill", "evolve adds a column in one ALTER TABLE and cannot "
+                               "backfill it; use `default`, or run `migrate-assets expand` for a backfill")
             if not op.nullable and op.default is None:
-                raise InvalidInputError([Problem(file="<change>", key=f"add_column {op.name}",
-                                                 message="a NOT NULL column needs a default (or nullable: true) "
-                                                         "to be added to a table that has rows")])
+                raise _problem(change, i, "nullable", "a NOT NULL column needs a default (or nullable: true) "
+                               "to be added to a table that has rows")
             typ = parse_type(op.type)
             parts = "ALTER TABLE {} ADD COLUMN {} " + _braces(typ.render_declared())
             args: list[Any] = [t, ident(op.name)]
@@ -169,8 +181,7 @@ def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dic
         elif isinstance(op, ChangeType):
             col = columns.get(op.column)
             if col is None:
-                raise InvalidInputError([Problem(file="<change>", key=f"change_type {op.column}",
-                                                 message="no such column in the live table")])
+                raise _problem(change, i, "column", f"no such column {op.column!r} in the live table")
             old_t, new_t = parse_type(col.type), parse_type(op.to_type)
             tc = type_change(old_t, new_t)
             up = expr(op.up) if op.up else _cast(op.column, new_t.render())
@@ -254,7 +265,7 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
     for typ in new_types.values():
         map_type(typ, policy.type_options)
 
-    ddl = render_ddl(change.schema, change.table, ops, cols)
+    ddl = render_ddl(change.schema, change.table, ops, cols, change)
     breaking = ddl.breaking
     if breaking and policy.on_breaking_change == "block":
         raise BreakingChangeBlocked(breaking)

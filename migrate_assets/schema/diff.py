@@ -41,8 +41,9 @@ def default_equal(desired: Column, live: Column, canon: Canonical) -> bool:
     if sure is not None:
         return sure
     assert desired.default is not None and live.default is not None
-    got = canon.defaults.get((desired.type.render(), desired.default))
-    return got is not None and normalize(got) == normalize(live.default)
+    got = canon.defaults.get((desired.type.render(), desired.default))  # both sides as Postgres reads them
+    have = canon.defaults.get((desired.type.render(), live.default), live.default)
+    return got is not None and normalize(got) == normalize(have)
 
 
 def pending_defaults(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[Column, bool]]:

@@ -2,9 +2,9 @@
 
 Four bulk queries (tables, columns, constraints, indexes) cover any number of tables, with `search_path`
 set to `pg_catalog` so that `format_type`, `pg_get_expr` and `pg_get_indexdef` print every non-catalog name
-qualified — the same text whatever the caller's search_path. `canonicalize` asks Postgres (inside a rolled
-back transaction, in one round trip) for its own spelling of desired defaults and index predicates whose text
-differs from the live one, so equal expressions written differently do not show up as changes.
+qualified — the same text whatever the caller's search_path. `Canonical` carries Postgres' reading of desired
+and live expressions whose text differs (`exprcheck.canonical_forms`), so equal expressions written differently
+do not show up as changes.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from migrate_assets.schema.model import Column, Constraint, Index, Table
-from migrate_assets.schema.types import PgType, from_catalog
+from migrate_assets.schema.types import from_catalog
 
 TableKey = tuple[str, str]
 
@@ -235,78 +234,8 @@ def tables_with_rows(conn: psycopg.Connection, keys: Iterable[TableKey]) -> set[
 
 @dataclass(frozen=True)
 class Canonical:
-    """Postgres' own spelling of desired expressions: defaults by (type, expr), predicates by index."""
+    """Postgres' reading of expressions: defaults by (type, text), desired and live alike; predicates by index
+    (the live predicate's text when Postgres reads both the same)."""
 
     defaults: dict[tuple[str, str], str]
     predicates: dict[tuple[str, str, str], str]
-
-
-def canonicalize(
-    conn: psycopg.Connection,
-    defaults: Iterable[tuple[PgType, str]],
-    predicates: Iterable[tuple[TableKey, Index]],
-) -> Canonical:
-    """Ask Postgres how it stores each expression (temp objects in a rolled-back transaction).
-
-    Raises `psycopg.Error` when an expression is invalid; `find_invalid` then names the culprits.
-    """
-    dlist = sorted(set(defaults), key=lambda d: (d[0].render(), d[1]))
-    plist = list(predicates)
-    if not dlist and not plist:
-        return Canonical({}, {})
-    stmts: list[sql.Composable] = []
-    chunk = 1000
-    for start in range(0, len(dlist), chunk):
-        cols = sql.SQL(", ").join(
-            sql.SQL("{} {} DEFAULT {}").format(sql.Identifier(f"c{start + i}"), sql.SQL(t.render()), sql.SQL(e))  # noqa: S608
-            for i, (t, e) in enumerate(dlist[start : start + chunk])
-        )
-        stmts.append(sql.SQL("CREATE TEMP TABLE {} ({})").format(sql.Identifier(f"_ma_canon_d{start}"), cols))
-    for i, (key, ix) in enumerate(plist):
-        tmp = sql.Identifier(f"_ma_canon_p{i}")
-        stmts.append(sql.SQL("CREATE TEMP TABLE {} (LIKE {})").format(tmp, sql.Identifier(*key)))
-        stmts.append(
-            sql.SQL("CREATE INDEX {} ON {} ({}) WHERE {}").format(
-                sql.Identifier(f"_ma_canon_i{i}"), tmp, sql.SQL(", ").join(map(sql.Identifier, ix.columns)), sql.SQL(ix.where or "true")
-            )
-        )
-    out_d: dict[tuple[str, str], str] = {}
-    out_p: dict[tuple[str, str, str], str] = {}
-    with conn.transaction(force_rollback=True):
-        conn.execute(sql.SQL(";\n").join(stmts))
-        with _CatalogPath(conn):
-            rows = conn.execute(
-                """SELECT c.relname, a.attname, pg_get_expr(ad.adbin, ad.adrelid)
-                   FROM pg_attrdef ad JOIN pg_class c ON c.oid = ad.adrelid
-                   JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-                   WHERE c.relnamespace = pg_my_temp_schema() AND c.relname LIKE '\\_ma\\_canon\\_d%%'"""
-            ).fetchall()
-            for _, att, expr in rows:
-                t, e = dlist[int(str(att)[1:])]
-                out_d[(t.render(), e)] = str(expr)
-            rows = conn.execute(
-                """SELECT c.relname, pg_get_expr(i.indpred, i.indrelid) FROM pg_index i
-                   JOIN pg_class c ON c.oid = i.indexrelid
-                   WHERE c.relnamespace = pg_my_temp_schema() AND c.relname LIKE '\\_ma\\_canon\\_i%%'"""
-            ).fetchall()
-            for rel, pred in rows:
-                key, ix = plist[int(str(rel)[len("_ma_canon_i") :])]
-                out_p[(key[0], key[1], ix.name)] = str(pred)
-    return Canonical(out_d, out_p)
-
-
-def find_invalid(conn: psycopg.Connection, defaults: Iterable[tuple[PgType, str]]) -> list[tuple[PgType, str, str]]:
-    """Each (type, default) Postgres rejects, with its error (error path only: one statement per default)."""
-    bad: list[tuple[PgType, str, str]] = []
-    with conn.transaction(force_rollback=True):
-        for i, (t, e) in enumerate(sorted(set(defaults), key=lambda d: (d[0].render(), d[1]))):
-            try:
-                with conn.transaction():
-                    conn.execute(
-                        sql.SQL("CREATE TEMP TABLE {} (c {} DEFAULT {})").format(  # noqa: S608
-                            sql.Identifier(f"_ma_check_{i}"), sql.SQL(t.render()), sql.SQL(e)
-                        )
-                    )
-            except psycopg.Error as exc:
-                bad.append((t, e, str(exc).strip().splitlines()[0]))
-    return bad
