@@ -379,7 +379,8 @@ class IcebergRevert(Action):
             return {"reverted": True, "schema_id": new.schema_id, "snapshot_id": new.snapshot_id,
                     "how": "previous schema id made current (no snapshot since the change)"}
         inv, kept = self.inverse_ops(st)
-        new = lake.apply(self.identifier, inv, st.schema_id) if inv else st
+        # main must still be where the probe saw it: rows appended since would be hidden unprobed
+        new = lake.apply(self.identifier, inv, st.schema_id, st.snapshot_id) if inv else st
         return {"reverted": not kept, "schema_id": new.schema_id, "snapshot_id": new.snapshot_id,
                 "how": "inverse schema update (snapshots since the change kept)", "kept": kept}
 

@@ -161,7 +161,8 @@ class FakeLakehouse:
                 fields = [f for f in fields if f.name != op.name]
         return replace(st, schema_id=max(self.history) + 1, fields=tuple(fields))
 
-    def apply(self, identifier: str, ops: tuple[IcebergOp, ...], expected_schema_id: int) -> IcebergState:
+    def apply(self, identifier: str, ops: tuple[IcebergOp, ...], expected_schema_id: int,
+              expected_snapshot_id: int | None = -1) -> IcebergState:
         new = self._applied(self.current[identifier], ops)
         self.history[new.schema_id] = new
         self.current[identifier] = new
