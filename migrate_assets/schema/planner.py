@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from migrate_assets.errors import Problem, SpecError, UsageError
+from migrate_assets.schema import unmanaged
 from migrate_assets.schema.diff import (
     TableKey,
     diff,
@@ -96,7 +97,8 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     new_schemas = {t.schema for t in chosen if t.key not in live}
     missing = new_schemas - existing_schemas(conn, new_schemas) if new_schemas else set()
     res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing)
-    return Plan(tuple(res.changes), scope_fingerprint(live, scope), scope, tuple(res.refusals))
+    return Plan(tuple(res.changes), scope_fingerprint(live, scope), scope, tuple(res.refusals),
+                unmanaged.listing(chosen, live))
 
 
 def _check_wanted(desired: Sequence[Table], opts: PlanOptions, live: dict[TableKey, Table]) -> None:

@@ -28,7 +28,8 @@ from migrate_assets.schema.model import (
     Table,
     default_index_name,
     gc_paused,
-    truncate_ident,
+    pkey_name,
+    unique_name,
 )
 from migrate_assets.schema.sqltext import check_expression
 from migrate_assets.schema.types import UnknownTypeError, parse_type
@@ -311,7 +312,7 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
             if pk:
                 pk_cols.append(col.name)
             if unique:
-                uniques.append(Constraint(truncate_ident(f"{tname}_{col.name}_key"), (col.name,)))
+                uniques.append(Constraint(unique_name(tname or "", (col.name,)), (col.name,)))
     table_pk = ctx.names(e, "primary_key")
     if table_pk:
         if pk_cols and [n for n, _ in table_pk] != pk_cols:
@@ -328,10 +329,12 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
     comment = ctx.text(e, "comment")
     if tname is None:
         return None
-    pkey = Constraint(truncate_ident(f"{tname}_pkey"), tuple(pk_cols)) if pk_cols else None
+    pkey = Constraint(pkey_name(tname), tuple(pk_cols)) if pk_cols else None
     # a UNIQUE on exactly the primary key columns is redundant; Postgres drops it at CREATE TABLE too
+    pk_unique = any(u.columns == tuple(pk_cols) for u in uniques)  # kept live if present (unmanaged.py)
     uniques = [u for u in uniques if u.columns != tuple(pk_cols)]
-    return Table(schema, tname, tuple(columns), pkey, tuple(uniques), tuple(indexes), comment, ctx.src(path))
+    return Table(schema, tname, tuple(columns), pkey, tuple(uniques), tuple(indexes), comment, ctx.src(path),
+                 pk_unique=pk_unique)
 
 
 def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list[Index]:
