@@ -96,6 +96,14 @@ CASES = [
         ("AS bigint",),
     ),
     Case(
+        "identity integer -> bigint: the identity sequence follows the column",
+        "CREATE TABLE t (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);" + ROWS,  # noqa: S608
+        "table: t\ncolumns: [{name: id, type: bigint, primary_key: true, identity: always}, {name: v, type: text, nullable: true}]\n",
+        ("alter_type",),
+        "INSERT INTO t (v) VALUES ('d') RETURNING id",
+        4,
+    ),
+    Case(
         "enum -> another enum casts through text",
         "CREATE TYPE mood AS ENUM ('ok', 'sad'); CREATE TYPE mood2 AS ENUM ('ok', 'sad', 'glad');"
         "CREATE TABLE t (id serial PRIMARY KEY, v text, m mood, ms mood[]);"
@@ -131,13 +139,17 @@ def test_acceptance_case(case: Case, fresh_dsn: str) -> None:
     assert scalar(fresh_dsn, "SELECT pg_get_serial_sequence('t', 'id')") == "public.t_id_seq"
 
 
-def test_serial_to_bigserial_sequence_goes_past_the_integer_range(fresh_dsn: str) -> None:
-    execute(fresh_dsn, "CREATE TABLE t (id serial PRIMARY KEY, v text);" + ROWS)
-    spec = CASES[6].spec
-    apply(fresh_dsn, plan(fresh_dsn, spec), on_breaking_change="warn")
-    assert scalar(fresh_dsn, "SELECT format_type(seqtypid, NULL) FROM pg_sequence WHERE seqrelid = 't_id_seq'::regclass") == "bigint"
-    execute(fresh_dsn, "SELECT setval('t_id_seq', 3000000000)")
-    assert scalar(fresh_dsn, "INSERT INTO t (v) VALUES ('big') RETURNING id") == 3000000001
+def test_sequences_follow_integer_to_bigint(fresh_dsn: str) -> None:
+    """serial -> bigserial and identity integer -> bigint: the sequence goes past the integer range."""
+    cases = [c for c in CASES if "bigserial" in c.name or "-> bigint" in c.name]
+    assert len(cases) == 2
+    for case in cases:
+        execute(fresh_dsn, "DROP TABLE IF EXISTS t", case.ddl)
+        apply(fresh_dsn, plan(fresh_dsn, case.spec), on_breaking_change="warn")
+        assert scalar(fresh_dsn, "SELECT format_type(seqtypid, NULL) FROM pg_sequence "
+                                 "WHERE seqrelid = pg_get_serial_sequence('t', 'id')::regclass") == "bigint", case.name
+        execute(fresh_dsn, "SELECT setval(pg_get_serial_sequence('t', 'id'), 3000000000)")
+        assert scalar(fresh_dsn, "INSERT INTO t (v) VALUES ('big') RETURNING id") == 3000000001, case.name
 
 
 def test_enum_values_survive_the_cast(fresh_dsn: str) -> None:
