@@ -15,7 +15,13 @@ from typing import Any
 
 from psycopg import sql
 
-from migrate_assets.errors import BreakingChangeBlocked, InvalidInputError, IrreversibleChangeError, Problem
+from migrate_assets.errors import (
+    BreakingChangeBlocked,
+    InvalidInputError,
+    IrreversibleChangeError,
+    Problem,
+    UnsupportedTypeError,
+)
 from migrate_assets.evolution.actions import (
     Action,
     ConnectorSync,
@@ -257,11 +263,15 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
         raise InvalidInputError([Problem(file=change.source, key="table", message=f"table {table} does not exist")])
     cols = {c.name: c for c in snap.columns}
     new_types = dict({c.name: c.type for c in snap.columns})
-    for op in ops:  # every type that will exist must map across the layers (refused at plan time otherwise)
-        if isinstance(op, AddColumn):
-            new_types[op.name] = op.type
-        elif isinstance(op, ChangeType):
-            new_types[op.column] = op.to_type
+    for i, op in enumerate(ops):  # every type that will exist must map across the layers (refused at plan time)
+        if isinstance(op, AddColumn | ChangeType):
+            typ, key = (op.type, "type") if isinstance(op, AddColumn) else (op.to_type, "to_type")
+            new_types[op.name if isinstance(op, AddColumn) else op.column] = typ
+            try:
+                map_type(typ, policy.type_options)
+            except UnsupportedTypeError as exc:  # named at the change file's line, not as "<type map>"
+                where = _problem(change, i, key, "; ".join(p.message for p in exc.problems))
+                raise UnsupportedTypeError(where.problems) from None
     for typ in new_types.values():
         map_type(typ, policy.type_options)
 

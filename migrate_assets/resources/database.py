@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from migrate_assets.config import ProjectConfig, redact_dsn
 from migrate_assets.errors import ChangeFileError, ConfigError, LayerUnreachableError
@@ -29,7 +28,7 @@ from migrate_assets.schema.apply import ApplyOptions, ApplyResult, apply_plan
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.plan import Plan
 from migrate_assets.schema.planner import PlanOptions, build_plan
-from migrate_assets.schema.session import set_timeouts
+from migrate_assets.schema.session import read_only_options, set_timeouts
 from migrate_assets.schema.spec import load_specs
 from migrate_assets.versioned import MigrationRunner, StateTable, Step
 
@@ -37,13 +36,6 @@ from migrate_assets.versioned import MigrationRunner, StateTable, Step
 SPEC_CACHE = ".migrate/cache/specs"
 #: where `apply` writes the change files of the breaking changes it hands to expand–contract
 CHANGES_DIR = "changes"
-
-
-def read_only_options(dsn: str) -> str:
-    """The DSN's `options` plus `-c default_transaction_read_only=on`: every transaction of the session starts
-    READ ONLY (Postgres refuses any write in it), whatever else the DSN sets."""
-    given = conninfo_to_dict(dsn).get("options") or ""
-    return f"{given} -c default_transaction_read_only=on".strip()
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import pytest
 
 from migrate_assets.config import load_config
 from migrate_assets.resources import database
+from migrate_assets.resources.postgres import PostgresSource
 from migrate_assets.schema.sqltext import check_expression
 from tests.security.conftest import ITEM_COLUMNS, assert_canary_alive, snapshot
 from tests.security.corpus import LEGIT, NO_SUBQUERY, REJECTED, UNRUN
@@ -202,6 +203,13 @@ def test_change_file_type_errors_name_file_line_and_key(
         (p,) = doc["error"]["problems"]
         assert (Path(p["file"]).name, p["line"], p["key"]) == ("change.yaml", 3, "operations[0].add_column.type")
         assert "<type>" not in json.dumps(doc)
+    # a type Postgres knows but the pipeline cannot carry: evolve names the line too (not "<type map>")
+    cf.write_text("table: items\noperations:\n  - add_column: {name: extra, type: interval, nullable: true}\n")
+    code, doc = run_json(capsys, cfg, "evolve", "--dry-run", str(cf))
+    assert code == 2 and doc["error"]["type"] == "UnsupportedTypeError", doc
+    (p,) = doc["error"]["problems"]
+    assert (Path(p["file"]).name, p["line"], p["key"]) == ("change.yaml", 3, "operations[0].add_column.type")
+    assert "no mapping" in p["message"]
 
 
 def test_plan_table_unknown_is_a_usage_error(tmp_path: Path, canary_db: str,
@@ -226,3 +234,7 @@ def test_read_only_connections_refuse_writes(tmp_path: Path, canary_db: str) -> 
             conn.execute("DROP TABLE canary")
     with database.connect(cfg) as conn:
         assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("off",)
+    source = PostgresSource(cfg.database.dsn, read_only=True)  # evolve --dry-run and verify
+    with source.connect() as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("DELETE FROM canary")
+    assert snapshot(canary_db)["canary"] == [(1, "still here")]
