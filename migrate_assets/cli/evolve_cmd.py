@@ -143,6 +143,7 @@ def _evolve_from_specs(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, s
     from migrate_assets.resources import database, project
 
     pending = evo.tables_to_add(project.targets(cfg), database.specs(cfg, missing_ok=True), ctx)
+    database.check_specs(cfg, [s for _, s in pending if s is not None])  # their SQL, before any DDL
     if not pending:
         raise UsageError("nothing to evolve: every pipeline table exists and is captured; give a CHANGE_FILE "
                          "for changes to existing tables", file="<command line>")

@@ -143,6 +143,7 @@ def plan_tables(config: EvolveConfig, project: MigrateProjectResource,
     policy, retry = project.policy(config.allow_irreversible), project.retry_policy()
     if config.from_specs:
         pending = evo.tables_to_add(project.targets(), database.specs(cfg, missing_ok=True), ctx)
+        database.check_specs(cfg, [s for _, s in pending if s is not None])  # their SQL, before any DDL
         if not pending:
             raise UsageError("nothing to evolve from the specs: every pipeline table exists and is captured",
                              file="<run config>", key="from_specs")

@@ -27,7 +27,7 @@ from migrate_assets.expand.validate import expression_problems
 from migrate_assets.schema.apply import ApplyOptions, ApplyResult, apply_plan
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.plan import Plan
-from migrate_assets.schema.planner import PlanOptions, build_plan
+from migrate_assets.schema.planner import PlanOptions, build_plan, check_tables
 from migrate_assets.schema.session import read_only_options, set_timeouts
 from migrate_assets.schema.spec import load_specs
 from migrate_assets.versioned import MigrationRunner, StateTable, Step
@@ -83,6 +83,14 @@ def specs(cfg: ProjectConfig, missing_ok: bool = False) -> list[Table]:
     cache = None if os.environ.get("MIGRATE_ASSETS_NO_CACHE") else cfg.path(SPEC_CACHE)
     return load_specs([p for p in paths if p.exists()] if missing_ok else paths, cfg.database.schema_,
                       cache_dir=cache)
+
+
+def check_specs(cfg: ProjectConfig, tables: Sequence[Table]) -> None:
+    """Postgres checks the defaults and index predicates of `tables` on a read-only connection (nothing runs):
+    for paths that build DDL from specs without a plan (evolve of tables joining the pipeline)."""
+    if tables:
+        with connect(cfg, read_only=True) as conn:
+            check_tables(conn, tables)
 
 
 def state_table(cfg: ProjectConfig) -> StateTable:

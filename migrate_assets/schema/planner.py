@@ -113,18 +113,7 @@ def _check_wanted(desired: Sequence[Table], opts: PlanOptions, live: dict[TableK
 def _canonical(conn: psycopg.Connection, todo: Sequence[Table], live: dict[TableKey, Table]) -> Canonical:
     """Check every expression that may reach DDL, then get Postgres' reading of the ones whose spelling differs
     from the live one (both sides, one statement each; `exprcheck` says how nothing is run)."""
-    check: list[Expression] = []
-    for t in todo:
-        for c in t.columns:
-            if c.default is not None and not c.serial:
-                check.append(_located(c.default, c.source, "default", "default", type_sql=c.type.render()))
-        for ix in t.indexes:
-            if ix.where is not None:
-                check.append(_located(ix.where, ix.source, "where", "index predicate", source=_shape(t, ix.where),
-                                      predicate=True))
-    problems = check_expressions(conn, check)
-    if problems:
-        raise SpecError(problems)
+    check_tables(conn, todo)
     pairs: list[tuple[Expression, Expression]] = []
     for t in todo:
         lt = live.get(t.key)
@@ -161,6 +150,23 @@ def _canonical(conn: psycopg.Connection, todo: Sequence[Table], live: dict[Table
         same = a is not None and a == b
         out_p[(key[0], key[1], ix.name)] = (lwhere[(key, ix.name)] or "") if same else (ix.where or "")
     return Canonical(out_d, out_p)
+
+
+def check_tables(conn: psycopg.Connection, tables: Sequence[Table]) -> None:
+    """SpecError naming file, line and key of every default and index predicate of `tables` that is not one valid
+    expression (`exprcheck`: Postgres parses, nothing runs). Every path that turns a spec into DDL calls it."""
+    check: list[Expression] = []
+    for t in tables:
+        for c in t.columns:
+            if c.default is not None and not c.serial:
+                check.append(_located(c.default, c.source, "default", "default", type_sql=c.type.render()))
+        for ix in t.indexes:
+            if ix.where is not None:
+                check.append(_located(ix.where, ix.source, "where", "index predicate", source=_shape(t, ix.where),
+                                      predicate=True))
+    problems = check_expressions(conn, check)
+    if problems:
+        raise SpecError(problems)
 
 
 def _located(text: str, src: Source | None, key: str, label: str, **kw: Any) -> Expression:

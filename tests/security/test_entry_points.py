@@ -238,3 +238,19 @@ def test_read_only_connections_refuse_writes(tmp_path: Path, canary_db: str) -> 
     with source.connect() as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         conn.execute("DELETE FROM canary")
     assert snapshot(canary_db)["canary"] == [(1, "still here")]
+
+
+def test_evolve_of_a_table_joining_the_pipeline_checks_its_spec(
+    tmp_path: Path, canary_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`evolve` without a change file creates pipeline tables from their specs: their defaults pass the same gate."""
+    cfg = project(tmp_path, canary_db)
+    cfg.write_text(cfg.read_text().replace("public.items", "public.corpus"))
+    text, where = spec_defaults(SPEC_PARSE)
+    spec = tmp_path / "schemas" / "c.yaml"
+    spec.write_text(text)
+    before = snapshot(canary_db)
+    for cmd in (("evolve", "--dry-run"), ("evolve",)):
+        code, doc = run_json(capsys, cfg, *cmd)
+        assert_refused(code, doc, spec, where, cmd)
+    assert_canary_alive(canary_db, before)
