@@ -16,6 +16,7 @@ from typing import IO
 from migrate_assets.cli import evolve_cmd, expand_cmd, migrations_cmd, schema_cmd, stack_cmd
 from migrate_assets.cli.output import (
     FORMATS,
+    SafeFormatter,
     dump_json,
     emit_error,
     emit_failure,
@@ -81,11 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _Parser.json_help = fmt == "json"
     try:
         args = build_parser().parse_args(argv)
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose else logging.INFO,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
         for noisy in ("httpx", "httpcore", "pyiceberg", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
         if not getattr(args, "func", None):

@@ -9,6 +9,7 @@ named with an escape sequence cannot repaint the screen. JSON escapes them itsel
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import unicodedata
@@ -47,6 +48,13 @@ def safe_text(text: str) -> str:
         return text
     return "".join(ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" or unicodedata.category(ch) == "Co"
                    else _escape_char(ch) for ch in text)
+
+
+class SafeFormatter(logging.Formatter):
+    """Log lines (stderr) with control characters escaped like text output."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe_text(super().format(record))
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
