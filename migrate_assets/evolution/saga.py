@@ -251,12 +251,14 @@ class Saga:
 
     def _compensate(self, rec: RunRecord, plan: EvolutionPlan) -> RunRecord:
         self._prepare_undo(rec, plan)
-        refuse_data_loss(rec, plan, self.ctx)  # before any layer is undone (evolution.undo)
         ok = True
-        for step in reversed(plan.steps):
+        for step in reversed(plan.steps):  # first learn what landed: a probed step is undone like a done one
             st = rec.step(step.id)
             if needs_probe(step, st):
                 ok = self._settle(step, st, rec) and ok
+        refuse_data_loss(rec, plan, self.ctx)  # before any layer is undone (evolution.undo)
+        for step in reversed(plan.steps):
+            st = rec.step(step.id)
             if st.status not in ("done", "compensation_failed", "compensating"):
                 if st.status == "pending":
                     st.status = "skipped"
