@@ -81,7 +81,9 @@ WHERE con.contype IN ('p', 'u')
 
 #: an index is opaque (compared by its whole definition, never dropped: the spec cannot express it) when it has
 #: expressions, INCLUDE columns, DESC/NULLS options, a non-default operator class, a collation other than its
-#: column's own, or an access method the spec does not know; the reason comes back as text
+#: column's own, or an access method the spec does not know; the reason comes back as text. The collation test
+#: looks at the columns only for an index with a non-default collation (most have none: 2.3x faster at 2,000
+#: tables); an explicit COLLATE "default" on a column of another collation is thus not seen
 _INDEXES = _SCOPE + """,
 nondefault AS (SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_opclass WHERE NOT opcdefault)
 SELECT x.indrelid, x.relname, x.indisunique, x.amname,
@@ -94,7 +96,7 @@ FROM (
                 WHEN i.indnkeyatts < i.indnatts THEN 'INCLUDE columns'
                 WHEN 0 <> ANY(i.indoption::int2[]) THEN 'DESC / NULLS FIRST ordering'
                 WHEN i.indclass::oid[] && (SELECT oids FROM nondefault) THEN 'non-default operator class'
-                WHEN EXISTS (
+                WHEN NOT i.indcollation::oid[] <@ '{0,100}'::oid[] AND EXISTS (
                     SELECT FROM unnest((i.indkey::int2[])[:i.indnkeyatts - 1], i.indcollation::oid[]) AS k(attnum, coll)
                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                     WHERE k.coll <> a.attcollation
@@ -129,6 +131,7 @@ JOIN pg_class v ON v.oid = rw.ev_class AND v.oid <> r.oid
 UNION ALL
 SELECT a.attrelid, 'collation', a.attname, 'column collation ' || quote_ident(co.collname)
 FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+    AND a.attcollation NOT IN (0, 100)
 JOIN pg_type ty ON ty.oid = a.atttypid
 JOIN pg_collation co ON co.oid = a.attcollation
 WHERE a.attcollation <> ty.typcollation
