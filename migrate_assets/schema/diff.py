@@ -433,7 +433,7 @@ class _TableDiff:
             if why is not None:  # never dropped; a wanted index of the same name cannot be built
                 if name in want_ix:
                     self.res.refusals.append(
-                        f"{self.have.qualified}: index {name} exists with a {why} the spec cannot express; "
+                        f"{self.have.qualified}: index {name} exists with what the spec cannot express ({why}); "
                         "it is left alone: give the spec's index another name, or drop the live one by hand"
                     )
                     del want_ix[name]
