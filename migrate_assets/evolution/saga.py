@@ -139,6 +139,8 @@ class Saga:
                 self._locked -= 1
             return
         with run_lock(rec.run_id):
+            if self.store is not None:  # what the previous holder left: a record loaded before the lock may be stale
+                rec.__dict__.update(self.store.load(rec.run_id).__dict__)
             self._locked += 1
             try:
                 yield
