@@ -247,13 +247,17 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         body = await call(store.schema_by_id, request.path_params["id"])
         return Response(str(body["schema"]), media_type=MEDIA_TYPE)
 
-    async def schema_versions(request: Request) -> Response:
+    async def id_uses(request: Request) -> list[tuple[str, int]]:
+        """The subject-versions of a schema id, only those of `subject` when the client names one."""
         pairs = await call(store.schema_versions, request.path_params["id"], _flag(request, "deleted"))
-        return ok(_page(request, [{"subject": s, "version": v} for s, v in pairs]))
+        only = request.query_params.get("subject")
+        return [(s, v) for s, v in pairs if only is None or s == only]
+
+    async def schema_versions(request: Request) -> Response:
+        return ok(_page(request, [{"subject": s, "version": v} for s, v in await id_uses(request)]))
 
     async def schema_subjects(request: Request) -> Response:
-        pairs = await call(store.schema_versions, request.path_params["id"], _flag(request, "deleted"))
-        return ok(_page(request, sorted({s for s, _ in pairs})))
+        return ok(_page(request, sorted({s for s, _ in await id_uses(request)})))
 
     async def test_compatibility(request: Request) -> Response:
         subject = request.path_params["subject"]
@@ -291,7 +295,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         if request.method == "GET":
             return ok({"mode": await call(store.mode, subject, _flag(request, "defaultToGlobal"))})
         if request.method == "DELETE":
-            return ok({"mode": await call(store.delete_mode, subject)})
+            return ok({"mode": await call(store.delete_mode, subject, _flag(request, "recursive"))})
         if subject is not None:
             _valid_subject(subject)
         wanted = (await _body(request, limits)).get("mode")

@@ -42,9 +42,11 @@ from .limits import Limits
 _DDL = """
 CREATE TABLE IF NOT EXISTS schemas (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,
+    key TEXT NOT NULL,
     normalized TEXT NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    schema_type TEXT NOT NULL DEFAULT 'AVRO',
+    refs TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS schemas_normalized ON schemas(normalized);
 CREATE TABLE IF NOT EXISTS versions (
@@ -64,11 +66,22 @@ CREATE TABLE IF NOT EXISTS modes (
     mode TEXT NOT NULL
 );
 """
-#: columns added after the first release: a file written by it gains them (Avro, no references) on open
-_ADDED_COLUMNS = {
-    "schema_type": "ALTER TABLE schemas ADD COLUMN schema_type TEXT NOT NULL DEFAULT 'AVRO'",
-    "refs": "ALTER TABLE schemas ADD COLUMN refs TEXT NOT NULL DEFAULT '[]'",
-}
+#: a file of the first release: `key` was unique (IMPORT may now give one schema two ids) and the type and
+#: references columns were missing; its rows are copied over as Avro schemas without references
+_UPGRADE = """
+ALTER TABLE schemas RENAME TO schemas_v1;
+CREATE TABLE schemas (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    normalized TEXT NOT NULL,
+    text TEXT NOT NULL,
+    schema_type TEXT NOT NULL DEFAULT 'AVRO',
+    refs TEXT NOT NULL DEFAULT '[]'
+);
+INSERT INTO schemas (id, key, normalized, text) SELECT id, key, normalized, text FROM schemas_v1;
+DROP TABLE schemas_v1;
+CREATE INDEX IF NOT EXISTS schemas_normalized ON schemas(normalized);
+"""
 #: stored schemas were checked against the limits of the day: re-parsing them is not limited again
 _STORED = Limits(1 << 62, 1 << 20, 1 << 40, 1 << 40)
 #: references nested deeper than this are refused (they would also be a cycle, which a version cannot form)
@@ -125,11 +138,10 @@ class Store:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        self._conn.executescript(_DDL)
         present = {r[1] for r in self._conn.execute("PRAGMA table_info(schemas)")}
-        for column, ddl in _ADDED_COLUMNS.items():
-            if column not in present:
-                self._conn.execute(ddl)
+        if present and "refs" not in present:
+            self._conn.executescript("BEGIN IMMEDIATE;" + _UPGRADE + "COMMIT;")
+        self._conn.executescript(_DDL + "CREATE INDEX IF NOT EXISTS schemas_key ON schemas(key);")
         self._parsed: dict[int, ParsedSchema] = {}
 
     def close(self) -> None:
@@ -344,15 +356,21 @@ class Store:
                             f"Schema already registered under subject {subject} with id {row.id}, not {schema_id}",
                         )
                     return row
+            if importing and schema_id is None:
+                raise RegistryError(
+                    OPERATION_NOT_PERMITTED, f"Subject {subject} is in import mode: a schema id must be given"
+                )
             number = (every[-1].version if every else 0) + 1
             if version is not None and version != number:
                 taken = next((r for r in every if r.version == version), None)
-                if not importing or taken is not None:
+                if not importing or (taken is not None and not taken.deleted):
                     raise RegistryError(
                         OPERATION_NOT_PERMITTED,
                         f"Version {version} of subject {subject} cannot be written: "
                         + ("it holds another schema" if taken else f"the next version is {number}"),
                     )
+                if taken is not None:  # a soft-deleted version is overwritten by an import
+                    c.execute("DELETE FROM versions WHERE subject = ? AND version = ?", (subject, version))
                 number = version
             level = self._effective_level(c, subject)
             if live and level != "NONE" and not importing:
@@ -384,25 +402,21 @@ class Store:
         if normalize:
             found = c.execute("SELECT id, text FROM schemas WHERE normalized = ? ORDER BY id", (new.normalized,))
         else:
-            found = c.execute("SELECT id, text FROM schemas WHERE key = ?", (new.key,))
+            found = c.execute("SELECT id, text FROM schemas WHERE key = ? ORDER BY id", (new.key,))
         hit = found.fetchone()
         if schema_id is not None:
-            at_id = c.execute("SELECT key FROM schemas WHERE id = ?", (schema_id,)).fetchone()
+            at_id = c.execute("SELECT key, text FROM schemas WHERE id = ?", (schema_id,)).fetchone()
             if at_id is not None and at_id[0] != new.key:
                 raise RegistryError(
                     OPERATION_NOT_PERMITTED, "Overwrite schema for the same ID is not permitted."
                 )
-            if hit is not None and int(hit[0]) != schema_id:
-                raise RegistryError(
-                    OPERATION_NOT_PERMITTED,
-                    f"This schema is already registered with id {hit[0]}: it cannot be imported as id {schema_id}",
-                )
-            if at_id is None:
-                c.execute(
-                    "INSERT INTO schemas (id, key, normalized, text, schema_type, refs) VALUES (?, ?, ?, ?, ?, ?)",
-                    (schema_id, new.key, new.normalized, new.text, new.schema_type, _refs_json(new)),
-                )
-                return schema_id, new.text
+            if at_id is not None:
+                return schema_id, str(at_id[1])
+            c.execute(
+                "INSERT INTO schemas (id, key, normalized, text, schema_type, refs) VALUES (?, ?, ?, ?, ?, ?)",
+                (schema_id, new.key, new.normalized, new.text, new.schema_type, _refs_json(new)),
+            )
+            return schema_id, new.text
         if hit:
             return int(hit[0]), str(hit[1])
         cursor = c.execute(
@@ -560,8 +574,13 @@ class Store:
             SUBJECT_LEVEL_MODE_NOT_CONFIGURED, f"Subject '{subject}' does not have subject-level mode configured"
         )
 
-    def set_mode(self, subject: str | None, mode: object, force: bool = False) -> str:
-        """IMPORT needs an empty registry (or subject) unless `force`, as with Confluent."""
+    def set_mode(self, subject: str | None, mode: object, force: bool = False) -> str | None:
+        """IMPORT needs an empty registry (or subject) unless `force`, as with Confluent; no mode (null)
+        removes the one set. FORWARD (Confluent's cluster-linking mode) is not supported: 42204."""
+        if mode is None:
+            with self._tx(write=True) as c:
+                c.execute("DELETE FROM modes WHERE subject = ?", (_GLOBAL if subject is None else subject,))
+            return None
         if not isinstance(mode, str) or mode.upper() not in MODES:
             raise RegistryError(INVALID_MODE, f"Invalid mode {mode!r}. Valid values are: {', '.join(MODES)}")
         mode = mode.upper()
@@ -581,8 +600,9 @@ class Store:
             )
         return mode
 
-    def delete_mode(self, subject: str | None) -> str:
-        """Drop a subject's own mode (global: back to READWRITE); answers the mode it had."""
+    def delete_mode(self, subject: str | None, recursive: bool = False) -> str | None:
+        """Drop a subject's own mode, or the global one (`recursive`: every subject's too); answers the
+        mode it had (null for a global mode never set)."""
         with self._tx(write=True) as c:
             previous = self._mode(c, subject)
             if previous is None and subject is not None:
@@ -590,8 +610,10 @@ class Store:
                     SUBJECT_LEVEL_MODE_NOT_CONFIGURED,
                     f"Subject '{subject}' does not have subject-level mode configured",
                 )
+            if subject is None and recursive:
+                c.execute("DELETE FROM modes")
             c.execute("DELETE FROM modes WHERE subject = ?", (_GLOBAL if subject is None else subject,))
-        return previous or "READWRITE"
+        return previous
 
     # -- compatibility levels -------------------------------------------------------------------------------
 
