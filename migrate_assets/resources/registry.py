@@ -43,7 +43,9 @@ _TRANSPORT_ERRORS: tuple[type[Exception], ...] = tuple({httpx.TransportError, cl
 
 
 class SchemaRegistryAdapter:
-    """`RegistryLayer` for the registry at `url` (Avro schemas)."""
+    """`RegistryLayer` for the registry at `url`. It registers Avro schemas; `latest` reports a subject's
+    type and references as they are, so pre-flight can refuse JSON Schema, Protobuf and referencing Avro
+    subjects instead of treating their text as a self-contained Avro schema."""
 
     def __init__(
         self, url: str, timeout: float = 10.0, max_retries: int = 2, retry_wait: float = 0.2
@@ -90,7 +92,9 @@ class SchemaRegistryAdapter:
                 return None
             raise self._refused(f"latest version of {subject}", exc) from exc
         assert reg.version is not None and reg.schema_id is not None
-        return RegistryVersion(subject, int(reg.version), int(reg.schema_id), str(reg.schema.schema_str))
+        refs = tuple((str(r.name), str(r.subject), int(r.version or 0)) for r in reg.schema.references or ())
+        return RegistryVersion(subject, int(reg.version), int(reg.schema_id), str(reg.schema.schema_str),
+                               str(reg.schema.schema_type or "AVRO").upper(), refs)
 
     def versions(self, subject: str) -> list[int]:
         try:
