@@ -241,6 +241,13 @@ class _TableDiff:
                 matched.append((c, lc))
         for lc in have.columns:
             if lc.name not in used and want.column(lc.name) is None:
+                users = unmanaged.users_of(want, have, lc.name)
+                if users:  # DROP COLUMN would take them along: the spec never drops what it cannot express
+                    self.res.refusals.append(
+                        f"{have.qualified}.{lc.name}: dropping the column would also drop unmanaged {', '.join(users)}; "
+                        "drop or change those by hand first"
+                    )
+                    continue
                 self.dropped.add(lc.name)
                 self.add(
                     "drop_col", "drop_column", f"drop column {have.qualified}.{lc.name}",
