@@ -36,6 +36,7 @@ from migrate_assets.errors import (
     Problem,
     RunLockedError,
 )
+from migrate_assets.redact import redact_row
 from migrate_assets.versioned import lock as advisory
 
 TABLE = "migrate_assets_evolutions"
@@ -134,8 +135,9 @@ class EvolutionStore:
     @staticmethod
     def row(rec: RunRecord) -> dict[str, Any]:
         """The record as stored (table row and spill file alike)."""
-        return {"run_id": rec.run_id, "table_name": rec.table, "status": rec.status, "plan": rec.plan,
-                "steps": [dict(s.__dict__) for s in rec.steps], "error": rec.error, "failed_step": rec.failed_step}
+        return redact_row({"run_id": rec.run_id, "table_name": rec.table, "status": rec.status, "plan": rec.plan,
+                           "steps": [dict(s.__dict__) for s in rec.steps], "error": rec.error,
+                           "failed_step": rec.failed_step})
 
     @staticmethod
     def from_row(row: dict[str, Any]) -> RunRecord:

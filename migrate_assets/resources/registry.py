@@ -28,6 +28,7 @@ from migrate_assets.errors import (
     TransientError,
 )
 from migrate_assets.evolution.layers import CompatibilityResult, RegistryVersion
+from migrate_assets.redact import dsn_secrets, remember
 
 LAYER = "schema_registry"
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -51,6 +52,7 @@ class SchemaRegistryAdapter:
         self, url: str, timeout: float = 10.0, max_retries: int = 2, retry_wait: float = 0.2
     ) -> None:
         self.url = url.rstrip("/")
+        remember(*dsn_secrets(self.url))  # userinfo in the URL: never in a message
         self.timeout = timeout
         self._http = httpx.Client(timeout=timeout)  # pooled: a client per call costs ~50 ms
         self.client = SchemaRegistryClient(

@@ -161,7 +161,7 @@ def test_config_durations_refuse_nan_inf_and_negatives(tmp_path: Path, value: st
     from migrate_assets.errors import ConfigError
 
     cfg = tmp_path / "migrate.yaml"
-    cfg.write_text(f"database: {{dsn: x}}\nlock_timeout: {value}\n")
+    cfg.write_text(f"database: {{dsn: 'postgresql:///db'}}\nlock_timeout: {value}\n")
     with pytest.raises(ConfigError) as err:
         load_config(str(cfg))
     assert err.value.problems[0].key == "lock_timeout" and err.value.problems[0].line == 2
