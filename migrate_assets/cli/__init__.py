@@ -13,7 +13,15 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
-from migrate_assets.cli import evolve_cmd, expand_cmd, migrations_cmd, runs_cmd, schema_cmd, stack_cmd
+from migrate_assets.cli import (
+    evolve_cmd,
+    expand_cmd,
+    migrations_cmd,
+    pipeline_cmd,
+    runs_cmd,
+    schema_cmd,
+    stack_cmd,
+)
 from migrate_assets.cli.output import (
     FORMATS,
     SafeFormatter,
@@ -27,7 +35,7 @@ from migrate_assets.cli.output import (
 )
 from migrate_assets.errors import MigrateAssetsError, UsageError
 
-MODULES = (stack_cmd, schema_cmd, migrations_cmd, expand_cmd, evolve_cmd, runs_cmd)
+MODULES = (stack_cmd, schema_cmd, migrations_cmd, expand_cmd, evolve_cmd, runs_cmd, pipeline_cmd)
 
 
 class _HelpRequested(Exception):  # noqa: N818 - a signal to main, not an error
