@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from migrate_assets import __version__
+
 from . import compat
 from .errors import (
     INVALID_SCHEMA,
@@ -37,6 +39,7 @@ from .store import LATEST, Store
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
+
 _MAX_VERSION = 2**31 - 1
 #: an oversized body is read (and dropped) up to this many times the limit before the connection is closed
 _DRAIN_FACTOR = 64
@@ -195,6 +198,12 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         )
         return ok(_page(request, [r.to_json() for r in rows]))
 
+    async def cluster_id(request: Request) -> Response:
+        return ok({"id": "", "scope": {"path": [], "clusters": {}}})  # one local registry, no Kafka cluster
+
+    async def server_version(request: Request) -> Response:
+        return ok({"version": __version__, "commitId": ""})
+
     async def contexts(request: Request) -> Response:
         return ok(["."])  # only the default context: subjects named ":.ctx:..." are plain subjects here
 
@@ -314,6 +323,8 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         Route("/subjects/{subject}", delete_subject, methods=["DELETE"]),
         Route("/schemas", list_schemas, methods=["GET"]),
         Route("/contexts", contexts, methods=["GET"]),
+        Route("/v1/metadata/id", cluster_id, methods=["GET"]),
+        Route("/v1/metadata/version", server_version, methods=["GET"]),
         Route("/schemas/types", schema_types),
         Route("/schemas/ids/{id:int}", schema_by_id),
         Route("/schemas/ids/{id:int}/schema", raw_schema_by_id),
