@@ -25,7 +25,7 @@ from tests.security.conftest import ITEM_COLUMNS, assert_canary_alive, snapshot
 from tests.security.corpus import LEGIT, NO_SUBQUERY, REJECTED, UNRUN
 from tests.support import run_cli
 
-SPEC_COMMANDS = (("plan",), ("apply", "--dry-run"), ("apply",))
+SPEC_COMMANDS = (("plan",), ("apply", "--dry-run"), ("apply", "--auto-approve"))
 #: a spec file is refused at load time when any default fails the offline check, so the payloads only Postgres
 #: refuses in a default or predicate get a file of their own
 SPEC_OFFLINE = {k: v for k, v in {**REJECTED, **NO_SUBQUERY}.items() if check_expression(v)}
@@ -154,7 +154,7 @@ def test_legitimate_expressions_work_end_to_end(
     cfg = project(tmp_path, canary_db)
     text, _ = spec_defaults(LEGIT)
     (tmp_path / "schemas" / "c.yaml").write_text(text)
-    code, doc = run_json(capsys, cfg, "apply")
+    code, doc = run_json(capsys, cfg, "apply", "--auto-approve")
     assert code == 0, doc
     code, doc = run_json(capsys, cfg, "plan", "--check")
     assert code == 0 and doc["changes"] == [], [c["description"] for c in doc["changes"]]  # Postgres' spelling of each default matches the spec's
