@@ -233,12 +233,12 @@ def plan_expand(
             fwd: list[Statement] = []
             fill_expr = op.backfill
             if op.default is not None and i not in volatile_defaults:
-                add = sql.SQL("{} DEFAULT {}").format(add, sql.SQL(op.default))
+                add = sql.SQL("{} DEFAULT ({})").format(add, sql.SQL(op.default))
                 fwd.append(add)
             elif op.default is not None:
                 fwd += [
                     add,
-                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
+                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT ({})").format(
                         tbl, _q(op.name), sql.SQL(op.default)
                     ),
                 ]
