@@ -327,7 +327,7 @@ def plan_expand(
                         tbl, _q(final), sql.SQL(default)
                     )
                 )
-            warn_indexes(col.name)
+            # its indexes and constraints are rebuilt on the new column (expand/indexes.py), not warned about
             contract.append(Step(summary, tuple(cfwd)))
             ops.append(
                 OpPlan(i, op.kind, summary, (new,), pair=pair, not_null=new if check else None, check=check)

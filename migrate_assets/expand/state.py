@@ -41,9 +41,11 @@ CREATE TABLE IF NOT EXISTS {t} (
     expanded_at       timestamptz,
     finished_at       timestamptz,
     updated_at        timestamptz NOT NULL DEFAULT now(),
+    rebuilds          jsonb       NOT NULL DEFAULT '[]',
     PRIMARY KEY (table_name, fingerprint)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS {idx} ON {t} (table_name) WHERE phase IN ('expanding', 'expanded');
+ALTER TABLE {t} ADD COLUMN IF NOT EXISTS rebuilds jsonb NOT NULL DEFAULT '[]';
 """
 
 
@@ -65,6 +67,8 @@ class OperationState:
     started_at: dt.datetime
     expanded_at: dt.datetime | None
     finished_at: dt.datetime | None
+    #: indexes and constraints of replaced columns, rebuilt on the new ones (`expand.indexes.Rebuild` as dicts)
+    rebuilds: list[dict[str, Any]]
 
     @property
     def backfill_done(self) -> bool:
@@ -130,19 +134,20 @@ def insert(
     pre_fingerprint: str,
     backfill_max: list[str] | None,
     rows_total: int,
+    rebuilds: list[dict[str, Any]] | None = None,
 ) -> None:
     """Record a new expand (replacing an aborted attempt of the same change)."""
     conn.execute(
         sql.SQL(
             "INSERT INTO {} (table_name, fingerprint, source, operations, table_info, refs, volatile_defaults, "
-            "pre_fingerprint, phase, backfill_cursor, backfill_max, rows_total) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'expanding', NULL, %s, %s) "
+            "pre_fingerprint, phase, backfill_cursor, backfill_max, rows_total, rebuilds) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'expanding', NULL, %s, %s, %s) "
             "ON CONFLICT (table_name, fingerprint) DO UPDATE SET source = EXCLUDED.source, "
             "operations = EXCLUDED.operations, table_info = EXCLUDED.table_info, refs = EXCLUDED.refs, "
             "volatile_defaults = EXCLUDED.volatile_defaults, pre_fingerprint = EXCLUDED.pre_fingerprint, "
             "phase = 'expanding', backfill_cursor = NULL, backfill_max = EXCLUDED.backfill_max, "
             "rows_total = EXCLUDED.rows_total, rows_done = 0, started_at = now(), expanded_at = NULL, "
-            "finished_at = NULL, updated_at = now()"
+            "finished_at = NULL, updated_at = now(), rebuilds = EXCLUDED.rebuilds"
         ).format(_t(schema)),
         (
             table,
@@ -155,6 +160,7 @@ def insert(
             pre_fingerprint,
             Jsonb(backfill_max) if backfill_max is not None else None,
             rows_total,
+            Jsonb(rebuilds or []),
         ),
     )
 
