@@ -165,7 +165,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         )
         return parsed, body
 
-    async def _schema(request: Request, limits: Limits) -> compat.ParsedSchema:
+    async def schema_only(request: Request) -> compat.ParsedSchema:
         return (await schema_body(request))[0]
 
     async def call(fn: Callable[..., T], *args: Any) -> T:
@@ -236,7 +236,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
 
     async def lookup(request: Request) -> Response:
         subject = request.path_params["subject"]
-        parsed = await _schema(request, limits)
+        parsed = await schema_only(request)
         row = await call(
             store.lookup, subject, parsed, _flag(request, "normalize"), _flag(request, "deleted")
         )
@@ -274,7 +274,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         version = None if raw_version is None else _version(raw_version)
         verbose = _flag(request, "verbose")
         try:
-            parsed = await _schema(request, limits)
+            parsed = await schema_only(request)
             messages = await call(store.test_compatibility, subject, parsed, version, raw_version is None)
         except RegistryError as exc:
             # Confluent: with verbose, an invalid schema is an answer (not compatible, and why), not an error

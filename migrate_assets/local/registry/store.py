@@ -1,10 +1,12 @@
-"""SQLite persistence of subjects, versions, global schema ids and compatibility levels.
+"""SQLite persistence of subjects, versions, global schema ids (with their type and references), and, through
+`Settings`, compatibility levels and modes.
 
 One connection guarded by one lock, every operation in its own transaction (`BEGIN IMMEDIATE` for writes):
 the registry is a local development service, so serializing is simpler than clever and makes id assignment
 trivially unique under concurrent registrations. WAL mode keeps readers in other processes (e.g. an
 inspection with the sqlite3 shell) from blocking it. Schema rows are never deleted, so an id, once given
-out, always names the same schema — also after a permanent delete and a re-registration.
+out, always names the same schema — also after a permanent delete and a re-registration. Only IMPORT mode
+may give one schema a second id (Confluent allows it), so ids are unique, schema keys are not.
 """
 
 from __future__ import annotations
