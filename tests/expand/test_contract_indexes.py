@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import pytest
 
+from migrate_assets.errors import TransientError
 from migrate_assets.expand import runner
 from migrate_assets.expand.indexes import index_build, swap_columns
 from migrate_assets.schema.sqltext import tokens
@@ -128,3 +130,50 @@ def test_abort_leaves_no_rebuilt_object(fresh_dsn: str) -> None:
         out = runner.abort(conn, ch)
     assert out["status"] == "aborted" and out["schema_restored"] is True
     assert _objects(fresh_dsn) == before
+
+
+RENAME = """
+table: public.ledger
+operations:
+  - rename_column: {from: note, to: memo}
+"""
+
+
+def test_a_build_that_failed_is_resumed_and_a_renamed_column_keeps_its_expression_index(fresh_dsn: str) -> None:
+    """A lock held against the CONCURRENTLY build (taken during the backfill) makes expand give up after its
+    retries with the change still `expanding`; once the lock is gone, expand again resumes and builds."""
+    with psycopg.connect(fresh_dsn) as conn:
+        conn.execute(DDL)  # type: ignore[arg-type]
+        conn.execute("CREATE INDEX ledger_lower_note ON ledger (lower(note)) INCLUDE (id) WHERE note <> ''")
+    ch = change(RENAME)
+    holder = psycopg.connect(fresh_dsn)
+    opts = runner.Options(lock_timeout=0.2, attempts=2, backoff=0.05, max_backoff=0.1, batch_size=500)
+
+    def take_lock(_: object) -> None:  # conflicts with CREATE INDEX CONCURRENTLY, not with the backfill
+        if holder.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            holder.execute("LOCK TABLE ledger IN SHARE UPDATE EXCLUSIVE MODE")
+
+    try:
+        with psycopg.connect(fresh_dsn) as conn, pytest.raises(TransientError):
+            runner.expand(conn, ch, opts, on_progress=take_lock)
+        with psycopg.connect(fresh_dsn) as conn:
+            st = runner.status(conn, ch)
+            assert not st.safe_to_contract
+            (invalid,) = conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone() or (0,)
+            assert invalid == 0  # a failed build leaves no INVALID index behind
+    finally:
+        holder.rollback()
+        holder.close()
+    with psycopg.connect(fresh_dsn) as conn:
+        res = runner.expand(conn, ch, opts)
+    assert res["status"] == "expanded" and res["resumed"] is True
+    with psycopg.connect(fresh_dsn) as conn:
+        out = runner.contract(conn, ch)
+    assert out["status"] == "contracted"
+    after = _objects(fresh_dsn)["indexes"]
+    assert after["ledger_lower_note"] == ("CREATE INDEX ledger_lower_note ON public.ledger USING btree (lower(memo)) "
+                                          "INCLUDE (id) WHERE (memo <> ''::text)")
+    assert after["ledger_amount_note_uniq"] == ("CREATE UNIQUE INDEX ledger_amount_note_uniq ON public.ledger "
+                                                "USING btree (amount, memo)")
+    assert _refused(fresh_dsn, "INSERT INTO ledger (id, amount, ref, memo) VALUES (9001, 5, 9001, 'n5')") \
+        == "UniqueViolation"
