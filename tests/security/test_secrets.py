@@ -58,7 +58,8 @@ def test_redact_url_and_text() -> None:
     assert MARKER not in redact_text(text)
     # ordinary messages pass unchanged
     for plain in ("invalid percent-encoded token: …", 'column "password" does not exist',
-                  "password authentication failed for user \"app\"", "http://connect:8083/connectors/x"):
+                  "password authentication failed for user \"app\"", "http://connect:8083/connectors/x",
+                  "t.yaml:3: columns.password: type: unknown type 'pasword'"):
         assert redact_text(plain) == plain
 
 
