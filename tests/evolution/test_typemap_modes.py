@@ -13,6 +13,7 @@ import json
 import httpx
 import psycopg
 import pytest
+from pyiceberg.catalog import load_catalog
 
 from migrate_assets.errors import UnsupportedTypeError
 from migrate_assets.evolution.actions import IcebergUpdate, RegisterSchema
@@ -23,6 +24,7 @@ from migrate_assets.evolution.preflight import preflight
 from migrate_assets.evolution.typemap import TypeMapOptions, map_type
 from migrate_assets.evolution.verify import verify_table
 from migrate_assets.expand.changefile import parse_change_text
+from tests.cdc import poll_until
 from tests.evolution.fakes import FakeConnector, FakeLakehouse, FakeSource, World, world
 from tests.pipeline import PipelineFactory, change_file
 from tests.support import run_cli
@@ -139,3 +141,24 @@ def test_real_connector_modes_reach_plan_registry_and_verify(
     assert fields["price"] == fields["ratio"] == mode
     ver = run_cli(capsys, "verify", config=p.config_path, fmt="json")
     assert ver.code == 0 and ver.doc["consistent"] is True, ver.doc
+
+
+def test_pipeline_add_joins_a_table_with_unconstrained_numeric_to_a_string_mode_connector(
+        make_pipeline: PipelineFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    """`pipeline add` maps the new table's columns as the existing connector emits them: plain `numeric`, refused
+    under the default map, is a string here, end to end."""
+    p = make_pipeline(extra_connector={"decimal.handling.mode": "string"})
+    with psycopg.connect(p.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.rates (id integer PRIMARY KEY, ratio numeric)")
+        conn.execute("INSERT INTO public.rates SELECT g, g / 3.0 FROM generate_series(1, 5) g")
+    ran = run_cli(capsys, "pipeline", "add", "public.rates", "--connector", p.name, "--iceberg-table",
+                  f"{p.namespace}.rates", config=p.config_path, fmt="json")
+    assert ran.code == 0, ran.out + ran.err
+    assert ran.doc["mode"] == "join" and ran.doc["verify"]["consistent"] is True, ran.doc
+    table = load_catalog("lake", **p.stack.iceberg_properties).load_table(f"{p.namespace}.rates")
+    assert {f.name: str(f.field_type) for f in table.schema().fields}["ratio"] == "string"
+    with psycopg.connect(p.dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO public.rates VALUES (100, 2.5)")
+    evs = poll_until(lambda: [e for e in p.events("rates") if e.get("after") and e["after"]["id"] == 100], 90,
+                     "the streamed row of public.rates")
+    assert evs[0]["after"]["ratio"] == "2.5"
