@@ -45,7 +45,6 @@ CREATE TABLE IF NOT EXISTS {t} (
     PRIMARY KEY (table_name, fingerprint)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS {idx} ON {t} (table_name) WHERE phase IN ('expanding', 'expanded');
-ALTER TABLE {t} ADD COLUMN IF NOT EXISTS rebuilds jsonb NOT NULL DEFAULT '[]';
 """
 
 
@@ -87,6 +86,12 @@ def ensure(conn: psycopg.Connection[Any], schema: str) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{schema}.{TABLE}",))
         conn.execute(sql.SQL(_DDL).format(t=_t(schema), idx=sql.Identifier(f"{TABLE}_one_active")))
+        (has,) = conn.execute("SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = %s::regclass "
+                              "AND attname = 'rebuilds' AND NOT attisdropped)",
+                              (_t(schema).as_string(conn),)).fetchone() or (True,)
+        if not has:  # a table from before rebuilds were recorded: only then take its ACCESS EXCLUSIVE lock
+            conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS rebuilds jsonb NOT NULL DEFAULT '[]'")
+                         .format(_t(schema)))
 
 
 def exists(conn: psycopg.Connection[Any], schema: str) -> bool:
@@ -97,9 +102,10 @@ def exists(conn: psycopg.Connection[Any], schema: str) -> bool:
 
 
 def _select(schema: str, where: sql.Composable) -> sql.Composed:
-    return sql.SQL("SELECT {} FROM {} WHERE {}").format(
-        sql.SQL(", ").join(sql.Identifier(f) for f in _FIELDS), _t(schema), where
-    )
+    # `rebuilds` read through the row as JSON: a table from before it existed reads as none (no DDL on a read)
+    cols = [sql.Identifier(f) if f != "rebuilds" else sql.SQL("COALESCE(to_jsonb(o) -> 'rebuilds', '[]'::jsonb)")
+            for f in _FIELDS]
+    return sql.SQL("SELECT {} FROM {} AS o WHERE {}").format(sql.SQL(", ").join(cols), _t(schema), where)
 
 
 def get(conn: psycopg.Connection[Any], schema: str, table: str, fp: str) -> OperationState | None:

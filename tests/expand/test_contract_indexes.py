@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from migrate_assets.errors import TransientError
-from migrate_assets.expand import runner
+from migrate_assets.expand import runner, state
 from migrate_assets.expand.indexes import index_build, swap_columns
 from migrate_assets.schema.sqltext import tokens
 from tests.expand.conftest import change, columns, expand, helper_objects
@@ -177,3 +177,17 @@ def test_a_build_that_failed_is_resumed_and_a_renamed_column_keeps_its_expressio
                                                 "USING btree (amount, memo)")
     assert _refused(fresh_dsn, "INSERT INTO ledger (id, amount, ref, memo) VALUES (9001, 5, 9001, 'n5')") \
         == "UniqueViolation"
+
+
+def test_a_state_table_from_before_rebuilds_is_upgraded(fresh_dsn: str) -> None:
+    with psycopg.connect(fresh_dsn) as conn:
+        conn.execute(DDL)  # type: ignore[arg-type]
+        state.ensure(conn, "public")
+        conn.execute("ALTER TABLE migrate_assets_operations DROP COLUMN rebuilds")  # the first release's shape
+        conn.commit()
+    before = _objects(fresh_dsn)
+    ch = change(CHANGE)
+    assert expand(fresh_dsn, ch)["status"] == "expanded"
+    with psycopg.connect(fresh_dsn) as conn:
+        assert runner.contract(conn, ch)["status"] == "contracted"
+    assert _objects(fresh_dsn) == before
