@@ -88,3 +88,21 @@ def test_the_scanner_reads_literals_where_postgres_does(canary_db: str, name: st
         err = exprcheck._parse_only(conn, wrap.format(text).encode())
     assert err is not None and "multiple commands" in err, err
     assert_canary_alive(canary_db, before)
+
+
+def test_volatility_is_read_without_evaluating_even_stable_functions(canary_db: str) -> None:
+    """`is_volatile` plans the default in a select list: a stable function is not evaluated for an estimate
+    (it was, as the comparison value of an index condition: `current_setting` of an unknown name failed there)."""
+    from migrate_assets.schema.exprcheck import is_volatile
+
+    def vol(text: str) -> bool:
+        return is_volatile(conn, Expression(text, "f", "k", type_sql="text"))
+
+    before = snapshot(canary_db)
+    with psycopg.connect(canary_db, autocommit=True) as conn:
+        assert vol("current_setting('no.such.setting')") is False
+        assert vol("txid_current()::text") is False
+        assert [vol(t) for t in ("'x'", "now()::text", "upper('x')")] == [False, False, False]
+        assert [vol(t) for t in ("random()::text", "clock_timestamp()::text", "gen_random_uuid()::text",
+                                 "CASE WHEN random() < 2 THEN 'a' END", "nextval('canary_seq')::text")] == [True] * 5
+    assert_canary_alive(canary_db, before)
