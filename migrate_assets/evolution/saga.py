@@ -140,7 +140,11 @@ class Saga:
             return
         with run_lock(rec.run_id):
             if self.store is not None:  # what the previous holder left: a record loaded before the lock may be stale
-                rec.__dict__.update(self.store.load(rec.run_id).__dict__)
+                # states only: the plan in hand may be rebased on the live connector config (jobs/fanout.py), and
+                # the stored one holds redacted secrets
+                fresh = self.store.load(rec.run_id)
+                rec.status, rec.steps, rec.error, rec.failed_step = (fresh.status, fresh.steps, fresh.error,
+                                                                     fresh.failed_step)
             self._locked += 1
             try:
                 yield
