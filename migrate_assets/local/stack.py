@@ -23,7 +23,7 @@ from migrate_assets import __version__
 from migrate_assets.errors import InvalidInputError, Problem, StackError
 from migrate_assets.local import artifacts, broker, connect, iceberg, postgres, procs
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: Apache Kafka (KRaft storage under kafka/) replaced the memory-only Tansu broker
 ALL_PARTS = ("postgres", "broker", "registry", "kafka-connect", "iceberg")
 
 
@@ -183,7 +183,11 @@ def up(
             info.parts[name] = {"pid": pg.pid, "port": port, "datadir": pg.datadir}
         elif name == "broker":
             port = _port_for(current)
-            info.parts[name] = {"pid": broker.start(state_dir, port), "port": port}
+            cport = _port_for({"port": (current or {}).get("controller_port")})
+            while cport == port:
+                cport = procs.free_port()
+            pid = broker.start(state_dir / "kafka", port, cport)
+            info.parts[name] = {"pid": pid, "port": port, "controller_port": cport}
         elif name == "registry":
             port = _port_for(current)
             info.parts[name] = {"pid": _start_registry(state_dir, port), "port": port}
@@ -233,7 +237,7 @@ def down(state_dir: Path, purge: bool = False) -> dict[str, Any]:
     state_dir = state_dir.resolve()
     info = load_state(state_dir)
     stopped: list[str] = []
-    ports = [int(p["port"]) for p in info.parts.values() if "port" in p]
+    ports = [int(p[k]) for p in info.parts.values() for k in ("port", "controller_port") if k in p]
     for name in ("kafka-connect", "registry", "broker"):
         part = info.parts.get(name)
         if part and procs.kill(part.get("pid"), grace=15):
