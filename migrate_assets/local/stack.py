@@ -23,7 +23,9 @@ from migrate_assets import __version__
 from migrate_assets.errors import InvalidInputError, Problem, StackError
 from migrate_assets.local import artifacts, broker, connect, iceberg, postgres, procs
 
-STATE_FORMAT = 2  # 2: Apache Kafka (KRaft storage under kafka/) replaced the memory-only Tansu broker
+#: 2: Apache Kafka (KRaft storage under kafka/) replaced the memory-only Tansu broker; the Iceberg catalog moved
+#: from a SQLite file into the stack's PostgreSQL
+STATE_FORMAT = 2
 ALL_PARTS = ("postgres", "broker", "registry", "kafka-connect", "iceberg")
 
 
@@ -163,7 +165,8 @@ def up(
     info = load_state(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    order = [p for p in ALL_PARTS if p in parts or (p == "broker" and "kafka-connect" in parts)]
+    needs = {"broker": "kafka-connect", "postgres": "iceberg"}  # the Iceberg catalog lives in the PostgreSQL
+    order = [p for p in ALL_PARTS if p in parts or needs.get(p) in parts]
     artifacts.preflight(tuple(order))
     if "postgres" in order:
         postgres.ensure_binaries()
@@ -196,7 +199,7 @@ def up(
             pid = connect.start(state_dir / "connect", info.bootstrap, port, mode=connect_mode)
             info.parts[name] = {"pid": pid, "port": port, "mode": connect_mode}
         elif name == "iceberg":
-            info.parts[name] = {"properties": iceberg.ensure(state_dir / "iceberg")}
+            info.parts[name] = {"properties": iceberg.ensure(state_dir / "iceberg", info.pg_dsn)}
         timings[name] = round(time.monotonic() - t0, 3)
         save_state(info)
     write_config(info)
