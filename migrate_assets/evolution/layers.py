@@ -22,7 +22,10 @@ class RegistryVersion:
     subject: str
     version: int
     schema_id: int
-    schema: str  # the Avro schema JSON text as registered
+    schema: str  # the schema text as registered (Avro JSON for every subject the engine evolves)
+    schema_type: str = "AVRO"  # AVRO, JSON or PROTOBUF
+    #: (name, subject, version) of each schema reference: the engine evolves self-contained Avro only
+    references: tuple[tuple[str, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class IcebergState:
     schema_id: int
     snapshot_id: int | None
     fields: tuple[IcebergField, ...]
+    #: the schema id the current snapshot was written with (None: no snapshot, or not recorded)
+    snapshot_schema_id: int | None = None
 
     def field(self, name: str) -> IcebergField | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -86,6 +91,10 @@ class IcebergOp:
     new_name: str | None = None  # rename
 
 
+#: `LakehouseLayer.apply` without a requirement on the main branch's snapshot (real snapshot ids are positive)
+ANY_SNAPSHOT = -1
+
+
 class LakehouseLayer(Protocol):
     def state(self, identifier: str) -> IcebergState | None:
         """Current schema id, snapshot id and top-level fields, or None when the table does not exist."""
@@ -93,11 +102,18 @@ class LakehouseLayer(Protocol):
     def validate(self, identifier: str, ops: tuple[IcebergOp, ...]) -> IcebergState:
         """Compute the updated schema WITHOUT committing (pyiceberg's pure apply); raise on an invalid update."""
 
-    def apply(self, identifier: str, ops: tuple[IcebergOp, ...], expected_schema_id: int) -> IcebergState:
-        """Commit the update, requiring the current schema id to still be `expected_schema_id`."""
+    def apply(self, identifier: str, ops: tuple[IcebergOp, ...], expected_schema_id: int,
+              expected_snapshot_id: int | None = ANY_SNAPSHOT) -> IcebergState:
+        """Commit the update, requiring the current schema id to still be `expected_schema_id` (and, unless
+        ANY_SNAPSHOT, main to still point at `expected_snapshot_id`: no row appended since it was read)."""
 
-    def restore(self, identifier: str, schema_id: int, snapshot_id: int | None) -> IcebergState:
-        """Make `schema_id` current again and point main at `snapshot_id`, in one catalog transaction."""
+    def restore_schema(self, identifier: str, schema_id: int, expected_schema_id: int,
+                       expected_snapshot_id: int | None) -> IcebergState:
+        """Make the earlier `schema_id` current again, requiring schema `expected_schema_id` and main at
+        `expected_snapshot_id` (no snapshot since); never moves a ref."""
+
+    def count_values(self, identifier: str, column: str | None = None) -> int:
+        """Rows of the current snapshot, or (with `column`) how many of them hold a non-null value there."""
 
     def create_table(self, identifier: str, columns: tuple[tuple[str, str], ...]) -> IcebergState:
         """Create a table of optional columns `(name, iceberg type)`; an existing table is an error."""
@@ -179,6 +195,13 @@ class SourceLayer(Protocol):
         and return the commit LSN (pg_current_wal_lsn() right after commit)."""
 
     def current_lsn(self) -> int: ...
+
+    def count_values(self, table: str, column: str | None = None) -> int:
+        """Rows of the table, or (with `column`) how many hold a non-null value there (0 when absent)."""
+
+    def count_changed(self, table: str, column: str, type_sql: str, using_sql: str) -> int:
+        """How many values of `column` would not survive `ALTER COLUMN ... TYPE type_sql USING using_sql`
+        unchanged (cast there and back); raises when the cast rejects a value."""
 
     def slot(self, slot_name: str) -> SlotState | None: ...
 

