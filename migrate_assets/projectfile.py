@@ -122,6 +122,7 @@ def add_pipeline(path: Path, entry: Mapping[str, Any]) -> None:
 def remove_pipeline(path: Path, table: str, default_schema: str) -> bool:
     """Drop the `pipelines:` entry of `table` (and the comment lines right above it); False when none."""
     text = path.read_text()
+    table = table if "." in table else f"{default_schema}.{table}"
     span = _pipelines_span(text)
     if span is None:
         return False
@@ -147,7 +148,7 @@ def remove_pipeline(path: Path, table: str, default_schema: str) -> bool:
         kept = lines[:s] + lines[e:]
         rest = "".join(kept)
         if not any(ln.lstrip().startswith("-") for ln in kept[1:]):
-            rest = kept[0].rstrip("\n") + " []\n" + "".join(kept[1:])
+            rest = re.sub(r"^pipelines\s*:", "pipelines: []", kept[0], count=1) + "".join(kept[1:])
         write_private(path, text[:start] + rest + text[end:])
         return True
     return False

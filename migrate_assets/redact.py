@@ -28,8 +28,11 @@ _SCHEME = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://")
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s\"'<>]*)@")
 _QUERY_SECRET = re.compile(r"(?i)(?P<key>[?&](?:ssl)?password=)[^&#\s]*")
 _CONNINFO_SECRET = re.compile(r"(?i)(?P<key>\b(?:ssl)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s']+)")
+#: `key=value` pairs (conninfo, properties, JAAS) and JSON `"key": "value"` members under a secret-looking key;
+#: a YAML-ish `password: x` in prose is left alone (messages about a column named `password` stay readable)
 _TEXT_PAIR_SECRET = re.compile(
-    r"(?i)(?P<key>\b[\w.-]*(?:password|secret|passwd|jaas\.config|user\.info)[\w.-]*[\"']?\s*[=:]\s*)"
+    r"(?i)(?P<key>\b[\w.-]*(?:password|secret|passwd|jaas\.config|user\.info)[\w.-]*\s*=\s*|"
+    r"\"[\w.-]*(?:password|secret|passwd|jaas\.config|user\.info)[\w.-]*\"\s*:\s*(?=\"))"
     r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;}\]]+)")
 
 #: parts of a config key that mark a secret value (checked on the lower-cased key)

@@ -13,7 +13,15 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
-from migrate_assets.cli import evolve_cmd, expand_cmd, migrations_cmd, runs_cmd, schema_cmd, stack_cmd
+from migrate_assets.cli import (
+    evolve_cmd,
+    expand_cmd,
+    migrations_cmd,
+    pipeline_cmd,
+    runs_cmd,
+    schema_cmd,
+    stack_cmd,
+)
 from migrate_assets.cli.output import (
     FORMATS,
     SafeFormatter,
@@ -27,7 +35,7 @@ from migrate_assets.cli.output import (
 )
 from migrate_assets.errors import MigrateAssetsError, UsageError
 
-MODULES = (stack_cmd, schema_cmd, migrations_cmd, expand_cmd, evolve_cmd, runs_cmd)
+MODULES = (stack_cmd, schema_cmd, migrations_cmd, expand_cmd, evolve_cmd, runs_cmd, pipeline_cmd)
 
 
 class _HelpRequested(Exception):  # noqa: N818 - a signal to main, not an error
@@ -56,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="path to migrate.yaml (default: $MIGRATE_ASSETS_CONFIG, ./migrate.yaml)")
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format (json is a stable contract)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--version", action="store_true", dest="show_version", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in MODULES:
         module.register(sub)
@@ -117,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # request logs of the HTTP clients (confluent-kafka's registry client logs through httpx2) only with -v
         for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "pyiceberg", "urllib3", "confluent_kafka"):
             logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-        if args.version:
+        if args.show_version:
             v = _version()
             print(dump_json({"version": v}) if args.format == "json" else f"migrate-assets {v}")
             return 0

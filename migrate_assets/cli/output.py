@@ -74,8 +74,10 @@ def emit_result(result: Result, fmt: str) -> int:
         render = result.markdown or result.text
         print(safe_text(render(result.data) if render else "```json\n" + dump_json(result.data) + "\n```"))
     else:
+        from migrate_assets.cli.style import colourise  # colour only on a terminal, after escaping
+
         render = result.text
-        print(safe_text(render(result.data) if render else dump_json(result.data)))
+        print(colourise(safe_text(render(result.data) if render else dump_json(result.data)), sys.stdout))
     return result.exit_code
 
 

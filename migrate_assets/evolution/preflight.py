@@ -28,6 +28,7 @@ from migrate_assets.evolution.planner import (
     plan_join_table,
     plan_new_table,
 )
+from migrate_assets.evolution.typemap import TypeMapOptions
 from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.schema.model import Table
 
@@ -71,13 +72,23 @@ def read_snapshot(target: PipelineTarget, ctx: RunContext) -> Snapshot:
     return Snapshot(target, tuple(cols) if cols is not None else None, fp, latest, level, ice, cfg, state)
 
 
+def connector_types(policy: Policy, snap: Snapshot) -> Policy:
+    """The policy with the type map the live connector implies (`decimal.handling.mode`, `time.precision.mode`):
+    what Debezium will emit is what the registry, Iceberg and verify must expect."""
+    if snap.connector_config is None:
+        return policy
+    opts = TypeMapOptions.from_connector(dict(snap.connector_config), policy.type_options,
+                                         f"connector {snap.target.connector}")
+    return replace(policy, type_options=opts)
+
+
 def preflight(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy: Policy) -> PreflightReport:
     if change.qualified != target.table:
         raise InvalidInputError([Problem(file=change.source, key="table",
                                          message=f"{change.qualified} is not the pipeline table {target.table}")])
     target = resolve_target(target, ctx)
     snap = read_snapshot(target, ctx)
-    plan = plan_evolution(change, snap, policy)
+    plan = plan_evolution(change, snap, connector_types(policy, snap))
     return _checked(snap, plan, ctx, ("source_db", f"fingerprint {snap.source_fingerprint}"))
 
 
@@ -139,7 +150,7 @@ def preflight_new_table(table: Table, target: PipelineTarget, ctx: RunContext, p
     target = resolve_target(target, ctx)
     snap = read_snapshot(target, ctx)
     template, prefix = sibling_template(target, ctx)
-    plan = plan_new_table(table, snap, policy, template, prefix)
+    plan = plan_new_table(table, snap, connector_types(policy, snap), template, prefix)
     return _checked(snap, plan, ctx, ("source_db", f"{table.qualified} absent"))
 
 
@@ -157,5 +168,6 @@ def preflight_join_table(target: PipelineTarget, ctx: RunContext, policy: Policy
     template, prefix = sibling_template(target, ctx)
     cfg = dict(snap.connector_config or ())
     signal = cfg.get("signal.data.collection") or f"{target.table.split('.', 1)[0]}.debezium_signal"
-    plan = plan_join_table(snap, policy, template, prefix, ctx.source.columns(signal) is not None)
+    plan = plan_join_table(snap, connector_types(policy, snap), template, prefix,
+                           ctx.source.columns(signal) is not None)
     return _checked(snap, plan, ctx, ("source_db", f"{target.table} exists ({len(snap.columns or ())} columns)"))

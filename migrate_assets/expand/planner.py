@@ -233,12 +233,12 @@ def plan_expand(
             fwd: list[Statement] = []
             fill_expr = op.backfill
             if op.default is not None and i not in volatile_defaults:
-                add = sql.SQL("{} DEFAULT {}").format(add, sql.SQL(op.default))
+                add = sql.SQL("{} DEFAULT ({})").format(add, sql.SQL(op.default))
                 fwd.append(add)
             elif op.default is not None:
                 fwd += [
                     add,
-                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
+                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT ({})").format(
                         tbl, _q(op.name), sql.SQL(op.default)
                     ),
                 ]
@@ -327,7 +327,7 @@ def plan_expand(
                         tbl, _q(final), sql.SQL(default)
                     )
                 )
-            warn_indexes(col.name)
+            # its indexes and constraints are rebuilt on the new column (expand/indexes.py), not warned about
             contract.append(Step(summary, tuple(cfwd)))
             ops.append(
                 OpPlan(i, op.kind, summary, (new,), pair=pair, not_null=new if check else None, check=check)

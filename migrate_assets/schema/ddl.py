@@ -34,8 +34,10 @@ def idents(names: tuple[str, ...] | list[str]) -> sql.Composable:
 
 
 def expr(text: str) -> sql.SQL:
-    """A validated SQL expression (defaults, predicates)."""
-    return sql.SQL(text)  # noqa: S608
+    """A validated SQL expression (defaults, predicates: see `schema.exprcheck`), embedded as one bracketed
+    expression: a DEFAULT takes only a restricted expression (`DEFAULT x IS NULL` does not parse, `DEFAULT (x IS
+    NULL)` does), and the brackets keep it one operand wherever it goes."""
+    return sql.SQL("(" + text + ")")  # noqa: S608
 
 
 def type_sql(col: Column) -> sql.SQL:

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from migrate_assets import __version__
+from migrate_assets.cli import build_parser
 from tests.support import run_cli, run_cli_process
 
 CHANGE = "table: public.items\noperations:\n  - add_column: {name: tier, type: text, nullable: true}\n"
@@ -86,6 +87,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert j.code == 0 and j.doc == {"version": __version__}
     p = run_cli_process("--version", entry_point=True)
     assert p.code == 0 and __version__ in p.out
+    # `--version` has its own dest: `migrations run V` keeps its positional `version`
+    args = build_parser().parse_args(["migrations", "run", "3"])
+    assert args.version == 3 and args.show_version is False
 
 
 def test_http_request_logs_only_with_verbose(capsys: pytest.CaptureFixture[str]) -> None:

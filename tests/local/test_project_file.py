@@ -98,3 +98,34 @@ def test_verify_with_no_pipelines_says_so(stack_info: stack.StackInfo, tmp_path:
     assert "no pipelines to verify" in r.err and "pipeline add" in r.err
     j = cli("verify", config=cfg, fmt="json")
     assert j.code == 2 and j.doc["error"]["problems"][0]["key"] == "pipelines"
+
+
+EDITED = """# top
+database: {dsn: "postgresql://u@127.0.0.1/db"}
+pipelines: []   # none yet
+# about the timeout
+lock_timeout: 2s
+"""
+
+
+def test_pipeline_entries_are_added_and_removed_as_text(tmp_path: Path) -> None:
+    from migrate_assets.projectfile import add_pipeline, remove_pipeline
+
+    path = tmp_path / "migrate.yaml"
+    path.write_text(EDITED)
+    add_pipeline(path, {"table": "public.a", "connector": "c"})
+    add_pipeline(path, {"table": "public.b", "connector": "c"})
+    text = path.read_text()
+    assert text.startswith("# top\n") and "# none yet" in text and text.endswith("# about the timeout\n"
+                                                                                  "lock_timeout: 2s\n")
+    assert [p.table for p in load_config(str(path)).pipelines] == ["public.a", "public.b"]
+    assert remove_pipeline(path, "a", "public") is True  # unqualified: the default schema
+    assert [p.table for p in load_config(str(path)).pipelines] == ["public.b"]
+    assert remove_pipeline(path, "public.zzz", "public") is False
+    assert remove_pipeline(path, "public.b", "public") is True
+    assert load_config(str(path)).pipelines == [] and "pipelines: []" in path.read_text()
+    assert path.read_text().replace("pipelines: []    # none yet", "pipelines: []   # none yet") == EDITED
+    bare = tmp_path / "bare.yaml"
+    bare.write_text('database: {dsn: "postgresql://u@127.0.0.1/db"}')  # no pipelines key, no final newline
+    add_pipeline(bare, {"table": "public.c"})
+    assert [p.table for p in load_config(str(bare)).pipelines] == ["public.c"]

@@ -12,7 +12,9 @@ import json
 import uuid
 from pathlib import Path
 
-from tests.local.registry_api import Api, Ref
+import pytest
+
+from tests.local.registry_api import Api, ApiError, Ref
 from tests.local.registry_cases import (
     F_INT,
     F_STRING,
@@ -594,3 +596,76 @@ def test_global_mode(fresh: Api) -> None:
     fresh.set_mode("READONLY_OVERRIDE")
     assert fresh.mode("testSubject") == "READONLY_OVERRIDE"
     assert fails(fresh.register, "testSubject2", schema) == (422, 42205)
+
+
+# == RestApiCompatibilityTest (the cases without metadata, rule sets or compatibility groups) ===============
+
+F1 = record("myrecord", ("f1", "string"))
+F1_F2 = record("myrecord", ("f1", "string"), ("f2", "string"))
+F1_F2_DEFAULT = record("myrecord", ("f1", "string"), {"name": "f2", "type": "string", "default": "foo"})
+
+
+def test_compatibility(fresh: Api) -> None:
+    """RestApiCompatibilityTest.testCompatibility"""
+    assert fresh.register("testSubject", F1) == 1
+    with pytest.raises(ApiError) as info:
+        fresh.register("testSubject", F1_F2)
+    assert info.value.status == 409 and "READER_FIELD_MISSING_DEFAULT_VALUE" in info.value.message
+    assert fails(fresh.register, "testSubject", "non-avro schema string") == (422, 42201)
+    assert fresh.register("testSubject", F1_F2_DEFAULT) == 2
+
+
+def test_compatibility_level_change_to_none(fresh: Api) -> None:
+    """RestApiCompatibilityTest.testCompatibilityLevelChangeToNone"""
+    assert fresh.register("testSubject", F1) == 1
+    assert fails(fresh.register, "testSubject", F1_F2)[0] == 409
+    fresh.set_level("NONE")
+    assert fresh.register("testSubject", F1_F2) == 2
+
+
+def test_compatibility_level_change_to_backward(fresh: Api) -> None:
+    """RestApiCompatibilityTest.testCompatibilityLevelChangeToBackward"""
+    assert fresh.register("testSubject", F1) == 1
+    assert fresh.level() == "BACKWARD"
+    fresh.set_level("FORWARD")
+    assert fresh.level() == "FORWARD"
+    assert fresh.register("testSubject", F1_F2) == 2
+    fresh.set_level("BACKWARD")
+    assert fresh.level() == "BACKWARD"
+    f3 = record("myrecord", ("f1", "string"), ("f2", "string"), ("f3", "string"))
+    assert fails(fresh.register, "testSubject", f3)[0] == 409
+    f3_default = record("myrecord", ("f1", "string"), ("f2", "string"),
+                        {"name": "f3", "type": "string", "default": "foo"})
+    assert fresh.register("testSubject", f3_default) == 3
+
+
+# == RestApiTransitiveCompatibilityTest (Confluent sets BACKWARD_TRANSITIVE globally, here on the subject) ==
+
+
+def test_transitive_compatibility(api: Api, subject: str) -> None:
+    """RestApiTransitiveCompatibilityTest.testCompatibility: dropping a default added earlier is refused"""
+    api.set_level("BACKWARD_TRANSITIVE", subject)
+    first = api.register(subject, F1)
+    assert api.register(subject, F1_F2_DEFAULT) != first
+    assert fails(api.register, subject, F1_F2)[0] == 409
+
+
+def test_transitive_effect(api: Api, subject: str) -> None:
+    """RestApiTransitiveCompatibilityTest.validateTransitiveEffect: dropping the default alone is fine"""
+    api.set_level("BACKWARD_TRANSITIVE", subject)
+    api.register(subject, F1_F2_DEFAULT)
+    api.register(subject, F1_F2)
+    assert api.versions(subject) == [1, 2]
+
+
+def test_get_cluster_id(api: Api) -> None:
+    """RestApiTest.testGetClusterId (no client call: raw HTTP)"""
+    found = api.raw.call("GET", "/v1/metadata/id")
+    assert found["id"] == "" and found["scope"]["path"] == [] and found["scope"]["clusters"] is not None
+
+
+def test_get_schema_registry_server_version(api: Api) -> None:
+    """RestApiTest.testGetSchemaRegistryServerVersion: the version is this package's"""
+    from migrate_assets import __version__
+
+    assert api.raw.call("GET", "/v1/metadata/version") == {"version": __version__, "commitId": ""}

@@ -116,7 +116,7 @@ def test_a_database_full_of_unmanaged_objects_is_left_exactly_as_it_is_under_eve
         r = run_cli(capsys, "plan", "--check", config=cfg, fmt="json")
         assert r.code == 0, (policy, r.out, r.err)
         assert {(u["kind"], u["name"]) for u in r.doc["unmanaged"]} == EXPECTED_UNMANAGED
-        r = run_cli(capsys, "apply", config=cfg)
+        r = run_cli(capsys, "apply", "--auto-approve", config=cfg)
         assert r.code == 0, (policy, r.out, r.err)
         assert catalog(fresh_dsn) == before, policy
     r = run_cli(capsys, "plan", config=cfg)
@@ -223,7 +223,7 @@ def test_collation_index_converges_through_the_cli(tmp_path: Path, fresh_dsn: st
     execute(fresh_dsn, 'CREATE TABLE coll (id int PRIMARY KEY, name text COLLATE "C")')
     cfg = project(tmp_path, fresh_dsn, next(c.spec for c in CASES if c.ddl.startswith("CREATE TABLE coll")), "block")
     assert run_cli(capsys, "plan", "--check", config=cfg).code == 4
-    assert run_cli(capsys, "apply", config=cfg).code == 0
+    assert run_cli(capsys, "apply", "--auto-approve", config=cfg).code == 0
     r = run_cli(capsys, "plan", "--check", config=cfg)
     assert r.code == 0 and "No changes" in r.out
     assert scalar(fresh_dsn, "SELECT indcollation::text FROM pg_index WHERE indexrelid = 'coll_name_idx'::regclass") == str(

@@ -18,10 +18,11 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from tests.local.test_registry import MEDIA, Registry
+from tests.local.registry_proc import Registry
 from tests.support import cli_argv, run_cli
 
 LIMIT_AS = 1 << 30
+MEDIA = "application/vnd.schemaregistry.v1+json"
 
 
 def bomb(levels: int = 9, block: bool = False) -> str:

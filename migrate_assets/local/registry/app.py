@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from migrate_assets import __version__
+
 from . import compat
 from .errors import (
     INVALID_SCHEMA,
@@ -37,6 +39,7 @@ from .store import LATEST, Store
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
+
 _MAX_VERSION = 2**31 - 1
 #: an oversized body is read (and dropped) up to this many times the limit before the connection is closed
 _DRAIN_FACTOR = 64
@@ -162,7 +165,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         )
         return parsed, body
 
-    async def _schema(request: Request, limits: Limits) -> compat.ParsedSchema:
+    async def schema_only(request: Request) -> compat.ParsedSchema:
         return (await schema_body(request))[0]
 
     async def call(fn: Callable[..., T], *args: Any) -> T:
@@ -194,6 +197,12 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
             _flag(request, "latestOnly"),
         )
         return ok(_page(request, [r.to_json() for r in rows]))
+
+    async def cluster_id(request: Request) -> Response:
+        return ok({"id": "", "scope": {"path": [], "clusters": {}}})  # one local registry, no Kafka cluster
+
+    async def server_version(request: Request) -> Response:
+        return ok({"version": __version__, "commitId": ""})
 
     async def contexts(request: Request) -> Response:
         return ok(["."])  # only the default context: subjects named ":.ctx:..." are plain subjects here
@@ -227,7 +236,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
 
     async def lookup(request: Request) -> Response:
         subject = request.path_params["subject"]
-        parsed = await _schema(request, limits)
+        parsed = await schema_only(request)
         row = await call(
             store.lookup, subject, parsed, _flag(request, "normalize"), _flag(request, "deleted")
         )
@@ -265,7 +274,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         version = None if raw_version is None else _version(raw_version)
         verbose = _flag(request, "verbose")
         try:
-            parsed = await _schema(request, limits)
+            parsed = await schema_only(request)
             messages = await call(store.test_compatibility, subject, parsed, version, raw_version is None)
         except RegistryError as exc:
             # Confluent: with verbose, an invalid schema is an answer (not compatible, and why), not an error
@@ -314,6 +323,8 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         Route("/subjects/{subject}", delete_subject, methods=["DELETE"]),
         Route("/schemas", list_schemas, methods=["GET"]),
         Route("/contexts", contexts, methods=["GET"]),
+        Route("/v1/metadata/id", cluster_id, methods=["GET"]),
+        Route("/v1/metadata/version", server_version, methods=["GET"]),
         Route("/schemas/types", schema_types),
         Route("/schemas/ids/{id:int}", schema_by_id),
         Route("/schemas/ids/{id:int}/schema", raw_schema_by_id),

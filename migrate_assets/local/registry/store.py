@@ -1,10 +1,12 @@
-"""SQLite persistence of subjects, versions, global schema ids and compatibility levels.
+"""SQLite persistence of subjects, versions, global schema ids (with their type and references), and, through
+`Settings`, compatibility levels and modes.
 
 One connection guarded by one lock, every operation in its own transaction (`BEGIN IMMEDIATE` for writes):
 the registry is a local development service, so serializing is simpler than clever and makes id assignment
 trivially unique under concurrent registrations. WAL mode keeps readers in other processes (e.g. an
 inspection with the sqlite3 shell) from blocking it. Schema rows are never deleted, so an id, once given
-out, always names the same schema — also after a permanent delete and a re-registration.
+out, always names the same schema — also after a permanent delete and a re-registration. Only IMPORT mode
+may give one schema a second id (Confluent allows it), so ids are unique, schema keys are not.
 """
 
 from __future__ import annotations
@@ -21,13 +23,10 @@ from . import compat
 from .compat import ParsedSchema, Reference, Resolved
 from .errors import (
     INCOMPATIBLE_SCHEMA,
-    INVALID_MODE,
     INVALID_SCHEMA,
     OPERATION_NOT_PERMITTED,
     REFERENCE_EXISTS,
     STORE_ERROR,
-    SUBJECT_LEVEL_MODE_NOT_CONFIGURED,
-    SUBJECT_LEVEL_NOT_CONFIGURED,
     SUBJECT_NOT_SOFT_DELETED,
     SUBJECT_SOFT_DELETED,
     VERSION_NOT_SOFT_DELETED,
@@ -38,6 +37,7 @@ from .errors import (
     version_not_found,
 )
 from .limits import Limits
+from .settings import Settings
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS schemas (
@@ -86,10 +86,7 @@ CREATE INDEX IF NOT EXISTS schemas_normalized ON schemas(normalized);
 _STORED = Limits(1 << 62, 1 << 20, 1 << 40, 1 << 40)
 #: references nested deeper than this are refused (they would also be a cycle, which a version cannot form)
 _MAX_REFERENCE_DEPTH = 32
-MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
 
-#: the key of the global compatibility level in `config` (Confluent subjects are never empty)
-_GLOBAL = ""
 
 LATEST = None
 
@@ -128,7 +125,7 @@ def _refs(raw: str) -> tuple[Reference, ...]:
     return tuple(Reference(r["name"], r["subject"], r["version"]) for r in json.loads(raw or "[]"))
 
 
-class Store:
+class Store(Settings):
     """All registry state; every public method is one atomic transaction."""
 
     def __init__(self, path: str | Path, busy_timeout: float = 10.0) -> None:
@@ -239,38 +236,6 @@ class Store:
                     REFERENCE_EXISTS,
                     f"One or more references exist to the schema {{subject={subject}, version={row.version}}}",
                 )
-
-    def _mode(self, c: sqlite3.Connection, subject: str | None) -> str | None:
-        row = c.execute("SELECT mode FROM modes WHERE subject = ?", (_GLOBAL if subject is None else subject,))
-        found = row.fetchone()
-        return found[0] if found else None
-
-    def _effective_mode(self, c: sqlite3.Connection, subject: str) -> str:
-        glob = self._mode(c, None)
-        if glob == "READONLY_OVERRIDE":
-            return glob
-        return self._mode(c, subject) or glob or "READWRITE"
-
-    def _writable(self, c: sqlite3.Connection, subject: str) -> str:
-        """The subject's mode, or 42205 when it is read-only."""
-        mode = self._effective_mode(c, subject)
-        if mode.startswith("READONLY"):
-            raise RegistryError(OPERATION_NOT_PERMITTED, f"Subject {subject} is in read-only mode")
-        return mode
-
-    def _forget_subject_settings(self, c: sqlite3.Connection, subject: str) -> None:
-        c.execute("DELETE FROM config WHERE subject = ?", (subject,))
-        c.execute("DELETE FROM modes WHERE subject = ?", (subject,))
-
-    def _level(self, c: sqlite3.Connection, subject: str | None) -> str | None:
-        found = c.execute(
-            "SELECT level FROM config WHERE subject = ?", (_GLOBAL if subject is None else subject,)
-        )
-        row = found.fetchone()
-        return row[0] if row else None
-
-    def _effective_level(self, c: sqlite3.Connection, subject: str) -> str:
-        return self._level(c, subject) or self._level(c, None) or compat.DEFAULT_LEVEL
 
     def _incompatibilities(
         self, c: sqlite3.Connection, new: ParsedSchema, against: list[Version], level: str
@@ -555,98 +520,6 @@ class Store:
         if not rows:
             raise schema_not_found(f"Schema {schema_id} not found")
         return [(r[0], r[1]) for r in rows if deleted or not r[2]]
-
-    # -- modes ----------------------------------------------------------------------------------------------
-
-    def mode(self, subject: str | None, default_to_global: bool = False) -> str:
-        with self._tx() as c:
-            if subject is None:
-                return self._mode(c, None) or "READWRITE"
-            own = self._mode(c, subject)
-            glob = self._mode(c, None)
-            if glob == "READONLY_OVERRIDE":
-                return glob
-            if own is not None:
-                return own
-            if default_to_global:
-                return glob or "READWRITE"
-        raise RegistryError(
-            SUBJECT_LEVEL_MODE_NOT_CONFIGURED, f"Subject '{subject}' does not have subject-level mode configured"
-        )
-
-    def set_mode(self, subject: str | None, mode: object, force: bool = False) -> str | None:
-        """IMPORT needs an empty registry (or subject) unless `force`, as with Confluent; no mode (null)
-        removes the one set. FORWARD (Confluent's cluster-linking mode) is not supported: 42204."""
-        if mode is None:
-            with self._tx(write=True) as c:
-                c.execute("DELETE FROM modes WHERE subject = ?", (_GLOBAL if subject is None else subject,))
-            return None
-        if not isinstance(mode, str) or mode.upper() not in MODES:
-            raise RegistryError(INVALID_MODE, f"Invalid mode {mode!r}. Valid values are: {', '.join(MODES)}")
-        mode = mode.upper()
-        with self._tx(write=True) as c:
-            if mode == "IMPORT" and not force:
-                sql, args = "SELECT 1 FROM versions WHERE deleted = 0", tuple[str, ...]()
-                if subject is not None:
-                    sql, args = sql + " AND subject = ?", (subject,)
-                if c.execute(sql + " LIMIT 1", args).fetchone():
-                    raise RegistryError(
-                        OPERATION_NOT_PERMITTED,
-                        "Cannot import since found existing subjects" + (f" ({subject})" if subject else ""),
-                    )
-            c.execute(
-                "INSERT INTO modes (subject, mode) VALUES (?, ?) ON CONFLICT(subject) DO UPDATE SET mode = excluded.mode",
-                (_GLOBAL if subject is None else subject, mode),
-            )
-        return mode
-
-    def delete_mode(self, subject: str | None, recursive: bool = False) -> str | None:
-        """Drop a subject's own mode, or the global one (`recursive`: every subject's too); answers the
-        mode it had (null for a global mode never set)."""
-        with self._tx(write=True) as c:
-            previous = self._mode(c, subject)
-            if previous is None and subject is not None:
-                raise RegistryError(
-                    SUBJECT_LEVEL_MODE_NOT_CONFIGURED,
-                    f"Subject '{subject}' does not have subject-level mode configured",
-                )
-            if subject is None and recursive:
-                c.execute("DELETE FROM modes")
-            c.execute("DELETE FROM modes WHERE subject = ?", (_GLOBAL if subject is None else subject,))
-        return previous
-
-    # -- compatibility levels -------------------------------------------------------------------------------
-
-    def level(self, subject: str | None, default_to_global: bool = False) -> str:
-        with self._tx() as c:
-            own = self._level(c, subject)
-            if own is not None:
-                return own
-            if subject is None or default_to_global:
-                return self._level(c, None) or compat.DEFAULT_LEVEL
-        raise RegistryError(
-            SUBJECT_LEVEL_NOT_CONFIGURED,
-            f"Subject '{subject}' does not have subject-level compatibility configured",
-        )
-
-    def set_level(self, subject: str | None, level: str) -> None:
-        with self._tx(write=True) as c:
-            c.execute(
-                "INSERT INTO config (subject, level) VALUES (?, ?) ON CONFLICT(subject) DO UPDATE SET level = excluded.level",
-                (_GLOBAL if subject is None else subject, level),
-            )
-
-    def delete_level(self, subject: str | None) -> str:
-        """Drop a subject's own level (global: back to the default); answers the level it had."""
-        with self._tx(write=True) as c:
-            previous = self._level(c, subject)
-            if previous is None and subject is not None:
-                raise RegistryError(
-                    SUBJECT_LEVEL_NOT_CONFIGURED,
-                    f"Subject '{subject}' does not have subject-level compatibility configured",
-                )
-            c.execute("DELETE FROM config WHERE subject = ?", (_GLOBAL if subject is None else subject,))
-        return previous or compat.DEFAULT_LEVEL
 
 
 def _refs_json(new: ParsedSchema) -> str:
