@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from dagster import DagsterInstance
+from psycopg import sql
 
 from migrate_assets.config import load_config
 from migrate_assets.dagster_resources import MigrateProjectResource
@@ -27,7 +29,7 @@ from migrate_assets.resources import project as projectlib
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from setup_shop import TABLE, setup  # noqa: E402
+from setup_shop import SINK, TABLE, iceberg_rows, setup  # noqa: E402
 
 CHANGE = HERE / "changes" / "add_loyalty_tier.yaml"
 #: the report is the output; Dagster's own event log stays in the instance (and in `make dev`'s UI)
@@ -83,6 +85,28 @@ def step_seconds(instance: DagsterInstance, run_id: str) -> dict[str, float]:
     return out
 
 
+def row_reaches_iceberg(config_path: str, column: str | None = None, timeout: float = 60) -> str:
+    """Insert a customer (with `column` filled, when given) and wait until the sink has committed it to Iceberg."""
+    cfg = load_config(config_path)
+    with psycopg.connect(cfg.database.dsn, autocommit=True) as conn:
+        row_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM public.customers").fetchone()[0]  # type: ignore[index]
+        cols, vals = ["id", "name"], [row_id, f"customer {row_id}"]
+        if column:
+            cols.append(column)
+            vals.append("gold")
+        conn.execute(sql.SQL("INSERT INTO public.customers ({}) VALUES ({})").format(
+            sql.SQL(", ").join(map(sql.Identifier, cols)), sql.SQL(", ").join(sql.Placeholder() * len(vals))), vals)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        rows = iceberg_rows(cfg)
+        if row_id in rows:
+            filled = f", {column}={rows[row_id].get(column)!r}" if column else ""
+            return (f"row id={row_id}{filled} in Iceberg after {time.monotonic() - t0:.1f}s "
+                    f"({len(rows)} rows, written by {SINK})")
+        time.sleep(0.3)
+    raise SystemExit(f"row {row_id} did not reach Iceberg within {timeout:.0f}s: is {SINK} running?")
+
+
 def main() -> int:
     config_path = os.environ.get("MIGRATE_ASSETS_CONFIG", str(HERE / "migrate.yaml"))
     t0 = time.monotonic()
@@ -92,6 +116,7 @@ def main() -> int:
     change = CHANGE.read_text().replace("loyalty_tier", column)
     note = "" if column == "loyalty_tier" else f" ({'loyalty_tier'} exists from an earlier run: adding {column})"
     before = layer_schemas(config_path)
+    rows_before = row_reaches_iceberg(config_path)
 
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     resources = {"project": MigrateProjectResource(config_path=config_path)}
@@ -101,6 +126,7 @@ def main() -> int:
         instance=instance, raise_on_error=False)
     t_evolve = time.monotonic() - t1
     after = layer_schemas(config_path)
+    rows_after = row_reaches_iceberg(config_path, column) if res.success else "evolution failed: no row written"
     ver = verify_pipeline.execute_in_process(run_config=QUIET, resources=resources, instance=instance,
                                              raise_on_error=False)
 
@@ -117,6 +143,9 @@ def main() -> int:
         print(f"{layer}")
         print(f"  before: {before[layer]}")
         print(f"  after:  {after[layer]}")
+    print("\nrows through the Iceberg sink")
+    print(f"  before: {rows_before}")
+    print(f"  after:  {rows_after}")
     print("\nsteps (Dagster op: wall time | engine step: status, seconds, attempts)")
     print(f"  {'preflight':<18} {dag_secs.get('preflight', 0):6.2f}s | read every layer, plan, checks")
     ops = {"schema_registry": "register_schema", "lakehouse": "evolve_lakehouse", "source_db": "apply_ddl",
@@ -136,8 +165,8 @@ def main() -> int:
     else:
         fail = ver.failure_data_for_node("verify_layers")
         print(f"verify_pipeline: DRIFT — {fail.error.message if fail and fail.error else 'failed'}")
-    ok = res.success and ver.success and data["status"] == "succeeded"
-    print("\nresult: " + ("OK — the column reached every layer" if ok else "FAILED"))
+    ok = res.success and ver.success and data["status"] == "succeeded" and f"{column}='gold'" in rows_after
+    print("\nresult: " + ("OK — the column reached every layer and its rows reach Iceberg" if ok else "FAILED"))
     return 0 if ok else 1
 
 

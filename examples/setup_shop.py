@@ -4,7 +4,8 @@ What it makes, from examples/migrate.yaml:
 * the `shop` database and its tables from schemas/ (declarative apply of the tables that are missing), with rows;
 * the Debezium connector `shop-cdc` (pgoutput, AvroConverter on the configured registry) streaming
   public.customers, and so the registry subject `shop.public.customers-value` (registered by the converter);
-* the Iceberg table `shop.customers` with the same columns (mapped types) and the current rows appended.
+* the Iceberg table `shop.customers` with the same columns (mapped types), and the Apache Iceberg sink
+  `shop-iceberg-sink` in the same Kafka Connect writing the topic's rows into it (snapshot rows first).
 
 Usage: `python examples/setup_shop.py [path/to/migrate.yaml]` (default: $MIGRATE_ASSETS_CONFIG, else the example).
 """
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pyarrow as pa
 from psycopg import sql
 from pyiceberg.catalog import load_catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
@@ -27,6 +27,7 @@ from pyiceberg.types import NestedField
 
 from migrate_assets.config import ProjectConfig, load_config
 from migrate_assets.evolution.typemap import map_type
+from migrate_assets.local.iceberg import sink_connector_config
 from migrate_assets.resources import debezium
 from migrate_assets.resources.iceberg import parse_type
 from migrate_assets.resources.kafka_connect import KafkaConnectClient
@@ -105,6 +106,9 @@ def ensure_connector(cfg: ProjectConfig) -> None:
         time.sleep(0.3)
 
 
+SINK = "shop-iceberg-sink"
+
+
 def ensure_iceberg(cfg: ProjectConfig) -> None:
     assert cfg.iceberg is not None
     ident = cfg.pipelines[0].iceberg_table
@@ -115,21 +119,36 @@ def ensure_iceberg(cfg: ProjectConfig) -> None:
     except NamespaceAlreadyExistsError:
         pass
     try:
-        table = catalog.load_table(ident)
+        catalog.load_table(ident)
     except NoSuchTableError:
         cols = PostgresSource(cfg.database.dsn, cfg.database.schema_).columns(TABLE) or []
         fields = [NestedField(i + 1, c.name, parse_type(map_type(c.type).iceberg), required=False)
                   for i, c in enumerate(cols)]
-        table = catalog.create_table(ident, schema=Schema(*fields))
+        catalog.create_table(ident, schema=Schema(*fields))
         log(f"created Iceberg table {ident}")
+
+
+def ensure_sink(cfg: ProjectConfig) -> None:
+    """The Iceberg sink writes the connector's topic into the table (which must exist first: it creates none)."""
+    assert cfg.kafka_connect is not None and cfg.schema_registry is not None and cfg.iceberg is not None
+    pipe = cfg.pipelines[0]
+    assert pipe.subject and pipe.iceberg_table
+    client = KafkaConnectClient(cfg.kafka_connect.url)
+    if not client.exists(SINK):
+        topic = pipe.subject.removesuffix("-value")
+        client.create(SINK, sink_connector_config(cfg.iceberg.properties, SINK, topic, pipe.iceberg_table,
+                                                  cfg.schema_registry.url, name=cfg.iceberg.name))
+        log(f"created connector {SINK} (Apache Iceberg sink: {topic} -> {pipe.iceberg_table})")
+    client.wait_running(SINK, 90)
+
+
+def iceberg_rows(cfg: ProjectConfig) -> dict[int, dict[str, Any]]:
+    """The rows of the pipeline's Iceberg table by id, read with pyiceberg (what the sink has committed)."""
+    assert cfg.iceberg is not None and cfg.pipelines[0].iceberg_table
+    table = load_catalog(cfg.iceberg.name, **cfg.iceberg.properties).load_table(cfg.pipelines[0].iceberg_table)
     if table.current_snapshot() is None:
-        names = [f.name for f in table.schema().fields]
-        with psycopg.connect(cfg.database.dsn) as conn:
-            rows = conn.execute(sql.SQL("SELECT {} FROM public.customers ORDER BY id").format(
-                sql.SQL(", ").join(map(sql.Identifier, names)))).fetchall()
-        data: list[dict[str, Any]] = [dict(zip(names, r, strict=True)) for r in rows]
-        table.append(pa.Table.from_pylist(data, schema=table.schema().as_arrow()))
-        log(f"appended {len(rows)} rows to {ident}")
+        return {}
+    return {r["id"]: r for r in table.scan().to_arrow().to_pylist()}
 
 
 def setup(cfg: ProjectConfig) -> None:
@@ -137,6 +156,7 @@ def setup(cfg: ProjectConfig) -> None:
     ensure_tables(cfg)
     ensure_connector(cfg)
     ensure_iceberg(cfg)
+    ensure_sink(cfg)
 
 
 if __name__ == "__main__":

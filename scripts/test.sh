@@ -8,7 +8,7 @@ export MIGRATE_ASSETS_TEST_STATE_DIR="$PWD/$STATE"
 rc=1
 cleanup() {
   if [ "$rc" -ne 0 ]; then  # keep what the services said: the state directory is purged below
-    for log in "$STATE"/connect/connect.log "$STATE"/registry.log "$STATE"/broker.log "$STATE"/pg/postgres.log; do
+    for log in "$STATE"/connect/connect.log "$STATE"/registry.log "$STATE"/kafka/broker.log "$STATE"/pg/postgres.log; do
       [ -f "$log" ] && { echo "== last lines of $log"; grep -v "^\s*at " "$log" | tail -n 40; }
     done
   fi

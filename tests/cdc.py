@@ -90,5 +90,5 @@ def delete_connector(connect_url: str, name: str, dsn: str) -> None:
 
 def read_values(bootstrap: str, topic: str, registry_url: str, idle: float = 1.0) -> list[dict[str, Any]]:
     """Every value in `topic`, decoded through the registry, read with the package's own reader (assign, no
-    group join; until idle, since Tansu's high watermark can lag behind the last batch)."""
+    group join; until idle, so events still being written are read too)."""
     return [v for _, v in read_events(bootstrap, topic, registry_url, idle=idle)]

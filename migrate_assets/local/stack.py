@@ -26,7 +26,9 @@ from migrate_assets.config import redact_dsn
 from migrate_assets.errors import InvalidInputError, Problem, StackError
 from migrate_assets.local import artifacts, broker, connect, iceberg, postgres, procs
 
-STATE_FORMAT = 1
+#: 2: Apache Kafka (KRaft storage under kafka/) replaced the memory-only Tansu broker; the Iceberg catalog moved
+#: from a SQLite file into the stack's PostgreSQL
+STATE_FORMAT = 2
 ALL_PARTS = ("postgres", "broker", "registry", "kafka-connect", "iceberg")
 
 
@@ -72,7 +74,7 @@ class StackInfo:
         if "kafka-connect" in self.parts:
             out["kafka-connect"] = self.connect_url
         if "iceberg" in self.parts:
-            out["iceberg"] = self.parts["iceberg"]["properties"]["uri"]
+            out["iceberg"] = redact_dsn(self.parts["iceberg"]["properties"]["uri"])  # the catalog DSN too
         return out
 
 
@@ -198,7 +200,8 @@ def up(
     info = load_state(state_dir)
     _private_state_dir(state_dir)
     timings: dict[str, float] = {}
-    order = [p for p in ALL_PARTS if p in parts or (p == "broker" and "kafka-connect" in parts)]
+    needs = {"broker": "kafka-connect", "postgres": "iceberg"}  # the Iceberg catalog lives in the PostgreSQL
+    order = [p for p in ALL_PARTS if p in parts or needs.get(p) in parts]
     artifacts.preflight(tuple(order))
     if "postgres" in order:
         postgres.ensure_binaries()
@@ -221,7 +224,11 @@ def up(
             info.parts[name] = _record(name, pg.pid, port=pg.port, datadir=pg.datadir, dsn=pg.dsn)
         elif name == "broker":
             port = _port_for(current)
-            info.parts[name] = _record(name, broker.start(state_dir, port), port=port)
+            cport = _port_for({"port": (current or {}).get("controller_port")})
+            while cport == port:
+                cport = procs.free_port()
+            pid = broker.start(state_dir / "kafka", port, cport)
+            info.parts[name] = _record(name, pid, port=port, controller_port=cport)
         elif name == "registry":
             port = _port_for(current)
             info.parts[name] = _record(name, _start_registry(state_dir, port), port=port)
@@ -230,7 +237,7 @@ def up(
             pid = connect.start(state_dir / "connect", info.bootstrap, port, mode=connect_mode)
             info.parts[name] = _record(name, pid, port=port, mode=connect_mode)
         elif name == "iceberg":
-            info.parts[name] = {"properties": iceberg.ensure(state_dir / "iceberg")}
+            info.parts[name] = {"properties": iceberg.ensure(state_dir / "iceberg", info.pg_dsn)}
         timings[name] = round(time.monotonic() - t0, 3)
         save_state(info)
     write_config(info)
@@ -276,7 +283,7 @@ def down(state_dir: Path, purge: bool = False) -> dict[str, Any]:
     info = load_state(state_dir)
     stopped: list[str] = []
     stale = [name for name, part in info.parts.items() if procs.is_stale(part)]  # never signalled
-    ports = [int(p["port"]) for n, p in info.parts.items() if "port" in p and procs.is_ours(p)]
+    ports = [int(p[k]) for p in info.parts.values() if procs.is_ours(p) for k in ("port", "controller_port") if k in p]
     for name in ("kafka-connect", "registry", "broker"):
         part = info.parts.get(name)
         if part and procs.stop_ours(part, grace=15):

@@ -1,8 +1,8 @@
 """`verify --probe`: read the newest event of a table's topic and decode it through the registry.
 
-Reads partition by partition with `assign()` (no consumer-group join, which Tansu holds for half the session
-timeout) from a little before the high watermark until the partition stays idle — Tansu's watermark can lag
-behind the last batch, so it is a starting point, not an end.
+Reads partition by partition with `assign()` (no consumer-group join to wait for, no offsets committed) from a
+little before the high watermark until the partition stays idle: events still being written while it reads are
+seen too, so the watermark is a starting point, not an end.
 """
 
 from __future__ import annotations

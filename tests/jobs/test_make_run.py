@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import subprocess
 import uuid
 from pathlib import Path
 
 import httpx
 import psycopg
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from psycopg import sql
 from pyiceberg.catalog import load_catalog
 
@@ -20,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def remove_shop_example(info: StackInfo, database: str | None) -> None:
     """Undo what examples/setup_shop.py made on a stack, so the next setup starts from nothing."""
+    httpx.delete(f"{info.connect_url}/connectors/shop-iceberg-sink", timeout=30)
+    poll_until(lambda: httpx.get(f"{info.connect_url}/connectors/shop-iceberg-sink", timeout=5).status_code == 404,
+               30, "sink gone")
     base = f"{info.connect_url}/connectors/shop-cdc"
     if httpx.put(f"{base}/stop", timeout=30).status_code == 204:  # offsets go too: a new shop-cdc snapshots again
         poll_until(lambda: httpx.get(f"{base}/status", timeout=5).json()["connector"]["state"] == "STOPPED", 30,
@@ -28,6 +35,16 @@ def remove_shop_example(info: StackInfo, database: str | None) -> None:
     httpx.delete(base, timeout=30)
     poll_until(lambda: httpx.get(f"{info.connect_url}/connectors/shop-cdc", timeout=5).status_code == 404, 30,
                "connector gone")
+    # the topic and the sink's consumer group go too: a new sink reads from the start, and the old events'
+    # schemas are deleted below
+    admin = AdminClient({"bootstrap.servers": info.bootstrap})
+    topics = [t for t in ("shop.public.customers", "_shop-iceberg-sink-iceberg-control")
+              if t in admin.list_topics(timeout=10).topics]
+    for fut in [*admin.delete_topics(topics).values(), *admin.delete_consumer_groups(
+            ["connect-shop-iceberg-sink"]).values()] if topics else []:
+        with contextlib.suppress(KafkaException):  # a group that never existed
+            fut.result(30)
+    poll_until(lambda: not set(topics) & set(admin.list_topics(timeout=10).topics), 30, "topics deleted")
     subject = f"{info.registry_url}/subjects/shop.public.customers-value"
     httpx.delete(subject, timeout=10)
     httpx.delete(subject, params={"permanent": "true"}, timeout=10)
@@ -66,6 +83,9 @@ def test_make_run_reports_every_layer_before_and_after(stack_info: StackInfo, tm
         assert "after:  v2: " in report and "loyalty_tier string" in report
         for op in ("register_schema", "evolve_lakehouse", "apply_ddl", "restart_connector", "verify"):
             assert f"  {op}" in report
+        # rows arrive in Iceberg through the sink before the change, and after it with the new column filled
+        assert re.search(r"\n  before: row id=21 in Iceberg after [0-9.]+s \(21 rows", report), report
+        assert re.search(r"\n  after:  row id=22, loyalty_tier='gold' in Iceberg after [0-9.]+s \(22 rows", report), report
         assert "verify_pipeline: CONSISTENT" in report and "result: OK" in report
     finally:
         remove_shop_example(stack_info, database)

@@ -1,4 +1,4 @@
-"""Real CDC through the local stack: Debezium + AvroConverter + bundled registry + Tansu, and Iceberg."""
+"""Real CDC through the local stack: Debezium + AvroConverter + bundled registry + Apache Kafka, and Iceberg."""
 
 from __future__ import annotations
 
