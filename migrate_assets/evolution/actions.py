@@ -22,6 +22,7 @@ from migrate_assets.evolution.layers import (
     ConnectorLayer,
     IcebergOp,
     LakehouseLayer,
+    Layer,
     RegistryLayer,
     SourceLayer,
     int_to_lsn,
@@ -68,7 +69,9 @@ class RunContext:
     slot: str | None = None
 
     def need(self, layer: str) -> Any:
-        obj = {"schema_registry": self.registry, "lakehouse": self.lakehouse, "connector": self.connector}.get(layer)
+        layers: dict[str, Any] = {Layer.SCHEMA_REGISTRY: self.registry, Layer.LAKEHOUSE: self.lakehouse,
+                                  Layer.CONNECTOR: self.connector}
+        obj = layers.get(layer)
         if obj is None:
             raise LayerNotConfigured(f"{layer} is not configured")
         return obj
@@ -134,13 +137,13 @@ def action_from_dict(data: dict[str, Any]) -> Action:
 @dataclass(frozen=True)
 class RegisterSchema(Action):
     kind: ClassVar[str] = "register_schema"
-    layer: ClassVar[str] = "schema_registry"
+    layer: ClassVar[str] = Layer.SCHEMA_REGISTRY
     subject: str
     schema: str
     expected_version: int | None  # latest version when planned (precondition)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        reg: RegistryLayer = ctx.need("schema_registry")
+        reg: RegistryLayer = ctx.need(Layer.SCHEMA_REGISTRY)
         latest = reg.latest(self.subject)
         current = latest.version if latest else None
         if current != self.expected_version and not (latest and latest.schema == self.schema):
@@ -158,7 +161,7 @@ class RegisterSchema(Action):
         return SoftDeleteVersion(subject=self.subject, version=int(result["version"]))
 
     def probe(self, ctx: RunContext) -> dict[str, Any] | None:
-        latest = ctx.need("schema_registry").latest(self.subject)
+        latest = ctx.need(Layer.SCHEMA_REGISTRY).latest(self.subject)
         if latest is None or latest.version == self.expected_version:
             return None
         same = json.loads(latest.schema) == json.loads(self.schema)
@@ -171,12 +174,12 @@ class RegisterSchema(Action):
 @dataclass(frozen=True)
 class SoftDeleteVersion(Action):
     kind: ClassVar[str] = "soft_delete_version"
-    layer: ClassVar[str] = "schema_registry"
+    layer: ClassVar[str] = Layer.SCHEMA_REGISTRY
     subject: str
     version: int
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        reg: RegistryLayer = ctx.need("schema_registry")
+        reg: RegistryLayer = ctx.need(Layer.SCHEMA_REGISTRY)
         latest = reg.latest(self.subject)
         if latest is None or self.version not in reg.versions(self.subject):
             return {"deleted": False, "reason": "already gone"}
@@ -220,13 +223,13 @@ def _ops(raw: tuple[Any, ...]) -> tuple[IcebergOp, ...]:
 @dataclass(frozen=True)
 class IcebergUpdate(Action):
     kind: ClassVar[str] = "iceberg_update"
-    layer: ClassVar[str] = "lakehouse"
+    layer: ClassVar[str] = Layer.LAKEHOUSE
     identifier: str
     ops: tuple[Any, ...]
     expected_schema_id: int
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        lake: LakehouseLayer = ctx.need("lakehouse")
+        lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
         state = lake.state(self.identifier)
         if state is None:
             raise StepFailed(f"Iceberg table {self.identifier} does not exist")
@@ -241,7 +244,7 @@ class IcebergUpdate(Action):
                               snapshot_id=result.get("previous_snapshot_id"))
 
     def probe(self, ctx: RunContext) -> dict[str, Any] | None:
-        st = ctx.need("lakehouse").state(self.identifier)
+        st = ctx.need(Layer.LAKEHOUSE).state(self.identifier)
         if st is None or st.schema_id == self.expected_schema_id:
             return None
         # a schema update makes no snapshot: the current one is the one to restore
@@ -257,13 +260,13 @@ class IcebergUpdate(Action):
 @dataclass(frozen=True)
 class IcebergRestore(Action):
     kind: ClassVar[str] = "iceberg_restore"
-    layer: ClassVar[str] = "lakehouse"
+    layer: ClassVar[str] = Layer.LAKEHOUSE
     identifier: str
     schema_id: int
     snapshot_id: int | None
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        lake: LakehouseLayer = ctx.need("lakehouse")
+        lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
         st = lake.restore(self.identifier, self.schema_id, self.snapshot_id)
         return {"schema_id": st.schema_id, "snapshot_id": st.snapshot_id}
 
@@ -274,12 +277,12 @@ class IcebergRestore(Action):
 @dataclass(frozen=True)
 class CreateIcebergTable(Action):
     kind: ClassVar[str] = "iceberg_create_table"
-    layer: ClassVar[str] = "lakehouse"
+    layer: ClassVar[str] = Layer.LAKEHOUSE
     identifier: str
     columns: tuple[tuple[str, str], ...]  # (name, iceberg type)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        lake: LakehouseLayer = ctx.need("lakehouse")
+        lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
         st = lake.create_table(self.identifier, tuple(tuple(c) for c in self.columns))  # type: ignore[misc]
         return {"schema_id": st.schema_id, "created": True}
 
@@ -287,7 +290,7 @@ class CreateIcebergTable(Action):
         return DropIcebergTable(identifier=self.identifier) if result.get("created") else None
 
     def probe(self, ctx: RunContext) -> dict[str, Any] | None:
-        st = ctx.need("lakehouse").state(self.identifier)
+        st = ctx.need(Layer.LAKEHOUSE).state(self.identifier)
         return {"schema_id": st.schema_id, "created": True} if st is not None else None
 
     def describe(self) -> str:
@@ -297,11 +300,11 @@ class CreateIcebergTable(Action):
 @dataclass(frozen=True)
 class DropIcebergTable(Action):
     kind: ClassVar[str] = "iceberg_drop_table"
-    layer: ClassVar[str] = "lakehouse"
+    layer: ClassVar[str] = Layer.LAKEHOUSE
     identifier: str
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        ctx.need("lakehouse").drop_table(self.identifier)
+        ctx.need(Layer.LAKEHOUSE).drop_table(self.identifier)
         return {"dropped": True}
 
     def describe(self) -> str:
@@ -316,7 +319,7 @@ class DropIcebergTable(Action):
 @dataclass(frozen=True)
 class SourceDdl(Action):
     kind: ClassVar[str] = "source_ddl"
-    layer: ClassVar[str] = "source_db"
+    layer: ClassVar[str] = Layer.SOURCE_DB
     table: str
     statements: tuple[str, ...]
     inverse_statements: tuple[str, ...] | None
@@ -389,7 +392,7 @@ class ConnectorSync(Action):
     """
 
     kind: ClassVar[str] = "connector_sync"
-    layer: ClassVar[str] = "connector"
+    layer: ClassVar[str] = Layer.CONNECTOR
     name: str
     slot: str
     new_config: tuple[tuple[str, str], ...] | None
@@ -401,7 +404,7 @@ class ConnectorSync(Action):
     signal_table: str | None = None
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        conn: ConnectorLayer = ctx.need("connector")
+        conn: ConnectorLayer = ctx.need(Layer.CONNECTOR)
         b = ctx.bounds
         target = ctx.latest_ddl_lsn() or ctx.source.current_lsn()
 
@@ -425,7 +428,7 @@ class ConnectorSync(Action):
     def probe(self, ctx: RunContext) -> dict[str, Any] | None:
         if self.new_config is None:
             return None
-        current = ctx.need("connector").config(self.name)
+        current = ctx.need(Layer.CONNECTOR).config(self.name)
         return {"restarted": True, "probed": True} if current == dict(self.new_config) else None
 
     def inverse(self, result: dict[str, Any]) -> Action | None:
@@ -460,7 +463,7 @@ def _snapshot_signal(signal_table: str, tables: tuple[str, ...]) -> str:
 @dataclass(frozen=True)
 class VerifyLayers(Action):
     kind: ClassVar[str] = "verify"
-    layer: ClassVar[str] = "verify"
+    layer: ClassVar[str] = Layer.VERIFY
     table: str
 
     def run(self, ctx: RunContext) -> dict[str, Any]:

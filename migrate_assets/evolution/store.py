@@ -16,6 +16,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from migrate_assets.errors import InvalidInputError, Problem
+from migrate_assets.evolution.layers import Layer
 
 TABLE = "migrate_assets_evolutions"
 
@@ -23,7 +24,7 @@ TABLE = "migrate_assets_evolutions"
 @dataclass
 class StepState:
     id: str
-    layer: str
+    layer: str  # a `Layer` (str-valued: run records store its name)
     status: str = "pending"  # pending | running | done | failed | compensating | compensated | compensation_failed | skipped
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -99,7 +100,8 @@ class EvolutionStore:
         if row is None:
             raise InvalidInputError([Problem(file="<command line>", key="RUN",
                                              message=f"no evolution run {run_id!r} in {self.schema}.{TABLE}")])
-        steps = [StepState(**s) for s in (row[4] if isinstance(row[4], list) else json.loads(row[4]))]
+        steps = [StepState(**{**s, "layer": Layer.of(s["layer"])})
+                 for s in (row[4] if isinstance(row[4], list) else json.loads(row[4]))]
         return RunRecord(row[0], row[1], row[2], row[3], steps, row[5], row[6])
 
     def recent(self, limit: int = 20) -> list[tuple[str, str, str]]:
