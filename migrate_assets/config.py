@@ -8,6 +8,7 @@ reported together, each with file, line and key path. Secrets (the DSN's passwor
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -31,8 +32,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 2s or 500ms")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"a duration must be a finite number of seconds, not negative, got {value!r}")
         return float(value)
     if isinstance(value, str):
         m = _DURATION_RE.match(value)

@@ -209,6 +209,28 @@ class EvolutionFailedError(RuntimeFailure):
         super().__init__(f"evolution {run_id} failed at {step}: {message}")
 
 
+class RunLockedError(SafetyRefusal):
+    """Another process is working on the same evolution run (its per-run advisory lock is held)."""
+
+    def __init__(self, run_id: str, holder: str = "") -> None:
+        self.run_id, self.holder = run_id, holder
+        who = f"held by {holder}" if holder else "held by another session"
+        super().__init__(f"evolution run {run_id} is in use by another process ({who}); nothing was changed; "
+                         "wait for it to finish, or end that process")
+
+    def to_dict(self) -> dict[str, object]:
+        return {"type": type(self).__name__, "message": str(self), "run_id": self.run_id, "holder": self.holder}
+
+
+class RunNotResumableError(SafetyRefusal):
+    """`--resume` of a run whose undo has begun (rolled back, deliberately or by compensation)."""
+
+    def __init__(self, run_id: str, status: str, detail: str = "") -> None:
+        self.run_id, self.status = run_id, status
+        super().__init__(f"evolution run {run_id} cannot be resumed: it is {status}{detail}; nothing was changed; "
+                         f"to make the change again, run `migrate-assets evolve CHANGE_FILE` (a new run)")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # exit 4: drift
 # ---------------------------------------------------------------------------------------------------------
@@ -343,3 +365,47 @@ class LayerRequestError(RuntimeFailure):
     def __init__(self, layer: str, message: str, status: int | None = None, code: str | None = None) -> None:
         self.layer, self.status, self.code = layer, status, code
         super().__init__(f"{layer}: {message}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# undo (issue 14: undo never loses data)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataLoss:
+    """What one undo step would lose: `count` non-null values of a column, or rows of a table (`column` "")."""
+
+    layer: str
+    table: str
+    column: str
+    count: int
+    #: how the values are lost when not by a drop, e.g. "changed by the cast back to integer"
+    how: str = ""
+
+    def __str__(self) -> str:
+        if self.how:
+            return f"{self.layer}: column {self.table}.{self.column}: {self.count} value(s) {self.how}"
+        if self.column:
+            return f"{self.layer}: column {self.table}.{self.column} holds {self.count} non-null value(s)"
+        return f"{self.layer}: table {self.table} holds {self.count} row(s)"
+
+
+class DataLossRefused(SafetyRefusal):
+    """An undo would drop a column that holds values, or delete rows; refused unless allow_data_loss."""
+
+    def __init__(self, losses: Iterable[DataLoss], run_id: str = "") -> None:
+        self.losses, self.run_id = tuple(losses), run_id
+        run = f" of {run_id}" if run_id else ""
+        again = (f"`migrate-assets evolve --rollback {run_id} --allow-data-loss`" if run_id
+                 else "--allow-data-loss")
+        super().__init__(
+            f"undo{run} refused by safety rule (it would lose data), nothing was undone:\n"
+            + "\n".join(f"  - {loss}" for loss in self.losses)
+            + f"\nto undo anyway and lose it, run {again} (Dagster rollback_evolution: allow_data_loss: true)"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {"type": type(self).__name__, "message": str(self), "run_id": self.run_id,
+                "losses": [{"layer": x.layer, "table": x.table, "column": x.column, "count": x.count,
+                            "how": x.how} for x in self.losses]}

@@ -37,8 +37,8 @@ def debezium_config(dsn_info: dict[str, Any], registry_url: str, tables: list[st
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
         "database.hostname": "127.0.0.1",
         "database.port": str(dsn_info["port"]),
-        "database.user": "postgres",
-        "database.password": "",
+        "database.user": str(dsn_info.get("user") or "postgres"),
+        "database.password": str(dsn_info.get("password") or ""),
         "database.dbname": dsn_info["dbname"],
         "plugin.name": "pgoutput",
         "slot.name": f"slot_{uid}",
@@ -60,7 +60,7 @@ def stack_debezium_config(stack: StackInfo, dsn: str, tables: list[str], prefix:
                           registry_url: str | None = None) -> dict[str, str]:
     """`debezium_config` for `tables` of the database `dsn` on the stack's PostgreSQL, through the stack's
     registry unless another is given, under a topic prefix of its own unless one is given."""
-    return debezium_config({"port": stack.parts["postgres"]["port"], "dbname": conninfo_to_dict(dsn)["dbname"]},
+    return debezium_config({**conninfo_to_dict(dsn), "port": stack.parts["postgres"]["port"]},
                            registry_url or stack.registry_url, tables, prefix or "p" + uuid.uuid4().hex[:6])
 
 

@@ -56,14 +56,15 @@ def pg_cluster() -> Iterator[postgres.PostgresInfo]:
         info = stack.load_state(Path(given).resolve())
         if "postgres" in info.parts and stack.part_healthy("postgres", info.parts["postgres"]):
             part = info.parts["postgres"]
-            yield postgres.PostgresInfo(port=part["port"], pid=part["pid"], datadir=part["datadir"])
+            yield postgres.PostgresInfo.from_part(part)
             return
     root = Path(tempfile.mkdtemp(prefix="migrate-assets-pg-"))
     info_pg = postgres.start(root / "pg", procs.free_port())
     try:
         yield info_pg
     finally:
-        postgres.stop(info_pg.pid)
+        postgres.stop(info_pg)
+        postgres.discard(root / "pg")
 
 
 @pytest.fixture(scope="session")

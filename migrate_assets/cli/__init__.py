@@ -11,19 +11,43 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import IO
 
 from migrate_assets.cli import evolve_cmd, expand_cmd, migrations_cmd, schema_cmd, stack_cmd
-from migrate_assets.cli.output import FORMATS, emit_error, emit_result
+from migrate_assets.cli.output import (
+    FORMATS,
+    dump_json,
+    emit_error,
+    emit_failure,
+    emit_result,
+    install_signal_handlers,
+    interrupt_signal,
+    interrupted,
+)
 from migrate_assets.errors import MigrateAssetsError, UsageError
 
 MODULES = (stack_cmd, schema_cmd, migrations_cmd, expand_cmd, evolve_cmd)
 
 
+class _HelpRequested(Exception):  # noqa: N818 - a signal to main, not an error
+    def __init__(self, prog: str, text: str) -> None:
+        super().__init__(prog)
+        self.prog, self.text = prog, text
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError (exit 2, in the chosen format) instead of exiting by itself."""
+    """argparse that raises UsageError (exit 2, in the chosen format) instead of exiting by itself; with
+    `--format json`, `--help` becomes one JSON document ({"command", "help"}) instead of text."""
+
+    json_help = False
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}", file="<command line>")
+
+    def print_help(self, file: IO[str] | None = None) -> None:  # type: ignore[override]
+        if _Parser.json_help:
+            raise _HelpRequested(self.prog, self.format_help())
+        super().print_help(file)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,8 +71,14 @@ def _format_from_argv(argv: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. With `--format json` stdout holds exactly one JSON document on every path: the result,
+    an error (typed, a database that cannot be reached, anything unexpected), an interrupt, or `--help`."""
+    if argv is None:  # the real command: SIGTERM unwinds like SIGINT (not inside a host process's main())
+        install_signal_handlers()
     argv = list(sys.argv[1:] if argv is None else argv)
     fmt = _format_from_argv(argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    _Parser.json_help = fmt == "json"
     try:
         args = build_parser().parse_args(argv)
         logging.basicConfig(
@@ -62,11 +92,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("a command is required; see `migrate-assets --help`", file="<command line>")
         result = args.func(args)
         return emit_result(result, args.format)
-    except MigrateAssetsError as exc:
-        return emit_error(exc, fmt)
+    except _HelpRequested as req:
+        print(dump_json({"command": req.prog, "help": req.text}))
+        return 0
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        name, code = interrupt_signal()
+        return emit_failure("Interrupted", f"interrupted by {name}", code, fmt, signal=name)
+    except Exception as exc:  # noqa: BLE001 - the contract: one document, no traceback (unless -v)
+        if interrupted():  # the interrupt came back as a library's error (e.g. psycopg's cancelled query)
+            name, code = interrupt_signal()
+            return emit_failure("Interrupted", f"interrupted by {name}: {exc}", code, fmt, signal=name)
+        if isinstance(exc, MigrateAssetsError):
+            return emit_error(exc, fmt)
+        return _unexpected(exc, fmt, verbose)
+    finally:
+        _Parser.json_help = False
+
+
+def _unexpected(exc: Exception, fmt: str, verbose: bool) -> int:
+    """An exception none of our layers typed: a database error keeps its class; libpq's DSN parse errors are not
+    quoted (they can quote the password)."""
+    import psycopg
+
+    if verbose:
+        logging.getLogger("migrate_assets").exception("unexpected error")
+    text = str(exc).lower()
+    conninfo = ("dsn", "conninfo", "connection", "percent", "uri", "option", "ssl")
+    if isinstance(exc, psycopg.ProgrammingError | psycopg.InterfaceError) and getattr(exc, "sqlstate", None) is None \
+            and any(k in text for k in conninfo):
+        return emit_failure("ConfigError", "invalid database DSN (database.dsn): libpq could not parse it; its "
+                            "message is not shown because it can quote the password", 2, fmt)
+    if isinstance(exc, psycopg.OperationalError):
+        from migrate_assets.config import redact_dsn
+
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return emit_failure("LayerUnreachableError", f"source_db unreachable: {redact_dsn(first)}", 1, fmt)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return emit_failure(type(exc).__name__, f"unexpected error: {first} (run with -v for the traceback)", 1, fmt)
 
 
 if __name__ == "__main__":  # pragma: no cover

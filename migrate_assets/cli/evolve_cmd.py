@@ -7,7 +7,8 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
-from migrate_assets.cli.output import Result, markdown_table
+from migrate_assets.cli import argtypes
+from migrate_assets.cli.output import Result, interrupt_signal, interrupted, markdown_table, safe_text
 from migrate_assets.config import ProjectConfig, load_config
 from migrate_assets.errors import DriftError, EvolutionFailedError, UsageError
 
@@ -24,17 +25,22 @@ log = logging.getLogger("migrate_assets.evolve")
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("evolve", help="carry a change through registry → lakehouse → DDL → connector → verify")
     p.add_argument("change_file", nargs="?", help="change file (operations as for expand)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan after pre-flight and stop")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan after pre-flight (with --resume/--rollback: what they would do) and stop; "
+                        "nothing is written anywhere")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--resume", metavar="RUN", help="continue a persisted run")
+    g.add_argument("--resume", metavar="RUN", help="continue a persisted run (refused once its undo has begun)")
     g.add_argument("--rollback", metavar="RUN", help="compensate every completed step of a persisted run")
     p.add_argument("--allow-irreversible", action="store_true", help="run changes that have no lossless inverse")
+    p.add_argument("--allow-data-loss", action="store_true",
+                   help="let an undo drop columns that hold values or tables that hold rows (refused otherwise)")
     p.set_defaults(func=run_evolve)
 
     v = sub.add_parser("verify", help="compare every pipeline table across all layers (exit 4 on drift)")
     v.add_argument("--table", action="append", help="only this pipeline table (repeatable)")
     v.add_argument("--probe", action="store_true", help="also read the newest event of each table's topic")
-    v.add_argument("--progress-bound", type=float, default=20.0, help="seconds a slot may take to show progress")
+    v.add_argument("--progress-bound", type=argtypes.seconds, default=20.0,
+                   help="seconds a slot may take to show progress (default 20)")
     v.set_defaults(func=run_verify)
 
 
@@ -44,45 +50,82 @@ def _progress(st: StepState) -> None:
         extra = f": {st.error}"
     if st.compensation:
         extra = f": {st.compensation}"
-    print(f"  {st.id:<10} {st.status}{extra}", file=sys.stderr, flush=True)
+    print(safe_text(f"  {st.id:<10} {st.status}{extra}"), file=sys.stderr, flush=True)
+
+
+def _record_state(data: dict[str, Any], store: Any, rec: Any) -> None:
+    """Say whether the run's record reached the database; if PostgreSQL was gone, try once more, and else say
+    where the record is and what to do (the saga wrote it to a spill file)."""
+    if rec.run_id in store.unsaved:
+        store.save(rec)
+    spill = store.unsaved.get(rec.run_id)
+    data["record"] = {"saved": spill is None, "spill_file": str(spill) if spill else None}
+    if spill:
+        data["next"] = (f"PostgreSQL could not be written: the run's record is in {spill}. Once PostgreSQL is "
+                        f"back, `migrate-assets evolve --rollback {rec.run_id}` (or `--resume {rec.run_id}`) "
+                        "stores it and finishes the run. " + data.get("next", ""))
 
 
 def run_evolve(args: argparse.Namespace) -> Result:
     from migrate_assets.evolution import run as evo
+    from migrate_assets.evolution.saga import RunInterrupted
     from migrate_assets.resources import database, project
 
     cfg = load_config(args.config)
     ctx = project.build_context(cfg, log=log.info)
+    ctx.allow_data_loss = args.allow_data_loss
     retry = project.retry_policy(cfg)
     store = project.store(cfg)
     try:
-        if args.resume or args.rollback:
-            if args.change_file:
-                raise UsageError("--resume/--rollback take a RUN id, not a change file", file="<command line>")
-            if args.resume:
-                rec = evo.resume(args.resume, project.targets(cfg), ctx, store, retry, _progress)
+        try:
+            if args.resume or args.rollback:
+                if args.change_file:
+                    raise UsageError("--resume/--rollback take a RUN id, not a change file", file="<command line>")
+                if args.resume:
+                    rec = evo.resume(args.resume, project.targets(cfg), ctx, store, retry, _progress,
+                                     dry_run=args.dry_run)
+                else:
+                    rec = evo.rollback(args.rollback, ctx, store, retry, _progress, dry_run=args.dry_run)
+                data = evo.result_dict(rec)
             else:
-                rec = evo.rollback(args.rollback, ctx, store, retry, _progress)
-            data = evo.result_dict(rec)
-        else:
-            if not args.change_file:
-                return _evolve_from_specs(args, cfg, ctx, store, retry)
-            change = database.read_change(cfg, args.change_file)
-            report, rec = evo.evolve(change, project.target(cfg, change.qualified), ctx,
-                                     project.policy(cfg, args.allow_irreversible), store, retry,
-                                     dry_run=args.dry_run, on_step=_progress)
-            data = evo.result_dict(rec)
-            data["preflight"] = [{"layer": layer, "check": c} for layer, c in report.checks]
-            data["fingerprints"] = report.snapshot.fingerprints()
+                if not args.change_file:
+                    return _evolve_from_specs(args, cfg, ctx, store, retry)
+                change = database.read_change(cfg, args.change_file)
+                report, rec = evo.evolve(change, project.target(cfg, change.qualified), ctx,
+                                         project.policy(cfg, args.allow_irreversible), store, retry,
+                                         dry_run=args.dry_run, on_step=_progress)
+                data = evo.result_dict(rec)
+                data["preflight"] = [{"layer": layer, "check": c} for layer, c in report.checks]
+                data["fingerprints"] = report.snapshot.fingerprints()
+        except RunInterrupted as stop:
+            return _interrupted(stop.record, store)
+        if rec.status != "dry_run":
+            _record_state(data, store, rec)
     finally:
         store.close()
     code = 0 if data["status"] in ("succeeded", "dry_run") else 1
     if args.rollback and data["status"] == "rolled_back":
         code = 0
+    if interrupted():  # the signal came back as a layer's error (psycopg cancels the query): still an interrupt
+        data["interrupted"], code = interrupt_signal()
     if code and args.format != "json":
         # the report still prints; the exit code says the evolution did not go through
         err = EvolutionFailedError(data["run_id"], data.get("failed_step") or "?", data.get("error") or "")
         print(f"error: {err}", file=sys.stderr)
+    return Result(data, text=_evolve_text, markdown=_evolve_md, exit_code=code)
+
+
+def _interrupted(rec: Any, store: Any) -> Result:
+    """SIGINT/SIGTERM mid-run: the run's state as one report (every layer's step), exit 130 (SIGINT) or 143
+    (SIGTERM); the record says `interrupted`, and `--rollback`/`--resume` probe the step that was running."""
+    from migrate_assets.evolution import run as evo
+
+    name, code = interrupt_signal()
+    data = evo.result_dict(rec)
+    data["interrupted"] = name
+    data["error"] = data.get("error") or f"interrupted by {name}"
+    _record_state(data, store, rec)
+    print(f"error: evolution {rec.run_id} interrupted by {name}; {data.get('next', '')}", file=sys.stderr)
     return Result(data, text=_evolve_text, markdown=_evolve_md, exit_code=code)
 
 
@@ -123,6 +166,12 @@ def _evolve_text(d: dict[str, Any]) -> str:
         lines.append(f"  [skipped    ] {layer} (not configured)")
     if d.get("error"):
         lines.append(f"failed at {d.get('failed_step')}: {d['error']}")
+    if d.get("dry_run_actions") is not None:
+        lines.append("dry run, nothing was changed; would do:" if d["dry_run_actions"] else
+                     "dry run, nothing was changed; nothing to do")
+        lines += [f"  - {a}" for a in d["dry_run_actions"]]
+    if d.get("next"):
+        lines.append(f"next: {d['next']}")
     return "\n".join(lines)
 
 

@@ -12,9 +12,9 @@ import sys
 import time
 from typing import Any
 
+from migrate_assets.cli import argtypes
 from migrate_assets.cli.output import Result, markdown_table
-from migrate_assets.config import ProjectConfig, load_config, parse_duration
-from migrate_assets.errors import UsageError
+from migrate_assets.config import ProjectConfig, load_config
 from migrate_assets.expand import runner
 from migrate_assets.expand.backfill import Progress
 from migrate_assets.expand.ops import ChangeSet
@@ -28,8 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this area's sub-commands to the `migrate-assets` parser."""
     p = sub.add_parser("expand", help="expand a table: new columns, sync triggers, batched backfill")
     p.add_argument("change_file")
-    p.add_argument("--batch-size", type=int, default=None, help="rows per backfill batch (default 1000)")
-    p.add_argument("--batch-delay", default="0", help="pause between batches, e.g. 50ms or 0.05s (default 0)")
+    p.add_argument("--batch-size", type=argtypes.count(1), default=None, help="rows per backfill batch (default 1000)")
+    p.add_argument("--batch-delay", type=argtypes.seconds, default=0.0,
+                   help="pause between batches, e.g. 50ms or 0.05s (default 0)")
     p.add_argument("--dry-run", action="store_true", help="validate and print the SQL; change nothing")
     p.set_defaults(func=cmd_expand)
     p = sub.add_parser("expand-status", help="is an expanded change safe to contract?")
@@ -51,14 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _setup(args: argparse.Namespace) -> tuple[ProjectConfig, ChangeSet, runner.Options]:
     cfg = load_config(args.config)
     change = database.read_change(cfg, args.change_file)
-    batch_size = getattr(args, "batch_size", None)
-    if batch_size is not None and batch_size < 1:
-        raise UsageError("--batch-size must be at least 1", file="<command line>", key="--batch-size")
-    try:
-        delay = parse_duration(getattr(args, "batch_delay", "0"))
-    except ValueError as exc:
-        raise UsageError(str(exc), file="<command line>", key="--batch-delay") from None
-    return cfg, change, database.expand_options(cfg, batch_size, delay)
+    return cfg, change, database.expand_options(cfg, getattr(args, "batch_size", None),
+                                                getattr(args, "batch_delay", 0.0))
 
 
 class _ProgressPrinter:

@@ -10,24 +10,16 @@ import argparse
 import sys
 from typing import Any
 
+from migrate_assets.cli import argtypes
 from migrate_assets.cli.output import Result, markdown_table
 from migrate_assets.config import load_config
 from migrate_assets.errors import UsageError
 from migrate_assets.resources import database
 from migrate_assets.versioned import MigrationRunner, RunReport, Step, status_dict
 
-
-def _version(text: str) -> int:
-    """A migration version on the command line: digits only, within bigint."""
-    if not text.isdigit() or int(text) > 2**63 - 1:
-        raise argparse.ArgumentTypeError(f"expected a migration version (digits), got {text!r}")
-    return int(text)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
+#: a migration version on the command line: digits only, within bigint
+_version = argtypes.count(0, 2**63 - 1)
+_positive = argtypes.count(1)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

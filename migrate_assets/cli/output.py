@@ -1,12 +1,20 @@
 """Rendering of command results: text for people, json for machines (stdout holds only the document),
-markdown for reports. Logs and progress always go to stderr."""
+markdown for reports. Logs and progress always go to stderr.
+
+Text and Markdown are sanitised for the terminal: a control character from a database identifier, a change file
+or an error message (ESC, C1 controls, bidi overrides...) is shown escaped (`\\x1b`), never sent raw, so a table
+named with an escape sequence cannot repaint the screen. JSON escapes them itself.
+"""
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from migrate_assets.errors import MigrateAssetsError
@@ -26,26 +34,84 @@ class Result:
     warnings: list[str] = field(default_factory=list)
 
 
+def _escape_char(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def safe_text(text: str) -> str:
+    """`text` with every control or format character except newline and tab escaped (`\\x1b`, `\\u202e`)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" or unicodedata.category(ch) == "Co"
+                   else _escape_char(ch) for ch in text)
+
+
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     return table(headers, rows)
 
 
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str, sort_keys=False)
+
+
 def emit_result(result: Result, fmt: str) -> int:
     for w in result.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"warning: {safe_text(w)}", file=sys.stderr)
     if fmt == "json":
-        print(json.dumps(result.data, indent=2, default=str, sort_keys=False))
+        print(dump_json(result.data))
     elif fmt == "markdown":
         render = result.markdown or result.text
-        print(render(result.data) if render else "```json\n" + json.dumps(result.data, indent=2, default=str) + "\n```")
+        print(safe_text(render(result.data) if render else "```json\n" + dump_json(result.data) + "\n```"))
     else:
         render = result.text
-        print(render(result.data) if render else json.dumps(result.data, indent=2, default=str))
+        print(safe_text(render(result.data) if render else dump_json(result.data)))
     return result.exit_code
 
 
 def emit_error(exc: MigrateAssetsError, fmt: str) -> int:
     if fmt == "json":
-        print(json.dumps({"error": exc.to_dict(), "exit_code": exc.exit_code}, indent=2, default=str))
-    print(f"error: {exc}", file=sys.stderr)
+        print(dump_json({"error": exc.to_dict(), "exit_code": exc.exit_code}))
+    print(f"error: {safe_text(str(exc))}", file=sys.stderr)
     return exc.exit_code
+
+
+def emit_failure(kind: str, message: str, code: int, fmt: str, **extra: Any) -> int:
+    """An error that is not one of ours (interrupt, unexpected exception): one JSON document all the same."""
+    if fmt == "json":
+        print(dump_json({"error": {"type": kind, "message": message, **extra}, "exit_code": code}))
+    print(f"error: {safe_text(message)}", file=sys.stderr)
+    return code
+
+
+# -- signals -------------------------------------------------------------------------------------------------
+
+#: the signal that interrupted the command, once one did (SIGINT without our handler: Python's KeyboardInterrupt)
+_received: dict[str, int] = {}
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    _received.setdefault("signal", signum)
+    raise KeyboardInterrupt
+
+
+def install_signal_handlers() -> None:
+    """SIGINT and SIGTERM unwind as KeyboardInterrupt (so a run saves its state and prints its report) and are
+    remembered: a library that turns the interrupt into an error of its own (psycopg cancels the query) still
+    ends the command as interrupted."""
+    _received.clear()
+    for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+        if sig is not None:
+            signal.signal(sig, _on_signal)
+
+
+def interrupted() -> bool:
+    return "signal" in _received
+
+
+def interrupt_signal() -> tuple[str, int]:
+    """(name, exit code) of the interrupting signal: SIGINT → 130, SIGTERM → 143 (128 + the signal number)."""
+    num = _received.get("signal", signal.SIGINT)
+    return signal.Signals(num).name, 128 + num

@@ -58,7 +58,8 @@ def _up_text(d: dict[str, Any]) -> str:
     lines = [f"local stack up in {d['total_seconds']:.1f}s (state: {d['state_dir']})"]
     for name, url in d["urls"].items():
         lines.append(f"  {name:<14} {url}   ({d['start_seconds'].get(name, 0):.1f}s)")
-    lines.append(f"config written to {d['config']}  (export MIGRATE_ASSETS_CONFIG={d['config']})")
+    lines.append(f"config written to {d['config']}  (export MIGRATE_ASSETS_CONFIG={d['config']}; "
+                 "it holds the PostgreSQL password, mode 0600)")
     return "\n".join(lines)
 
 
@@ -68,7 +69,12 @@ def _up_md(d: dict[str, Any]) -> str:
 
 
 def _down_text(d: dict[str, Any]) -> str:
-    return f"stopped: {', '.join(d['stopped']) or 'nothing'}; dropped slots: {', '.join(d['dropped_slots']) or 'none'}"
+    text = f"stopped: {', '.join(d['stopped']) or 'nothing'}; dropped slots: {', '.join(d['dropped_slots']) or 'none'}"
+    if d.get("stale_records"):
+        text += (f"\nstale records (their PID is another process now; left alone): {', '.join(d['stale_records'])}")
+    if d.get("kept"):
+        text += f"\nkept (a postgres this stack did not start still serves it): {', '.join(d['kept'])}"
+    return text
 
 
 def _status_text(d: dict[str, Any]) -> str:

@@ -1,18 +1,27 @@
 """Executable actions of an evolution plan. Each is immutable data (JSON round-trips through `to_dict`) with
 `run(ctx)` doing the forward work through the layer protocols and `inverse(result)` returning the action that
 undoes it (None when there is nothing to undo) — the compensation is code, never a prose description.
+
+An undo never loses data silently (issue 14): an inverse that would drop a column holding non-null values or
+delete rows says so in `losses(ctx)` (probed in the layer, never assumed) and refuses to run
+(`DataLossRefused`, exit 3) unless `RunContext.allow_data_loss`. The lakehouse undo changes only the schema: it
+never moves the table back to an older snapshot, so rows committed after the change stay in the table.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from migrate_assets.errors import (
+    DataLoss,
+    DataLossRefused,
     IncompatibleSchemaError,
+    LayerRequestError,
     MigrateAssetsError,
     RuntimeFailure,
     StalePlanError,
@@ -21,6 +30,7 @@ from migrate_assets.errors import (
 from migrate_assets.evolution.layers import (
     ConnectorLayer,
     IcebergOp,
+    IcebergState,
     LakehouseLayer,
     Layer,
     RegistryLayer,
@@ -67,6 +77,8 @@ class RunContext:
     resuming: bool = False
     #: the connector's replication slot, when the plan has a connector step (compensation drains through it)
     slot: str | None = None
+    #: an undo may drop columns that hold values and delete rows (`--allow-data-loss`); refused otherwise
+    allow_data_loss: bool = False
 
     def need(self, layer: str) -> Any:
         layers: dict[str, Any] = {Layer.SCHEMA_REGISTRY: self.registry, Layer.LAKEHOUSE: self.lakehouse,
@@ -103,12 +115,30 @@ class Action:
         """After a crash mid-step: the result if the forward effect is in the layer, else None."""
         return None
 
+    @property
+    def reversible(self) -> bool:
+        """True when `inverse()` puts the layer's schema back exactly as it was before `run()`, also after rows
+        were written in the new shape (dropping values written since needs `allow_data_loss`)."""
+        return True
+
+    def losses(self, ctx: RunContext) -> list[DataLoss]:
+        """What running this action now would lose (probed in its layer); only undo actions lose anything."""
+        return []
+
     def describe(self) -> str:
         return self.kind
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-shaped (tuples as lists) for the run record; `action_from_dict` reads it back."""
         return {"kind": self.kind, **_json_shaped(asdict(self))}
+
+
+def refuse_losses(action: Action, ctx: RunContext) -> None:
+    """Raise DataLossRefused when running `action` now would lose data and the context does not allow it."""
+    if not ctx.allow_data_loss:
+        found = action.losses(ctx)
+        if found:
+            raise DataLossRefused(found)
 
 
 def _json_shaped(value: Any) -> Any:
@@ -220,6 +250,22 @@ def _ops(raw: tuple[Any, ...]) -> tuple[IcebergOp, ...]:
     return tuple(out)
 
 
+def _landed(st: IcebergState, op: IcebergOp) -> bool:
+    """Is one schema update's effect visible in `st`? (the saga's probe after a crash or a lost answer)"""
+    f = st.field(op.name)
+    if op.kind == "add_column":
+        return f is not None
+    if op.kind == "delete":
+        return f is None
+    if op.kind == "rename":
+        return f is None and st.field(op.new_name or "") is not None
+    if op.kind == "promote":
+        return f is not None and f.type.replace(" ", "") == (op.type or "").replace(" ", "")
+    if op.kind == "make_optional":
+        return f is not None and not f.required
+    return False
+
+
 @dataclass(frozen=True)
 class IcebergUpdate(Action):
     kind: ClassVar[str] = "iceberg_update"
@@ -240,13 +286,21 @@ class IcebergUpdate(Action):
                 "previous_snapshot_id": state.snapshot_id}
 
     def inverse(self, result: dict[str, Any]) -> Action | None:
-        return IcebergRestore(identifier=self.identifier, schema_id=int(result["previous_schema_id"]),
-                              snapshot_id=result.get("previous_snapshot_id"))
+        return IcebergRevert(identifier=self.identifier, ops=self.ops, schema_id=int(result["schema_id"]),
+                             previous_schema_id=int(result["previous_schema_id"]),
+                             previous_snapshot_id=result.get("previous_snapshot_id"))
+
+    @property
+    def reversible(self) -> bool:
+        # an added column is deleted and a rename renamed back: the previous schema (and its id) again, whatever
+        # was written since; a promotion or make-optional can be taken back only while no snapshot was committed
+        # after it (Iceberg cannot narrow a type or make a column required), a deleted column never
+        return all(o.kind in ("add_column", "rename") for o in _ops(self.ops))
 
     def probe(self, ctx: RunContext) -> dict[str, Any] | None:
         st = ctx.need(Layer.LAKEHOUSE).state(self.identifier)
-        if st is None or st.schema_id == self.expected_schema_id:
-            return None
+        if st is None or st.schema_id == self.expected_schema_id or not all(_landed(st, o) for o in _ops(self.ops)):
+            return None  # another writer's commit moves the schema id too: only our own ops count
         # a schema update makes no snapshot: the current one is the one to restore
         return {"schema_id": st.schema_id, "previous_schema_id": self.expected_schema_id,
                 "previous_snapshot_id": st.snapshot_id}
@@ -258,20 +312,83 @@ class IcebergUpdate(Action):
 
 
 @dataclass(frozen=True)
-class IcebergRestore(Action):
-    kind: ClassVar[str] = "iceberg_restore"
+class IcebergRevert(Action):
+    """Undo an `IcebergUpdate` in the schema only: every snapshot committed since stays in the table.
+
+    While main still points at the snapshot of before the change and our schema is current, nothing was written
+    in the new shape: the previous schema id is made current again (exact, also for a promotion). Otherwise an
+    inverse schema update is committed against the current schema (required at commit time): an added column is
+    deleted — refused while it holds non-null values, unless `allow_data_loss` — and a rename renamed back; a
+    promotion, make-optional or delete stays (narrowing would misread rows written since) and the result says so.
+    An inverse update that reproduces the previous schema exactly gets its schema id back (pyiceberg reuses it).
+    """
+
+    kind: ClassVar[str] = "iceberg_revert"
     layer: ClassVar[str] = Layer.LAKEHOUSE
     identifier: str
-    schema_id: int
-    snapshot_id: int | None
+    ops: tuple[Any, ...]  # the forward update's operations
+    schema_id: int  # the schema id the forward update made current
+    previous_schema_id: int
+    previous_snapshot_id: int | None
+
+    def _untouched(self, st: IcebergState) -> bool:
+        """Nothing was written in the new shape: our schema current, main at the snapshot of before, and that
+        snapshot not written with our schema (a probe after a crash may have recorded a later one as 'before')."""
+        return (st.schema_id == self.schema_id and st.snapshot_id == self.previous_snapshot_id
+                and st.snapshot_schema_id != self.schema_id)
+
+    def inverse_ops(self, st: IcebergState) -> tuple[tuple[IcebergOp, ...], list[str]]:
+        """(the inverse schema update against the current state `st`, what it keeps and why)."""
+        inv: list[IcebergOp] = []
+        kept: list[str] = []
+        for op in reversed(_ops(self.ops)):
+            if op.kind == "add_column":
+                if st.field(op.name) is not None:
+                    inv.append(IcebergOp("delete", op.name))
+            elif op.kind == "rename" and op.new_name:
+                if st.field(op.new_name) is not None and st.field(op.name) is None:
+                    inv.append(IcebergOp("rename", op.new_name, new_name=op.name))
+            elif op.kind == "promote":
+                kept.append(f"{op.name} stays {op.type}: rows were written since, narrowing would misread them")
+            elif op.kind == "make_optional":
+                kept.append(f"{op.name} stays optional: Iceberg cannot make a column required again")
+            else:
+                kept.append(f"{op.kind} {op.name} cannot be undone by a schema update")
+        return tuple(inv), kept
+
+    def losses(self, ctx: RunContext) -> list[DataLoss]:
+        lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
+        st = lake.state(self.identifier)
+        if st is None or st.schema_id == self.previous_schema_id or self._untouched(st):
+            return []
+        out = []
+        for op in self.inverse_ops(st)[0]:
+            if op.kind == "delete":
+                n = lake.count_values(self.identifier, op.name)
+                if n:
+                    out.append(DataLoss(Layer.LAKEHOUSE, self.identifier, op.name, n))
+        return out
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
-        st = lake.restore(self.identifier, self.schema_id, self.snapshot_id)
-        return {"schema_id": st.schema_id, "snapshot_id": st.snapshot_id}
+        st = lake.state(self.identifier)
+        if st is None:
+            return {"reverted": False, "reason": f"{self.identifier} no longer exists"}
+        if st.schema_id == self.previous_schema_id:
+            return {"reverted": True, "schema_id": st.schema_id, "snapshot_id": st.snapshot_id, "how": "already"}
+        refuse_losses(self, ctx)
+        if self._untouched(st):
+            new = lake.restore_schema(self.identifier, self.previous_schema_id, st.schema_id, st.snapshot_id)
+            return {"reverted": True, "schema_id": new.schema_id, "snapshot_id": new.snapshot_id,
+                    "how": "previous schema id made current (no snapshot since the change)"}
+        inv, kept = self.inverse_ops(st)
+        new = lake.apply(self.identifier, inv, st.schema_id) if inv else st
+        return {"reverted": not kept, "schema_id": new.schema_id, "snapshot_id": new.snapshot_id,
+                "how": "inverse schema update (snapshots since the change kept)", "kept": kept}
 
     def describe(self) -> str:
-        return f"restore {self.identifier} to schema id {self.schema_id} and snapshot {self.snapshot_id}"
+        return (f"revert the schema of {self.identifier} to schema id {self.previous_schema_id}, keeping every "
+                "snapshot committed since")
 
 
 @dataclass(frozen=True)
@@ -303,7 +420,12 @@ class DropIcebergTable(Action):
     layer: ClassVar[str] = Layer.LAKEHOUSE
     identifier: str
 
+    def losses(self, ctx: RunContext) -> list[DataLoss]:
+        n = ctx.need(Layer.LAKEHOUSE).count_values(self.identifier)
+        return [DataLoss(Layer.LAKEHOUSE, self.identifier, "", n)] if n else []
+
     def run(self, ctx: RunContext) -> dict[str, Any]:
+        refuse_losses(self, ctx)
         ctx.need(Layer.LAKEHOUSE).drop_table(self.identifier)
         return {"dropped": True}
 
@@ -325,8 +447,32 @@ class SourceDdl(Action):
     inverse_statements: tuple[str, ...] | None
     lock_timeout: float = 2.0
     expected_fingerprint: str | None = None
+    #: an inverse: its DROP COLUMN / DROP TABLE / retype statements are probed for the data they would lose first
+    undo: bool = False
+
+    @property
+    def reversible(self) -> bool:
+        return self.inverse_statements is not None
+
+    def losses(self, ctx: RunContext) -> list[DataLoss]:
+        if not self.undo:
+            return []
+        out = []
+        for h in hazards(self.statements):
+            if h.to_type is None:
+                n = ctx.source.count_values(h.table, h.column)
+            else:
+                try:
+                    n = ctx.source.count_changed(h.table, h.column or "", h.to_type, h.using or "")
+                except LayerRequestError:
+                    continue  # the cast rejects a value: the undo itself fails on it, changing nothing
+            if n:
+                out.append(DataLoss(Layer.SOURCE_DB, h.table, h.column or "", n,
+                                    "changed by the cast back to " + h.to_type if h.to_type else ""))
+        return out
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
+        refuse_losses(self, ctx)
         if self.expected_fingerprint is not None:
             now = ctx.source.fingerprint(self.table)
             if now != self.expected_fingerprint:
@@ -344,10 +490,46 @@ class SourceDdl(Action):
         if self.inverse_statements is None:
             return None
         return SourceDdl(table=self.table, statements=self.inverse_statements, inverse_statements=self.statements,
-                         lock_timeout=self.lock_timeout)
+                         lock_timeout=self.lock_timeout, undo=True)
 
     def describe(self) -> str:
         return "; ".join(self.statements)
+
+
+_QID = r'"((?:[^"]|"")+)"'
+_DROP_COLUMN = re.compile(rf"ALTER TABLE {_QID}\.{_QID} DROP COLUMN {_QID}")
+_DROP_TABLE = re.compile(rf"DROP TABLE {_QID}\.{_QID}")
+_RETYPE = re.compile(rf"ALTER TABLE {_QID}\.{_QID} ALTER COLUMN {_QID} TYPE (.+?) USING (.+)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """A statement that can lose data: DROP COLUMN (`column`), DROP TABLE (no column), or a retype (`to_type`,
+    `using`), parsed from statements as the planner renders them (identifiers quoted by psycopg.sql)."""
+
+    table: str
+    column: str | None = None
+    to_type: str | None = None
+    using: str | None = None
+
+
+def _unq(*groups: str) -> list[str]:
+    return [g.replace('""', '"') for g in groups]
+
+
+def hazards(statements: tuple[str, ...]) -> list[Hazard]:
+    out: list[Hazard] = []
+    for text in (s.strip() for s in statements):
+        if m := _DROP_COLUMN.fullmatch(text):
+            schema, table, column = _unq(*m.groups())
+            out.append(Hazard(f"{schema}.{table}", column))
+        elif m := _DROP_TABLE.fullmatch(text):
+            schema, table = _unq(*m.groups())
+            out.append(Hazard(f"{schema}.{table}"))
+        elif m := _RETYPE.fullmatch(text):
+            schema, table, column = _unq(*m.groups()[:3])
+            out.append(Hazard(f"{schema}.{table}", column, m.group(4), m.group(5)))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -108,6 +108,8 @@ class IcebergState:
     schema_id: int
     snapshot_id: int | None
     fields: tuple[IcebergField, ...]
+    #: the schema id the current snapshot was written with (None: no snapshot, or not recorded)
+    snapshot_schema_id: int | None = None
 
     def field(self, name: str) -> IcebergField | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -133,8 +135,13 @@ class LakehouseLayer(Protocol):
     def apply(self, identifier: str, ops: tuple[IcebergOp, ...], expected_schema_id: int) -> IcebergState:
         """Commit the update, requiring the current schema id to still be `expected_schema_id`."""
 
-    def restore(self, identifier: str, schema_id: int, snapshot_id: int | None) -> IcebergState:
-        """Make `schema_id` current again and point main at `snapshot_id`, in one catalog transaction."""
+    def restore_schema(self, identifier: str, schema_id: int, expected_schema_id: int,
+                       expected_snapshot_id: int | None) -> IcebergState:
+        """Make the earlier `schema_id` current again, requiring schema `expected_schema_id` and main at
+        `expected_snapshot_id` (no snapshot since); never moves a ref."""
+
+    def count_values(self, identifier: str, column: str | None = None) -> int:
+        """Rows of the current snapshot, or (with `column`) how many of them hold a non-null value there."""
 
     def create_table(self, identifier: str, columns: tuple[tuple[str, str], ...]) -> IcebergState:
         """Create a table of optional columns `(name, iceberg type)`; an existing table is an error."""
@@ -216,6 +223,13 @@ class SourceLayer(Protocol):
         and return the commit LSN (pg_current_wal_lsn() right after commit)."""
 
     def current_lsn(self) -> int: ...
+
+    def count_values(self, table: str, column: str | None = None) -> int:
+        """Rows of the table, or (with `column`) how many hold a non-null value there (0 when absent)."""
+
+    def count_changed(self, table: str, column: str, type_sql: str, using_sql: str) -> int:
+        """How many values of `column` would not survive `ALTER COLUMN ... TYPE type_sql USING using_sql`
+        unchanged (cast there and back); raises when the cast rejects a value."""
 
     def slot(self, slot_name: str) -> SlotState | None: ...
 

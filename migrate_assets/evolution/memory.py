@@ -17,11 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from migrate_assets.errors import LayerUnreachableError, TransientError
+from migrate_assets.errors import InvalidInputError, LayerUnreachableError, Problem, TransientError
 from migrate_assets.evolution.layers import (
     CompatibilityResult,
     ConnectorStatus,
@@ -34,6 +35,7 @@ from migrate_assets.evolution.layers import (
     SlotState,
     SourceColumn,
 )
+from migrate_assets.evolution.store import EvolutionStore, RunRecord
 
 
 @dataclass
@@ -93,6 +95,9 @@ class MemorySource(_Faults):
         #: slots whose consumer is down: they stop confirming new LSNs
         self.stuck: set[str] = set()
         self.ddl: list[list[str]] = []
+        #: (table, column or None) → non-null values (rows); (table, column) → values a cast back would change
+        self.values: dict[tuple[str, str | None], int] = {}
+        self.changed: dict[tuple[str, str], int] = {}
 
     def add_slot(self, name: str) -> None:
         self.slots[name] = SlotState(name, True, self.lsn, self.lsn)
@@ -125,6 +130,12 @@ class MemorySource(_Faults):
 
     def current_lsn(self) -> int:
         return int(self._call("current_lsn", lambda: self.lsn))
+
+    def count_values(self, table: str, column: str | None = None) -> int:
+        return int(self._call("count_values", lambda: self.values.get((table, column), 0)))
+
+    def count_changed(self, table: str, column: str, type_sql: str, using_sql: str) -> int:
+        return int(self._call("count_changed", lambda: self.changed.get((table, column), 0)))
 
     def slot(self, slot_name: str) -> SlotState | None:
         def read() -> SlotState | None:
@@ -269,17 +280,34 @@ class MemoryLakehouse(_Faults):
         super().__init__()
         self.schemas: dict[str, dict[int, tuple[IcebergField, ...]]] = {}
         self.current: dict[str, tuple[int, int | None]] = {}  # identifier → (schema id, snapshot id)
+        self.snapshot_schema: dict[int, int] = {}  # snapshot id → the schema id it was written with
+        #: (identifier, column or None) → non-null values (rows) in the current snapshot
+        self.values: dict[tuple[str, str | None], int] = {}
+        self.next_snapshot = 100
 
     def add_table(self, identifier: str, columns: list[tuple[str, str]], snapshot_id: int | None = 1) -> None:
         fields = tuple(IcebergField(i + 1, n, t, False) for i, (n, t) in enumerate(columns))
         self.schemas[identifier] = {0: fields}
         self.current[identifier] = (0, snapshot_id)
+        if snapshot_id is not None:
+            self.snapshot_schema[snapshot_id] = 0
+
+    def write(self, identifier: str, rows: dict[str | None, int] | None = None) -> int:
+        """A writer (the sink) commits a snapshot with the current schema; `rows` adds to the value counts."""
+        sid, _ = self.current[identifier]
+        self.next_snapshot += 1
+        self.current[identifier] = (sid, self.next_snapshot)
+        self.snapshot_schema[self.next_snapshot] = sid
+        for col, n in (rows or {}).items():
+            self.values[(identifier, col)] = self.values.get((identifier, col), 0) + n
+        return self.next_snapshot
 
     def _state(self, identifier: str) -> IcebergState | None:
         if identifier not in self.current:
             return None
         sid, snap = self.current[identifier]
-        return IcebergState(identifier, sid, snap, self.schemas[identifier][sid])
+        return IcebergState(identifier, sid, snap, self.schemas[identifier][sid],
+                            self.snapshot_schema.get(snap) if snap is not None else None)
 
     def state(self, identifier: str) -> IcebergState | None:
         return self._call("state", lambda: self._state(identifier))  # type: ignore[no-any-return]
@@ -329,12 +357,19 @@ class MemoryLakehouse(_Faults):
 
         return self._call("apply", commit)  # type: ignore[no-any-return]
 
-    def restore(self, identifier: str, schema_id: int, snapshot_id: int | None) -> IcebergState:
+    def restore_schema(self, identifier: str, schema_id: int, expected_schema_id: int,
+                       expected_snapshot_id: int | None) -> IcebergState:
         def back() -> IcebergState:
-            self.current[identifier] = (schema_id, snapshot_id)
+            sid, snap = self.current[identifier]
+            if (sid, snap) != (expected_schema_id, expected_snapshot_id):
+                raise TransientError(f"{identifier}: schema restore lost to a concurrent change")
+            self.current[identifier] = (schema_id, snap)
             return self._state(identifier)  # type: ignore[return-value]
 
-        return self._call("restore", back)  # type: ignore[no-any-return]
+        return self._call("restore_schema", back)  # type: ignore[no-any-return]
+
+    def count_values(self, identifier: str, column: str | None = None) -> int:
+        return int(self._call("count_values", lambda: self.values.get((identifier, column), 0)))
 
     def create_table(self, identifier: str, columns: tuple[tuple[str, str], ...]) -> IcebergState:
         def create() -> IcebergState:
@@ -441,28 +476,35 @@ class MemoryConnector(_Faults):
 # --------------------------------------------------------------------------------------------------------
 
 
-class MemoryStore:
-    """`EvolutionStore` without a database: every save goes through JSON like the jsonb columns do, so a loaded
-    record is what another process would read back."""
+class MemoryStore(EvolutionStore):
+    """`EvolutionStore` without a database: every save goes through the stored JSON form (`EvolutionStore.row`),
+    so a loaded record is what another process would read back. `dead` drops every later save (the process died
+    before saving); `run_lock` is a plain reentrant marker."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # no database, no connection
         self.rows: dict[str, str] = {}
+        self.dead = False
+        self.saves = 0
+        self.locked: str | None = None
 
-    def save(self, rec: Any) -> None:
-        self.rows[rec.run_id] = json.dumps({"run_id": rec.run_id, "table": rec.table, "status": rec.status,
-                                            "plan": rec.plan, "steps": [s.__dict__ for s in rec.steps],
-                                            "error": rec.error, "failed_step": rec.failed_step})
+    def save(self, rec: RunRecord) -> None:
+        if not self.dead:
+            self.saves += 1
+            self.rows[rec.run_id] = json.dumps(EvolutionStore.row(rec))
 
-    def load(self, run_id: str) -> Any:
-        from migrate_assets.evolution.store import RunRecord, StepState
-
-        d = json.loads(self.rows[run_id])
-        steps = [StepState(**{**s, "layer": Layer.of(s["layer"])}) for s in d["steps"]]
-        return RunRecord(d["run_id"], d["table"], d["status"], d["plan"], steps, d["error"], d["failed_step"])
+    def load(self, run_id: str) -> RunRecord:
+        if run_id not in self.rows:
+            raise InvalidInputError([Problem(file="<command line>", key="RUN", message=f"no evolution run {run_id!r}")])
+        return EvolutionStore.from_row(json.loads(self.rows[run_id]))
 
     def recent(self, limit: int = 20) -> list[tuple[str, str, str]]:
         rows = [json.loads(r) for r in reversed(self.rows.values())][:limit]
-        return [(r["run_id"], r["table"], r["status"]) for r in rows]
+        return [(r["run_id"], r["table_name"], r["status"]) for r in rows]
 
     def close(self) -> None:
         pass
+
+    @contextmanager
+    def run_lock(self, run_id: str) -> Iterator[None]:
+        self.locked = run_id
+        yield

@@ -163,8 +163,9 @@ def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dic
         lossless = lossless and ddl.lossless
         breaking += ddl.breaking
         op.effects(shape)
-    return DdlPlan(tuple(fwd), tuple(inv) if inv is not None else None, tuple(breaking),
-                   lossless and inv is not None)
+    # an inverse that cannot give back what the change lost is no inverse (issue 14 item 8)
+    lossless = lossless and inv is not None
+    return DdlPlan(tuple(fwd), tuple(inv) if lossless and inv is not None else None, tuple(breaking), lossless)
 
 
 def _ddl_compensation(ddl: DdlPlan) -> str:
@@ -278,11 +279,10 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
         iops = derive_iceberg(snap.iceberg, ops, policy.type_options,
                               allow_delete=policy.allow_irreversible and policy.on_breaking_change == "warn")
         if iops:
-            steps.append(PlannedStep(Layer.LAKEHOUSE.step, Layer.LAKEHOUSE,
-                                     IcebergUpdate(t.iceberg_table, iops, snap.iceberg.schema_id), True,
-                                     fps[Layer.LAKEHOUSE],
-                                     f"restore schema id {snap.iceberg.schema_id} and snapshot "
-                                     f"{snap.iceberg.snapshot_id} in one commit"))
+            update = IcebergUpdate(t.iceberg_table, iops, snap.iceberg.schema_id)
+            steps.append(PlannedStep(Layer.LAKEHOUSE.step, Layer.LAKEHOUSE, update, update.reversible, fps[Layer.LAKEHOUSE],
+                                     f"revert to schema id {snap.iceberg.schema_id}, keeping every snapshot "
+                                     "committed since (a column holding values: only with --allow-data-loss)"))
     elif t.iceberg_table:
         raise InvalidInputError([Problem(file="<pipelines>", key="iceberg_table",
                                          message=f"Iceberg table {t.iceberg_table} does not exist")])

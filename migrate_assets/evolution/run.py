@@ -79,22 +79,51 @@ def _execute(report: PreflightReport, ctx: RunContext, store: EvolutionStore | N
 
 
 def resume(run_id: str, targets: list[PipelineTarget], ctx: RunContext, store: EvolutionStore,
-           retry: RetryPolicy, on_step: Callable[[StepState], None] | None = None) -> RunRecord:
+           retry: RetryPolicy, on_step: Callable[[StepState], None] | None = None,
+           dry_run: bool = False) -> RunRecord:
+    """Finish a persisted run; a step the crash left `running` is probed first (landed: counted as done). A run
+    whose undo has begun is refused (RunNotResumableError); `dry_run` says what would run and writes nothing."""
     rec = store.load(run_id)
     attach_verifier(ctx, targets)
     ctx.resuming = True
-    return Saga(ctx, store, retry, on_step).run(rec)
+    saga = Saga(ctx, store, retry, on_step)
+    if dry_run:
+        preview, would = saga.preview_resume(rec)
+        return _with_plan(preview, would)
+    return saga.run(rec)
 
 
 def rollback(run_id: str, ctx: RunContext, store: EvolutionStore, retry: RetryPolicy,
-             on_step: Callable[[StepState], None] | None = None) -> RunRecord:
+             on_step: Callable[[StepState], None] | None = None, dry_run: bool = False) -> RunRecord:
+    """Compensate a persisted run (steps left `running` are probed); `dry_run` says what would be undone."""
     rec = store.load(run_id)
-    return Saga(ctx, store, retry, on_step).rollback(rec)
+    saga = Saga(ctx, store, retry, on_step)
+    if dry_run:
+        preview, would = saga.preview_rollback(rec)
+        return _with_plan(preview, would)
+    return saga.rollback(rec)
+
+
+def _with_plan(rec: RunRecord, would: list[str]) -> RunRecord:
+    rec.plan = {**rec.plan, "dry_run_actions": would}
+    return rec
+
+
+#: what a person does next, by stored status (the run id is filled in)
+NEXT = {
+    "interrupted": "the run was interrupted; its state is saved: `migrate-assets evolve --rollback {run}` undoes "
+                   "it, `migrate-assets evolve --resume {run}` finishes it (both probe the step that was running)",
+    "running": "the run did not finish: `migrate-assets evolve --rollback {run}` undoes it, "
+               "`migrate-assets evolve --resume {run}` finishes it",
+    "rollback_failed": "some layers are not undone yet (see each step's compensation): run "
+                       "`migrate-assets evolve --rollback {run}` again once they are reachable",
+    "failed": "a step failed and its layers were left for the rollback: `migrate-assets evolve --rollback {run}`",
+}
 
 
 def result_dict(rec: RunRecord) -> dict[str, Any]:
     plan = EvolutionPlan.from_dict(rec.plan)
-    status = {"rollback_failed": "failed", "running": "failed"}.get(rec.status, rec.status)
+    status = {"rollback_failed": "failed", "running": "failed", "interrupted": "failed"}.get(rec.status, rec.status)
     steps = []
     for p in plan.steps:
         st = rec.step(p.id)
@@ -103,6 +132,13 @@ def result_dict(rec: RunRecord) -> dict[str, Any]:
             "compensation": st.compensation or p.compensation, "reversible": p.reversible,
             "seconds": st.seconds, "attempts": st.attempts, "error": st.error, "result": st.result,
         })
-    return {"run_id": rec.run_id, "status": status, "table": rec.table, "steps": steps,
-            "failed_step": rec.failed_step, "error": rec.error,
-            "skipped_layers": list(plan.skipped_layers), "warnings": list(plan.warnings)}
+    out: dict[str, Any] = {
+        "run_id": rec.run_id, "status": status, "run_status": rec.status, "table": rec.table, "steps": steps,
+        "layers": {s["layer"]: s["status"] for s in steps},
+        "failed_step": rec.failed_step, "error": rec.error,
+        "skipped_layers": list(plan.skipped_layers), "warnings": list(plan.warnings)}
+    if rec.status in NEXT:
+        out["next"] = NEXT[rec.status].format(run=rec.run_id)
+    if "dry_run_actions" in rec.plan:
+        out["dry_run_actions"] = list(rec.plan["dry_run_actions"])
+    return out

@@ -9,11 +9,12 @@ says RUNNING while its slot is stuck is drift.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate_assets.errors import MigrateAssetsError, TransientError
+from migrate_assets.errors import InvalidInputError, MigrateAssetsError, Problem, TransientError
 from migrate_assets.evolution.actions import RunContext, wait_slot
 from migrate_assets.evolution.derive import avro_row_fields
 from migrate_assets.evolution.filters import captures_column, captures_table
@@ -79,6 +80,9 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
     """`progress_target`: the LSN the slot must reach (default: the current LSN when verify starts). Inside
     an evolution run, the connector step's fresh post-DDL LSN is passed, so a slot that already proved
     progress in this run is not made to wait for another offset flush."""
+    if not math.isfinite(progress_bound) or progress_bound < 0:  # nan never ends a wait; < 0 never waits
+        raise InvalidInputError([Problem(file="<arguments>", key="progress_bound",
+                                         message=f"expected a finite number of seconds >= 0, got {progress_bound!r}")])
     opts = opts or TypeMapOptions()
     out = TableVerification(target.table)
     start_lsn: int | None = None

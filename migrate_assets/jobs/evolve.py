@@ -91,6 +91,8 @@ class EvolveConfig(Config):
 
 class RollbackConfig(Config):
     run_id: str = Field(description="evolution run id (migrate_assets_evolutions.run_id)")
+    allow_data_loss: bool = Field(default=False, description="let the undo drop columns that hold values or "
+                                  "tables that hold rows (refused otherwise, naming what would be lost)")
 
 
 class VerifyConfig(Config):
@@ -317,7 +319,7 @@ verify = _forward_op("verify", Layer.VERIFY.step, "Compare every layer by field 
 rollback_connector = _rollback_op("rollback_connector", Layer.CONNECTOR.step, "Put back the connector's previous config.")
 rollback_ddl = _rollback_op("rollback_ddl", Layer.SOURCE_DB.step, "Run the inverse DDL.", DDL_POOL)
 rollback_lakehouse = _rollback_op("rollback_lakehouse", Layer.LAKEHOUSE.step,
-                                  "Restore the previous Iceberg schema id and snapshot.")
+                                  "Revert the Iceberg schema; every snapshot is kept.")
 rollback_registry = _rollback_op("rollback_registry", Layer.SCHEMA_REGISTRY.step,
                                  "Soft-delete the registered version if it is still the latest.")
 
@@ -424,6 +426,7 @@ def rollback_run(context: OpExecutionContext, config: RollbackConfig, project: M
         try:
             rec = store.load(config.run_id)
             ctx = project.run_context(log=context.log.info)
+            ctx.allow_data_loss = config.allow_data_loss  # the engine refuses (DataLossRefused) → Failure
             with layer_guard(project.load(), rec, "all", ctx, undo=True):
                 rec = rollback_record(rec, ctx, store, project.retry_policy(), _log_step(context))
         finally:

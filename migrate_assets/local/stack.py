@@ -1,8 +1,11 @@
 """Start, inspect and stop the whole local stack under one state directory (default `.migrate/`).
 
-`up` is idempotent: a part whose recorded PID is alive and healthy is kept, anything else is (re)started on a
-free loopback port. The state lives in `<state>/stack.json`; `down` stops every PID recorded there, drops the
-Debezium replication slots first (Debezium never does), and checks that no port is left listening.
+`up` is idempotent: a part whose recorded process is alive and healthy is kept, anything else is (re)started on a
+free loopback port. The state lives in `<state>/stack.json` (mode 0600: it holds the PostgreSQL DSN with its
+password; the state directory itself is 0700). Each process is recorded with its identity (PID, start time,
+command line); `down` signals only a process that still matches it, drops the Debezium replication slots first
+(Debezium never does), and checks that no port of a stopped part is left listening. A recorded PID that now
+belongs to another process is a stale record: that part is reported down and the process is never signalled.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import httpx
 import yaml
 
 from migrate_assets import __version__
+from migrate_assets.config import redact_dsn
 from migrate_assets.errors import InvalidInputError, Problem, StackError
 from migrate_assets.local import artifacts, broker, connect, iceberg, postgres, procs
 
@@ -38,7 +42,9 @@ class StackInfo:
 
     @property
     def pg_dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.parts['postgres']['port']}/postgres"
+        """The superuser DSN, password included (stacks of older versions had none)."""
+        part = self.parts["postgres"]
+        return str(part.get("dsn") or postgres.dsn_for(int(part["port"]), ""))
 
     @property
     def bootstrap(self) -> str:
@@ -59,7 +65,7 @@ class StackInfo:
     def urls(self) -> dict[str, str]:
         out = {}
         if "postgres" in self.parts:
-            out["postgres"] = self.pg_dsn
+            out["postgres"] = redact_dsn(self.pg_dsn)  # the password stays in the 0600 files
         if "broker" in self.parts:
             out["broker"] = self.bootstrap
         if "registry" in self.parts:
@@ -103,15 +109,37 @@ def load_state(state_dir: Path) -> StackInfo:
                 )
             ]
         )
-    return StackInfo(state_dir=state_dir, parts=raw.get("parts", {}))
+    parts = raw.get("parts", {})
+    for part in parts.values():
+        _identify_legacy(part, state_dir)
+    return StackInfo(state_dir=state_dir, parts=parts)
+
+
+def _identify_legacy(part: dict[str, Any], state_dir: Path) -> None:
+    """A record from before identities were kept has a PID only. Take the process now holding that PID for
+    ours only if its command line names this state directory or the part's loopback port; else it stays
+    unidentified, which makes it a stale record (never signalled)."""
+    if "pid" not in part or "started" in part:
+        return
+    now = procs.identity(part["pid"])
+    if now is None:
+        return
+    args = " ".join(now["cmdline"])
+    if str(state_dir) in args or ("port" in part and f"127.0.0.1:{part['port']}" in args) or \
+            (part.get("datadir") and str(part["datadir"]) in args):
+        part.update(now)
+
+
+def _private_state_dir(state_dir: Path) -> None:
+    """Create the state directory (parents as the umask makes them; they are never changed) with mode 0700."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
 
 
 def save_state(info: StackInfo) -> None:
-    info.state_dir.mkdir(parents=True, exist_ok=True)
+    _private_state_dir(info.state_dir)
     data = {"format": STATE_FORMAT, "version": __version__, "parts": info.parts}
-    tmp = _state_file(info.state_dir).with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(_state_file(info.state_dir))
+    postgres.write_private(_state_file(info.state_dir), json.dumps(data, indent=2))
 
 
 def _registry_healthy(port: int) -> bool:
@@ -122,11 +150,11 @@ def part_healthy(name: str, part: dict[str, Any]) -> bool:
     try:
         if name == "iceberg":
             return iceberg.healthy(part["properties"])
-        if not procs.pid_alive(part.get("pid")):
+        if not procs.is_ours(part):
             return False
         port = int(part["port"])
         if name == "postgres":
-            return postgres.healthy(port)
+            return postgres.healthy(str(part.get("dsn") or postgres.dsn_for(port, "")))
         if name == "broker":
             return broker.healthy(port)
         if name == "registry":
@@ -154,6 +182,14 @@ def _start_registry(root: Path, port: int, timeout: float = 20.0) -> int:
     return pid
 
 
+def _record(name: str, pid: int, **fields: Any) -> dict[str, Any]:
+    """The state record of a part just started: its identity (read now, after readiness) plus `fields`."""
+    ident = procs.identity(pid)
+    if ident is None:
+        raise StackError(name, "exited right after becoming ready")
+    return {**ident, **fields}
+
+
 def up(
     state_dir: Path, parts: tuple[str, ...] = ALL_PARTS, connect_mode: str = "distributed",
     progress: Any = None,
@@ -161,7 +197,7 @@ def up(
     """Bring the requested parts up (keeping healthy ones); returns the state and seconds spent per part."""
     state_dir = state_dir.resolve()
     info = load_state(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    _private_state_dir(state_dir)
     timings: dict[str, float] = {}
     order = [p for p in ALL_PARTS if p in parts or (p == "broker" and "kafka-connect" in parts)]
     artifacts.preflight(tuple(order))
@@ -172,25 +208,28 @@ def up(
         if current and part_healthy(name, current):
             timings[name] = 0.0
             continue
-        if current and current.get("pid"):
-            procs.kill(current["pid"], grace=5)
+        if current and procs.is_ours(current):  # ours but not answering: replace it
+            if name == "postgres":
+                postgres.stop(current)
+            else:
+                procs.stop_ours(current, grace=5)
         t0 = time.monotonic()
         if progress:
             progress(f"starting {name} ...")
         if name == "postgres":
             port = _port_for(current)
             pg = postgres.start(state_dir / "pg", port)
-            info.parts[name] = {"pid": pg.pid, "port": port, "datadir": pg.datadir}
+            info.parts[name] = _record(name, pg.pid, port=pg.port, datadir=pg.datadir, dsn=pg.dsn)
         elif name == "broker":
             port = _port_for(current)
-            info.parts[name] = {"pid": broker.start(state_dir, port), "port": port}
+            info.parts[name] = _record(name, broker.start(state_dir, port), port=port)
         elif name == "registry":
             port = _port_for(current)
-            info.parts[name] = {"pid": _start_registry(state_dir, port), "port": port}
+            info.parts[name] = _record(name, _start_registry(state_dir, port), port=port)
         elif name == "kafka-connect":
             port = _port_for(current)
             pid = connect.start(state_dir / "connect", info.bootstrap, port, mode=connect_mode)
-            info.parts[name] = {"pid": pid, "port": port, "mode": connect_mode}
+            info.parts[name] = _record(name, pid, port=port, mode=connect_mode)
         elif name == "iceberg":
             info.parts[name] = {"properties": iceberg.ensure(state_dir / "iceberg")}
         timings[name] = round(time.monotonic() - t0, 3)
@@ -213,7 +252,11 @@ def status(state_dir: Path) -> dict[str, dict[str, Any]]:
             entry["port"] = part["port"]
         if "pid" in part:
             entry["pid"] = part["pid"]
-            entry["rss_mib"] = rss_mib(part["pid"])
+            if procs.is_stale(part):
+                entry["stale_record"] = True  # that PID is another process now: not ours, left alone
+                entry["state"] = "down (stale record: PID now belongs to another process)"
+            else:
+                entry["rss_mib"] = rss_mib(part["pid"]) if procs.is_ours(part) else None
         out[name] = entry
     return out
 
@@ -233,27 +276,40 @@ def down(state_dir: Path, purge: bool = False) -> dict[str, Any]:
     state_dir = state_dir.resolve()
     info = load_state(state_dir)
     stopped: list[str] = []
-    ports = [int(p["port"]) for p in info.parts.values() if "port" in p]
+    stale = [name for name, part in info.parts.items() if procs.is_stale(part)]  # never signalled
+    ports = [int(p["port"]) for n, p in info.parts.items() if "port" in p and procs.is_ours(p)]
     for name in ("kafka-connect", "registry", "broker"):
         part = info.parts.get(name)
-        if part and procs.kill(part.get("pid"), grace=15):
+        if part and procs.stop_ours(part, grace=15):
             stopped.append(name)
     dropped: list[str] = []
     pg = info.parts.get("postgres")
     if pg:
-        if procs.pid_alive(pg.get("pid")):
+        if procs.is_ours(pg):
             dropped = postgres.drop_debezium_slots(info.pg_dsn)
-        if postgres.stop(pg.get("pid")):
+        if postgres.stop(pg):
             stopped.append("postgres")
     listening = [p for p in ports if procs.port_open(p)]
     if listening:
         raise StackError("stack", f"ports still listening after stop: {listening}")
     info.parts = {k: v for k, v in info.parts.items() if k == "iceberg" and not purge}
+    kept: list[str] = []
     if purge:
-        shutil.rmtree(state_dir, ignore_errors=True)
+        if postgres.discard(state_dir / "pg"):
+            shutil.rmtree(state_dir, ignore_errors=True)
+        else:  # a postgres this stack did not start still serves the cluster: its files stay
+            kept.append(str(state_dir / "pg"))
+            for child in state_dir.iterdir():
+                if child.name != "pg":
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     else:
         save_state(info)
-    return {"stopped": stopped, "dropped_slots": dropped}
+    out: dict[str, Any] = {"stopped": stopped, "dropped_slots": dropped}
+    if stale:
+        out["stale_records"] = stale
+    if kept:
+        out["kept"] = kept  # a postgres not started by this stack still serves it
+    return out
 
 
 def write_config(info: StackInfo, path: Path | None = None) -> Path:
@@ -273,5 +329,6 @@ def write_config(info: StackInfo, path: Path | None = None) -> Path:
         cfg["schema_registry"] = {"url": info.registry_url}
     if "iceberg" in info.parts:
         cfg["iceberg"] = {"name": "lake", "properties": info.iceberg_properties}
-    path.write_text("# written by `migrate-assets stack up`\n" + yaml.safe_dump(cfg, sort_keys=False))
+    # it holds the DSN with its password: 0600, like stack.json
+    postgres.write_private(path, "# written by `migrate-assets stack up`\n" + yaml.safe_dump(cfg, sort_keys=False))
     return path

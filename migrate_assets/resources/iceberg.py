@@ -7,9 +7,10 @@ catalogs all work without catalog-specific code. Three things pyiceberg does not
   (pyiceberg 0.12 accepts a scale change, which would misread every stored value), and only the Iceberg
   promotions int→long and float→double are allowed otherwise;
 * `add_column` always adds an optional column: a required one needs a default only format v3 allows;
-* `restore` puts back an earlier schema id and the main branch's snapshot in one commit, from the table
-  update classes (`SetCurrentSchemaUpdate`, `SetSnapshotRefUpdate` / `RemoveSnapshotRefUpdate`): there is no
-  public "set current schema" call, and an inverse update cannot undo a widening.
+* `restore_schema` makes an earlier schema id current again (`SetCurrentSchemaUpdate`: there is no public "set
+  current schema" call), only while no snapshot was committed since (`AssertRefSnapshotId` on main) — the one way
+  to undo a widening, which an inverse update cannot do. It never moves a ref: an undo never drops a snapshot
+  committed after the change (issue 14); `count_values` tells the undo what deleting a column would hide.
 """
 
 from __future__ import annotations
@@ -24,15 +25,14 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
     ValidationError,
 )
+from pyiceberg.expressions import NotNull, Reference
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table, Transaction
-from pyiceberg.table.refs import MAIN_BRANCH, SnapshotRefType
+from pyiceberg.table.refs import MAIN_BRANCH
 from pyiceberg.table.update import (
     AssertCurrentSchemaId,
-    RemoveSnapshotRefUpdate,
+    AssertRefSnapshotId,
     SetCurrentSchemaUpdate,
-    SetSnapshotRefUpdate,
-    TableUpdate,
 )
 from pyiceberg.table.update.schema import UpdateSchema
 from pyiceberg.types import (
@@ -103,7 +103,9 @@ def type_change_problem(name: str, old: IcebergType, new: IcebergType) -> str | 
 def _state(identifier: str, table: Table, schema: Schema | None = None) -> IcebergState:
     schema = schema if schema is not None else table.schema()
     fields = tuple(IcebergField(f.field_id, f.name, str(f.field_type), f.required) for f in schema.fields)
-    return IcebergState(identifier, schema.schema_id, table.metadata.current_snapshot_id, fields)
+    snap = table.current_snapshot()
+    return IcebergState(identifier, schema.schema_id, table.metadata.current_snapshot_id, fields,
+                        snap.schema_id if snap is not None else None)
 
 
 class IcebergLakehouse:
@@ -183,33 +185,45 @@ class IcebergLakehouse:
             ) from exc
         return _state(identifier, self._require(identifier))
 
-    def restore(self, identifier: str, schema_id: int, snapshot_id: int | None) -> IcebergState:
-        """One commit: current schema := `schema_id`, main := `snapshot_id` (main removed when None)."""
+    def restore_schema(self, identifier: str, schema_id: int, expected_schema_id: int,
+                       expected_snapshot_id: int | None) -> IcebergState:
+        """One commit that makes the earlier schema `schema_id` current again, and nothing else: no ref moves, no
+        snapshot is dropped. Required at commit time: the current schema is still `expected_schema_id` and main
+        still points at `expected_snapshot_id` — i.e. no row was committed since, so no row can hold a value the
+        earlier schema cannot read (a concurrent commit is a TransientError: re-read and choose again)."""
         table = self._require(identifier)
-        meta = table.metadata
-        problems = []
-        if not any(s.schema_id == schema_id for s in meta.schemas):
-            problems.append(f"schema id {schema_id} is not in the table's metadata")
-        if snapshot_id is not None and meta.snapshot_by_id(snapshot_id) is None:
-            problems.append(f"snapshot {snapshot_id} no longer exists (expired?)")
-        if problems:
-            raise InvalidLakehouseUpdateError(identifier, problems)
-        # built from the REST-spec (alias) field names, as the catalog would receive them
-        updates: tuple[TableUpdate, ...] = (SetCurrentSchemaUpdate.model_validate({"schema-id": schema_id}),)
-        if snapshot_id is not None:
-            ref = {"ref-name": MAIN_BRANCH, "type": SnapshotRefType.BRANCH, "snapshot-id": snapshot_id}
-            updates += (SetSnapshotRefUpdate.model_validate(ref),)
-        elif MAIN_BRANCH in meta.refs:
-            updates += (RemoveSnapshotRefUpdate.model_validate({"ref-name": MAIN_BRANCH}),)
+        if not any(s.schema_id == schema_id for s in table.metadata.schemas):
+            raise InvalidLakehouseUpdateError(identifier, [f"schema id {schema_id} is not in the table's metadata"])
+        snap = table.current_snapshot()
+        if snap is not None and snap.schema_id == expected_schema_id != schema_id:
+            raise InvalidLakehouseUpdateError(identifier, [
+                f"snapshot {snap.snapshot_id} was written with schema id {expected_schema_id}: its rows may hold "
+                f"values schema id {schema_id} cannot read"])
+        requirements = (
+            AssertCurrentSchemaId.model_validate({"current-schema-id": expected_schema_id}),
+            AssertRefSnapshotId.model_validate({"ref": MAIN_BRANCH, "snapshot-id": expected_snapshot_id}),
+        )
         txn = Transaction(table)
         try:
-            txn._apply(updates)
+            txn._apply((SetCurrentSchemaUpdate.model_validate({"schema-id": schema_id}),), requirements)
             txn.commit_transaction()
         except CommitFailedException as exc:
             raise TransientError(
-                f"{LAYER}: restore of {identifier} lost to a concurrent change: {exc}"
+                f"{LAYER}: schema restore of {identifier} lost to a concurrent change: {exc}"
             ) from exc
         return _state(identifier, self._require(identifier))
+
+    def count_values(self, identifier: str, column: str | None = None) -> int:
+        """Rows of the current snapshot (`column` None), or how many of them hold a non-null `column` (0 when the
+        table or the column is gone). Whole files are counted from their metadata where the stats decide."""
+        table = self.load(identifier)
+        if table is None or table.metadata.current_snapshot_id is None:
+            return 0
+        if column is None:
+            return table.scan().count()
+        if column not in {f.name for f in table.schema().fields}:
+            return 0
+        return table.scan(row_filter=NotNull(term=Reference(column))).count()
 
     # -- building the update ---------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 import psycopg
+from psycopg import sql
 
 from migrate_assets.errors import LayerRequestError, LayerUnreachableError, LockTimeoutError, TransientError
 from migrate_assets.evolution.layers import DdlResult, Layer, SlotState, SourceColumn, lsn_to_int
@@ -151,6 +152,45 @@ class PostgresSource:
         if lsn is None:
             raise TransientError("source_db: pg_current_wal_lsn() returned nothing")
         return lsn
+
+    def count_values(self, table: str, column: str | None = None) -> int:
+        """`count(*)` of the table, or `count(column)` (its non-null values); 0 when either is absent."""
+        schema, name = self._key(table)
+        with self.connect() as conn:
+            cols = conn.execute(
+                "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+                [schema, name],
+            ).fetchall()
+            if not cols or (column is not None and column not in {r[0] for r in cols}):
+                return 0
+            what = sql.SQL("count(*)") if column is None else sql.SQL("count({})").format(sql.Identifier(column))
+            row = conn.execute(
+                sql.SQL("SELECT {} FROM {}").format(what, sql.Identifier(schema, name))
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def count_changed(self, table: str, column: str, type_sql: str, using_sql: str) -> int:
+        """How many rows `ALTER COLUMN column TYPE type_sql USING using_sql` would change: values that do not come
+        back equal when cast to `type_sql` and back to the column's current type (a truncated varchar, a
+        rounded numeric or timestamp). 0 when the column is absent; a value the cast rejects raises (the ALTER
+        would fail on it too, changing nothing). `type_sql`/`using_sql` come from a stored plan's own statements."""
+        schema, name = self._key(table)
+        with self.connect() as conn:
+            row = conn.execute(
+                "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s "
+                "AND a.attname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+                [schema, name, column],
+            ).fetchone()
+            if row is None:
+                return 0
+            query = sql.SQL("SELECT count(*) FROM {} WHERE {} IS DISTINCT FROM CAST(CAST(({}) AS {}) AS {})").format(
+                sql.Identifier(schema, name), sql.Identifier(column), sql.SQL(using_sql),  # type: ignore[arg-type]
+                sql.SQL(type_sql), sql.SQL(row[0]))  # type: ignore[arg-type]
+            counted = conn.execute(query).fetchone()
+        return int(counted[0]) if counted else 0
 
     def slot(self, slot_name: str) -> SlotState | None:
         with self.connect() as conn:

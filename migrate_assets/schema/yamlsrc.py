@@ -22,6 +22,11 @@ KeyPath = tuple[str | int, ...]
 #: libyaml's C parser when present (same nodes and marks, faster than the pure-Python one)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+#: aliases one document may use, and the nodes they may add once expanded (a 481-byte "billion laughs"
+#: document expands to ~10^9 nodes; nothing a project file needs comes near these)
+MAX_ALIASES = 1000
+MAX_ALIAS_NODES = 100_000
+
 
 def format_path(path: KeyPath) -> str:
     out = ""
@@ -88,8 +93,53 @@ def _walk(node: yaml.Node, path: KeyPath, doc: YamlDoc) -> None:
             _walk(item, (*path, i), doc)
 
 
+def check_aliases(text: str, file: str) -> None:
+    """Refuse a document whose aliases are too many, recursive, or expand to too many nodes, before anything
+    is built from it (PyYAML shares an alias's node, but every walk of the data — line map, `${VAR}` expansion,
+    validation — visits each use again). One pass over the parser's events; text with no `*` costs nothing."""
+    if "*" not in text:
+        return
+    sizes: dict[str, int] = {}  # anchor -> nodes of its (finished) subtree
+    frames: list[list[Any]] = [[None, 0]]  # open collections: [anchor, nodes so far]
+    aliases = added = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                size = sizes.get(event.anchor or "")
+                if size is None and any(f[0] == event.anchor for f in frames):
+                    _too_big(file, event, f"alias *{event.anchor} refers to its own anchor (recursive)")
+                size = size or 1
+                added += size
+                if aliases > MAX_ALIASES:
+                    _too_big(file, event, f"more than {MAX_ALIASES} aliases")
+                if added > MAX_ALIAS_NODES:
+                    _too_big(file, event, f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes "
+                                          f"(*{event.anchor} alone is {size:,})")
+                frames[-1][1] += size
+            elif isinstance(event, yaml.ScalarEvent):
+                if event.anchor:
+                    sizes[event.anchor] = 1
+                frames[-1][1] += 1
+            elif isinstance(event, yaml.CollectionStartEvent):
+                frames.append([event.anchor, 1])
+            elif isinstance(event, yaml.CollectionEndEvent) and len(frames) > 1:
+                anchor, size = frames.pop()
+                if anchor:
+                    sizes[anchor] = size
+                frames[-1][1] += size
+    except yaml.YAMLError:
+        return  # the parse proper names the syntax error
+
+
+def _too_big(file: str, event: yaml.Event, why: str) -> None:
+    line = event.start_mark.line + 1 if event.start_mark is not None else None
+    raise InvalidInputError([Problem(file=file, line=line, message=f"refused YAML aliases: {why}")])
+
+
 def parse_yaml(text: str, file: str) -> YamlDoc:
     """Parse one YAML document; syntax errors become InvalidInputError naming file and line."""
+    check_aliases(text, file)
     try:
         loader = _Loader(text)
         try:

@@ -101,13 +101,15 @@ def test_dry_run_and_preflight_failures_change_nothing(pipeline: Pipeline, capsy
     # NOT NULL turns an optional Avro field required: the subject's BACKWARD check refuses it in pre-flight
     # (the converter would fail the same way once Debezium emitted it)
     code, res = evolve(pipeline, capsys, "table: public.customers\noperations:\n"
-                                         "  - set_not_null: {column: email, backfill: \"'none'\"}\n")
+                                         "  - set_not_null: {column: email, backfill: \"'none'\"}\n",
+                       "--allow-irreversible")  # the backfill has no lossless inverse (issue 14 item 8)
     assert code == 3, res
     assert "not BACKWARD-compatible" in res["error"]["message"] and "email" in res["error"]["message"]
     # an Iceberg decimal scale change is refused at plan time although pyiceberg would accept it
     pipeline.write_config(on_breaking_change="warn")  # so that our Iceberg rule, not the DDL policy, decides
     code, res = evolve(pipeline, capsys, "table: public.customers\noperations:\n"
-                                         "  - change_type: {column: price, to_type: \"numeric(10,3)\"}\n")
+                                         "  - change_type: {column: price, to_type: \"numeric(10,3)\"}\n",
+                       "--allow-irreversible")
     assert code == 2 and "scale" in res["error"]["message"]
     # an unsupported type is named
     code, res = evolve(pipeline, capsys, "table: public.customers\noperations:\n"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
+from psycopg.conninfo import conninfo_to_dict
 
 from migrate_assets.local import procs
 from tests.cdc import poll_until
@@ -27,6 +29,10 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(tmp_path: Path) -> None:
         assert all(procs.pid_alive(p) for p in pids.values())
         cfg = (state / "migrate.yaml").read_text()
         assert up1["urls"]["registry"] in cfg and up1["urls"]["kafka-connect"] in cfg
+        # the PostgreSQL password is in the 0600 config, never in what `stack up` prints
+        password = str(conninfo_to_dict(yaml.safe_load(cfg)["database"]["dsn"])["password"])
+        assert password and password not in first.out + first.err
+        assert up1["urls"]["postgres"].startswith("postgresql://postgres:***@127.0.0.1:")
 
         second = cli("--format", "json", "stack", "up", "--state-dir", str(state))
         assert second.code == 0, second.err
@@ -37,7 +43,7 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(tmp_path: Path) -> None:
         assert {k: v["pid"] for k, v in again.items() if "pid" in v} == pids
 
         status = cli("--format", "json", "stack", "status", "--state-dir", str(state))
-        assert status.code == 0
+        assert status.code == 0 and password not in status.out + second.out + second.err
         assert all(p["healthy"] for p in json.loads(status.out)["parts"].values())
 
         # a dead part is reported, and the next `up` restarts only that part

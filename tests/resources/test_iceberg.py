@@ -154,58 +154,52 @@ def test_competing_commit_is_transient(lake: IcebergLakehouse, table_id: str, st
     assert now is not None and now.field("theirs") is not None and now.field("ours") is None
 
 
-def test_restore_brings_back_schema_and_snapshot(lake: IcebergLakehouse, table_id: str) -> None:
+def _append(lake: IcebergLakehouse, ident: str, ids: list[int], **extra: list[object]) -> None:
+    """Rows in the table's current shape, as a sink would write them (values of the first row elsewhere)."""
+    table = lake.catalog.load_table(ident)
+    n = len(ids)
+    cols = {**{k: v[:1] * n for k, v in ROWS.items()}, "id": ids, **extra}
+    table.append(pa.table(cols, schema=table.schema().as_arrow()))
+
+
+def test_restore_schema_makes_an_earlier_schema_current_and_keeps_every_snapshot(
+    lake: IcebergLakehouse, table_id: str
+) -> None:
     s0 = lake.state(table_id)
     assert s0 is not None
-    before_rows = lake.catalog.load_table(table_id).scan().to_arrow().sort_by("id")
-    s1 = lake.apply(
-        table_id,
-        (IcebergOp("add_column", "note", "string"), IcebergOp("promote", "id", "long")),
-        expected_schema_id=s0.schema_id,
-    )
-    table = lake.catalog.load_table(table_id)
-    new_arrow = table.schema().as_arrow()
-    table.append(
-        pa.table({**{k: v[:1] for k, v in ROWS.items()}, "id": [3], "note": ["new"]}, schema=new_arrow)
-    )
+    s1 = lake.apply(table_id, (IcebergOp("promote", "id", "long"),), expected_schema_id=s0.schema_id)
+    history = [e.snapshot_id for e in lake.catalog.load_table(table_id).history()]
+    restored = lake.restore_schema(table_id, s0.schema_id, s1.schema_id, s0.snapshot_id)
+    assert (restored.schema_id, restored.snapshot_id, restored.fields) == (s0.schema_id, s0.snapshot_id, s0.fields)
+    assert [e.snapshot_id for e in lake.catalog.load_table(table_id).history()] == history
+
+
+def test_restore_schema_is_refused_once_a_snapshot_was_committed_since(
+    lake: IcebergLakehouse, table_id: str
+) -> None:
+    s0 = lake.state(table_id)
+    assert s0 is not None
+    s1 = lake.apply(table_id, (IcebergOp("promote", "id", "long"),), expected_schema_id=s0.schema_id)
+    _append(lake, table_id, [2**40])  # a value the old `int` schema could not read
     s2 = lake.state(table_id)
-    assert s2 is not None and s2.snapshot_id != s0.snapshot_id and s2.schema_id == s1.schema_id
-
-    restored = lake.restore(table_id, s0.schema_id, s0.snapshot_id)
-    assert (restored.schema_id, restored.snapshot_id, restored.fields) == (
-        s0.schema_id,
-        s0.snapshot_id,
-        s0.fields,
-    )
-    assert lake.state(table_id) == restored
-    after_rows = lake.catalog.load_table(table_id).scan().to_arrow().sort_by("id")
-    assert after_rows.schema == before_rows.schema and after_rows.to_pylist() == before_rows.to_pylist()
-
-    # the forward change can be made again after the restore (same field ids are not reused)
-    again = lake.apply(
-        table_id, (IcebergOp("add_column", "note", "string"),), expected_schema_id=s0.schema_id
-    )
-    note = again.field("note")
-    assert note is not None and note.field_id == 6
-
-
-def test_restore_to_no_snapshot_and_refusals(lake: IcebergLakehouse) -> None:
-    ns = "res_" + uuid.uuid4().hex[:8]
-    lake.catalog.create_namespace(ns)
-    ident = f"{ns}.empty"
-    lake.catalog.create_table(ident, schema=ARROW)
-    s0 = lake.state(ident)
-    assert s0 is not None and s0.snapshot_id is None
-    lake.apply(ident, (IcebergOp("add_column", "note", "string"),), expected_schema_id=s0.schema_id)
-    table = lake.catalog.load_table(ident)
-    table.append(pa.table({**ROWS, "note": ["a", "b"]}, schema=table.schema().as_arrow()))
-    restored = lake.restore(ident, s0.schema_id, None)
-    assert (restored.schema_id, restored.snapshot_id) == (s0.schema_id, None)
-    assert lake.catalog.load_table(ident).scan().to_arrow().num_rows == 0
+    assert s2 is not None and s2.snapshot_id != s0.snapshot_id
+    with pytest.raises(TransientError, match="concurrent"):
+        lake.restore_schema(table_id, s0.schema_id, s1.schema_id, s0.snapshot_id)
+    assert lake.state(table_id) == s2  # nothing moved: schema, snapshot, rows
+    assert lake.count_values(table_id) == 3
     with pytest.raises(InvalidLakehouseUpdateError, match="schema id 42"):
-        lake.restore(ident, 42, None)
-    with pytest.raises(InvalidLakehouseUpdateError, match="snapshot 7"):
-        lake.restore(ident, s0.schema_id, 7)
+        lake.restore_schema(table_id, 42, s2.schema_id, s2.snapshot_id)
+
+
+def test_count_values(lake: IcebergLakehouse, table_id: str) -> None:
+    s0 = lake.state(table_id)
+    assert s0 is not None
+    lake.apply(table_id, (IcebergOp("add_column", "note", "string"),), expected_schema_id=s0.schema_id)
+    assert (lake.count_values(table_id), lake.count_values(table_id, "note")) == (2, 0)
+    _append(lake, table_id, [3, 4, 5], note=["a", None, "c"])
+    assert (lake.count_values(table_id), lake.count_values(table_id, "note")) == (5, 2)
+    assert lake.count_values(table_id, "name") == 5
+    assert lake.count_values(table_id, "absent") == 0 and lake.count_values(table_id + "_absent") == 0
 
 
 def test_unreachable_catalog_is_a_layer_error(tmp_path: Path) -> None:

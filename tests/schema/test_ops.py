@@ -84,7 +84,8 @@ def test_render_ddl_flags_follow_the_operations() -> None:
     assert render_ddl("public", "t", (ops.AddColumn("x", "text", nullable=True),), cols).lossless
     for lossy in (ops.SetNotNull("email", backfill="''"), ops.ChangeType("amount", "smallint")):
         d = render_ddl("public", "t", (lossy,), cols)
-        assert not d.lossless and d.inverse is not None, lossy
+        # the operation can put the shape back, but evolve offers no inverse that loses values (issue 14 item 8)
+        assert lossy.plain(T).inverse is not None and not d.lossless and d.inverse is None, lossy
     dropped = render_ddl("public", "t", (ops.DropColumn("email"),), cols)
     assert not dropped.lossless and dropped.inverse is None
     # later operations are planned against the shape the earlier ones leave
@@ -126,6 +127,8 @@ def test_only_the_ddl_module_writes_column_statements() -> None:
             continue
         for n, line in enumerate(path.read_text().splitlines(), 1):
             code = line.split("#", 1)[0]
+            if "re.compile(" in code:
+                continue  # a pattern that reads statements back (evolution/actions.py), not one that writes them
             for m in literal.finditer(code):
                 if any(k in m.group(0) for k in STATEMENT_KINDS) and "ALTER" in m.group(0):
                     offenders.append(f"{path.relative_to(root)}:{n}: {m.group(0)}")

@@ -7,6 +7,7 @@ import signal
 import sys
 from types import FrameType
 
+from .limits import Limits
 from .server import serve
 
 
@@ -24,9 +25,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--busy-timeout", type=float, default=10.0, help="seconds to wait for a lock on --db held elsewhere"
     )
+    d = Limits()
+    parser.add_argument("--max-body-bytes", type=_at_least_one, default=d.max_body_bytes,
+                        help=f"larger request bodies are answered 413 (default {d.max_body_bytes})")
+    parser.add_argument("--max-schema-depth", type=_at_least_one, default=d.max_schema_depth,
+                        help=f"deepest JSON nesting of a schema (default {d.max_schema_depth})")
+    parser.add_argument("--max-schema-fields", type=_at_least_one, default=d.max_schema_fields,
+                        help=f"record fields of a schema, all records together (default {d.max_schema_fields})")
+    parser.add_argument("--max-schema-nodes", type=_at_least_one, default=d.max_schema_nodes,
+                        help=f"JSON values of a schema (default {d.max_schema_nodes})")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    serve(args.host, args.port, args.db, args.log_level, args.busy_timeout)
+    limits = Limits(args.max_body_bytes, args.max_schema_depth, args.max_schema_fields, args.max_schema_nodes)
+    serve(args.host, args.port, args.db, args.log_level, args.busy_timeout, limits)
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 if __name__ == "__main__":

@@ -23,12 +23,15 @@ from starlette.routing import Route
 
 from . import compat
 from .errors import INVALID_VERSION, STORE_ERROR, UNPROCESSABLE_ENTITY, RegistryError
+from .limits import Limits, too_large
 from .store import LATEST, Store
 
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 _MAX_VERSION = 2**31 - 1
+#: an oversized body is read (and dropped) up to this many times the limit before the connection is closed
+_DRAIN_FACTOR = 64
 T = TypeVar("T")
 
 
@@ -62,8 +65,32 @@ def _version(raw: str) -> int | None:
     return number
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+async def _read_capped(request: Request, limits: Limits) -> bytes:
+    """The body, or 413 once it passes `max_body_bytes` (by its Content-Length or as it streams in). The
+    rest of an oversized body is read and dropped (up to a bound) so the client gets the answer rather than
+    a reset connection; nothing beyond the limit is kept."""
+    declared = request.headers.get("content-length", "")
+    size = int(declared) if declared.isdigit() else None
+    chunks: list[bytes] = []
+    received = 0
+    refused = size is not None and size > limits.max_body_bytes
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limits.max_body_bytes:
+            refused = True
+            chunks.clear()
+        if refused:
+            if received > _DRAIN_FACTOR * limits.max_body_bytes:
+                break
+            continue
+        chunks.append(chunk)
+    if refused:
+        raise too_large(size if size is not None else received, limits)
+    return b"".join(chunks)
+
+
+async def _body(request: Request, limits: Limits) -> dict[str, Any]:
+    raw = await _read_capped(request, limits)
     try:
         body = json.loads(raw or b"null")
     except ValueError as exc:
@@ -73,17 +100,18 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _schema(request: Request) -> compat.ParsedSchema:
-    body = await _body(request)
+async def _schema(request: Request, limits: Limits) -> compat.ParsedSchema:
+    body = await _body(request, limits)
     if "schema" not in body:
         raise RegistryError(UNPROCESSABLE_ENTITY, 'Request body has no "schema" field')
     schema_type = body.get("schemaType")
-    return await run_in_threadpool(compat.parse, body["schema"], schema_type, body.get("references"))
+    return await run_in_threadpool(compat.parse, body["schema"], schema_type, body.get("references"), limits)
 
 
-def create_app(db_path: str | Path, busy_timeout: float = 10.0) -> Starlette:
+def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits | None = None) -> Starlette:
     """The registry app, its state in the SQLite file `db_path` (created if absent)."""
     store = Store(db_path, busy_timeout)
+    limits = limits or Limits()
 
     async def call(fn: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(fn, *args)
@@ -108,7 +136,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0) -> Starlette:
 
     async def register(request: Request) -> Response:
         subject = request.path_params["subject"]
-        parsed = await _schema(request)
+        parsed = await _schema(request, limits)
         row = await call(store.register, subject, parsed, _flag(request, "normalize"))
         log.info("registered subject=%s version=%s id=%s", subject, row.version, row.id)
         # exactly what Confluent 7.0 answers: the Java client of that line may not ignore unknown keys
@@ -134,7 +162,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0) -> Starlette:
 
     async def lookup(request: Request) -> Response:
         subject = request.path_params["subject"]
-        parsed = await _schema(request)
+        parsed = await _schema(request, limits)
         row = await call(
             store.lookup, subject, parsed, _flag(request, "normalize"), _flag(request, "deleted")
         )
@@ -165,7 +193,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0) -> Starlette:
         subject = request.path_params["subject"]
         raw_version = request.path_params.get("version")
         version = None if raw_version is None else _version(raw_version)
-        parsed = await _schema(request)
+        parsed = await _schema(request, limits)
         messages = await call(store.test_compatibility, subject, parsed, version, raw_version is None)
         answer: dict[str, Any] = {"is_compatible": not messages}
         if _flag(request, "verbose"):
@@ -179,7 +207,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0) -> Starlette:
             return ok({"compatibilityLevel": level})
         if request.method == "DELETE":
             return ok({"compatibilityLevel": await call(store.delete_level, subject)})
-        level = compat.check_level((await _body(request)).get("compatibility"))
+        level = compat.check_level((await _body(request, limits)).get("compatibility"))
         await call(store.set_level, subject, level)
         return ok({"compatibility": level})
 

@@ -20,6 +20,9 @@ from avro.compatibility import (
 )
 
 from .errors import INVALID_COMPATIBILITY_LEVEL, INVALID_SCHEMA, RegistryError
+from .limits import Limits, check_schema_depth, check_schema_size
+
+DEFAULT_LIMITS = Limits()
 
 LEVELS = (
     "BACKWARD",
@@ -61,8 +64,10 @@ def _sorted_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def parse(text: object, schema_type: object = None, references: object = None) -> ParsedSchema:
-    """Validate a schema as received in a request body; any problem is a 42201 naming the cause."""
+def parse(text: object, schema_type: object = None, references: object = None,
+          limits: Limits = DEFAULT_LIMITS) -> ParsedSchema:
+    """Validate a schema as received in a request body; any problem is a 42201 naming the cause. Nesting and
+    size are checked first (`limits`), so a pathological schema is refused before any parser sees it."""
     if schema_type is not None and str(schema_type).upper() != "AVRO":
         raise RegistryError(
             INVALID_SCHEMA, f"Unsupported schemaType {schema_type!r}: this registry only supports AVRO"
@@ -71,10 +76,12 @@ def parse(text: object, schema_type: object = None, references: object = None) -
         raise RegistryError(INVALID_SCHEMA, "Schema references are not supported by this registry")
     if not isinstance(text, str) or not text.strip():
         raise RegistryError(INVALID_SCHEMA, "Invalid schema: empty or not a string")
+    check_schema_depth(text, limits)
     try:
         as_json = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise RegistryError(INVALID_SCHEMA, f"Invalid schema: not JSON: {exc}") from exc
+    check_schema_size(as_json, limits)
     try:
         parsed = avro.schema.parse(text)
     except Exception as exc:  # the avro package raises several unrelated exception types

@@ -9,10 +9,12 @@ from pathlib import Path
 import uvicorn
 
 from .app import create_app
+from .limits import Limits
 
 
 def serve(
-    host: str, port: int, db_path: str | Path, log_level: str = "info", busy_timeout: float = 10.0
+    host: str, port: int, db_path: str | Path, log_level: str = "info", busy_timeout: float = 10.0,
+    limits: Limits | None = None,
 ) -> None:
     """Serve until a signal arrives; uvicorn then drains requests and the store closes cleanly.
 
@@ -22,7 +24,7 @@ def serve(
         stream=sys.stderr, level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = uvicorn.Config(
-        create_app(db_path, busy_timeout),
+        create_app(db_path, busy_timeout, limits),
         host=host,
         port=port,
         log_config=None,
