@@ -40,9 +40,10 @@ from migrate_assets.evolution.store import EvolutionStore, RunRecord
 
 @dataclass
 class _Fault:
-    error: Exception
+    error: BaseException
     times: int
     after: bool
+    hook: Callable[[], None] | None = None
 
 
 class _Faults:
@@ -54,8 +55,10 @@ class _Faults:
         self.faults: dict[str, _Fault] = {}
         self.calls: list[str] = []
 
-    def fail(self, method: str, error: Exception | None = None, *, times: int = 1, after: bool = False) -> None:
-        self.faults[method] = _Fault(error or LayerUnreachableError(self.layer, f"{method}: down"), times, after)
+    def fail(self, method: str, error: BaseException | None = None, *, times: int = 1, after: bool = False,
+             hook: Callable[[], None] | None = None) -> None:
+        """Arm a fault; `hook` runs just before it is raised (e.g. to make the run store stop saving)."""
+        self.faults[method] = _Fault(error or LayerUnreachableError(self.layer, f"{method}: down"), times, after, hook)
 
     def _call(self, method: str, effect: Callable[[], Any]) -> Any:
         self.calls.append(method)
@@ -65,6 +68,8 @@ class _Faults:
         fault.times -= 1
         if fault.after:
             effect()
+        if fault.hook is not None:
+            fault.hook()
         raise fault.error
 
 
