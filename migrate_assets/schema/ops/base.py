@@ -161,6 +161,21 @@ class Operation:
 REGISTRY: dict[str, type[Operation]] = {}
 
 
+@dataclass(frozen=True)
+class ColumnOperation(Operation):
+    """An operation on one existing column (`column`), which must exist."""
+
+    column: str
+
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    def check(self, table: Table) -> list[Problem]:
+        if table.column(self.column) is None:
+            return [Problem("column", f"column {self.column!r} does not exist in {table.qualified}")]
+        return []
+
+
 def live_column(table: Table, name: str) -> Column:
     col = table.column(name)
     if col is None:

@@ -15,6 +15,7 @@ from psycopg import sql
 from migrate_assets.schema import ddl, hazards
 from migrate_assets.schema.model import Column, Table
 from migrate_assets.schema.ops.base import (
+    ColumnOperation,
     Ddl,
     ExpandBuilder,
     Operation,
@@ -27,23 +28,14 @@ from migrate_assets.schema.types import PgType, parse_type, type_change
 
 
 @dataclass(frozen=True)
-class ChangeType(Operation):
+class ChangeType(ColumnOperation):
     kind = "change_type"
     change_kind = "alter_type"
     phase = "type"
     expandable = True
-    column: str
     to_type: str
     up: str | None = None
     down: str | None = None
-
-    def columns(self) -> tuple[str, ...]:
-        return (self.column,)
-
-    def check(self, table: Table) -> list[Problem]:
-        if table.column(self.column) is None:
-            return [Problem("column", f"column {self.column!r} does not exist in {table.qualified}")]
-        return []
 
     def check_expand(self, table: Table, helper_column: Callable[[str], str]) -> list[Problem]:
         return expand_problems(table, "column", self.column, copies=True, helper=helper_column(self.column))

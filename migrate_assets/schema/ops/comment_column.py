@@ -6,20 +6,16 @@ from dataclasses import dataclass
 
 from migrate_assets.schema import ddl, hazards
 from migrate_assets.schema.model import Table
-from migrate_assets.schema.ops.base import Ddl, Operation
+from migrate_assets.schema.ops.base import ColumnOperation, Ddl, Operation
 
 
 @dataclass(frozen=True)
-class CommentColumn(Operation):
+class CommentColumn(ColumnOperation):
     kind = "comment_column"
     change_kind = "set_comment"
     phase = "misc"
-    column: str
     comment: str | None = None
     previous: str | None = None
-
-    def columns(self) -> tuple[str, ...]:
-        return (self.column,)
 
     def describe(self, table: Table) -> str:
         return f"comment on column {table.qualified}.{self.column}"

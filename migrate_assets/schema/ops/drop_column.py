@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from migrate_assets.schema import ddl, hazards
 from migrate_assets.schema.model import Column, Table
 from migrate_assets.schema.ops.base import (
+    ColumnOperation,
     Ddl,
     ExpandBuilder,
-    Operation,
     Problem,
     ShapeSink,
     expand_problems,
@@ -24,19 +24,10 @@ def writers_may_omit(c: Column) -> bool:
 
 
 @dataclass(frozen=True)
-class DropColumn(Operation):
+class DropColumn(ColumnOperation):
     kind = "drop_column"
     phase = "drop_col"
     expandable = True
-    column: str
-
-    def columns(self) -> tuple[str, ...]:
-        return (self.column,)
-
-    def check(self, table: Table) -> list[Problem]:
-        if table.column(self.column) is None:
-            return [Problem("column", f"column {self.column!r} does not exist in {table.qualified}")]
-        return []
 
     def check_expand(self, table: Table, helper_column: Callable[[str], str]) -> list[Problem]:
         return expand_problems(table, "column", self.column, copies=False)

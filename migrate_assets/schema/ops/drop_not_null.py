@@ -6,17 +6,13 @@ from dataclasses import dataclass
 
 from migrate_assets.schema import ddl, hazards
 from migrate_assets.schema.model import Table
-from migrate_assets.schema.ops.base import Ddl, Operation, ShapeSink
+from migrate_assets.schema.ops.base import ColumnOperation, Ddl, Operation, ShapeSink
 
 
 @dataclass(frozen=True)
-class DropNotNull(Operation):
+class DropNotNull(ColumnOperation):
     kind = "drop_not_null"
     phase = "null"
-    column: str
-
-    def columns(self) -> tuple[str, ...]:
-        return (self.column,)
 
     def describe(self, table: Table) -> str:
         return f"drop NOT NULL on {table.qualified}.{self.column}"

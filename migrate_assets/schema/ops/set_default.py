@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from migrate_assets.schema import ddl, hazards
 from migrate_assets.schema.model import Table
-from migrate_assets.schema.ops.base import Ddl, Operation
+from migrate_assets.schema.ops.base import ColumnOperation, Ddl, Operation
 
 
 def _restore(table: Table, column: str, previous: str | None) -> tuple[str, ...]:
@@ -16,16 +16,12 @@ def _restore(table: Table, column: str, previous: str | None) -> tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class SetDefault(Operation):
+class SetDefault(ColumnOperation):
     kind = "set_default"
     phase = "default"
-    column: str
     default: str
     #: the default to put back on undo (None: drop it); the declarative diff knows it from the live column
     previous: str | None = field(default=None, repr=False, compare=False)
-
-    def columns(self) -> tuple[str, ...]:
-        return (self.column,)
 
     def describe(self, table: Table) -> str:
         return f"set default of {table.qualified}.{self.column} to {self.default}"
@@ -41,14 +37,10 @@ class SetDefault(Operation):
 
 
 @dataclass(frozen=True)
-class DropDefault(Operation):
+class DropDefault(ColumnOperation):
     kind = "drop_default"
     phase = "default"
-    column: str
     previous: str | None = field(default=None, repr=False, compare=False)
-
-    def columns(self) -> tuple[str, ...]:
-        return (self.column,)
 
     def describe(self, table: Table) -> str:
         return f"drop default of {table.qualified}.{self.column}"

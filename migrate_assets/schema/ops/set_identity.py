@@ -6,20 +6,16 @@ from dataclasses import dataclass
 
 from migrate_assets.schema import ddl, hazards
 from migrate_assets.schema.model import Table
-from migrate_assets.schema.ops.base import Ddl, Operation
+from migrate_assets.schema.ops.base import ColumnOperation, Ddl
 from migrate_assets.schema.plan import Hazard
 
 
 @dataclass(frozen=True)
-class SetIdentity(Operation):
+class SetIdentity(ColumnOperation):
     kind = "set_identity"
     phase = "misc"
-    column: str
     identity: str | None = None  # "always" | "by default" | None
     previous: str | None = None
-
-    def columns(self) -> tuple[str, ...]:
-        return (self.column,)
 
     def describe(self, table: Table) -> str:
         return f"identity of {table.qualified}.{self.column}: {self.previous} → {self.identity}"

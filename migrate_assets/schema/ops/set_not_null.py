@@ -8,24 +8,22 @@ from dataclasses import dataclass
 
 from migrate_assets.schema import ddl, hazards
 from migrate_assets.schema.model import Table
-from migrate_assets.schema.ops.base import Ddl, ExpandBuilder, Operation, Problem, ShapeSink, live_column
+from migrate_assets.schema.ops.base import (
+    ColumnOperation,
+    Ddl,
+    ExpandBuilder,
+    Operation,
+    ShapeSink,
+    live_column,
+)
 
 
 @dataclass(frozen=True)
-class SetNotNull(Operation):
+class SetNotNull(ColumnOperation):
     kind = "set_not_null"
     phase = "null"
     expandable = True
-    column: str
     backfill: str | None = None
-
-    def columns(self) -> tuple[str, ...]:
-        return (self.column,)
-
-    def check(self, table: Table) -> list[Problem]:
-        if table.column(self.column) is None:
-            return [Problem("column", f"column {self.column!r} does not exist in {table.qualified}")]
-        return []
 
     def describe(self, table: Table) -> str:
         return f"set NOT NULL on {table.qualified}.{self.column}"
