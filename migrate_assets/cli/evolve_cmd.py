@@ -44,6 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.set_defaults(func=run_verify)
 
 
+def _read_only(ctx: Any, on: bool) -> None:
+    from migrate_assets.resources.postgres import PostgresSource
+
+    if on and isinstance(ctx.source, PostgresSource):
+        ctx.source.read_only = True
+
+
 def _progress(st: StepState) -> None:
     extra = f" ({st.seconds:.2f}s)" if st.status == "done" else ""
     if st.error and st.status == "failed":
@@ -73,6 +80,7 @@ def run_evolve(args: argparse.Namespace) -> Result:
 
     cfg = load_config(args.config)
     ctx = project.build_context(cfg, log=log.info)
+    _read_only(ctx, args.dry_run)  # a dry run reads the source database in READ ONLY transactions
     ctx.allow_data_loss = args.allow_data_loss
     retry = project.retry_policy(cfg)
     store = project.store(cfg)
@@ -135,6 +143,7 @@ def _evolve_from_specs(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, s
     from migrate_assets.resources import database, project
 
     pending = evo.tables_to_add(project.targets(cfg), database.specs(cfg, missing_ok=True), ctx)
+    database.check_specs(cfg, [s for _, s in pending if s is not None])  # their SQL, before any DDL
     if not pending:
         raise UsageError("nothing to evolve: every pipeline table exists and is captured; give a CHANGE_FILE "
                          "for changes to existing tables", file="<command line>")
@@ -188,6 +197,7 @@ def run_verify(args: argparse.Namespace) -> Result:
 
     cfg = load_config(args.config)
     ctx = project.build_context(cfg, log=log.info)
+    _read_only(ctx, True)  # verify only reads
     targets = project.select_targets(cfg, args.table or [], file="<command line>", key="--table")
     from migrate_assets.evolution.preflight import resolve_target
 

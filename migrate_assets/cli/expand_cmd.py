@@ -104,7 +104,7 @@ def _expand_text(d: dict[str, Any]) -> str:
 def cmd_expand(args: argparse.Namespace) -> Result:
     cfg, change, opts = _setup(args)
     printer = _ProgressPrinter()
-    with database.connect(cfg, APPLICATION_NAME, autocommit=False) as conn:
+    with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn:
         try:
             data = database.expand(conn, cfg, change, opts, dry_run=args.dry_run, on_progress=printer)
         finally:
@@ -141,7 +141,7 @@ def _status_md(d: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> Result:
     cfg, change, opts = _setup(args)
-    with database.connect(cfg, APPLICATION_NAME, autocommit=False) as conn:
+    with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=True) as conn:
         st = runner.status(conn, change, opts)
     return Result(data=st.to_json(), text=_status_text, markdown=_status_md)
 
@@ -155,14 +155,14 @@ def _simple_text(d: dict[str, Any]) -> str:
 
 def cmd_contract(args: argparse.Namespace) -> Result:
     cfg, change, opts = _setup(args)
-    with database.connect(cfg, APPLICATION_NAME, autocommit=False) as conn:
+    with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn:
         data = runner.contract(conn, change, opts, force=args.force, dry_run=args.dry_run)
     return Result(data=data, text=_simple_text)
 
 
 def cmd_abort(args: argparse.Namespace) -> Result:
     cfg, change, opts = _setup(args)
-    with database.connect(cfg, APPLICATION_NAME, autocommit=False) as conn:
+    with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn:
         data = runner.abort(conn, change, opts, dry_run=args.dry_run)
     warnings = [] if data.get("schema_restored", True) else ["the table's schema differs from before expand"]
     return Result(data=data, text=_simple_text, warnings=warnings, exit_code=0 if not warnings else 1)

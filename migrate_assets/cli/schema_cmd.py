@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def plan_text(d: dict[str, Any]) -> str:
     if not d["changes"] and not d["refusals"]:
-        return f"No changes: the database matches the specs (fingerprint {d['fingerprint']})."
+        return "\n".join([f"No changes: the database matches the specs (fingerprint {d['fingerprint']})."] + unmanaged_text(d))
     out = [f"Plan: {len(d['changes'])} change(s), safe: {'yes' if d['safe'] else 'NO'}, fingerprint {d['fingerprint']}"]
     for i, c in enumerate(d["changes"], 1):
         flags = ", ".join(c["hazards"]) or "no hazards"
@@ -50,7 +50,14 @@ def plan_text(d: dict[str, Any]) -> str:
             out.append("     inverse: none (not reversible)")
     for r in d["refusals"]:
         out.append(f"\nREFUSED: {r}")
-    return "\n".join(out)
+    return "\n".join(out + unmanaged_text(d))
+
+
+def unmanaged_text(d: dict[str, Any]) -> list[str]:
+    """Objects the plan leaves alone because the spec cannot express them."""
+    items = d.get("unmanaged") or []
+    head = [f"\nUnmanaged (kept as they are, {len(items)}):"] if items else []
+    return head + [f"  - {u['table']}: {u['kind']} {u['name']} ({u['reason']})" for u in items]
 
 
 def plan_markdown(d: dict[str, Any]) -> str:
@@ -104,7 +111,7 @@ def cmd_apply(args: argparse.Namespace) -> Result:
     stored = _load_stored(args.plan) if args.plan else None
     desired = database.specs(cfg)
     opts = database.plan_options(cfg, args.table, args.allow_drop_table)
-    with database.schema_connection(cfg) as conn:
+    with database.schema_connection(cfg, read_only=args.dry_run) as conn:
         if stored is not None:
             actual = scope_fingerprint(live_tables(conn, stored.scope, opts.ignore), stored.scope)
             if actual != stored.fingerprint:

@@ -382,13 +382,16 @@ class IcebergRevert(Action):
             return {"reverted": True, "schema_id": new.schema_id, "snapshot_id": new.snapshot_id,
                     "how": "previous schema id made current (no snapshot since the change)"}
         inv, kept = self.inverse_ops(st)
-        new = lake.apply(self.identifier, inv, st.schema_id) if inv else st
+        # main must still be where the probe saw it: rows appended since would be hidden unprobed
+        new = lake.apply(self.identifier, inv, st.schema_id, st.snapshot_id) if inv else st
         return {"reverted": not kept, "schema_id": new.schema_id, "snapshot_id": new.snapshot_id,
                 "how": "inverse schema update (snapshots since the change kept)", "kept": kept}
 
     def describe(self) -> str:
+        stays = [f"{o.kind} {o.name}" for o in _ops(self.ops) if o.kind not in ("add_column", "rename")]
+        tail = f" ({', '.join(stays)} stays if rows were written in the new shape)" if stays else ""
         return (f"revert the schema of {self.identifier} to schema id {self.previous_schema_id}, keeping every "
-                "snapshot committed since")
+                f"snapshot committed since{tail}")
 
 
 @dataclass(frozen=True)

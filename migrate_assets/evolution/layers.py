@@ -125,6 +125,10 @@ class IcebergOp:
     new_name: str | None = None  # rename
 
 
+#: `LakehouseLayer.apply` without a requirement on the main branch's snapshot (real snapshot ids are positive)
+ANY_SNAPSHOT = -1
+
+
 class LakehouseLayer(Protocol):
     def state(self, identifier: str) -> IcebergState | None:
         """Current schema id, snapshot id and top-level fields, or None when the table does not exist."""
@@ -132,8 +136,10 @@ class LakehouseLayer(Protocol):
     def validate(self, identifier: str, ops: tuple[IcebergOp, ...]) -> IcebergState:
         """Compute the updated schema WITHOUT committing (pyiceberg's pure apply); raise on an invalid update."""
 
-    def apply(self, identifier: str, ops: tuple[IcebergOp, ...], expected_schema_id: int) -> IcebergState:
-        """Commit the update, requiring the current schema id to still be `expected_schema_id`."""
+    def apply(self, identifier: str, ops: tuple[IcebergOp, ...], expected_schema_id: int,
+              expected_snapshot_id: int | None = ANY_SNAPSHOT) -> IcebergState:
+        """Commit the update, requiring the current schema id to still be `expected_schema_id` (and, unless
+        ANY_SNAPSHOT, main to still point at `expected_snapshot_id`: no row appended since it was read)."""
 
     def restore_schema(self, identifier: str, schema_id: int, expected_schema_id: int,
                        expected_snapshot_id: int | None) -> IcebergState:

@@ -24,6 +24,7 @@ from typing import Any
 
 from migrate_assets.errors import InvalidInputError, LayerUnreachableError, Problem, TransientError
 from migrate_assets.evolution.layers import (
+    ANY_SNAPSHOT,
     CompatibilityResult,
     ConnectorStatus,
     DdlResult,
@@ -349,12 +350,15 @@ class MemoryLakehouse(_Faults):
 
         return self._call("validate", check)  # type: ignore[no-any-return]
 
-    def apply(self, identifier: str, ops: tuple[IcebergOp, ...], expected_schema_id: int) -> IcebergState:
+    def apply(self, identifier: str, ops: tuple[IcebergOp, ...], expected_schema_id: int,
+              expected_snapshot_id: int | None = ANY_SNAPSHOT) -> IcebergState:
         def commit() -> IcebergState:
             st = self._state(identifier)
             assert st is not None
             if st.schema_id != expected_schema_id:  # the catalog's requirement failed: a commit conflict
                 raise TransientError(f"{identifier}: schema id is {st.schema_id}, not {expected_schema_id}")
+            if expected_snapshot_id != ANY_SNAPSHOT and st.snapshot_id != expected_snapshot_id:
+                raise TransientError(f"{identifier}: main is at {st.snapshot_id}, not {expected_snapshot_id}")
             new_id = max(self.schemas[identifier]) + 1
             self.schemas[identifier][new_id] = self._updated(st, ops)
             self.current[identifier] = (new_id, st.snapshot_id)
@@ -368,6 +372,8 @@ class MemoryLakehouse(_Faults):
             sid, snap = self.current[identifier]
             if (sid, snap) != (expected_schema_id, expected_snapshot_id):
                 raise TransientError(f"{identifier}: schema restore lost to a concurrent change")
+            if snap is not None and self.snapshot_schema.get(snap) == expected_schema_id != schema_id:
+                raise ValueError(f"snapshot {snap} was written with schema id {expected_schema_id}")
             self.current[identifier] = (schema_id, snap)
             return self._state(identifier)  # type: ignore[return-value]
 

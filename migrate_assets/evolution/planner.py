@@ -13,7 +13,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrate_assets.errors import BreakingChangeBlocked, InvalidInputError, IrreversibleChangeError, Problem
+from migrate_assets.errors import (
+    BreakingChangeBlocked,
+    InvalidInputError,
+    IrreversibleChangeError,
+    Problem,
+    UnsupportedTypeError,
+)
 from migrate_assets.evolution.actions import (
     Action,
     ConnectorSync,
@@ -34,6 +40,7 @@ from migrate_assets.schema.model import Column, Table
 from migrate_assets.schema.ops import Refused
 from migrate_assets.schema.ops.shape import TableShape
 from migrate_assets.schema.types import parse_type
+from migrate_assets.schema.yamlsrc import format_path
 
 LAYER_ORDER = STEP_ORDER
 
@@ -141,15 +148,25 @@ def live_table(schema: str, table: str, columns: dict[str, SourceColumn]) -> Tab
     return Table(schema, table, tuple(Column(c.name, parse_type(c.type), c.nullable) for c in columns.values()))
 
 
-def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dict[str, SourceColumn]) -> DdlPlan:
+def _problem(change: ChangeSet | None, i: int, key: str, message: str) -> InvalidInputError:
+    """An exit-2 error naming the change file, line and key of operation `i`."""
+    if change is None:
+        return InvalidInputError([Problem(file="<change>", key=key, message=message)])
+    path = (*change.location(i), key)
+    return InvalidInputError([Problem(change.source, message, format_path(path), change.line_of(path))])
+
+
+def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dict[str, SourceColumn],
+               change: ChangeSet | None = None) -> DdlPlan:
     """Plain (non expand–contract) DDL for the change: each operation's own, planned against the shape the
-    operations before it leave; the inverse where every operation has one."""
+    operations before it leave; the inverse where every operation has a lossless one. A problem names the
+    change file's line and key (`change`)."""
     shape = TableShape(live_table(schema, table, columns))
     fwd: list[str] = []
     inv: list[str] | None = []
     lossless = True
     breaking: list[str] = []
-    for op in ops:
+    for i, op in enumerate(ops):
         here = shape.table
         try:
             problems = op.check(here)
@@ -157,7 +174,7 @@ def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dic
                 raise Refused(problems[0].key, problems[0].message)
             ddl = op.plain(here)
         except Refused as exc:
-            raise InvalidInputError([Problem(file="<change>", key=f"{op.kind} {op.target()}", message=exc.message)]) from None
+            raise _problem(change, i, exc.key, exc.message) from None
         fwd += ddl.forward
         inv = None if inv is None or ddl.inverse is None else [*ddl.inverse, *inv]
         lossless = lossless and ddl.lossless
@@ -185,13 +202,14 @@ class Touched:
     def __init__(self) -> None:
         self.new_names: list[str] = []
         self.types: dict[str, str] = {}
+        self.keys: dict[str, str] = {}  # column → the change-file key that set its type
 
     def added(self, name: str, type_: str, nullable: bool, default: str | None) -> None:
         self.new_names.append(name)
-        self.types[name] = type_
+        self.types[name], self.keys[name] = type_, "type"
 
     def retyped(self, name: str, type_: str) -> None:
-        self.types[name] = type_
+        self.types[name], self.keys[name] = type_, "to_type"
 
     def renamed(self, old: str, new: str) -> None:
         self.new_names.append(new)
@@ -239,13 +257,19 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
     if snap.columns is None:
         raise InvalidInputError([Problem(file=change.source, key="table", message=f"table {table} does not exist")])
     cols = {c.name: c for c in snap.columns}
-    touched = Touched()
-    for op in ops:  # every type that will exist must map across the layers (refused at plan time otherwise)
+    for i, op in enumerate(ops):  # every type that will exist must map across the layers (refused at plan time)
+        touched = Touched()
         op.effects(touched)
-    for typ in {**{c.name: c.type for c in snap.columns}, **touched.types}.values():
+        for name, typ in touched.types.items():
+            try:
+                map_type(typ, policy.type_options)
+            except UnsupportedTypeError as exc:  # named at the change file's line, not as "<type map>"
+                where = _problem(change, i, touched.keys[name], "; ".join(p.message for p in exc.problems))
+                raise UnsupportedTypeError(where.problems) from None
+    for typ in (c.type for c in snap.columns):
         map_type(typ, policy.type_options)
 
-    ddl = render_ddl(change.schema, change.table, ops, cols)
+    ddl = render_ddl(change.schema, change.table, ops, cols, change)
     breaking = ddl.breaking
     if breaking and policy.on_breaking_change == "block":
         raise BreakingChangeBlocked(breaking)

@@ -63,6 +63,19 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
+def _interrupt_behind(exc: BaseException) -> bool:
+    """Did a KeyboardInterrupt (SIGINT, or SIGTERM through the CLI's handler) cause `exc`? A client library may
+    turn it into an error of its own (psycopg cancels the query; cleanup in the aborted transaction then fails)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def _attempt(action: Action, ctx: RunContext, retry: RetryPolicy, state: StepState,
              save: Callable[[], None]) -> dict[str, Any]:
     attempt = 0
@@ -71,7 +84,11 @@ def _attempt(action: Action, ctx: RunContext, retry: RetryPolicy, state: StepSta
         state.attempts = attempt
         try:
             return action.run(ctx)
-        except MigrateAssetsError as exc:
+        except Exception as exc:
+            if _interrupt_behind(exc):
+                raise KeyboardInterrupt from exc  # an interrupt, not the step's failure: never compensated as one
+            if not isinstance(exc, MigrateAssetsError):
+                raise
             if not is_transient(exc) or attempt >= retry.attempts:
                 raise
             wait = retry.delay(attempt)

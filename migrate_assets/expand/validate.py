@@ -1,16 +1,17 @@
 """Validation of a change set against the live table — by asking Postgres, never by keyword lists.
 
-Everything runs in one transaction that is always rolled back, so validation changes nothing:
+Everything runs in one READ ONLY transaction that is always rolled back, creates nothing and runs no user
+expression:
 
 * types are parsed into schema's canonical `PgType` (spelled as `PgType.render()` from then on); Postgres is
   asked only whether a user-defined type exists;
-* every expression is prepared (`prepare=True`: the extended protocol refuses more than one statement) as
-  `SELECT CAST((expr) AS type) FROM <shape>`, where the shape is the table itself for expressions written against
-  the old shape and a temporary table with the new shape's columns for `down` expressions;
-* the columns an expression references are read from `pg_depend` of a temporary view over it, so the generated
-  functions take exactly those columns as parameters;
-* whether an add_column default is volatile (and would rewrite the table) is seen from `atthasmissing` after
-  adding it to a one-row temporary table.
+* every expression goes through `schema.exprcheck` (offline check, then a parse-only prepare of one statement
+  holding it once) against the table itself for expressions written against the old shape, a column-less
+  relation of the new shape's columns for `down` expressions, and no columns for defaults;
+* the columns an expression references are those it no longer parses without
+  (`exprcheck.referenced_columns`), so the generated functions take exactly those columns as parameters;
+* whether an add_column default is volatile (and would rewrite the table) is read from the plan of a query
+  over it (`exprcheck.is_volatile`), never by evaluating it.
 
 A problem becomes a ChangeFileError (exit 2) naming file, line and key, with Postgres's own message.
 """
@@ -18,7 +19,6 @@ A problem becomes a ChangeFileError (exit 2) naming file, line and key, with Pos
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +38,17 @@ from migrate_assets.expand.ops import (
 )
 from migrate_assets.expand.planner import new_shape, primary_key
 from migrate_assets.expand.shape import read_live
+from migrate_assets.schema.exprcheck import (
+    Expression,
+    ExpressionError,
+    check_expressions,
+    is_volatile,
+    read_only,
+    referenced_columns,
+    relation_shape,
+)
 from migrate_assets.schema.model import Table
+from migrate_assets.schema.sqltext import check_expression
 from migrate_assets.schema.types import UnknownTypeError, parse_type
 from migrate_assets.schema.yamlsrc import format_path
 
@@ -109,7 +119,7 @@ def validate_change(conn: psycopg.Connection[Any], change: ChangeSet) -> Validat
     col = _Collector(change, change.line_of)
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.rollback()
-    with conn.transaction(force_rollback=True):
+    with read_only(conn):
         return _validate(conn, change, col)
 
 
@@ -151,117 +161,108 @@ def _validate(conn: psycopg.Connection[Any], change: ChangeSet, col: _Collector)
         raise ChangeFileError(col.problems)
     resolved = dataclasses.replace(change, operations=tuple(ops))
 
-    tbl = sql.Identifier(table.schema, table.name)
-    shape = new_shape(resolved, table)
-    conn.execute(
-        sql.SQL("CREATE TEMP TABLE _ma_new_shape ({})").format(
-            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t, _ in shape)
-        )
-    )
-    new_rel = "pg_temp._ma_new_shape"
+    old_rel = sql.Identifier(table.schema, table.name)
+    old_cols = [(c.name, c.type.render()) for c in table.columns]
+    new_cols = [(n, t) for n, t, _ in new_shape(resolved, table)]
+    new_rel = relation_shape(new_cols, table.name)  # the new shape, as a relation that needs no table
     refs: dict[str, tuple[str, ...]] = {}
 
-    def check(
-        key: str, path: tuple[str | int, ...], expr: str, typ: str, source: sql.Composable, rel: str
-    ) -> None:
-        cast = sql.SQL("CAST(({}) AS {})").format(sql.SQL(expr), sql.SQL(typ))
+    def check(key: str, path: tuple[str | int, ...], expr: str, typ: str, new: bool | None) -> None:
+        """`new`: written against the new shape (True), the live table (False) or no columns (None)."""
+        e = Expression(expr, change.source, format_path(path), col.line_of(path), type_sql=typ,
+                       source=None if new is None else new_rel if new else old_rel, subqueries=new is not None)
+        problems = check_expressions(conn, [e])
+        if problems:
+            col.problems.extend(problems)
+            return
+        refs[key] = () if new is None else referenced_columns(conn, e, new_cols if new else old_cols, table.name)
 
-        def probe() -> tuple[str, ...]:
-            conn.execute(sql.SQL("SELECT {} FROM {} LIMIT 0").format(cast, source), prepare=True)
-            conn.execute(
-                sql.SQL("CREATE TEMP VIEW _ma_probe AS SELECT {} AS v FROM {}").format(cast, source),
-                prepare=True,
-            )
-            rows = conn.execute(
-                "SELECT DISTINCT a.attname, a.attnum FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
-                "JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
-                "WHERE d.classid = 'pg_rewrite'::regclass AND r.ev_class = 'pg_temp._ma_probe'::regclass "
-                "AND d.refobjid = %s::regclass AND d.refobjsubid > 0 ORDER BY a.attnum",
-                (rel,),
-            ).fetchall()
-            conn.execute("DROP VIEW pg_temp._ma_probe")
-            return tuple(r[0] for r in rows)
-
-        got, err = _savepoint(conn, probe)
-        if err is not None:
-            col.add(path, f"invalid expression {expr!r}: {_pg_message(err)}")
-        else:
-            refs[key] = got
-
-    old_rel = sql.Identifier(table.schema, table.name).as_string(conn)
     volatile: set[int] = set()
     for i, op in enumerate(resolved.operations):
         loc = change.location(i)
         if isinstance(op, ChangeType):
             c = table.column(op.column)
             assert c is not None
+            ident = sql.Identifier(op.column).as_string(conn)
             if op.up is not None:
-                check(f"up{i}", (*loc, "up"), op.up, op.to_type, tbl, old_rel)
+                check(f"up{i}", (*loc, "up"), op.up, op.to_type, False)
             else:
-                check(
-                    f"up{i}",
-                    (*loc, "to_type"),
-                    sql.Identifier(op.column).as_string(conn),
-                    op.to_type,
-                    tbl,
-                    old_rel,
-                )
-            down = op.down if op.down is not None else sql.Identifier(op.column).as_string(conn)
-            check(
-                f"down{i}",
-                (*loc, "down" if op.down else "to_type"),
-                down,
-                c.type.render(),
-                sql.SQL(new_rel),
-                new_rel,
-            )
+                check(f"up{i}", (*loc, "to_type"), ident, op.to_type, False)
+            down = op.down if op.down is not None else ident
+            check(f"down{i}", (*loc, "down" if op.down else "to_type"), down, c.type.render(), True)
             if c.default is not None:
-                check(
-                    f"default{i}",
-                    (*loc, "to_type"),
-                    c.default,
-                    op.to_type,
-                    sql.SQL("(SELECT) AS _ma"),
-                    new_rel,
-                )
+                check(f"default{i}", (*loc, "to_type"), c.default, op.to_type, None)
         elif isinstance(op, RenameColumn):
             refs[f"up{i}"], refs[f"down{i}"] = (op.from_,), (op.to,)
         elif isinstance(op, SetNotNull) and op.backfill is not None:
             c = table.column(op.column)
             assert c is not None
-            check(f"fill{i}", (*loc, "backfill"), op.backfill, c.type.render(), tbl, old_rel)
+            check(f"fill{i}", (*loc, "backfill"), op.backfill, c.type.render(), False)
         elif isinstance(op, AddColumn):
             if op.backfill is not None:
-                check(f"fill{i}", (*loc, "backfill"), op.backfill, op.type, tbl, old_rel)
+                check(f"fill{i}", (*loc, "backfill"), op.backfill, op.type, False)
             if op.default is not None:
-                check(
-                    f"default{i}", (*loc, "default"), op.default, op.type, sql.SQL("(SELECT) AS _ma"), new_rel
-                )
+                check(f"default{i}", (*loc, "default"), op.default, op.type, None)
                 if f"default{i}" in refs:
-                    vol, err = _savepoint(conn, functools.partial(_default_is_volatile, conn, op))
-                    if err is not None:
-                        col.add((*loc, "default"), f"invalid default {op.default!r}: {_pg_message(err)}")
-                    elif vol:
+                    e = Expression(op.default, change.source, "", type_sql=op.type)
+                    try:
+                        vol = is_volatile(conn, e)
+                    except ExpressionError as exc:
+                        col.add((*loc, "default"), f"invalid default {op.default!r}: {exc.message}")
+                        continue
+                    if vol:
                         volatile.add(i)
-                        check(f"fill{i}", (*loc, "default"), op.backfill or op.default, op.type, tbl, old_rel)
+                        check(f"fill{i}", (*loc, "default"), op.backfill or op.default, op.type, False)
     if col.problems:
         raise ChangeFileError(col.problems)
     return Validated(change=resolved, table=table, refs=refs, volatile_defaults=frozenset(volatile))
 
 
-def _default_is_volatile(conn: psycopg.Connection[Any], op: AddColumn) -> bool:
-    """Postgres stores a non-volatile default as the column's 'missing' value; a volatile one rewrites."""
-    conn.execute("CREATE TEMP TABLE _ma_default_probe (x int)")
-    conn.execute("INSERT INTO pg_temp._ma_default_probe VALUES (1)")
-    conn.execute(
-        sql.SQL("ALTER TABLE pg_temp._ma_default_probe ADD COLUMN v {} DEFAULT {}").format(
-            sql.SQL(op.type), sql.SQL(op.default or "NULL")
-        ),
-        prepare=True,
-    )
-    row = conn.execute(
-        "SELECT atthasmissing FROM pg_attribute WHERE attrelid = "
-        "'pg_temp._ma_default_probe'::regclass AND attname = 'v'"
-    ).fetchone()
-    conn.execute("DROP TABLE pg_temp._ma_default_probe")
-    return not (row and row[0])
+def expression_problems(conn: psycopg.Connection[Any], change: ChangeSet, table: Table | None) -> list[Problem]:
+    """Every problem with the change's types and expressions (`default`, `up`, `down`, `backfill`), checked
+    through `schema.exprcheck` before any command (expand, evolve, Dagster jobs) embeds one: nothing runs.
+
+    Expressions that read columns are parsed against the live table's columns plus the ones the change adds,
+    renames or retypes (`table` None: the table does not exist, so only the offline check applies to them)."""
+    col = _Collector(change, change.line_of)
+    types: dict[int, str] = {}
+    cols: dict[str, str] = {c.name: c.type.render() for c in table.columns} if table is not None else {}
+    for i, op in enumerate(change.operations):
+        if isinstance(op, AddColumn | ChangeType):
+            text, key = (op.type, "type") if isinstance(op, AddColumn) else (op.to_type, "to_type")
+            try:
+                types[i] = parse_type(text).plain.render()
+            except UnknownTypeError as exc:
+                col.add((*change.location(i), key), exc.message)
+                continue
+            cols[op.name if isinstance(op, AddColumn) else op.column] = types[i]
+        elif isinstance(op, RenameColumn) and op.from_ in cols:
+            cols[op.to] = cols[op.from_]
+    old_rel = sql.Identifier(change.schema, change.table) if table is not None else None
+    new_rel = relation_shape(list(cols.items()), change.table) if table is not None else None
+    exprs: list[Expression] = []
+    for i, op in enumerate(change.operations):
+        loc = change.location(i)
+        # (key, text, type, relation it reads: the live table, the new shape, or none for a default)
+        items: list[tuple[str, str | None, str | None, sql.Composable | None]] = []
+        if isinstance(op, AddColumn):
+            items = [("default", op.default, types.get(i), None), ("backfill", op.backfill, types.get(i), old_rel)]
+        elif isinstance(op, ChangeType):
+            c = table.column(op.column) if table is not None else None
+            items = [("up", op.up, types.get(i), old_rel), ("down", op.down, c.type.render() if c else None, new_rel)]
+        elif isinstance(op, SetNotNull):
+            items = [("backfill", op.backfill, cols.get(op.column), old_rel)]
+        for key, given, typ, source in items:
+            if given is None:
+                continue
+            text, path = given, (*loc, key)
+            reads = key != "default"
+            if reads and source is None:
+                why = check_expression(text, subqueries=True)
+                if why:
+                    col.add(path, f"invalid expression {text!r}: {why}")
+                continue
+            exprs.append(Expression(text, change.source, format_path(path), change.line_of(path), type_sql=typ,
+                                    source=source if reads else None, subqueries=reads,
+                                    label="expression" if reads else "default"))
+    return col.problems + (check_expressions(conn, exprs) if exprs else [])

@@ -73,7 +73,7 @@ def apply_schema(context: OpExecutionContext, config: SchemaApplyConfig, project
         cfg = project.load()
         desired = database.specs(cfg)
         opts = database.plan_options(cfg, config.tables, config.allow_drop_table)
-        with database.schema_connection(cfg, APPLICATION_NAME) as conn:
+        with database.schema_connection(cfg, APPLICATION_NAME, read_only=config.dry_run) as conn:
             _, result, handed_off = database.apply_schema(
                 conn, cfg, build_plan(conn, desired, opts), desired, opts, dry_run=config.dry_run,
                 on_attempt=lambda n: context.log.info(f"apply attempt {n}"), on_progress=BackfillLog(context))
@@ -236,12 +236,12 @@ class BackfillLog:
 
 
 @contextmanager
-def change_session(project: MigrateProjectResource,
-                   change_file: str) -> Iterator[tuple[ProjectConfig, ChangeSet, psycopg.Connection[Any]]]:
+def change_session(project: MigrateProjectResource, change_file: str,
+                   read_only: bool = False) -> Iterator[tuple[ProjectConfig, ChangeSet, psycopg.Connection[Any]]]:
     """The project, the op's change file, and the connection the expand–contract runner drives transactions on."""
     cfg = project.load()
     change = database.read_change(cfg, project.resolve(change_file))
-    with database.connect(cfg, APPLICATION_NAME, autocommit=False) as conn:
+    with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=read_only) as conn:
         yield cfg, change, conn
 
 
@@ -252,7 +252,7 @@ def _sql_md(sql: list[str]) -> MetadataValue:
 @op(retry_policy=OP_RETRY, pool=DDL_POOL)
 def expand_change(context: OpExecutionContext, config: ExpandConfig, project: MigrateProjectResource) -> dict:
     """Add the new columns and sync triggers, then backfill in batches (resumable; a re-run continues)."""
-    with engine_errors("expand"), change_session(project, config.change_file) as (cfg, change, conn):
+    with engine_errors("expand"), change_session(project, config.change_file, config.dry_run) as (cfg, change, conn):
         data = database.expand(conn, cfg, change, database.expand_options(cfg, config.batch_size, config.batch_delay),
                                dry_run=config.dry_run, on_progress=BackfillLog(context))
     for w in data["warnings"]:
@@ -272,7 +272,7 @@ def expand_change(context: OpExecutionContext, config: ExpandConfig, project: Mi
 @op(retry_policy=OP_RETRY)
 def expand_change_status(context: OpExecutionContext, config: StatusConfig, project: MigrateProjectResource) -> dict:
     """Per operation: expanded, triggers, rows left to backfill, mismatches; and safe_to_contract."""
-    with engine_errors("expand status"), change_session(project, config.change_file) as (cfg, change, conn):
+    with engine_errors("expand status"), change_session(project, config.change_file, True) as (cfg, change, conn):
         data = runner.status(conn, change, database.expand_options(cfg)).to_json()
     rows = [[o["index"], o["summary"], o["expanded"], o["mismatched_rows"], o["null_rows"]]
             for o in data["operations"]]
@@ -288,7 +288,7 @@ def expand_change_status(context: OpExecutionContext, config: StatusConfig, proj
 @op(retry_policy=OP_RETRY, pool=DDL_POOL)
 def contract_change(context: OpExecutionContext, config: ContractConfig, project: MigrateProjectResource) -> dict:
     """Drop triggers, functions and old columns in one transaction; refused unless safe_to_contract (or force)."""
-    with engine_errors("contract"), change_session(project, config.change_file) as (cfg, change, conn):
+    with engine_errors("contract"), change_session(project, config.change_file, config.dry_run) as (cfg, change, conn):
         data = runner.contract(conn, change, database.expand_options(cfg), force=config.force, dry_run=config.dry_run)
     context.add_output_metadata({"table": data["table"], "status": data["status"], "sql": _sql_md(data["sql"])})
     return data
@@ -297,7 +297,7 @@ def contract_change(context: OpExecutionContext, config: ContractConfig, project
 @op(retry_policy=OP_RETRY, pool=DDL_POOL)
 def abort_change(context: OpExecutionContext, config: ChangeConfig, project: MigrateProjectResource) -> dict:
     """Undo an expand completely: new columns, triggers and functions dropped; the table as before."""
-    with engine_errors("abort"), change_session(project, config.change_file) as (cfg, change, conn):
+    with engine_errors("abort"), change_session(project, config.change_file, config.dry_run) as (cfg, change, conn):
         data = runner.abort(conn, change, database.expand_options(cfg), dry_run=config.dry_run)
     if data.get("schema_restored") is False:
         raise Failure(description=f"{data['table']}: schema after abort differs from before expand",

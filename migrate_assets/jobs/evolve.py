@@ -93,6 +93,8 @@ class RollbackConfig(Config):
     run_id: str = Field(description="evolution run id (migrate_assets_evolutions.run_id)")
     allow_data_loss: bool = Field(default=False, description="let the undo drop columns that hold values or "
                                   "tables that hold rows (refused otherwise, naming what would be lost)")
+    dry_run: bool = Field(default=False, description="say what the rollback would undo (probing every layer) "
+                          "and change nothing, the run record included")
 
 
 class VerifyConfig(Config):
@@ -142,6 +144,7 @@ def plan_tables(config: EvolveConfig, project: MigrateProjectResource,
     policy, retry = project.policy(config.allow_irreversible), project.retry_policy()
     if config.from_specs:
         pending = evo.tables_to_add(project.targets(), database.specs(cfg, missing_ok=True), ctx)
+        database.check_specs(cfg, [s for _, s in pending if s is not None])  # their SQL, before any DDL
         if not pending:
             raise UsageError("nothing to evolve from the specs: every pipeline table exists and is captured",
                              file="<run config>", key="from_specs")
@@ -424,9 +427,15 @@ def rollback_run(context: OpExecutionContext, config: RollbackConfig, project: M
     with engine_errors(f"rollback {config.run_id}"):
         store = project.store()
         try:
-            rec = store.load(config.run_id)
             ctx = project.run_context(log=context.log.info)
             ctx.allow_data_loss = config.allow_data_loss  # the engine refuses (DataLossRefused) → Failure
+            if config.dry_run:  # reads and probes only: no lock, no layer, no record is written
+                data = evo.result_dict(evo.rollback(config.run_id, ctx, store, project.retry_policy(),
+                                                    dry_run=True))
+                context.add_output_metadata({"status": "dry_run", "steps": MetadataValue.md(steps_md(data)),
+                                             "would": "\n".join(data.get("dry_run_actions", [])) or "nothing"})
+                return data
+            rec = store.load(config.run_id)
             with layer_guard(project.load(), rec, "all", ctx, undo=True):
                 rec = rollback_record(rec, ctx, store, project.retry_policy(), _log_step(context))
         finally:

@@ -17,17 +17,19 @@ from typing import Any
 import psycopg
 
 from migrate_assets.config import ProjectConfig, redact_dsn
-from migrate_assets.errors import ConfigError, LayerUnreachableError
+from migrate_assets.errors import ChangeFileError, ConfigError, LayerUnreachableError
 from migrate_assets.evolution.layers import Layer
 from migrate_assets.expand import load_change_file, runner
 from migrate_assets.expand.backfill import ProgressFn
 from migrate_assets.expand.handoff import split_for_expand, write_change_file
 from migrate_assets.expand.ops import ChangeSet
+from migrate_assets.expand.shape import read_live
+from migrate_assets.expand.validate import expression_problems
 from migrate_assets.schema.apply import ApplyOptions, ApplyResult, apply_plan
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.plan import Plan
-from migrate_assets.schema.planner import PlanOptions, build_plan
-from migrate_assets.schema.session import set_timeouts
+from migrate_assets.schema.planner import PlanOptions, build_plan, check_tables
+from migrate_assets.schema.session import read_only_options, set_timeouts
 from migrate_assets.schema.spec import load_specs
 from migrate_assets.versioned import MigrationRunner, StateTable, Step
 
@@ -39,16 +41,20 @@ CHANGES_DIR = "changes"
 
 @contextmanager
 def connect(cfg: ProjectConfig, application_name: str = "migrate-assets",
-            autocommit: bool = True) -> Iterator[psycopg.Connection[Any]]:
+            autocommit: bool = True, read_only: bool = False) -> Iterator[psycopg.Connection[Any]]:
     """A connection to the project's database, closed on exit.
 
     A bounded connect timeout, so a stopped server fails in seconds instead of hanging. Failing to connect is a
     transient `LayerUnreachableError` (a Dagster RetryPolicy retries it); a DSN libpq cannot parse is a config
-    error, which no retry fixes.
+    error, which no retry fixes. `read_only` (plan, dry runs, status): every transaction is READ ONLY, so even
+    a statement that should never have been sent cannot write.
     """
+    extra: dict[str, Any] = {}
     try:
+        if read_only:
+            extra["options"] = read_only_options(cfg.database.dsn)
         conn = psycopg.connect(cfg.database.dsn, autocommit=autocommit, connect_timeout=10,
-                               application_name=application_name)
+                               application_name=application_name, **extra)
     except psycopg.OperationalError as exc:
         raise LayerUnreachableError(Layer.SOURCE_DB, f"{redact_dsn(cfg.database.dsn)}: {str(exc).strip()}") from None
     except psycopg.ProgrammingError as exc:
@@ -60,9 +66,11 @@ def connect(cfg: ProjectConfig, application_name: str = "migrate-assets",
 
 
 @contextmanager
-def schema_connection(cfg: ProjectConfig, application_name: str = "migrate-assets") -> Iterator[psycopg.Connection[Any]]:
-    """An autocommit connection for planning and applying: the catalog reads wait at most `lock_timeout`."""
-    with connect(cfg, application_name) as conn:
+def schema_connection(cfg: ProjectConfig, application_name: str = "migrate-assets",
+                      read_only: bool = False) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection for planning and applying: the catalog reads wait at most `lock_timeout`
+    (`read_only`: for `plan` and dry runs, see `connect`)."""
+    with connect(cfg, application_name, read_only=read_only) as conn:
         set_timeouts(conn, local=False, lock_timeout=cfg.lock_timeout)
         yield conn
 
@@ -76,6 +84,14 @@ def specs(cfg: ProjectConfig, missing_ok: bool = False) -> list[Table]:
     cache = None if os.environ.get("MIGRATE_ASSETS_NO_CACHE") else cfg.path(SPEC_CACHE)
     return load_specs([p for p in paths if p.exists()] if missing_ok else paths, cfg.database.schema_,
                       cache_dir=cache)
+
+
+def check_specs(cfg: ProjectConfig, tables: Sequence[Table]) -> None:
+    """Postgres checks the defaults and index predicates of `tables` on a read-only connection (nothing runs):
+    for paths that build DDL from specs without a plan (evolve of tables joining the pipeline)."""
+    if tables:
+        with connect(cfg, read_only=True) as conn:
+            check_tables(conn, tables)
 
 
 def state_table(cfg: ProjectConfig) -> StateTable:
@@ -97,7 +113,7 @@ def schema_plan(cfg: ProjectConfig, tables: Sequence[str] = (), allow_drop_table
                 application_name: str = "migrate-assets") -> Plan:
     """The declarative plan: the spec files against the live database."""
     desired, opts = specs(cfg), plan_options(cfg, tables, allow_drop_table)
-    with schema_connection(cfg, application_name) as conn:
+    with schema_connection(cfg, application_name, read_only=True) as conn:
         return build_plan(conn, desired, opts)
 
 
@@ -129,8 +145,15 @@ def apply_schema(conn: psycopg.Connection[Any], cfg: ProjectConfig, plan: Plan, 
 
 
 def read_change(cfg: ProjectConfig, path: str | Path) -> ChangeSet:
-    """A change file; bare table names are in the project's schema."""
-    return load_change_file(str(path), cfg.database.schema_)
+    """A change file; bare table names are in the project's schema. Its types and expressions are checked by
+    Postgres on a read-only connection (`expand.validate.expression_problems`: nothing runs) before any
+    command can embed them: a problem is a ChangeFileError (exit 2) naming file, line and key."""
+    change = load_change_file(str(path), cfg.database.schema_)
+    with connect(cfg, "migrate-assets", read_only=True) as conn:
+        problems = expression_problems(conn, change, read_live(conn, change.schema, change.table))
+    if problems:
+        raise ChangeFileError(problems)
+    return change
 
 
 def expand_options(cfg: ProjectConfig, batch_size: int | None = None, batch_delay: float = 0.0) -> runner.Options:

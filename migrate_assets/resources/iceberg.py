@@ -33,6 +33,7 @@ from pyiceberg.table.update import (
     AssertCurrentSchemaId,
     AssertRefSnapshotId,
     SetCurrentSchemaUpdate,
+    TableRequirement,
 )
 from pyiceberg.table.update.schema import UpdateSchema
 from pyiceberg.types import (
@@ -61,7 +62,7 @@ from migrate_assets.errors import (
     TransientError,
 )
 from migrate_assets.evolution.derive import iceberg_promotion_allowed
-from migrate_assets.evolution.layers import IcebergField, IcebergOp, IcebergState, Layer
+from migrate_assets.evolution.layers import ANY_SNAPSHOT, IcebergField, IcebergOp, IcebergState, Layer
 
 LAYER = Layer.LAKEHOUSE
 OP_KINDS = ("add_column", "promote", "rename", "delete", "make_optional")
@@ -166,13 +167,21 @@ class IcebergLakehouse:
             new = Schema(*new.fields, schema_id=reused, identifier_field_ids=list(new.identifier_field_ids))
         return _state(identifier, table, new)
 
-    def apply(self, identifier: str, ops: tuple[IcebergOp, ...], expected_schema_id: int) -> IcebergState:
+    def apply(self, identifier: str, ops: tuple[IcebergOp, ...], expected_schema_id: int,
+              expected_snapshot_id: int | None = ANY_SNAPSHOT) -> IcebergState:
         """Commit the update iff the current schema id is still `expected_schema_id` (checked at commit time by
-        the catalog too): a competing schema change is a TransientError, to be re-planned."""
+        the catalog too): a competing schema change is a TransientError, to be re-planned. With
+        `expected_snapshot_id`, main must also still point there (an undo that probed the rows it would hide
+        must not commit over rows appended after the probe)."""
         table = self._require(identifier)
         txn = table.transaction()
+        requirements: tuple[TableRequirement, ...] = (
+            AssertCurrentSchemaId.model_validate({"current-schema-id": expected_schema_id}),)
+        if expected_snapshot_id != ANY_SNAPSHOT:
+            requirements += (AssertRefSnapshotId.model_validate(
+                {"ref": MAIN_BRANCH, "snapshot-id": expected_snapshot_id}),)
         try:
-            txn._stage((), (AssertCurrentSchemaId.model_validate({"current-schema-id": expected_schema_id}),))
+            txn._stage((), requirements)
             update = self._build(identifier, txn, ops)
             try:
                 update.commit()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg import sql
@@ -19,7 +19,7 @@ from migrate_assets.evolution.layers import DdlResult, Layer, SlotState, SourceC
 from migrate_assets.schema.introspect import introspect
 from migrate_assets.schema.model import fingerprint as tables_fingerprint
 from migrate_assets.schema.retry import retry_postgres
-from migrate_assets.schema.session import lock_holders, set_timeouts
+from migrate_assets.schema.session import lock_holders, read_only_options, set_timeouts
 
 LAYER = Layer.SOURCE_DB
 #: the prefix of the logical decoding messages `write_heartbeat` emits
@@ -50,8 +50,10 @@ class PostgresSource:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         connect_timeout: float = 5.0,
+        read_only: bool = False,
     ) -> None:
         self.dsn, self.schema = dsn, schema
+        self.read_only = read_only  #: every transaction READ ONLY (dry runs, verify)
         self.attempts, self.backoff, self.max_backoff = max(1, attempts), backoff, max_backoff
         self.connect_timeout = connect_timeout
 
@@ -61,8 +63,9 @@ class PostgresSource:
     def connect(self) -> Iterator[psycopg.Connection]:
         """An autocommit connection; refusal or loss of the server becomes a (retryable) layer error."""
         try:
+            extra: dict[str, Any] = {"options": read_only_options(self.dsn)} if self.read_only else {}
             conn = psycopg.connect(
-                self.dsn, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))
+                self.dsn, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)), **extra
             )
         except psycopg.OperationalError as exc:
             raise LayerUnreachableError(LAYER, _first_line(exc)) from exc

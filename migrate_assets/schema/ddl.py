@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from migrate_assets.schema.model import Column, Constraint, Index, Table, truncate_ident
+from migrate_assets.schema.model import Column, Constraint, Index, Table, object_name
 
 __all__ = ["q", "render", "table_ident"]
 
@@ -146,8 +146,10 @@ def alter_type(schema: str, table: str, column: str, type_sql: str, using: sql.C
     return alter(schema, table, "ALTER COLUMN {} TYPE {} USING {}", ident(column), sql.SQL(type_sql), using)
 
 
-def cast(column: str, type_sql: str) -> sql.Composable:
-    """`"column"::type` (the type spelling is the canonical PgType one)."""
+def cast(column: str, type_sql: str, via: str | None = None) -> sql.Composable:
+    """`"column"::type` (the type spelling is the canonical PgType one), or `"column"::via::type`."""
+    if via is not None:
+        return sql.SQL("{}::{}::{}").format(ident(column), sql.SQL(via), sql.SQL(type_sql))
     return sql.SQL("{}::{}").format(ident(column), sql.SQL(type_sql))
 
 
@@ -190,7 +192,7 @@ def guarded_set_not_null(schema: str, table: str, column: str, check: str) -> li
 
 
 def not_null_check_name(table: str, column: str) -> str:
-    return truncate_ident(f"{table}_{column}_not_null")
+    return object_name(table, column, "not_null")
 
 
 def identity_clause(kind: str) -> str:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from migrate_assets.schema import ddl, hazards, ops
+from migrate_assets.schema import ddl, hazards, ops, unmanaged
 from migrate_assets.schema.ddl import ident, q, table_ident
 from migrate_assets.schema.introspect import Canonical
-from migrate_assets.schema.model import Column, Constraint, Index, Table, truncate_ident
+from migrate_assets.schema.model import Column, Constraint, Index, Table, object_name
 from migrate_assets.schema.plan import Change
 from migrate_assets.schema.sqltext import defaults_match, normalize
 
@@ -38,8 +38,9 @@ def default_equal(desired: Column, live: Column, canon: Canonical) -> bool:
     if sure is not None:
         return sure
     assert desired.default is not None and live.default is not None
-    got = canon.defaults.get((desired.type.render(), desired.default))
-    return got is not None and normalize(got) == normalize(live.default)
+    got = canon.defaults.get((desired.type.render(), desired.default))  # both sides as Postgres reads them
+    have = canon.defaults.get((desired.type.render(), live.default), live.default)
+    return got is not None and normalize(got) == normalize(have)
 
 
 def pending_defaults(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[Column, bool]]:
@@ -88,10 +89,10 @@ def in_sync(want: Table, have: Table | None) -> bool:
     if not all(_quiet(c) for c in want.columns):
         return False
     pks = [t.primary_key.columns if t.primary_key else None for t in (want, have)]
-    if pks[0] != pks[1] or {u.columns for u in want.uniques} != {u.columns for u in have.uniques}:
+    if pks[0] != pks[1] or {u.columns for u in want.uniques} != unmanaged.managed_uniques(want, have):
         return False
     want_ix = {i.name: i for i in want.indexes}
-    have_ix = {i.name: i for i in have.indexes}
+    have_ix = unmanaged.managed_indexes(have)
     return want_ix.keys() == have_ix.keys() and all(_same_plain_index(wi, have_ix[n]) for n, wi in want_ix.items())
 
 
@@ -207,17 +208,18 @@ class _TableDiff:
     def add(self, phase: str, kind: str, desc: str, fwd: list[str], inv: list[str] | None, hz: tuple, column: str | None = None) -> None:
         self.phase[phase].append(Change(self.have.qualified, kind, desc, tuple(fwd), None if inv is None else tuple(inv), hz, True, column))
 
-    def op(self, op: ops.Operation, column: str | None = None) -> None:
-        """Plan one column operation against the live table (its own SQL, inverse and hazards)."""
+    def op(self, op: ops.Operation, column: str | None = None, *, phase: str | None = None, first: bool = False) -> None:
+        """Plan one column operation against the live table (its own SQL, inverse and hazards), in its phase
+        (or `phase`), last (or `first`)."""
         qual = f"{self.have.qualified}.{op.target()}"
         try:
             d = op.plain(self.have)
         except ops.Refused as exc:
             self.res.refusals.append(f"{qual}: {exc.message}")
             return
-        desc = op.describe(self.have)
-        self.add(op.phase, op.change_kind, desc, list(d.forward), None if d.inverse is None else list(d.inverse),
-                 d.hazards, column if column is not None else op.target())
+        change = Change(self.have.qualified, op.change_kind, op.describe(self.have), d.forward, d.inverse, d.hazards,
+                        True, column if column is not None else op.target())
+        self.phase[phase or op.phase].insert(0 if first else len(self.phase[phase or op.phase]), change)
 
     def run(self) -> None:
         want, have = self.want, self.have
@@ -273,7 +275,7 @@ class _TableDiff:
     def _column_ops(self, c: Column, lc: Column, qual: str) -> None:
         reset_default = False
         if c.type != lc.type:
-            change = ops.ChangeType(c.name, c.type.render())
+            change = ops.ChangeType(c.name, c.type.render(), keeps_serial=c.serial)
             reset_default = change.resets_default(lc)
             self.op(change)
         if reset_default:
@@ -281,13 +283,17 @@ class _TableDiff:
                 self.op(ops.SetDefault(c.name, c.default))
         elif c.serial and not lc.serial:
             self.res.refusals.append(f"{qual}: turning an existing column into serial is not supported; use a default or identity")
+        elif lc.serial and c.identity:
+            pass  # the serial default goes with the sequence, in the identity change below
         elif not default_equal(c, lc, self.canon):
             if c.default is None:
                 self.op(ops.DropDefault(c.name, previous=lc.default))
             else:
                 self.op(ops.SetDefault(c.name, c.default, previous=lc.default))
         if (c.identity or None) != (lc.identity or None):
-            self.op(ops.SetIdentity(c.name, c.identity, lc.identity))
+            # dropping an identity goes before any SET DEFAULT (phase "default"); adding one after NOT NULL
+            self.op(ops.SetIdentity(c.name, c.identity, lc.identity, want=c, have=lc),
+                    phase="default" if not c.identity else "misc", first=True)
         if (c.generated or None) != (lc.generated or None):
             self.res.refusals.append(f"{qual}: changing a generated column's expression is not supported")
         want_notnull = not c.nullable or c.serial or bool(c.identity)
@@ -314,7 +320,7 @@ class _TableDiff:
                 self.add(
                     "drop_con", "drop_primary_key", f"drop primary key {lpk.name} of {have.qualified}",
                     [ddl.drop_constraint(self.s, self.t, lpk.name or "")], [ddl.add_constraint(self.s, self.t, "PRIMARY KEY", lpk)],
-                    hazards.ALTER_METADATA,
+                    hazards.DROP_CONSTRAINT,
                 )  # fmt: skip
             if want.primary_key:
                 pk = want.primary_key
@@ -326,18 +332,19 @@ class _TableDiff:
         live_u = {self._live_cols(u.columns): u for u in have.uniques}
         want_u = {u.columns: u for u in want.uniques}
         for cols, u in live_u.items():
-            if cols not in want_u and not self.dropped & set(u.columns):
-                self.add(
-                    "drop_con", "drop_unique", f"drop unique ({', '.join(cols)}) of {have.qualified}",
-                    [ddl.drop_constraint(self.s, self.t, u.name or "")], [ddl.add_constraint(self.s, self.t, "UNIQUE", replace(u, columns=cols))],
-                    hazards.ALTER_METADATA,
-                )  # fmt: skip
+            if cols in want_u or self.dropped & set(u.columns) or unmanaged.unique_reason(want, u, cols):
+                continue  # kept: wanted, gone with its column, or something the spec cannot express
+            self.add(
+                "drop_con", "drop_unique", f"drop unique ({', '.join(cols)}) of {have.qualified}",
+                [ddl.drop_constraint(self.s, self.t, u.name or "")], [ddl.add_constraint(self.s, self.t, "UNIQUE", replace(u, columns=cols))],
+                hazards.DROP_CONSTRAINT,
+            )  # fmt: skip
         taken = {u.name for u in have.uniques} | {i.name for i in have.indexes}
         for cols, u in want_u.items():
             if cols not in live_u:
                 name = u.name or ""
                 if name in taken:
-                    name = truncate_ident(f"{self.t}_{'_'.join(cols)}_uniq")
+                    name = object_name(self.t, "_".join(cols), "uniq")
                 con = Constraint(name, cols)
                 self.add(
                     "add_con", "add_unique", f"add unique ({', '.join(cols)}) to {have.qualified}",
@@ -349,6 +356,15 @@ class _TableDiff:
         have_ix = {i.name: i for i in self.have.indexes}
         want_ix = {i.name: i for i in self.want.indexes}
         for name, li in have_ix.items():
+            why = unmanaged.index_reason(li)
+            if why is not None:  # never dropped; a wanted index of the same name cannot be built
+                if name in want_ix:
+                    self.res.refusals.append(
+                        f"{self.have.qualified}: index {name} exists with a {why} the spec cannot express; "
+                        "it is left alone: give the spec's index another name, or drop the live one by hand"
+                    )
+                    del want_ix[name]
+                continue
             wi = want_ix.get(name)
             if wi is not None and self._same_index(wi, li):
                 continue
@@ -360,7 +376,7 @@ class _TableDiff:
                 Change(
                     self.have.qualified, "drop_index", f"drop index {self.s}.{name}",
                     (ddl.drop_index(self.s, name, concurrently=True),), tuple(inverse) if inverse else None,
-                    hazards.DROP_INDEX_CONCURRENTLY, False,
+                    hazards.drop_index(replaced_by=wi, old=li), False,
                 )
             )  # fmt: skip
         for name, wi in want_ix.items():

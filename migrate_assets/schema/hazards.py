@@ -12,7 +12,7 @@ in tests/schema/test_hazards_reality.py).
 
 from __future__ import annotations
 
-from migrate_assets.schema.model import Column
+from migrate_assets.schema.model import Column, Index
 from migrate_assets.schema.plan import Hazard
 from migrate_assets.schema.sqltext import tokens
 from migrate_assets.schema.types import PgType, type_change
@@ -66,4 +66,18 @@ ALTER_METADATA = (AEL,)
 ADD_CONSTRAINT = (AEL, Hazard.LONG_RUNNING)
 ADD_INDEX_CONCURRENTLY = (Hazard.LONG_RUNNING,)
 DROP_INDEX_CONCURRENTLY: tuple[Hazard, ...] = ()
+#: a PRIMARY KEY or UNIQUE constraint the spec no longer lists: its guarantee goes away
+DROP_CONSTRAINT = (AEL, Hazard.REMOVES_CONSTRAINT)
 NONE: tuple[Hazard, ...] = ()
+
+
+def drop_index(*, replaced_by: Index | None, old: Index) -> tuple[Hazard, ...]:
+    """An index the spec no longer lists is removed (breaking); one rebuilt under the same name is not, unless
+    the rebuilt one no longer enforces uniqueness. Invalid leftovers of a failed build remove nothing."""
+    if old.definition is not None and old.definition.endswith("INVALID"):
+        return DROP_INDEX_CONCURRENTLY
+    if replaced_by is None:
+        return (Hazard.REMOVES_INDEX, Hazard.REMOVES_CONSTRAINT) if old.unique else (Hazard.REMOVES_INDEX,)
+    if old.unique and not replaced_by.unique:
+        return (Hazard.REMOVES_CONSTRAINT,)
+    return DROP_INDEX_CONCURRENTLY

@@ -2,24 +2,25 @@
 
 Four bulk queries (tables, columns, constraints, indexes) cover any number of tables, with `search_path`
 set to `pg_catalog` so that `format_type`, `pg_get_expr` and `pg_get_indexdef` print every non-catalog name
-qualified — the same text whatever the caller's search_path. `canonicalize` asks Postgres (inside a rolled
-back transaction, in one round trip) for its own spelling of desired defaults and index predicates whose text
-differs from the live one, so equal expressions written differently do not show up as changes.
+qualified — the same text whatever the caller's search_path. `Canonical` carries Postgres' reading of desired
+and live expressions whose text differs (`exprcheck.canonical_forms`), so equal expressions written differently
+do not show up as changes.
 """
 
 from __future__ import annotations
 
 import json
 import operator
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from migrate_assets.schema.model import Column, Constraint, Index, Table
-from migrate_assets.schema.types import PgType, from_catalog
+from migrate_assets.schema.plan import Unmanaged
+from migrate_assets.schema.types import from_catalog
 
 TableKey = tuple[str, str]
 
@@ -64,26 +65,43 @@ LEFT JOIN defs df ON df.adrelid = a.attrelid AND df.adnum = a.attnum
 LEFT JOIN descs ds ON ds.objoid = a.attrelid AND ds.objsubid = a.attnum
 """  # noqa: S608
 
-#: key columns come back as attnums and are named from the columns already read
+#: key columns come back as attnums and are named from the columns already read; `unmanaged` says why the spec
+#: cannot express a constraint (it then stays in the model, so its columns count as covered, but is never dropped)
 _CONSTRAINTS = _SCOPE + """
-SELECT con.conrelid, con.contype, con.conname, con.conkey
+SELECT con.conrelid, con.contype, con.conname, con.conkey,
+       CASE WHEN con.condeferrable THEN 'DEFERRABLE'
+            WHEN ix.indnkeyatts < ix.indnatts THEN 'INCLUDE columns'
+            WHEN {nnd_con} THEN 'NULLS NOT DISTINCT'
+            WHEN con.contype = 'u' AND cardinality(con.conkey) > 1 THEN 'UNIQUE over several columns'
+       END
 FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid
+LEFT JOIN pg_index ix ON ix.indexrelid = con.conindid
 WHERE con.contype IN ('p', 'u')
 """  # noqa: S608
 
-#: an index is opaque (compared by its whole definition) when it has expressions, INCLUDE columns,
-#: DESC/NULLS options, a non-default operator class or an explicit collation
+#: an index is opaque (compared by its whole definition, never dropped: the spec cannot express it) when it has
+#: expressions, INCLUDE columns, DESC/NULLS options, a non-default operator class, a collation other than its
+#: column's own, or an access method the spec does not know; the reason comes back as text
 _INDEXES = _SCOPE + """,
 nondefault AS (SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_opclass WHERE NOT opcdefault)
 SELECT x.indrelid, x.relname, x.indisunique, x.amname,
-       CASE WHEN x.opaque OR NOT x.indisvalid THEN pg_get_indexdef(x.indexrelid) END,
+       CASE WHEN x.opaque IS NOT NULL OR NOT x.indisvalid THEN pg_get_indexdef(x.indexrelid) END,
        pg_get_expr(x.indpred, x.indrelid), x.indkey, x.opaque, x.indisvalid
 FROM (
     SELECT i.indrelid, ic.relname, i.indisunique, am.amname, i.indexrelid, i.indpred,
            (i.indkey::int2[])[:i.indnkeyatts - 1] AS indkey,
-           i.indexprs IS NOT NULL OR i.indnkeyatts < i.indnatts OR 0 <> ANY(i.indoption::int2[])
-             OR i.indclass::oid[] && (SELECT oids FROM nondefault)
-             OR NOT i.indcollation::oid[] <@ '{0,100}'::oid[] AS opaque,
+           CASE WHEN i.indexprs IS NOT NULL THEN 'expression'
+                WHEN i.indnkeyatts < i.indnatts THEN 'INCLUDE columns'
+                WHEN 0 <> ANY(i.indoption::int2[]) THEN 'DESC / NULLS FIRST ordering'
+                WHEN i.indclass::oid[] && (SELECT oids FROM nondefault) THEN 'non-default operator class'
+                WHEN EXISTS (
+                    SELECT FROM unnest((i.indkey::int2[])[:i.indnkeyatts - 1], i.indcollation::oid[]) AS k(attnum, coll)
+                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                    WHERE k.coll <> a.attcollation
+                ) THEN 'collation other than the column''s'
+                WHEN {nnd_idx} THEN 'NULLS NOT DISTINCT'
+                WHEN am.amname <> ALL('{btree,hash,gist,gin,brin,spgist}') THEN 'access method ' || am.amname
+           END AS opaque,
            i.indisvalid
     FROM rels r
     JOIN pg_index i ON i.indrelid = r.oid
@@ -92,6 +110,52 @@ FROM (
     WHERE NOT EXISTS (SELECT FROM pg_constraint con WHERE con.conindid = i.indexrelid AND con.contype IN ('p', 'u', 'x'))
 ) x
 """  # noqa: S608
+
+#: objects of kinds the spec format has no words for, per table: (relid, kind, name, reason)
+_OTHERS = _SCOPE + """
+SELECT con.conrelid, CASE con.contype WHEN 'c' THEN 'check' WHEN 'f' THEN 'foreign_key' ELSE 'exclusion' END,
+       con.conname, pg_get_constraintdef(con.oid)
+FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid WHERE con.contype IN ('c', 'f', 'x')
+UNION ALL
+SELECT t.tgrelid, 'trigger', t.tgname, pg_get_triggerdef(t.oid)
+FROM rels r JOIN pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal
+UNION ALL
+SELECT DISTINCT r.oid, CASE v.relkind WHEN 'm' THEN 'materialized_view' ELSE 'view' END, v.oid::regclass::text,
+       'reads this table'
+FROM rels r
+JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = r.oid AND d.classid = 'pg_rewrite'::regclass
+JOIN pg_rewrite rw ON rw.oid = d.objid
+JOIN pg_class v ON v.oid = rw.ev_class AND v.oid <> r.oid
+UNION ALL
+SELECT a.attrelid, 'collation', a.attname, 'column collation ' || quote_ident(co.collname)
+FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type ty ON ty.oid = a.atttypid
+JOIN pg_collation co ON co.oid = a.attcollation
+WHERE a.attcollation <> ty.typcollation
+UNION ALL
+SELECT p.polrelid, 'policy', p.polname, 'row-level security policy'
+FROM rels r JOIN pg_policy p ON p.polrelid = r.oid
+"""  # noqa: S608
+
+#: what the `kind`s of `_OTHERS` are, for the reason text
+_OTHER_WHAT = {
+    "check": "CHECK constraint",
+    "foreign_key": "FOREIGN KEY",
+    "exclusion": "EXCLUDE constraint",
+    "trigger": "trigger",
+    "view": "view",
+    "materialized_view": "materialized view",
+    "collation": "collation",
+    "policy": "policy",
+}
+
+
+def _for_server(conn: psycopg.Connection, query: str) -> str:
+    """`query` with the catalog columns this server has (`indnullsnotdistinct` is Postgres 15+)."""
+    has = conn.info.server_version >= 150000
+    return query.replace("{nnd_con}", "ix.indnullsnotdistinct" if has else "false").replace(
+        "{nnd_idx}", "i.indnullsnotdistinct" if has else "false"
+    )
 
 
 class _CatalogPath:
@@ -125,14 +189,15 @@ def introspect(
         if not rels:
             return {}
         col_rows = conn.execute(_COLUMNS, params).fetchall()
-        con_rows = conn.execute(_CONSTRAINTS, params).fetchall()
-        idx_rows = conn.execute(_INDEXES, params).fetchall()
+        con_rows = conn.execute(_for_server(conn, _CONSTRAINTS), params).fetchall()
+        idx_rows = conn.execute(_for_server(conn, _INDEXES), params).fetchall()
+        other_rows = conn.execute(_OTHERS, params).fetchall()
     columns, attnames = _columns(col_rows)
     pks: dict[int, Constraint] = {}
     uniques: dict[int, list[Constraint]] = {}
-    for relid, contype, name, conkey in con_rows:
+    for relid, contype, name, conkey, why in con_rows:
         names = attnames.get(relid, {})
-        con = Constraint(name, tuple(names[k] for k in conkey if k in names))
+        con = Constraint(name, tuple(names[k] for k in conkey if k in names), why)
         if contype == "p":
             pks[relid] = con
         else:
@@ -140,6 +205,11 @@ def introspect(
     indexes: dict[int, list[Index]] = {}
     for relid, *irow in idx_rows:
         indexes.setdefault(relid, []).append(_index(attnames.get(relid, {}), *irow))
+    names_of = {oid: f"{nsp}.{rel}" for oid, nsp, rel, _ in rels}
+    others: dict[int, list[Unmanaged]] = {}
+    for relid, kind, name, detail in sorted(other_rows, key=lambda r: (r[0], r[1], r[2])):
+        reason = f"{_OTHER_WHAT.get(kind, kind)}: {detail}" if kind not in ("collation", "policy") else detail
+        others.setdefault(relid, []).append(Unmanaged(names_of[relid], kind, name, reason))
     return {
         (nsp, rel): Table(
             nsp,
@@ -149,6 +219,7 @@ def introspect(
             tuple(sorted(uniques.get(oid, ()), key=lambda u: u.columns)),
             tuple(sorted(indexes.get(oid, ()), key=lambda i: i.name)),
             comment,
+            others=tuple(others.get(oid, ())),
         )
         for oid, nsp, rel, comment in rels
     }
@@ -181,6 +252,7 @@ def _column(
 ) -> Column:  # fmt: skip
     serial = bool(owns_seq) and default is not None and default.startswith("nextval(")
     return Column(
+        sequence=_nextval_target(default) if serial else None,
         name=name,
         type=from_catalog(fmt, ndims or 0),
         nullable=not notnull,
@@ -193,15 +265,50 @@ def _column(
 
 
 _IDENTITY = {"a": "always", "d": "by default"}
+_NEXTVAL = re.compile(r"nextval\('((?:[^']|'')+)'::regclass\)")
+
+
+def _nextval_target(default: str | None) -> str | None:
+    """The sequence a `nextval('schema.seq'::regclass)` default reads, as Postgres prints the regclass."""
+    m = _NEXTVAL.fullmatch(default or "")
+    return m.group(1).replace("''", "'") if m else None
+
+
+def split_qualified(text: str) -> tuple[str, ...]:
+    """`schema.name` as Postgres prints a qualified name (parts quoted only when needed) → its parts."""
+    parts: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] == '"':
+            j, buf = i + 1, []
+            while j < n:
+                if text[j] == '"':
+                    if j + 1 < n and text[j + 1] == '"':
+                        buf.append('"')
+                        j += 2
+                        continue
+                    break
+                buf.append(text[j])
+                j += 1
+            parts.append("".join(buf))
+            i = j + 1
+        else:
+            j = text.find(".", i)
+            j = n if j < 0 else j
+            parts.append(text[i:j])
+            i = j
+        if i < n and text[i] == ".":
+            i += 1
+    return tuple(parts)
 _BY_ATTNUM = operator.itemgetter(0, 10)
 
 
 def _index(
     attnames: dict[int, str], name: str, unique: bool, method: str, definition: str | None, pred: str | None,
-    keys: list[int], opaque: bool, valid: bool,
+    keys: list[int], opaque: str | None, valid: bool,
 ) -> Index:  # fmt: skip
     cols = [attnames.get(k) for k in keys]
-    names = tuple(c for c in cols if c is not None) if not opaque and None not in cols else ()
+    names = tuple(c for c in cols if c is not None) if opaque is None and None not in cols else ()
     return Index(
         name=name,
         columns=names,
@@ -209,7 +316,8 @@ def _index(
         where=pred,
         method=method,
         definition=None if definition is None else definition + ("" if valid else " -- INVALID"),
-        expression=opaque or not names or not valid,
+        expression=opaque is not None or not names or not valid,
+        unmanaged=opaque,
     )
 
 
@@ -235,78 +343,8 @@ def tables_with_rows(conn: psycopg.Connection, keys: Iterable[TableKey]) -> set[
 
 @dataclass(frozen=True)
 class Canonical:
-    """Postgres' own spelling of desired expressions: defaults by (type, expr), predicates by index."""
+    """Postgres' reading of expressions: defaults by (type, text), desired and live alike; predicates by index
+    (the live predicate's text when Postgres reads both the same)."""
 
     defaults: dict[tuple[str, str], str]
     predicates: dict[tuple[str, str, str], str]
-
-
-def canonicalize(
-    conn: psycopg.Connection,
-    defaults: Iterable[tuple[PgType, str]],
-    predicates: Iterable[tuple[TableKey, Index]],
-) -> Canonical:
-    """Ask Postgres how it stores each expression (temp objects in a rolled-back transaction).
-
-    Raises `psycopg.Error` when an expression is invalid; `find_invalid` then names the culprits.
-    """
-    dlist = sorted(set(defaults), key=lambda d: (d[0].render(), d[1]))
-    plist = list(predicates)
-    if not dlist and not plist:
-        return Canonical({}, {})
-    stmts: list[sql.Composable] = []
-    chunk = 1000
-    for start in range(0, len(dlist), chunk):
-        cols = sql.SQL(", ").join(
-            sql.SQL("{} {} DEFAULT {}").format(sql.Identifier(f"c{start + i}"), sql.SQL(t.render()), sql.SQL(e))  # noqa: S608
-            for i, (t, e) in enumerate(dlist[start : start + chunk])
-        )
-        stmts.append(sql.SQL("CREATE TEMP TABLE {} ({})").format(sql.Identifier(f"_ma_canon_d{start}"), cols))
-    for i, (key, ix) in enumerate(plist):
-        tmp = sql.Identifier(f"_ma_canon_p{i}")
-        stmts.append(sql.SQL("CREATE TEMP TABLE {} (LIKE {})").format(tmp, sql.Identifier(*key)))
-        stmts.append(
-            sql.SQL("CREATE INDEX {} ON {} ({}) WHERE {}").format(
-                sql.Identifier(f"_ma_canon_i{i}"), tmp, sql.SQL(", ").join(map(sql.Identifier, ix.columns)), sql.SQL(ix.where or "true")
-            )
-        )
-    out_d: dict[tuple[str, str], str] = {}
-    out_p: dict[tuple[str, str, str], str] = {}
-    with conn.transaction(force_rollback=True):
-        conn.execute(sql.SQL(";\n").join(stmts))
-        with _CatalogPath(conn):
-            rows = conn.execute(
-                """SELECT c.relname, a.attname, pg_get_expr(ad.adbin, ad.adrelid)
-                   FROM pg_attrdef ad JOIN pg_class c ON c.oid = ad.adrelid
-                   JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-                   WHERE c.relnamespace = pg_my_temp_schema() AND c.relname LIKE '\\_ma\\_canon\\_d%%'"""
-            ).fetchall()
-            for _, att, expr in rows:
-                t, e = dlist[int(str(att)[1:])]
-                out_d[(t.render(), e)] = str(expr)
-            rows = conn.execute(
-                """SELECT c.relname, pg_get_expr(i.indpred, i.indrelid) FROM pg_index i
-                   JOIN pg_class c ON c.oid = i.indexrelid
-                   WHERE c.relnamespace = pg_my_temp_schema() AND c.relname LIKE '\\_ma\\_canon\\_i%%'"""
-            ).fetchall()
-            for rel, pred in rows:
-                key, ix = plist[int(str(rel)[len("_ma_canon_i") :])]
-                out_p[(key[0], key[1], ix.name)] = str(pred)
-    return Canonical(out_d, out_p)
-
-
-def find_invalid(conn: psycopg.Connection, defaults: Iterable[tuple[PgType, str]]) -> list[tuple[PgType, str, str]]:
-    """Each (type, default) Postgres rejects, with its error (error path only: one statement per default)."""
-    bad: list[tuple[PgType, str, str]] = []
-    with conn.transaction(force_rollback=True):
-        for i, (t, e) in enumerate(sorted(set(defaults), key=lambda d: (d[0].render(), d[1]))):
-            try:
-                with conn.transaction():
-                    conn.execute(
-                        sql.SQL("CREATE TEMP TABLE {} (c {} DEFAULT {})").format(  # noqa: S608
-                            sql.Identifier(f"_ma_check_{i}"), sql.SQL(t.render()), sql.SQL(e)
-                        )
-                    )
-            except psycopg.Error as exc:
-                bad.append((t, e, str(exc).strip().splitlines()[0]))
-    return bad

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from migrate_assets.schema.plan import Unmanaged
 from migrate_assets.schema.types import PgType
 
 MAX_IDENT_BYTES = 63
@@ -55,6 +56,8 @@ class Column:
     generated: str | None = None  #: expression of a STORED generated column
     comment: str | None = None
     renamed_from: tuple[str, ...] = ()  #: desired side only
+    #: live serial columns: the owned sequence, schema-qualified as Postgres prints a regclass
+    sequence: str | None = field(default=None, compare=False)
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
 
@@ -69,6 +72,8 @@ class Index:
     definition: str | None = field(default=None, compare=False)
     expression: bool = False
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+    #: live side: why the spec cannot express this index (expression, INCLUDE, DESC, ...); never dropped then
+    unmanaged: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,8 @@ class Constraint:
 
     name: str | None
     columns: tuple[str, ...]
+    #: live side: why the spec cannot express this constraint (several columns, DEFERRABLE, ...)
+    unmanaged: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,11 @@ class Table:
     indexes: tuple[Index, ...] = ()
     comment: str | None = None
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+    #: live side: objects of kinds the spec has no words for (CHECK, FK, EXCLUDE, triggers, views, collations)
+    others: tuple[Unmanaged, ...] = field(default=(), compare=False)
+    #: desired side: the spec says `unique: true` on the primary-key column, which the model folds into the key;
+    #: a live UNIQUE constraint on exactly those columns is then kept, not dropped
+    pk_unique: bool = field(default=False, compare=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -160,13 +172,58 @@ def fingerprint(tables: dict[tuple[str, str], Table] | list[Table], scope: str =
 
 
 def truncate_ident(name: str) -> str:
-    """Cut a generated name to Postgres' 63-byte limit without splitting a UTF-8 character."""
+    """Cut a name to Postgres' 63-byte limit without splitting a UTF-8 character (what Postgres does to a
+    name that is too long; generated names use `object_name` instead)."""
     raw = name.encode()
     if len(raw) <= MAX_IDENT_BYTES:
         return name
     return raw[:MAX_IDENT_BYTES].decode(errors="ignore")
 
 
+def _clip(raw: bytes, n: int) -> str:
+    """The longest prefix of at most `n` bytes that ends on a character boundary."""
+    return raw[:n].decode(errors="ignore")
+
+
+def object_name(name1: str, name2: str | None, label: str | None) -> str:
+    """`name1_name2_label` the way Postgres builds a generated name (makeObjectName in indexcmds.c): while the
+    whole is longer than 63 bytes, the longer of name1 and name2 loses a byte; each part is then cut back to
+    a character boundary. So `<63-byte table>_pkey` keeps 58 bytes of the table name, not 63."""
+    b1, b2 = name1.encode(), (name2 or "").encode()
+    overhead = (1 if name2 is not None else 0) + (len(label.encode()) + 1 if label else 0)
+    avail = MAX_IDENT_BYTES - overhead
+    n1, n2 = len(b1), len(b2)
+    while n1 + n2 > avail:
+        if n1 > n2:
+            n1 -= 1
+        else:
+            n2 -= 1
+    parts = [_clip(b1, n1)] + ([_clip(b2, n2)] if name2 is not None else []) + ([label] if label else [])
+    return "_".join(parts)
+
+
+def _name_addition(columns: tuple[str, ...]) -> str:
+    """Column names joined by `_`, stopping once 64 bytes are reached (ChooseIndexNameAddition)."""
+    out = b""
+    for c in columns:
+        if out:
+            out += b"_"
+        out += c.encode()[: MAX_IDENT_BYTES]
+        if len(out) >= MAX_IDENT_BYTES + 1:
+            break
+    return out.decode(errors="ignore")
+
+
+def pkey_name(table: str) -> str:
+    """The name Postgres gives an unnamed PRIMARY KEY of `table`."""
+    return object_name(table, None, "pkey")
+
+
+def unique_name(table: str, columns: tuple[str, ...]) -> str:
+    """The name Postgres gives an unnamed UNIQUE constraint on `columns`."""
+    return object_name(table, _name_addition(columns), "key")
+
+
 def default_index_name(table: str, columns: tuple[str, ...], unique: bool) -> str:
-    suffix = "key" if unique else "idx"
-    return truncate_ident(f"{table}_{'_'.join(columns)}_{suffix}")
+    """The name Postgres gives an unnamed index (`unique` means a UNIQUE constraint's index: `_key`)."""
+    return object_name(table, _name_addition(columns), "key" if unique else "idx")

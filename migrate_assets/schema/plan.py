@@ -25,9 +25,30 @@ class Hazard(StrEnum):
     ACCESS_EXCLUSIVE_LOCK = "access_exclusive_lock"
     LONG_RUNNING = "long_running"
     NOT_REVERSIBLE = "not_reversible"
+    #: drops a PRIMARY KEY / UNIQUE constraint the spec no longer lists (writers may then store duplicates)
+    REMOVES_CONSTRAINT = "removes_constraint"
+    #: drops an index the spec no longer lists (queries that used it may slow down by orders of magnitude)
+    REMOVES_INDEX = "removes_index"
 
 
-BREAKING_HAZARDS = frozenset({Hazard.DELETES_DATA, Hazard.BREAKS_READERS})
+BREAKING_HAZARDS = frozenset({Hazard.DELETES_DATA, Hazard.BREAKS_READERS, Hazard.REMOVES_CONSTRAINT, Hazard.REMOVES_INDEX})
+
+
+@dataclass(frozen=True, slots=True)
+class Unmanaged:
+    """A live object the spec format cannot express (or one of its properties): listed, never changed."""
+
+    table: str  #: qualified table the object belongs to (for a view: a table it reads)
+    kind: str  #: index | unique | check | foreign_key | exclusion | trigger | view | collation | ...
+    name: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"table": self.table, "kind": self.kind, "name": self.name, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Unmanaged:
+        return cls(str(d["table"]), str(d["kind"]), str(d["name"]), str(d.get("reason", "")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +122,8 @@ class Plan:
     scope: Scope
     #: changes that cannot be planned safely, with the reason (apply refuses while any exist)
     refusals: tuple[str, ...] = ()
+    #: live objects in scope that the spec cannot express; the plan leaves them exactly as they are
+    unmanaged: tuple[Unmanaged, ...] = ()
 
     @property
     def safe(self) -> bool:
@@ -122,6 +145,7 @@ class Plan:
             "safe": self.safe,
             "changes": [c.to_dict() for c in self.changes],
             "refusals": list(self.refusals),
+            "unmanaged": [u.to_dict() for u in self.unmanaged],
             "scope": {
                 "schemas": list(self.scope.schemas),
                 "tables": None if self.scope.tables is None else [list(t) for t in self.scope.tables],
@@ -148,6 +172,7 @@ class Plan:
                 fingerprint=str(d["fingerprint"]),
                 scope=scope,
                 refusals=tuple(str(r) for r in d.get("refusals", [])),
+                unmanaged=tuple(Unmanaged.from_dict(u) for u in d.get("unmanaged", [])),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInputError([Problem(file=file, message=f"not a plan file written by `plan --format json`: {exc}")]) from exc

@@ -1,19 +1,22 @@
 """The I/O half of planning: introspect the live tables in scope, let Postgres canonicalise and check the
 desired expressions, probe emptiness where a NOT NULL column needs it, then run the pure `diff`.
 
-Round trips do not depend on the number of tables: 4 catalog queries + 2 search_path toggles, one batch for
-expression canonicalisation (only when some spelling differs or defaults are new), one emptiness probe (only
-when needed).
+Round trips: 4 catalog queries + 2 search_path toggles, one emptiness probe (only when needed), one parse per
+distinct expression that may reach DDL (`exprcheck`: Postgres parses, nothing runs) and one EXPLAIN per
+expression whose spelling differs from the live one (and per live counterpart).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from migrate_assets.errors import Problem, SpecError
+from migrate_assets.errors import Problem, SpecError, UsageError
+from migrate_assets.schema import unmanaged
 from migrate_assets.schema.diff import (
     TableKey,
     diff,
@@ -22,17 +25,10 @@ from migrate_assets.schema.diff import (
     pending_predicates,
     tables_needing_row_check,
 )
-from migrate_assets.schema.introspect import (
-    Canonical,
-    canonicalize,
-    existing_schemas,
-    find_invalid,
-    introspect,
-    tables_with_rows,
-)
-from migrate_assets.schema.model import Column, Table, fingerprint, gc_paused
+from migrate_assets.schema.exprcheck import Expression, canonical_forms, check_expressions, relation_shape
+from migrate_assets.schema.introspect import Canonical, existing_schemas, introspect, tables_with_rows
+from migrate_assets.schema.model import Source, Table, fingerprint, gc_paused
 from migrate_assets.schema.plan import Plan, Scope
-from migrate_assets.schema.types import PgType
 
 INTERNAL_PREFIX = "migrate_assets_"
 
@@ -89,8 +85,9 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
         chosen = [t for t in desired if (t.key in in_scope if in_scope is not None else t.schema in scope.schemas)]
         opts = PlanOptions(opts.default_schema, opts.only_tables, scope.allow_drop_table, opts.ignore)
     live = live_tables(conn, scope, opts.ignore)
+    _check_wanted(desired, opts, live)
     todo = [t for t in chosen if not in_sync(t, live.get(t.key))]  # the rest plan nothing
-    canon = _canonical(conn, chosen, todo, live)
+    canon = _canonical(conn, todo, live)
     check = tables_needing_row_check(todo, live)
     nonempty = tables_with_rows(conn, check) if check else set()
     drops: list[TableKey] = []
@@ -100,53 +97,86 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     new_schemas = {t.schema for t in chosen if t.key not in live}
     missing = new_schemas - existing_schemas(conn, new_schemas) if new_schemas else set()
     res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing)
-    return Plan(tuple(res.changes), scope_fingerprint(live, scope), scope, tuple(res.refusals))
+    return Plan(tuple(res.changes), scope_fingerprint(live, scope), scope, tuple(res.refusals),
+                unmanaged.listing(chosen, live))
 
 
-def _canonical(
-    conn: psycopg.Connection, desired: Sequence[Table], todo: Sequence[Table], live: dict[TableKey, Table]
-) -> Canonical:
-    # every desired default is validated by Postgres the first time it is used (new table or column);
-    # unchanged ones whose text already matches the live spelling need no round trip, so only the tables
-    # in `todo` are looked at (an invalid default is still reported at every column of `desired` using it)
-    new_columns = {id(c) for c in _new_columns(todo, live)}
-    wanted: list[tuple[PgType, str]] = []
-    for c, needs in pending_defaults(todo, live):
-        if c.default is not None and (needs or id(c) in new_columns):
-            wanted.append((c.type, c.default))
-    preds = pending_predicates(todo, live)
-    if not wanted and not preds:
-        return Canonical({}, {})
-    try:
-        return canonicalize(conn, wanted, preds)
-    except psycopg.Error as exc:
-        bad = find_invalid(conn, wanted)
-        problems = []
-        for t, d, why in bad:
-            for tbl in desired:
-                for c in tbl.columns:
-                    if c.default == d and c.type == t:
-                        src = c.source
-                        problems.append(
-                            Problem(
-                                src.file if src else "<spec>",
-                                f"default {d!r} is not valid for type {t.render()}: {why}",
-                                (src.key + ".default") if src else "default",
-                                src.lineno if src else None,
-                            )
-                        )
-        if not problems:
-            problems.append(Problem("<spec>", f"an index predicate or default was rejected by Postgres: {exc}"))
-        raise SpecError(problems) from None
+def _check_wanted(desired: Sequence[Table], opts: PlanOptions, live: dict[TableKey, Table]) -> None:
+    """Every `--table` names a table of the specs (or, with --allow-drop-table, one the database has)."""
+    known = {t.key for t in desired} | (set(live) if opts.allow_drop_table else set())
+    unknown = [n for n in opts.only_tables if _qualify(n, opts.default_schema) not in known]
+    if unknown:
+        where = "the spec files or the database" if opts.allow_drop_table else "the spec files"
+        raise UsageError([Problem("<command line>", f"table {n!r} is not in {where}", "--table") for n in unknown])
 
 
-def _new_columns(desired: Sequence[Table], live: dict[TableKey, Table]) -> list[Column]:
-    out: list[Column] = []
-    for t in desired:
+def _canonical(conn: psycopg.Connection, todo: Sequence[Table], live: dict[TableKey, Table]) -> Canonical:
+    """Check every expression that may reach DDL, then get Postgres' reading of the ones whose spelling differs
+    from the live one (both sides, one statement each; `exprcheck` says how nothing is run)."""
+    check_tables(conn, todo)
+    pairs: list[tuple[Expression, Expression]] = []
+    for t in todo:
         lt = live.get(t.key)
         if lt is None:
-            out.extend(t.columns)
             continue
-        names = {c.name for c in lt.columns}
-        out.extend(c for c in t.columns if c.name not in names and not any(o in names for o in c.renamed_from))
-    return out
+        for c, needs in pending_defaults([t], live):
+            lc = lt.column(c.name) or next((x for o in c.renamed_from if (x := lt.column(o))), None)
+            if needs and c.default is not None and lc is not None and lc.default is not None:
+                typ = c.type.render()
+                pairs.append((Expression(c.default, "", "", type_sql=typ),
+                              Expression(lc.default, "", "", type_sql=typ)))
+    preds = pending_predicates(todo, live)
+    lwhere = {(k, ix.name): li.where for k, ix in preds for li in live[k].indexes if li.name == ix.name}
+    for key, ix in preds:
+        w, h = ix.where or "true", lwhere[(key, ix.name)] or "true"
+        rel = _shape(live[key], w + " " + h)
+        pairs.append((Expression(w, "", "", source=rel, predicate=True),
+                      Expression(h, "", "", source=rel, predicate=True)))
+    if not pairs:
+        return Canonical({}, {})
+    forms = canonical_forms(conn, [e for pair in pairs for e in pair])
+    out_d: dict[tuple[str, str], str] = {}
+    out_p: dict[tuple[str, str, str], str] = {}
+    for i, (want, have) in enumerate(pairs[: len(pairs) - len(preds)]):
+        a, b = forms[2 * i], forms[2 * i + 1]
+        assert want.type_sql is not None
+        if a is not None:
+            out_d[(want.type_sql, want.text)] = a
+        if b is not None:
+            out_d[(want.type_sql, have.text)] = b
+    for j, (key, ix) in enumerate(preds):
+        i = len(pairs) - len(preds) + j
+        a, b = forms[2 * i], forms[2 * i + 1]
+        same = a is not None and a == b
+        out_p[(key[0], key[1], ix.name)] = (lwhere[(key, ix.name)] or "") if same else (ix.where or "")
+    return Canonical(out_d, out_p)
+
+
+def check_tables(conn: psycopg.Connection, tables: Sequence[Table]) -> None:
+    """SpecError naming file, line and key of every default and index predicate of `tables` that is not one valid
+    expression (`exprcheck`: Postgres parses, nothing runs). Every path that turns a spec into DDL calls it."""
+    check: list[Expression] = []
+    for t in tables:
+        for c in t.columns:
+            if c.default is not None and not c.serial:
+                check.append(_located(c.default, c.source, "default", "default", type_sql=c.type.render()))
+        for ix in t.indexes:
+            if ix.where is not None:
+                check.append(_located(ix.where, ix.source, "where", "index predicate", source=_shape(t, ix.where),
+                                      predicate=True))
+    problems = check_expressions(conn, check)
+    if problems:
+        raise SpecError(problems)
+
+
+def _located(text: str, src: Source | None, key: str, label: str, **kw: Any) -> Expression:
+    if src is None:
+        return Expression(text, "<spec>", key, label=label, **kw)
+    return Expression(text, src.file, f"{src.key}.{key}" if src.key else key, src.lineno, label=label, **kw)
+
+
+def _shape(t: Table, text: str) -> sql.Composable:
+    """The columns of `t` as a relation for parsing its predicates (the table itself may not exist yet). Named
+    like the table only when the text may name it, so that tables of the same columns share one check."""
+    alias = t.name if t.name in text else "_ma"
+    return relation_shape([(c.name, c.type.render()) for c in t.columns], alias)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 Timeout = Literal["lock_timeout", "statement_timeout"]
 
@@ -73,6 +74,14 @@ def session_timeouts(
 def _given(lock_timeout: float | None, statement_timeout: float | None) -> dict[Timeout, float]:
     both: dict[Timeout, float | None] = {"lock_timeout": lock_timeout, "statement_timeout": statement_timeout}
     return {name: seconds for name, seconds in both.items() if seconds is not None}
+
+
+def read_only_options(dsn: str) -> str:
+    """The DSN's `options` plus `-c default_transaction_read_only=on`, for `psycopg.connect(options=…)`: every
+    transaction of the session starts READ ONLY, so Postgres refuses any write in it (plan, dry runs, status,
+    verify), whatever else the DSN sets. Raises psycopg.ProgrammingError for a DSN libpq cannot parse."""
+    given = conninfo_to_dict(dsn).get("options") or ""
+    return f"{given} -c default_transaction_read_only=on".strip()
 
 
 def lock_holders(conn: psycopg.Connection[Any], table: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -27,7 +28,8 @@ from migrate_assets.schema.model import (
     Table,
     default_index_name,
     gc_paused,
-    truncate_ident,
+    pkey_name,
+    unique_name,
 )
 from migrate_assets.schema.sqltext import check_expression
 from migrate_assets.schema.types import UnknownTypeError, parse_type
@@ -310,7 +312,7 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
             if pk:
                 pk_cols.append(col.name)
             if unique:
-                uniques.append(Constraint(truncate_ident(f"{tname}_{col.name}_key"), (col.name,)))
+                uniques.append(Constraint(unique_name(tname or "", (col.name,)), (col.name,)))
     table_pk = ctx.names(e, "primary_key")
     if table_pk:
         if pk_cols and [n for n, _ in table_pk] != pk_cols:
@@ -327,10 +329,12 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
     comment = ctx.text(e, "comment")
     if tname is None:
         return None
-    pkey = Constraint(truncate_ident(f"{tname}_pkey"), tuple(pk_cols)) if pk_cols else None
+    pkey = Constraint(pkey_name(tname), tuple(pk_cols)) if pk_cols else None
     # a UNIQUE on exactly the primary key columns is redundant; Postgres drops it at CREATE TABLE too
+    pk_unique = any(u.columns == tuple(pk_cols) for u in uniques)  # kept live if present (unmanaged.py)
     uniques = [u for u in uniques if u.columns != tuple(pk_cols)]
-    return Table(schema, tname, tuple(columns), pkey, tuple(uniques), tuple(indexes), comment, ctx.src(path))
+    return Table(schema, tname, tuple(columns), pkey, tuple(uniques), tuple(indexes), comment, ctx.src(path),
+                 pk_unique=pk_unique)
 
 
 def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list[Index]:
@@ -401,32 +405,73 @@ def _from_doc(doc: YamlDoc, default_schema: str) -> list[Table]:
     return tables
 
 
-_CACHE_VERSION = b"spec-data-v1"
+_CACHE_VERSION = b"spec-data-v2"
+
+
+def cache_key_file() -> Path:
+    """The per-user secret that signs spec cache entries: outside every project, so an entry that came with a
+    checkout (or was edited) is never taken for the parse of the file next to it."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "migrate-assets" / "spec-cache.key"
+
+
+def _cache_key() -> bytes | None:
+    path = cache_key_file()
+    try:
+        st = path.stat()
+        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+            return None  # not ours alone: no cache rather than a key others may know
+        key = path.read_bytes()
+        return key if len(key) >= 32 else None
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        key = os.urandom(32)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
+    except FileExistsError:  # another process made it first
+        return _cache_key()
+    except OSError:
+        return None
 
 
 def _read(path: Path, cache_dir: Path | None = None) -> YamlDoc:
-    """Parse one file; with `cache_dir`, parsed YAML data is reused by content hash (JSON files, no pickle),
-    so unchanged spec sets skip the YAML parser. Validation always runs on the data."""
+    """Parse one file; with `cache_dir`, parsed YAML data is reused (JSON files, no pickle), so unchanged spec
+    sets skip the YAML parser. An entry is used only when it names the file's current content hash and carries
+    a valid HMAC of that hash and the data under the user's key (`cache_key_file`); anything else is ignored and
+    the file parsed. Validation always runs on the data."""
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Problem(file=str(path), message=f"cannot read: {exc}")]) from exc
-    if cache_dir is None or text.lstrip()[:1] in ("[", "{"):
+    key = None if cache_dir is None or text.lstrip()[:1] in ("[", "{") else _cache_key()
+    if cache_dir is None or key is None:
         return parse_yaml_fast(text, str(path))
-    entry = cache_dir / (hashlib.sha256(_CACHE_VERSION + raw).hexdigest() + ".json")
+    digest = hashlib.sha256(_CACHE_VERSION + raw).hexdigest()
+    entry = cache_dir / (digest + ".json")
     try:
-        return doc_from_data(str(path), json.loads(entry.read_text(encoding="utf-8")), text)
-    except (OSError, ValueError):
+        stored = json.loads(entry.read_text(encoding="utf-8"))
+        dumped = stored["data"]
+        mac = hmac.new(key, (digest + "\n" + dumped).encode(), hashlib.sha256).hexdigest()
+        if stored["sha256"] == digest and hmac.compare_digest(str(stored["mac"]), mac):
+            return doc_from_data(str(path), json.loads(dumped), text)
+    except (OSError, ValueError, KeyError, TypeError):
         pass
     doc = parse_yaml_fast(text, str(path))
     if not doc.duplicates:
         try:
             dumped = json.dumps(doc.data)
             if json.loads(dumped) == doc.data:  # only plain JSON-able data is cached
+                mac = hmac.new(key, (digest + "\n" + dumped).encode(), hashlib.sha256).hexdigest()
                 cache_dir.mkdir(parents=True, exist_ok=True)
                 tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(dumped, encoding="utf-8")
+                tmp.write_text(json.dumps({"sha256": digest, "mac": mac, "data": dumped}), encoding="utf-8")
                 os.replace(tmp, entry)
         except (OSError, TypeError, ValueError):
             pass
@@ -452,7 +497,7 @@ def load_specs(
 ) -> list[Table]:
     """Load every spec file; all problems of all files (and duplicate tables across files) are raised at once.
 
-    `cache_dir` (optional) keeps parsed YAML data by content hash; see `_read`.
+    `cache_dir` (optional) keeps parsed YAML data by content hash, signed; see `_read`.
     """
     with gc_paused():
         return _load_specs(paths, default_schema, Path(cache_dir) if cache_dir is not None else None)

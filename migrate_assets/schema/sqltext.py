@@ -1,7 +1,10 @@
 """A small SQL expression checker and normaliser, used without a database.
 
 It catches what can be known offline (unbalanced quotes or brackets, statement separators, comments, dangling
-operators); Postgres re-checks each expression before apply. `normalize` gives a comparison form that lets
+operators). It is a first filter, not the guard: `exprcheck` has Postgres parse every expression before any of
+it is used (see there). The token rules follow Postgres' lexer where it matters for finding the end of a
+literal: identifiers may hold non-ASCII letters and `$`, and an operator never swallows the start of a comment
+(`+/*` is `+` then a comment, as Postgres reads it). `normalize` gives a comparison form that lets
 the common spellings of the same default (`'x'` vs `'x'::text`, extra parentheses, case of keywords) match
 without a round trip.
 """
@@ -11,9 +14,10 @@ from __future__ import annotations
 import functools
 import re
 
-_DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+_DOLLAR = re.compile(r"\$([A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
 _TOKEN = re.compile(
-    r"[A-Za-z_][A-Za-z0-9_$]*|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|::|[-+*/<>=~!@#%^&|`?]+|."
+    r"[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?"
+    r"|::|(?:(?!--|/\*)[-+*/<>=~!@#%^&|`?])+|."
 )
 
 
@@ -84,9 +88,14 @@ def tokens(expr: str) -> list[str]:
 _OPEN = {"(": ")", "[": "]"}
 
 
+#: words that open a subquery right after `(`; Postgres refuses subqueries in defaults and index predicates
+_SUBQUERY = frozenset({"select", "values", "table", "with"})
+
+
 @functools.lru_cache(maxsize=4096)
-def check_expression(expr: str) -> str | None:
-    """Why `expr` cannot be an SQL expression, or None when it looks like one."""
+def check_expression(expr: str, subqueries: bool = False) -> str | None:
+    """Why `expr` cannot be one SQL expression, or None when it looks like one (`subqueries`: may contain
+    `(SELECT …)`, as an UPDATE's value may; a default or an index predicate may not)."""
     if not expr.strip():
         return "expression is empty"
     try:
@@ -96,6 +105,8 @@ def check_expression(expr: str) -> str | None:
     stack: list[str] = []
     prev = ""
     for t in toks:
+        if not subqueries and prev == "(" and t.lower() in _SUBQUERY:
+            return f"a subquery ({t} …) is not allowed here"
         if t in _OPEN:
             stack.append(_OPEN[t])
         elif t in (")", "]"):

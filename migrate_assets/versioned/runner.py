@@ -123,6 +123,7 @@ class MigrationRunner:
         """A connection for read-only work (status, dry runs): no lock, nothing created."""
         conn = self._connect()
         try:
+            conn.execute("SET default_transaction_read_only = on")  # whatever runs on it cannot write
             set_timeouts(conn, local=False, statement_timeout=self.statement_timeout)
             yield conn
         finally:

@@ -104,7 +104,7 @@ def test_abort_cli_and_text_output(setup: tuple[Path, Path, str], capsys: pytest
     [
         (
             'table: items\noperations:\n  - change_type: {column: amount, to_type: bigint, up: "amount +"}\n',
-            "change.yaml:3: operations[0].change_type.up: invalid expression 'amount +': syntax error",
+            "change.yaml:3: operations[0].change_type.up: invalid expression 'amount +': expression ends with '+'",
         ),
         (
             "table: items\noperations:\n  - drop_colum: {column: note}\n",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import psycopg
 
 from migrate_assets.config import load_config
 from migrate_assets.evolution import run as evo
@@ -11,7 +15,9 @@ from migrate_assets.evolution.actions import Bounds
 from migrate_assets.evolution.store import StepState
 from migrate_assets.expand.changefile import parse_change_text
 from migrate_assets.resources import project
-from tests.pipeline import Pipeline
+from tests.cdc import poll_until
+from tests.pipeline import ADD_NOTE, Pipeline, change_file
+from tests.support import cli_argv
 
 
 def run_evolve(p: Pipeline, change: str, at: str | None = None, fault: Callable[[], None] | None = None,
@@ -37,3 +43,35 @@ def run_evolve(p: Pipeline, change: str, at: str | None = None, fault: Callable[
     if at:
         assert fired == [at], f"the fault at {at} never fired"
     return evo.result_dict(rec)
+
+
+def run_steps(dsn: str) -> dict[str, dict[str, str]]:
+    """Every stored run's step states (run id → step id → status), {} before the first run."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass('public.migrate_assets_evolutions')").fetchone()
+        if not exists or exists[0] is None:
+            return {}
+        rows = conn.execute("SELECT run_id, steps FROM migrate_assets_evolutions").fetchall()
+    return {str(r): {s["id"]: s["status"] for s in steps} for r, steps in rows}
+
+
+@contextmanager
+def evolve_held_in_ddl(p: Pipeline, *args: str, fmt: str | None = "json") -> Iterator[tuple[subprocess.Popen[str],
+                                                                                          str]]:
+    """A real `migrate-assets evolve` process held inside its DDL step (the table locked by another session, so
+    the DDL retries its lock timeout) once the lakehouse step is saved as done: (process, run id). The lock is
+    released when the block ends; the process is left to the caller (signal it, kill it, or wait for it)."""
+    holder = psycopg.connect(p.dsn)
+    holder.execute("SELECT count(*) FROM public.customers")  # ACCESS SHARE until the transaction ends
+    proc = subprocess.Popen(cli_argv("evolve", str(change_file(p.tmp, ADD_NOTE)), *args, config=p.config_path,
+                                     fmt=fmt), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def in_ddl() -> str | None:
+        return next((r for r, st in run_steps(p.dsn).items()
+                     if st.get("lakehouse") == "done" and st.get("ddl") == "running"), None)
+
+    try:
+        yield proc, poll_until(in_ddl, 60, "the lakehouse step done and the DDL step running", 0.05)
+    finally:
+        holder.rollback()
+        holder.close()

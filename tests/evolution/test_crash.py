@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 
 import psycopg
 import pytest
 
-from tests.cdc import poll_until
-from tests.pipeline import ADD_NOTE, Pipeline, change_file
-from tests.support import CliResult, cli_argv, run_cli_process
+from tests.evolution.faults import evolve_held_in_ddl
+from tests.pipeline import Pipeline
+from tests.support import CliResult, run_cli_process
 
 # many quick lock-timeout retries keep the DDL step busy long enough to be killed in it
 pytestmark = pytest.mark.pipeline(settings={"retries": {"attempts": 50, "backoff": "0.1s", "max_backoff": "0.2s"},
@@ -25,29 +24,9 @@ def cli(p: Pipeline, *args: str) -> CliResult:
 
 def kill_after_lakehouse(p: Pipeline) -> str:
     """Start evolve with the table locked, kill -9 it once the lakehouse step is persisted as done."""
-    holder = psycopg.connect(p.dsn)
-    holder.execute("SELECT count(*) FROM public.customers")
-    proc = subprocess.Popen(cli_argv("evolve", str(change_file(p.tmp, ADD_NOTE)), config=p.config_path),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def lakehouse_done() -> str | None:
-        with psycopg.connect(p.dsn, autocommit=True) as conn:
-            exists = conn.execute("SELECT to_regclass('public.migrate_assets_evolutions')").fetchone()
-            if not exists or exists[0] is None:
-                return None
-            for run_id, steps in conn.execute("SELECT run_id, steps FROM migrate_assets_evolutions").fetchall():
-                st = {s["id"]: s["status"] for s in steps}
-                if st.get("lakehouse") == "done" and st.get("ddl") == "running":
-                    return str(run_id)
-        return None
-
-    try:
-        run_id = poll_until(lakehouse_done, 60, "the lakehouse step to be done and the DDL step running", 0.05)
+    with evolve_held_in_ddl(p, fmt=None) as (proc, run_id):
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        holder.rollback()
-        holder.close()
+        proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL
     return run_id
 

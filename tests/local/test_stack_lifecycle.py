@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import httpx
@@ -32,7 +33,8 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(tmp_path: Path) -> None:
         # the PostgreSQL password is in the 0600 config, never in what `stack up` prints
         password = str(conninfo_to_dict(yaml.safe_load(cfg)["database"]["dsn"])["password"])
         assert password and password not in first.out + first.err
-        assert up1["urls"]["postgres"].startswith("postgresql://postgres:***@127.0.0.1:")
+        shown = up1["urls"]["postgres"]
+        assert shown.startswith("postgresql://postgres:") and "@127.0.0.1:" in shown and password not in shown
 
         second = cli("--format", "json", "stack", "up", "--state-dir", str(state))
         assert second.code == 0, second.err
@@ -57,6 +59,16 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(tmp_path: Path) -> None:
         assert after["broker"]["pid"] != pids["broker"]
         assert after["postgres"]["pid"] == pids["postgres"]
         pids["broker"] = after["broker"]["pid"]
+
+        # PostgreSQL killed outright (a hung shutdown ended with SIGKILL) leaves its postmaster.pid behind
+        os.kill(pids["postgres"], signal.SIGKILL)
+        poll_until(lambda: not procs.pid_alive(pids["postgres"]), 10, "the postmaster gone")
+        assert (Path(after["postgres"]["datadir"]) / "postmaster.pid").exists()
+        fourth = cli("--format", "json", "stack", "up", "--state-dir", str(state))
+        assert fourth.code == 0, fourth.err
+        assert json.loads(fourth.out)["start_seconds"]["broker"] == 0.0  # only postgres was started again
+        pids["postgres"] = json.loads((state / "stack.json").read_text())["parts"]["postgres"]["pid"]
+        assert cli("stack", "status", "--state-dir", str(state)).code == 0
     finally:
         down = cli("stack", "down", "--state-dir", str(state))
     assert down.code == 0, down.err

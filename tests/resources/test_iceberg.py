@@ -180,11 +180,14 @@ def test_restore_schema_is_refused_once_a_snapshot_was_committed_since(
     s0 = lake.state(table_id)
     assert s0 is not None
     s1 = lake.apply(table_id, (IcebergOp("promote", "id", "long"),), expected_schema_id=s0.schema_id)
+    with pytest.raises(TransientError, match="concurrent"):  # main is not where the caller read it
+        lake.restore_schema(table_id, s0.schema_id, s1.schema_id, None)
+    assert lake.state(table_id) == s1
     _append(lake, table_id, [2**40])  # a value the old `int` schema could not read
     s2 = lake.state(table_id)
     assert s2 is not None and s2.snapshot_id != s0.snapshot_id
-    with pytest.raises(TransientError, match="concurrent"):
-        lake.restore_schema(table_id, s0.schema_id, s1.schema_id, s0.snapshot_id)
+    with pytest.raises(InvalidLakehouseUpdateError, match=f"written with schema id {s1.schema_id}"):
+        lake.restore_schema(table_id, s0.schema_id, s1.schema_id, s2.snapshot_id)
     assert lake.state(table_id) == s2  # nothing moved: schema, snapshot, rows
     assert lake.count_values(table_id) == 3
     with pytest.raises(InvalidLakehouseUpdateError, match="schema id 42"):

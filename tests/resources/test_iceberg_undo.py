@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from migrate_assets.errors import DataLossRefused, InvalidLakehouseUpdateError
+from migrate_assets.errors import DataLossRefused, InvalidLakehouseUpdateError, TransientError
 from migrate_assets.evolution.actions import CreateIcebergTable, IcebergUpdate, RunContext
 from migrate_assets.evolution.layers import IcebergOp
 from migrate_assets.resources import IcebergLakehouse, PostgresSource
@@ -168,3 +168,21 @@ def test_a_probed_result_naming_a_snapshot_written_in_the_new_shape_is_not_taken
     with pytest.raises(InvalidLakehouseUpdateError, match=f"written with schema id {mid.schema_id}"):
         lake.restore_schema(ident, before.schema_id, mid.schema_id, mid.snapshot_id)
     assert lake.state(ident) == mid
+
+
+def test_an_inverse_update_does_not_commit_over_rows_appended_after_its_probe(
+    lake: IcebergLakehouse, ident: str
+) -> None:
+    """The undo probes the column, then commits the delete requiring main where the probe saw it: a sink's append
+    in between fails the commit (TransientError: the saga retries, and the retry probes the new rows)."""
+    st = lake.state(ident)
+    assert st is not None
+    added = lake.apply(ident, (IcebergOp("add_column", "note", "string"),), st.schema_id)
+    _append(lake, ident, {"id": [3]})
+    probed = lake.state(ident)
+    assert probed is not None and lake.count_values(ident, "note") == 0
+    _append(lake, ident, {"id": [4], "note": ["late"]})  # after the probe
+    newest = lake.state(ident)
+    with pytest.raises(TransientError, match="concurrent"):
+        lake.apply(ident, (IcebergOp("delete", "note"),), added.schema_id, probed.snapshot_id)
+    assert lake.state(ident) == newest and lake.count_values(ident, "note") == 1

@@ -9,7 +9,7 @@ import psycopg
 from migrate_assets.schema.introspect import introspect
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.types import PgType
-from tests.schema.helpers import converge, execute, plan
+from tests.schema.helpers import converge, execute, plan, scalar
 
 
 def only_table(dsn: str, *statements: str) -> Table:
@@ -71,15 +71,14 @@ def test_constraints_are_not_indexes_and_opaque_indexes_stay_whole(fresh_dsn: st
     assert [c.type for c in t.columns] == [PgType("integer"), PgType("text"), PgType("integer"), PgType("integer")]
 
 
-def test_spec_without_opaque_indexes_plans_drops_with_whole_definition_as_inverse(fresh_dsn: str) -> None:
+def test_spec_without_opaque_indexes_keeps_them_and_lists_them_as_unmanaged(fresh_dsn: str) -> None:
     execute(fresh_dsn, "CREATE TABLE t (id int PRIMARY KEY, email text)", "CREATE INDEX t_lower ON t (lower(email)) WHERE email <> ''")
     spec = "table: t\ncolumns: [{name: id, type: int, primary_key: true}, {name: email, type: text, nullable: true}]\n"
-    (c,) = plan(fresh_dsn, spec).changes
-    assert c.kind == "drop_index" and not c.transactional
-    assert c.inverse_sql == ("CREATE INDEX CONCURRENTLY t_lower ON public.t USING btree (lower(email)) WHERE (email <> ''::text)",)
+    p = plan(fresh_dsn, spec)
+    assert p.empty  # the spec cannot express an expression index, so it never drops one (issue 14)
+    assert [(u.kind, u.name, u.reason) for u in p.unmanaged] == [("index", "t_lower", "expression")]
     converge(fresh_dsn, spec)
-    execute(fresh_dsn, c.inverse_sql[0])  # the inverse really recreates it
-    assert [x.kind for x in plan(fresh_dsn, spec).changes] == ["drop_index"]
+    assert scalar(fresh_dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 't_lower'") == 1
 
 
 def test_partial_index_written_differently_is_no_change(fresh_dsn: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,31 @@ def test_parsed_data_cache_keeps_results_and_error_lines(tmp_path: Path) -> None
     (specs / "b.yaml").unlink()
     first = load_specs([specs], cache_dir=cache)
     assert first == load_specs([specs]) and first[0].columns[0].name == "a"
+
+
+def test_a_cache_entry_is_used_only_when_signed_for_the_files_content(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache entry shipped with a checkout or edited in place (same name, other data) is ignored: the file is
+    parsed again. Entries are signed with a per-user key kept outside the project."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    specs, cache = tmp_path / "specs", tmp_path / "cache"
+    specs.mkdir()
+    (specs / "a.yaml").write_text("table: t\ncolumns:\n  - {name: a, type: int, default: '1'}\n")
+    assert load_specs([specs], cache_dir=cache)[0].columns[0].default == "1"
+    (entry,) = cache.glob("*.json")
+    stored = json.loads(entry.read_text())
+    evil = json.loads(stored["data"])
+    evil["columns"][0]["default"] = "2"
+    entry.write_text(json.dumps({**stored, "data": json.dumps(evil)}))  # edited data, old signature
+    assert load_specs([specs], cache_dir=cache)[0].columns[0].default == "1"
+    entry.write_text(json.dumps({"data": evil}))  # the old unsigned form
+    assert load_specs([specs], cache_dir=cache)[0].columns[0].default == "1"
+    key = tmp_path / "xdg" / "migrate-assets" / "spec-cache.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    key.chmod(0o644)  # a key others can read signs nothing: no cache at all
+    entry.unlink()
+    assert load_specs([specs], cache_dir=cache)[0].columns[0].default == "1"
+    assert not list(cache.glob("*.json"))
 
 
 def test_a_column_repeated_across_tables_is_checked_by_value_and_kind() -> None:

@@ -20,9 +20,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import compat
-from .errors import INVALID_VERSION, STORE_ERROR, UNPROCESSABLE_ENTITY, RegistryError
+from .errors import (
+    INVALID_SCHEMA,
+    INVALID_SUBJECT,
+    INVALID_VERSION,
+    STORE_ERROR,
+    UNPROCESSABLE_ENTITY,
+    RegistryError,
+)
 from .limits import Limits, too_large
 from .store import LATEST, Store
 
@@ -65,6 +73,46 @@ def _version(raw: str) -> int | None:
     return number
 
 
+def _page(request: Request, items: list[T]) -> list[T]:
+    """`offset` and `limit` as Confluent reads them: limit -1 (the default) or 0 means all."""
+    try:
+        offset = int(request.query_params.get("offset", "0"))
+        limit = int(request.query_params.get("limit", "-1"))
+    except ValueError as exc:
+        raise RegistryError(UNPROCESSABLE_ENTITY, f"offset and limit must be whole numbers: {exc}") from exc
+    offset = max(offset, 0)
+    return items[offset:] if limit <= 0 else items[offset:offset + limit]
+
+
+def _valid_subject(subject: str) -> str:
+    """Confluent's rule: not empty, no control character (one would also split the log line)."""
+    if not subject or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in subject):
+        raise RegistryError(INVALID_SUBJECT, f"The specified subject is not valid: {subject!r}")
+    return subject
+
+
+def _optional_int(body: dict[str, Any], name: str, unset: tuple[int, ...]) -> int | None:
+    value = body.get(name)
+    if value is None or value in unset:
+        return None
+    if type(value) is not int or value < 1:
+        raise RegistryError(UNPROCESSABLE_ENTITY, f'"{name}" must be a whole number of at least 1, got {value!r}')
+    return value
+
+
+class _NoTrailingSlash:
+    """`/x/` is `/x` (the Java client sends `.../versions/` for "all versions"): no 307 round trip."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": None}
+        await self.app(scope, receive, send)
+
+
 async def _read_capped(request: Request, limits: Limits) -> bytes:
     """The body, or 413 once it passes `max_body_bytes` (by its Content-Length or as it streams in). The
     rest of an oversized body is read and dropped (up to a bound) so the client gets the answer rather than
@@ -100,18 +148,22 @@ async def _body(request: Request, limits: Limits) -> dict[str, Any]:
     return body
 
 
-async def _schema(request: Request, limits: Limits) -> compat.ParsedSchema:
-    body = await _body(request, limits)
-    if "schema" not in body:
-        raise RegistryError(UNPROCESSABLE_ENTITY, 'Request body has no "schema" field')
-    schema_type = body.get("schemaType")
-    return await run_in_threadpool(compat.parse, body["schema"], schema_type, body.get("references"), limits)
-
-
-def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits | None = None) -> Starlette:
+def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits | None = None) -> ASGIApp:
     """The registry app, its state in the SQLite file `db_path` (created if absent)."""
     store = Store(db_path, busy_timeout)
     limits = limits or Limits()
+
+    async def schema_body(request: Request) -> tuple[compat.ParsedSchema, dict[str, Any]]:
+        body = await _body(request, limits)
+        if "schema" not in body:
+            raise RegistryError(UNPROCESSABLE_ENTITY, 'Request body has no "schema" field')
+        parsed = await run_in_threadpool(
+            store.parse, body["schema"], body.get("schemaType"), body.get("references"), limits
+        )
+        return parsed, body
+
+    async def _schema(request: Request, limits: Limits) -> compat.ParsedSchema:
+        return (await schema_body(request))[0]
 
     async def call(fn: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(fn, *args)
@@ -122,23 +174,37 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
     async def root(request: Request) -> Response:
         return ok({})
 
+    def deleted_only(request: Request) -> bool:
+        """Confluent's `deletedOnly`; the Python client's `deleted_only` too."""
+        return _flag(request, "deletedOnly") or _flag(request, "deleted_only")
+
     async def list_subjects(request: Request) -> Response:
         prefix = request.query_params.get("subjectPrefix", "")
-        return ok(
-            await call(store.subjects, _flag(request, "deleted"), _flag(request, "deleted_only"), prefix)
-        )
+        found = await call(store.subjects, _flag(request, "deleted"), deleted_only(request), prefix)
+        return ok(_page(request, found))
 
     async def list_versions(request: Request) -> Response:
         subject = request.path_params["subject"]
-        return ok(
-            await call(store.versions, subject, _flag(request, "deleted"), _flag(request, "deleted_only"))
+        found = await call(store.versions, subject, _flag(request, "deleted"), deleted_only(request))
+        return ok(_page(request, found))
+
+    async def list_schemas(request: Request) -> Response:
+        rows = await call(
+            store.all_versions, request.query_params.get("subjectPrefix", ""), _flag(request, "deleted"),
+            _flag(request, "latestOnly"),
         )
+        return ok(_page(request, [r.to_json() for r in rows]))
+
+    async def contexts(request: Request) -> Response:
+        return ok(["."])  # only the default context: subjects named ":.ctx:..." are plain subjects here
 
     async def register(request: Request) -> Response:
-        subject = request.path_params["subject"]
-        parsed = await _schema(request, limits)
-        row = await call(store.register, subject, parsed, _flag(request, "normalize"))
-        log.info("registered subject=%s version=%s id=%s", subject, row.version, row.id)
+        subject = _valid_subject(request.path_params["subject"])
+        parsed, body = await schema_body(request)
+        schema_id = _optional_int(body, "id", (-1, 0))
+        version = _optional_int(body, "version", (-1, 0))
+        row = await call(store.register, subject, parsed, _flag(request, "normalize"), schema_id, version)
+        log.info("registered subject=%r version=%s id=%s", subject, row.version, row.id)
         # exactly what Confluent 7.0 answers: the Java client of that line may not ignore unknown keys
         return ok({"id": row.id})
 
@@ -153,8 +219,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
 
     async def referenced_by(request: Request) -> Response:
         subject, version = request.path_params["subject"], _version(request.path_params["version"])
-        await call(store.version, subject, version, False)
-        return ok([])
+        return ok(_page(request, await call(store.referenced_by, subject, version)))
 
     async def delete_version(request: Request) -> Response:
         subject, version = request.path_params["subject"], _version(request.path_params["version"])
@@ -173,30 +238,38 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         return ok(await call(store.delete_subject, subject, _flag(request, "permanent")))
 
     async def schema_types(request: Request) -> Response:
-        return ok(["AVRO"])
+        return ok(list(compat.SCHEMA_TYPES))
 
     async def schema_by_id(request: Request) -> Response:
-        return ok({"schema": await call(store.schema_by_id, request.path_params["id"])})
+        return ok(await call(store.schema_by_id, request.path_params["id"], _flag(request, "fetchMaxId")))
 
     async def raw_schema_by_id(request: Request) -> Response:
-        return Response(await call(store.schema_by_id, request.path_params["id"]), media_type=MEDIA_TYPE)
+        body = await call(store.schema_by_id, request.path_params["id"])
+        return Response(str(body["schema"]), media_type=MEDIA_TYPE)
 
     async def schema_versions(request: Request) -> Response:
         pairs = await call(store.schema_versions, request.path_params["id"], _flag(request, "deleted"))
-        return ok([{"subject": s, "version": v} for s, v in pairs])
+        return ok(_page(request, [{"subject": s, "version": v} for s, v in pairs]))
 
     async def schema_subjects(request: Request) -> Response:
         pairs = await call(store.schema_versions, request.path_params["id"], _flag(request, "deleted"))
-        return ok(sorted({s for s, _ in pairs}))
+        return ok(_page(request, sorted({s for s, _ in pairs})))
 
     async def test_compatibility(request: Request) -> Response:
         subject = request.path_params["subject"]
         raw_version = request.path_params.get("version")
         version = None if raw_version is None else _version(raw_version)
-        parsed = await _schema(request, limits)
-        messages = await call(store.test_compatibility, subject, parsed, version, raw_version is None)
+        verbose = _flag(request, "verbose")
+        try:
+            parsed = await _schema(request, limits)
+            messages = await call(store.test_compatibility, subject, parsed, version, raw_version is None)
+        except RegistryError as exc:
+            # Confluent: with verbose, an invalid schema is an answer (not compatible, and why), not an error
+            if not (verbose and exc.error_code == INVALID_SCHEMA):
+                raise
+            messages = [exc.message]
         answer: dict[str, Any] = {"is_compatible": not messages}
-        if _flag(request, "verbose"):
+        if verbose:
             answer["messages"] = messages
         return ok(answer)
 
@@ -207,12 +280,22 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
             return ok({"compatibilityLevel": level})
         if request.method == "DELETE":
             return ok({"compatibilityLevel": await call(store.delete_level, subject)})
+        if subject is not None:
+            _valid_subject(subject)
         level = compat.check_level((await _body(request, limits)).get("compatibility"))
         await call(store.set_level, subject, level)
         return ok({"compatibility": level})
 
     async def mode(request: Request) -> Response:
-        return ok({"mode": "READWRITE"})
+        subject = request.path_params.get("subject")
+        if request.method == "GET":
+            return ok({"mode": await call(store.mode, subject, _flag(request, "defaultToGlobal"))})
+        if request.method == "DELETE":
+            return ok({"mode": await call(store.delete_mode, subject)})
+        if subject is not None:
+            _valid_subject(subject)
+        wanted = (await _body(request, limits)).get("mode")
+        return ok({"mode": await call(store.set_mode, subject, wanted, _flag(request, "force"))})
 
     routes = [
         Route("/", root),
@@ -225,6 +308,8 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         Route("/subjects/{subject}/versions/{version}/referencedby", referenced_by),
         Route("/subjects/{subject}", lookup, methods=["POST"]),
         Route("/subjects/{subject}", delete_subject, methods=["DELETE"]),
+        Route("/schemas", list_schemas, methods=["GET"]),
+        Route("/contexts", contexts, methods=["GET"]),
         Route("/schemas/types", schema_types),
         Route("/schemas/ids/{id:int}", schema_by_id),
         Route("/schemas/ids/{id:int}/schema", raw_schema_by_id),
@@ -234,8 +319,8 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         Route("/compatibility/subjects/{subject}/versions/{version}", test_compatibility, methods=["POST"]),
         Route("/config", config, methods=["GET", "PUT", "DELETE"]),
         Route("/config/{subject}", config, methods=["GET", "PUT", "DELETE"]),
-        Route("/mode", mode, methods=["GET"]),
-        Route("/mode/{subject}", mode, methods=["GET"]),
+        Route("/mode", mode, methods=["GET", "PUT", "DELETE"]),
+        Route("/mode/{subject}", mode, methods=["GET", "PUT", "DELETE"]),
     ]
 
     async def on_registry_error(request: Request, exc: Exception) -> Response:
@@ -255,7 +340,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         yield
         store.close()
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers={
             RegistryError: on_registry_error,
@@ -264,3 +349,4 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         },
         lifespan=lifespan,
     )
+    return _NoTrailingSlash(app)

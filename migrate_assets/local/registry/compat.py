@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
+import avro.name
 import avro.schema
 import fastavro
 from avro.compatibility import (
@@ -46,57 +48,143 @@ def check_level(value: object) -> str:
     )
 
 
+#: what `/schemas/types` lists; JSON and PROTOBUF are stored and served, their compatibility is not checked
+SCHEMA_TYPES = ("AVRO", "JSON", "PROTOBUF")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One entry of a request's `references`: the type `name` is defined by `subject` at `version`."""
+
+    name: str
+    subject: str
+    version: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "subject": self.subject, "version": self.version}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A referenced schema, its own references already resolved (dependencies come first in a list)."""
+
+    text: str
+    schema_type: str
+
+
 @dataclass(frozen=True)
 class ParsedSchema:
     """A validated schema with the two identity keys the store compares on.
 
     `key` ignores whitespace and attribute order (what Confluent does without `normalize`, since it compares
-    re-serialized schemas); `normalized` also sorts every object's keys, for `normalize=true`.
+    re-serialized schemas); `normalized` also sorts every object's keys, for `normalize=true`. Both include
+    the type and the references, so the same text with other references is another schema. `parsed` is the
+    Avro schema with every referenced type inlined (None for JSON and PROTOBUF).
     """
 
     text: str
-    parsed: avro.schema.Schema
+    parsed: avro.schema.Schema | None
     key: str
     normalized: str
+    schema_type: str = "AVRO"
+    references: tuple[Reference, ...] = ()
 
 
 def _sorted_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def parse(text: object, schema_type: object = None, references: object = None,
-          limits: Limits = DEFAULT_LIMITS) -> ParsedSchema:
-    """Validate a schema as received in a request body; any problem is a 42201 naming the cause. Nesting and
-    size are checked first (`limits`), so a pathological schema is refused before any parser sees it."""
-    if schema_type is not None and str(schema_type).upper() != "AVRO":
-        raise RegistryError(
-            INVALID_SCHEMA, f"Unsupported schemaType {schema_type!r}: this registry only supports AVRO"
+def schema_type_of(value: object) -> str:
+    """The canonical type name; absent means AVRO; anything unknown is 42201 as with Confluent."""
+    if value is None:
+        return "AVRO"
+    if isinstance(value, str) and value.upper() in SCHEMA_TYPES:
+        return value.upper()
+    raise RegistryError(INVALID_SCHEMA, f"Invalid schemaType {value!r}: expected one of {', '.join(SCHEMA_TYPES)}")
+
+
+def references_of(value: object) -> tuple[Reference, ...]:
+    """A request's `references`, checked field by field (42201 naming the entry and what was expected)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise RegistryError(INVALID_SCHEMA, "Invalid schema: references must be a list")
+    refs = []
+    for n, item in enumerate(value):
+        ok = (
+            isinstance(item, dict)
+            and isinstance(item.get("name"), str) and item["name"]
+            and isinstance(item.get("subject"), str) and item["subject"]
+            and type(item.get("version")) is int and item["version"] >= -1 and item["version"] != 0
         )
-    if references not in (None, []):
-        raise RegistryError(INVALID_SCHEMA, "Schema references are not supported by this registry")
+        if not ok:
+            raise RegistryError(
+                INVALID_SCHEMA,
+                f"Invalid schema: references[{n}] needs a non-empty name and subject and a version "
+                "(a number of at least 1, or -1 for the latest)",
+            )
+        refs.append(Reference(item["name"], item["subject"], item["version"]))
+    return tuple(refs)
+
+
+def parse(text: object, schema_type: object = None, references: object = None,
+          limits: Limits = DEFAULT_LIMITS, resolved: list[Resolved] | None = None) -> ParsedSchema:
+    """Validate a schema as received in a request body; any problem is a 42201 naming the cause. Nesting and
+    size are checked first (`limits`), so a pathological schema is refused before any parser sees it.
+    `resolved`: the referenced schemas (dependencies first), as the store found them for `references`."""
+    kind = schema_type_of(schema_type)
+    refs = references_of(references)
     if not isinstance(text, str) or not text.strip():
         raise RegistryError(INVALID_SCHEMA, "Invalid schema: empty or not a string")
     check_schema_depth(text, limits)
+    ref_key = _sorted_json([r.to_json() for r in refs]) if refs else ""
+    if kind == "PROTOBUF":
+        # stored as given: this registry has no Protobuf parser (documented as not supported)
+        key = "PROTOBUF|" + " ".join(text.split()) + ref_key
+        return ParsedSchema(text, None, key, key, kind, refs)
     try:
         as_json = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise RegistryError(INVALID_SCHEMA, f"Invalid schema: not JSON: {exc}") from exc
     check_schema_size(as_json, limits)
-    try:
-        parsed = avro.schema.parse(text)
-    except Exception as exc:  # the avro package raises several unrelated exception types
-        raise RegistryError(INVALID_SCHEMA, f"Invalid schema (avro): {exc}") from exc
-    try:
-        fastavro.parse_schema(as_json, _write_hint=False)
-    except Exception as exc:  # fastavro likewise
-        raise RegistryError(INVALID_SCHEMA, f"Invalid schema (fastavro): {exc}") from exc
+    if kind == "JSON":
+        if not isinstance(as_json, (dict, bool)):
+            raise RegistryError(INVALID_SCHEMA, "Invalid schema: a JSON Schema is an object or a boolean")
+        key = "JSON|" + json.dumps(as_json, separators=(",", ":")) + ref_key
+        return ParsedSchema(text, None, key, "JSON|" + _sorted_json(as_json) + ref_key, kind, refs)
+    parsed = _parse_avro(as_json, text, resolved or [])
     full = parsed.to_json()
     return ParsedSchema(
         text=text,
         parsed=parsed,
-        key=json.dumps(full, separators=(",", ":")),
-        normalized=_sorted_json(full),
+        key=json.dumps(full, separators=(",", ":")) + ref_key,
+        normalized=_sorted_json(full) + ref_key,
+        references=refs,
     )
+
+
+def _parse_avro(as_json: Any, text: str, resolved: list[Resolved]) -> avro.schema.Schema:
+    """Both parsers, the referenced types defined first in each, so names resolve as Confluent's do."""
+    names = avro.name.Names()
+    named: dict[str, Any] = {}
+    for ref in resolved:
+        if ref.schema_type != "AVRO":
+            raise RegistryError(INVALID_SCHEMA, f"Invalid schema: an Avro schema cannot reference a {ref.schema_type} schema")
+        try:
+            ref_json = json.loads(ref.text)
+            avro.schema.make_avsc_object(ref_json, names)
+            fastavro.parse_schema(ref_json, named_schemas=named, _write_hint=False)
+        except Exception as exc:  # both parsers raise several unrelated exception types
+            raise RegistryError(INVALID_SCHEMA, f"Invalid schema: a referenced schema does not parse with the others: {exc}") from exc
+    try:
+        parsed = avro.schema.make_avsc_object(as_json, names)
+    except Exception as exc:  # the avro package raises several unrelated exception types
+        raise RegistryError(INVALID_SCHEMA, f"Invalid schema (avro): {exc}") from exc
+    try:
+        fastavro.parse_schema(as_json, named_schemas=named, _write_hint=False)
+    except Exception as exc:  # fastavro likewise
+        raise RegistryError(INVALID_SCHEMA, f"Invalid schema (fastavro): {exc}") from exc
+    return parsed
 
 
 _HINTS = {
@@ -121,18 +209,29 @@ def _describe(result: SchemaCompatibilityResult, direction: str, version: int) -
     )
 
 
-def check(new: ParsedSchema, old: avro.schema.Schema, old_version: int, level: str) -> list[str]:
+def check(new: ParsedSchema, old: ParsedSchema, old_version: int, level: str) -> list[str]:
     """Messages explaining why `new` may not follow `old` under `level`; empty when compatible.
 
     BACKWARD: consumers on the new schema read old data (new = reader). FORWARD: consumers on the old
     schema read new data (old = reader). FULL: both. The transitive part is the caller's job (which versions).
     """
+    if new.schema_type != old.schema_type:
+        return [
+            f"{{errorType:'SCHEMA_TYPE_MISMATCH', description:'version {old_version} is a {old.schema_type} "
+            f"schema, the new one is {new.schema_type}', location:'/'}}"
+        ]
+    if new.parsed is None or old.parsed is None:
+        raise RegistryError(
+            INVALID_SCHEMA,
+            f"Compatibility rules for {new.schema_type} schemas are not implemented by this registry: "
+            "set the subject's level to NONE to keep more than one version",
+        )
     base = level.removesuffix("_TRANSITIVE")
     pairs: list[tuple[str, avro.schema.Schema, avro.schema.Schema]] = []
     if base in ("BACKWARD", "FULL"):
-        pairs.append(("BACKWARD (new schema reads old data)", new.parsed, old))
+        pairs.append(("BACKWARD (new schema reads old data)", new.parsed, old.parsed))
     if base in ("FORWARD", "FULL"):
-        pairs.append(("FORWARD (old schema reads new data)", old, new.parsed))
+        pairs.append(("FORWARD (old schema reads new data)", old.parsed, new.parsed))
     messages = []
     for direction, reader, writer in pairs:
         # a fresh checker each time: it memoizes by object identity
@@ -140,8 +239,3 @@ def check(new: ParsedSchema, old: avro.schema.Schema, old_version: int, level: s
         if result.compatibility is SchemaCompatibilityType.incompatible:
             messages.append(_describe(result, direction, old_version))
     return messages
-
-
-def parse_stored(text: str) -> avro.schema.Schema:
-    """Parse a schema that was validated when it was stored."""
-    return avro.schema.parse(text)

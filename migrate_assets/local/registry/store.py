@@ -9,6 +9,7 @@ out, always names the same schema — also after a permanent delete and a re-reg
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -16,12 +17,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import avro.schema
-
 from . import compat
+from .compat import ParsedSchema, Reference, Resolved
 from .errors import (
     INCOMPATIBLE_SCHEMA,
+    INVALID_MODE,
+    INVALID_SCHEMA,
+    OPERATION_NOT_PERMITTED,
+    REFERENCE_EXISTS,
     STORE_ERROR,
+    SUBJECT_LEVEL_MODE_NOT_CONFIGURED,
     SUBJECT_LEVEL_NOT_CONFIGURED,
     SUBJECT_NOT_SOFT_DELETED,
     SUBJECT_SOFT_DELETED,
@@ -32,6 +37,7 @@ from .errors import (
     subject_not_found,
     version_not_found,
 )
+from .limits import Limits
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS schemas (
@@ -53,7 +59,21 @@ CREATE TABLE IF NOT EXISTS config (
     subject TEXT PRIMARY KEY,
     level TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS modes (
+    subject TEXT PRIMARY KEY,
+    mode TEXT NOT NULL
+);
 """
+#: columns added after the first release: a file written by it gains them (Avro, no references) on open
+_ADDED_COLUMNS = {
+    "schema_type": "ALTER TABLE schemas ADD COLUMN schema_type TEXT NOT NULL DEFAULT 'AVRO'",
+    "refs": "ALTER TABLE schemas ADD COLUMN refs TEXT NOT NULL DEFAULT '[]'",
+}
+#: stored schemas were checked against the limits of the day: re-parsing them is not limited again
+_STORED = Limits(1 << 62, 1 << 20, 1 << 40, 1 << 40)
+#: references nested deeper than this are refused (they would also be a cycle, which a version cannot form)
+_MAX_REFERENCE_DEPTH = 32
+MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
 
 #: the key of the global compatibility level in `config` (Confluent subjects are never empty)
 _GLOBAL = ""
@@ -72,9 +92,27 @@ class Version:
     deleted: bool
     key: str = field(default="", repr=False)
     normalized: str = field(default="", repr=False)
+    schema_type: str = "AVRO"
+    references: tuple[Reference, ...] = ()
 
     def to_json(self) -> dict[str, object]:
-        return {"subject": self.subject, "version": self.version, "id": self.id, "schema": self.schema}
+        """As Confluent answers: `schemaType` only when not AVRO, `references` only when there are some."""
+        body: dict[str, object] = {"subject": self.subject, "version": self.version, "id": self.id}
+        return {**body, **schema_fields(self.schema, self.schema_type, self.references)}
+
+
+def schema_fields(text: str, schema_type: str, references: tuple[Reference, ...]) -> dict[str, object]:
+    body: dict[str, object] = {}
+    if schema_type != "AVRO":
+        body["schemaType"] = schema_type
+    if references:
+        body["references"] = [r.to_json() for r in references]
+    body["schema"] = text
+    return body
+
+
+def _refs(raw: str) -> tuple[Reference, ...]:
+    return tuple(Reference(r["name"], r["subject"], r["version"]) for r in json.loads(raw or "[]"))
 
 
 class Store:
@@ -88,7 +126,11 @@ class Store:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         self._conn.executescript(_DDL)
-        self._parsed: dict[int, avro.schema.Schema] = {}
+        present = {r[1] for r in self._conn.execute("PRAGMA table_info(schemas)")}
+        for column, ddl in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._conn.execute(ddl)
+        self._parsed: dict[int, ParsedSchema] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -117,11 +159,12 @@ class Store:
 
     def _rows(self, c: sqlite3.Connection, subject: str, deleted: bool) -> list[Version]:
         sql = (
-            "SELECT v.version, v.schema_id, s.text, v.deleted, s.key, s.normalized FROM versions v "
-            "JOIN schemas s ON s.id = v.schema_id WHERE v.subject = ? ORDER BY v.version"
+            "SELECT v.version, v.schema_id, s.text, v.deleted, s.key, s.normalized, s.schema_type, s.refs "
+            "FROM versions v JOIN schemas s ON s.id = v.schema_id WHERE v.subject = ? ORDER BY v.version"
         )
         rows = [
-            Version(subject, r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in c.execute(sql, (subject,))
+            Version(subject, r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6], _refs(r[7]))
+            for r in c.execute(sql, (subject,))
         ]
         return rows if deleted else [r for r in rows if not r.deleted]
 
@@ -137,10 +180,75 @@ class Store:
                 return row
         raise version_not_found(subject, version)
 
-    def _parsed_schema(self, row: Version) -> avro.schema.Schema:
+    def _parsed_schema(self, c: sqlite3.Connection, row: Version) -> ParsedSchema:
         if row.id not in self._parsed:
-            self._parsed[row.id] = compat.parse_stored(row.schema)
+            self._parsed[row.id] = compat.parse(
+                row.schema, row.schema_type, [r.to_json() for r in row.references], _STORED,
+                self._resolve(c, row.references),
+            )
         return self._parsed[row.id]
+
+    def _resolve(self, c: sqlite3.Connection, refs: tuple[Reference, ...], depth: int = 0) -> list[Resolved]:
+        """The schemas `refs` name, each one's own references first (42201 when one is missing)."""
+        if depth > _MAX_REFERENCE_DEPTH:
+            raise RegistryError(INVALID_SCHEMA, f"Invalid schema: references nested deeper than {_MAX_REFERENCE_DEPTH}")
+        out: list[Resolved] = []
+        for ref in refs:
+            rows = self._rows(c, ref.subject, deleted=True)
+            live = [r for r in rows if not r.deleted]
+            row = (live[-1] if live else None) if ref.version == -1 else next(
+                (r for r in rows if r.version == ref.version), None)
+            if row is None:
+                raise RegistryError(
+                    INVALID_SCHEMA,
+                    f"Invalid schema: reference '{ref.name}' to subject '{ref.subject}' version {ref.version} "
+                    "not found",
+                )
+            for dep in self._resolve(c, row.references, depth + 1) + [Resolved(row.schema, row.schema_type)]:
+                if dep not in out:
+                    out.append(dep)
+        return out
+
+    def _referrers(self, c: sqlite3.Connection, subject: str, version: int) -> list[int]:
+        """Ids of the schemas that reference `subject` `version` and that a live version still uses."""
+        found = c.execute(
+            "SELECT DISTINCT s.id, s.refs FROM schemas s JOIN versions v ON v.schema_id = s.id "
+            "WHERE v.deleted = 0 AND s.refs != '[]' ORDER BY s.id"
+        )
+        return [
+            int(sid) for sid, raw in found
+            if any(r.subject == subject and r.version == version for r in _refs(raw))
+        ]
+
+    def _refuse_referenced(self, c: sqlite3.Connection, subject: str, rows: list[Version]) -> None:
+        for row in rows:
+            if self._referrers(c, subject, row.version):
+                raise RegistryError(
+                    REFERENCE_EXISTS,
+                    f"One or more references exist to the schema {{subject={subject}, version={row.version}}}",
+                )
+
+    def _mode(self, c: sqlite3.Connection, subject: str | None) -> str | None:
+        row = c.execute("SELECT mode FROM modes WHERE subject = ?", (_GLOBAL if subject is None else subject,))
+        found = row.fetchone()
+        return found[0] if found else None
+
+    def _effective_mode(self, c: sqlite3.Connection, subject: str) -> str:
+        glob = self._mode(c, None)
+        if glob == "READONLY_OVERRIDE":
+            return glob
+        return self._mode(c, subject) or glob or "READWRITE"
+
+    def _writable(self, c: sqlite3.Connection, subject: str) -> str:
+        """The subject's mode, or 42205 when it is read-only."""
+        mode = self._effective_mode(c, subject)
+        if mode.startswith("READONLY"):
+            raise RegistryError(OPERATION_NOT_PERMITTED, f"Subject {subject} is in read-only mode")
+        return mode
+
+    def _forget_subject_settings(self, c: sqlite3.Connection, subject: str) -> None:
+        c.execute("DELETE FROM config WHERE subject = ?", (subject,))
+        c.execute("DELETE FROM modes WHERE subject = ?", (subject,))
 
     def _level(self, c: sqlite3.Connection, subject: str | None) -> str | None:
         found = c.execute(
@@ -152,10 +260,12 @@ class Store:
     def _effective_level(self, c: sqlite3.Connection, subject: str) -> str:
         return self._level(c, subject) or self._level(c, None) or compat.DEFAULT_LEVEL
 
-    def _incompatibilities(self, new: compat.ParsedSchema, against: list[Version], level: str) -> list[str]:
+    def _incompatibilities(
+        self, c: sqlite3.Connection, new: ParsedSchema, against: list[Version], level: str
+    ) -> list[str]:
         messages = []
         for row in reversed(against):
-            found = compat.check(new, self._parsed_schema(row), row.version, level)
+            found = compat.check(new, self._parsed_schema(c, row), row.version, level)
             if found:
                 messages += found
                 messages += [f"{{oldSchemaVersion: {row.version}}}", f"{{oldSchema: '{row.schema}'}}"]
@@ -164,10 +274,17 @@ class Store:
         return messages
 
     @staticmethod
-    def _matches(row: Version, new: compat.ParsedSchema, normalize: bool) -> bool:
+    def _matches(row: Version, new: ParsedSchema, normalize: bool) -> bool:
         return row.normalized == new.normalized if normalize else row.key == new.key
 
     # -- subjects and versions ------------------------------------------------------------------------------
+
+    def parse(self, text: object, schema_type: object, references: object, limits: Limits) -> ParsedSchema:
+        """Validate a schema from a request, its references resolved against the stored versions."""
+        refs = compat.references_of(references)
+        with self._tx() as c:
+            resolved = self._resolve(c, refs)
+        return compat.parse(text, schema_type, references, limits, resolved)
 
     def subjects(self, deleted: bool = False, deleted_only: bool = False, prefix: str = "") -> list[str]:
         with self._tx() as c:
@@ -189,47 +306,112 @@ class Store:
         with self._tx() as c:
             return self._one(c, subject, version, deleted)
 
-    def register(self, subject: str, new: compat.ParsedSchema, normalize: bool = False) -> Version:
-        """Idempotent: a schema already live under the subject returns its existing id and version."""
+    def all_versions(self, prefix: str = "", deleted: bool = False, latest_only: bool = False) -> list[Version]:
+        """`GET /schemas`: every (live) subject-version whose subject starts with `prefix`, by subject."""
+        with self._tx() as c:
+            names = [r[0] for r in c.execute("SELECT DISTINCT subject FROM versions ORDER BY subject")]
+            out: list[Version] = []
+            for name in names:
+                if name.startswith(prefix):
+                    rows = self._rows(c, name, deleted)
+                    out += rows[-1:] if latest_only else rows
+        return out
+
+    def register(
+        self, subject: str, new: ParsedSchema, normalize: bool = False,
+        schema_id: int | None = None, version: int | None = None,
+    ) -> Version:
+        """Idempotent: a schema already live under the subject returns its existing id and version.
+
+        `schema_id` may only be given in IMPORT mode (which also skips the compatibility check); `version`
+        outside IMPORT only as the number the version would get anyway. Registering the content of a
+        soft-deleted version removes that version for good, as Confluent does.
+        """
         with self._tx(write=True) as c:
+            importing = self._writable(c, subject) == "IMPORT"
             every = self._rows(c, subject, deleted=True)
             live = [r for r in every if not r.deleted]
+            if schema_id is not None and not importing:
+                raise RegistryError(
+                    OPERATION_NOT_PERMITTED,
+                    f"Subject {subject} is not in import mode: a schema id may only be given in IMPORT mode",
+                )
             for row in live:
-                if self._matches(row, new, normalize):
+                if self._matches(row, new, normalize) and version in (None, row.version):
+                    if schema_id is not None and schema_id != row.id:
+                        raise RegistryError(
+                            OPERATION_NOT_PERMITTED,
+                            f"Schema already registered under subject {subject} with id {row.id}, not {schema_id}",
+                        )
                     return row
+            number = (every[-1].version if every else 0) + 1
+            if version is not None and version != number:
+                taken = next((r for r in every if r.version == version), None)
+                if not importing or taken is not None:
+                    raise RegistryError(
+                        OPERATION_NOT_PERMITTED,
+                        f"Version {version} of subject {subject} cannot be written: "
+                        + ("it holds another schema" if taken else f"the next version is {number}"),
+                    )
+                number = version
             level = self._effective_level(c, subject)
-            if live and level != "NONE":
+            if live and level != "NONE" and not importing:
                 against = live if level.endswith("_TRANSITIVE") else live[-1:]
-                messages = self._incompatibilities(new, against, level)
+                messages = self._incompatibilities(c, new, against, level)
                 if messages:
                     raise RegistryError(
                         INCOMPATIBLE_SCHEMA,
                         f"Schema being registered is incompatible with an earlier schema for subject "
                         f"'{subject}', details: [{', '.join(messages)}]",
                     )
-            if normalize:
-                found = c.execute(
-                    "SELECT id, text FROM schemas WHERE normalized = ? ORDER BY id", (new.normalized,)
-                )
-            else:
-                found = c.execute("SELECT id, text FROM schemas WHERE key = ?", (new.key,))
-            hit = found.fetchone()
-            if hit:
-                schema_id, text = int(hit[0]), str(hit[1])
-            else:
-                cursor = c.execute(
-                    "INSERT INTO schemas (key, normalized, text) VALUES (?, ?, ?)",
-                    (new.key, new.normalized, new.text),
-                )
-                schema_id, text = int(cursor.lastrowid or 0), new.text
-            number = (every[-1].version if every else 0) + 1
+            stored_id, text = self._schema_row(c, new, normalize, schema_id)
             c.execute(
                 "INSERT INTO versions (subject, version, schema_id) VALUES (?, ?, ?)",
-                (subject, number, schema_id),
+                (subject, number, stored_id),
             )
-            return Version(subject, number, schema_id, text, False, new.key, new.normalized)
+            c.execute(
+                "DELETE FROM versions WHERE subject = ? AND schema_id = ? AND deleted = 1",
+                (subject, stored_id),
+            )
+            return Version(
+                subject, number, stored_id, text, False, new.key, new.normalized, new.schema_type, new.references
+            )
 
-    def lookup(self, subject: str, new: compat.ParsedSchema, normalize: bool, deleted: bool) -> Version:
+    def _schema_row(
+        self, c: sqlite3.Connection, new: ParsedSchema, normalize: bool, schema_id: int | None
+    ) -> tuple[int, str]:
+        """The global id of `new` (an existing one, or a new row; `schema_id` when importing)."""
+        if normalize:
+            found = c.execute("SELECT id, text FROM schemas WHERE normalized = ? ORDER BY id", (new.normalized,))
+        else:
+            found = c.execute("SELECT id, text FROM schemas WHERE key = ?", (new.key,))
+        hit = found.fetchone()
+        if schema_id is not None:
+            at_id = c.execute("SELECT key FROM schemas WHERE id = ?", (schema_id,)).fetchone()
+            if at_id is not None and at_id[0] != new.key:
+                raise RegistryError(
+                    OPERATION_NOT_PERMITTED, "Overwrite schema for the same ID is not permitted."
+                )
+            if hit is not None and int(hit[0]) != schema_id:
+                raise RegistryError(
+                    OPERATION_NOT_PERMITTED,
+                    f"This schema is already registered with id {hit[0]}: it cannot be imported as id {schema_id}",
+                )
+            if at_id is None:
+                c.execute(
+                    "INSERT INTO schemas (id, key, normalized, text, schema_type, refs) VALUES (?, ?, ?, ?, ?, ?)",
+                    (schema_id, new.key, new.normalized, new.text, new.schema_type, _refs_json(new)),
+                )
+                return schema_id, new.text
+        if hit:
+            return int(hit[0]), str(hit[1])
+        cursor = c.execute(
+            "INSERT INTO schemas (key, normalized, text, schema_type, refs) VALUES (?, ?, ?, ?, ?)",
+            (new.key, new.normalized, new.text, new.schema_type, _refs_json(new)),
+        )
+        return int(cursor.lastrowid or 0), new.text
+
+    def lookup(self, subject: str, new: ParsedSchema, normalize: bool, deleted: bool) -> Version:
         """The newest version of `subject` holding this schema (40401 no subject, 40403 not under it)."""
         with self._tx() as c:
             rows = self._rows(c, subject, deleted)
@@ -240,9 +422,17 @@ class Store:
                     return row
         raise schema_not_found(f"Schema not found under subject '{subject}'")
 
+    def referenced_by(self, subject: str, version: int | None) -> list[int]:
+        with self._tx() as c:
+            row = self._one(c, subject, version, deleted=False)
+            return self._referrers(c, subject, row.version)
+
     def delete_version(self, subject: str, version: int | None, permanent: bool) -> int:
-        """Soft delete first; a permanent delete is only allowed on a soft-deleted version (40407)."""
+        """Soft delete first; a permanent delete is only allowed on a soft-deleted version (40407). A version
+        another live schema references is refused (42206). When the last version of a subject is gone for
+        good, so are its level and mode."""
         with self._tx(write=True) as c:
+            self._writable(c, subject)
             if not permanent:
                 every = self._rows(c, subject, deleted=True)
                 live = [r for r in every if not r.deleted]
@@ -259,6 +449,7 @@ class Store:
                         f"Subject '{subject}' Version {version} was soft deleted. "
                         "Set permanent=true to delete permanently",
                     )
+                self._refuse_referenced(c, subject, [row])
                 c.execute(
                     "UPDATE versions SET deleted = 1 WHERE subject = ? AND version = ?",
                     (subject, row.version),
@@ -271,12 +462,16 @@ class Store:
                     f"Subject '{subject}' Version {row.version} was not deleted first before being "
                     "permanently deleted",
                 )
+            self._refuse_referenced(c, subject, [row])
             c.execute("DELETE FROM versions WHERE subject = ? AND version = ?", (subject, row.version))
+            if not self._rows(c, subject, deleted=True):
+                self._forget_subject_settings(c, subject)
             return row.version
 
     def delete_subject(self, subject: str, permanent: bool) -> list[int]:
         """Soft delete marks every live version; permanent needs a prior soft delete (40405)."""
         with self._tx(write=True) as c:
+            self._writable(c, subject)
             every = self._rows(c, subject, deleted=True)
             if not every:
                 raise subject_not_found(subject)
@@ -287,6 +482,7 @@ class Store:
                         SUBJECT_SOFT_DELETED,
                         f"Subject '{subject}' was soft deleted. Set permanent=true to delete permanently",
                     )
+                self._refuse_referenced(c, subject, every)
                 c.execute("UPDATE versions SET deleted = 1 WHERE subject = ?", (subject,))
                 return live
             if live:
@@ -294,12 +490,13 @@ class Store:
                     SUBJECT_NOT_SOFT_DELETED,
                     f"Subject '{subject}' was not deleted first before being permanently deleted",
                 )
+            self._refuse_referenced(c, subject, every)
             c.execute("DELETE FROM versions WHERE subject = ?", (subject,))
-            c.execute("DELETE FROM config WHERE subject = ?", (subject,))
+            self._forget_subject_settings(c, subject)
             return [r.version for r in every]
 
     def test_compatibility(
-        self, subject: str, new: compat.ParsedSchema, version: int | None, all_versions: bool
+        self, subject: str, new: ParsedSchema, version: int | None, all_versions: bool
     ) -> list[str]:
         """Incompatibility messages of `new` against one version, or against all the level requires."""
         with self._tx() as c:
@@ -313,21 +510,26 @@ class Store:
                 against = [self._one(c, subject, version, deleted=False)]
             if level == "NONE":
                 return []
-            return self._incompatibilities(new, against, level)
+            return self._incompatibilities(c, new, against, level)
 
     # -- schemas by id --------------------------------------------------------------------------------------
 
-    def schema_by_id(self, schema_id: int) -> str:
+    def schema_by_id(self, schema_id: int, fetch_max_id: bool = False) -> dict[str, object]:
         """A schema by global id while some subject-version (soft-deleted ones too) still uses it: consumers
         must still decode old records after a soft delete, as with Confluent."""
         with self._tx() as c:
             hit = c.execute(
-                "SELECT text FROM schemas WHERE id = ? AND EXISTS (SELECT 1 FROM versions WHERE schema_id = ?)",
+                "SELECT text, schema_type, refs FROM schemas WHERE id = ? "
+                "AND EXISTS (SELECT 1 FROM versions WHERE schema_id = ?)",
                 (schema_id, schema_id),
             ).fetchone()
+            top = c.execute("SELECT MAX(id) FROM schemas").fetchone()[0]
         if not hit:
             raise schema_not_found(f"Schema {schema_id} not found")
-        return str(hit[0])
+        body = schema_fields(str(hit[0]), str(hit[1]), _refs(hit[2]))
+        if fetch_max_id:
+            body["maxId"] = int(top or 0)
+        return body
 
     def schema_versions(self, schema_id: int, deleted: bool = False) -> list[tuple[str, int]]:
         """The subject-versions using a schema id; 40403 when none, even soft-deleted, does."""
@@ -339,6 +541,57 @@ class Store:
         if not rows:
             raise schema_not_found(f"Schema {schema_id} not found")
         return [(r[0], r[1]) for r in rows if deleted or not r[2]]
+
+    # -- modes ----------------------------------------------------------------------------------------------
+
+    def mode(self, subject: str | None, default_to_global: bool = False) -> str:
+        with self._tx() as c:
+            if subject is None:
+                return self._mode(c, None) or "READWRITE"
+            own = self._mode(c, subject)
+            glob = self._mode(c, None)
+            if glob == "READONLY_OVERRIDE":
+                return glob
+            if own is not None:
+                return own
+            if default_to_global:
+                return glob or "READWRITE"
+        raise RegistryError(
+            SUBJECT_LEVEL_MODE_NOT_CONFIGURED, f"Subject '{subject}' does not have subject-level mode configured"
+        )
+
+    def set_mode(self, subject: str | None, mode: object, force: bool = False) -> str:
+        """IMPORT needs an empty registry (or subject) unless `force`, as with Confluent."""
+        if not isinstance(mode, str) or mode.upper() not in MODES:
+            raise RegistryError(INVALID_MODE, f"Invalid mode {mode!r}. Valid values are: {', '.join(MODES)}")
+        mode = mode.upper()
+        with self._tx(write=True) as c:
+            if mode == "IMPORT" and not force:
+                sql, args = "SELECT 1 FROM versions WHERE deleted = 0", tuple[str, ...]()
+                if subject is not None:
+                    sql, args = sql + " AND subject = ?", (subject,)
+                if c.execute(sql + " LIMIT 1", args).fetchone():
+                    raise RegistryError(
+                        OPERATION_NOT_PERMITTED,
+                        "Cannot import since found existing subjects" + (f" ({subject})" if subject else ""),
+                    )
+            c.execute(
+                "INSERT INTO modes (subject, mode) VALUES (?, ?) ON CONFLICT(subject) DO UPDATE SET mode = excluded.mode",
+                (_GLOBAL if subject is None else subject, mode),
+            )
+        return mode
+
+    def delete_mode(self, subject: str | None) -> str:
+        """Drop a subject's own mode (global: back to READWRITE); answers the mode it had."""
+        with self._tx(write=True) as c:
+            previous = self._mode(c, subject)
+            if previous is None and subject is not None:
+                raise RegistryError(
+                    SUBJECT_LEVEL_MODE_NOT_CONFIGURED,
+                    f"Subject '{subject}' does not have subject-level mode configured",
+                )
+            c.execute("DELETE FROM modes WHERE subject = ?", (_GLOBAL if subject is None else subject,))
+        return previous or "READWRITE"
 
     # -- compatibility levels -------------------------------------------------------------------------------
 
@@ -372,3 +625,7 @@ class Store:
                 )
             c.execute("DELETE FROM config WHERE subject = ?", (_GLOBAL if subject is None else subject,))
         return previous or compat.DEFAULT_LEVEL
+
+
+def _refs_json(new: ParsedSchema) -> str:
+    return json.dumps([r.to_json() for r in new.references])

@@ -49,9 +49,12 @@ class AddColumn(Operation):
         c = self._declared()
         s, t = table.schema, table.name
         needs_value = not c.nullable and c.default is None and not c.serial and not c.identity and not c.generated
+        if self.column is None and self.backfill is not None:  # expand honours it (a batched UPDATE)
+            raise Refused("backfill", "evolve adds a column in one ALTER TABLE and cannot backfill it; use "
+                                      "`default`, or run `migrate-assets expand` for a backfill")
         if needs_value and not self.empty_table:
-            raise Refused("name", "a NOT NULL column needs a default (or nullable: true) to be added to a table "
-                                  "that has rows")
+            raise Refused("nullable", "a NOT NULL column needs a default (or nullable: true) to be added to a "
+                                      "table that has rows")
         inverse = (ddl.drop_column(s, t, c.name),)
         if self.column is None:  # change-file form: the declared type spelling, no comment
             spec = ddl.column_spec(c.name, parse_type(self.type).render_declared(), default=c.default,

@@ -8,7 +8,7 @@ can be put back. A live default that may not cast is dropped first and set again
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from psycopg import sql
 
@@ -24,6 +24,7 @@ from migrate_assets.schema.ops.base import (
     expand_problems,
     live_column,
 )
+from migrate_assets.schema.sequences import sequence_retype
 from migrate_assets.schema.types import PgType, parse_type, type_change
 
 
@@ -36,6 +37,8 @@ class ChangeType(ColumnOperation):
     to_type: str
     up: str | None = None
     down: str | None = None
+    #: declarative diff only: the column stays serial (serial -> bigserial), so its sequence follows the type
+    keeps_serial: bool = field(default=False, repr=False, compare=False)
 
     def check_expand(self, table: Table, helper_column: Callable[[str], str]) -> list[Problem]:
         return expand_problems(table, "column", self.column, copies=True, helper=helper_column(self.column))
@@ -57,10 +60,17 @@ class ChangeType(ColumnOperation):
         def using(expression: str | None, frm: PgType, to: PgType) -> sql.Composable | None:
             if expression is not None:
                 return ddl.expr(expression)
-            return None if type_change(frm, to).widening else ddl.cast(self.column, to.render())
+            if type_change(frm, to).widening:
+                return None
+            if frm.is_user_defined and to.is_user_defined:  # one enum (or domain) to another: through text
+                return ddl.cast(self.column, to.render(), "text[]" if frm.is_array else "text")
+            return ddl.cast(self.column, to.render())
 
         fwd = [ddl.alter_type(s, t, self.column, new.render(), using(self.up, old, new))]
         inv = [ddl.alter_type(s, t, self.column, old.render(), using(self.down, new, old))]
+        if live.serial and self.keeps_serial and live.sequence:  # serial -> bigserial: the sequence follows
+            fwd += sequence_retype(live.sequence, new)
+            inv += sequence_retype(live.sequence, old)
         if self.resets_default(live):
             assert live.default is not None
             fwd.insert(0, ddl.drop_default(s, t, self.column))

@@ -1,13 +1,14 @@
-"""set_identity: change a column's identity (always / by default / none); not reversible as planned."""
+"""set_identity: add, drop or change a column's identity so that the table stays writable (the statements
+come from `schema.sequences`: SET GENERATED keeps the sequence position, an added identity numbers after the
+largest value, serial -> identity hands the sequence's name over)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from migrate_assets.schema import ddl, hazards
-from migrate_assets.schema.model import Table
-from migrate_assets.schema.ops.base import ColumnOperation, Ddl
-from migrate_assets.schema.plan import Hazard
+from migrate_assets.schema.model import Column, Table
+from migrate_assets.schema.ops.base import ColumnOperation, Ddl, Refused, live_column
+from migrate_assets.schema.sequences import IdentityChange, identity_change
 
 
 @dataclass(frozen=True)
@@ -16,16 +17,20 @@ class SetIdentity(ColumnOperation):
     phase = "misc"
     identity: str | None = None  # "always" | "by default" | None
     previous: str | None = None
+    #: declarative diff: the desired and the live column (serial, sequence …); else derived from the table
+    want: Column | None = field(default=None, repr=False, compare=False)
+    have: Column | None = field(default=None, repr=False, compare=False)
+
+    def _change(self, table: Table) -> IdentityChange:
+        have = self.have or live_column(table, self.column)
+        want = self.want or replace(have, identity=self.identity)
+        return identity_change(table.schema, table.name, want, have)
 
     def describe(self, table: Table) -> str:
-        return f"identity of {table.qualified}.{self.column}: {self.previous} → {self.identity}"
+        return f"identity of {table.qualified}.{self.column}: {self._change(table).describe}"
 
     def plain(self, table: Table) -> Ddl:
-        s, t = table.schema, table.name
-        fwd = []
-        if self.previous:
-            fwd.append(ddl.drop_identity(s, t, self.column))
-        if self.identity:
-            fwd.append(ddl.add_identity(s, t, self.column, self.identity))
-        # dropping an identity drops its sequence: the counter is not given back
-        return Ddl(tuple(fwd), None, False, (), (hazards.AEL, Hazard.NOT_REVERSIBLE))
+        ic = self._change(table)
+        if ic.refusal:
+            raise Refused("identity", ic.refusal)
+        return Ddl(ic.sql, ic.inverse, ic.inverse is not None, (), ic.hazards)

@@ -1,0 +1,67 @@
+"""What the spec does not manage: live objects (or properties of them) the spec format cannot express.
+
+The spec speaks of columns, one primary key, single-column UNIQUE constraints and plain indexes (columns in
+order, `unique`, `where`, `method`). Anything else found live — an index with an expression, INCLUDE columns,
+DESC ordering, an operator class or a collation of its own; a UNIQUE over several columns or DEFERRABLE;
+CHECK, FOREIGN KEY and EXCLUDE constraints; triggers, policies, views reading the table, column collations —
+is listed in the plan as *unmanaged* and never dropped or altered: a spec that cannot say it wants such an
+object cannot be taken to say it wants it gone.
+
+One more case is kept: a UNIQUE constraint on exactly the primary-key columns when the spec says `unique: true`
+on the primary-key column. The model folds that into the key (Postgres does the same at CREATE TABLE), so a
+spec written from such a database would otherwise plan to drop it. A spec that does not say it drops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from migrate_assets.schema.model import Constraint, Index, Table
+from migrate_assets.schema.plan import Unmanaged
+
+TableKey = tuple[str, str]
+
+REDUNDANT_UNIQUE = "UNIQUE on the primary-key columns (the spec folds `unique: true` on a key column into the key)"
+
+
+def unique_reason(want: Table, live_unique: Constraint, live_columns: tuple[str, ...]) -> str | None:
+    """Why a live UNIQUE constraint is outside the spec's reach (then it is kept), or None when the spec
+    manages it. `live_columns` are its columns under the desired names (after renames)."""
+    if live_unique.unmanaged:
+        return live_unique.unmanaged
+    if want.pk_unique and want.primary_key is not None and live_columns == want.primary_key.columns:
+        return REDUNDANT_UNIQUE
+    return None
+
+
+def index_reason(live_index: Index) -> str | None:
+    """Why a live index is outside the spec's reach (then it is kept), or None when the spec manages it."""
+    return live_index.unmanaged
+
+
+def managed_uniques(want: Table, have: Table) -> set[tuple[str, ...]]:
+    """Column sets of the live UNIQUE constraints the spec manages (no renames: for the quick in-sync test)."""
+    return {u.columns for u in have.uniques if unique_reason(want, u, u.columns) is None}
+
+
+def managed_indexes(have: Table) -> dict[str, Index]:
+    return {i.name: i for i in have.indexes if index_reason(i) is None}
+
+
+def listing(desired: Iterable[Table], live: dict[TableKey, Table]) -> tuple[Unmanaged, ...]:
+    """Every unmanaged live object of the desired tables that exist (sorted by table, kind, name)."""
+    out: list[Unmanaged] = []
+    for want in desired:
+        have = live.get(want.key)
+        if have is None:
+            continue
+        for u in have.uniques:
+            why = unique_reason(want, u, u.columns)
+            if why:
+                out.append(Unmanaged(have.qualified, "unique", u.name or "", why))
+        for ix in have.indexes:
+            why = index_reason(ix)
+            if why:
+                out.append(Unmanaged(have.qualified, "index", ix.name, why))
+        out.extend(have.others)
+    return tuple(sorted(out, key=lambda u: (u.table, u.kind, u.name)))
