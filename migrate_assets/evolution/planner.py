@@ -257,17 +257,20 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
     if snap.columns is None:
         raise InvalidInputError([Problem(file=change.source, key="table", message=f"table {table} does not exist")])
     cols = {c.name: c for c in snap.columns}
+    retyped: set[str] = set()
     for i, op in enumerate(ops):  # every type that will exist must map across the layers (refused at plan time)
         touched = Touched()
         op.effects(touched)
         for name, typ in touched.types.items():
+            retyped.add(name)
             try:
                 map_type(typ, policy.type_options)
             except UnsupportedTypeError as exc:  # named at the change file's line, not as "<type map>"
                 where = _problem(change, i, touched.keys[name], "; ".join(p.message for p in exc.problems))
                 raise UnsupportedTypeError(where.problems) from None
-    for typ in (c.type for c in snap.columns):
-        map_type(typ, policy.type_options)
+    for c in snap.columns:
+        if c.name not in retyped:
+            map_type(c.type, policy.type_options)
 
     ddl = render_ddl(change.schema, change.table, ops, cols, change)
     breaking = ddl.breaking
