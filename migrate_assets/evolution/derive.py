@@ -25,7 +25,7 @@ class UnsupportedChangeError(InvalidInputError):
     """A change that some layer cannot carry (e.g. an Iceberg type change that is not a promotion)."""
 
     def __init__(self, layer: str, message: str) -> None:
-        self.layer = layer
+        self.layer = str(layer)
         super().__init__([Problem(file=f"<{layer}>", message=message)])
 
 

@@ -98,6 +98,10 @@ class PlannedStep:
     precondition: str | None
     compensation: str  # what undoing it will do, for people; the executable inverse is action.inverse()
 
+    def __post_init__(self) -> None:
+        # the layer's plain name: plans, run records, JSON and Dagster metadata hold strings, never the enum
+        object.__setattr__(self, "layer", str(Layer.of(self.layer)))
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "layer": self.layer, "action": self.action.to_dict(), "reversible": self.reversible,
                 "precondition": self.precondition, "compensation": self.compensation,
@@ -117,6 +121,9 @@ class EvolutionPlan:
     skipped_layers: tuple[str, ...] = ()
     breaking: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "skipped_layers", tuple(str(x) for x in self.skipped_layers))
 
     def to_dict(self) -> dict[str, Any]:
         return {"table": self.table, "operations": list(self.operations),

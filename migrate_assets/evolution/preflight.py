@@ -36,6 +36,9 @@ class PreflightReport:
     plan: EvolutionPlan
     checks: tuple[tuple[str, str], ...]  # (layer, what was checked and found)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checks", tuple((str(layer), what) for layer, what in self.checks))
+
 
 def resolve_target(target: PipelineTarget, ctx: RunContext) -> PipelineTarget:
     """Fill the subject from the connector config (`<topic.prefix>.<schema>.<table>-value`) when not given."""

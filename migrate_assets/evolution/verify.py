@@ -55,7 +55,7 @@ class TableVerification:
 
     def to_dict(self) -> dict[str, Any]:
         return {"table": self.table, "consistent": self.consistent,
-                "layers": {k: v.to_dict() for k, v in self.layers.items()}}
+                "layers": {str(k): v.to_dict() for k, v in self.layers.items()}}
 
 
 def _unreachable(exc: Exception) -> LayerVerdict:
