@@ -27,6 +27,7 @@ from pyiceberg.types import NestedField
 
 from migrate_assets.config import ProjectConfig, load_config
 from migrate_assets.evolution.typemap import map_type
+from migrate_assets.resources import debezium
 from migrate_assets.resources.iceberg import parse_type
 from migrate_assets.resources.kafka_connect import KafkaConnectClient
 from migrate_assets.resources.postgres import PostgresSource
@@ -73,21 +74,10 @@ def ensure_tables(cfg: ProjectConfig) -> None:
 
 
 def connector_config(cfg: ProjectConfig) -> dict[str, str]:
-    info = psycopg.conninfo.conninfo_to_dict(cfg.database.dsn)
+    """The package's Debezium settings (migrate_assets.resources.debezium) for the shop's customers table."""
     assert cfg.schema_registry is not None
-    reg = cfg.schema_registry.url
-    return {
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "database.hostname": str(info.get("host", "127.0.0.1")), "database.port": str(info.get("port", 5432)),
-        "database.user": str(info.get("user", "postgres")), "database.password": str(info.get("password", "")),
-        "database.dbname": str(info.get("dbname", "shop")),
-        "plugin.name": "pgoutput", "slot.name": "shop_slot", "publication.name": "shop_pub",
-        "publication.autocreate.mode": "filtered", "table.include.list": TABLE, "topic.prefix": "shop",
-        "poll.interval.ms": "100", "topic.creation.default.replication.factor": "1",
-        "topic.creation.default.partitions": "1",
-        "key.converter": "io.confluent.connect.avro.AvroConverter", "key.converter.schema.registry.url": reg,
-        "value.converter": "io.confluent.connect.avro.AvroConverter", "value.converter.schema.registry.url": reg,
-    }
+    return debezium.connector_config(cfg.database.dsn, cfg.schema_registry.url, [TABLE], "shop", slot="shop_slot",
+                                     publication="shop_pub")
 
 
 def ensure_connector(cfg: ProjectConfig) -> None:

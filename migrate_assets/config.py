@@ -2,8 +2,10 @@
 
 Found by `--config`, then `$MIGRATE_ASSETS_CONFIG`, then `./migrate.yaml`. `${VAR}` and `${VAR:-default}` are
 expanded from the environment before validation. Unknown keys, wrong types and missing required keys are
-reported together, each with file, line and key path. Secrets (the DSN's password) are never printed: use
-`redact_dsn` whenever a DSN is shown.
+reported together, each with file, line and key path. Secrets (the DSN's password, URL userinfo) are never
+printed: `migrate_assets.redact` hides them wherever a DSN or URL is shown, and the secrets of a loaded config
+are remembered so that no message can carry them. A DSN libpq cannot parse is refused here, without echoing
+libpq's message (which quotes the DSN).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from migrate_assets.errors import ConfigError, Problem
+from migrate_assets.redact import dsn_secrets, redact_dsn, redact_url, remember
 from migrate_assets.schema.yamlsrc import KeyPath, YamlDoc, load_yaml
+
+__all__ = ["ProjectConfig", "load_config", "parse_duration", "redact_dsn"]
 
 ENV_VAR = "MIGRATE_ASSETS_CONFIG"
 DEFAULT_FILE = "migrate.yaml"
@@ -42,10 +47,19 @@ def parse_duration(value: Any) -> float:
     raise ValueError(f"expected a duration such as 2s or 500ms, got {value!r}")
 
 
-def redact_dsn(dsn: str) -> str:
-    """Hide the password of a libpq URL or conninfo string."""
-    dsn = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", dsn)
+def dsn_problem(dsn: str) -> str | None:
+    """Why libpq cannot parse `dsn` (without any quoted part of it), or None when it can."""
+    from psycopg import conninfo
+
+    try:
+        conninfo.conninfo_to_dict(dsn)
+    except Exception as exc:  # psycopg.ProgrammingError
+        reason = _QUOTED.sub("…", str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        return f"cannot be parsed as a libpq URL or key=value conninfo ({reason})"
+    return None
+
+
+_QUOTED = re.compile(r"\"[^\"]*\"?|'[^']*'?")
 
 
 class _Strict(BaseModel):
@@ -61,10 +75,16 @@ class DatabaseConfig(_Strict):
     def _nonempty(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must not be empty (is the environment variable set?)")
+        remember(*dsn_secrets(v))
+        problem = dsn_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
     def __repr__(self) -> str:  # never show the password
         return f"DatabaseConfig(dsn={redact_dsn(self.dsn)!r}, schema={self.schema_!r})"
+
+    __str__ = __repr__
 
 
 class RetryConfig(_Strict):
@@ -78,8 +98,20 @@ class RetryConfig(_Strict):
         return parse_duration(v)
 
 
+def _remember_url(url: str) -> str:
+    remember(*dsn_secrets(url))
+    return url
+
+
 class KafkaConnectConfig(_Strict):
     url: str
+
+    _secrets = field_validator("url")(_remember_url)
+
+    def __repr__(self) -> str:
+        return f"KafkaConnectConfig(url={redact_url(self.url)!r})"
+
+    __str__ = __repr__
 
 
 class KafkaConfig(_Strict):
@@ -88,6 +120,13 @@ class KafkaConfig(_Strict):
 
 class SchemaRegistryConfig(_Strict):
     url: str
+
+    _secrets = field_validator("url")(_remember_url)
+
+    def __repr__(self) -> str:
+        return f"SchemaRegistryConfig(url={redact_url(self.url)!r})"
+
+    __str__ = __repr__
 
 
 class IcebergConfig(_Strict):

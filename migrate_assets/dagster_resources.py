@@ -28,6 +28,7 @@ from migrate_assets.evolution.actions import Bounds, RunContext
 from migrate_assets.evolution.planner import PipelineTarget, Policy
 from migrate_assets.evolution.saga import RetryPolicy
 from migrate_assets.evolution.store import EvolutionStore
+from migrate_assets.redact import dsn_secrets, redact_dsn, remember
 from migrate_assets.resources import project as projectlib
 from migrate_assets.resources.iceberg import IcebergLakehouse
 from migrate_assets.resources.kafka_connect import KafkaConnectClient
@@ -50,7 +51,13 @@ class PostgresResource(ConfigurableResource):  # type: ignore[type-arg]
     db_schema: str = Field(default="public", description="schema of unqualified table names")
 
     def source(self) -> PostgresSource:
+        remember(*dsn_secrets(self.dsn))  # no message of this run may carry the password
         return projectlib.source(self.dsn, self.db_schema)
+
+    def __repr__(self) -> str:
+        return f"PostgresResource(dsn={redact_dsn(self.dsn)!r}, db_schema={self.db_schema!r})"
+
+    __str__ = __repr__
 
     @classmethod
     def from_project(cls, cfg: ProjectConfig) -> PostgresResource:

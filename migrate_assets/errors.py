@@ -10,13 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from migrate_assets.redact import redact_text
+
 
 class MigrateAssetsError(Exception):
-    """Base of every error this package raises on purpose."""
+    """Base of every error this package raises on purpose. Its message never holds a secret: every string
+    argument passes `redact_text` (URL passwords, `password=` pairs, secrets the process has seen)."""
 
     exit_code: int = 1
     #: transient errors may be retried by a saga or a Dagster RetryPolicy; semantic ones never are
     transient: bool = False
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))
 
     def to_dict(self) -> dict[str, object]:
         return {"type": type(self).__name__, "message": str(self)}
@@ -35,6 +41,9 @@ class Problem:
     message: str
     key: str = ""
     line: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", redact_text(self.message))
 
     def __str__(self) -> str:
         where = self.file

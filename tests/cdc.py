@@ -9,9 +9,10 @@ from typing import Any
 
 import httpx
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from migrate_assets.local.stack import StackInfo
+from migrate_assets.resources.debezium import connector_config
 from migrate_assets.resources.topic_probe import read_events
 
 
@@ -32,28 +33,11 @@ def poll_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
 
 
 def debezium_config(dsn_info: dict[str, Any], registry_url: str, tables: list[str], prefix: str) -> dict[str, str]:
+    """The package's connector settings (migrate_assets.resources.debezium) on a fresh slot and publication."""
     uid = uuid.uuid4().hex[:8]
-    return {
-        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-        "database.hostname": "127.0.0.1",
-        "database.port": str(dsn_info["port"]),
-        "database.user": str(dsn_info.get("user") or "postgres"),
-        "database.password": str(dsn_info.get("password") or ""),
-        "database.dbname": dsn_info["dbname"],
-        "plugin.name": "pgoutput",
-        "slot.name": f"slot_{uid}",
-        "publication.name": f"pub_{uid}",
-        "publication.autocreate.mode": "filtered",
-        "table.include.list": ",".join(tables),
-        "topic.prefix": prefix,
-        "poll.interval.ms": "100",
-        "topic.creation.default.replication.factor": "1",
-        "topic.creation.default.partitions": "1",
-        "key.converter": "io.confluent.connect.avro.AvroConverter",
-        "key.converter.schema.registry.url": registry_url,
-        "value.converter": "io.confluent.connect.avro.AvroConverter",
-        "value.converter.schema.registry.url": registry_url,
-    }
+    dsn = make_conninfo(**{k: str(v) for k, v in dsn_info.items() if v is not None})
+    return connector_config(dsn, registry_url, tables, prefix, slot=f"slot_{uid}", publication=f"pub_{uid}",
+                            host="127.0.0.1", port=int(dsn_info["port"]))
 
 
 def stack_debezium_config(stack: StackInfo, dsn: str, tables: list[str], prefix: str | None = None,

@@ -13,9 +13,18 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
-from migrate_assets.cli import evolve_cmd, expand_cmd, migrations_cmd, schema_cmd, stack_cmd
+from migrate_assets.cli import (
+    evolve_cmd,
+    expand_cmd,
+    migrations_cmd,
+    pipeline_cmd,
+    runs_cmd,
+    schema_cmd,
+    stack_cmd,
+)
 from migrate_assets.cli.output import (
     FORMATS,
+    SafeFormatter,
     dump_json,
     emit_error,
     emit_failure,
@@ -26,7 +35,7 @@ from migrate_assets.cli.output import (
 )
 from migrate_assets.errors import MigrateAssetsError, UsageError
 
-MODULES = (stack_cmd, schema_cmd, migrations_cmd, expand_cmd, evolve_cmd)
+MODULES = (stack_cmd, schema_cmd, migrations_cmd, expand_cmd, evolve_cmd, runs_cmd, pipeline_cmd)
 
 
 class _HelpRequested(Exception):  # noqa: N818 - a signal to main, not an error
@@ -55,19 +64,48 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="path to migrate.yaml (default: $MIGRATE_ASSETS_CONFIG, ./migrate.yaml)")
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format (json is a stable contract)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    parser.add_argument("--version", action="store_true", dest="show_version", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in MODULES:
         module.register(sub)
+    _accept_global_flags_anywhere(parser)
     return parser
 
 
+def _accept_global_flags_anywhere(parser: argparse.ArgumentParser) -> None:
+    """`plan --format json` works like `--format json plan`: every sub-command (at any depth) also takes the
+    global flags; SUPPRESS keeps a flag given before the sub-command unless it is given again after it."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in set(action.choices.values()):
+            child.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            child.add_argument("--format", choices=FORMATS, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            child.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                               help=argparse.SUPPRESS)
+            _accept_global_flags_anywhere(child)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("migrate-assets")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree without installing
+        from migrate_assets import __version__
+
+        return __version__
+
+
 def _format_from_argv(argv: Sequence[str]) -> str:
+    """The format asked for (the last `--format` wins, as in argparse), for errors raised before parsing ends."""
+    found = "text"
     for i, a in enumerate(argv):
         if a == "--format" and i + 1 < len(argv) and argv[i + 1] in FORMATS:
-            return argv[i + 1]
+            found = argv[i + 1]
         if a.startswith("--format=") and a.split("=", 1)[1] in FORMATS:
-            return a.split("=", 1)[1]
-    return "text"
+            found = a.split("=", 1)[1]
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,13 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     _Parser.json_help = fmt == "json"
     try:
         args = build_parser().parse_args(argv)
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose else logging.INFO,
-            stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        for noisy in ("httpx", "httpcore", "pyiceberg", "urllib3"):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
+        # request logs of the HTTP clients (confluent-kafka's registry client logs through httpx2) only with -v
+        for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "pyiceberg", "urllib3", "confluent_kafka"):
             logging.getLogger(noisy).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+        if args.show_version:
+            v = _version()
+            print(dump_json({"version": v}) if args.format == "json" else f"migrate-assets {v}")
+            return 0
         if not getattr(args, "func", None):
             raise UsageError("a command is required; see `migrate-assets --help`", file="<command line>")
         result = args.func(args)

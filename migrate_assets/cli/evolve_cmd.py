@@ -199,6 +199,10 @@ def run_verify(args: argparse.Namespace) -> Result:
     ctx = project.build_context(cfg, log=log.info)
     _read_only(ctx, True)  # verify only reads
     targets = project.select_targets(cfg, args.table or [], file="<command line>", key="--table")
+    if not targets:  # "consistent" on zero tables would be a lie
+        raise UsageError("no pipelines to verify: add one with `migrate-assets pipeline add SCHEMA.TABLE` or "
+                         "list them under `pipelines:` (docs/configuration.md)", file=cfg.source_file,
+                         key="pipelines")
     from migrate_assets.evolution.preflight import resolve_target
 
     results = []

@@ -95,6 +95,7 @@ def _expand_text(d: dict[str, Any]) -> str:
         )
     if d["cdc"]["tracked"] and d["cdc"]["new_columns_emitted"]:
         out.append(f"  CDC: the connector will start emitting {', '.join(d['cdc']['new_columns_emitted'])}")
+    out += [f"  kept: {r}" for r in d.get("rebuilds", [])]
     out += [f"  warning: {w}" for w in d["warnings"]]
     if d.get("sql"):
         out += ["", _sql_text(d)]

@@ -9,6 +9,7 @@ named with an escape sequence cannot repaint the screen. JSON escapes them itsel
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import unicodedata
@@ -49,6 +50,13 @@ def safe_text(text: str) -> str:
                    else _escape_char(ch) for ch in text)
 
 
+class SafeFormatter(logging.Formatter):
+    """Log lines (stderr) with control characters escaped like text output."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe_text(super().format(record))
+
+
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     return table(headers, rows)
 
@@ -66,8 +74,10 @@ def emit_result(result: Result, fmt: str) -> int:
         render = result.markdown or result.text
         print(safe_text(render(result.data) if render else "```json\n" + dump_json(result.data) + "\n```"))
     else:
+        from migrate_assets.cli.style import colourise  # colour only on a terminal, after escaping
+
         render = result.text
-        print(safe_text(render(result.data) if render else dump_json(result.data)))
+        print(colourise(safe_text(render(result.data) if render else dump_json(result.data)), sys.stdout))
     return result.exit_code
 
 

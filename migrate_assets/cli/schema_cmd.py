@@ -9,12 +9,20 @@ accepts back. `plan --check` exits 4 when the database differs from the specs.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from migrate_assets.cli.output import Result, markdown_table
 from migrate_assets.config import load_config
-from migrate_assets.errors import InvalidInputError, PlanMismatchError, Problem, StalePlanError
+from migrate_assets.errors import (
+    InvalidInputError,
+    PlanMismatchError,
+    Problem,
+    SafetyRefusal,
+    StalePlanError,
+    UsageError,
+)
 from migrate_assets.resources import database
 from migrate_assets.schema.plan import Plan
 from migrate_assets.schema.planner import build_plan, live_tables, scope_fingerprint
@@ -32,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     a.add_argument("--plan", metavar="FILE", help="apply exactly this stored plan (from `plan --format json`)")
     a.add_argument("--table", action="append", default=[], metavar="T", help="only this table (repeatable)")
     a.add_argument("--allow-drop-table", action="store_true", help="drop tables that no spec lists")
+    a.add_argument("--auto-approve", action="store_true",
+                   help="apply without asking (scripts, CI); needed when stdin is not a terminal")
     a.set_defaults(func=cmd_apply)
 
 
@@ -106,6 +116,24 @@ def _load_stored(path: str) -> Plan:
     return Plan.from_json(text, path)
 
 
+class NotApproved(SafetyRefusal):
+    """`apply` was not approved at the prompt; nothing changed."""
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _approve(plan: Plan) -> None:
+    """Show the plan on stderr and ask; anything but `yes`/`y` refuses (exit 3, nothing changed)."""
+    print(plan_text(plan.to_dict()), file=sys.stderr)
+    print(f"\nApply these {len(plan.changes)} change(s)? Type 'yes' to apply: ", end="", file=sys.stderr,
+          flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("yes", "y"):
+        raise NotApproved(f"apply not approved (answer {answer!r}): nothing changed")
+
+
 def cmd_apply(args: argparse.Namespace) -> Result:
     cfg = load_config(args.config)
     stored = _load_stored(args.plan) if args.plan else None
@@ -123,6 +151,13 @@ def cmd_apply(args: argparse.Namespace) -> Result:
                 raise PlanMismatchError(args.plan, f"{len(theirs)} stored change(s) vs {len(mine)} planned now")
         else:
             plan = build_plan(conn, desired, opts)
+        if not args.dry_run and not args.auto_approve and not plan.refusals:  # (refusals: apply_schema refuses)
+            if not _interactive():
+                raise UsageError("apply asks for approval on a terminal and stdin is not one: pass --auto-approve "
+                                 "(scripts, CI), or --dry-run to only see the SQL; nothing changed",
+                                 file="<command line>", key="--auto-approve")
+            if plan.changes:
+                _approve(plan)  # autocommit: no lock is held while the prompt waits
         plan, result, expanded = database.apply_schema(conn, cfg, plan, desired, opts, dry_run=args.dry_run)
     data = {
         "dry_run": result.dry_run,

@@ -59,7 +59,10 @@ class RegistryVersion:
     subject: str
     version: int
     schema_id: int
-    schema: str  # the Avro schema JSON text as registered
+    schema: str  # the schema text as registered (Avro JSON for every subject the engine evolves)
+    schema_type: str = "AVRO"  # AVRO, JSON or PROTOBUF
+    #: (name, subject, version) of each schema reference: the engine evolves self-contained Avro only
+    references: tuple[tuple[str, str, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from migrate_assets.errors import IncompatibleSchemaError, InvalidInputError, Problem, RuntimeFailure
+from migrate_assets.errors import (
+    IncompatibleSchemaError,
+    InvalidInputError,
+    Problem,
+    RuntimeFailure,
+    SafetyRefusal,
+)
 from migrate_assets.evolution.actions import IcebergUpdate, RegisterSchema, RunContext, _ops
 from migrate_assets.evolution.filters import in_list, listed_tables
 from migrate_assets.evolution.layers import Layer, RegistryVersion
@@ -22,6 +28,7 @@ from migrate_assets.evolution.planner import (
     plan_join_table,
     plan_new_table,
 )
+from migrate_assets.evolution.typemap import TypeMapOptions
 from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.schema.model import Table
 
@@ -56,7 +63,7 @@ def read_snapshot(target: PipelineTarget, ctx: RunContext) -> Snapshot:
     fp = ctx.source.fingerprint(target.table) if cols is not None else "absent"
     latest = level = None
     if ctx.registry is not None and target.subject:
-        latest = ctx.registry.latest(target.subject)
+        latest = evolvable(ctx.registry.latest(target.subject))
         level = ctx.registry.compatibility_level(target.subject)
     ice = None
     if ctx.lakehouse is not None and target.iceberg_table:
@@ -68,13 +75,23 @@ def read_snapshot(target: PipelineTarget, ctx: RunContext) -> Snapshot:
     return Snapshot(target, tuple(cols) if cols is not None else None, fp, latest, level, ice, cfg, state)
 
 
+def connector_types(policy: Policy, snap: Snapshot) -> Policy:
+    """The policy with the type map the live connector implies (`decimal.handling.mode`, `time.precision.mode`):
+    what Debezium will emit is what the registry, Iceberg and verify must expect."""
+    if snap.connector_config is None:
+        return policy
+    opts = TypeMapOptions.from_connector(dict(snap.connector_config), policy.type_options,
+                                         f"connector {snap.target.connector}")
+    return replace(policy, type_options=opts)
+
+
 def preflight(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy: Policy) -> PreflightReport:
     if change.qualified != target.table:
         raise InvalidInputError([Problem(file=change.source, key="table",
                                          message=f"{change.qualified} is not the pipeline table {target.table}")])
     target = resolve_target(target, ctx)
     snap = read_snapshot(target, ctx)
-    plan = plan_evolution(change, snap, policy)
+    plan = plan_evolution(change, snap, connector_types(policy, snap))
     return _checked(snap, plan, ctx, (Layer.SOURCE_DB, f"fingerprint {snap.source_fingerprint}"))
 
 
@@ -103,6 +120,19 @@ def _checked(snap: Snapshot, plan: EvolutionPlan, ctx: RunContext, first: tuple[
     return PreflightReport(snap, plan, tuple(checks))
 
 
+def evolvable(latest: RegistryVersion | None) -> RegistryVersion | None:
+    """Only self-contained Avro subjects are evolved (or copied as a template): a JSON Schema or Protobuf
+    subject, or an Avro schema with references, is refused here, before anything changes."""
+    if latest is None or (latest.schema_type == "AVRO" and not latest.references):
+        return latest
+    what = (f"a {latest.schema_type} schema" if latest.schema_type != "AVRO" else
+            "an Avro schema with references (" + ", ".join(f"{n} from {s} v{v}" for n, s, v in latest.references) + ")")
+    raise SafetyRefusal(
+        f"subject {latest.subject!r} version {latest.version} holds {what}: only self-contained Avro subjects "
+        "can be evolved; nothing was changed"
+    )
+
+
 def sibling_template(target: PipelineTarget, ctx: RunContext) -> tuple[RegistryVersion | None, str | None]:
     """A subject of another table of the same connector (the Envelope shape to copy), and the topic prefix."""
     if ctx.connector is None or ctx.registry is None or not target.connector:
@@ -113,7 +143,7 @@ def sibling_template(target: PipelineTarget, ctx: RunContext) -> tuple[RegistryV
         return None, None
     for name in listed_tables(cfg.get("table.include.list")):
         if name != target.table:
-            latest = ctx.registry.latest(f"{prefix}.{name}-value")
+            latest = evolvable(ctx.registry.latest(f"{prefix}.{name}-value"))
             if latest is not None:
                 return latest, prefix
     return None, prefix
@@ -123,7 +153,7 @@ def preflight_new_table(table: Table, target: PipelineTarget, ctx: RunContext, p
     target = resolve_target(target, ctx)
     snap = read_snapshot(target, ctx)
     template, prefix = sibling_template(target, ctx)
-    plan = plan_new_table(table, snap, policy, template, prefix)
+    plan = plan_new_table(table, snap, connector_types(policy, snap), template, prefix)
     return _checked(snap, plan, ctx, (Layer.SOURCE_DB, f"{table.qualified} absent"))
 
 
@@ -141,5 +171,6 @@ def preflight_join_table(target: PipelineTarget, ctx: RunContext, policy: Policy
     template, prefix = sibling_template(target, ctx)
     cfg = dict(snap.connector_config or ())
     signal = cfg.get("signal.data.collection") or f"{target.table.split('.', 1)[0]}.debezium_signal"
-    plan = plan_join_table(snap, policy, template, prefix, ctx.source.columns(signal) is not None)
+    plan = plan_join_table(snap, connector_types(policy, snap), template, prefix,
+                           ctx.source.columns(signal) is not None)
     return _checked(snap, plan, ctx, (Layer.SOURCE_DB, f"{target.table} exists ({len(snap.columns or ())} columns)"))

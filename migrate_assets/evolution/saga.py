@@ -140,6 +140,8 @@ class Saga:
                 self._locked -= 1
             return
         with run_lock(rec.run_id):
+            if self.store is not None:  # what the previous holder left: a record loaded before the lock may be stale
+                rec.__dict__.update(self.store.load(rec.run_id).__dict__)
             self._locked += 1
             try:
                 yield
@@ -252,12 +254,14 @@ class Saga:
 
     def _compensate(self, rec: RunRecord, plan: EvolutionPlan) -> RunRecord:
         self._prepare_undo(rec, plan)
-        refuse_data_loss(rec, plan, self.ctx)  # before any layer is undone (evolution.undo)
         ok = True
-        for step in reversed(plan.steps):
+        for step in reversed(plan.steps):  # first learn what landed: a probed step is undone like a done one
             st = rec.step(step.id)
             if needs_probe(step, st):
                 ok = self._settle(step, st, rec) and ok
+        refuse_data_loss(rec, plan, self.ctx)  # before any layer is undone (evolution.undo)
+        for step in reversed(plan.steps):
+            st = rec.step(step.id)
             if st.status not in ("done", "compensation_failed", "compensating"):
                 if st.status == "pending":
                     st.status = "skipped"

@@ -37,6 +37,7 @@ from migrate_assets.errors import (
     RunLockedError,
 )
 from migrate_assets.evolution.layers import Layer
+from migrate_assets.redact import redact_row
 from migrate_assets.versioned import lock as advisory
 
 TABLE = "migrate_assets_evolutions"
@@ -138,8 +139,9 @@ class EvolutionStore:
     @staticmethod
     def row(rec: RunRecord) -> dict[str, Any]:
         """The record as stored (table row and spill file alike)."""
-        return {"run_id": rec.run_id, "table_name": rec.table, "status": rec.status, "plan": rec.plan,
-                "steps": [dict(s.__dict__) for s in rec.steps], "error": rec.error, "failed_step": rec.failed_step}
+        return redact_row({"run_id": rec.run_id, "table_name": rec.table, "status": rec.status, "plan": rec.plan,
+                           "steps": [dict(s.__dict__) for s in rec.steps], "error": rec.error,
+                           "failed_step": rec.failed_step})
 
     @staticmethod
     def from_row(row: dict[str, Any]) -> RunRecord:

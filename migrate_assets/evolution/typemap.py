@@ -28,7 +28,7 @@ the type named (UnsupportedTypeError), never guessed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from migrate_assets.errors import UnsupportedTypeError
@@ -77,12 +77,29 @@ class TypeMapOptions:
     uuid_as: str = "uuid"  # or "string" for engines that cannot read Iceberg uuid
 
     @classmethod
-    def from_connector(cls, config: dict[str, str] | None) -> TypeMapOptions:
-        config = config or {}
-        return cls(
-            decimal_handling_mode=config.get("decimal.handling.mode", "precise"),
-            time_precision_mode=config.get("time.precision.mode", "adaptive"),
-        )
+    def from_connector(cls, config: dict[str, str] | None, base: TypeMapOptions | None = None,
+                       source: str = "<connector config>") -> TypeMapOptions:
+        """The options a live Debezium connector config implies (its defaults when a key is unset), keeping the
+        rest of `base`. A mode this map does not model is refused (exit 2) naming the key, never guessed."""
+        base = base or cls()
+        if config is None:
+            return base
+        modes = {}
+        for key, allowed in MODES.items():
+            value = config.get(key, allowed[0]).strip().lower()
+            if value not in allowed:
+                raise UnsupportedTypeError(f"{key}={value!r} is not carried by this pipeline; expected one of "
+                                           + ", ".join(allowed), file=source, key=key)
+            modes[key] = value
+        return replace(base, decimal_handling_mode=modes["decimal.handling.mode"],
+                       time_precision_mode=modes["time.precision.mode"])
+
+
+#: the connector settings the map honours, each with Debezium's default first
+MODES = {
+    "decimal.handling.mode": ("precise", "double", "string"),
+    "time.precision.mode": ("adaptive", "adaptive_time_microseconds", "connect"),
+}
 
 
 def _unsupported(t: PgType, why: str = "") -> UnsupportedTypeError:
@@ -147,7 +164,7 @@ def map_type(t: PgType | str, options: TypeMapOptions | None = None) -> LayerTyp
         return LayerTypes(name, "INT32", "io.debezium.time.Date", "int", None, "date")
     if n == "time without time zone":
         prec = pg.precision if pg.precision is not None else 6
-        if opts.time_precision_mode == "connect" or prec <= 3:
+        if opts.time_precision_mode == "connect" or (prec <= 3 and opts.time_precision_mode == "adaptive"):
             raise _unsupported(pg, "millisecond time is not carried; use time(6)")
         return LayerTypes(name, "INT64", "io.debezium.time.MicroTime", "long", None, "time")
     if n == "uuid":

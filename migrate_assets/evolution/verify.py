@@ -83,8 +83,11 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
     if not math.isfinite(progress_bound) or progress_bound < 0:  # nan never ends a wait; < 0 never waits
         raise InvalidInputError([Problem(file="<arguments>", key="progress_bound",
                                          message=f"expected a finite number of seconds >= 0, got {progress_bound!r}")])
-    opts = opts or TypeMapOptions()
     out = TableVerification(target.table)
+    problems: list[str] = []
+    if opts is None:  # what the live connector emits (decimal/time modes), as pre-flight planned with
+        opts, problem = connector_types(target, ctx)
+        problems += [problem] if problem else []
     start_lsn: int | None = None
     try:
         cols = ctx.source.columns(target.table)
@@ -97,7 +100,7 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
         out.layers[Layer.SOURCE_DB] = LayerVerdict("drift", (f"table {target.table} does not exist",))
         expected: dict[str, Any] = {}
     else:
-        problems, expected = [], {}
+        expected = {}
         for c in cols:
             try:
                 expected[c.name] = map_type(c.type, opts)
@@ -141,6 +144,20 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
     else:
         out.layers[Layer.CONNECTOR] = _verify_connector(target, ctx, list(expected), start_lsn, progress_bound)
     return out
+
+
+def connector_types(target: PipelineTarget, ctx: RunContext) -> tuple[TypeMapOptions, str | None]:
+    """The type map of the table's connector config; the defaults (and why) when it cannot be read or is not
+    one this map models — the connector layer then reports the connector itself."""
+    if ctx.connector is None or not target.connector:
+        return TypeMapOptions(), None
+    try:
+        return TypeMapOptions.from_connector(ctx.connector.config(target.connector), None,
+                                             f"connector {target.connector}"), None
+    except InvalidInputError as exc:
+        return TypeMapOptions(), str(exc)
+    except MigrateAssetsError:
+        return TypeMapOptions(), None
 
 
 def _verify_connector(target: PipelineTarget, ctx: RunContext, columns: list[str], start_lsn: int | None,

@@ -30,7 +30,7 @@ from migrate_assets.errors import (
     TransientError,
 )
 from migrate_assets.expand import backfill as bf
-from migrate_assets.expand import shape, state
+from migrate_assets.expand import indexes, shape, state
 from migrate_assets.expand.ops import ChangeSet, op_from_dict, op_to_dict
 from migrate_assets.expand.planner import ExpandPlan, Statement, plan_expand
 from migrate_assets.expand.status import ExpandStatus, compute_status, trigger_state
@@ -179,11 +179,15 @@ def expand(
     if other is not None and other.fingerprint != fp:
         raise ExpandConflictError(table, other.fingerprint, other.source)
     if st is not None and st.phase == "expanded":
-        return _expand_result(plan_from_state(st, change), "already_expanded", cdc_tracked)
+        return _expand_result(plan_from_state(st, change), "already_expanded", cdc_tracked,
+                              indexes.from_state(st.rebuilds))
     if dry_run:
         plan = plan_change(conn, change, opts)
-        res = _expand_result(plan, "dry_run", cdc_tracked)
-        res["sql"] = render(conn, [s for step in plan.expand_steps for s in step.forward])
+        rebuilds, left = indexes.discover(conn, plan)
+        conn.rollback()
+        res = _expand_result(plan, "dry_run", cdc_tracked, rebuilds, left)
+        res["sql"] = render(conn, [s for step in plan.expand_steps for s in step.forward]) + [
+            s + ";" for r in rebuilds for s in (r.build, r.validate) if s]
         return res
     with table_lock(conn, table):
         st = _get(conn, change, opts)
@@ -197,6 +201,9 @@ def expand(
 
             def ddl() -> None:
                 pre = shape.table_fingerprint(conn, change.schema, change.table)
+                rebuilds, left = indexes.discover(conn, plan)  # before the new columns exist
+                for w in left:
+                    log.warning("%s: %s", table, w)
                 for step in plan.expand_steps:
                     for stmt in step.forward:
                         conn.execute(stmt)
@@ -214,6 +221,7 @@ def expand(
                     pre_fingerprint=pre,
                     backfill_max=maxkey if plan.backfill.needed else None,
                     rows_total=0,
+                    rebuilds=[r.to_dict() for r in rebuilds],
                 )
 
             _ensure(conn, opts)  # only now: a change Postgres rejected leaves no trace at all
@@ -236,9 +244,13 @@ def expand(
             max_backoff=opts.max_backoff,
             on_progress=on_progress,
         )
+        now = _get(conn, change, opts)
+        rebuilt = indexes.from_state(now.rebuilds if now else None)
+        indexes.build(conn, change.schema, change.table, rebuilt, lock_timeout=opts.lock_timeout,
+                      attempts=opts.attempts, backoff=opts.backoff, max_backoff=opts.max_backoff)
         with conn.transaction():
             state.set_phase(conn, opts.state_schema, table, fp, "expanded")
-    res = _expand_result(plan, "expanded", cdc_tracked)
+    res = _expand_result(plan, "expanded", cdc_tracked, rebuilt)
     res["resumed"] = resumed
     res["backfill"] = {
         "rows_visited": progress.rows_done,
@@ -251,7 +263,8 @@ def expand(
     return res
 
 
-def _expand_result(plan: ExpandPlan, status: str, cdc_tracked: bool) -> dict[str, Any]:
+def _expand_result(plan: ExpandPlan, status: str, cdc_tracked: bool, rebuilds: Sequence[indexes.Rebuild] = (),
+                   left: Sequence[str] = ()) -> dict[str, Any]:
     return {
         "table": plan.change.qualified,
         "fingerprint": plan.fingerprint,
@@ -262,7 +275,8 @@ def _expand_result(plan: ExpandPlan, status: str, cdc_tracked: bool) -> dict[str
         ],
         "new_columns": list(plan.new_physical_columns),
         "trigger": plan.trigger if any(o.pair or o.fill for o in plan.ops) else None,
-        "warnings": list(plan.warnings),
+        "warnings": [*plan.warnings, *left],
+        "rebuilds": [r.describe() for r in rebuilds],
         "cdc": {
             "tracked": cdc_tracked,
             "new_columns_emitted": list(plan.new_physical_columns) if cdc_tracked else [],
@@ -302,7 +316,7 @@ def contract(
     if not stat.safe_to_contract and not force:
         raise NotSafeToContractError(f"{table}: not safe to contract: " + "; ".join(stat.reasons))
     prepare = [s for step in plan.contract_prepare for s in step.forward]
-    main = list(plan.contract_statements)
+    main = list(plan.contract_statements) + indexes.finish_statements(indexes.from_state(st.rebuilds))
     if dry_run:
         return {
             "table": table,

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS {t} (
     expanded_at       timestamptz,
     finished_at       timestamptz,
     updated_at        timestamptz NOT NULL DEFAULT now(),
+    rebuilds          jsonb       NOT NULL DEFAULT '[]',
     PRIMARY KEY (table_name, fingerprint)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS {idx} ON {t} (table_name) WHERE phase IN ('expanding', 'expanded');
@@ -65,6 +66,8 @@ class OperationState:
     started_at: dt.datetime
     expanded_at: dt.datetime | None
     finished_at: dt.datetime | None
+    #: indexes and constraints of replaced columns, rebuilt on the new ones (`expand.indexes.Rebuild` as dicts)
+    rebuilds: list[dict[str, Any]]
 
     @property
     def backfill_done(self) -> bool:
@@ -83,6 +86,12 @@ def ensure(conn: psycopg.Connection[Any], schema: str) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{schema}.{TABLE}",))
         conn.execute(sql.SQL(_DDL).format(t=_t(schema), idx=sql.Identifier(f"{TABLE}_one_active")))
+        (has,) = conn.execute("SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = %s::regclass "
+                              "AND attname = 'rebuilds' AND NOT attisdropped)",
+                              (_t(schema).as_string(conn),)).fetchone() or (True,)
+        if not has:  # a table from before rebuilds were recorded: only then take its ACCESS EXCLUSIVE lock
+            conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS rebuilds jsonb NOT NULL DEFAULT '[]'")
+                         .format(_t(schema)))
 
 
 def exists(conn: psycopg.Connection[Any], schema: str) -> bool:
@@ -93,9 +102,10 @@ def exists(conn: psycopg.Connection[Any], schema: str) -> bool:
 
 
 def _select(schema: str, where: sql.Composable) -> sql.Composed:
-    return sql.SQL("SELECT {} FROM {} WHERE {}").format(
-        sql.SQL(", ").join(sql.Identifier(f) for f in _FIELDS), _t(schema), where
-    )
+    # `rebuilds` read through the row as JSON: a table from before it existed reads as none (no DDL on a read)
+    cols = [sql.Identifier(f) if f != "rebuilds" else sql.SQL("COALESCE(to_jsonb(o) -> 'rebuilds', '[]'::jsonb)")
+            for f in _FIELDS]
+    return sql.SQL("SELECT {} FROM {} AS o WHERE {}").format(sql.SQL(", ").join(cols), _t(schema), where)
 
 
 def get(conn: psycopg.Connection[Any], schema: str, table: str, fp: str) -> OperationState | None:
@@ -130,19 +140,20 @@ def insert(
     pre_fingerprint: str,
     backfill_max: list[str] | None,
     rows_total: int,
+    rebuilds: list[dict[str, Any]] | None = None,
 ) -> None:
     """Record a new expand (replacing an aborted attempt of the same change)."""
     conn.execute(
         sql.SQL(
             "INSERT INTO {} (table_name, fingerprint, source, operations, table_info, refs, volatile_defaults, "
-            "pre_fingerprint, phase, backfill_cursor, backfill_max, rows_total) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'expanding', NULL, %s, %s) "
+            "pre_fingerprint, phase, backfill_cursor, backfill_max, rows_total, rebuilds) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'expanding', NULL, %s, %s, %s) "
             "ON CONFLICT (table_name, fingerprint) DO UPDATE SET source = EXCLUDED.source, "
             "operations = EXCLUDED.operations, table_info = EXCLUDED.table_info, refs = EXCLUDED.refs, "
             "volatile_defaults = EXCLUDED.volatile_defaults, pre_fingerprint = EXCLUDED.pre_fingerprint, "
             "phase = 'expanding', backfill_cursor = NULL, backfill_max = EXCLUDED.backfill_max, "
             "rows_total = EXCLUDED.rows_total, rows_done = 0, started_at = now(), expanded_at = NULL, "
-            "finished_at = NULL, updated_at = now()"
+            "finished_at = NULL, updated_at = now(), rebuilds = EXCLUDED.rebuilds"
         ).format(_t(schema)),
         (
             table,
@@ -155,6 +166,7 @@ def insert(
             pre_fingerprint,
             Jsonb(backfill_max) if backfill_max is not None else None,
             rows_total,
+            Jsonb(rebuilds or []),
         ),
     )
 

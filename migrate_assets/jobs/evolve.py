@@ -66,6 +66,7 @@ from migrate_assets.jobs.fanout import (
     refuse_overlapping_plans,
 )
 from migrate_assets.jobs.stepwise import compensate_step, final_status, rollback_record, run_step
+from migrate_assets.redact import scrub
 from migrate_assets.resources import database
 from migrate_assets.resources import project as projectlib
 
@@ -230,9 +231,9 @@ def preflight(context: OpExecutionContext, config: EvolveConfig,
                                         for _, rec in planned),
         }
         if config.dry_run:
-            yield Output({rec.table: rec.plan for _, rec in planned}, "dry_run_plans", metadata=meta)
+            yield Output({rec.table: scrub(rec.plan) for _, rec in planned}, "dry_run_plans", metadata=meta)
             if len(planned) == 1:
-                yield Output(planned[0][1].plan, "dry_run_plan")
+                yield Output(scrub(planned[0][1].plan), "dry_run_plan")
             return
         store = project.store()
         try:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from migrate_assets import __version__
 from migrate_assets.config import redact_dsn
@@ -313,14 +312,14 @@ def down(state_dir: Path, purge: bool = False) -> dict[str, Any]:
 
 
 def write_config(info: StackInfo, path: Path | None = None) -> Path:
-    """A migrate.yaml pointing at this stack; schemas/ and migrations/ are resolved against the cwd."""
+    """Refresh the connection settings of this stack in migrate.yaml: only its generated block is rewritten, so
+    `pipelines:` and anything else the user wrote survive (migrate_assets/projectfile.py). A new file also gets
+    `schemas:`/`migrations:` resolved against the cwd."""
+    from migrate_assets.projectfile import refresh_generated
+
     path = path or info.state_dir / "migrate.yaml"
     cwd = Path(os.getcwd())
-    cfg: dict[str, Any] = {
-        "database": {"dsn": info.pg_dsn, "schema": "public"},
-        "schemas": str(cwd / "schemas"),
-        "migrations": str(cwd / "migrations"),
-    }
+    cfg: dict[str, Any] = {"database": {"dsn": info.pg_dsn, "schema": "public"}}
     if "kafka-connect" in info.parts:
         cfg["kafka_connect"] = {"url": info.connect_url}
     if "broker" in info.parts:
@@ -330,5 +329,5 @@ def write_config(info: StackInfo, path: Path | None = None) -> Path:
     if "iceberg" in info.parts:
         cfg["iceberg"] = {"name": "lake", "properties": info.iceberg_properties}
     # it holds the DSN with its password: 0600, like stack.json
-    postgres.write_private(path, "# written by `migrate-assets stack up`\n" + yaml.safe_dump(cfg, sort_keys=False))
+    refresh_generated(path, cfg, {"schemas": str(cwd / "schemas"), "migrations": str(cwd / "migrations")})
     return path

@@ -4,6 +4,11 @@ A distributed worker answers 409 while its group rebalances and 5xx while it (re
 here with exponential backoff and jitter, as are refused connections. Whatever is left after the retries is
 a typed error: `LayerUnreachableError` (no worker answered), `TransientError` (409/5xx persisted),
 `ConnectorNotFoundError` (404) or `LayerRequestError` (any other 4xx: retrying cannot fix it).
+
+Secrets stay in Kafka Connect: `config()` hands out the config with every secret value masked
+(`migrate_assets.redact`), so plans, run records and Dagster outputs built from it never hold one, and
+`put_config()` fills masked values back from the live config before writing. The URL may carry userinfo
+(`http://user:PW@host:8083`; httpx sends it as Basic auth); messages show it without the password.
 """
 
 from __future__ import annotations
@@ -22,6 +27,17 @@ from migrate_assets.errors import (
     TransientError,
 )
 from migrate_assets.evolution.layers import ConnectorStatus, Layer
+from migrate_assets.redact import (
+    MASK,
+    MaskedSecretMissing,
+    config_secrets,
+    dsn_secrets,
+    redact_config,
+    redact_url,
+    remember,
+    restore_masked,
+    scrub,
+)
 from migrate_assets.schema.retry import backoff_delay
 
 LAYER = Layer.CONNECTOR
@@ -45,6 +61,8 @@ class KafkaConnectClient:
         poll_interval: float = 0.25,
     ) -> None:
         self.url = url.rstrip("/")
+        self.shown_url = redact_url(self.url)
+        remember(*dsn_secrets(self.url))
         self.timeout, self.retries, self.backoff, self.max_backoff = (
             timeout,
             max(0, retries),
@@ -90,7 +108,7 @@ class KafkaConnectClient:
                 unreachable = False
             if attempt < self.retries:
                 time.sleep(backoff_delay(attempt + 1, self.backoff, self.max_backoff))
-        detail = f"{method} {self.url}{path} failed after {self.retries + 1} attempt(s): {last}"
+        detail = f"{method} {self.shown_url}{path} failed after {self.retries + 1} attempt(s): {last}"
         if unreachable:
             raise LayerUnreachableError(LAYER, detail)
         raise TransientError(f"{LAYER}: {detail}")
@@ -108,13 +126,33 @@ class KafkaConnectClient:
             trace="\n".join(t for t in traces if t),
         )
 
-    def config(self, name: str) -> dict[str, str]:
+    def _live_config(self, name: str) -> dict[str, str]:
         body = self.request("GET", _path(name) + "/config", connector=name).json()
-        return {str(k): str(v) for k, v in body.items()}
+        live = {str(k): str(v) for k, v in body.items()}
+        remember(*config_secrets(live))
+        return live
+
+    def config(self, name: str) -> dict[str, str]:
+        """The connector's config with every secret value masked (`redact.MASK`)."""
+        return redact_config(self._live_config(name))
 
     def put_config(self, name: str, config: dict[str, str]) -> None:
-        """Create or replace the config (Connect restarts the connector itself when it changed)."""
+        """Create or replace the config (Connect restarts the connector itself when it changed). Masked
+        values are taken from the live config; a masked key the live config lacks is a LayerRequestError
+        (writing the mask as a password would break the connector)."""
         cfg = {k: v for k, v in config.items() if k != "name"}
+        if any(MASK in v for v in cfg.values()):
+            live: dict[str, str] = {}
+            try:
+                live = self._live_config(name)
+            except ConnectorNotFoundError:
+                pass  # nothing to fill the masks from: restore_masked names them
+            try:
+                cfg = restore_masked(cfg, live)
+            except MaskedSecretMissing as exc:
+                raise LayerRequestError(LAYER, f"cannot write the config of {name!r}: the secret value(s) of "
+                                               f"{exc} are masked and not in the live config") from None
+        remember(*config_secrets(cfg))
         self.request("PUT", _path(name) + "/config", json=cfg)
 
     def restart(self, name: str, include_tasks: bool = True, only_failed: bool = False) -> None:
@@ -154,11 +192,13 @@ class KafkaConnectClient:
     # -- beyond the protocol ---------------------------------------------------------------------------------
 
     def create(self, name: str, config: dict[str, str]) -> dict[str, Any]:
-        """POST /connectors; a name already taken is a LayerRequestError (409 is not retried forever)."""
+        """POST /connectors; a name already taken is a LayerRequestError (409 is not retried forever).
+        Returns Connect's answer with secret values masked."""
+        remember(*config_secrets(config))
         body: dict[str, Any] = self.request(
             "POST", "/connectors", json={"name": name, "config": config}
         ).json()
-        return body
+        return scrub(body)
 
     def delete(self, name: str) -> None:
         self.request("DELETE", _path(name), connector=name)

@@ -28,6 +28,7 @@ from migrate_assets.errors import (
     TransientError,
 )
 from migrate_assets.evolution.layers import CompatibilityResult, Layer, RegistryVersion
+from migrate_assets.redact import dsn_secrets, remember
 
 LAYER = Layer.SCHEMA_REGISTRY
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -43,12 +44,15 @@ _TRANSPORT_ERRORS: tuple[type[Exception], ...] = tuple({httpx.TransportError, cl
 
 
 class SchemaRegistryAdapter:
-    """`RegistryLayer` for the registry at `url` (Avro schemas)."""
+    """`RegistryLayer` for the registry at `url`. It registers Avro schemas; `latest` reports a subject's
+    type and references as they are, so pre-flight can refuse JSON Schema, Protobuf and referencing Avro
+    subjects instead of treating their text as a self-contained Avro schema."""
 
     def __init__(
         self, url: str, timeout: float = 10.0, max_retries: int = 2, retry_wait: float = 0.2
     ) -> None:
         self.url = url.rstrip("/")
+        remember(*dsn_secrets(self.url))  # userinfo in the URL: never in a message
         self.timeout = timeout
         self._http = httpx.Client(timeout=timeout)  # pooled: a client per call costs ~50 ms
         self.client = SchemaRegistryClient(
@@ -90,7 +94,9 @@ class SchemaRegistryAdapter:
                 return None
             raise self._refused(f"latest version of {subject}", exc) from exc
         assert reg.version is not None and reg.schema_id is not None
-        return RegistryVersion(subject, int(reg.version), int(reg.schema_id), str(reg.schema.schema_str))
+        refs = tuple((str(r.name), str(r.subject), int(r.version or 0)) for r in reg.schema.references or ())
+        return RegistryVersion(subject, int(reg.version), int(reg.schema_id), str(reg.schema.schema_str),
+                               str(reg.schema.schema_type or "AVRO").upper(), refs)
 
     def versions(self, subject: str) -> list[int]:
         try:

@@ -34,8 +34,10 @@ def idents(names: tuple[str, ...] | list[str]) -> sql.Composable:
 
 
 def expr(text: str) -> sql.SQL:
-    """A validated SQL expression (defaults, predicates)."""
-    return sql.SQL(text)  # noqa: S608
+    """A validated SQL expression (defaults, predicates: see `schema.exprcheck`), embedded as one bracketed
+    expression: a DEFAULT takes only a restricted expression (`DEFAULT x IS NULL` does not parse, `DEFAULT (x IS
+    NULL)` does), and the brackets keep it one operand wherever it goes."""
+    return sql.SQL("(" + text + ")")  # noqa: S608
 
 
 def type_sql(col: Column) -> sql.SQL:
@@ -153,8 +155,10 @@ def cast(column: str, type_sql: str, via: str | None = None) -> sql.Composable:
     return sql.SQL("{}::{}").format(ident(column), sql.SQL(type_sql))
 
 
-def set_default(schema: str, table: str, column: str, expression: str) -> str:
-    return alter(schema, table, "ALTER COLUMN {} SET DEFAULT {}", ident(column), expr(expression))
+def set_default(schema: str, table: str, column: str, expression: str | sql.Composable) -> str:
+    """A checked expression (text) goes in bracketed (`expr`); a composed one (e.g. a CAST) as it is."""
+    value = expr(expression) if isinstance(expression, str) else expression
+    return alter(schema, table, "ALTER COLUMN {} SET DEFAULT {}", ident(column), value)
 
 
 def drop_default(schema: str, table: str, column: str) -> str:

@@ -242,6 +242,13 @@ class _TableDiff:
                 matched.append((c, lc))
         for lc in have.columns:
             if lc.name not in used and want.column(lc.name) is None:
+                users = unmanaged.users_of(want, have, lc.name)
+                if users:  # DROP COLUMN would take them along: the spec never drops what it cannot express
+                    self.res.refusals.append(
+                        f"{have.qualified}.{lc.name}: dropping the column would also drop unmanaged {', '.join(users)}; "
+                        "drop or change those by hand first"
+                    )
+                    continue
                 self.dropped.add(lc.name)
                 self.op(ops.DropColumn(lc.name))
         for c, lc in matched:
@@ -360,7 +367,7 @@ class _TableDiff:
             if why is not None:  # never dropped; a wanted index of the same name cannot be built
                 if name in want_ix:
                     self.res.refusals.append(
-                        f"{self.have.qualified}: index {name} exists with a {why} the spec cannot express; "
+                        f"{self.have.qualified}: index {name} exists with what the spec cannot express ({why}); "
                         "it is left alone: give the spec's index another name, or drop the live one by hand"
                     )
                     del want_ix[name]

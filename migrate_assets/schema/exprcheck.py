@@ -195,7 +195,7 @@ def referenced_columns(conn: psycopg.Connection[Any], e: Expression, columns: Se
     """Which of `columns` (name, type) the checked expression `e` reads, in their order: a column is read when
     the expression no longer parses over the same relation without it (42703). Only columns whose name occurs
     among the expression's words are tried; nothing runs."""
-    words = _words(e.text)
+    words = expression_words(e.text)
     out: list[str] = []
     with read_only(conn):
         for name, _ in columns:
@@ -211,10 +211,15 @@ def referenced_columns(conn: psycopg.Connection[Any], e: Expression, columns: Se
     return tuple(out)
 
 
-def _words(text: str) -> set[str]:
-    """The names an expression may mean: unquoted words folded to lower case, quoted identifiers as written."""
+def expression_words(text: str) -> set[str]:
+    """The names an expression may mean: unquoted words folded to lower case, quoted identifiers as written
+    (empty for text that does not scan)."""
     out: set[str] = set()
-    for t in tokens(text):
+    try:
+        toks = tokens(text)
+    except ValueError:
+        return out
+    for t in toks:
         if t[0] == '"':
             out.add(t[1:-1].replace('""', '"'))
         elif t[0].isalpha() or t[0] == "_":

@@ -8,6 +8,10 @@ in tests/schema/test_hazards_reality.py).
 - `SET NOT NULL` scans the table unless a valid `CHECK (c IS NOT NULL)` exists, hence the NOT VALID +
   VALIDATE sequence (long-running, but no rewrite).
 - `CREATE INDEX CONCURRENTLY` takes SHARE UPDATE EXCLUSIVE only and is long-running.
+- Dropping a PRIMARY KEY / UNIQUE constraint or an index that the spec could express but no longer lists is
+  `removes_constraint` / `removes_index`, both breaking (`BREAKING_HAZARDS`): writers may then store duplicates,
+  readers may lose the plan they relied on. An index rebuilt under its name is not a removal. Objects the spec
+  cannot express are never dropped at all (`unmanaged.py`).
 """
 
 from __future__ import annotations

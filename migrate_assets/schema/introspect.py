@@ -79,14 +79,21 @@ LEFT JOIN pg_index ix ON ix.indexrelid = con.conindid
 WHERE con.contype IN ('p', 'u')
 """  # noqa: S608
 
+#: the columns (attnums) an object uses, from pg_depend: only asked for the few unmanaged objects
+_USED = """(SELECT array_agg(DISTINCT u.refobjsubid) FROM pg_depend u WHERE u.classid = '{cls}'::regclass
+           AND u.objid = {oid} AND u.refclassid = 'pg_class'::regclass AND u.refobjsubid > 0)"""
+
 #: an index is opaque (compared by its whole definition, never dropped: the spec cannot express it) when it has
 #: expressions, INCLUDE columns, DESC/NULLS options, a non-default operator class, a collation other than its
-#: column's own, or an access method the spec does not know; the reason comes back as text
+#: column's own, or an access method the spec does not know; the reason comes back as text. The collation test
+#: looks at the columns only for an index with a non-default collation (most have none: 2.3x faster at 2,000
+#: tables); an explicit COLLATE "default" on a column of another collation is thus not seen
 _INDEXES = _SCOPE + """,
 nondefault AS (SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_opclass WHERE NOT opcdefault)
 SELECT x.indrelid, x.relname, x.indisunique, x.amname,
        CASE WHEN x.opaque IS NOT NULL OR NOT x.indisvalid THEN pg_get_indexdef(x.indexrelid) END,
-       pg_get_expr(x.indpred, x.indrelid), x.indkey, x.opaque, x.indisvalid
+       pg_get_expr(x.indpred, x.indrelid), x.indkey, x.opaque, x.indisvalid,
+       CASE WHEN x.opaque IS NOT NULL THEN """ + _USED.format(cls="pg_class", oid="x.indexrelid") + """ END
 FROM (
     SELECT i.indrelid, ic.relname, i.indisunique, am.amname, i.indexrelid, i.indpred,
            (i.indkey::int2[])[:i.indnkeyatts - 1] AS indkey,
@@ -94,7 +101,7 @@ FROM (
                 WHEN i.indnkeyatts < i.indnatts THEN 'INCLUDE columns'
                 WHEN 0 <> ANY(i.indoption::int2[]) THEN 'DESC / NULLS FIRST ordering'
                 WHEN i.indclass::oid[] && (SELECT oids FROM nondefault) THEN 'non-default operator class'
-                WHEN EXISTS (
+                WHEN NOT i.indcollation::oid[] <@ '{0,100}'::oid[] AND EXISTS (
                     SELECT FROM unnest((i.indkey::int2[])[:i.indnkeyatts - 1], i.indcollation::oid[]) AS k(attnum, coll)
                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                     WHERE k.coll <> a.attcollation
@@ -111,29 +118,31 @@ FROM (
 ) x
 """  # noqa: S608
 
-#: objects of kinds the spec format has no words for, per table: (relid, kind, name, reason)
+#: objects of kinds the spec format has no words for, per table: (relid, kind, name, reason, attnums used)
 _OTHERS = _SCOPE + """
 SELECT con.conrelid, CASE con.contype WHEN 'c' THEN 'check' WHEN 'f' THEN 'foreign_key' ELSE 'exclusion' END,
-       con.conname, pg_get_constraintdef(con.oid)
+       con.conname, pg_get_constraintdef(con.oid), """ + _USED.format(cls="pg_constraint", oid="con.oid") + """
 FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid WHERE con.contype IN ('c', 'f', 'x')
 UNION ALL
-SELECT t.tgrelid, 'trigger', t.tgname, pg_get_triggerdef(t.oid)
+SELECT t.tgrelid, 'trigger', t.tgname, pg_get_triggerdef(t.oid), """ + _USED.format(cls="pg_trigger", oid="t.oid") + """
 FROM rels r JOIN pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal
 UNION ALL
-SELECT DISTINCT r.oid, CASE v.relkind WHEN 'm' THEN 'materialized_view' ELSE 'view' END, v.oid::regclass::text,
-       'reads this table'
+SELECT r.oid, CASE v.relkind WHEN 'm' THEN 'materialized_view' ELSE 'view' END, v.oid::regclass::text,
+       'reads this table', array_agg(DISTINCT d.refobjsubid) FILTER (WHERE d.refobjsubid > 0)
 FROM rels r
 JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = r.oid AND d.classid = 'pg_rewrite'::regclass
 JOIN pg_rewrite rw ON rw.oid = d.objid
 JOIN pg_class v ON v.oid = rw.ev_class AND v.oid <> r.oid
+GROUP BY r.oid, v.oid, v.relkind
 UNION ALL
-SELECT a.attrelid, 'collation', a.attname, 'column collation ' || quote_ident(co.collname)
+SELECT a.attrelid, 'collation', a.attname, 'column collation ' || quote_ident(co.collname), NULL
 FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+    AND a.attcollation NOT IN (0, 100)
 JOIN pg_type ty ON ty.oid = a.atttypid
 JOIN pg_collation co ON co.oid = a.attcollation
 WHERE a.attcollation <> ty.typcollation
 UNION ALL
-SELECT p.polrelid, 'policy', p.polname, 'row-level security policy'
+SELECT p.polrelid, 'policy', p.polname, 'row-level security policy', """ + _USED.format(cls="pg_policy", oid="p.oid") + """
 FROM rels r JOIN pg_policy p ON p.polrelid = r.oid
 """  # noqa: S608
 
@@ -203,13 +212,20 @@ def introspect(
         else:
             uniques.setdefault(relid, []).append(con)
     indexes: dict[int, list[Index]] = {}
-    for relid, *irow in idx_rows:
+    opaque_uses: list[tuple[int, str, list[int] | None]] = []
+    for relid, *irow, used in idx_rows:
         indexes.setdefault(relid, []).append(_index(attnames.get(relid, {}), *irow))
+        if used:
+            opaque_uses.append((relid, irow[0], used))
     names_of = {oid: f"{nsp}.{rel}" for oid, nsp, rel, _ in rels}
     others: dict[int, list[Unmanaged]] = {}
-    for relid, kind, name, detail in sorted(other_rows, key=lambda r: (r[0], r[1], r[2])):
+    uses: dict[int, set[tuple[str, str, str]]] = {}  # (column, kind, name) of unmanaged objects using a column
+    for relid, name, used in opaque_uses:
+        _note_uses(uses, attnames.get(relid, {}), relid, "index", name, used)
+    for relid, kind, name, detail, used in sorted(other_rows, key=lambda r: (r[0], r[1], r[2])):
         reason = f"{_OTHER_WHAT.get(kind, kind)}: {detail}" if kind not in ("collation", "policy") else detail
         others.setdefault(relid, []).append(Unmanaged(names_of[relid], kind, name, reason))
+        _note_uses(uses, attnames.get(relid, {}), relid, kind, name, used)
     return {
         (nsp, rel): Table(
             nsp,
@@ -220,9 +236,19 @@ def introspect(
             tuple(sorted(indexes.get(oid, ()), key=lambda i: i.name)),
             comment,
             others=tuple(others.get(oid, ())),
+            column_users=tuple(sorted(uses.get(oid, ()))),
         )
         for oid, nsp, rel, comment in rels
     }
+
+
+def _note_uses(uses: dict[int, set[tuple[str, str, str]]], names: dict[int, str], relid: int, kind: str, name: str,
+               used: list[int] | None) -> None:  # fmt: skip
+    if kind == "collation":
+        return  # a property of the column itself, not an object DROP COLUMN would take along
+    for attnum in used or ():
+        if attnum in names:
+            uses.setdefault(relid, set()).add((names[attnum], kind, name))
 
 
 def _columns(rows: list[tuple[Any, ...]]) -> tuple[dict[int, list[Column]], dict[int, dict[int, str]]]:

@@ -98,6 +98,8 @@ class Table:
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
     #: live side: objects of kinds the spec has no words for (CHECK, FK, EXCLUDE, triggers, views, collations)
     others: tuple[Unmanaged, ...] = field(default=(), compare=False)
+    #: live side: (column, kind, name) of each unmanaged index, constraint, trigger, policy and view using a column
+    column_users: tuple[tuple[str, str, str], ...] = field(default=(), compare=False)
     #: desired side: the spec says `unique: true` on the primary-key column, which the model folds into the key;
     #: a live UNIQUE constraint on exactly those columns is then kept, not dropped
     pk_unique: bool = field(default=False, compare=False)

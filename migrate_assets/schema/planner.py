@@ -25,7 +25,13 @@ from migrate_assets.schema.diff import (
     pending_predicates,
     tables_needing_row_check,
 )
-from migrate_assets.schema.exprcheck import Expression, canonical_forms, check_expressions, relation_shape
+from migrate_assets.schema.exprcheck import (
+    Expression,
+    canonical_forms,
+    check_expressions,
+    expression_words,
+    relation_shape,
+)
 from migrate_assets.schema.introspect import Canonical, existing_schemas, introspect, tables_with_rows
 from migrate_assets.schema.model import Source, Table, fingerprint, gc_paused
 from migrate_assets.schema.plan import Plan, Scope
@@ -176,7 +182,9 @@ def _located(text: str, src: Source | None, key: str, label: str, **kw: Any) -> 
 
 
 def _shape(t: Table, text: str) -> sql.Composable:
-    """The columns of `t` as a relation for parsing its predicates (the table itself may not exist yet). Named
-    like the table only when the text may name it, so that tables of the same columns share one check."""
-    alias = t.name if t.name in text else "_ma"
-    return relation_shape([(c.name, c.type.render()) for c in t.columns], alias)
+    """The columns of `t` the text may name, as a relation for parsing its predicates (the table itself may not
+    exist yet). Named like the table only when the text may name it, so that predicates over the same columns
+    in many tables share one check."""
+    words = expression_words(text)
+    alias = t.name if t.name in words else "_ma"
+    return relation_shape([(c.name, c.type.render()) for c in t.columns if c.name in words], alias)

@@ -48,6 +48,13 @@ def managed_indexes(have: Table) -> dict[str, Index]:
     return {i.name: i for i in have.indexes if index_reason(i) is None}
 
 
+def users_of(want: Table, have: Table, column: str) -> list[str]:
+    """The unmanaged objects that `DROP COLUMN column` would take along (indexes and constraints on it go with
+    it; a view or policy would make it fail), spelled `kind name`."""
+    out = [f"unique {u.name}" for u in have.uniques if column in u.columns and unique_reason(want, u, u.columns)]
+    return out + [f"{kind} {name}" for col, kind, name in have.column_users if col == column]
+
+
 def listing(desired: Iterable[Table], live: dict[TableKey, Table]) -> tuple[Unmanaged, ...]:
     """Every unmanaged live object of the desired tables that exist (sorted by table, kind, name)."""
     out: list[Unmanaged] = []

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from migrate_assets.cli import build_parser
-from migrate_assets.cli.output import Result, emit_result, safe_text
+from migrate_assets.cli.output import Result, SafeFormatter, emit_result, safe_text
 from tests.cdc import poll_until
 from tests.cli.test_migrations_cli import SLOW, blocked_on_gate, gate_closed, project
 from tests.support import cli_argv, run_cli, run_cli_process
@@ -114,6 +114,10 @@ def test_control_characters_are_escaped_in_text_output(fresh_dsn: str, tmp_path:
 
 
 def test_safe_text_escapes_and_keeps_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    line = SafeFormatter("%(message)s").format(logging.makeLogRecord({"msg": "table %s", "args": ("a\x1b[2Jb",)}))
+    assert line == "table a\\x1b[2Jb"
     assert safe_text("a\tb\nc") == "a\tb\nc"
     assert safe_text("t\x1b]0;pwned\x07\x7f") == "t\\x1b]0;pwned\\x07\\x7f"
     assert safe_text("ünïcødé 表") == "ünïcødé 表"

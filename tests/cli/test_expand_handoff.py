@@ -35,11 +35,11 @@ def test_breaking_column_changes_go_through_expand(tmp_path: Path, fresh_dsn: st
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     cfg = _project(tmp_path, fresh_dsn, "expand_contract")
     _spec(tmp_path, V1)
-    assert run_cli(capsys, "apply", config=cfg).code == 0
+    assert run_cli(capsys, "apply", "--auto-approve", config=cfg).code == 0
     with psycopg.connect(fresh_dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO accounts SELECT g, 'u' || g || '@x', g, 'l', 'n' FROM generate_series(1, 500) g")
     _spec(tmp_path, V2)
-    applied = run_cli(capsys, "apply", config=cfg, fmt="json")
+    applied = run_cli(capsys, "apply", "--auto-approve", config=cfg, fmt="json")
     res = applied.doc
     assert applied.code == 0, res
     kinds = [c["kind"] for c in res["changes"]]

@@ -35,7 +35,7 @@ def test_plan_apply_check_cycle_in_all_formats(tmp_path: Path, fresh_dsn: str, c
     assert code == 0 and "| table | kind |" in out
     code, out, _ = run_cli(capsys, "--config", cfg, "apply", "--dry-run")
     assert code == 0 and "Would apply 1 change" in out and column_names(fresh_dsn, "t") == []
-    code, out, _ = run_cli(capsys, "--config", cfg, "apply")
+    code, out, _ = run_cli(capsys, "--config", cfg, "apply", "--auto-approve")
     assert code == 0 and "Applied 1 change" in out and column_names(fresh_dsn, "t") == ["id", "email"]
     code, out, _ = run_cli(capsys, "--config", cfg, "plan", "--check")
     assert code == 0 and "No changes" in out
@@ -46,27 +46,27 @@ def test_stored_plan_applies_once_then_is_stale(tmp_path: Path, fresh_dsn: str, 
     code, out, _ = run_cli(capsys, "--config", cfg, "--format", "json", "plan")
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(out)
-    code, out, err = run_cli(capsys, "--config", cfg, "apply", "--plan", str(plan_file))
+    code, out, err = run_cli(capsys, "--config", cfg, "apply", "--auto-approve", "--plan", str(plan_file))
     assert code == 0, err
-    code, out, err = run_cli(capsys, "--config", cfg, "--format", "json", "apply", "--plan", str(plan_file))
+    code, out, err = run_cli(capsys, "--config", cfg, "--format", "json", "apply", "--auto-approve", "--plan", str(plan_file))
     assert code == 3 and "stale plan" in err and json.loads(out)["error"]["type"] == "StalePlanError"
     # a plan whose specs changed since is refused too, before anything runs
     code, out, _ = run_cli(capsys, "--config", cfg, "--format", "json", "plan")
     plan_file.write_text(out)
     (tmp_path / "schemas" / "t.yaml").write_text(GOOD + "  - {name: extra, type: int, nullable: true}\n")
-    code, _, err = run_cli(capsys, "--config", cfg, "apply", "--plan", str(plan_file))
+    code, _, err = run_cli(capsys, "--config", cfg, "apply", "--auto-approve", "--plan", str(plan_file))
     assert code == 3 and "no longer matches the spec files" in err and column_names(fresh_dsn, "t") == ["id", "email"]
 
 
 def test_block_policy_exit_3_names_changes(tmp_path: Path, fresh_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = project(tmp_path, fresh_dsn, {"t.yaml": GOOD})
-    assert run_cli(capsys, "--config", cfg, "apply")[0] == 0
+    assert run_cli(capsys, "--config", cfg, "apply", "--auto-approve")[0] == 0
     (tmp_path / "schemas" / "t.yaml").write_text(GOOD.replace("varchar(50)", "varchar(10)").replace("id, type: serial", "ident, renamed_from: [id], type: serial"))
-    code, _, err = run_cli(capsys, "--config", cfg, "apply")
+    code, _, err = run_cli(capsys, "--config", cfg, "apply", "--auto-approve")
     assert code == 3 and "rename column public.t.id to ident" in err and "change type of public.t.email" in err
     assert column_names(fresh_dsn, "t") == ["id", "email"]
     cfg = project(tmp_path, fresh_dsn, {}, extra="on_breaking_change: warn\n")
-    code, out, err = run_cli(capsys, "--config", cfg, "apply")
+    code, out, err = run_cli(capsys, "--config", cfg, "apply", "--auto-approve")
     assert code == 0 and "warning:" in err and column_names(fresh_dsn, "t") == ["ident", "email"]
 
 
@@ -106,7 +106,7 @@ def test_duplicate_table_across_files_and_camel_case_accepted(tmp_path: Path, fr
 
 def test_default_rejected_by_postgres_is_exit_2_with_location(tmp_path: Path, fresh_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = project(tmp_path, fresh_dsn, {"t.yaml": "table: t\ncolumns:\n  - name: a\n    type: int\n    default: no_such_function()\n"})
-    code, _, err = run_cli(capsys, "--config", cfg, "apply")
+    code, _, err = run_cli(capsys, "--config", cfg, "apply", "--auto-approve")
     assert code == 2 and "t.yaml:3" in err and "columns[0].default" in err and "no_such_function" in err
     assert column_names(fresh_dsn, "t") == []
 
@@ -116,7 +116,7 @@ def test_usage_and_config_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert run_cli(capsys, "--config", str(tmp_path / "missing.yaml"), "plan")[0] == 2
     cfg = project(tmp_path, "postgresql://u@127.0.0.1:1/x", {"t.yaml": GOOD})
     (tmp_path / "plan.json").write_text("{not json")
-    code, _, err = run_cli(capsys, "--config", cfg, "apply", "--plan", str(tmp_path / "plan.json"))
+    code, _, err = run_cli(capsys, "--config", cfg, "apply", "--auto-approve", "--plan", str(tmp_path / "plan.json"))
     assert code == 2 and "plan.json:1" in err
 
 
@@ -128,7 +128,7 @@ def test_password_never_printed(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_real_subprocess(tmp_path: Path, fresh_dsn: str) -> None:
     cfg = project(tmp_path, fresh_dsn, {"t.yaml": GOOD})
-    r = run_cli_process("apply", config=cfg, fmt="json", entry_point=True, timeout=60)
+    r = run_cli_process("apply", "--auto-approve", config=cfg, fmt="json", entry_point=True, timeout=60)
     assert r.code == 0, r.err
     assert json.loads(r.out)["changes"][0]["kind"] == "create_table"
     r = run_cli_process("plan", "--check", config=cfg, entry_point=True, timeout=60)

@@ -112,3 +112,15 @@ def test_dry_runs_of_resume_and_rollback_change_nothing(effect: str) -> None:
     assert any("undo" in a for a in evo.result_dict(rb)["dry_run_actions"])
     assert any(a.startswith("verify: run") for a in evo.result_dict(rs)["dry_run_actions"])
     assert w.faults.calls[effect] == 1
+
+
+def test_a_record_loaded_before_the_lock_is_read_again_under_it() -> None:
+    """Two rollbacks one after the other: the second loaded the record while the first still held the lock; it
+    must undo from what the first left (nothing), not from its stale copy (every layer again)."""
+    w, before, run_id = crashed("connector.put_config")  # the DDL is `done` in the stale copy
+    stale = w.store.load(run_id)
+    assert Saga(w.ctx, w.store, RETRY).rollback(w.store.load(run_id)).status == "rolled_back"
+    calls = dict(w.faults.calls)
+    rec = Saga(w.ctx, w.store, RETRY).rollback(stale)
+    assert rec.status == "rolled_back" and w.faults.calls == calls  # no inverse ran twice
+    assert shape(w.snapshot()) == shape(before)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from urllib.parse import quote
 
+import httpx
 import psycopg
 import pytest
 
@@ -16,6 +18,7 @@ from migrate_assets.errors import (
 )
 from migrate_assets.local import procs
 from migrate_assets.local.stack import StackInfo
+from migrate_assets.redact import MASK, redact_config
 from migrate_assets.resources import KafkaConnectClient
 from tests.cdc import delete_connector, poll_until, stack_debezium_config
 
@@ -58,11 +61,14 @@ def test_connector_lifecycle(stack_info: StackInfo, stack_dsn: str) -> None:
         running = client.wait_running(name, 60)
         assert running.running and running.tasks == ("RUNNING",)
 
-        got = client.config(name)
-        assert {k: got[k] for k in cfg} == cfg and got["name"] == name
+        got = client.config(name)  # secrets masked: the engine never holds them
+        assert {k: got[k] for k in cfg} == redact_config(cfg) and got["name"] == name
+        assert got["database.password"] == MASK != cfg["database.password"]
 
-        client.put_config(name, {**got, "poll.interval.ms": "200"})
+        client.put_config(name, {**got, "poll.interval.ms": "200"})  # the masks are filled from the live config
         assert client.config(name)["poll.interval.ms"] == "200"
+        live = httpx.get(f"{stack_info.connect_url}/connectors/{quote(name)}/config", timeout=10).json()
+        assert live["database.password"] == cfg["database.password"]
         client.wait_running(name, 60)
 
         client.pause(name)

@@ -63,7 +63,7 @@ def test_set_not_null_is_guarded_and_a_backfill_is_not_lossless() -> None:
     )
     assert plain.lossless and plain.inverse == (Q + 'ALTER COLUMN "email" DROP NOT NULL',)
     filled = ops.SetNotNull("email", backfill="'?'").plain(T)
-    assert filled.forward[0] == 'UPDATE "public"."t" SET "email" = \'?\' WHERE "email" IS NULL'
+    assert filled.forward[0] == 'UPDATE "public"."t" SET "email" = (\'?\') WHERE "email" IS NULL'
     assert filled.forward[1:] == plain.forward
     assert not filled.lossless and filled.inverse is not None  # the shape comes back, the NULLs do not
 
@@ -76,7 +76,7 @@ def test_type_change_lossless_only_when_widening() -> None:
     assert not narrow.lossless and narrow.breaking
     assert narrow.forward == (Q + 'ALTER COLUMN "amount" TYPE smallint USING "amount"::smallint',)
     up = ops.ChangeType("code", "integer", up="length(code)").plain(T)
-    assert up.forward == (Q + 'ALTER COLUMN "code" TYPE integer USING length(code)',)
+    assert up.forward == (Q + 'ALTER COLUMN "code" TYPE integer USING (length(code))',)  # checked: bracketed
 
 
 def test_render_ddl_flags_follow_the_operations() -> None:
@@ -114,7 +114,7 @@ def test_check_names_the_field() -> None:
         ops.AddColumn("x", "integer").plain(T)
 
 
-STATEMENT_KINDS = ("SET NOT NULL", "DROP NOT NULL", "NOT VALID", "VALIDATE CONSTRAINT", "RENAME COLUMN",
+STATEMENT_KINDS = ("SET NOT NULL", "DROP NOT NULL", "IS NOT NULL) NOT VALID", "VALIDATE CONSTRAINT", "RENAME COLUMN",
                    "DROP COLUMN", "ALTER COLUMN {} TYPE", "SET DEFAULT", "DROP DEFAULT")
 
 

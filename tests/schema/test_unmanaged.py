@@ -116,7 +116,7 @@ def test_a_database_full_of_unmanaged_objects_is_left_exactly_as_it_is_under_eve
         r = run_cli(capsys, "plan", "--check", config=cfg, fmt="json")
         assert r.code == 0, (policy, r.out, r.err)
         assert {(u["kind"], u["name"]) for u in r.doc["unmanaged"]} == EXPECTED_UNMANAGED
-        r = run_cli(capsys, "apply", config=cfg)
+        r = run_cli(capsys, "apply", "--auto-approve", config=cfg)
         assert r.code == 0, (policy, r.out, r.err)
         assert catalog(fresh_dsn) == before, policy
     r = run_cli(capsys, "plan", config=cfg)
@@ -223,7 +223,7 @@ def test_collation_index_converges_through_the_cli(tmp_path: Path, fresh_dsn: st
     execute(fresh_dsn, 'CREATE TABLE coll (id int PRIMARY KEY, name text COLLATE "C")')
     cfg = project(tmp_path, fresh_dsn, next(c.spec for c in CASES if c.ddl.startswith("CREATE TABLE coll")), "block")
     assert run_cli(capsys, "plan", "--check", config=cfg).code == 4
-    assert run_cli(capsys, "apply", config=cfg).code == 0
+    assert run_cli(capsys, "apply", "--auto-approve", config=cfg).code == 0
     r = run_cli(capsys, "plan", "--check", config=cfg)
     assert r.code == 0 and "No changes" in r.out
     assert scalar(fresh_dsn, "SELECT indcollation::text FROM pg_index WHERE indexrelid = 'coll_name_idx'::regclass") == str(
@@ -238,3 +238,31 @@ def test_a_wanted_index_named_like_an_unmanaged_one_is_refused_not_rebuilt(fresh
     with pytest.raises(UnsafeChangeRefused):
         apply(fresh_dsn, p, on_breaking_change="warn")
     assert scalar(fresh_dsn, "SELECT indexdef FROM pg_indexes WHERE indexname = 'd_a_idx'").endswith("(a DESC)")  # type: ignore[union-attr]
+
+
+def test_dropping_a_column_that_unmanaged_objects_use_is_refused(fresh_dsn: str) -> None:
+    """DROP COLUMN would silently take the multi-column UNIQUE, the DESC and INCLUDE indexes along (and trip
+    over the view): the plan refuses and names them, under every policy; nothing changes."""
+    execute(fresh_dsn, UNMANAGED_DDL)
+    before = catalog(fresh_dsn)
+    spec = UNMANAGED_SPEC.replace("    - {name: b, type: int, unique: true}\n", "")
+    p = plan(fresh_dsn, spec)
+    assert not p.changes and len(p.refusals) == 1, (p.changes, p.refusals)
+    for name in ("unique pair_a_b_key", "unique pair_b_key", "index pair_b_desc", "index pair_a_incl", "view public.pair_view"):
+        assert name in p.refusals[0], name
+    assert "pair_a_positive" not in p.refusals[0] and "pair_lower_name" not in p.refusals[0]  # they do not use b
+    for policy in ("block", "warn", "expand_contract"):
+        with pytest.raises(UnsafeChangeRefused):
+            apply(fresh_dsn, p, on_breaking_change=policy)
+    assert catalog(fresh_dsn) == before
+
+
+def test_dropping_a_column_only_managed_objects_use_still_plans(fresh_dsn: str) -> None:
+    execute(fresh_dsn, "CREATE TABLE g (id int PRIMARY KEY, a int, b int UNIQUE); CREATE INDEX g_a_idx ON g (a)",
+            "CREATE INDEX g_lower ON g ((id * 2))")
+    spec = "table: g\ncolumns:\n" + T + "  - {name: a, type: int, nullable: true}\nindexes: [{name: g_a_idx, columns: [a]}]\n"
+    p = plan(fresh_dsn, spec)
+    assert [c.kind for c in p.changes] == ["drop_column"] and not p.refusals
+    apply(fresh_dsn, p, on_breaking_change="warn")
+    assert plan(fresh_dsn, spec).empty
+    assert scalar(fresh_dsn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'g_lower'") == 1

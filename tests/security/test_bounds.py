@@ -18,10 +18,11 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from tests.local.test_registry import MEDIA, Registry
+from tests.local.registry_proc import Registry
 from tests.support import cli_argv, run_cli
 
 LIMIT_AS = 1 << 30
+MEDIA = "application/vnd.schemaregistry.v1+json"
 
 
 def bomb(levels: int = 9, block: bool = False) -> str:
@@ -161,7 +162,7 @@ def test_config_durations_refuse_nan_inf_and_negatives(tmp_path: Path, value: st
     from migrate_assets.errors import ConfigError
 
     cfg = tmp_path / "migrate.yaml"
-    cfg.write_text(f"database: {{dsn: x}}\nlock_timeout: {value}\n")
+    cfg.write_text(f"database: {{dsn: 'postgresql:///db'}}\nlock_timeout: {value}\n")
     with pytest.raises(ConfigError) as err:
         load_config(str(cfg))
     assert err.value.problems[0].key == "lock_timeout" and err.value.problems[0].line == 2

@@ -25,7 +25,7 @@ from tests.security.conftest import ITEM_COLUMNS, assert_canary_alive, snapshot
 from tests.security.corpus import LEGIT, NO_SUBQUERY, REJECTED, UNRUN
 from tests.support import run_cli
 
-SPEC_COMMANDS = (("plan",), ("apply", "--dry-run"), ("apply",))
+SPEC_COMMANDS = (("plan",), ("apply", "--dry-run"), ("apply", "--auto-approve"))
 #: a spec file is refused at load time when any default fails the offline check, so the payloads only Postgres
 #: refuses in a default or predicate get a file of their own
 SPEC_OFFLINE = {k: v for k, v in {**REJECTED, **NO_SUBQUERY}.items() if check_expression(v)}
@@ -154,7 +154,7 @@ def test_legitimate_expressions_work_end_to_end(
     cfg = project(tmp_path, canary_db)
     text, _ = spec_defaults(LEGIT)
     (tmp_path / "schemas" / "c.yaml").write_text(text)
-    code, doc = run_json(capsys, cfg, "apply")
+    code, doc = run_json(capsys, cfg, "apply", "--auto-approve")
     assert code == 0, doc
     code, doc = run_json(capsys, cfg, "plan", "--check")
     assert code == 0 and doc["changes"] == [], [c["description"] for c in doc["changes"]]  # Postgres' spelling of each default matches the spec's
@@ -254,3 +254,33 @@ def test_evolve_of_a_table_joining_the_pipeline_checks_its_spec(
         code, doc = run_json(capsys, cfg, *cmd)
         assert_refused(code, doc, spec, where, cmd)
     assert_canary_alive(canary_db, before)
+
+
+def test_an_expression_is_embedded_as_one_bracketed_operand(
+    tmp_path: Path, canary_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`DEFAULT 1 IS NULL` does not parse (a DEFAULT takes a restricted expression); `DEFAULT (1 IS NULL)` does.
+    Every checked expression goes into DDL bracketed, in plan/apply and in evolve alike."""
+    cfg = project(tmp_path, canary_db)
+    (tmp_path / "schemas" / "f.yaml").write_text(
+        "table: flags\ncolumns:\n  - {name: id, type: integer, primary_key: true}\n"
+        "  - {name: b, type: boolean, nullable: true, default: \"1 IS NULL\"}\n")
+    code, doc = run_json(capsys, cfg, "apply")
+    assert code == 0, doc
+    code, doc = run_json(capsys, cfg, "plan", "--check")
+    assert code == 0 and doc["changes"] == [], doc
+    cf = tmp_path / "change.yaml"
+    cf.write_text("table: items\noperations:\n  - add_column: {name: f, type: boolean, nullable: true, "
+                  "default: \"c0 IS NULL OR true\"}\n")
+    code, doc = run_json(capsys, cfg, "evolve", str(cf))
+    assert code == 2 and 'column "c0" does not exist' in doc["error"]["message"], doc  # a default reads no column
+    cf.write_text("table: items\noperations:\n  - add_column: {name: f, type: boolean, nullable: true, "
+                  "default: \"1 IS NULL\"}\n")
+    for cmd in (("evolve",), ("expand",)):
+        code, doc = run_json(capsys, cfg, *cmd, str(cf))
+        if cmd == ("expand",):
+            assert code == 2 and "already exists" in doc["error"]["message"], doc  # evolve added it
+        else:
+            assert code == 0 and doc["status"] == "succeeded", doc
+    with psycopg.connect(canary_db, autocommit=True) as conn:
+        assert conn.execute("SELECT DISTINCT f FROM items").fetchall() == [(False,)]

@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from migrate_assets import __version__
+
 from . import compat
 from .errors import (
     INVALID_SCHEMA,
@@ -37,6 +39,7 @@ from .store import LATEST, Store
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
+
 _MAX_VERSION = 2**31 - 1
 #: an oversized body is read (and dropped) up to this many times the limit before the connection is closed
 _DRAIN_FACTOR = 64
@@ -162,7 +165,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         )
         return parsed, body
 
-    async def _schema(request: Request, limits: Limits) -> compat.ParsedSchema:
+    async def schema_only(request: Request) -> compat.ParsedSchema:
         return (await schema_body(request))[0]
 
     async def call(fn: Callable[..., T], *args: Any) -> T:
@@ -194,6 +197,12 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
             _flag(request, "latestOnly"),
         )
         return ok(_page(request, [r.to_json() for r in rows]))
+
+    async def cluster_id(request: Request) -> Response:
+        return ok({"id": "", "scope": {"path": [], "clusters": {}}})  # one local registry, no Kafka cluster
+
+    async def server_version(request: Request) -> Response:
+        return ok({"version": __version__, "commitId": ""})
 
     async def contexts(request: Request) -> Response:
         return ok(["."])  # only the default context: subjects named ":.ctx:..." are plain subjects here
@@ -227,7 +236,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
 
     async def lookup(request: Request) -> Response:
         subject = request.path_params["subject"]
-        parsed = await _schema(request, limits)
+        parsed = await schema_only(request)
         row = await call(
             store.lookup, subject, parsed, _flag(request, "normalize"), _flag(request, "deleted")
         )
@@ -247,13 +256,17 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         body = await call(store.schema_by_id, request.path_params["id"])
         return Response(str(body["schema"]), media_type=MEDIA_TYPE)
 
-    async def schema_versions(request: Request) -> Response:
+    async def id_uses(request: Request) -> list[tuple[str, int]]:
+        """The subject-versions of a schema id, only those of `subject` when the client names one."""
         pairs = await call(store.schema_versions, request.path_params["id"], _flag(request, "deleted"))
-        return ok(_page(request, [{"subject": s, "version": v} for s, v in pairs]))
+        only = request.query_params.get("subject")
+        return [(s, v) for s, v in pairs if only is None or s == only]
+
+    async def schema_versions(request: Request) -> Response:
+        return ok(_page(request, [{"subject": s, "version": v} for s, v in await id_uses(request)]))
 
     async def schema_subjects(request: Request) -> Response:
-        pairs = await call(store.schema_versions, request.path_params["id"], _flag(request, "deleted"))
-        return ok(_page(request, sorted({s for s, _ in pairs})))
+        return ok(_page(request, sorted({s for s, _ in await id_uses(request)})))
 
     async def test_compatibility(request: Request) -> Response:
         subject = request.path_params["subject"]
@@ -261,7 +274,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         version = None if raw_version is None else _version(raw_version)
         verbose = _flag(request, "verbose")
         try:
-            parsed = await _schema(request, limits)
+            parsed = await schema_only(request)
             messages = await call(store.test_compatibility, subject, parsed, version, raw_version is None)
         except RegistryError as exc:
             # Confluent: with verbose, an invalid schema is an answer (not compatible, and why), not an error
@@ -291,7 +304,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         if request.method == "GET":
             return ok({"mode": await call(store.mode, subject, _flag(request, "defaultToGlobal"))})
         if request.method == "DELETE":
-            return ok({"mode": await call(store.delete_mode, subject)})
+            return ok({"mode": await call(store.delete_mode, subject, _flag(request, "recursive"))})
         if subject is not None:
             _valid_subject(subject)
         wanted = (await _body(request, limits)).get("mode")
@@ -310,6 +323,8 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         Route("/subjects/{subject}", delete_subject, methods=["DELETE"]),
         Route("/schemas", list_schemas, methods=["GET"]),
         Route("/contexts", contexts, methods=["GET"]),
+        Route("/v1/metadata/id", cluster_id, methods=["GET"]),
+        Route("/v1/metadata/version", server_version, methods=["GET"]),
         Route("/schemas/types", schema_types),
         Route("/schemas/ids/{id:int}", schema_by_id),
         Route("/schemas/ids/{id:int}/schema", raw_schema_by_id),

@@ -154,11 +154,13 @@ def parse(text: object, schema_type: object = None, references: object = None,
         return ParsedSchema(text, None, key, "JSON|" + _sorted_json(as_json) + ref_key, kind, refs)
     parsed = _parse_avro(as_json, text, resolved or [])
     full = parsed.to_json()
+    # `full` has every referenced type inlined: normalized, the same content matches whether it came with
+    # references (in any order) or fully resolved, as with Confluent's `normalize=true`
     return ParsedSchema(
         text=text,
         parsed=parsed,
         key=json.dumps(full, separators=(",", ":")) + ref_key,
-        normalized=_sorted_json(full) + ref_key,
+        normalized=_sorted_json(full),
         references=refs,
     )
 

@@ -1,10 +1,12 @@
-"""SQLite persistence of subjects, versions, global schema ids and compatibility levels.
+"""SQLite persistence of subjects, versions, global schema ids (with their type and references), and, through
+`Settings`, compatibility levels and modes.
 
 One connection guarded by one lock, every operation in its own transaction (`BEGIN IMMEDIATE` for writes):
 the registry is a local development service, so serializing is simpler than clever and makes id assignment
 trivially unique under concurrent registrations. WAL mode keeps readers in other processes (e.g. an
 inspection with the sqlite3 shell) from blocking it. Schema rows are never deleted, so an id, once given
-out, always names the same schema — also after a permanent delete and a re-registration.
+out, always names the same schema — also after a permanent delete and a re-registration. Only IMPORT mode
+may give one schema a second id (Confluent allows it), so ids are unique, schema keys are not.
 """
 
 from __future__ import annotations
@@ -21,13 +23,10 @@ from . import compat
 from .compat import ParsedSchema, Reference, Resolved
 from .errors import (
     INCOMPATIBLE_SCHEMA,
-    INVALID_MODE,
     INVALID_SCHEMA,
     OPERATION_NOT_PERMITTED,
     REFERENCE_EXISTS,
     STORE_ERROR,
-    SUBJECT_LEVEL_MODE_NOT_CONFIGURED,
-    SUBJECT_LEVEL_NOT_CONFIGURED,
     SUBJECT_NOT_SOFT_DELETED,
     SUBJECT_SOFT_DELETED,
     VERSION_NOT_SOFT_DELETED,
@@ -38,13 +37,16 @@ from .errors import (
     version_not_found,
 )
 from .limits import Limits
+from .settings import Settings
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS schemas (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,
+    key TEXT NOT NULL,
     normalized TEXT NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    schema_type TEXT NOT NULL DEFAULT 'AVRO',
+    refs TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS schemas_normalized ON schemas(normalized);
 CREATE TABLE IF NOT EXISTS versions (
@@ -64,19 +66,27 @@ CREATE TABLE IF NOT EXISTS modes (
     mode TEXT NOT NULL
 );
 """
-#: columns added after the first release: a file written by it gains them (Avro, no references) on open
-_ADDED_COLUMNS = {
-    "schema_type": "ALTER TABLE schemas ADD COLUMN schema_type TEXT NOT NULL DEFAULT 'AVRO'",
-    "refs": "ALTER TABLE schemas ADD COLUMN refs TEXT NOT NULL DEFAULT '[]'",
-}
+#: a file of the first release: `key` was unique (IMPORT may now give one schema two ids) and the type and
+#: references columns were missing; its rows are copied over as Avro schemas without references
+_UPGRADE = """
+ALTER TABLE schemas RENAME TO schemas_v1;
+CREATE TABLE schemas (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    normalized TEXT NOT NULL,
+    text TEXT NOT NULL,
+    schema_type TEXT NOT NULL DEFAULT 'AVRO',
+    refs TEXT NOT NULL DEFAULT '[]'
+);
+INSERT INTO schemas (id, key, normalized, text) SELECT id, key, normalized, text FROM schemas_v1;
+DROP TABLE schemas_v1;
+CREATE INDEX IF NOT EXISTS schemas_normalized ON schemas(normalized);
+"""
 #: stored schemas were checked against the limits of the day: re-parsing them is not limited again
 _STORED = Limits(1 << 62, 1 << 20, 1 << 40, 1 << 40)
 #: references nested deeper than this are refused (they would also be a cycle, which a version cannot form)
 _MAX_REFERENCE_DEPTH = 32
-MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
 
-#: the key of the global compatibility level in `config` (Confluent subjects are never empty)
-_GLOBAL = ""
 
 LATEST = None
 
@@ -115,7 +125,7 @@ def _refs(raw: str) -> tuple[Reference, ...]:
     return tuple(Reference(r["name"], r["subject"], r["version"]) for r in json.loads(raw or "[]"))
 
 
-class Store:
+class Store(Settings):
     """All registry state; every public method is one atomic transaction."""
 
     def __init__(self, path: str | Path, busy_timeout: float = 10.0) -> None:
@@ -125,11 +135,10 @@ class Store:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        self._conn.executescript(_DDL)
         present = {r[1] for r in self._conn.execute("PRAGMA table_info(schemas)")}
-        for column, ddl in _ADDED_COLUMNS.items():
-            if column not in present:
-                self._conn.execute(ddl)
+        if present and "refs" not in present:
+            self._conn.executescript("BEGIN IMMEDIATE;" + _UPGRADE + "COMMIT;")
+        self._conn.executescript(_DDL + "CREATE INDEX IF NOT EXISTS schemas_key ON schemas(key);")
         self._parsed: dict[int, ParsedSchema] = {}
 
     def close(self) -> None:
@@ -228,38 +237,6 @@ class Store:
                     f"One or more references exist to the schema {{subject={subject}, version={row.version}}}",
                 )
 
-    def _mode(self, c: sqlite3.Connection, subject: str | None) -> str | None:
-        row = c.execute("SELECT mode FROM modes WHERE subject = ?", (_GLOBAL if subject is None else subject,))
-        found = row.fetchone()
-        return found[0] if found else None
-
-    def _effective_mode(self, c: sqlite3.Connection, subject: str) -> str:
-        glob = self._mode(c, None)
-        if glob == "READONLY_OVERRIDE":
-            return glob
-        return self._mode(c, subject) or glob or "READWRITE"
-
-    def _writable(self, c: sqlite3.Connection, subject: str) -> str:
-        """The subject's mode, or 42205 when it is read-only."""
-        mode = self._effective_mode(c, subject)
-        if mode.startswith("READONLY"):
-            raise RegistryError(OPERATION_NOT_PERMITTED, f"Subject {subject} is in read-only mode")
-        return mode
-
-    def _forget_subject_settings(self, c: sqlite3.Connection, subject: str) -> None:
-        c.execute("DELETE FROM config WHERE subject = ?", (subject,))
-        c.execute("DELETE FROM modes WHERE subject = ?", (subject,))
-
-    def _level(self, c: sqlite3.Connection, subject: str | None) -> str | None:
-        found = c.execute(
-            "SELECT level FROM config WHERE subject = ?", (_GLOBAL if subject is None else subject,)
-        )
-        row = found.fetchone()
-        return row[0] if row else None
-
-    def _effective_level(self, c: sqlite3.Connection, subject: str) -> str:
-        return self._level(c, subject) or self._level(c, None) or compat.DEFAULT_LEVEL
-
     def _incompatibilities(
         self, c: sqlite3.Connection, new: ParsedSchema, against: list[Version], level: str
     ) -> list[str]:
@@ -344,15 +321,21 @@ class Store:
                             f"Schema already registered under subject {subject} with id {row.id}, not {schema_id}",
                         )
                     return row
+            if importing and schema_id is None:
+                raise RegistryError(
+                    OPERATION_NOT_PERMITTED, f"Subject {subject} is in import mode: a schema id must be given"
+                )
             number = (every[-1].version if every else 0) + 1
             if version is not None and version != number:
                 taken = next((r for r in every if r.version == version), None)
-                if not importing or taken is not None:
+                if not importing or (taken is not None and not taken.deleted):
                     raise RegistryError(
                         OPERATION_NOT_PERMITTED,
                         f"Version {version} of subject {subject} cannot be written: "
                         + ("it holds another schema" if taken else f"the next version is {number}"),
                     )
+                if taken is not None:  # a soft-deleted version is overwritten by an import
+                    c.execute("DELETE FROM versions WHERE subject = ? AND version = ?", (subject, version))
                 number = version
             level = self._effective_level(c, subject)
             if live and level != "NONE" and not importing:
@@ -384,25 +367,21 @@ class Store:
         if normalize:
             found = c.execute("SELECT id, text FROM schemas WHERE normalized = ? ORDER BY id", (new.normalized,))
         else:
-            found = c.execute("SELECT id, text FROM schemas WHERE key = ?", (new.key,))
+            found = c.execute("SELECT id, text FROM schemas WHERE key = ? ORDER BY id", (new.key,))
         hit = found.fetchone()
         if schema_id is not None:
-            at_id = c.execute("SELECT key FROM schemas WHERE id = ?", (schema_id,)).fetchone()
+            at_id = c.execute("SELECT key, text FROM schemas WHERE id = ?", (schema_id,)).fetchone()
             if at_id is not None and at_id[0] != new.key:
                 raise RegistryError(
                     OPERATION_NOT_PERMITTED, "Overwrite schema for the same ID is not permitted."
                 )
-            if hit is not None and int(hit[0]) != schema_id:
-                raise RegistryError(
-                    OPERATION_NOT_PERMITTED,
-                    f"This schema is already registered with id {hit[0]}: it cannot be imported as id {schema_id}",
-                )
-            if at_id is None:
-                c.execute(
-                    "INSERT INTO schemas (id, key, normalized, text, schema_type, refs) VALUES (?, ?, ?, ?, ?, ?)",
-                    (schema_id, new.key, new.normalized, new.text, new.schema_type, _refs_json(new)),
-                )
-                return schema_id, new.text
+            if at_id is not None:
+                return schema_id, str(at_id[1])
+            c.execute(
+                "INSERT INTO schemas (id, key, normalized, text, schema_type, refs) VALUES (?, ?, ?, ?, ?, ?)",
+                (schema_id, new.key, new.normalized, new.text, new.schema_type, _refs_json(new)),
+            )
+            return schema_id, new.text
         if hit:
             return int(hit[0]), str(hit[1])
         cursor = c.execute(
@@ -541,90 +520,6 @@ class Store:
         if not rows:
             raise schema_not_found(f"Schema {schema_id} not found")
         return [(r[0], r[1]) for r in rows if deleted or not r[2]]
-
-    # -- modes ----------------------------------------------------------------------------------------------
-
-    def mode(self, subject: str | None, default_to_global: bool = False) -> str:
-        with self._tx() as c:
-            if subject is None:
-                return self._mode(c, None) or "READWRITE"
-            own = self._mode(c, subject)
-            glob = self._mode(c, None)
-            if glob == "READONLY_OVERRIDE":
-                return glob
-            if own is not None:
-                return own
-            if default_to_global:
-                return glob or "READWRITE"
-        raise RegistryError(
-            SUBJECT_LEVEL_MODE_NOT_CONFIGURED, f"Subject '{subject}' does not have subject-level mode configured"
-        )
-
-    def set_mode(self, subject: str | None, mode: object, force: bool = False) -> str:
-        """IMPORT needs an empty registry (or subject) unless `force`, as with Confluent."""
-        if not isinstance(mode, str) or mode.upper() not in MODES:
-            raise RegistryError(INVALID_MODE, f"Invalid mode {mode!r}. Valid values are: {', '.join(MODES)}")
-        mode = mode.upper()
-        with self._tx(write=True) as c:
-            if mode == "IMPORT" and not force:
-                sql, args = "SELECT 1 FROM versions WHERE deleted = 0", tuple[str, ...]()
-                if subject is not None:
-                    sql, args = sql + " AND subject = ?", (subject,)
-                if c.execute(sql + " LIMIT 1", args).fetchone():
-                    raise RegistryError(
-                        OPERATION_NOT_PERMITTED,
-                        "Cannot import since found existing subjects" + (f" ({subject})" if subject else ""),
-                    )
-            c.execute(
-                "INSERT INTO modes (subject, mode) VALUES (?, ?) ON CONFLICT(subject) DO UPDATE SET mode = excluded.mode",
-                (_GLOBAL if subject is None else subject, mode),
-            )
-        return mode
-
-    def delete_mode(self, subject: str | None) -> str:
-        """Drop a subject's own mode (global: back to READWRITE); answers the mode it had."""
-        with self._tx(write=True) as c:
-            previous = self._mode(c, subject)
-            if previous is None and subject is not None:
-                raise RegistryError(
-                    SUBJECT_LEVEL_MODE_NOT_CONFIGURED,
-                    f"Subject '{subject}' does not have subject-level mode configured",
-                )
-            c.execute("DELETE FROM modes WHERE subject = ?", (_GLOBAL if subject is None else subject,))
-        return previous or "READWRITE"
-
-    # -- compatibility levels -------------------------------------------------------------------------------
-
-    def level(self, subject: str | None, default_to_global: bool = False) -> str:
-        with self._tx() as c:
-            own = self._level(c, subject)
-            if own is not None:
-                return own
-            if subject is None or default_to_global:
-                return self._level(c, None) or compat.DEFAULT_LEVEL
-        raise RegistryError(
-            SUBJECT_LEVEL_NOT_CONFIGURED,
-            f"Subject '{subject}' does not have subject-level compatibility configured",
-        )
-
-    def set_level(self, subject: str | None, level: str) -> None:
-        with self._tx(write=True) as c:
-            c.execute(
-                "INSERT INTO config (subject, level) VALUES (?, ?) ON CONFLICT(subject) DO UPDATE SET level = excluded.level",
-                (_GLOBAL if subject is None else subject, level),
-            )
-
-    def delete_level(self, subject: str | None) -> str:
-        """Drop a subject's own level (global: back to the default); answers the level it had."""
-        with self._tx(write=True) as c:
-            previous = self._level(c, subject)
-            if previous is None and subject is not None:
-                raise RegistryError(
-                    SUBJECT_LEVEL_NOT_CONFIGURED,
-                    f"Subject '{subject}' does not have subject-level compatibility configured",
-                )
-            c.execute("DELETE FROM config WHERE subject = ?", (_GLOBAL if subject is None else subject,))
-        return previous or compat.DEFAULT_LEVEL
 
 
 def _refs_json(new: ParsedSchema) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from psycopg import sql
+
 from migrate_assets.schema import ddl, hazards
 from migrate_assets.schema.model import Column, Table
 from migrate_assets.schema.ops.base import Ddl, ExpandBuilder, Operation, Problem, Refused, ShapeSink
@@ -65,7 +67,7 @@ class AddColumn(Operation):
             fwd = [
                 ddl.add_column(s, t, ddl.column_def(replace(c, default=None), with_not_null=False)),
                 ddl.set_default(s, t, c.name, c.default),
-                ddl.fill_nulls(s, t, c.name, ddl.expr("DEFAULT")),
+                ddl.fill_nulls(s, t, c.name, sql.SQL("DEFAULT")),
                 *ddl.guarded_set_not_null(s, t, c.name, ddl.not_null_check_name(t, c.name)),
             ]
             hz = hazards.add_column(c, backfilled=True)

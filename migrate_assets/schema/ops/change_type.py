@@ -92,11 +92,11 @@ class ChangeType(ColumnOperation):
         x.pair(col.name, new, old_type, self.to_type, up, down)
         check = None if col.nullable else x.check_name()
         contract = [ddl.drop_column(s, t, col.name), ddl.rename_column(s, t, new, col.name)]
-        if col.default is not None:
-            cast_default = sql.SQL("CAST(({}) AS {})").format(ddl.expr(col.default), sql.SQL(self.to_type))
-            contract.append(ddl.set_default(s, t, col.name, cast_default.as_string(None)))
+        if col.default is not None:  # the live default (Postgres' own spelling), cast to the new type
+            cast_default = sql.SQL("CAST(({}) AS {})").format(sql.SQL(col.default), sql.SQL(self.to_type))
+            contract.append(ddl.set_default(s, t, col.name, cast_default))
         summary = f"change type of {col.name} from {old_type} to {self.to_type}"
-        x.warn_indexes(col.name)
+        # its indexes and constraints are rebuilt on the new column (expand/indexes.py), not warned about
         x.contract(summary, contract)
         x.record(summary, (new,), not_null=new if check else None, check=check, final=col.name)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from psycopg import sql
+
 from migrate_assets.schema import ddl, hazards
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.ops.base import (
@@ -58,10 +60,10 @@ class RenameColumn(Operation):
         x.pair(col.name, self.to, typ, typ, ddl.ident(col.name).as_string(None), ddl.ident(self.to).as_string(None))
         check = None if col.nullable else x.check_name()
         contract = [ddl.drop_column(s, t, col.name)]
-        if col.default is not None:
-            contract.append(ddl.set_default(s, t, self.to, col.default))
+        if col.default is not None:  # the live default, in Postgres' own spelling
+            contract.append(ddl.set_default(s, t, self.to, sql.SQL(col.default)))  # noqa: S608
         summary = f"rename column {col.name} to {self.to}"
-        x.warn_indexes(col.name)
+        # its indexes and constraints are rebuilt on the new column (expand/indexes.py), not warned about
         x.contract(summary, contract)
         x.record(summary, (self.to,), not_null=self.to if check else None, check=check)
 
