@@ -41,6 +41,21 @@ OFFLINE: dict[str, str] = {
     "dangling_operator": "'x' ||",
     "unterminated_string": "'x",
     "quoted_ident_unterminated": '"canary',
+    # one expression as the gate parses it (standard_conforming_strings on), but a generated SQL function's body is
+    # read again by each calling session: with it off, `'\\'` does not end, the `--` hides the quote, and the
+    # body becomes CAST(…) ; DELETE FROM canary ; SELECT CAST(…) — run by any writer whose session has it off
+    "scs_off_function_body": "'\\' || ' ) AS text) ; DELETE FROM canary ; SELECT CAST(( 1 --'\n || 'x'",
+    "scs_off_national": "N'\\' || ' ) AS text) ; DELETE FROM canary ; SELECT CAST(( 1 --'\n || 'x'",
+    # an E'' literal continued on the next line stays an E'' literal: `\\'` there does not end it
+    "e_string_continuation": "E'a'\n'\\'' ; DROP TABLE canary ; SELECT E'\\''",
+    # U+00A0 is no whitespace to Postgres but a letter: `\u00a0$a$` is an identifier, not a dollar quote
+    "nbsp_dollar_is_identifier": "\u00a0$a$ ) ; DROP TABLE canary ; SELECT (\u00a0$a$",
+    "nbsp_e_is_identifier": "\u00a0e'\\' ; DROP TABLE canary; SELECT E'\\''",
+    "nul_byte": "'x'\x00); DROP TABLE canary; --",
+    # a prepared statement's Parse accepts `$1` (a parameter of unknown type); no DDL can hold one
+    "positional_parameter": "$1::text",
+    "minus_block_comment": "'x' ||-/* ') ; DROP TABLE canary; -- */ 'y'",
+    "nested_comment_quote": "'x' /* /* */ ') ; DROP TABLE canary ; -- */ 'y'",
 }
 
 #: subqueries: refused in a default or an index predicate (Postgres refuses them there too), allowed in the
@@ -63,6 +78,8 @@ PARSE: dict[str, str] = {
     "drop_keyword": "DROP TABLE canary",
     "commit_keyword": "COMMIT",
     "into_keyword": "'x' INTO canary",
+    "comment_closer_operator": "'x' */ 'y'",
+    "psql_variable": "'x' || :'canary'",
 }
 
 #: valid expressions with side effects: accepted (they are what the spec asks Postgres to store), never run by
@@ -75,6 +92,9 @@ UNRUN: dict[str, str] = {
     "query_to_xml_drop": "query_to_xml('DROP TABLE canary', false, false, '')::text",
     "dblink_exec_drop": "dblink_exec('dbname=' || current_database(), 'DROP TABLE canary')",
     "terminate_self": "pg_terminate_backend(pg_backend_pid())::text",
+    "pg_read_file": "pg_read_file('/etc/hostname')",
+    "dblink_behind_case": "CASE WHEN random() < 2 THEN dblink_exec('dbname=' || current_database(), 'DROP TABLE canary') "
+                          "END",
 }
 
 #: legitimate expressions that must keep working (and store what they say)
@@ -90,6 +110,10 @@ LEGIT: dict[str, str] = {
     "now_text": "now()::text",
     "bit_string": "B'101'::text",
     "national": "N'x'",
+    "e_string_continued": "E'a\\n'\n'b\\\\'",
+    "dollar_quotes_inside_dollar": "$a$ $$ $b$ ); DROP TABLE canary; -- $a$",
+    "unicode_uescape": "U&'!0041' UESCAPE '!'",
+    "backslash_in_e_string": "E'C:\\\\temp'",
 }
 
 REJECTED = {**OFFLINE, **PARSE}

@@ -265,7 +265,7 @@ def test_an_expression_is_embedded_as_one_bracketed_operand(
     (tmp_path / "schemas" / "f.yaml").write_text(
         "table: flags\ncolumns:\n  - {name: id, type: integer, primary_key: true}\n"
         "  - {name: b, type: boolean, nullable: true, default: \"1 IS NULL\"}\n")
-    code, doc = run_json(capsys, cfg, "apply")
+    code, doc = run_json(capsys, cfg, "apply", "--auto-approve")
     assert code == 0, doc
     code, doc = run_json(capsys, cfg, "plan", "--check")
     assert code == 0 and doc["changes"] == [], doc
