@@ -188,7 +188,7 @@ class TransientError(RuntimeFailure):
 
 class LayerUnreachableError(TransientError):
     def __init__(self, layer: str, detail: str) -> None:
-        self.layer, self.detail = layer, detail
+        self.layer, self.detail = str(layer), detail  # a plain str also when given an evolution `Layer`
         super().__init__(f"{layer} unreachable: {detail}")
 
 
@@ -344,7 +344,7 @@ class LayerObjectNotFoundError(RuntimeFailure):
     """A named object a layer adapter was asked about does not exist (not retryable: waiting will not help)."""
 
     def __init__(self, layer: str, kind: str, name: str, detail: str = "") -> None:
-        self.layer, self.kind, self.name = layer, kind, name
+        self.layer, self.kind, self.name = str(layer), kind, name
         super().__init__(f"{layer}: {kind} {name!r} not found" + (f" ({detail})" if detail else ""))
 
 
@@ -372,7 +372,7 @@ class LayerRequestError(RuntimeFailure):
     """A layer refused a request for a reason retrying cannot fix (HTTP 4xx other than 404/409, SQL error)."""
 
     def __init__(self, layer: str, message: str, status: int | None = None, code: str | None = None) -> None:
-        self.layer, self.status, self.code = layer, status, code
+        self.layer, self.status, self.code = str(layer), status, code
         super().__init__(f"{layer}: {message}")
 
 
@@ -391,6 +391,9 @@ class DataLoss:
     count: int
     #: how the values are lost when not by a drop, e.g. "changed by the cast back to integer"
     how: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layer", str(self.layer))  # a plain str also when given an evolution `Layer`
 
     def __str__(self) -> str:
         if self.how:

@@ -32,6 +32,7 @@ from migrate_assets.evolution.layers import (
     IcebergOp,
     IcebergState,
     LakehouseLayer,
+    Layer,
     RegistryLayer,
     SourceLayer,
     int_to_lsn,
@@ -80,7 +81,9 @@ class RunContext:
     allow_data_loss: bool = False
 
     def need(self, layer: str) -> Any:
-        obj = {"schema_registry": self.registry, "lakehouse": self.lakehouse, "connector": self.connector}.get(layer)
+        layers: dict[str, Any] = {Layer.SCHEMA_REGISTRY: self.registry, Layer.LAKEHOUSE: self.lakehouse,
+                                  Layer.CONNECTOR: self.connector}
+        obj = layers.get(layer)
         if obj is None:
             raise LayerNotConfigured(f"{layer} is not configured")
         return obj
@@ -164,13 +167,13 @@ def action_from_dict(data: dict[str, Any]) -> Action:
 @dataclass(frozen=True)
 class RegisterSchema(Action):
     kind: ClassVar[str] = "register_schema"
-    layer: ClassVar[str] = "schema_registry"
+    layer: ClassVar[str] = Layer.SCHEMA_REGISTRY
     subject: str
     schema: str
     expected_version: int | None  # latest version when planned (precondition)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        reg: RegistryLayer = ctx.need("schema_registry")
+        reg: RegistryLayer = ctx.need(Layer.SCHEMA_REGISTRY)
         latest = reg.latest(self.subject)
         current = latest.version if latest else None
         if current != self.expected_version and not (latest and latest.schema == self.schema):
@@ -188,7 +191,7 @@ class RegisterSchema(Action):
         return SoftDeleteVersion(subject=self.subject, version=int(result["version"]))
 
     def probe(self, ctx: RunContext) -> dict[str, Any] | None:
-        latest = ctx.need("schema_registry").latest(self.subject)
+        latest = ctx.need(Layer.SCHEMA_REGISTRY).latest(self.subject)
         if latest is None or latest.version == self.expected_version:
             return None
         same = json.loads(latest.schema) == json.loads(self.schema)
@@ -201,12 +204,12 @@ class RegisterSchema(Action):
 @dataclass(frozen=True)
 class SoftDeleteVersion(Action):
     kind: ClassVar[str] = "soft_delete_version"
-    layer: ClassVar[str] = "schema_registry"
+    layer: ClassVar[str] = Layer.SCHEMA_REGISTRY
     subject: str
     version: int
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        reg: RegistryLayer = ctx.need("schema_registry")
+        reg: RegistryLayer = ctx.need(Layer.SCHEMA_REGISTRY)
         latest = reg.latest(self.subject)
         if latest is None or self.version not in reg.versions(self.subject):
             return {"deleted": False, "reason": "already gone"}
@@ -266,13 +269,13 @@ def _landed(st: IcebergState, op: IcebergOp) -> bool:
 @dataclass(frozen=True)
 class IcebergUpdate(Action):
     kind: ClassVar[str] = "iceberg_update"
-    layer: ClassVar[str] = "lakehouse"
+    layer: ClassVar[str] = Layer.LAKEHOUSE
     identifier: str
     ops: tuple[Any, ...]
     expected_schema_id: int
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        lake: LakehouseLayer = ctx.need("lakehouse")
+        lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
         state = lake.state(self.identifier)
         if state is None:
             raise StepFailed(f"Iceberg table {self.identifier} does not exist")
@@ -295,7 +298,7 @@ class IcebergUpdate(Action):
         return all(o.kind in ("add_column", "rename") for o in _ops(self.ops))
 
     def probe(self, ctx: RunContext) -> dict[str, Any] | None:
-        st = ctx.need("lakehouse").state(self.identifier)
+        st = ctx.need(Layer.LAKEHOUSE).state(self.identifier)
         if st is None or st.schema_id == self.expected_schema_id or not all(_landed(st, o) for o in _ops(self.ops)):
             return None  # another writer's commit moves the schema id too: only our own ops count
         # a schema update makes no snapshot: the current one is the one to restore
@@ -321,7 +324,7 @@ class IcebergRevert(Action):
     """
 
     kind: ClassVar[str] = "iceberg_revert"
-    layer: ClassVar[str] = "lakehouse"
+    layer: ClassVar[str] = Layer.LAKEHOUSE
     identifier: str
     ops: tuple[Any, ...]  # the forward update's operations
     schema_id: int  # the schema id the forward update made current
@@ -354,7 +357,7 @@ class IcebergRevert(Action):
         return tuple(inv), kept
 
     def losses(self, ctx: RunContext) -> list[DataLoss]:
-        lake: LakehouseLayer = ctx.need("lakehouse")
+        lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
         st = lake.state(self.identifier)
         if st is None or st.schema_id == self.previous_schema_id or self._untouched(st):
             return []
@@ -363,11 +366,11 @@ class IcebergRevert(Action):
             if op.kind == "delete":
                 n = lake.count_values(self.identifier, op.name)
                 if n:
-                    out.append(DataLoss("lakehouse", self.identifier, op.name, n))
+                    out.append(DataLoss(Layer.LAKEHOUSE, self.identifier, op.name, n))
         return out
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        lake: LakehouseLayer = ctx.need("lakehouse")
+        lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
         st = lake.state(self.identifier)
         if st is None:
             return {"reverted": False, "reason": f"{self.identifier} no longer exists"}
@@ -394,12 +397,12 @@ class IcebergRevert(Action):
 @dataclass(frozen=True)
 class CreateIcebergTable(Action):
     kind: ClassVar[str] = "iceberg_create_table"
-    layer: ClassVar[str] = "lakehouse"
+    layer: ClassVar[str] = Layer.LAKEHOUSE
     identifier: str
     columns: tuple[tuple[str, str], ...]  # (name, iceberg type)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        lake: LakehouseLayer = ctx.need("lakehouse")
+        lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
         st = lake.create_table(self.identifier, tuple(tuple(c) for c in self.columns))  # type: ignore[misc]
         return {"schema_id": st.schema_id, "created": True}
 
@@ -407,7 +410,7 @@ class CreateIcebergTable(Action):
         return DropIcebergTable(identifier=self.identifier) if result.get("created") else None
 
     def probe(self, ctx: RunContext) -> dict[str, Any] | None:
-        st = ctx.need("lakehouse").state(self.identifier)
+        st = ctx.need(Layer.LAKEHOUSE).state(self.identifier)
         return {"schema_id": st.schema_id, "created": True} if st is not None else None
 
     def describe(self) -> str:
@@ -417,16 +420,16 @@ class CreateIcebergTable(Action):
 @dataclass(frozen=True)
 class DropIcebergTable(Action):
     kind: ClassVar[str] = "iceberg_drop_table"
-    layer: ClassVar[str] = "lakehouse"
+    layer: ClassVar[str] = Layer.LAKEHOUSE
     identifier: str
 
     def losses(self, ctx: RunContext) -> list[DataLoss]:
-        n = ctx.need("lakehouse").count_values(self.identifier)
-        return [DataLoss("lakehouse", self.identifier, "", n)] if n else []
+        n = ctx.need(Layer.LAKEHOUSE).count_values(self.identifier)
+        return [DataLoss(Layer.LAKEHOUSE, self.identifier, "", n)] if n else []
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         refuse_losses(self, ctx)
-        ctx.need("lakehouse").drop_table(self.identifier)
+        ctx.need(Layer.LAKEHOUSE).drop_table(self.identifier)
         return {"dropped": True}
 
     def describe(self) -> str:
@@ -441,7 +444,7 @@ class DropIcebergTable(Action):
 @dataclass(frozen=True)
 class SourceDdl(Action):
     kind: ClassVar[str] = "source_ddl"
-    layer: ClassVar[str] = "source_db"
+    layer: ClassVar[str] = Layer.SOURCE_DB
     table: str
     statements: tuple[str, ...]
     inverse_statements: tuple[str, ...] | None
@@ -467,7 +470,7 @@ class SourceDdl(Action):
                 except LayerRequestError:
                     continue  # the cast rejects a value: the undo itself fails on it, changing nothing
             if n:
-                out.append(DataLoss("source_db", h.table, h.column or "", n,
+                out.append(DataLoss(Layer.SOURCE_DB, h.table, h.column or "", n,
                                     "changed by the cast back to " + h.to_type if h.to_type else ""))
         return out
 
@@ -574,7 +577,7 @@ class ConnectorSync(Action):
     """
 
     kind: ClassVar[str] = "connector_sync"
-    layer: ClassVar[str] = "connector"
+    layer: ClassVar[str] = Layer.CONNECTOR
     name: str
     slot: str
     new_config: tuple[tuple[str, str], ...] | None
@@ -586,7 +589,7 @@ class ConnectorSync(Action):
     signal_table: str | None = None
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        conn: ConnectorLayer = ctx.need("connector")
+        conn: ConnectorLayer = ctx.need(Layer.CONNECTOR)
         b = ctx.bounds
         target = ctx.latest_ddl_lsn() or ctx.source.current_lsn()
 
@@ -610,7 +613,7 @@ class ConnectorSync(Action):
     def probe(self, ctx: RunContext) -> dict[str, Any] | None:
         if self.new_config is None:
             return None
-        current = ctx.need("connector").config(self.name)
+        current = ctx.need(Layer.CONNECTOR).config(self.name)
         return {"restarted": True, "probed": True} if current == dict(self.new_config) else None
 
     def inverse(self, result: dict[str, Any]) -> Action | None:
@@ -645,7 +648,7 @@ def _snapshot_signal(signal_table: str, tables: tuple[str, ...]) -> str:
 @dataclass(frozen=True)
 class VerifyLayers(Action):
     kind: ClassVar[str] = "verify"
-    layer: ClassVar[str] = "verify"
+    layer: ClassVar[str] = Layer.VERIFY
     table: str
 
     def run(self, ctx: RunContext) -> dict[str, Any]:

@@ -15,9 +15,9 @@ import re
 from typing import Any
 
 from migrate_assets.errors import InvalidInputError, Problem
-from migrate_assets.evolution.layers import IcebergOp, IcebergState
+from migrate_assets.evolution.layers import IcebergOp, IcebergState, Layer
 from migrate_assets.evolution.typemap import TypeMapOptions, map_type, normalise_iceberg
-from migrate_assets.expand.ops import AddColumn, ChangeType, DropColumn, Operation, RenameColumn, SetNotNull
+from migrate_assets.schema.ops import Operation
 from migrate_assets.schema.types import parse_type
 
 
@@ -25,7 +25,7 @@ class UnsupportedChangeError(InvalidInputError):
     """A change that some layer cannot carry (e.g. an Iceberg type change that is not a promotion)."""
 
     def __init__(self, layer: str, message: str) -> None:
-        self.layer = layer
+        self.layer = str(layer)
         super().__init__([Problem(file=f"<{layer}>", message=message)])
 
 
@@ -61,10 +61,10 @@ def row_record(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         branches = before["type"] if isinstance(before["type"], list) else [before["type"]]
         rec = next((b for b in branches if isinstance(b, dict) and b.get("type") == "record"), None)
         if rec is None:
-            raise UnsupportedChangeError("schema_registry", "Envelope without an inline row record in `before`")
+            raise UnsupportedChangeError(Layer.SCHEMA_REGISTRY, "Envelope without an inline row record in `before`")
         return rec, True
     if schema.get("type") != "record":
-        raise UnsupportedChangeError("schema_registry", "latest schema is not an Avro record")
+        raise UnsupportedChangeError(Layer.SCHEMA_REGISTRY, "latest schema is not an Avro record")
     return schema, False
 
 
@@ -90,45 +90,60 @@ def _retype(field: dict[str, Any], new_type: Any) -> dict[str, Any]:
     return out
 
 
+class _AvroFields:
+    """A `ShapeSink` editing the row record's fields."""
+
+    def __init__(self, fields: list[dict[str, Any]], opts: TypeMapOptions) -> None:
+        self.fields, self.opts = fields, opts
+
+    def _find(self, name: str) -> int:
+        for i, f in enumerate(self.fields):
+            if f["name"] == name:
+                return i
+        raise UnsupportedChangeError(Layer.SCHEMA_REGISTRY, f"field {name!r} is not in the subject's latest schema")
+
+    def added(self, name: str, type_: str, nullable: bool, default: str | None) -> None:
+        if not any(f["name"] == name for f in self.fields):  # else already there (the converter registered it)
+            self.fields.append(_field_for_column(name, type_, nullable, default, self.opts))
+
+    def retyped(self, name: str, type_: str) -> None:
+        i = self._find(name)
+        self.fields[i] = _retype(self.fields[i], map_type(type_, self.opts).avro_schema())
+
+    def renamed(self, old: str, new: str) -> None:
+        i = self._find(old)
+        f = dict(self.fields[i])
+        f["name"] = new
+        f["aliases"] = sorted({*f.get("aliases", []), old})
+        self.fields[i] = f
+
+    def dropped(self, name: str) -> None:
+        del self.fields[self._find(name)]
+
+    def required(self, name: str) -> None:
+        i = self._find(name)
+        f = dict(self.fields[i])
+        if isinstance(f["type"], list):
+            f["type"] = [x for x in f["type"] if x != "null"][0]
+            f.pop("default", None)
+        self.fields[i] = f
+
+    def optional(self, name: str) -> None:
+        i = self._find(name)
+        f = dict(self.fields[i])
+        if not isinstance(f["type"], list):
+            f["type"], f["default"] = ["null", f["type"]], None
+        self.fields[i] = f
+
+
 def derive_avro(latest_schema: str, ops: tuple[Operation, ...], old_types: dict[str, str],
                 opts: TypeMapOptions | None = None) -> str:
     """New Avro schema text for the subject; `old_types` maps existing column names to their PG types."""
-    opts = opts or TypeMapOptions()
-    schema = json.loads(latest_schema)
-    new = copy.deepcopy(schema)
+    new = copy.deepcopy(json.loads(latest_schema))
     rec, _ = row_record(new)
-    fields: list[dict[str, Any]] = rec["fields"]
-
-    def find(name: str) -> int:
-        for i, f in enumerate(fields):
-            if f["name"] == name:
-                return i
-        raise UnsupportedChangeError("schema_registry", f"field {name!r} is not in the subject's latest schema")
-
+    sink = _AvroFields(rec["fields"], opts or TypeMapOptions())
     for op in ops:
-        if isinstance(op, AddColumn):
-            if any(f["name"] == op.name for f in fields):
-                continue  # already there (e.g. the converter registered it first)
-            fields.append(_field_for_column(op.name, op.type, op.nullable, op.default, opts))
-        elif isinstance(op, ChangeType):
-            i = find(op.column)
-            fields[i] = _retype(fields[i], map_type(op.to_type, opts).avro_schema())
-        elif isinstance(op, RenameColumn):
-            i = find(op.from_)
-            f = dict(fields[i])
-            f["name"] = op.to
-            f["aliases"] = sorted({*f.get("aliases", []), op.from_})
-            fields[i] = f
-        elif isinstance(op, DropColumn):
-            del fields[find(op.column)]
-        elif isinstance(op, SetNotNull):
-            i = find(op.column)
-            f = dict(fields[i])
-            if isinstance(f["type"], list):
-                non_null = [x for x in f["type"] if x != "null"]
-                f["type"] = non_null[0]
-                f.pop("default", None)
-            fields[i] = f
+        op.effects(sink)
     return json.dumps(new, separators=(",", ":"))
 
 
@@ -183,39 +198,55 @@ def iceberg_promotion_allowed(old: str, new: str) -> tuple[bool, str]:
     return False, f"Iceberg cannot change {old} to {new} (only int→long, float→double, decimal precision growth)"
 
 
+class _IcebergOps:
+    """A `ShapeSink` turning effects into Iceberg schema operations (what Iceberg cannot do is refused)."""
+
+    def __init__(self, state: IcebergState, opts: TypeMapOptions, allow_delete: bool) -> None:
+        self.state, self.opts, self.allow_delete = state, opts, allow_delete
+        self.names = {f.name for f in state.fields}
+        self.out: list[IcebergOp] = []
+
+    def added(self, name: str, type_: str, nullable: bool, default: str | None) -> None:
+        if name not in self.names:
+            self.out.append(IcebergOp("add_column", name, type=map_type(type_, self.opts).iceberg))
+            self.names.add(name)
+
+    def retyped(self, name: str, type_: str) -> None:
+        f = self.state.field(name)
+        if f is None:
+            raise UnsupportedChangeError(Layer.LAKEHOUSE, f"column {name!r} is not in {self.state.identifier}")
+        new_t = map_type(parse_type(type_), self.opts).iceberg
+        ok, why = iceberg_promotion_allowed(f.type, new_t)
+        if not ok:
+            raise UnsupportedChangeError(Layer.LAKEHOUSE, why)
+        if normalise_iceberg(f.type) != normalise_iceberg(new_t):
+            self.out.append(IcebergOp("promote", name, type=new_t))
+
+    def renamed(self, old: str, new: str) -> None:
+        if self.state.field(old) is None:
+            raise UnsupportedChangeError(Layer.LAKEHOUSE, f"column {old!r} is not in {self.state.identifier}")
+        self.out.append(IcebergOp("rename", old, new_name=new))
+
+    def dropped(self, name: str) -> None:
+        if not self.allow_delete:
+            raise UnsupportedChangeError(
+                Layer.LAKEHOUSE,
+                f"dropping {name!r} deletes an Iceberg column; allowed only with "
+                "on_breaking_change=warn and --allow-irreversible",
+            )
+        self.out.append(IcebergOp("delete", name))
+
+    def required(self, name: str) -> None:
+        pass  # Iceberg cannot make a column required; optional stays a faithful superset
+
+    def optional(self, name: str) -> None:
+        self.out.append(IcebergOp("make_optional", name))
+
+
 def derive_iceberg(state: IcebergState, ops: tuple[Operation, ...], opts: TypeMapOptions | None = None,
                    allow_delete: bool = False) -> tuple[IcebergOp, ...]:
     """Iceberg schema operations for the change; raise UnsupportedChangeError for what Iceberg cannot do."""
-    opts = opts or TypeMapOptions()
-    out: list[IcebergOp] = []
-    names = {f.name for f in state.fields}
+    sink = _IcebergOps(state, opts or TypeMapOptions(), allow_delete)
     for op in ops:
-        if isinstance(op, AddColumn):
-            if op.name not in names:
-                out.append(IcebergOp("add_column", op.name, type=map_type(op.type, opts).iceberg))
-                names.add(op.name)
-        elif isinstance(op, ChangeType):
-            f = state.field(op.column)
-            if f is None:
-                raise UnsupportedChangeError("lakehouse", f"column {op.column!r} is not in {state.identifier}")
-            new_t = map_type(parse_type(op.to_type), opts).iceberg
-            ok, why = iceberg_promotion_allowed(f.type, new_t)
-            if not ok:
-                raise UnsupportedChangeError("lakehouse", why)
-            if normalise_iceberg(f.type) != normalise_iceberg(new_t):
-                out.append(IcebergOp("promote", op.column, type=new_t))
-        elif isinstance(op, RenameColumn):
-            if state.field(op.from_) is None:
-                raise UnsupportedChangeError("lakehouse", f"column {op.from_!r} is not in {state.identifier}")
-            out.append(IcebergOp("rename", op.from_, new_name=op.to))
-        elif isinstance(op, DropColumn):
-            if not allow_delete:
-                raise UnsupportedChangeError(
-                    "lakehouse",
-                    f"dropping {op.column!r} deletes an Iceberg column; allowed only with "
-                    "on_breaking_change=warn and --allow-irreversible",
-                )
-            out.append(IcebergOp("delete", op.column))
-        elif isinstance(op, SetNotNull):
-            continue  # Iceberg cannot make a column required; optional stays a faithful superset
-    return tuple(out)
+        op.effects(sink)
+    return tuple(sink.out)

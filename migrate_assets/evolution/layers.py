@@ -10,7 +10,44 @@ refused, HTTP 5xx/409, lock timeout, Iceberg CommitFailedException) or a semanti
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
+
+# --------------------------------------------------------------------------------------------------------
+# the vocabulary: layers and the plan steps that change them
+# --------------------------------------------------------------------------------------------------------
+
+
+class Layer(StrEnum):
+    """The layers a change travels through, in plan order. The value is the layer's name in JSON output, run
+    records and errors; `step` is the id of the plan step that changes it (kept from the first run records:
+    "registry", "ddl")."""
+
+    SCHEMA_REGISTRY = "schema_registry"
+    LAKEHOUSE = "lakehouse"
+    SOURCE_DB = "source_db"
+    CONNECTOR = "connector"
+    VERIFY = "verify"
+
+    @property
+    def step(self) -> str:
+        return _STEP_IDS.get(self, self.value)
+
+    @classmethod
+    def of(cls, name: str) -> Layer:
+        """The layer named by a layer name or a step id (both forms appear in stored run records)."""
+        for layer in cls:
+            if name in (layer.value, layer.step):
+                return layer
+        raise ValueError(f"unknown layer or step {name!r}")
+
+
+_STEP_IDS = {Layer.SCHEMA_REGISTRY: "registry", Layer.SOURCE_DB: "ddl"}
+
+#: the order of a plan's steps (and, reversed, of its compensation)
+STEP_ORDER: tuple[Layer, ...] = tuple(Layer)
+#: the layers `verify` compares
+DATA_LAYERS: tuple[Layer, ...] = (Layer.SOURCE_DB, Layer.SCHEMA_REGISTRY, Layer.LAKEHOUSE, Layer.CONNECTOR)
 
 # --------------------------------------------------------------------------------------------------------
 # schema registry

@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import sql
-
 from migrate_assets.errors import (
     BreakingChangeBlocked,
     InvalidInputError,
@@ -34,24 +32,17 @@ from migrate_assets.evolution.actions import (
 )
 from migrate_assets.evolution.derive import derive_avro, derive_iceberg, new_subject_schema
 from migrate_assets.evolution.filters import in_list
-from migrate_assets.evolution.layers import IcebergState, RegistryVersion, SourceColumn
+from migrate_assets.evolution.layers import STEP_ORDER, IcebergState, Layer, RegistryVersion, SourceColumn
 from migrate_assets.evolution.typemap import TypeMapOptions, map_type
-from migrate_assets.expand.ops import (
-    AddColumn,
-    ChangeSet,
-    ChangeType,
-    DropColumn,
-    Operation,
-    RenameColumn,
-    SetNotNull,
-    op_to_dict,
-)
-from migrate_assets.schema.ddl import create_table, expr, ident, q, table_ident
-from migrate_assets.schema.model import Table
-from migrate_assets.schema.types import parse_type, type_change
+from migrate_assets.expand.ops import ChangeSet, Operation, op_to_dict
+from migrate_assets.schema.ddl import create_table, q, table_ident
+from migrate_assets.schema.model import Column, Table
+from migrate_assets.schema.ops import Refused
+from migrate_assets.schema.ops.shape import TableShape
+from migrate_assets.schema.types import parse_type
 from migrate_assets.schema.yamlsrc import format_path
 
-LAYER_ORDER = ("schema_registry", "lakehouse", "source_db", "connector", "verify")
+LAYER_ORDER = STEP_ORDER
 
 
 @dataclass(frozen=True)
@@ -82,11 +73,11 @@ class Snapshot:
         if self.connector_config is not None:
             cfg = hashlib.sha256(json.dumps(sorted(self.connector_config)).encode()).hexdigest()[:16]
         return {
-            "source_db": self.source_fingerprint,
-            "schema_registry": (f"{self.registry_latest.subject}@v{self.registry_latest.version}"
+            Layer.SOURCE_DB: self.source_fingerprint,
+            Layer.SCHEMA_REGISTRY: (f"{self.registry_latest.subject}@v{self.registry_latest.version}"
                                 f"#id{self.registry_latest.schema_id}") if self.registry_latest else None,
-            "lakehouse": f"{self.iceberg.identifier}@schema{self.iceberg.schema_id}" if self.iceberg else None,
-            "connector": cfg,
+            Layer.LAKEHOUSE: f"{self.iceberg.identifier}@schema{self.iceberg.schema_id}" if self.iceberg else None,
+            Layer.CONNECTOR: cfg,
         }
 
 
@@ -107,6 +98,10 @@ class PlannedStep:
     precondition: str | None
     compensation: str  # what undoing it will do, for people; the executable inverse is action.inverse()
 
+    def __post_init__(self) -> None:
+        # the layer's plain name: plans, run records, JSON and Dagster metadata hold strings, never the enum
+        object.__setattr__(self, "layer", str(Layer.of(self.layer)))
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "layer": self.layer, "action": self.action.to_dict(), "reversible": self.reversible,
                 "precondition": self.precondition, "compensation": self.compensation,
@@ -114,7 +109,7 @@ class PlannedStep:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PlannedStep:
-        return cls(d["id"], d["layer"], action_from_dict(d["action"]), d["reversible"], d["precondition"],
+        return cls(d["id"], Layer.of(d["layer"]), action_from_dict(d["action"]), d["reversible"], d["precondition"],
                    d["compensation"])
 
 
@@ -126,6 +121,9 @@ class EvolutionPlan:
     skipped_layers: tuple[str, ...] = ()
     breaking: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "skipped_layers", tuple(str(x) for x in self.skipped_layers))
 
     def to_dict(self) -> dict[str, Any]:
         return {"table": self.table, "operations": list(self.operations),
@@ -146,8 +144,15 @@ class EvolutionPlan:
 @dataclass(frozen=True)
 class DdlPlan:
     statements: tuple[str, ...]
-    inverse: tuple[str, ...] | None  # None: no lossless inverse
+    inverse: tuple[str, ...] | None  # None: some operation has no inverse at all
     breaking: tuple[str, ...]
+    #: every operation's inverse gives back everything (False also when the shape comes back but values do not)
+    lossless: bool = True
+
+
+def live_table(schema: str, table: str, columns: dict[str, SourceColumn]) -> Table:
+    """The live columns as schema's table model (what operations are checked and planned against)."""
+    return Table(schema, table, tuple(Column(c.name, parse_type(c.type), c.nullable) for c in columns.values()))
 
 
 def _problem(change: ChangeSet | None, i: int, key: str, message: str) -> InvalidInputError:
@@ -160,75 +165,70 @@ def _problem(change: ChangeSet | None, i: int, key: str, message: str) -> Invali
 
 def render_ddl(schema: str, table: str, ops: tuple[Operation, ...], columns: dict[str, SourceColumn],
                change: ChangeSet | None = None) -> DdlPlan:
-    """Plain (non expand–contract) DDL for the change, with its inverse where one is lossless."""
-    t = table_ident(schema, table)
+    """Plain (non expand–contract) DDL for the change: each operation's own, planned against the shape the
+    operations before it leave; the inverse where every operation has a lossless one. A problem names the
+    change file's line and key (`change`)."""
+    shape = TableShape(live_table(schema, table, columns))
     fwd: list[str] = []
-    inv: list[str] = []
+    inv: list[str] | None = []
     lossless = True
     breaking: list[str] = []
     for i, op in enumerate(ops):
-        if isinstance(op, AddColumn):
-            if op.backfill is not None:  # expand honours it (a batched UPDATE); one ALTER here cannot
-                raise _problem(change, i, "backfill", "evolve adds a column in one ALTER TABLE and cannot "
-                               "backfill it; use `default`, or run `migrate-assets expand` for a backfill")
-            if not op.nullable and op.default is None:
-                raise _problem(change, i, "nullable", "a NOT NULL column needs a default (or nullable: true) "
-                               "to be added to a table that has rows")
-            typ = parse_type(op.type)
-            parts = "ALTER TABLE {} ADD COLUMN {} " + _braces(typ.render_declared())
-            args: list[Any] = [t, ident(op.name)]
-            if op.default is not None:
-                parts += " DEFAULT {}"
-                args.append(expr(op.default))
-            if not op.nullable:
-                parts += " NOT NULL"
-            fwd.append(q(parts, *args))
-            inv.insert(0, q("ALTER TABLE {} DROP COLUMN {}", t, ident(op.name)))
-        elif isinstance(op, ChangeType):
-            col = columns.get(op.column)
-            if col is None:
-                raise _problem(change, i, "column", f"no such column {op.column!r} in the live table")
-            old_t, new_t = parse_type(col.type), parse_type(op.to_type)
-            tc = type_change(old_t, new_t)
-            up = expr(op.up) if op.up else _cast(op.column, new_t.render())
-            down = expr(op.down) if op.down else _cast(op.column, old_t.render())
-            fwd.append(q("ALTER TABLE {} ALTER COLUMN {} TYPE " + _braces(new_t.render()) + " USING {}",
-                         t, ident(op.column), up))
-            inv.insert(0, q("ALTER TABLE {} ALTER COLUMN {} TYPE " + _braces(old_t.render()) + " USING {}",
-                            t, ident(op.column), down))
-            if not tc.widening:  # the cast back cannot return what the narrowing rounded or cut off
-                breaking.append(f"change_type {op.column}: {old_t.render()} → {new_t.render()} is not a widening")
-                lossless = False
-        elif isinstance(op, RenameColumn):
-            fwd.append(q("ALTER TABLE {} RENAME COLUMN {} TO {}", t, ident(op.from_), ident(op.to)))
-            inv.insert(0, q("ALTER TABLE {} RENAME COLUMN {} TO {}", t, ident(op.to), ident(op.from_)))
-            breaking.append(f"rename_column {op.from_} → {op.to} breaks readers of the old name")
-        elif isinstance(op, DropColumn):
-            fwd.append(q("ALTER TABLE {} DROP COLUMN {}", t, ident(op.column)))
-            lossless = False
-            breaking.append(f"drop_column {op.column} deletes data")
-        elif isinstance(op, SetNotNull):
-            if op.backfill:  # DROP NOT NULL cannot tell which values were NULL before the backfill
-                fwd.append(q("UPDATE {} SET {} = {} WHERE {} IS NULL", t, ident(op.column), expr(op.backfill),
-                             ident(op.column)))
-                lossless = False
-            fwd.append(q("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL", t, ident(op.column)))
-            inv.insert(0, q("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL", t, ident(op.column)))
-    return DdlPlan(tuple(fwd), tuple(inv) if lossless else None, tuple(breaking))
+        here = shape.table
+        try:
+            problems = op.check(here)
+            if problems:
+                raise Refused(problems[0].key, problems[0].message)
+            ddl = op.plain(here)
+        except Refused as exc:
+            raise _problem(change, i, exc.key, exc.message) from None
+        fwd += ddl.forward
+        inv = None if inv is None or ddl.inverse is None else [*ddl.inverse, *inv]
+        lossless = lossless and ddl.lossless
+        breaking += ddl.breaking
+        op.effects(shape)
+    # an inverse that cannot give back what the change lost is no inverse (issue 14 item 8)
+    lossless = lossless and inv is not None
+    return DdlPlan(tuple(fwd), tuple(inv) if lossless and inv is not None else None, tuple(breaking), lossless)
 
 
-def _braces(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
-
-
-def _cast(column: str, type_sql: str) -> sql.Composable:
-    """`"column"::type`, the default USING expression (the type spelling is the canonical PgType one)."""
-    return sql.SQL("{}::" + _braces(type_sql)).format(ident(column))  # noqa: S608
+def _ddl_compensation(ddl: DdlPlan) -> str:
+    if ddl.inverse is None:
+        return "none: no lossless inverse"
+    return "run the inverse DDL" if ddl.lossless else "run the inverse DDL (puts the shape back, not the lost values)"
 
 
 # --------------------------------------------------------------------------------------------------------
 # connector
 # --------------------------------------------------------------------------------------------------------
+
+
+class Touched:
+    """A `ShapeSink` noting the columns a change names anew (added or renamed to) and the types it sets."""
+
+    def __init__(self) -> None:
+        self.new_names: list[str] = []
+        self.types: dict[str, str] = {}
+        self.keys: dict[str, str] = {}  # column → the change-file key that set its type
+
+    def added(self, name: str, type_: str, nullable: bool, default: str | None) -> None:
+        self.new_names.append(name)
+        self.types[name], self.keys[name] = type_, "type"
+
+    def retyped(self, name: str, type_: str) -> None:
+        self.types[name], self.keys[name] = type_, "to_type"
+
+    def renamed(self, old: str, new: str) -> None:
+        self.new_names.append(new)
+
+    def dropped(self, name: str) -> None:
+        pass
+
+    def required(self, name: str) -> None:
+        pass
+
+    def optional(self, name: str) -> None:
+        pass
 
 
 def connector_decision(cfg: dict[str, str], table: str, ops: tuple[Operation, ...]) -> tuple[dict | None, str]:
@@ -240,9 +240,11 @@ def connector_decision(cfg: dict[str, str], table: str, ops: tuple[Operation, ..
         new["table.include.list"] = include + "," + re.escape(table)
         reasons.append(f"{table} joins table.include.list (publication membership changes on restart)")
     col_inc = cfg.get("column.include.list")
+    touched = Touched()
     for op in ops:
-        added = op.name if isinstance(op, AddColumn) else op.to if isinstance(op, RenameColumn) else None
-        if added and col_inc is not None and not in_list(col_inc, f"{table}.{added}"):
+        op.effects(touched)
+    for added in touched.new_names:
+        if col_inc is not None and not in_list(col_inc, f"{table}.{added}"):
             new["column.include.list"] = new["column.include.list"] + "," + re.escape(f"{table}.{added}")
             reasons.append(f"column {added} added to column.include.list")
     if new == cfg:
@@ -262,18 +264,20 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
     if snap.columns is None:
         raise InvalidInputError([Problem(file=change.source, key="table", message=f"table {table} does not exist")])
     cols = {c.name: c for c in snap.columns}
-    new_types = dict({c.name: c.type for c in snap.columns})
+    retyped: set[str] = set()
     for i, op in enumerate(ops):  # every type that will exist must map across the layers (refused at plan time)
-        if isinstance(op, AddColumn | ChangeType):
-            typ, key = (op.type, "type") if isinstance(op, AddColumn) else (op.to_type, "to_type")
-            new_types[op.name if isinstance(op, AddColumn) else op.column] = typ
+        touched = Touched()
+        op.effects(touched)
+        for name, typ in touched.types.items():
+            retyped.add(name)
             try:
                 map_type(typ, policy.type_options)
             except UnsupportedTypeError as exc:  # named at the change file's line, not as "<type map>"
-                where = _problem(change, i, key, "; ".join(p.message for p in exc.problems))
+                where = _problem(change, i, touched.keys[name], "; ".join(p.message for p in exc.problems))
                 raise UnsupportedTypeError(where.problems) from None
-    for typ in new_types.values():
-        map_type(typ, policy.type_options)
+    for c in snap.columns:
+        if c.name not in retyped:
+            map_type(c.type, policy.type_options)
 
     ddl = render_ddl(change.schema, change.table, ops, cols, change)
     breaking = ddl.breaking
@@ -282,7 +286,7 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
     if breaking and policy.on_breaking_change == "expand_contract":
         raise BreakingChangeBlocked([*breaking, "on_breaking_change=expand_contract: run `migrate-assets expand` "
                                      "for this change, then evolve the new columns"])
-    if ddl.inverse is None and not policy.allow_irreversible:
+    if not ddl.lossless and not policy.allow_irreversible:
         raise IrreversibleChangeError(
             f"the change to {table} has no lossless inverse ({'; '.join(breaking)}); "
             "pass --allow-irreversible to run it anyway"
@@ -296,49 +300,48 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
     if t.subject and snap.registry_latest is not None:
         schema = derive_avro(snap.registry_latest.schema, ops, {c.name: c.type for c in snap.columns},
                              policy.type_options)
-        steps.append(PlannedStep("registry", "schema_registry",
+        steps.append(PlannedStep(Layer.SCHEMA_REGISTRY.step, Layer.SCHEMA_REGISTRY,
                                  RegisterSchema(t.subject, schema, snap.registry_latest.version), True,
-                                 fps["schema_registry"], "soft-delete the registered version if still the latest"))
+                                 fps[Layer.SCHEMA_REGISTRY], "soft-delete the registered version if still the latest"))
     elif t.subject:
         warnings.append(f"subject {t.subject} does not exist yet: the converter registers it with the first event")
-        skipped.append("schema_registry")
+        skipped.append(Layer.SCHEMA_REGISTRY)
     else:
-        skipped.append("schema_registry")
+        skipped.append(Layer.SCHEMA_REGISTRY)
 
     if t.iceberg_table and snap.iceberg is not None:
         iops = derive_iceberg(snap.iceberg, ops, policy.type_options,
                               allow_delete=policy.allow_irreversible and policy.on_breaking_change == "warn")
         if iops:
             update = IcebergUpdate(t.iceberg_table, iops, snap.iceberg.schema_id)
-            steps.append(PlannedStep("lakehouse", "lakehouse", update, update.reversible, fps["lakehouse"],
+            steps.append(PlannedStep(Layer.LAKEHOUSE.step, Layer.LAKEHOUSE, update, update.reversible, fps[Layer.LAKEHOUSE],
                                      f"revert to schema id {snap.iceberg.schema_id}, keeping every snapshot "
                                      "committed since (a column holding values: only with --allow-data-loss)"))
     elif t.iceberg_table:
         raise InvalidInputError([Problem(file="<pipelines>", key="iceberg_table",
                                          message=f"Iceberg table {t.iceberg_table} does not exist")])
     else:
-        skipped.append("lakehouse")
+        skipped.append(Layer.LAKEHOUSE)
 
-    steps.append(PlannedStep("ddl", "source_db",
+    steps.append(PlannedStep(Layer.SOURCE_DB.step, Layer.SOURCE_DB,
                              SourceDdl(table, ddl.statements, ddl.inverse, policy.lock_timeout,
                                        snap.source_fingerprint),
-                             ddl.inverse is not None, fps["source_db"],
-                             "run the inverse DDL" if ddl.inverse is not None else "none: no lossless inverse"))
+                             ddl.lossless, fps[Layer.SOURCE_DB], _ddl_compensation(ddl)))
 
     if t.connector and snap.connector_config is not None:
         cfg = dict(snap.connector_config)
         new_cfg, reason = connector_decision(cfg, table, ops)
         slot = cfg.get("slot.name", "debezium")
         steps.append(PlannedStep(
-            "connector", "connector",
+            Layer.CONNECTOR.step, Layer.CONNECTOR,
             ConnectorSync(t.connector, slot, tuple(sorted(new_cfg.items())) if new_cfg else None,
                           tuple(sorted(cfg.items())), reason),
-            True, fps["connector"],
+            True, fps[Layer.CONNECTOR],
             "put back the previous config and restart the same safe way" if new_cfg else "nothing to undo"))
     else:
-        skipped.append("connector")
+        skipped.append(Layer.CONNECTOR)
 
-    steps.append(PlannedStep("verify", "verify", VerifyLayers(table), True, None, "nothing to undo"))
+    steps.append(PlannedStep(Layer.VERIFY.step, Layer.VERIFY, VerifyLayers(table), True, None, "nothing to undo"))
     return EvolutionPlan(table, tuple(op_to_dict(o) for o in ops), tuple(steps), tuple(skipped),
                          tuple(breaking), tuple(warnings))
 
@@ -365,10 +368,10 @@ def plan_new_table(table: Table, snap: Snapshot, policy: Policy, template: Regis
     warnings: list[str] = []
     if t.subject and template is not None and topic_prefix:
         schema = new_subject_schema(template.schema, topic_prefix, table.schema, table.name, cols, policy.type_options)
-        steps.append(PlannedStep("registry", "schema_registry", RegisterSchema(t.subject, schema, None), True, None,
+        steps.append(PlannedStep(Layer.SCHEMA_REGISTRY.step, Layer.SCHEMA_REGISTRY, RegisterSchema(t.subject, schema, None), True, None,
                                  "soft-delete the registered version if still the latest"))
     else:
-        skipped.append("schema_registry")
+        skipped.append(Layer.SCHEMA_REGISTRY)
         if t.subject:
             warnings.append(f"no sibling subject to derive {t.subject} from: the converter registers it with "
                             "the first event")
@@ -376,27 +379,27 @@ def plan_new_table(table: Table, snap: Snapshot, policy: Policy, template: Regis
         if snap.iceberg is not None:
             raise InvalidInputError([Problem(file="<pipelines>", key="iceberg_table",
                                              message=f"Iceberg table {t.iceberg_table} already exists")])
-        steps.append(PlannedStep("lakehouse", "lakehouse",
+        steps.append(PlannedStep(Layer.LAKEHOUSE.step, Layer.LAKEHOUSE,
                                  CreateIcebergTable(t.iceberg_table, tuple((n, lt.iceberg) for n, lt in mapped)),
                                  True, "absent", f"drop {t.iceberg_table}"))
     else:
-        skipped.append("lakehouse")
+        skipped.append(Layer.LAKEHOUSE)
     drop = q("DROP TABLE {}", table_ident(table.schema, table.name))
-    steps.append(PlannedStep("ddl", "source_db", SourceDdl(name, tuple(create_table(table)), (drop,),
+    steps.append(PlannedStep(Layer.SOURCE_DB.step, Layer.SOURCE_DB, SourceDdl(name, tuple(create_table(table)), (drop,),
                                                            policy.lock_timeout, None),
                              True, "absent", "drop the table"))
     if t.connector and snap.connector_config is not None:
         cfg = dict(snap.connector_config)
         new_cfg, reason = connector_decision(cfg, name, ())
         steps.append(PlannedStep(
-            "connector", "connector",
+            Layer.CONNECTOR.step, Layer.CONNECTOR,
             ConnectorSync(t.connector, cfg.get("slot.name", "debezium"),
                           tuple(sorted(new_cfg.items())) if new_cfg else None, tuple(sorted(cfg.items())), reason),
-            True, snap.fingerprints()["connector"],
+            True, snap.fingerprints()[Layer.CONNECTOR],
             "put back the previous config and restart the same safe way" if new_cfg else "nothing to undo"))
     else:
-        skipped.append("connector")
-    steps.append(PlannedStep("verify", "verify", VerifyLayers(name), True, None, "nothing to undo"))
+        skipped.append(Layer.CONNECTOR)
+    steps.append(PlannedStep(Layer.VERIFY.step, Layer.VERIFY, VerifyLayers(name), True, None, "nothing to undo"))
     return EvolutionPlan(name, ({"create_table": {"table": name, "columns": [c[0] for c in cols]}},),
                          tuple(steps), tuple(skipped), (), tuple(warnings))
 
@@ -423,22 +426,22 @@ def plan_join_table(snap: Snapshot, policy: Policy, template: RegistryVersion | 
     skipped: list[str] = []
     if t.subject and template is not None and topic_prefix and snap.registry_latest is None:
         schema_text = new_subject_schema(template.schema, topic_prefix, schema, name, cols, policy.type_options)
-        steps.append(PlannedStep("registry", "schema_registry", RegisterSchema(t.subject, schema_text, None), True,
+        steps.append(PlannedStep(Layer.SCHEMA_REGISTRY.step, Layer.SCHEMA_REGISTRY, RegisterSchema(t.subject, schema_text, None), True,
                                  None, "soft-delete the registered version if still the latest"))
     else:
-        skipped.append("schema_registry")
+        skipped.append(Layer.SCHEMA_REGISTRY)
     if t.iceberg_table and snap.iceberg is None:
-        steps.append(PlannedStep("lakehouse", "lakehouse",
+        steps.append(PlannedStep(Layer.LAKEHOUSE.step, Layer.LAKEHOUSE,
                                  CreateIcebergTable(t.iceberg_table, tuple((n, lt.iceberg) for n, lt in mapped)),
                                  True, "absent", f"drop {t.iceberg_table}"))
     else:
-        skipped.append("lakehouse")
+        skipped.append(Layer.LAKEHOUSE)
     if not signal_exists:
         s_schema, s_name = signal.split(".", 1)
         ident_ = table_ident(s_schema, s_name)
         create = q("CREATE TABLE {} (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))",
                    ident_)
-        steps.append(PlannedStep("ddl", "source_db", SourceDdl(signal, (create,), (q("DROP TABLE {}", ident_),),
+        steps.append(PlannedStep(Layer.SOURCE_DB.step, Layer.SOURCE_DB, SourceDdl(signal, (create,), (q("DROP TABLE {}", ident_),),
                                                                policy.lock_timeout, None),
                                  True, "absent", f"drop the signal table {signal}"))
     new_cfg, reason = connector_decision(cfg, t.table, ())
@@ -447,11 +450,11 @@ def plan_join_table(snap: Snapshot, policy: Policy, template: RegistryVersion | 
         new_cfg["table.include.list"] = new_cfg["table.include.list"] + "," + re.escape(signal)
     new_cfg["signal.data.collection"] = signal
     steps.append(PlannedStep(
-        "connector", "connector",
+        Layer.CONNECTOR.step, Layer.CONNECTOR,
         ConnectorSync(t.connector, cfg.get("slot.name", "debezium"), tuple(sorted(new_cfg.items())),
                       tuple(sorted(cfg.items())), reason + f"; incremental snapshot of {t.table} via {signal}",
                       snapshot=(t.table,), signal_table=signal),
-        True, snap.fingerprints()["connector"], "put back the previous config and restart the same safe way"))
-    steps.append(PlannedStep("verify", "verify", VerifyLayers(t.table), True, None, "nothing to undo"))
+        True, snap.fingerprints()[Layer.CONNECTOR], "put back the previous config and restart the same safe way"))
+    steps.append(PlannedStep(Layer.VERIFY.step, Layer.VERIFY, VerifyLayers(t.table), True, None, "nothing to undo"))
     return EvolutionPlan(t.table, ({"join_pipeline": {"table": t.table, "snapshot": True}},), tuple(steps),
                          tuple(skipped), (), ())

@@ -18,7 +18,7 @@ from migrate_assets.errors import (
 )
 from migrate_assets.evolution.actions import IcebergUpdate, RegisterSchema, RunContext, _ops
 from migrate_assets.evolution.filters import in_list, listed_tables
-from migrate_assets.evolution.layers import RegistryVersion
+from migrate_assets.evolution.layers import Layer, RegistryVersion
 from migrate_assets.evolution.planner import (
     EvolutionPlan,
     PipelineTarget,
@@ -42,6 +42,9 @@ class PreflightReport:
     snapshot: Snapshot
     plan: EvolutionPlan
     checks: tuple[tuple[str, str], ...]  # (layer, what was checked and found)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checks", tuple((str(layer), what) for layer, what in self.checks))
 
 
 def resolve_target(target: PipelineTarget, ctx: RunContext) -> PipelineTarget:
@@ -89,7 +92,7 @@ def preflight(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy
     target = resolve_target(target, ctx)
     snap = read_snapshot(target, ctx)
     plan = plan_evolution(change, snap, connector_types(policy, snap))
-    return _checked(snap, plan, ctx, ("source_db", f"fingerprint {snap.source_fingerprint}"))
+    return _checked(snap, plan, ctx, (Layer.SOURCE_DB, f"fingerprint {snap.source_fingerprint}"))
 
 
 def _checked(snap: Snapshot, plan: EvolutionPlan, ctx: RunContext, first: tuple[str, str]) -> PreflightReport:
@@ -102,10 +105,10 @@ def _checked(snap: Snapshot, plan: EvolutionPlan, ctx: RunContext, first: tuple[
             res = ctx.registry.check_compatibility(a.subject, a.schema)
             if not res.compatible:
                 raise IncompatibleSchemaError(a.subject, res.level, res.messages)
-            checks.append(("schema_registry", f"derived schema is {res.level}-compatible with {a.subject}"))
+            checks.append((Layer.SCHEMA_REGISTRY, f"derived schema is {res.level}-compatible with {a.subject}"))
         elif isinstance(a, IcebergUpdate) and ctx.lakehouse is not None:
             ctx.lakehouse.validate(a.identifier, _ops(a.ops))
-            checks.append(("lakehouse", f"update of {a.identifier} validated without commit"))
+            checks.append((Layer.LAKEHOUSE, f"update of {a.identifier} validated without commit"))
     target = snap.target
     if target.connector and ctx.connector is not None:
         st = ctx.connector.status(target.connector)
@@ -113,7 +116,7 @@ def _checked(snap: Snapshot, plan: EvolutionPlan, ctx: RunContext, first: tuple[
             raise ConnectorNotRunning(
                 f"connector {target.connector} is {st.state} (tasks {list(st.tasks)}): fix it before evolving"
             )
-        checks.append(("connector", f"{target.connector} RUNNING"))
+        checks.append((Layer.CONNECTOR, f"{target.connector} RUNNING"))
     return PreflightReport(snap, plan, tuple(checks))
 
 
@@ -151,7 +154,7 @@ def preflight_new_table(table: Table, target: PipelineTarget, ctx: RunContext, p
     snap = read_snapshot(target, ctx)
     template, prefix = sibling_template(target, ctx)
     plan = plan_new_table(table, snap, connector_types(policy, snap), template, prefix)
-    return _checked(snap, plan, ctx, ("source_db", f"{table.qualified} absent"))
+    return _checked(snap, plan, ctx, (Layer.SOURCE_DB, f"{table.qualified} absent"))
 
 
 def joining(target: PipelineTarget, ctx: RunContext) -> bool:
@@ -170,4 +173,4 @@ def preflight_join_table(target: PipelineTarget, ctx: RunContext, policy: Policy
     signal = cfg.get("signal.data.collection") or f"{target.table.split('.', 1)[0]}.debezium_signal"
     plan = plan_join_table(snap, connector_types(policy, snap), template, prefix,
                            ctx.source.columns(signal) is not None)
-    return _checked(snap, plan, ctx, ("source_db", f"{target.table} exists ({len(snap.columns or ())} columns)"))
+    return _checked(snap, plan, ctx, (Layer.SOURCE_DB, f"{target.table} exists ({len(snap.columns or ())} columns)"))

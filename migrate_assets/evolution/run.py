@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from migrate_assets.evolution.actions import RunContext
-from migrate_assets.evolution.layers import lsn_to_int
+from migrate_assets.evolution.layers import Layer, lsn_to_int
 from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, Policy
 from migrate_assets.evolution.preflight import (
     PreflightReport,
@@ -32,7 +32,7 @@ def attach_verifier(ctx: RunContext, targets: list[PipelineTarget]) -> None:
 
     def verifier(table: str, c: RunContext) -> list[str]:
         target = by_table.get(table, PipelineTarget(table))
-        proved = c.results.get("connector", {}).get("progress_lsn")
+        proved = c.results.get(Layer.CONNECTOR.step, {}).get("progress_lsn")
         return verify_table(target, c, progress_bound=c.bounds.progress,
                             progress_target=lsn_to_int(proved) if proved else None).differences()
 

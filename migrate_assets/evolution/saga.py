@@ -27,13 +27,14 @@ from typing import Any
 
 from migrate_assets.errors import DataLossRefused, MigrateAssetsError, RunNotResumableError
 from migrate_assets.evolution.actions import Action, ConnectorSync, RunContext, is_transient
+from migrate_assets.evolution.layers import Layer
 from migrate_assets.evolution.planner import EvolutionPlan, PlannedStep
 from migrate_assets.evolution.store import EvolutionStore, RunRecord, StepState
 from migrate_assets.evolution.undo import left_for_rollback, refuse_data_loss
 from migrate_assets.schema.retry import backoff_delay
 
 #: layers whose change is not one transaction: a failed request may still have been applied
-NON_TRANSACTIONAL = frozenset({"schema_registry", "lakehouse", "connector"})
+NON_TRANSACTIONAL = frozenset({Layer.SCHEMA_REGISTRY, Layer.LAKEHOUSE, Layer.CONNECTOR})
 #: step states that mean an undo has begun: such a run is never resumed
 UNDO_STATES = frozenset({"compensating", "compensated", "compensation_failed"})
 #: the SoftDeleteVersion outcome that means "try again later", not "nothing to do"

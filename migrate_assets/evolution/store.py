@@ -36,6 +36,7 @@ from migrate_assets.errors import (
     Problem,
     RunLockedError,
 )
+from migrate_assets.evolution.layers import Layer
 from migrate_assets.redact import redact_row
 from migrate_assets.versioned import lock as advisory
 
@@ -47,7 +48,7 @@ SPILL_ENV = "MIGRATE_ASSETS_RUN_SPILL_DIR"
 @dataclass
 class StepState:
     id: str
-    layer: str
+    layer: str  # a `Layer`'s plain name (run records, JSON and Dagster metadata hold strings)
     status: str = "pending"  # pending | running | done | failed | compensating | compensated | compensation_failed | skipped
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -55,6 +56,9 @@ class StepState:
     seconds: float = 0.0
     compensation: str | None = None  # outcome text of the compensation, once run
     compensation_result: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.layer = str(self.layer)
 
 
 @dataclass
@@ -143,7 +147,8 @@ class EvolutionStore:
     def from_row(row: dict[str, Any]) -> RunRecord:
         steps = row["steps"] if isinstance(row["steps"], list) else json.loads(row["steps"])
         return RunRecord(row["run_id"], row["table_name"], row["status"], row["plan"],
-                         [StepState(**s) for s in steps], row["error"], row["failed_step"])
+                         [StepState(**{**s, "layer": str(Layer.of(s["layer"]))}) for s in steps], row["error"],
+                         row["failed_step"])
 
     def _upsert(self, row: dict[str, Any]) -> None:
         self._ensure()

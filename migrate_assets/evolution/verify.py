@@ -18,6 +18,7 @@ from migrate_assets.errors import InvalidInputError, MigrateAssetsError, Problem
 from migrate_assets.evolution.actions import RunContext, wait_slot
 from migrate_assets.evolution.derive import avro_row_fields
 from migrate_assets.evolution.filters import captures_column, captures_table
+from migrate_assets.evolution.layers import DATA_LAYERS, Layer
 from migrate_assets.evolution.planner import PipelineTarget
 from migrate_assets.evolution.typemap import (
     LayerTypes,
@@ -28,7 +29,7 @@ from migrate_assets.evolution.typemap import (
     normalise_iceberg,
 )
 
-LAYERS = ("source_db", "schema_registry", "lakehouse", "connector")
+LAYERS = DATA_LAYERS
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class TableVerification:
 
     def to_dict(self) -> dict[str, Any]:
         return {"table": self.table, "consistent": self.consistent,
-                "layers": {k: v.to_dict() for k, v in self.layers.items()}}
+                "layers": {str(k): v.to_dict() for k, v in self.layers.items()}}
 
 
 def _unreachable(exc: Exception) -> LayerVerdict:
@@ -92,11 +93,11 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
         cols = ctx.source.columns(target.table)
         start_lsn = progress_target if progress_target is not None else ctx.source.current_lsn()
     except MigrateAssetsError as exc:
-        out.layers = {layer: _unreachable(exc) if layer == "source_db" else LayerVerdict("unreachable", (
+        out.layers = {layer: _unreachable(exc) if layer == Layer.SOURCE_DB else LayerVerdict("unreachable", (
             "source database unreachable: nothing to compare with",)) for layer in LAYERS}
         return out
     if cols is None:
-        out.layers["source_db"] = LayerVerdict("drift", (f"table {target.table} does not exist",))
+        out.layers[Layer.SOURCE_DB] = LayerVerdict("drift", (f"table {target.table} does not exist",))
         expected: dict[str, Any] = {}
     else:
         expected = {}
@@ -105,43 +106,43 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
                 expected[c.name] = map_type(c.type, opts)
             except MigrateAssetsError as exc:
                 problems.append(f"column {c.name}: {exc}")
-        out.layers["source_db"] = LayerVerdict("drift" if problems else "consistent", tuple(problems))
+        out.layers[Layer.SOURCE_DB] = LayerVerdict("drift" if problems else "consistent", tuple(problems))
 
     # --- registry -------------------------------------------------------------------------------------
     if ctx.registry is None or not target.subject:
-        out.layers["schema_registry"] = LayerVerdict("skipped")
+        out.layers[Layer.SCHEMA_REGISTRY] = LayerVerdict("skipped")
     else:
         try:
             latest = ctx.registry.latest(target.subject)
             if latest is None:
-                out.layers["schema_registry"] = LayerVerdict("drift", (f"subject {target.subject} does not exist",))
+                out.layers[Layer.SCHEMA_REGISTRY] = LayerVerdict("drift", (f"subject {target.subject} does not exist",))
             else:
                 fields = {n: avro_signature(t) for n, t in avro_row_fields(latest.schema).items()}
-                out.layers["schema_registry"] = _compare(
+                out.layers[Layer.SCHEMA_REGISTRY] = _compare(
                     expected, fields, expected_avro_signature, f"{target.subject} v{latest.version}", "registry")
         except MigrateAssetsError as exc:
-            out.layers["schema_registry"] = _unreachable(exc)
+            out.layers[Layer.SCHEMA_REGISTRY] = _unreachable(exc)
 
     # --- lakehouse ------------------------------------------------------------------------------------
     if ctx.lakehouse is None or not target.iceberg_table:
-        out.layers["lakehouse"] = LayerVerdict("skipped")
+        out.layers[Layer.LAKEHOUSE] = LayerVerdict("skipped")
     else:
         try:
             st = ctx.lakehouse.state(target.iceberg_table)
             if st is None:
-                out.layers["lakehouse"] = LayerVerdict("drift", (f"Iceberg table {target.iceberg_table} does not exist",))
+                out.layers[Layer.LAKEHOUSE] = LayerVerdict("drift", (f"Iceberg table {target.iceberg_table} does not exist",))
             else:
                 ice = {f.name: normalise_iceberg(f.type) for f in st.fields}
-                out.layers["lakehouse"] = _compare(
+                out.layers[Layer.LAKEHOUSE] = _compare(
                     expected, ice, lambda lt: normalise_iceberg(lt.iceberg), target.iceberg_table, "Iceberg")
         except MigrateAssetsError as exc:
-            out.layers["lakehouse"] = _unreachable(exc)
+            out.layers[Layer.LAKEHOUSE] = _unreachable(exc)
 
     # --- connector ------------------------------------------------------------------------------------
     if ctx.connector is None or not target.connector:
-        out.layers["connector"] = LayerVerdict("skipped")
+        out.layers[Layer.CONNECTOR] = LayerVerdict("skipped")
     else:
-        out.layers["connector"] = _verify_connector(target, ctx, list(expected), start_lsn, progress_bound)
+        out.layers[Layer.CONNECTOR] = _verify_connector(target, ctx, list(expected), start_lsn, progress_bound)
     return out
 
 

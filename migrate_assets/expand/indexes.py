@@ -33,6 +33,7 @@ from migrate_assets.errors import ExpandFailedError, TransientError
 from migrate_assets.expand import naming
 from migrate_assets.expand.ops import DropColumn
 from migrate_assets.expand.planner import ExpandPlan
+from migrate_assets.schema import ddl
 from migrate_assets.schema.retry import retry_postgres
 from migrate_assets.schema.session import session_timeouts
 from migrate_assets.schema.sqltext import tokens
@@ -197,12 +198,13 @@ def discover(conn: psycopg.Connection[Any], plan: ExpandPlan) -> tuple[list[Rebu
             left.append(f"{kind} {name} on {used[0]!r} is not rebuilt ({why}); contract drops it with the column")
             continue
         temp = temp_name(plan.fingerprint, len(out))
-        out.append(_rebuild(kind, name, temp, used[0], definition, extra, columns, plan.table.schema, t))
+        out.append(_rebuild(kind, name, temp, used[0], definition, extra, columns, plan.table.schema, t,
+                            plan.table.name))
     return out, left
 
 
 def _rebuild(kind: str, name: str, temp: str, column: str, definition: str, extra: dict[str, Any],
-             columns: Mapping[str, str], schema: str, t: sql.Identifier) -> Rebuild:
+             columns: Mapping[str, str], schema: str, t: sql.Identifier, table: str) -> Rebuild:
     tbl = t.as_string(None)
     if kind == "index":
         return Rebuild(kind, name, temp, column, definition, index_build(definition, temp, columns), None,
@@ -214,7 +216,7 @@ def _rebuild(kind: str, name: str, temp: str, column: str, definition: str, extr
     body = _constraint_body(extra["condef"], kind, columns)
     return Rebuild(kind, name, temp, column, extra["condef"],
                    f"ALTER TABLE {tbl} ADD CONSTRAINT {_quote(temp)} {body} NOT VALID",
-                   f"ALTER TABLE {tbl} VALIDATE CONSTRAINT {_quote(temp)}" if extra["valid"] else None,
+                   ddl.validate_constraint(schema, table, temp) if extra["valid"] else None,
                    f"ALTER TABLE {tbl} RENAME CONSTRAINT {_quote(temp)} TO {_quote(name)}")
 
 

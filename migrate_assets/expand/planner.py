@@ -29,21 +29,16 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from migrate_assets.expand import naming
-from migrate_assets.expand.ops import (
-    AddColumn,
-    ChangeSet,
-    ChangeType,
-    DropColumn,
-    RenameColumn,
-    SetNotNull,
-)
+from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.expand.trigger import Fill, SyncPair, trigger_body
-from migrate_assets.schema.model import Column, Constraint, Index, Table
+from migrate_assets.schema import ddl
+from migrate_assets.schema.model import Constraint, Index, Table
+from migrate_assets.schema.ops.base import as_sql
 from migrate_assets.schema.types import PgType
 
 BACKFILL_GUC = "migrate_assets.backfill"
 
-Statement = sql.Composed
+Statement = sql.SQL | sql.Composed
 
 
 @dataclass(frozen=True)
@@ -125,37 +120,55 @@ def primary_key(table: Table) -> tuple[str, ...]:
     return table.primary_key.columns if table.primary_key else ()
 
 
-def _writers_may_omit(c: Column) -> bool:
-    """Whether Postgres fills the column when an insert leaves it out (or it takes NULL)."""
-    return (
-        c.nullable or c.default is not None or c.serial or c.identity is not None or c.generated is not None
-    )
-
-
 def _shape_old(table: Table) -> list[tuple[str, str, str]]:
     """(name in the shape, type, physical column) for the old shape: the table as it is."""
     return [(c.name, c.type.render(), c.name) for c in table.columns]
 
 
+class _NewShape:
+    """A `ShapeSink` that follows the operations to the new shape's columns."""
+
+    def __init__(self) -> None:
+        self.renames: dict[str, str] = {}
+        self.retypes: dict[str, str] = {}
+        self.drops: set[str] = set()
+        self.adds: list[tuple[str, str, str]] = []
+
+    def added(self, name: str, type_: str, nullable: bool, default: str | None) -> None:
+        self.adds.append((name, type_, name))
+
+    def retyped(self, name: str, type_: str) -> None:
+        self.retypes[name] = type_
+
+    def renamed(self, old: str, new: str) -> None:
+        self.renames[old] = new
+
+    def dropped(self, name: str) -> None:
+        self.drops.add(name)
+
+    def required(self, name: str) -> None:
+        pass
+
+    def optional(self, name: str) -> None:
+        pass
+
+
 def new_shape(change: ChangeSet, table: Table) -> list[tuple[str, str, str]]:
     """(name in the new shape, type, physical column during expand) — what `down` expressions see."""
-    renamed = {op.from_: op.to for op in change.operations if isinstance(op, RenameColumn)}
-    retyped = {op.column: op.to_type for op in change.operations if isinstance(op, ChangeType)}
-    dropped = {op.column for op in change.operations if isinstance(op, DropColumn)}
+    sink = _NewShape()
+    for op in change.operations:
+        op.effects(sink)
     out: list[tuple[str, str, str]] = []
     for c in table.columns:
-        if c.name in dropped:
+        if c.name in sink.drops:
             continue
-        if c.name in renamed:
-            out.append((renamed[c.name], c.type.render(), renamed[c.name]))
-        elif c.name in retyped:
-            out.append((c.name, retyped[c.name], naming.new_column(c.name)))
+        if c.name in sink.renames:
+            out.append((sink.renames[c.name], c.type.render(), sink.renames[c.name]))
+        elif c.name in sink.retypes:
+            out.append((c.name, sink.retypes[c.name], naming.new_column(c.name)))
         else:
             out.append((c.name, c.type.render(), c.name))
-    for op in change.operations:
-        if isinstance(op, AddColumn):
-            out.append((op.name, op.type, op.name))
-    return out
+    return out + sink.adds
 
 
 def _function(
@@ -186,6 +199,81 @@ def _cast(expr: str, typ: str) -> sql.Composed:
     return sql.SQL("CAST(({}) AS {})").format(sql.SQL(expr), sql.SQL(typ))
 
 
+class _Builder:
+    """The expand planner's side of `schema.ops.ExpandBuilder`: operations add their steps through it."""
+
+    def __init__(self, change: ChangeSet, table: Table, fp: str, refs: Mapping[str, Sequence[str]] | None,
+                 volatile_defaults: frozenset[int]) -> None:
+        self.table, self.fp, self.refs, self.volatile = table, fp, refs, volatile_defaults
+        self.old_shape, self.new_shape = _shape_old(table), new_shape(change, table)
+        self.steps: list[Step] = []
+        self.fn_steps: list[Step] = []
+        self.contract_steps: list[Step] = []
+        self.ops: list[OpPlan] = []
+        self.warnings: list[str] = []
+        self.calls: dict[str, sql.Composable] = {}
+        self.finals: dict[int, str] = {}
+        self.index, self.kind = 0, ""
+        self._pair: SyncPair | None = None
+        self._fill: Fill | None = None
+
+    def begin(self, index: int, kind: str) -> None:
+        self.index, self.kind, self._pair, self._fill = index, kind, None, None
+
+    def _ref(self, key: str) -> Sequence[str] | None:
+        return None if self.refs is None else self.refs.get(key)
+
+    def check_name(self) -> str:
+        return naming.not_null_check(self.fp, self.index)
+
+    def helper_column(self, column: str) -> str:
+        return naming.new_column(column)
+
+    def volatile_default(self) -> bool:
+        return self.index in self.volatile
+
+    def step(self, description: str, forward: Sequence[str], inverse: Sequence[str] = ()) -> None:
+        self.steps.append(Step(description, tuple(as_sql(s) for s in forward), tuple(as_sql(s) for s in inverse)))
+
+    def contract(self, description: str, forward: Sequence[str]) -> None:
+        self.contract_steps.append(Step(description, tuple(as_sql(s) for s in forward)))
+
+    def fill(self, column: str, type_: str, expression: str) -> None:
+        i = self.index
+        fn = naming.expr_function(self.fp, "fill", i)
+        step, self.calls[f"fill{i}"] = _function(self.table.schema, fn, self.old_shape, self._ref(f"fill{i}"), type_,
+                                                 expression)
+        self.fn_steps.append(step)
+        self._fill = Fill(i, column, type_, expression, fn)
+
+    def pair(self, old: str, new: str, old_type: str, new_type: str, up: str, down: str) -> None:
+        i, schema = self.index, self.table.schema
+        up_fn, down_fn = naming.expr_function(self.fp, "up", i), naming.expr_function(self.fp, "down", i)
+        s1, self.calls[f"up{i}"] = _function(schema, up_fn, self.old_shape, self._ref(f"up{i}"), new_type, up)
+        s2, self.calls[f"down{i}"] = _function(schema, down_fn, self.new_shape, self._ref(f"down{i}"), old_type, down)
+        self.fn_steps += [s1, s2]
+        t = self.table.name
+        self.step(f"add column {new}", [ddl.add_column(schema, t, ddl.column_spec(new, new_type))],
+                  [ddl.drop_column(schema, t, new, if_exists=True)])
+        self._pair = SyncPair(i, old, new, old_type, new_type, up, down, up_fn, down_fn)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def warn_indexes(self, column: str) -> None:
+        covering: list[Constraint | Index] = [*self.table.uniques, *self.table.indexes]
+        for idx in sorted(covering, key=lambda x: x.name or ""):
+            if column in idx.columns:
+                self.warn(f"index {idx.name} covers {column!r}; contract drops it with the column — recreate it")
+
+    def record(self, summary: str, new_columns: tuple[str, ...] = (), *, not_null: str | None = None,
+               check: str | None = None, check_at_expand: bool = False, final: str | None = None) -> None:
+        self.ops.append(OpPlan(self.index, self.kind, summary, new_columns, pair=self._pair, fill=self._fill,
+                               not_null=not_null, check=check, check_at_expand=check_at_expand))
+        if not_null is not None:
+            self.finals[self.index] = final or not_null
+
+
 def plan_expand(
     change: ChangeSet,
     table: Table,
@@ -206,189 +294,12 @@ def plan_expand(
     fp = fingerprint or change.fingerprint()
     schema, tname = table.schema, table.name
     tbl = _q(schema, tname)
-    old_shape = _shape_old(table)
-    nshape = new_shape(change, table)
-    warnings: list[str] = []
-    ops: list[OpPlan] = []
-    steps: list[Step] = []
-    fn_steps: list[Step] = []
-    prepare: list[Step] = []
-    contract: list[Step] = []
-    calls: dict[str, sql.Composable] = {}
-
-    def ref(key: str) -> Sequence[str] | None:
-        return None if refs is None else refs.get(key)
-
-    def warn_indexes(col: str) -> None:
-        covering: list[Constraint | Index] = [*table.uniques, *table.indexes]
-        for idx in sorted(covering, key=lambda x: x.name or ""):
-            if col in idx.columns:
-                warnings.append(
-                    f"index {idx.name} covers {col!r}; contract drops it with the column — recreate it"
-                )
-
+    x = _Builder(change, table, fp, refs, volatile_defaults)
     for i, op in enumerate(change.operations):
-        if isinstance(op, AddColumn):
-            add = sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(tbl, _q(op.name), sql.SQL(op.type))
-            fwd: list[Statement] = []
-            fill_expr = op.backfill
-            if op.default is not None and i not in volatile_defaults:
-                add = sql.SQL("{} DEFAULT ({})").format(add, sql.SQL(op.default))
-                fwd.append(add)
-            elif op.default is not None:
-                fwd += [
-                    add,
-                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT ({})").format(
-                        tbl, _q(op.name), sql.SQL(op.default)
-                    ),
-                ]
-                fill_expr = fill_expr or op.default
-            else:
-                fwd.append(add)
-            check = None
-            if not op.nullable:
-                check = naming.not_null_check(fp, i)
-                fwd.append(
-                    sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID").format(
-                        tbl, _q(check), _q(op.name)
-                    )
-                )
-            steps.append(
-                Step(
-                    f"add column {op.name}",
-                    tuple(fwd),
-                    (sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(tbl, _q(op.name)),),
-                )
-            )
-            fill = None
-            if fill_expr is not None:
-                fn = naming.expr_function(fp, "fill", i)
-                step, calls[f"fill{i}"] = _function(
-                    schema, fn, old_shape, ref(f"fill{i}"), op.type, fill_expr
-                )
-                fn_steps.append(step)
-                fill = Fill(i, op.name, op.type, fill_expr, fn)
-            ops.append(
-                OpPlan(
-                    i,
-                    op.kind,
-                    f"add column {op.name} {op.type}",
-                    (op.name,),
-                    fill=fill,
-                    not_null=None if op.nullable else op.name,
-                    check=check,
-                    check_at_expand=True,
-                )
-            )
-        elif isinstance(op, RenameColumn | ChangeType):
-            col = table.column(op.from_ if isinstance(op, RenameColumn) else op.column)
-            assert col is not None, "validated before planning"
-            old_type = col.type.render()
-            if isinstance(op, RenameColumn):
-                new, new_type = op.to, old_type
-                up, down = _q(col.name).as_string(None), _q(op.to).as_string(None)
-                summary = f"rename column {col.name} to {op.to}"
-            else:
-                new, new_type = naming.new_column(col.name), op.to_type
-                up = op.up or sql.SQL("CAST({} AS {})").format(_q(col.name), sql.SQL(op.to_type)).as_string(
-                    None
-                )
-                down = op.down or sql.SQL("CAST({} AS {})").format(_q(col.name), sql.SQL(old_type)).as_string(
-                    None
-                )
-                summary = f"change type of {col.name} from {old_type} to {op.to_type}"
-            up_fn, down_fn = naming.expr_function(fp, "up", i), naming.expr_function(fp, "down", i)
-            s1, calls[f"up{i}"] = _function(schema, up_fn, old_shape, ref(f"up{i}"), new_type, up)
-            s2, calls[f"down{i}"] = _function(schema, down_fn, nshape, ref(f"down{i}"), old_type, down)
-            fn_steps += [s1, s2]
-            steps.append(
-                Step(
-                    f"add column {new}",
-                    (sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(tbl, _q(new), sql.SQL(new_type)),),
-                    (sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(tbl, _q(new)),),
-                )
-            )
-            pair = SyncPair(i, col.name, new, old_type, new_type, up, down, up_fn, down_fn)
-            check = None if col.nullable else naming.not_null_check(fp, i)
-            final = op.to if isinstance(op, RenameColumn) else col.name
-            cfwd: list[Statement] = [sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(tbl, _q(col.name))]
-            if isinstance(op, ChangeType):
-                cfwd.append(
-                    sql.SQL("ALTER TABLE {} RENAME COLUMN {} TO {}").format(tbl, _q(new), _q(col.name))
-                )
-            if col.default is not None:
-                default = (
-                    col.default
-                    if isinstance(op, RenameColumn)
-                    else _cast(col.default, new_type).as_string(None)
-                )
-                cfwd.append(
-                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
-                        tbl, _q(final), sql.SQL(default)
-                    )
-                )
-            # its indexes and constraints are rebuilt on the new column (expand/indexes.py), not warned about
-            contract.append(Step(summary, tuple(cfwd)))
-            ops.append(
-                OpPlan(i, op.kind, summary, (new,), pair=pair, not_null=new if check else None, check=check)
-            )
-        elif isinstance(op, DropColumn):
-            col = table.column(op.column)
-            assert col is not None, "validated before planning"
-            if not _writers_may_omit(col):
-                steps.append(
-                    Step(
-                        f"let new-shape writers omit {col.name}",
-                        (sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(tbl, _q(col.name)),),
-                        (sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(tbl, _q(col.name)),),
-                    )
-                )
-            warn_indexes(col.name)
-            contract.append(
-                Step(
-                    f"drop column {col.name}",
-                    (sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(tbl, _q(col.name)),),
-                )
-            )
-            ops.append(OpPlan(i, op.kind, f"drop column {col.name}"))
-        elif isinstance(op, SetNotNull):
-            col = table.column(op.column)
-            assert col is not None, "validated before planning"
-            if not col.nullable:
-                warnings.append(f"{col.name} is already NOT NULL; set_not_null does nothing")
-                ops.append(OpPlan(i, op.kind, f"set {col.name} NOT NULL (already)"))
-                continue
-            check = naming.not_null_check(fp, i)
-            steps.append(
-                Step(
-                    f"guard {col.name} against NULLs",
-                    (
-                        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID").format(
-                            tbl, _q(check), _q(col.name)
-                        ),
-                    ),
-                    (sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(tbl, _q(check)),),
-                )
-            )
-            fill = None
-            if op.backfill is not None:
-                fn = naming.expr_function(fp, "fill", i)
-                step, calls[f"fill{i}"] = _function(
-                    schema, fn, old_shape, ref(f"fill{i}"), col.type.render(), op.backfill
-                )
-                fn_steps.append(step)
-                fill = Fill(i, col.name, col.type.render(), op.backfill, fn)
-            ops.append(
-                OpPlan(
-                    i,
-                    op.kind,
-                    f"set {col.name} NOT NULL",
-                    fill=fill,
-                    not_null=col.name,
-                    check=check,
-                    check_at_expand=True,
-                )
-            )
+        x.begin(i, op.kind)
+        op.expand(x)
+    ops, steps, fn_steps, contract, warnings, calls = x.ops, x.steps, x.fn_steps, x.contract_steps, x.warnings, x.calls
+    prepare: list[Step] = []
 
     # NOT NULL targets: add the guard at contract preparation when expand did not, validate it without blocking
     # writers (SHARE UPDATE EXCLUSIVE), then SET NOT NULL uses it instead of scanning under ACCESS EXCLUSIVE.
@@ -396,35 +307,15 @@ def plan_expand(
         if o.not_null is None or o.check is None:
             continue
         if not o.check_at_expand:
-            prepare.append(
-                Step(
-                    f"guard {o.not_null} against NULLs",
-                    (
-                        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID").format(
-                            tbl, _q(o.check), _q(o.not_null)
-                        ),
-                    ),
-                    (sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(tbl, _q(o.check)),),
-                )
-            )
-        prepare.append(
-            Step(
-                f"validate NOT NULL guard of {o.not_null}",
-                (sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(tbl, _q(o.check)),),
-            )
-        )
-        final = o.not_null
-        if o.pair is not None and o.kind == "change_type":
-            final = o.pair.old
-        contract.append(
-            Step(
-                f"set {final} NOT NULL",
-                (
-                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(tbl, _q(final)),
-                    sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(tbl, _q(o.check)),
-                ),
-            )
-        )
+            prepare.append(Step(f"guard {o.not_null} against NULLs",
+                                (as_sql(ddl.not_null_check(schema, tname, o.not_null, o.check)),),
+                                (as_sql(ddl.drop_constraint(schema, tname, o.check)),)))
+        prepare.append(Step(f"validate NOT NULL guard of {o.not_null}",
+                            (as_sql(ddl.validate_constraint(schema, tname, o.check)),)))
+        final = x.finals[o.index]
+        contract.append(Step(f"set {final} NOT NULL", (as_sql(ddl.set_not_null(schema, tname, final)),
+                                                        as_sql(ddl.drop_constraint(schema, tname, o.check,
+                                                                                   if_exists=False)))))
 
     trig, trig_fn = naming.trigger(fp), naming.trigger_function(tname, fp)
     pairs = [o.pair for o in ops if o.pair is not None]

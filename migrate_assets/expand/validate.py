@@ -32,7 +32,6 @@ from migrate_assets.expand.ops import (
     AddColumn,
     ChangeSet,
     ChangeType,
-    DropColumn,
     Operation,
     RenameColumn,
     SetNotNull,
@@ -91,35 +90,13 @@ def _savepoint(conn: psycopg.Connection[Any], fn: Callable[[], Any]) -> tuple[An
 
 
 def _structure(change: ChangeSet, table: Table, col: _Collector) -> None:
-    names = {c.name for c in table.columns}
     for i, op in enumerate(change.operations):
         loc = change.location(i)
-        if isinstance(op, AddColumn):
-            if op.name in names:
-                col.add((*loc, "name"), f"column {op.name!r} already exists in {change.qualified}")
-            continue
-        existing = op.from_ if isinstance(op, RenameColumn) else op.column
-        key = "from" if isinstance(op, RenameColumn) else "column"
-        c = table.column(existing)
-        if c is None:
-            col.add((*loc, key), f"column {existing!r} does not exist in {change.qualified}")
-            continue
-        if isinstance(op, RenameColumn) and op.to in names:
-            col.add((*loc, "to"), f"column {op.to!r} already exists in {change.qualified}")
-        if isinstance(op, RenameColumn | ChangeType | DropColumn) and existing in primary_key(table):
-            col.add(
-                (*loc, key),
-                f"{existing!r} is part of the primary key, which the backfill is keyed on; "
-                "change it with a versioned migration",
-            )
-        if isinstance(op, RenameColumn | ChangeType) and (c.identity or c.generated or c.serial):
-            col.add(
-                (*loc, key),
-                f"{existing!r} is an identity, generated or serial column; expand–contract cannot copy it",
-            )
-        if isinstance(op, ChangeType):
-            if naming.new_column(existing) in names:
-                col.add((*loc, key), f"helper column {naming.new_column(existing)!r} already exists")
+        problems = op.check(table)
+        if not any(p.key in ("column", "from") for p in problems):  # the column exists: expand's own limits
+            problems += op.check_expand(table, naming.new_column)
+        for p in problems:
+            col.add((*loc, p.key), p.message)
 
 
 def _canonical_type(conn: psycopg.Connection[Any], text: str) -> str:

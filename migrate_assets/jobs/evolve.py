@@ -52,6 +52,7 @@ from migrate_assets.config import ProjectConfig
 from migrate_assets.dagster_resources import MigrateProjectResource
 from migrate_assets.errors import DriftError, EvolutionFailedError, UsageError
 from migrate_assets.evolution import run as evo
+from migrate_assets.evolution.layers import STEP_ORDER, Layer
 from migrate_assets.evolution.preflight import PreflightReport, resolve_target
 from migrate_assets.evolution.store import RunRecord, StepState
 from migrate_assets.evolution.verify import TableVerification, verify_table
@@ -276,7 +277,7 @@ def _forward_op(name: str, step_id: str, doc: str, pool: str | None = None,
                     meta = {"evolution_run": run, "table": rec.table, "status": "skipped", "skipped_layers": skipped}
                 else:
                     ctx = project.run_context(log=context.log.info)
-                    if step_id == "verify":
+                    if step_id == Layer.VERIFY.step:
                         evo.attach_verifier(ctx, [resolve_target(project.target(rec.table), ctx)])
                     with layer_guard(project.load(), rec, step_id, ctx):
                         st = run_step(rec, step_id, ctx, store, project.retry_policy(), _log_step(context))
@@ -310,19 +311,27 @@ def _rollback_op(name: str, step_id: str, doc: str, pool: str | None = None):  #
     return _rollback
 
 
-register_schema = _forward_op("register_schema", "registry", "Register the derived Avro schema (registry).")
-evolve_lakehouse = _forward_op("evolve_lakehouse", "lakehouse", "Apply the Iceberg schema update (lakehouse).")
-apply_ddl = _forward_op("apply_ddl", "ddl", "Run the source DDL under lock_timeout (source database).", DDL_POOL)
-restart_connector = _forward_op("restart_connector", "connector",
+register_schema = _forward_op("register_schema", Layer.SCHEMA_REGISTRY.step,
+                              "Register the derived Avro schema (registry).")
+evolve_lakehouse = _forward_op("evolve_lakehouse", Layer.LAKEHOUSE.step, "Apply the Iceberg schema update (lakehouse).")
+apply_ddl = _forward_op("apply_ddl", Layer.SOURCE_DB.step, "Run the source DDL under lock_timeout (source database).",
+                        DDL_POOL)
+restart_connector = _forward_op("restart_connector", Layer.CONNECTOR.step,
                                 "Carry the change through the connector: wait for the slot, restart only if needed.")
-verify = _forward_op("verify", "verify", "Compare every layer by field name and mapped type.", last=True)
+verify = _forward_op("verify", Layer.VERIFY.step, "Compare every layer by field name and mapped type.", last=True)
 
-rollback_connector = _rollback_op("rollback_connector", "connector", "Put back the connector's previous config.")
-rollback_ddl = _rollback_op("rollback_ddl", "ddl", "Run the inverse DDL.", DDL_POOL)
-rollback_lakehouse = _rollback_op("rollback_lakehouse", "lakehouse",
+rollback_connector = _rollback_op("rollback_connector", Layer.CONNECTOR.step, "Put back the connector's previous config.")
+rollback_ddl = _rollback_op("rollback_ddl", Layer.SOURCE_DB.step, "Run the inverse DDL.", DDL_POOL)
+rollback_lakehouse = _rollback_op("rollback_lakehouse", Layer.LAKEHOUSE.step,
                                   "Revert the Iceberg schema; every snapshot is kept.")
-rollback_registry = _rollback_op("rollback_registry", "registry",
+rollback_registry = _rollback_op("rollback_registry", Layer.SCHEMA_REGISTRY.step,
                                  "Soft-delete the registered version if it is still the latest.")
+
+#: the op that runs / undoes each layer's step; the graph below chains them in the engine's step order
+FORWARD_OPS = {Layer.SCHEMA_REGISTRY: register_schema, Layer.LAKEHOUSE: evolve_lakehouse, Layer.SOURCE_DB: apply_ddl,
+               Layer.CONNECTOR: restart_connector, Layer.VERIFY: verify}
+ROLLBACK_OPS = {Layer.SCHEMA_REGISTRY: rollback_registry, Layer.LAKEHOUSE: rollback_lakehouse,
+                Layer.SOURCE_DB: rollback_ddl, Layer.CONNECTOR: rollback_connector}
 
 
 @op(ins={"run": In(str)}, tags={"kind": "rollback"})
@@ -347,8 +356,14 @@ def evolution_failed(context: OpExecutionContext, run: str, project: MigrateProj
             "rolled_back": GraphOut(description="the run id, once the table's completed layers were undone")})
 def evolve_table(run: str) -> dict[str, Any]:
     """One table's saga: the forward ops, and off verify's `failed` output the rollback chain (reverse order)."""
-    ok, failed = verify(restart_connector(apply_ddl(evolve_lakehouse(register_schema(run)))))
-    undone = rollback_registry(rollback_lakehouse(rollback_ddl(rollback_connector(failed))))
+    *forward, last = STEP_ORDER
+    out = run
+    for layer in forward:
+        out = FORWARD_OPS[layer](out)
+    ok, failed = FORWARD_OPS[last](out)
+    undone = failed
+    for layer in reversed(forward):
+        undone = ROLLBACK_OPS[layer](undone)
     evolution_failed(undone)
     return {"evolved": ok, "rolled_back": undone}
 

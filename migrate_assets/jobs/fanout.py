@@ -36,6 +36,7 @@ from migrate_assets.evolution.actions import (
     RunContext,
     SourceDdl,
 )
+from migrate_assets.evolution.layers import Layer
 from migrate_assets.evolution.planner import EvolutionPlan
 from migrate_assets.evolution.store import RunRecord
 from migrate_assets.expand.ops import ChangeSet
@@ -142,7 +143,7 @@ def apply_config_diff(live: dict[str, str], base: dict[str, str], target: dict[s
 
 
 def connector_action(rec: RunRecord) -> ConnectorSync | None:
-    step = next((s for s in EvolutionPlan.from_dict(rec.plan).steps if s.id == "connector"), None)
+    step = next((s for s in EvolutionPlan.from_dict(rec.plan).steps if s.id == Layer.CONNECTOR.step), None)
     return step.action if step is not None and isinstance(step.action, ConnectorSync) else None
 
 
@@ -157,7 +158,7 @@ def rebase_connector(rec: RunRecord, live: dict[str, str], undo: bool) -> None:
         old, new = apply_config_diff(live, new, old), live
     else:
         old, new = live, apply_config_diff(live, old, new)
-    step = next(s for s in rec.plan["steps"] if s["id"] == "connector")
+    step = next(s for s in rec.plan["steps"] if s["id"] == Layer.CONNECTOR.step)
     step["action"] = {**step["action"], "old_config": [list(p) for p in sorted(old.items())],
                       "new_config": [list(p) for p in sorted(new.items())]}
 
@@ -174,12 +175,12 @@ def lock_mode(rec: RunRecord, step_id: str, undo: bool = False) -> LockMode | No
     if action is None:
         return None  # no connector to restart: nothing to order
     if step_id == "all":
-        return lock_mode(rec, "connector", undo) or "shared"
-    if step_id == "connector":
-        if undo and rec.step("connector").status not in ("done", "compensation_failed", "compensating", "running"):
+        return lock_mode(rec, Layer.CONNECTOR.step, undo) or "shared"
+    if step_id == Layer.CONNECTOR.step:
+        if undo and rec.step(Layer.CONNECTOR.step).status not in ("done", "compensation_failed", "compensating", "running"):
             return None
         return "exclusive" if action.new_config is not None else "shared"
-    return "shared" if step_id in ("ddl", "verify") else None
+    return "shared" if step_id in (Layer.SOURCE_DB.step, Layer.VERIFY.step) else None
 
 
 def _lock_key(dbname: str) -> int:

@@ -18,6 +18,7 @@ import psycopg
 
 from migrate_assets.config import ProjectConfig, redact_dsn
 from migrate_assets.errors import ChangeFileError, ConfigError, LayerUnreachableError
+from migrate_assets.evolution.layers import Layer
 from migrate_assets.expand import load_change_file, runner
 from migrate_assets.expand.backfill import ProgressFn
 from migrate_assets.expand.handoff import split_for_expand, write_change_file
@@ -55,7 +56,7 @@ def connect(cfg: ProjectConfig, application_name: str = "migrate-assets",
         conn = psycopg.connect(cfg.database.dsn, autocommit=autocommit, connect_timeout=10,
                                application_name=application_name, **extra)
     except psycopg.OperationalError as exc:
-        raise LayerUnreachableError("source_db", f"{redact_dsn(cfg.database.dsn)}: {str(exc).strip()}") from None
+        raise LayerUnreachableError(Layer.SOURCE_DB, f"{redact_dsn(cfg.database.dsn)}: {str(exc).strip()}") from None
     except psycopg.ProgrammingError as exc:
         raise ConfigError(f"invalid DSN: {str(exc).strip()}", file=cfg.source_file, key="database.dsn") from None
     try:

@@ -62,9 +62,9 @@ from migrate_assets.errors import (
     TransientError,
 )
 from migrate_assets.evolution.derive import iceberg_promotion_allowed
-from migrate_assets.evolution.layers import ANY_SNAPSHOT, IcebergField, IcebergOp, IcebergState
+from migrate_assets.evolution.layers import ANY_SNAPSHOT, IcebergField, IcebergOp, IcebergState, Layer
 
-LAYER = "lakehouse"
+LAYER = Layer.LAKEHOUSE
 OP_KINDS = ("add_column", "promote", "rename", "delete", "make_optional")
 
 _SIMPLE: dict[str, PrimitiveType] = {

@@ -26,7 +26,7 @@ from migrate_assets.errors import (
     LayerUnreachableError,
     TransientError,
 )
-from migrate_assets.evolution.layers import ConnectorStatus
+from migrate_assets.evolution.layers import ConnectorStatus, Layer
 from migrate_assets.redact import (
     MASK,
     MaskedSecretMissing,
@@ -40,7 +40,7 @@ from migrate_assets.redact import (
 )
 from migrate_assets.schema.retry import backoff_delay
 
-LAYER = "connector"
+LAYER = Layer.CONNECTOR
 _RETRY_STATUS = frozenset({409, 500, 502, 503, 504})
 
 

@@ -15,13 +15,13 @@ import psycopg
 from psycopg import sql
 
 from migrate_assets.errors import LayerRequestError, LayerUnreachableError, LockTimeoutError, TransientError
-from migrate_assets.evolution.layers import DdlResult, SlotState, SourceColumn, lsn_to_int
+from migrate_assets.evolution.layers import DdlResult, Layer, SlotState, SourceColumn, lsn_to_int
 from migrate_assets.schema.introspect import introspect
 from migrate_assets.schema.model import fingerprint as tables_fingerprint
 from migrate_assets.schema.retry import retry_postgres
 from migrate_assets.schema.session import lock_holders, read_only_options, set_timeouts
 
-LAYER = "source_db"
+LAYER = Layer.SOURCE_DB
 #: the prefix of the logical decoding messages `write_heartbeat` emits
 HEARTBEAT_PREFIX = "migrate-assets"
 

@@ -27,10 +27,10 @@ from migrate_assets.errors import (
     LayerUnreachableError,
     TransientError,
 )
-from migrate_assets.evolution.layers import CompatibilityResult, RegistryVersion
+from migrate_assets.evolution.layers import CompatibilityResult, Layer, RegistryVersion
 from migrate_assets.redact import dsn_secrets, remember
 
-LAYER = "schema_registry"
+LAYER = Layer.SCHEMA_REGISTRY
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 
 SUBJECT_NOT_FOUND = 40401

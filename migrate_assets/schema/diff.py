@@ -11,16 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from psycopg import sql
-
-from migrate_assets.schema import ddl, hazards, unmanaged
-from migrate_assets.schema.ddl import alter, ident, q, table_ident
+from migrate_assets.schema import ddl, hazards, ops, unmanaged
+from migrate_assets.schema.ddl import ident, q, table_ident
 from migrate_assets.schema.introspect import Canonical
 from migrate_assets.schema.model import Column, Constraint, Index, Table, object_name
 from migrate_assets.schema.plan import Change
-from migrate_assets.schema.sequences import identity_change, sequence_retype
 from migrate_assets.schema.sqltext import defaults_match, normalize
-from migrate_assets.schema.types import PgType, type_change
 
 TableKey = tuple[str, str]
 
@@ -212,8 +208,18 @@ class _TableDiff:
     def add(self, phase: str, kind: str, desc: str, fwd: list[str], inv: list[str] | None, hz: tuple, column: str | None = None) -> None:
         self.phase[phase].append(Change(self.have.qualified, kind, desc, tuple(fwd), None if inv is None else tuple(inv), hz, True, column))
 
-    def alter(self, action: str, *args: sql.Composable) -> str:
-        return alter(self.s, self.t, action, *args)
+    def op(self, op: ops.Operation, column: str | None = None, *, phase: str | None = None, first: bool = False) -> None:
+        """Plan one column operation against the live table (its own SQL, inverse and hazards), in its phase
+        (or `phase`), last (or `first`)."""
+        qual = f"{self.have.qualified}.{op.target()}"
+        try:
+            d = op.plain(self.have)
+        except ops.Refused as exc:
+            self.res.refusals.append(f"{qual}: {exc.message}")
+            return
+        change = Change(self.have.qualified, op.change_kind, op.describe(self.have), d.forward, d.inverse, d.hazards,
+                        True, column if column is not None else op.target())
+        self.phase[phase or op.phase].insert(0 if first else len(self.phase[phase or op.phase]), change)
 
     def run(self) -> None:
         want, have = self.want, self.have
@@ -227,15 +233,10 @@ class _TableDiff:
                     if cand is not None and want.column(old) is None and old not in used:
                         lc = cand
                         self.renames[old] = c.name
-                        self.add(
-                            "rename", "rename_column", f"rename column {have.qualified}.{old} to {c.name}",
-                            [self.alter("RENAME COLUMN {} TO {}", ident(old), ident(c.name))],
-                            [self.alter("RENAME COLUMN {} TO {}", ident(c.name), ident(old))],
-                            hazards.RENAME_COLUMN, c.name,
-                        )  # fmt: skip
+                        self.op(ops.RenameColumn(old, c.name), c.name)
                         break
             if lc is None:
-                self._add_column(c)
+                self.op(ops.AddColumn.of(c, empty_table=not self.has_rows))
             else:
                 used.add(lc.name)
                 matched.append((c, lc))
@@ -249,10 +250,7 @@ class _TableDiff:
                     )
                     continue
                 self.dropped.add(lc.name)
-                self.add(
-                    "drop_col", "drop_column", f"drop column {have.qualified}.{lc.name}",
-                    [self.alter("DROP COLUMN {}", ident(lc.name))], None, hazards.DROP_COLUMN, lc.name,
-                )  # fmt: skip
+                self.op(ops.DropColumn(lc.name))
         for c, lc in matched:
             self._column(c, lc)
         self._constraints()
@@ -266,123 +264,52 @@ class _TableDiff:
             self.res.changes.extend(ph)
 
     # -- columns -------------------------------------------------------------------------------------------
-    def _add_column(self, c: Column) -> None:
-        qual = f"{self.have.qualified}.{c.name}"
-        inverse = [self.alter("DROP COLUMN {}", ident(c.name))]
-        volatile_fill = not c.nullable and c.default is not None and hazards.is_volatile(c.default)
-        if _needs_rows(c) and self.has_rows:
-            self.res.refusals.append(
-                f"{qual}: cannot add a NOT NULL column without a default to a table that has rows; "
-                "give it a default (it is backfilled) or make it nullable"
-            )
-            return
-        if volatile_fill:
-            chk = ident(object_name(self.t, c.name, "not_null"))
-            col = ident(c.name)
-            fwd = [
-                self.alter("ADD COLUMN {}", ddl.column_def(replace(c, default=None), with_not_null=False)),
-                self.alter("ALTER COLUMN {} SET DEFAULT {}", col, ddl.expr(c.default or "")),
-                q("UPDATE {} SET {} = DEFAULT WHERE {} IS NULL", table_ident(self.s, self.t), col, col),
-                self.alter("ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID", chk, col),
-                self.alter("VALIDATE CONSTRAINT {}", chk),
-                self.alter("ALTER COLUMN {} SET NOT NULL", col),
-                self.alter("DROP CONSTRAINT {}", chk),
-            ]
-            hz = hazards.add_column(c, backfilled=True)
-        else:
-            fwd = [self.alter("ADD COLUMN {}", ddl.column_def(c))]
-            hz = hazards.add_column(c, backfilled=False)
-        if c.comment is not None:
-            fwd.append(ddl.comment_column(self.s, self.t, c.name, c.comment))
-        self.add("add_col", "add_column", f"add column {qual} {c.type.render_declared() if not c.serial else ddl.type_sql(c).as_string(None)}", fwd, inverse, hz, c.name)
-
     def _column(self, c: Column, lc: Column) -> None:
+        """The operations that turn live column `lc` (already renamed) into `c`. Operations on a renamed column
+        are planned against the live name, so the table model they see is `have` with `lc` renamed."""
         qual = f"{self.have.qualified}.{c.name}"
-        col = ident(c.name)
+        if lc.name != c.name:
+            self.have, have = replace(self.have, columns=tuple(replace(x, name=c.name) if x is lc else x
+                                                               for x in self.have.columns)), self.have
+            lc = replace(lc, name=c.name)
+        else:
+            have = self.have
+        try:
+            self._column_ops(c, lc, qual)
+        finally:
+            self.have = have
+
+    def _column_ops(self, c: Column, lc: Column, qual: str) -> None:
         reset_default = False
         if c.type != lc.type:
-            hz = hazards.alter_type(lc.type, c.type)
-            fwd = [self._alter_type(c.name, lc.type, c.type)]
-            inv = [self._alter_type(c.name, c.type, lc.type)]
-            if lc.serial and c.serial and lc.sequence:  # serial -> bigserial: the sequence follows the column
-                fwd += sequence_retype(lc.sequence, c.type)
-                inv += sequence_retype(lc.sequence, lc.type)
-            if lc.default is not None and not lc.serial and not type_change(lc.type, c.type).widening:
-                # the old default may not cast to the new type: drop it first, set the wanted one after
-                reset_default = True
-                fwd.insert(0, self.alter("ALTER COLUMN {} DROP DEFAULT", col))
-                inv.append(self.alter("ALTER COLUMN {} SET DEFAULT {}", col, ddl.expr(lc.default)))
-            self.add(
-                "type", "alter_type", f"change type of {qual} from {lc.type.render()} to {c.type.render()}",
-                fwd, inv, hz, c.name,
-            )  # fmt: skip
+            change = ops.ChangeType(c.name, c.type.render(), keeps_serial=c.serial)
+            reset_default = change.resets_default(lc)
+            self.op(change)
         if reset_default:
             if c.default is not None:
-                self.add(
-                    "default", "set_default", f"set default of {qual} to {c.default}",
-                    [self.alter("ALTER COLUMN {} SET DEFAULT {}", col, ddl.expr(c.default))],
-                    [self.alter("ALTER COLUMN {} DROP DEFAULT", col)], hazards.ALTER_METADATA, c.name,
-                )  # fmt: skip
+                self.op(ops.SetDefault(c.name, c.default))
         elif c.serial and not lc.serial:
             self.res.refusals.append(f"{qual}: turning an existing column into serial is not supported; use a default or identity")
         elif lc.serial and c.identity:
             pass  # the serial default goes with the sequence, in the identity change below
         elif not default_equal(c, lc, self.canon):
-            inv = [self.alter("ALTER COLUMN {} SET DEFAULT {}", col, ddl.expr(lc.default))] if lc.default else [self.alter("ALTER COLUMN {} DROP DEFAULT", col)]
             if c.default is None:
-                self.add("default", "drop_default", f"drop default of {qual}", [self.alter("ALTER COLUMN {} DROP DEFAULT", col)], inv, hazards.ALTER_METADATA, c.name)
+                self.op(ops.DropDefault(c.name, previous=lc.default))
             else:
-                self.add(
-                    "default", "set_default", f"set default of {qual} to {c.default}",
-                    [self.alter("ALTER COLUMN {} SET DEFAULT {}", col, ddl.expr(c.default))], inv, hazards.ALTER_METADATA, c.name,
-                )  # fmt: skip
+                self.op(ops.SetDefault(c.name, c.default, previous=lc.default))
         if (c.identity or None) != (lc.identity or None):
-            ic = identity_change(self.s, self.t, c, lc)
-            if ic.refusal:
-                self.res.refusals.append(f"{qual}: {ic.refusal}")
-            else:
-                # dropping an identity goes before any SET DEFAULT (phase "default"); adding one after NOT NULL
-                phase = "default" if not c.identity else "misc"
-                self.phase[phase].insert(0, Change(self.have.qualified, "set_identity", f"identity of {qual}: {ic.describe}",
-                                                   ic.sql, ic.inverse, ic.hazards, True, c.name))  # fmt: skip
+            # dropping an identity goes before any SET DEFAULT (phase "default"); adding one after NOT NULL
+            self.op(ops.SetIdentity(c.name, c.identity, lc.identity, want=c, have=lc),
+                    phase="default" if not c.identity else "misc", first=True)
         if (c.generated or None) != (lc.generated or None):
             self.res.refusals.append(f"{qual}: changing a generated column's expression is not supported")
         want_notnull = not c.nullable or c.serial or bool(c.identity)
         if want_notnull and lc.nullable:
-            chk = ident(object_name(self.t, c.name, "not_null"))
-            self.add(
-                "null", "set_not_null", f"set NOT NULL on {qual}",
-                [
-                    self.alter("ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID", chk, col),
-                    self.alter("VALIDATE CONSTRAINT {}", chk),
-                    self.alter("ALTER COLUMN {} SET NOT NULL", col),
-                    self.alter("DROP CONSTRAINT {}", chk),
-                ],
-                [self.alter("ALTER COLUMN {} DROP NOT NULL", col)], hazards.SET_NOT_NULL, c.name,
-            )  # fmt: skip
+            self.op(ops.SetNotNull(c.name))
         elif not want_notnull and not lc.nullable and not self._in_pk(lc.name):
-            self.add(
-                "null", "drop_not_null", f"drop NOT NULL on {qual}",
-                [self.alter("ALTER COLUMN {} DROP NOT NULL", col)], [self.alter("ALTER COLUMN {} SET NOT NULL", col)],
-                hazards.ALTER_METADATA, c.name,
-            )  # fmt: skip
+            self.op(ops.DropNotNull(c.name))
         if (c.comment or None) != (lc.comment or None):
-            self.add(
-                "misc", "set_comment", f"comment on column {qual}",
-                [ddl.comment_column(self.s, self.t, c.name, c.comment)], [ddl.comment_column(self.s, self.t, c.name, lc.comment)],
-                hazards.NONE, c.name,
-            )  # fmt: skip
-
-    def _alter_type(self, name: str, old: PgType, new: PgType) -> str:
-        """Widenings keep Postgres' own cast (so its no-rewrite proof applies); others cast explicitly."""
-        col, t = ident(name), sql.SQL(new.render())
-        if type_change(old, new).widening:
-            return self.alter("ALTER COLUMN {} TYPE {}", col, t)
-        if old.is_user_defined and new.is_user_defined:
-            # one enum (or domain) to another has no direct cast; both read and print text
-            via = sql.SQL("text[]" if old.is_array else "text")
-            return self.alter("ALTER COLUMN {} TYPE {} USING {}::{}::{}", col, t, col, via, t)
-        return self.alter("ALTER COLUMN {} TYPE {} USING {}::{}", col, t, col, t)
+            self.op(ops.CommentColumn(c.name, c.comment, lc.comment))
 
     def _in_pk(self, live_name: str) -> bool:
         pk = self.want.primary_key

@@ -98,7 +98,7 @@ def _serial_to_identity(schema: str, table: str, want: Column, have: Column) -> 
     position = sql.SQL("(SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END FROM {})").format(aside)  # noqa: S608
     return IdentityChange(
         (
-            alter(schema, table, "ALTER COLUMN {} DROP DEFAULT", col),
+            ddl.drop_default(schema, table, want.name),
             q("ALTER SEQUENCE {} OWNED BY NONE", old),
             q("ALTER SEQUENCE {} RENAME TO {}", old, ident(aside_name)),
             alter(schema, table, "ALTER COLUMN {} ADD GENERATED {} AS IDENTITY (SEQUENCE NAME {})", col,

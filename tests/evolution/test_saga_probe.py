@@ -10,7 +10,7 @@ import pytest
 from migrate_assets.errors import RunNotResumableError
 from migrate_assets.evolution import run as evo
 from migrate_assets.evolution.saga import RetryPolicy, Saga
-from tests.evolution.fakes import NEW_CONFIG, Crash, World, world
+from tests.evolution.memory_stack import NEW_CONFIG, Crash, World, world
 
 RETRY = RetryPolicy(attempts=1, backoff=0.0, max_backoff=0.0)
 #: each layer's effect, and the step that makes it

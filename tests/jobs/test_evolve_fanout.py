@@ -127,7 +127,7 @@ def test_duplicate_or_failing_tables_are_refused_before_anything_changes(tables:
         "to_type: bigint}\n"
     res = _run(p, change_yaml=bad)
     assert not res.success and steps_with(res, "STEP_FAILURE") == ["preflight"]
-    assert "no such column" in res.failure_data_for_node("preflight").error.message  # type: ignore[union-attr]
+    assert "column 'nope' does not exist" in res.failure_data_for_node("preflight").error.message  # type: ignore[union-attr]
     assert (p.layer_state(), orders.layer_state()) == before
 
 

@@ -1,0 +1,65 @@
+"""Schema operations: one class per operation, one module each (pgroll's `op_*.go` files are the model).
+
+An operation is immutable data — the body a user writes in a change file, plus internal fields the
+declarative diff fills in (`repr=False`, never serialised). Each operation class owns, side by side:
+
+* `check(table)`        — validation against the table as it is now (a list of `Problem(key, message)`);
+* `plain(table)`        — one-transaction DDL as a `Ddl`: forward statements, inverse statements (None: none),
+                          an explicit `lossless` flag (False when values are lost, even if the shape comes
+                          back), what breaks readers and the hazards. `Refused` when it cannot be planned;
+* `describe(table)`     — the sentence a plan shows; `phase` orders it within a table's declarative plan;
+* `expand(builder)`     — expand steps (each with its abort inverse) and contract steps, through the
+                          `ExpandBuilder` protocol the expand planner implements;
+* `effects(sink)`       — what it does to the table's shape, told to a `ShapeSink`: the Avro and Iceberg
+                          derivations, the expand planner's new shape and the connector's column filter are
+                          sinks, so no layer switches on operation types;
+* `inverse(table)`      — the operation that undoes it, or None (then it is irreversible).
+
+Every SQL statement comes from `migrate_assets.schema.ddl` (quoted names, the guarded NOT NULL, the type
+change); no operation formats `ALTER TABLE` itself. Adding an operation — a constraint, an enum value, an
+identity, a partition, a view — is one new module here with its class (registered by `kind` when the class is
+defined), its import below and its tests; a kind it does not support (e.g. `expand` for a view) keeps the
+base method, which refuses with a clear message, and `expandable` says whether change files may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrate_assets.schema.ops.add_column import AddColumn
+from migrate_assets.schema.ops.base import (
+    REGISTRY,
+    Ddl,
+    ExpandBuilder,
+    Operation,
+    Problem,
+    Refused,
+    ShapeSink,
+)
+from migrate_assets.schema.ops.change_type import ChangeType
+from migrate_assets.schema.ops.comment_column import CommentColumn
+from migrate_assets.schema.ops.drop_column import DropColumn
+from migrate_assets.schema.ops.drop_not_null import DropNotNull
+from migrate_assets.schema.ops.rename_column import RenameColumn
+from migrate_assets.schema.ops.set_default import DropDefault, SetDefault
+from migrate_assets.schema.ops.set_identity import SetIdentity
+from migrate_assets.schema.ops.set_not_null import SetNotNull
+
+__all__ = [
+    "REGISTRY", "AddColumn", "ChangeType", "CommentColumn", "Ddl", "DropColumn", "DropDefault", "DropNotNull",
+    "ExpandBuilder", "Operation", "Problem", "Refused", "RenameColumn", "SetDefault", "SetIdentity", "SetNotNull",
+    "ShapeSink", "op_from_dict", "op_to_dict",
+]  # fmt: skip
+
+
+def op_to_dict(op: Operation) -> dict[str, Any]:
+    return op.to_dict()
+
+
+def op_from_dict(data: dict[str, Any]) -> Operation:
+    """Inverse of `op_to_dict`, for operations stored in the state table or a run record (already validated)."""
+    ((kind, body),) = data.items()
+    cls = REGISTRY.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown operation {kind!r}")
+    return cls(**{("from_" if k == "from" else k): v for k, v in body.items()})

@@ -1,0 +1,214 @@
+"""The operation interface (see the package docstring) and the small types its methods return."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Protocol
+
+from psycopg import sql
+
+from migrate_assets.schema.model import Column, Table
+from migrate_assets.schema.plan import Hazard
+
+
+@dataclass(frozen=True)
+class Ddl:
+    """An operation's plain DDL: forward statements, the statements that undo them (None: no undo at all),
+    whether that undo gives back everything (`lossless`; False when values are lost even if the shape can be
+    restored), why readers break (empty: they do not) and the hazards of the forward statements."""
+
+    forward: tuple[str, ...]
+    inverse: tuple[str, ...] | None
+    lossless: bool
+    breaking: tuple[str, ...] = ()
+    hazards: tuple[Hazard, ...] = ()
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A validation finding: `key` names the operation's field (e.g. "column", "from") it is about."""
+
+    key: str
+    message: str
+
+
+class ShapeSink(Protocol):
+    """What an operation does to the table's shape, told to each layer's derivation (Avro, Iceberg, the new
+    shape of expand, the connector's column filter). One method per kind of effect; an operation calls the
+    ones that describe it, in order."""
+
+    def added(self, name: str, type_: str, nullable: bool, default: str | None) -> None: ...
+
+    def retyped(self, name: str, type_: str) -> None: ...
+
+    def renamed(self, old: str, new: str) -> None: ...
+
+    def dropped(self, name: str) -> None: ...
+
+    def required(self, name: str) -> None: ...
+
+    def optional(self, name: str) -> None: ...
+
+
+class ExpandBuilder(Protocol):
+    """What an operation needs from the expand planner (`migrate_assets.expand.planner`) to add its steps.
+
+    Names (`check_name`, `function_name`, `helper_column`) derive from the change's fingerprint and the
+    operation's index; SQL statements are `psycopg.sql` objects or rendered strings from `schema.ddl`."""
+
+    table: Table
+
+    def check_name(self) -> str: ...
+
+    def volatile_default(self) -> bool:
+        """Whether this add_column's default is volatile (validation saw it rewrite a table)."""
+        ...
+
+    def helper_column(self, column: str) -> str: ...
+
+    def step(self, description: str, forward: Sequence[str], inverse: Sequence[str] = ()) -> None: ...
+
+    def contract(self, description: str, forward: Sequence[str]) -> None: ...
+
+    def fill(self, column: str, type_: str, expression: str) -> None:
+        """Fill NULLs of `column` from `expression` (old shape) in the trigger and the backfill."""
+        ...
+
+    def pair(self, old: str, new: str, old_type: str, new_type: str, up: str, down: str) -> None:
+        """Keep `old` and the new physical column `new` in sync (up: old shape → new, down: back); adds the
+        new column at expand."""
+        ...
+
+    def warn(self, message: str) -> None: ...
+
+    def warn_indexes(self, column: str) -> None: ...
+
+    def record(self, summary: str, new_columns: tuple[str, ...] = (), *, not_null: str | None = None,
+               check: str | None = None, check_at_expand: bool = False, final: str | None = None) -> None:
+        """Close the operation: `not_null` must be NOT NULL after contract (guarded by `check`, added at expand
+        when `check_at_expand`, else at contract preparation); `final` is its name after contract."""
+        ...
+
+
+class Operation:
+    """Base of every operation class; subclasses are frozen dataclasses registered by `kind`."""
+
+    kind: ClassVar[str] = "operation"
+    #: the `Change.kind` the declarative plan shows (defaults to `kind`)
+    change_kind: ClassVar[str] = ""
+    #: order within one table's declarative plan (see `schema.diff`)
+    phase: ClassVar[str] = "misc"
+    #: can this operation appear in an expand–contract change file?
+    expandable: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.kind != "operation":
+            REGISTRY[cls.kind] = cls
+            cls.change_kind = cls.__dict__.get("change_kind") or cls.kind
+
+    # -- data ----------------------------------------------------------------------------------------------
+    def columns(self) -> tuple[str, ...]:
+        """Existing columns (of the table before the change) the operation works on."""
+        return ()
+
+    def target(self) -> str:
+        """The column the operation is about (for messages)."""
+        return self.columns()[0] if self.columns() else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The change-file form `{kind: {key: value}}` (None values and internal fields left out)."""
+        body = {
+            ("from" if f.name == "from_" else f.name): getattr(self, f.name)
+            for f in fields(self)  # type: ignore[arg-type]
+            if f.repr and getattr(self, f.name) is not None
+        }
+        return {self.kind: body}
+
+    # -- validation ----------------------------------------------------------------------------------------
+    def check(self, table: Table) -> list[Problem]:
+        """Problems with this operation against `table` as it is now (empty: fine)."""
+        return []
+
+    def check_expand(self, table: Table, helper_column: Callable[[str], str]) -> list[Problem]:
+        """What expand–contract cannot do on top of `check` (e.g. copy an identity column);
+        `helper_column(c)` names the physical column expand would add for `c`."""
+        return []
+
+    # -- plain DDL -----------------------------------------------------------------------------------------
+    def describe(self, table: Table) -> str:
+        return self.kind
+
+    def plain(self, table: Table) -> Ddl:
+        """One-transaction DDL (the declarative diff and `evolve`)."""
+        raise NotImplementedError(f"{self.kind} has no plain DDL")
+
+    def inverse(self, table: Table) -> Operation | None:
+        """The operation that undoes this one (None: none exists — Alembic's `reverse()` that raises)."""
+        return None
+
+    # -- expand / contract / abort ------------------------------------------------------------------------
+    def expand(self, x: ExpandBuilder) -> None:
+        """Add this operation's expand steps (each with its abort inverse) and contract steps to `x`."""
+        raise NotImplementedError(f"{self.kind} cannot be run as expand–contract")
+
+    # -- pipeline layers -----------------------------------------------------------------------------------
+    def effects(self, sink: ShapeSink) -> None:
+        """Tell `sink` what this operation does to the table's shape (no effect: nothing to tell)."""
+
+
+REGISTRY: dict[str, type[Operation]] = {}
+
+
+@dataclass(frozen=True)
+class ColumnOperation(Operation):
+    """An operation on one existing column (`column`), which must exist."""
+
+    column: str
+
+    def columns(self) -> tuple[str, ...]:
+        return (self.column,)
+
+    def check(self, table: Table) -> list[Problem]:
+        if table.column(self.column) is None:
+            return [Problem("column", f"column {self.column!r} does not exist in {table.qualified}")]
+        return []
+
+
+def live_column(table: Table, name: str) -> Column:
+    col = table.column(name)
+    if col is None:
+        raise KeyError(f"column {name!r} is not in {table.qualified}")
+    return col
+
+
+def expand_problems(table: Table, key: str, name: str, *, copies: bool, helper: str | None = None) -> list[Problem]:
+    """What stops expand–contract from working on existing column `name`: the backfill is keyed on the
+    primary key; a copied column (`copies`: rename, change_type) cannot be an identity, generated or serial one;
+    the helper column expand would add (`helper`) must not exist."""
+    col = table.column(name)
+    if col is None:
+        return []
+    out = []
+    if table.primary_key and name in table.primary_key.columns:
+        out.append(Problem(key, f"{name!r} is part of the primary key, which the backfill is keyed on; "
+                                "change it with a versioned migration"))
+    if copies and (col.identity or col.generated or col.serial):
+        out.append(Problem(key, f"{name!r} is an identity, generated or serial column; expand–contract cannot copy it"))
+    if helper is not None and table.column(helper) is not None:
+        out.append(Problem(key, f"helper column {helper!r} already exists"))
+    return out
+
+
+def as_sql(text: str) -> sql.SQL:
+    """A statement rendered by `schema.ddl`, for callers that compose `psycopg.sql` objects."""
+    return sql.SQL(text)  # noqa: S608
+
+
+class Refused(Exception):  # noqa: N818 - a refusal, not a crash: callers turn it into their own error form
+    """The operation cannot be planned as plain DDL on this table (`key`: the operation field it is about)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key, self.message = key, message
+        super().__init__(message)
