@@ -1,7 +1,8 @@
 """`migrate-assets expand | expand-status | contract | abort CHANGE_FILE` (SPEC §5, §8).
 
 The JSON of `expand-status` is a documented contract:
-`{"table", "operations": [...], "rows_to_backfill", "mismatched_rows", "safe_to_contract", ...}`.
+`{"table", "operations": [...], "rows_to_backfill", "mismatched_rows", "safe_to_contract", ...}`;
+`mismatched_rows` is null (text: "not checked") when an `up` calls a volatile function and was not evaluated.
 Progress of the backfill goes to stderr: one updating line on a terminal, a line every few seconds otherwise.
 """
 
@@ -118,24 +119,29 @@ def _status_text(d: dict[str, Any]) -> str:
     out.append(
         f"  trigger {d['trigger'] or '-'}: present={d['trigger_present']} enabled={d['trigger_enabled']}"
     )
-    out.append(f"  rows to backfill: {d['rows_to_backfill']}, mismatched rows: {d['mismatched_rows']}")
+    out.append(f"  rows to backfill: {d['rows_to_backfill']}, mismatched rows: {_count(d['mismatched_rows'])}")
     for o in d["operations"]:
         out.append(
-            f"  [{o['index']}] {o['summary']}: expanded={o['expanded']} mismatched={o['mismatched_rows']} "
+            f"  [{o['index']}] {o['summary']}: expanded={o['expanded']} mismatched={_count(o['mismatched_rows'])} "
             f"nulls={o['null_rows']}"
         )
     out += [f"  not safe: {r}" for r in d["reasons"]]
     return "\n".join(out)
 
 
+def _count(n: int | None) -> str:
+    """A mismatch count; None means `up` was not evaluated (it calls a volatile function)."""
+    return "not checked" if n is None else str(n)
+
+
 def _status_md(d: dict[str, Any]) -> str:
     rows = [
-        [o["index"], o["summary"], o["expanded"], o["mismatched_rows"], o["null_rows"]]
+        [o["index"], o["summary"], o["expanded"], _count(o["mismatched_rows"]), o["null_rows"]]
         for o in d["operations"]
     ]
     head = (
         f"**{d['table']}** — phase `{d['phase']}`, rows to backfill {d['rows_to_backfill']}, "
-        f"mismatched rows {d['mismatched_rows']}, safe to contract **{d['safe_to_contract']}**\n\n"
+        f"mismatched rows {_count(d['mismatched_rows'])}, safe to contract **{d['safe_to_contract']}**\n\n"
     )
     return head + markdown_table(["#", "operation", "expanded", "mismatched", "NULLs"], rows)
 

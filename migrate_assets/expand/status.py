@@ -3,6 +3,13 @@
 `safe_to_contract` = expanded ∧ sync trigger present and enabled ∧ backfill complete ∧ zero rows where old and
 new disagree (`new IS DISTINCT FROM up(old)`) ∧ no NULL left in a column that contract will make NOT NULL.
 Counting disagreement is a full scan of the table; it is what makes the answer trustworthy.
+
+Counting evaluates `up` over every row, and `expand-status` and `contract --dry-run` are read-only commands: a
+read-only session stops local writes, not a volatile function's effects elsewhere (`dblink_exec`, `nextval`,
+`pg_notify`...). So `up` is evaluated only when Postgres' plan shows it calls no volatile function
+(`exprcheck.is_volatile`, which runs nothing); otherwise that operation's mismatch count is None ("not
+checked", reason in `not_checked`), the total is None, and the change is not safe to contract: `contract`
+refuses unless forced.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from migrate_assets.expand import state
 from migrate_assets.expand.backfill import key_literal
 from migrate_assets.expand.planner import ExpandPlan
 from migrate_assets.expand.shape import read_live
+from migrate_assets.schema.exprcheck import Expression, ExpressionError, is_volatile
 
 
 @dataclass(frozen=True)
@@ -26,7 +34,7 @@ class OpStatus:
     summary: str
     new_columns: list[str]
     expanded: bool
-    mismatched_rows: int
+    mismatched_rows: int | None  #: None: not checked (see `ExpandStatus.not_checked`)
     null_rows: int
 
 
@@ -40,9 +48,10 @@ class ExpandStatus:
     trigger_present: bool
     trigger_enabled: bool
     rows_to_backfill: int
-    mismatched_rows: int
+    mismatched_rows: int | None  #: None: some operation's `up` was not evaluated
     safe_to_contract: bool
     reasons: list[str] = field(default_factory=list)
+    not_checked: list[str] = field(default_factory=list)  #: why a mismatch count is None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -102,8 +111,9 @@ def compute_status(
     cols = {c.name for c in live.columns} if live is not None else set()
     checks: list[sql.Composable] = []
     labels: list[tuple[int, str]] = []
+    unchecked = unsafe_up(conn, plan)
     for o in plan.ops:
-        if o.pair is not None:
+        if o.pair is not None and o.index not in unchecked:
             up = sql.SQL("CAST(({}) AS {})").format(sql.SQL(o.pair.up), sql.SQL(o.pair.new_type))
             checks.append(sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(o.pair.new), up))
             labels.append((o.index, "mismatch"))
@@ -128,7 +138,7 @@ def compute_status(
             o.summary,
             list(o.new_columns),
             expanded=all(c in cols for c in o.new_columns),
-            mismatched_rows=counts.get((o.index, "mismatch"), 0),
+            mismatched_rows=None if o.index in unchecked else counts.get((o.index, "mismatch"), 0),
             null_rows=counts.get((o.index, "null"), 0),
         )
         for o in plan.ops
@@ -146,6 +156,8 @@ def compute_status(
         reasons.append(f"{left} rows still to backfill")
     if any_bad:
         reasons.append(f"{any_bad} rows where old and new columns disagree or a NOT NULL target is NULL")
+    not_checked = [f"[{i}] {why}" for i, why in sorted(unchecked.items())]
+    reasons += [f"old and new columns not compared: {w}" for w in not_checked]
     conn.rollback()
     return ExpandStatus(
         table=table,
@@ -156,7 +168,26 @@ def compute_status(
         trigger_present=present,
         trigger_enabled=enabled,
         rows_to_backfill=left,
-        mismatched_rows=any_bad,
+        mismatched_rows=None if unchecked else any_bad,
         safe_to_contract=not reasons,
         reasons=reasons,
+        not_checked=not_checked,
     )
+
+
+def unsafe_up(conn: psycopg.Connection[Any], plan: ExpandPlan) -> dict[int, str]:
+    """Operations whose `up` must not be evaluated by a status check (index -> why): it calls a volatile
+    function, or Postgres could not plan it. Decided from the plan of a query over it; nothing is run."""
+    out: dict[int, str] = {}
+    source = sql.Identifier(plan.table.schema, plan.table.name)
+    for o in plan.ops:
+        if o.pair is None:
+            continue
+        e = Expression(o.pair.up, "", "up", type_sql=o.pair.new_type, source=source, subqueries=True)
+        try:
+            if is_volatile(conn, e):
+                out[o.index] = (f"`up` {o.pair.up!r} calls a volatile function, which is never run to compare "
+                                "them (its effects could reach outside the transaction); contract needs --force")
+        except ExpressionError as exc:
+            out[o.index] = f"`up` {o.pair.up!r} could not be planned: {exc.message}"
+    return out

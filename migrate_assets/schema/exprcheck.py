@@ -228,21 +228,27 @@ def expression_words(text: str) -> set[str]:
 
 
 def is_volatile(conn: psycopg.Connection[Any], e: Expression) -> bool:
-    """Whether the checked, column-free expression `e` calls a volatile function (as `ADD COLUMN … DEFAULT`
-    decides between storing one value and rewriting the table). Read from the plan, not by running it: the
-    planner pulls a one-row subquery up into its outer query (and then drops the outer join to it) only when its
-    output holds no volatile function. The expression sits in a select list, never in a condition, so not even
-    a stable function is evaluated for an estimate (as `WHERE x = stable()` would be). ExpressionError when
-    planning fails (an immutable call on constants is folded there: `1/0`)."""
-    assert e.source is None and e.type_sql is not None
+    """Whether the checked expression `e` calls a volatile function (as `ADD COLUMN … DEFAULT` decides between
+    storing one value and rewriting the table; as `expand-status` decides whether it may evaluate `up`). Read
+    from the plan, not by running it: the planner pulls a one-row subquery up into its outer query (and then
+    drops the outer join to it) only when its output holds no volatile function. An expression over columns
+    (`e.source` set) sits in a LATERAL subquery beside its relation, which is only planned, never read. The
+    expression sits in a select list, never in a condition, so not even a stable function is evaluated for an
+    estimate (as `WHERE x = stable()` would be). ExpressionError when planning fails (an immutable call on
+    constants is folded there: `1/0`)."""
+    assert e.type_sql is not None
     value = sql.SQL("CAST(({}) AS {})").format(sql.SQL(e.text), sql.SQL(e.type_sql))  # noqa: S608 - checked
-    query = sql.SQL(
-        "EXPLAIN (COSTS OFF) SELECT s.v FROM pg_catalog.pg_namespace AS n LEFT JOIN (SELECT {} AS v) AS s ON true"
-    ).format(value)
+    if e.source is None:
+        outer: sql.Composable = sql.SQL("pg_catalog.pg_namespace AS n LEFT JOIN")
+    else:
+        outer = sql.SQL("{} LEFT JOIN LATERAL").format(e.source)
+    query = sql.SQL("EXPLAIN (COSTS OFF) SELECT ma_probe.v FROM {} (SELECT {} AS v) AS ma_probe ON true").format(
+        outer, value
+    )
     with read_only(conn):
         try:
             with conn.transaction():
                 lines = [str(r[0]).strip() for r in conn.execute(query, prepare=True).fetchall()]
         except psycopg.Error as exc:
             raise ExpressionError(exc.diag.message_primary or str(exc).strip(), exc.sqlstate) from None
-    return any("Join" in line for line in lines)
+    return bool(lines) and "Join" in lines[0]  # the top node: a join inside a scalar subquery is not the probe's
