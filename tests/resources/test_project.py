@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from migrate_assets.config import ProjectConfig
+from migrate_assets.config import ProjectConfig, load_config
 from migrate_assets.errors import ConfigError, LayerUnreachableError, SpecError, UsageError
 from migrate_assets.evolution.planner import PipelineTarget
 from migrate_assets.resources import database, project
@@ -79,9 +79,10 @@ def test_an_unreachable_database_is_a_transient_layer_error_and_a_malformed_dsn_
     with pytest.raises(LayerUnreachableError) as err, database.connect(_cfg(tmp_path)):
         pass
     assert err.value.transient and err.value.layer == "source_db"
-    cfg = _cfg(tmp_path, database={"dsn": "postgresql://nobody@127.0.0.1:1/none?bogus=1"})
-    with pytest.raises(ConfigError) as bad, database.connect(cfg):
-        pass
+    # a DSN libpq cannot parse is refused when the file is read, before any connection is tried
+    (tmp_path / "migrate.yaml").write_text("database:\n  dsn: postgresql://nobody@127.0.0.1:1/none?bogus=1\n")
+    with pytest.raises(ConfigError) as bad:
+        load_config(str(tmp_path / "migrate.yaml"))
     assert not bad.value.transient and bad.value.problems[0].key == "database.dsn"
 
 
