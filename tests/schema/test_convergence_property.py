@@ -32,7 +32,7 @@ DEFAULTS = {
     "numeric(12,2)": ["2.25"], "numeric": ["3"], "real": ["0.5"], "float8": ["1e3"], "text": ["'x'", "''", "lower('A')"],
     "varchar(10)": ["'ab'"], "varchar(30)": ["'abc'"], "varchar": ["'v'"], "boolean": ["true", "false"],
     "timestamptz": ["now()", "CURRENT_TIMESTAMP"], "date": ["current_date"], "uuid": ["gen_random_uuid()"],
-    "jsonb": ["'{}'::jsonb", "'[]'"], "int[]": ["'{}'"], "text[]": ["'{a}'"], "bytea": ["'\\\\x00'"],
+    "jsonb": ["'{}'::jsonb", "'[]'"], "int[]": ["'{}'"], "text[]": ["'{a}'"], "bytea": ["E'\\\\x00'"],
     "timestamp(3)": ["localtimestamp"], "char(2)": ["'ab'"],
 }  # fmt: skip
 NAMES = ["id", "a", "B", "sp ace", "select", 'q"t', "zz", "Émoji✓", "col_long_" + "x" * 40]
