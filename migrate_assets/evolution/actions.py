@@ -567,6 +567,16 @@ def wait_slot(ctx: RunContext, slot: str, target: int, bound: float, why: str,
         time.sleep(0.2)
 
 
+def wait_published(ctx: RunContext, publication: str, tables: tuple[str, ...], bound: float) -> None:
+    """Wait until every table is a member of the connector's publication."""
+    deadline = time.monotonic() + bound
+    while not ctx.source.published(publication, tables):
+        if time.monotonic() > deadline:
+            raise TransientError(f"publication {publication!r} did not include {', '.join(tables)} within "
+                                 f"{bound:.0f}s of the connector running with its new config")
+        time.sleep(0.2)
+
+
 @dataclass(frozen=True)
 class ConnectorSync(Action):
     """Carry the change through the connector the CDC-safe way (issue 8).
@@ -604,6 +614,10 @@ class ConnectorSync(Action):
             restarted = True
         st = conn.wait_running(self.name, b.running)
         if self.snapshot and self.signal_table:
+            # a signal written before Debezium's publication holds the signal table is never decoded: RUNNING
+            # can come before the task has altered its (filtered) publication
+            publication = dict(self.new_config or ()).get("publication.name", "dbz_publication")
+            wait_published(ctx, publication, (self.signal_table, *self.snapshot), b.running)
             ctx.source.execute_ddl([_snapshot_signal(self.signal_table, self.snapshot)], 5.0)
         fresh = ctx.source.current_lsn()
         progressed = wait_slot(ctx, self.slot, fresh, b.progress, "a LSN taken after the step began", alive)

@@ -9,6 +9,7 @@ refused, HTTP 5xx/409, lock timeout, Iceberg CommitFailedException) or a semanti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -241,6 +242,10 @@ class SourceLayer(Protocol):
         unchanged (cast there and back); raises when the cast rejects a value."""
 
     def slot(self, slot_name: str) -> SlotState | None: ...
+
+    def published(self, publication: str, tables: Sequence[str]) -> bool:
+        """Are all `tables` members of `publication` now? pgoutput sends a row only for a table that was a member
+        when the row was written."""
 
     def write_heartbeat(self) -> None:
         """Generate WAL so an idle slot can show progress (pg_logical_emit_message)."""

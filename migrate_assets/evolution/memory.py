@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -153,6 +153,9 @@ class MemorySource(_Faults):
             return st
 
         return self._call("slot", read)  # type: ignore[no-any-return]
+
+    def published(self, publication: str, tables: Sequence[str]) -> bool:
+        return bool(self._call("published", lambda: True))  # the in-memory connector publishes every table
 
     def write_heartbeat(self) -> None:
         def beat() -> None:

@@ -7,7 +7,7 @@ connection, and no session state (search_path, lock_timeout) can leak from one c
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -205,6 +205,12 @@ class PostgresSource:
         if row is None:
             return None
         return SlotState(str(row[0]), bool(row[1]), lsn_to_int(row[2]), lsn_to_int(row[3]))
+
+    def published(self, publication: str, tables: Sequence[str]) -> bool:
+        with self.connect() as conn:
+            rows = conn.execute("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
+                                [publication]).fetchall()
+        return {self._key(t) for t in tables} <= {(str(r[0]), str(r[1])) for r in rows}
 
     def write_heartbeat(self) -> None:
         """Write a transactional logical decoding message: WAL for an idle slot to confirm past.
