@@ -8,11 +8,12 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from migrate_assets.cli import argtypes
+from migrate_assets.cli.lazy import load_config
 from migrate_assets.cli.output import Result, interrupt_signal, interrupted, markdown_table, safe_text
-from migrate_assets.config import ProjectConfig, load_config
 from migrate_assets.errors import DriftError, EvolutionFailedError, UsageError
 
 if TYPE_CHECKING:
+    from migrate_assets.config import ProjectConfig
     from migrate_assets.evolution.planner import PipelineTarget
     from migrate_assets.evolution.store import StepState
 
@@ -217,12 +218,30 @@ def run_verify(args: argparse.Namespace) -> Result:
             res["consistent"] = res["consistent"] and res["layers"]["topic_probe"]["status"] != "drift"
         results.append(res)
     data = {"consistent": all(r["consistent"] for r in results), "tables": results}
-    if not data["consistent"]:
-        drift = DriftError("drift found: " + "; ".join(
-            f"{r['table']}/{layer}: {', '.join(v['differences']) or v['status']}"
-            for r in results for layer, v in r["layers"].items() if v["status"] in ("drift", "unreachable")))
-        print(f"error: {drift}", file=sys.stderr)
-    return Result(data, text=_verify_text, markdown=_verify_md, exit_code=0 if data["consistent"] else 4)
+    return Result(data, text=_verify_text, markdown=_verify_md, exit_code=_verify_exit(results))
+
+
+def _verify_exit(results: list[dict[str, Any]]) -> int:
+    """0 consistent; 1 when a layer could not be read (a service down: its state is unknown, so no verdict of
+    drift — even if another layer drifted, the comparison is incomplete); 4 when every layer answered and one
+    differs. The reason goes to stderr as the typed error's message."""
+    from migrate_assets.errors import MigrateAssetsError, RuntimeFailure
+
+    def where(status: str) -> list[str]:
+        return [f"{r['table']}/{layer}: {', '.join(v['differences']) or status}"
+                for r in results for layer, v in r["layers"].items() if v["status"] == status]
+
+    down, drift = where("unreachable"), where("drift")
+    if down:
+        err: MigrateAssetsError = RuntimeFailure("layer unreachable, verify is incomplete: " + "; ".join(down)
+                                                 + ("; drift in the layers that answered: " + "; ".join(drift)
+                                                    if drift else ""))
+    elif drift:
+        err = DriftError("drift found: " + "; ".join(drift))
+    else:
+        return 0
+    print(f"error: {safe_text(str(err))}", file=sys.stderr)
+    return err.exit_code
 
 
 def _probe(cfg: ProjectConfig, target: PipelineTarget, ctx: Any) -> dict[str, Any]:

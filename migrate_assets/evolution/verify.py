@@ -1,7 +1,7 @@
 """Verify: compare one pipeline table across every layer by field name and mapped type.
 
 Per layer the verdict is `consistent`, `drift` (differences listed), `skipped` (not configured — never reported
-as consistent) or `unreachable`. A missing table or subject is drift. The connector is consistent only when it
+as consistent) or `unreachable` (the layer could not be read: not drift — the CLI exits 1 for it, not 4). A missing table or subject is drift. The connector is consistent only when it
 and all its tasks are RUNNING, its column filters let every column through, and its replication slot makes
 progress: `confirmed_flush_lsn` must reach a LSN taken when verify started, within a bound — a connector that
 says RUNNING while its slot is stuck is drift.
@@ -50,11 +50,17 @@ class TableVerification:
     def consistent(self) -> bool:
         return all(v.status in ("consistent", "skipped") for v in self.layers.values())
 
+    @property
+    def unreachable(self) -> list[str]:
+        """The layers that could not be read: their verdict is unknown, which is neither drift nor consistency
+        (the CLI exits 1 for them, as for any service that is down, not 4)."""
+        return [str(layer) for layer, v in self.layers.items() if v.status == "unreachable"]
+
     def differences(self) -> list[str]:
         return [f"{layer}: {d}" for layer, v in self.layers.items() for d in v.differences]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "consistent": self.consistent,
+        return {"table": self.table, "consistent": self.consistent, "unreachable": self.unreachable,
                 "layers": {str(k): v.to_dict() for k, v in self.layers.items()}}
 
 
