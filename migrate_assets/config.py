@@ -139,6 +139,7 @@ class PipelineConfig(_Strict):
     connector: str | None = None
     subject: str | None = None
     iceberg_table: str | None = None
+    sink: str | None = None  # the Kafka Connect sink connector writing iceberg_table
     unwrapped: bool = False
 
 

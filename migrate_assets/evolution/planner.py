@@ -53,6 +53,7 @@ class PipelineTarget:
     connector: str | None = None
     subject: str | None = None
     iceberg_table: str | None = None
+    sink: str | None = None  # the Kafka Connect sink writing iceberg_table (pre-flight checks its settings)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from migrate_assets.evolution.planner import (
     plan_join_table,
     plan_new_table,
 )
+from migrate_assets.evolution.sink import check_sink
 from migrate_assets.evolution.typemap import TypeMapOptions
 from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.schema.model import Table
@@ -117,6 +118,7 @@ def _checked(snap: Snapshot, plan: EvolutionPlan, ctx: RunContext, first: tuple[
                 f"connector {target.connector} is {st.state} (tasks {list(st.tasks)}): fix it before evolving"
             )
         checks.append((Layer.CONNECTOR, f"{target.connector} RUNNING"))
+    checks += check_sink(target, plan, ctx)
     return PreflightReport(snap, plan, tuple(checks))
 
 

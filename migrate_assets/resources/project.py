@@ -69,6 +69,7 @@ def target_for(p: PipelineConfig, cfg: ProjectConfig) -> PipelineTarget:
         connector=p.connector if cfg.kafka_connect else None,
         subject=p.subject if cfg.schema_registry else None,
         iceberg_table=p.iceberg_table if cfg.iceberg else None,
+        sink=p.sink if cfg.kafka_connect and cfg.iceberg else None,
     )
 
 

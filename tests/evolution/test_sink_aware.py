@@ -1,0 +1,115 @@
+"""The saga knows the Apache Iceberg sink a pipeline names: pre-flight refuses a sink that would race the lakehouse
+step or miss the table (exit 3, the sink, key and value named, nothing changed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+import httpx
+import psycopg
+import pytest
+
+from migrate_assets.errors import SafetyRefusal
+from migrate_assets.evolution.actions import CreateIcebergTable, IcebergUpdate, RunContext
+from migrate_assets.evolution.layers import IcebergOp
+from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, PlannedStep
+from migrate_assets.evolution.sink import SINK_CLASS, check_sink
+from migrate_assets.local import iceberg
+from migrate_assets.local.stack import StackInfo
+from tests.cdc import start_connector
+from tests.pipeline import ADD_NOTE, Pipeline, change_file
+from tests.support import run_cli
+
+TARGET = PipelineTarget("public.t", "src", "p.public.t-value", "ns.t", sink="lake-sink")
+GOOD = {"connector.class": SINK_CLASS, "topics": "p.public.t", "iceberg.tables": "ns.other, ns.t",
+        "iceberg.tables.evolve-schema-enabled": "false", "iceberg.tables.auto-create-enabled": "false"}
+
+
+class _Connect:
+    def __init__(self, cfg: dict[str, str]) -> None:
+        self.cfg = cfg
+
+    def config(self, name: str) -> dict[str, str]:
+        assert name == "lake-sink"
+        return self.cfg
+
+
+def _plan(*actions: Any) -> EvolutionPlan:
+    steps = tuple(PlannedStep(f"s{i}", a.layer, a, True, None, "undo") for i, a in enumerate(actions))
+    return EvolutionPlan("public.t", (), steps)
+
+
+def _check(cfg: dict[str, str], plan: EvolutionPlan) -> list[tuple[str, str]]:
+    ctx = RunContext(source=cast(Any, None), connector=cast(Any, _Connect(cfg)))
+    return check_sink(TARGET, plan, ctx)
+
+
+UPDATE = IcebergUpdate(identifier="ns.t", ops=(IcebergOp("add_column", "note", "string"),), expected_schema_id=0)
+CREATE = CreateIcebergTable(identifier="ns.t", columns=(("id", "int"),))
+
+
+def test_a_sink_that_leaves_the_schema_to_the_saga_passes() -> None:
+    checks = _check(GOOD, _plan(UPDATE))
+    assert len(checks) == 1 and "lake-sink writes ns.t" in checks[0][1]
+
+
+@pytest.mark.parametrize(("change", "plan", "key", "value"), [
+    ({"iceberg.tables.evolve-schema-enabled": "TRUE"}, _plan(UPDATE), "iceberg.tables.evolve-schema-enabled", "false"),
+    ({"iceberg.tables.auto-create-enabled": "true"}, _plan(CREATE), "iceberg.tables.auto-create-enabled", "false"),
+    ({"iceberg.tables": "ns.other"}, _plan(UPDATE), "iceberg.tables", "ns.other,ns.t"),
+    ({"topics": "p.public.u"}, _plan(UPDATE), "topics", "p.public.u,p.public.t"),
+    ({"connector.class": "io.debezium.connector.postgresql.PostgresConnector"}, _plan(UPDATE), "connector.class",
+     SINK_CLASS),
+])
+def test_a_racing_or_misrouted_sink_is_refused_naming_the_setting(
+    change: dict[str, str], plan: EvolutionPlan, key: str, value: str
+) -> None:
+    with pytest.raises(SafetyRefusal) as err:
+        _check({**GOOD, **change}, plan)
+    assert err.value.exit_code == 3
+    assert f"set {key}={value} on lake-sink" in str(err.value)
+
+
+def test_auto_create_only_matters_when_the_saga_creates_the_table() -> None:
+    assert _check({**GOOD, "iceberg.tables.auto-create-enabled": "true"}, _plan(UPDATE))
+    assert _check({**GOOD, "iceberg.tables": "", "iceberg.tables.dynamic-enabled": "true",
+                   "iceberg.tables.route-field": "_table"}, _plan(UPDATE))
+
+
+# -- on the real stack -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def evolving_sink(pipeline: Pipeline, stack_info: StackInfo) -> Iterator[str]:
+    """An Iceberg sink on the pipeline's topic and table that evolves the table's schema itself."""
+    name = f"{pipeline.name}-sink"
+    cfg = iceberg.sink_connector_config(stack_info.iceberg_properties, name, pipeline.topic, pipeline.iceberg_table,
+                                        pipeline.registry_url)
+    cfg["iceberg.tables.evolve-schema-enabled"] = "true"
+    start_connector(pipeline.connect_url, name, cfg, timeout=90)
+    yield name
+    httpx.delete(f"{pipeline.connect_url}/connectors/{name}", timeout=30)
+
+
+def test_preflight_refuses_a_sink_that_evolves_the_table_itself(
+    pipeline: Pipeline, evolving_sink: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = {**pipeline.pipeline_entry(pipeline.table), "sink": evolving_sink}
+    pipeline.write_config(pipelines=[entry])
+    schema_before = pipeline.iceberg().schema()
+    versions_before = httpx.get(f"{pipeline.registry_url}/subjects/{pipeline.subject}/versions", timeout=10).json()
+
+    ran = run_cli(capsys, "evolve", str(change_file(pipeline.tmp, ADD_NOTE)), config=pipeline.config_path,
+                  fmt="json")
+    assert ran.code == 3, ran.doc
+    text = ran.out + ran.err
+    assert evolving_sink in text and "iceberg.tables.evolve-schema-enabled=false" in text
+
+    with psycopg.connect(pipeline.dsn) as conn:
+        cols = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (pipeline.table,))]
+    assert "note" not in cols
+    assert pipeline.iceberg().schema() == schema_before
+    assert httpx.get(f"{pipeline.registry_url}/subjects/{pipeline.subject}/versions", timeout=10).json() == \
+        versions_before
