@@ -96,16 +96,19 @@ def run_evolve(args: argparse.Namespace) -> Result:
                 else:
                     rec = evo.rollback(args.rollback, ctx, store, retry, _progress, dry_run=args.dry_run)
                 data = evo.result_dict(rec)
+                _add_step_sql(data, rec.plan, {})
             else:
                 if not args.change_file:
                     return _evolve_from_specs(args, cfg, ctx, store, retry)
                 change = database.read_change(cfg, args.change_file)
+                details = _change_details(cfg, change)  # before the run: hazards are of the live shape
                 report, rec = evo.evolve(change, project.target(cfg, change.qualified), ctx,
                                          project.policy(cfg, args.allow_irreversible), store, retry,
                                          dry_run=args.dry_run, on_step=_progress)
                 data = evo.result_dict(rec)
                 data["preflight"] = [{"layer": layer, "check": c} for layer, c in report.checks]
                 data["fingerprints"] = report.snapshot.fingerprints()
+                _add_step_sql(data, rec.plan, details)
         except RunInterrupted as stop:
             return _interrupted(stop.record, store)
         if rec.status != "dry_run":
@@ -154,6 +157,7 @@ def _evolve_from_specs(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, s
                                            dry_run=args.dry_run, on_step=_progress)
         data = evo.result_dict(rec)
         data["preflight"] = [{"layer": layer, "check": c} for layer, c in report.checks]
+        _add_step_sql(data, rec.plan, {})
         runs.append(data)
         if data["status"] not in ("succeeded", "dry_run"):
             break
@@ -162,18 +166,96 @@ def _evolve_from_specs(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, s
     return Result(data, text=_evolve_text, markdown=_evolve_md, exit_code=code)
 
 
+def _change_details(cfg: ProjectConfig, change: Any) -> dict[str, Any]:
+    """What `plan` would say of the change's DDL, read from the live table before anything runs: the hazards
+    of each operation (the declarative side's rules, `schema/hazards.py`, through the operations' own plain
+    DDL) and whether it touches a primary-key column (then the topic's key schema changes too). Empty when the
+    table cannot be read: pre-flight then reports why."""
+    from migrate_assets.resources.database import connect
+    from migrate_assets.schema.introspect import introspect
+    from migrate_assets.schema.ops.shape import TableShape
+
+    try:
+        with connect(cfg, "migrate-assets", read_only=True) as conn:
+            live = introspect(conn, [change.schema], [(change.schema, change.table)]).get(
+                (change.schema, change.table))
+        if live is None:
+            return {}
+        shape = TableShape(live)
+        hazards: list[str] = []
+        for op in change.operations:
+            hazards += [str(h) for h in op.plain(shape.table).hazards if str(h) not in hazards]
+            op.effects(shape)
+    except Exception:  # noqa: BLE001 - pre-flight reports an unreadable table or a refused operation itself
+        return {}
+    after = {c.name: c.type for c in shape.table.columns}
+    pk = live.primary_key.columns if live.primary_key else ()
+    before = {c.name: c.type for c in live.columns}
+    return {"hazards": hazards, "key_changes": any(after.get(c) != before.get(c) for c in pk)}
+
+
+def _add_step_sql(data: dict[str, Any], plan: dict[str, Any], details: dict[str, Any]) -> None:
+    """Each step of the report with the SQL it runs and the SQL that undoes it (`sql`, `inverse_sql`: null when
+    none), its hazards as `plan` tags the same DDL, and the registry subjects it touches (`subjects`)."""
+    planned = plan.get("steps", [])
+    for step, p in zip(data.get("steps", []), planned, strict=False):
+        action = p.get("action", {})
+        kind = action.get("kind")
+        step["sql"] = step["inverse_sql"] = None
+        step["hazards"], step["subjects"] = [], []
+        if kind == "source_ddl":
+            step["sql"] = _sql(action.get("statements"))
+            step["inverse_sql"] = _sql(action.get("inverse_statements"))
+            step["hazards"] = list(details.get("hazards", []))
+        elif kind in ("register_schema", "soft_delete_version") and action.get("subject"):
+            subject = action["subject"]
+            step["subjects"] = [subject]
+            if details.get("key_changes") and subject.endswith("-value"):
+                # the converter registers the new key schema with the first event after the DDL
+                step["subjects"].append(subject[: -len("-value")] + "-key")
+
+
+def _sql(statements: list[str] | None) -> str | None:
+    if statements is None:
+        return None
+    return "\n".join(s.rstrip().rstrip(";") + ";" for s in statements)
+
+
+def _seconds(s: dict[str, Any]) -> str:
+    """Timing only for a step that ran: a pending step (or a dry run) has none to show."""
+    if s["status"] in ("pending", "skipped") or s.get("seconds") is None:
+        return ""
+    return f" ({s['seconds']:.2f}s)"
+
+
+def _title(d: dict[str, Any]) -> str:
+    if d["status"] == "dry_run":
+        return f"dry run of the evolution of {d['table']}: nothing was changed, no run was recorded"
+    return f"evolution {d['run_id']} of {d['table']}: {d['status']}"
+
+
 def _evolve_text(d: dict[str, Any]) -> str:
-    lines = [f"evolution {d['run_id']} of {d['table']}: {d['status']}"]
+    lines = [_title(d)]
     for c in d.get("preflight", []):
         lines.append(f"  pre-flight {c['layer']}: {c['check']}")
     for s in d["steps"]:
         rev = "" if s["reversible"] else " [irreversible]"
-        lines.append(f"  [{s['status']:<11}] {s['layer']:<15} {s['action']}{rev} ({s['seconds']:.2f}s)")
-        lines.append(f"  {'':13} undo: {s['compensation']}")
+        tags = f"  [{', '.join(s['hazards'])}]" if s.get("hazards") else ""
+        what = "run SQL:" if s.get("sql") else s["action"]
+        lines.append(f"  [{s['status']:<11}] {s['layer']:<15} {what}{rev}{_seconds(s)}{tags}")
+        lines += [f"  {'':15} {line}" for line in (s.get("sql") or "").splitlines()]
+        if s.get("subjects"):
+            lines.append(f"  {'':13} registry subject(s): {', '.join(s['subjects'])}")
+        if s.get("inverse_sql"):
+            lines.append(f"  {'':13} undo ({s['compensation']}):")
+            lines += [f"  {'':15} {line}" for line in s["inverse_sql"].splitlines()]
+        else:
+            lines.append(f"  {'':13} undo: {s['compensation']}")
         if s.get("error") and s["status"] in ("failed", "compensation_failed"):
             lines.append(f"  {'':13} error: {s['error']}")
     for layer in d.get("skipped_layers", []):
         lines.append(f"  [skipped    ] {layer} (not configured)")
+    lines += [f"  warning: {w}" for w in d.get("warnings", [])]
     if d.get("error"):
         lines.append(f"failed at {d.get('failed_step')}: {d['error']}")
     if d.get("dry_run_actions") is not None:
@@ -186,10 +268,34 @@ def _evolve_text(d: dict[str, Any]) -> str:
 
 
 def _evolve_md(d: dict[str, Any]) -> str:
-    rows = [[s["layer"], s["action"], s["status"], s["compensation"], s["reversible"], s["seconds"]]
-            for s in d["steps"]]
-    head = f"**evolution {d['run_id']}** of `{d['table']}`: **{d['status']}**\n\n"
-    return head + markdown_table(["layer", "action", "status", "compensation", "reversible", "seconds"], rows)
+    """A pull-request comment: a summary table without SQL, then each step's SQL and undo SQL in fenced
+    ```sql blocks."""
+    from migrate_assets.cli.output import fenced
+
+    title = _title(d)
+    out = [f"**{title}**", ""]
+    rows = [[i, s["layer"], "SQL below" if s.get("sql") else s["action"], s["status"],
+             ", ".join(s.get("hazards") or []), ", ".join(s.get("subjects") or []),
+             "yes" if s["reversible"] else "**no**", _seconds(s).strip(" ()")]
+            for i, s in enumerate(d["steps"], 1)]
+    out.append(markdown_table(["#", "layer", "action", "status", "hazards", "registry subjects", "reversible",
+                               "seconds"], rows))
+    for i, s in enumerate(d["steps"], 1):
+        if s.get("sql"):
+            out += ["", f"**{i}. {s['layer']}**" + (f" — hazards: {', '.join(s['hazards'])}" if s.get("hazards")
+                                                     else ""), "", fenced(s["sql"])]
+        if s.get("inverse_sql"):
+            out += ["", f"undo ({s['compensation']}):", "", fenced(s["inverse_sql"])]
+        elif s.get("sql"):
+            out += ["", f"undo: {s['compensation']}"]
+    out += [f"\n> warning: {w}" for w in d.get("warnings", [])]
+    if d.get("error"):
+        out.append(f"\n**failed at {d.get('failed_step')}:** {d['error']}")
+    if d.get("dry_run_actions"):
+        out += ["", "would do:"] + [f"- {a}" for a in d["dry_run_actions"]]
+    if d.get("next"):
+        out.append(f"\nnext: `{d['next']}`")
+    return "\n".join(out)
 
 
 def run_verify(args: argparse.Namespace) -> Result:

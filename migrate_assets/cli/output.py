@@ -61,6 +61,58 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
     return table(headers, rows)
 
 
+def fenced(text: str, lang: str = "sql") -> str:
+    """A fenced code block whose fence is longer than any run of backticks in `text` (SQL cannot close it)."""
+    longest = max((len(run) for run in text.split("\n") for run in _backtick_runs(run)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+
+
+def _backtick_runs(line: str) -> list[str]:
+    runs, cur = [], ""
+    for ch in line:
+        if ch == "`":
+            cur += ch
+        elif cur:
+            runs.append(cur)
+            cur = ""
+    return [*runs, cur] if cur else runs
+
+
+#: keys whose values are SQL: Markdown shows them in fenced ```sql blocks, never inside a table cell
+SQL_KEYS = frozenset({"sql", "inverse_sql", "statements", "inverse_statements", "ddl"})
+
+
+def generic_markdown(data: dict[str, Any], title: str = "") -> str:
+    """Markdown for a result that has no renderer of its own: scalars as a list, lists of flat records as
+    tables (their SQL in fenced blocks below), anything else as a fenced JSON block — never plain text."""
+    out = [f"**{title}**"] if title else []
+    scalars = [(k, v) for k, v in data.items() if not isinstance(v, dict | list) and k not in SQL_KEYS]
+    out += [f"- **{k}**: {_md_scalar(v)}" for k, v in scalars]
+    for k, v in data.items():
+        if k in SQL_KEYS and v:
+            out += [f"\n**{k}**\n", fenced("\n".join(v) if isinstance(v, list) else str(v))]
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v) \
+                and all(not isinstance(y, dict | list) or kk in SQL_KEYS for x in v for kk, y in x.items()):
+            heads = [h for h in dict.fromkeys(kk for x in v for kk in x) if h not in SQL_KEYS]
+            out += [f"\n**{k}**\n", table(heads, [[_md_scalar(x.get(h)) for h in heads] for x in v])]
+            for i, x in enumerate(v, 1):
+                for kk in SQL_KEYS & set(x):
+                    if x[kk]:
+                        body = "\n".join(x[kk]) if isinstance(x[kk], list) else str(x[kk])
+                        out += [f"\n{k} {i}, {kk}:\n", fenced(body)]
+        elif isinstance(v, dict | list) and k not in SQL_KEYS:
+            out += [f"\n**{k}**\n", fenced(dump_json(v), "json")]
+    return "\n".join(out) if out else "_nothing to report_"
+
+
+def _md_scalar(v: Any) -> str:
+    """A value as people read it: yes/no, not Python's True/False; empty for None."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return "" if v is None else str(v)
+
+
 def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, default=str, sort_keys=False)
 
@@ -71,8 +123,8 @@ def emit_result(result: Result, fmt: str) -> int:
     if fmt == "json":
         print(dump_json(result.data))
     elif fmt == "markdown":
-        render = result.markdown or result.text
-        print(safe_text(render(result.data) if render else "```json\n" + dump_json(result.data) + "\n```"))
+        # a command without a Markdown renderer of its own still prints Markdown, never its text output
+        print(safe_text(result.markdown(result.data) if result.markdown else generic_markdown(result.data)))
     else:
         from migrate_assets.cli.style import colourise  # colour only on a terminal, after escaping
 
