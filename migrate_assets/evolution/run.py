@@ -34,7 +34,7 @@ def attach_verifier(ctx: RunContext, targets: list[PipelineTarget]) -> None:
         target = by_table.get(table, PipelineTarget(table))
         proved = c.results.get(Layer.CONNECTOR.step, {}).get("progress_lsn")
         return verify_table(target, c, progress_bound=c.bounds.progress,
-                            progress_target=lsn_to_int(proved) if proved else None).differences()
+                            progress_target=lsn_to_int(proved) if proved else None, sink_data=False).differences()
 
     ctx.verifier = verifier
 

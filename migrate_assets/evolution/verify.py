@@ -20,6 +20,7 @@ from migrate_assets.evolution.derive import avro_row_fields
 from migrate_assets.evolution.filters import captures_column, captures_table
 from migrate_assets.evolution.layers import DATA_LAYERS, Layer
 from migrate_assets.evolution.planner import PipelineTarget
+from migrate_assets.evolution.sink import verify_sink
 from migrate_assets.evolution.typemap import (
     LayerTypes,
     TypeMapOptions,
@@ -36,9 +37,11 @@ LAYERS = DATA_LAYERS
 class LayerVerdict:
     status: str  # consistent | drift | skipped | unreachable
     differences: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what was found when consistent (the sink's rows and lag)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "differences": list(self.differences)}
+        out: dict[str, Any] = {"status": self.status, "differences": list(self.differences)}
+        return out | ({"notes": list(self.notes)} if self.notes else {})
 
 
 @dataclass
@@ -82,10 +85,13 @@ def _compare(expected: dict[str, LayerTypes], actual: dict[str, Any], want: Call
 
 
 def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions | None = None,
-                 progress_bound: float = 20.0, progress_target: int | None = None) -> TableVerification:
+                 progress_bound: float = 20.0, progress_target: int | None = None,
+                 sink_data: bool = True) -> TableVerification:
     """`progress_target`: the LSN the slot must reach (default: the current LSN when verify starts). Inside
     an evolution run, the connector step's fresh post-DDL LSN is passed, so a slot that already proved
-    progress in this run is not made to wait for another offset flush."""
+    progress in this run is not made to wait for another offset flush. `sink_data`: wait for the pipeline's
+    named sink to bring the source's rows into Iceberg (the saga's own verify step does not wait on the sink's
+    commit interval)."""
     if not math.isfinite(progress_bound) or progress_bound < 0:  # nan never ends a wait; < 0 never waits
         raise InvalidInputError([Problem(file="<arguments>", key="progress_bound",
                                          message=f"expected a finite number of seconds >= 0, got {progress_bound!r}")])
@@ -149,6 +155,11 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
         out.layers[Layer.CONNECTOR] = LayerVerdict("skipped")
     else:
         out.layers[Layer.CONNECTOR] = _verify_connector(target, ctx, list(expected), start_lsn, progress_bound)
+    if sink_data and target.sink and ctx.connector is not None and ctx.lakehouse is not None and target.iceberg_table:
+        try:  # the named Iceberg sink: the source's rows and values read back from the table, and its lag
+            out.layers["sink"] = LayerVerdict(*verify_sink(target, ctx, list(expected), progress_bound))
+        except MigrateAssetsError as exc:
+            out.layers["sink"] = _unreachable(exc)
     return out
 
 

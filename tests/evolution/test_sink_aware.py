@@ -17,7 +17,7 @@ from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, Plan
 from migrate_assets.evolution.sink import SINK_CLASS, check_sink
 from migrate_assets.local import iceberg
 from migrate_assets.local.stack import StackInfo
-from tests.cdc import start_connector
+from tests.cdc import poll_until, start_connector
 from tests.pipeline import ADD_NOTE, Pipeline, change_file
 from tests.support import run_cli
 
@@ -113,3 +113,41 @@ def test_preflight_refuses_a_sink_that_evolves_the_table_itself(
     assert pipeline.iceberg().schema() == schema_before
     assert httpx.get(f"{pipeline.registry_url}/subjects/{pipeline.subject}/versions", timeout=10).json() == \
         versions_before
+
+
+@pytest.fixture
+def sink(pipeline: Pipeline, stack_info: StackInfo) -> Iterator[str]:
+    """An Iceberg sink that leaves the table's schema to the saga, named in the pipeline's entry."""
+    name = f"{pipeline.name}-sink"
+    cfg = iceberg.sink_connector_config(stack_info.iceberg_properties, name, pipeline.topic, pipeline.iceberg_table,
+                                        pipeline.registry_url)
+    start_connector(pipeline.connect_url, name, cfg, timeout=90)
+    pipeline.write_config(pipelines=[{**pipeline.pipeline_entry(pipeline.table), "sink": name}])
+    yield name
+    httpx.delete(f"{pipeline.connect_url}/connectors/{name}", timeout=30)
+
+
+def test_evolve_with_a_named_sink_then_verify_reads_the_new_column_back(
+    pipeline: Pipeline, sink: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ran = run_cli(capsys, "evolve", str(change_file(pipeline.tmp, ADD_NOTE)), config=pipeline.config_path,
+                  fmt="json")
+    assert ran.code == 0, ran.doc
+    with psycopg.connect(pipeline.dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO public.customers (id, name, note) VALUES (200, 'after', 'filled')")
+
+    ran = run_cli(capsys, "verify", "--progress-bound", "60", config=pipeline.config_path, fmt="json")
+    assert ran.code == 0, ran.doc
+    verdict = ran.doc["tables"][0]["layers"]["sink"]
+    assert verdict["status"] == "consistent", verdict
+    assert "holds the source's 6 rows" in verdict["notes"][0] and "note=1" in verdict["notes"][0]
+    rows = [r for r in pipeline.iceberg().scan().to_arrow().to_pylist() if r["id"] == 200]
+    assert [r["note"] for r in rows] == ["filled"]  # what verify counted is the value written after the change
+
+    # a stopped sink: verify reports its lag as drift, in rows and in values of the new column
+    httpx.put(f"{pipeline.connect_url}/connectors/{sink}/pause", timeout=10).raise_for_status()
+    poll_until(lambda: httpx.get(f"{pipeline.connect_url}/connectors/{sink}/status", timeout=10).json()
+               ["connector"]["state"] == "PAUSED", 30, "the sink paused")
+    ran = run_cli(capsys, "verify", "--progress-bound", "3", config=pipeline.config_path, fmt="json")
+    assert ran.code == 4, ran.doc
+    assert "PAUSED" in " ".join(ran.doc["tables"][0]["layers"]["sink"]["differences"])
