@@ -117,12 +117,13 @@ def cmd_expand(args: argparse.Namespace) -> Result:
 def _status_text(d: dict[str, Any]) -> str:
     out = [f"{d['table']}: phase {d['phase']}, safe to contract: {'yes' if d['safe_to_contract'] else 'no'}"]
     out.append(
-        f"  trigger {d['trigger'] or '-'}: present={d['trigger_present']} enabled={d['trigger_enabled']}"
+        f"  trigger {d['trigger'] or '-'}: {'present' if d['trigger_present'] else 'absent'}, "
+        f"{'enabled' if d['trigger_enabled'] else 'disabled'}"
     )
     out.append(f"  rows to backfill: {d['rows_to_backfill']}, mismatched rows: {_count(d['mismatched_rows'])}")
     for o in d["operations"]:
         out.append(
-            f"  [{o['index']}] {o['summary']}: expanded={o['expanded']} mismatched={_count(o['mismatched_rows'])} "
+            f"  [{o['index']}] {o['summary']}: {'expanded' if o['expanded'] else 'not expanded'}, mismatched={_count(o['mismatched_rows'])} "
             f"nulls={o['null_rows']}"
         )
     out += [f"  not safe: {r}" for r in d["reasons"]]

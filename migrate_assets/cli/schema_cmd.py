@@ -72,10 +72,15 @@ def unmanaged_text(d: dict[str, Any]) -> list[str]:
 
 def plan_markdown(d: dict[str, Any]) -> str:
     head = f"**Plan** — {len(d['changes'])} change(s), safe: {'yes' if d['safe'] else '**no**'}, fingerprint `{d['fingerprint']}`\n\n"
-    rows = [[c["table"], c["kind"], c["description"], ", ".join(c["hazards"]), "yes" if c["breaking"] else "", c["sql"]] for c in d["changes"]]
-    body = markdown_table(["table", "kind", "change", "hazards", "breaking", "sql"], rows) if rows else "_No changes._"
+    from migrate_assets.cli.output import fenced  # SQL in fenced blocks, never in a table cell (a PR comment)
+
+    rows = [[c["table"], c["kind"], c["description"], ", ".join(c["hazards"]), "yes" if c["breaking"] else ""] for c in d["changes"]]
+    body = markdown_table(["table", "kind", "change", "hazards", "breaking"], rows) if rows else "_No changes._"
+    sql = "".join(f"\n\n**{i}. {c['description']}**\n\n{fenced(c['sql'])}\n\n"
+                  + (f"inverse:\n\n{fenced(c['inverse_sql'])}" if c["inverse_sql"] else "inverse: none (not reversible)")
+                  for i, c in enumerate(d["changes"], 1))
     tail = "".join(f"\n\n**Refused:** {r}" for r in d["refusals"])
-    return head + body + tail
+    return head + body + sql + tail
 
 
 def apply_text(d: dict[str, Any]) -> str:

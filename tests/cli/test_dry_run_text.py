@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -81,6 +82,9 @@ def test_expand_dry_run_in_markdown_is_markdown_not_its_text(
     assert md.out != text.out and "**" in md.out
     assert "```sql\n" in md.out and "ALTER TABLE" in md.out
     no_sql_in_cells(md.out)
+    status = run_cli(capsys, "expand-status", cf, config=pipeline.config_path)
+    assert status.code == 0 and "trigger" in status.out, status.err
+    assert not PY_VALUES.search(status.out), status.out  # "absent, disabled", not present=False
 
 
 def test_a_result_without_a_markdown_renderer_prints_markdown(capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,3 +96,14 @@ def test_a_result_without_a_markdown_renderer_prints_markdown(capsys: pytest.Cap
     assert "- **ok**: yes" in out and "````sql\n" in out  # a fence longer than the SQL's own backticks
     no_sql_in_cells(out)
     assert fenced("a ``` b").startswith("````sql\n") and fenced("x").endswith("\n```")
+
+
+def test_plan_markdown_puts_sql_in_fenced_blocks(tmp_path: Path, fresh_dsn: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.cli.test_schema_cli import GOOD, project
+
+    cfg = project(tmp_path, fresh_dsn, {"t.yaml": GOOD})
+    code, out, _ = run_cli(capsys, "--config", cfg, "plan", "--format", "markdown")
+    assert code == 0 and "| table | kind |" in out
+    assert '```sql\nCREATE TABLE "public"."t"' in out and "```sql\nDROP TABLE" in out  # the SQL and its inverse
+    no_sql_in_cells(out)
