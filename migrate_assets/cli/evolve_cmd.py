@@ -364,7 +364,9 @@ def _probe(cfg: ProjectConfig, target: PipelineTarget, ctx: Any) -> dict[str, An
 
 
 def _verify_text(d: dict[str, Any]) -> str:
-    lines = [f"pipeline {'consistent' if d['consistent'] else 'DRIFT'}"]
+    down = any(v["status"] == "unreachable" for t in d["tables"] for v in t["layers"].values())
+    verdict = "consistent" if d["consistent"] else "NOT VERIFIED (a layer is unreachable)" if down else "DRIFT"
+    lines = [f"pipeline {verdict}"]
     for t in d["tables"]:
         lines.append(f"  {t['table']}")
         for layer, v in t["layers"].items():

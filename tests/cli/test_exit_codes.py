@@ -110,9 +110,10 @@ def test_verify_with_the_registry_unreachable_exits_1_not_drift(pipeline: Pipeli
     assert table["layers"]["source_db"]["status"] == "consistent"
     assert "unreachable" in r.err and "drift found" not in r.err
 
-    # text: the same exit code, and the layer named as unreachable, not DRIFT-free "consistent"
+    # text: the same exit code; the verdict says not verified, not DRIFT
     r = run_cli_process("verify", "--progress-bound", "5", config=pipeline.config_path, timeout=180)
     assert r.code == 1 and "schema_registry" in r.out and "unreachable" in r.out, (r.out, r.err)
+    assert "NOT VERIFIED" in r.out and "DRIFT" not in r.out
 
     pipeline.write_config()  # the registry back: consistent, exit 0
     r = run_cli_process("verify", config=pipeline.config_path, fmt="json", timeout=180)
