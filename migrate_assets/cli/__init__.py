@@ -3,6 +3,11 @@
 Each area registers its sub-commands from its own module (`stack_cmd`, `schema_cmd`, `migrations_cmd`,
 `expand_cmd`, `evolve_cmd`); this module only parses global flags, dispatches, and maps typed errors to exit
 codes (0 done, 1 runtime failure, 2 invalid input, 3 refused by a safety rule, 4 drift).
+
+Start-up is kept small: building the parser imports only argparse and the command modules, whose top level holds
+just their flags and renderers; each handler imports the engine, the config model and the clients it needs when
+it runs (`--help` and `--version` load no pydantic, psycopg, Dagster, pyiceberg or confluent-kafka;
+tests/cli/test_startup_imports.py holds this).
 """
 
 from __future__ import annotations
@@ -11,17 +16,9 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import IO
+from importlib import import_module
+from typing import IO, Any
 
-from migrate_assets.cli import (
-    evolve_cmd,
-    expand_cmd,
-    migrations_cmd,
-    pipeline_cmd,
-    runs_cmd,
-    schema_cmd,
-    stack_cmd,
-)
 from migrate_assets.cli.output import (
     FORMATS,
     SafeFormatter,
@@ -35,7 +32,8 @@ from migrate_assets.cli.output import (
 )
 from migrate_assets.errors import MigrateAssetsError, UsageError
 
-MODULES = (stack_cmd, schema_cmd, migrations_cmd, expand_cmd, evolve_cmd, runs_cmd, pipeline_cmd)
+#: the command modules, in the order their commands appear in `--help`
+MODULES = ("stack_cmd", "schema_cmd", "migrations_cmd", "expand_cmd", "evolve_cmd", "runs_cmd", "pipeline_cmd")
 
 
 class _HelpRequested(Exception):  # noqa: N818 - a signal to main, not an error
@@ -59,17 +57,50 @@ class _Parser(argparse.ArgumentParser):
         super().print_help(file)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; given the command line `argv`, only the commands named on it are built in full (the
+    others only list their name and help, which is all `--help` shows of them)."""
     parser = _Parser(prog="migrate-assets", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--config", help="path to migrate.yaml (default: $MIGRATE_ASSETS_CONFIG, ./migrate.yaml)")
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format (json is a stable contract)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     parser.add_argument("--version", action="store_true", dest="show_version", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in MODULES:
-        module.register(sub)
+    target: Any = sub if argv is None else _Outline(sub, set(argv))
+    for name in MODULES:
+        import_module(f"{__name__}.{name}").register(target)
     _accept_global_flags_anywhere(parser)
     return parser
+
+
+class _Outline:
+    """The sub-command registry given to the command modules when the command line is known.
+
+    argparse hands the rest of the line to a sub-command only when its exact name is on it, so a command whose
+    name is not there is never parsed: it gets an empty parser (its line in `--help` and in the choices of an
+    unknown-command error stay the same) and its flags and sub-commands are not built. Building every parser
+    costs more than the rest of `--help` (argparse looks up a translation for each flag).
+    """
+
+    def __init__(self, sub: argparse._SubParsersAction, words: set[str]) -> None:  # type: ignore[type-arg]
+        self._sub, self._words = sub, words
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name in self._words:
+            return self._sub.add_parser(name, **kwargs)
+        listed = {k: v for k, v in kwargs.items() if k in ("help", "aliases")}
+        self._sub.add_parser(name, add_help=False, **listed)._outline = True  # type: ignore[attr-defined]
+        return _Unbuilt()
+
+
+class _Unbuilt:
+    """Takes the calls meant for the parser of a command that is not on the command line, and builds nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._ignore
+
+    def _ignore(self, *args: Any, **kwargs: Any) -> _Unbuilt:
+        return self
 
 
 def _accept_global_flags_anywhere(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +110,8 @@ def _accept_global_flags_anywhere(parser: argparse.ArgumentParser) -> None:
         if not isinstance(action, argparse._SubParsersAction):
             continue
         for child in set(action.choices.values()):
+            if getattr(child, "_outline", False):
+                continue
             child.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
             child.add_argument("--format", choices=FORMATS, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
             child.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -87,14 +120,11 @@ def _accept_global_flags_anywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    """The package's version (`migrate_assets.__version__`, which a test holds equal to the installed
+    distribution's: reading the metadata would cost more than the rest of `--version`)."""
+    from migrate_assets import __version__
 
-    try:
-        return version("migrate-assets")
-    except PackageNotFoundError:  # pragma: no cover - run from a source tree without installing
-        from migrate_assets import __version__
-
-        return __version__
+    return __version__
 
 
 def _format_from_argv(argv: Sequence[str]) -> str:
@@ -118,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = "-v" in argv or "--verbose" in argv
     _Parser.json_help = fmt == "json"
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])

@@ -11,8 +11,6 @@ import argparse
 import math
 from collections.abc import Callable
 
-from migrate_assets.config import parse_duration
-
 #: the longest wait a flag may ask for: a day (a bigger number is a typo, not a plan)
 MAX_SECONDS = 86_400.0
 
@@ -31,6 +29,8 @@ def count(minimum: int = 1, maximum: int = 2**31 - 1) -> Callable[[str], int]:
 
 def seconds(text: str) -> float:
     """A finite, non-negative duration: `20`, `2.5`, `500ms`, `1.5s`, `2m` (at most a day)."""
+    from migrate_assets.config import parse_duration  # the config model loads only when the flag is given
+
     try:
         value = parse_duration(text)
     except ValueError:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migrate_assets.cli import argtypes
+from migrate_assets.cli.lazy import load_config
 from migrate_assets.cli.output import Result, markdown_table
-from migrate_assets.config import ProjectConfig, load_config
-from migrate_assets.expand import runner
-from migrate_assets.expand.backfill import Progress
-from migrate_assets.expand.ops import ChangeSet
-from migrate_assets.resources import database
+
+if TYPE_CHECKING:  # the expand engine and the database layer load when a command runs, not for `--help`
+    from migrate_assets.config import ProjectConfig
+    from migrate_assets.expand import runner
+    from migrate_assets.expand.backfill import Progress
+    from migrate_assets.expand.ops import ChangeSet
 
 #: how these commands' sessions show in pg_stat_activity
 APPLICATION_NAME = "migrate-assets expand"
@@ -51,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _setup(args: argparse.Namespace) -> tuple[ProjectConfig, ChangeSet, runner.Options]:
+    from migrate_assets.resources import database
+
     cfg = load_config(args.config)
     change = database.read_change(cfg, args.change_file)
     return cfg, change, database.expand_options(cfg, getattr(args, "batch_size", None),
@@ -104,6 +108,8 @@ def _expand_text(d: dict[str, Any]) -> str:
 
 
 def cmd_expand(args: argparse.Namespace) -> Result:
+    from migrate_assets.resources import database
+
     cfg, change, opts = _setup(args)
     printer = _ProgressPrinter()
     with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn:
@@ -148,6 +154,9 @@ def _status_md(d: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> Result:
+    from migrate_assets.expand import runner
+    from migrate_assets.resources import database
+
     cfg, change, opts = _setup(args)
     with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=True) as conn:
         st = runner.status(conn, change, opts)
@@ -162,6 +171,9 @@ def _simple_text(d: dict[str, Any]) -> str:
 
 
 def cmd_contract(args: argparse.Namespace) -> Result:
+    from migrate_assets.expand import runner
+    from migrate_assets.resources import database
+
     cfg, change, opts = _setup(args)
     with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn:
         data = runner.contract(conn, change, opts, force=args.force, dry_run=args.dry_run)
@@ -169,6 +181,9 @@ def cmd_contract(args: argparse.Namespace) -> Result:
 
 
 def cmd_abort(args: argparse.Namespace) -> Result:
+    from migrate_assets.expand import runner
+    from migrate_assets.resources import database
+
     cfg, change, opts = _setup(args)
     with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn:
         data = runner.abort(conn, change, opts, dry_run=args.dry_run)

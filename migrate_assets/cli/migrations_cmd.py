@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migrate_assets.cli import argtypes
+from migrate_assets.cli.lazy import load_config
 from migrate_assets.cli.output import Result, markdown_table
-from migrate_assets.config import load_config
 from migrate_assets.errors import UsageError
-from migrate_assets.resources import database
-from migrate_assets.versioned import MigrationRunner, RunReport, Step, status_dict
+
+if TYPE_CHECKING:  # the runner and the database layer load when a sub-command runs, not for `--help`
+    from migrate_assets.versioned import MigrationRunner, RunReport, Step
 
 #: a migration version on the command line: digits only, within bigint
 _version = argtypes.count(0, 2**63 - 1)
@@ -74,6 +75,8 @@ def _progress(step: Step) -> None:
 
 
 def runner_from_args(args: argparse.Namespace) -> MigrationRunner:
+    from migrate_assets.resources import database
+
     return database.migration_runner(load_config(args.config), on_step=_progress if sys.stderr.isatty() else None)
 
 
@@ -81,6 +84,8 @@ def runner_from_args(args: argparse.Namespace) -> MigrationRunner:
 
 
 def _status(args: argparse.Namespace) -> Result:
+    from migrate_assets.versioned import status_dict
+
     return Result(status_dict(runner_from_args(args).status()), text=_status_text, markdown=_status_markdown)
 
 

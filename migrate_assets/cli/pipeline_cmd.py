@@ -7,8 +7,8 @@ import argparse
 import sys
 from typing import Any
 
+from migrate_assets.cli.lazy import load_config
 from migrate_assets.cli.output import Result, markdown_table, safe_text
-from migrate_assets.config import load_config
 
 EXAMPLES = """examples:
   migrate-assets pipeline add public.customers

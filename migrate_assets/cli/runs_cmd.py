@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from psycopg import sql
-
+from migrate_assets.cli.lazy import load_config
 from migrate_assets.cli.output import Result, markdown_table, safe_text
-from migrate_assets.config import load_config
 from migrate_assets.errors import InvalidInputError, LayerUnreachableError, Problem
 
 #: what to run next for a run in this stored status
@@ -23,6 +21,9 @@ NEXT = {
     "failed": "evolve --rollback {id}",
     "rollback_failed": "evolve --rollback {id}",
 }
+
+if TYPE_CHECKING:  # psycopg loads when a handler runs, not for `--help`
+    from psycopg import sql
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -42,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _rows(dsn: str, schema: str, where: sql.Composable, params: tuple[Any, ...], limit: int) -> list[dict[str, Any]]:
     import psycopg
+    from psycopg import sql
 
     from migrate_assets.evolution.store import TABLE
 
@@ -77,6 +79,8 @@ def _summary(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_list(args: argparse.Namespace) -> Result:
+    from psycopg import sql
+
     cfg = load_config(args.config)
     if args.limit < 1:
         raise InvalidInputError([Problem(file="<command line>", key="--limit", message="must be at least 1")])
@@ -90,6 +94,8 @@ def run_list(args: argparse.Namespace) -> Result:
 
 
 def run_show(args: argparse.Namespace) -> Result:
+    from psycopg import sql
+
     cfg = load_config(args.config)
     rows = _rows(cfg.database.dsn, cfg.database.schema_, sql.SQL("starts_with(run_id, %s)"), (args.run,), 2)
     exact = [r for r in rows if r["run_id"] == args.run]

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from migrate_assets.cli.lazy import load_config
 from migrate_assets.cli.output import Result, markdown_table
-from migrate_assets.config import load_config
 from migrate_assets.errors import (
     InvalidInputError,
     PlanMismatchError,
@@ -23,9 +23,9 @@ from migrate_assets.errors import (
     StalePlanError,
     UsageError,
 )
-from migrate_assets.resources import database
-from migrate_assets.schema.plan import Plan
-from migrate_assets.schema.planner import build_plan, live_tables, scope_fingerprint
+
+if TYPE_CHECKING:  # the planner and the database layer load when `plan` or `apply` runs, not for `--help`
+    from migrate_assets.schema.plan import Plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -107,6 +107,8 @@ def apply_markdown(d: dict[str, Any]) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> Result:
+    from migrate_assets.resources import database
+
     plan = database.schema_plan(load_config(args.config), args.table, args.allow_drop_table)
     data = plan.to_dict()
     code = 4 if args.check and not plan.empty else 0
@@ -114,6 +116,8 @@ def cmd_plan(args: argparse.Namespace) -> Result:
 
 
 def _load_stored(path: str) -> Plan:
+    from migrate_assets.schema.plan import Plan
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -140,6 +144,9 @@ def _approve(plan: Plan) -> None:
 
 
 def cmd_apply(args: argparse.Namespace) -> Result:
+    from migrate_assets.resources import database
+    from migrate_assets.schema.planner import build_plan, live_tables, scope_fingerprint
+
     cfg = load_config(args.config)
     stored = _load_stored(args.plan) if args.plan else None
     desired = database.specs(cfg)
