@@ -15,7 +15,7 @@ from migrate_assets import errors
 from migrate_assets.cli import main
 from migrate_assets.cli.evolve_cmd import _verify_exit
 from migrate_assets.local.procs import free_port
-from tests.pipeline import Pipeline
+from tests.pipeline import Pipeline, change_file
 from tests.support import run_cli_process
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
@@ -114,6 +114,13 @@ def test_verify_with_the_registry_unreachable_exits_1_not_drift(pipeline: Pipeli
     r = run_cli_process("verify", "--progress-bound", "5", config=pipeline.config_path, timeout=180)
     assert r.code == 1 and "schema_registry" in r.out and "unreachable" in r.out, (r.out, r.err)
     assert "NOT VERIFIED" in r.out and "DRIFT" not in r.out
+
+    # evolve: pre-flight cannot read the registry, so nothing is planned: exit 1, never 4 or 3
+    cf = change_file(pipeline.tmp, "table: public.customers\noperations:\n"
+                                   "  - add_column: {name: note, type: text, nullable: true}\n")
+    r = run_cli_process("evolve", str(cf), "--dry-run", config=pipeline.config_path, fmt="json", timeout=180)
+    assert r.code == 1, (r.code, r.out, r.err)
+    assert json.loads(r.out)["exit_code"] == 1
 
     pipeline.write_config()  # the registry back: consistent, exit 0
     r = run_cli_process("verify", config=pipeline.config_path, fmt="json", timeout=180)
