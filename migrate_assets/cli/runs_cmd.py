@@ -7,7 +7,6 @@ steps, timings and errors. Nothing here writes: a database without the run table
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from migrate_assets.cli.lazy import load_config
@@ -23,6 +22,8 @@ NEXT = {
 }
 
 if TYPE_CHECKING:  # psycopg loads when a handler runs, not for `--help`
+    from datetime import datetime
+
     from psycopg import sql
 
 
