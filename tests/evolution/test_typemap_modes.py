@@ -25,7 +25,7 @@ from migrate_assets.evolution.typemap import TypeMapOptions, map_type
 from migrate_assets.evolution.verify import verify_table
 from migrate_assets.expand.changefile import parse_change_text
 from tests.cdc import poll_until
-from tests.evolution.fakes import FakeConnector, FakeLakehouse, FakeSource, World, world
+from tests.evolution.memory_stack import World, world
 from tests.pipeline import PipelineFactory, change_file
 from tests.support import run_cli
 
@@ -62,9 +62,7 @@ def test_time_in_adaptive_time_microseconds_mode_is_always_micro_time() -> None:
 
 def _world(config: dict[str, str]) -> World:
     w = world()
-    conn = w.ctx.connector
-    assert isinstance(conn, FakeConnector)
-    conn.configs["c"] = dict(config)  # every column captured
+    w.stack.connector.connectors["c"].config = dict(config)  # every column captured
     return w
 
 
@@ -96,12 +94,13 @@ def test_preflight_refuses_a_connector_mode_it_does_not_model() -> None:
 
 def test_verify_reads_the_mode_of_the_connector() -> None:
     w = _world({"decimal.handling.mode": "string"})
-    src, lake, reg = w.ctx.source, w.ctx.lakehouse, w.ctx.registry
-    assert isinstance(src, FakeSource) and isinstance(lake, FakeLakehouse) and reg is not None
-    src.cols["public.customers"].append(SourceColumn("ratio", "numeric", True))
+    src, lake, reg = w.stack.source, w.stack.lakehouse, w.stack.registry
+    src.tables["public.customers"].append(SourceColumn("ratio", "numeric", True))
     reg.register(TARGET.subject or "", json.dumps({"type": "record", "name": "v", "fields": [
         {"name": "id", "type": "int"}, {"name": "ratio", "type": ["null", "string"], "default": None}]}))
-    lake.apply("ns.customers", (IcebergOp("add_column", "ratio", "string"),), lake.current["ns.customers"].schema_id)
+    current = lake.state("ns.customers")
+    assert current is not None
+    lake.apply("ns.customers", (IcebergOp("add_column", "ratio", "string"),), current.schema_id)
     res = verify_table(TARGET, w.ctx, progress_bound=1.0)
     assert res.consistent, res.differences()
     # the same layers read with the default (precise) map: plain numeric has no mapping → drift

@@ -14,12 +14,12 @@ import pytest
 from migrate_assets.errors import SafetyRefusal
 from migrate_assets.evolution.actions import RunContext
 from migrate_assets.evolution.layers import SourceColumn
+from migrate_assets.evolution.memory import MemorySource
 from migrate_assets.evolution.planner import PipelineTarget, Policy
 from migrate_assets.evolution.preflight import preflight
 from migrate_assets.expand.changefile import parse_change_text
 from migrate_assets.resources import SchemaRegistryAdapter
 from tests.conftest import Service
-from tests.evolution.fakes import FakeSource, Faults
 
 ROW = {"type": "record", "name": "Value", "namespace": "p.public.customers",
        "fields": [{"name": "id", "type": "int"}]}
@@ -41,7 +41,7 @@ def _post(url: str, subject: str, body: dict[str, object]) -> int:
 
 
 def _preflight(registry: SchemaRegistryAdapter, subject: str) -> object:
-    source = FakeSource(Faults(), [SourceColumn("id", "integer", False)])
+    source = MemorySource({"public.customers": [SourceColumn("id", "integer", False)]})
     ctx = RunContext(source=source, registry=registry)
     change = parse_change_text(CHANGE, "c.yaml")
     return preflight(change, PipelineTarget("public.customers", None, subject), ctx, Policy())
