@@ -4,8 +4,12 @@ read a table's columns."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -60,6 +64,35 @@ def run_cli_process(*args: str, config: str | Path | None = None, fmt: str | Non
     r = subprocess.run(cli_argv(*args, config=config, fmt=fmt, entry_point=entry_point), capture_output=True,
                        text=True, env=env, timeout=timeout)
     return CliResult(r.returncode, r.stdout, r.stderr)
+
+
+def run_on_terminal(argv: list[str], *, terminal: tuple[str, ...], env: Mapping[str, str] | None = None,
+                    answer: tuple[bytes, str] | None = None, timeout: float = 60) -> tuple[int, str]:
+    """Run `argv` with the streams named in `terminal` ("stdin", "stdout", "stderr") on one pseudo-terminal and
+    the others on /dev/null; type `answer[1]` once `answer[0]` shows. The exit code and what the terminal showed."""
+    master, slave = pty.openpty()
+    streams = {name: slave if name in terminal else subprocess.DEVNULL for name in ("stdin", "stdout", "stderr")}
+    proc = subprocess.Popen(argv, env=env, **streams)  # type: ignore[call-overload]
+    os.close(slave)
+    shown, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed: the process ended
+                break
+            if not chunk:
+                break
+            shown += chunk
+        if answer is not None and answer[0] in shown:
+            os.write(master, answer[1].encode() + b"\n")
+            answer = None
+        if proc.poll() is not None and not ready:
+            break
+    code = proc.wait(timeout=timeout)
+    os.close(master)
+    return code, shown.decode(errors="replace")
 
 
 def _database_sql(admin_dsn: str, statement: str, name: str) -> None:

@@ -3,18 +3,13 @@ plan and applies only on `yes`; without a terminal it refuses unless `--auto-app
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import subprocess
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.cli.test_schema_cli import GOOD, project
-from tests.support import cli_argv, run_cli
+from tests.support import cli_argv, run_cli, run_on_terminal
 
 
 def _table_exists(dsn: str) -> bool:
@@ -23,32 +18,9 @@ def _table_exists(dsn: str) -> bool:
 
 
 def _on_a_terminal(cfg: str, answer: str) -> tuple[int, str]:
-    """Run `apply` with stdin and stderr on a pseudo-terminal, answer the prompt once it shows, return the exit
-    code and what the terminal showed."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(cli_argv("apply", config=cfg), stdin=slave, stderr=slave, stdout=subprocess.PIPE)
-    os.close(slave)
-    shown = b""
-    deadline = time.monotonic() + 60
-    answered = False
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the terminal closed: the process ended
-                break
-            if not chunk:
-                break
-            shown += chunk
-        if not answered and b"Type 'yes' to apply" in shown:
-            os.write(master, answer.encode() + b"\n")
-            answered = True
-        if proc.poll() is not None and not ready:
-            break
-    code = proc.wait(timeout=60)
-    os.close(master)
-    return code, shown.decode(errors="replace")
+    """`apply` with stdin and stderr on a pseudo-terminal, answering the prompt once it shows."""
+    return run_on_terminal(cli_argv("apply", config=cfg), terminal=("stdin", "stderr"),
+                           answer=(b"Type 'yes' to apply", answer))
 
 
 def test_without_a_terminal_apply_needs_auto_approve(tmp_path: Path, fresh_dsn: str,

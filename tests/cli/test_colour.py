@@ -13,27 +13,13 @@ import pytest
 
 from migrate_assets.cli.style import RED, RESET, colourise
 from tests.cli.test_schema_cli import project
-from tests.support import cli_argv
+from tests.support import cli_argv, run_on_terminal
 
 SPEC = "table: t\ncolumns:\n  - {name: id, type: integer, primary_key: true}\n"  # drops `email`: breaking
 
 
 def _plan_on_a_terminal(cfg: str, env: dict[str, str]) -> str:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(cli_argv("plan", config=cfg), stdout=slave, stderr=subprocess.DEVNULL, env=env)
-    os.close(slave)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # the terminal closed: the process ended
-            break
-        if not chunk:
-            break
-        out += chunk
-    proc.wait(timeout=60)
-    os.close(master)
-    return out.decode(errors="replace")
+    return run_on_terminal(cli_argv("plan", config=cfg), terminal=("stdout",), env=env)[1]
 
 
 def test_verdicts_coloured_on_a_terminal_only(tmp_path: Path, fresh_dsn: str) -> None:
