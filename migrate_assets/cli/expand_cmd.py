@@ -3,24 +3,23 @@
 The JSON of `expand-status` is a documented contract:
 `{"table", "operations": [...], "rows_to_backfill", "mismatched_rows", "safe_to_contract", ...}`;
 `mismatched_rows` is null (text: "not checked") when an `up` calls a volatile function and was not evaluated.
-Progress of the backfill goes to stderr: one updating line on a terminal, a line every few seconds otherwise.
+Progress of the backfill goes to stderr (cli/progress.py): one updating line with rate and ETA on a terminal,
+cleared before each log line; otherwise one summary line at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 from migrate_assets.cli import argtypes
 from migrate_assets.cli.lazy import load_config
 from migrate_assets.cli.output import Result, markdown_table
+from migrate_assets.cli.progress import ProgressLine
 
 if TYPE_CHECKING:  # the expand engine and the database layer load when a command runs, not for `--help`
     from migrate_assets.config import ProjectConfig
     from migrate_assets.expand import runner
-    from migrate_assets.expand.backfill import Progress
     from migrate_assets.expand.ops import ChangeSet
 
 #: how these commands' sessions show in pg_stat_activity
@@ -61,28 +60,6 @@ def _setup(args: argparse.Namespace) -> tuple[ProjectConfig, ChangeSet, runner.O
                                                 getattr(args, "batch_delay", 0.0))
 
 
-class _ProgressPrinter:
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-
-    def __call__(self, p: Progress) -> None:
-        line = (
-            f"backfill: {p.rows_done}/{p.rows_total} rows ({100 * p.fraction:.1f}%), "
-            f"{p.rows_per_second:,.0f} rows/s, {p.rows_updated} updated"
-        )
-        now = time.monotonic()
-        if self.tty:
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif now - self.last >= 2.0 or p.rows_done >= p.rows_total:
-            print(line, file=sys.stderr, flush=True)
-        self.last = now
-
-    def done(self) -> None:
-        if self.tty and self.last:
-            print(file=sys.stderr)
-
-
 def _sql_text(d: dict[str, Any]) -> str:
     return "\n".join(d.get("sql", []))
 
@@ -111,12 +88,9 @@ def cmd_expand(args: argparse.Namespace) -> Result:
     from migrate_assets.resources import database
 
     cfg, change, opts = _setup(args)
-    printer = _ProgressPrinter()
-    with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn:
-        try:
-            data = database.expand(conn, cfg, change, opts, dry_run=args.dry_run, on_progress=printer)
-        finally:
-            printer.done()
+    with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn, \
+            ProgressLine("backfill") as line:  # on a terminal only; log lines clear it first
+        data = database.expand(conn, cfg, change, opts, dry_run=args.dry_run, on_progress=line)
     return Result(data=data, text=_expand_text)  # warnings are in the document and logged by the runner
 
 

@@ -284,6 +284,8 @@ def run_backfill(
         raise TransientError(f"backfill batch of {qualified} kept failing: {exc}") from exc
 
     try:
+        if on_progress:  # the starting point: a progress line measures its rate and ETA from here
+            on_progress(Progress(done, total, updated, 0.0, batches))
         while cursor != maxkey:
             n_upd, n_seen, new_cursor = retry_postgres(
                 batch,
