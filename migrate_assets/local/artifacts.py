@@ -160,29 +160,38 @@ def _apt_install(packages: list[str], part: str) -> None:
         raise StackError(part, f"apt-get install {' '.join(packages)} failed", (r.stdout + r.stderr)[-2000:])
 
 
+def _installed(tool: str, package: str, part: str) -> str:
+    """The path of `tool`, installing Debian's `package` when it is missing."""
+    found = shutil.which(tool)
+    if found:
+        return found
+    _apt_install([package], part)
+    found = shutil.which(tool)
+    if not found:
+        raise StackError(part, f"{tool} not found after installing {package}")
+    return found
+
+
 def java_binary() -> str:
     java_home = os.environ.get("JAVA_HOME")
     if java_home and Path(java_home, "bin", "java").exists():
         return str(Path(java_home, "bin", "java"))
-    found = shutil.which("java")
-    if found:
-        return found
-    _apt_install(["openjdk-17-jre-headless"], "kafka-connect")
-    found = shutil.which("java")
-    if not found:
-        raise StackError("kafka-connect", "java not found after installing openjdk-17-jre-headless")
-    return found
+    return _installed("java", "openjdk-17-jre-headless", "kafka-connect")
 
 
 def _mvn_binary() -> str:
-    found = shutil.which("mvn")
-    if found:
-        return found
-    _apt_install(["maven"], "artifacts")
-    found = shutil.which("mvn")
-    if not found:
-        raise StackError("artifacts", "mvn not found after installing maven")
-    return found
+    return _installed("mvn", "maven", "artifacts")
+
+
+def log4j2_properties(levels: dict[str, str]) -> str:
+    """A log4j2 config for a Kafka JVM: INFO to stdout, with `levels` (logger name -> level) overriding it.
+    Kafka logs through log4j2 and prints errors only without a config."""
+    lines = ["rootLogger.level = INFO", "rootLogger.appenderRef.stdout.ref = STDOUT",
+             "appender.stdout.type = Console", "appender.stdout.name = STDOUT",
+             "appender.stdout.layout.type = PatternLayout", "appender.stdout.layout.pattern = [%d] %p %m (%c)%n"]
+    for n, (logger, level) in enumerate(levels.items()):
+        lines += [f"logger.l{n}.name = {logger}", f"logger.l{n}.level = {level}"]
+    return "\n".join(lines) + "\n"
 
 
 def bundle_dir(bundle: Bundle) -> Path:

@@ -20,20 +20,8 @@ from migrate_assets.local import artifacts, procs
 PART = "broker"
 JVM_FLAGS = ("-Xms64m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true")
 
-LOG4J2 = (
-    "rootLogger.level = INFO\n"
-    "rootLogger.appenderRef.stdout.ref = STDOUT\n"
-    "appender.stdout.type = Console\n"
-    "appender.stdout.name = STDOUT\n"
-    "appender.stdout.layout.type = PatternLayout\n"
-    "appender.stdout.layout.pattern = [%d] %p %m (%c)%n\n"
-    "logger.kafka.name = kafka\n"
-    "logger.kafka.level = WARN\n"
-    "logger.apache.name = org.apache.kafka\n"
-    "logger.apache.level = WARN\n"
-    "logger.started.name = kafka.server.KafkaRaftServer\n"
-    "logger.started.level = INFO\n"
-)
+LOG4J2 = artifacts.log4j2_properties({"kafka": "WARN", "org.apache.kafka": "WARN",
+                                      "kafka.server.KafkaRaftServer": "INFO"})
 
 
 def server_properties(data: Path, port: int, controller_port: int) -> str:

@@ -90,18 +90,8 @@ def start(
     )
     # Kafka logs through log4j2: without a config it prints errors only
     log4j = root / "connect-log4j2.properties"
-    log4j.write_text(
-        "rootLogger.level = INFO\n"
-        "rootLogger.appenderRef.stdout.ref = STDOUT\n"
-        "appender.stdout.type = Console\n"
-        "appender.stdout.name = STDOUT\n"
-        "appender.stdout.layout.type = PatternLayout\n"
-        "appender.stdout.layout.pattern = [%d] %p %m (%c)%n\n"
-        "logger.clients.name = org.apache.kafka.clients\n"
-        "logger.clients.level = WARN\n"
-        "logger.reflections.name = org.reflections\n"
-        "logger.reflections.level = ERROR\n"
-    )
+    log4j.write_text(artifacts.log4j2_properties({"org.apache.kafka.clients": "WARN",
+                                                  "org.reflections": "ERROR"}))
     argv = [
         java, *JVM_FLAGS,
         f"-Dlog4j2.configurationFile={log4j}",
