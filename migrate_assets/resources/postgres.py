@@ -160,13 +160,8 @@ class PostgresSource:
         """`count(*)` of the table, or `count(column)` (its non-null values); 0 when either is absent."""
         schema, name = self._key(table)
         with self.connect() as conn:
-            cols = conn.execute(
-                "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
-                [schema, name],
-            ).fetchall()
-            if not cols or (column is not None and column not in {r[0] for r in cols}):
+            cols = _column_types(conn, schema, name)
+            if not cols or (column is not None and column not in cols):
                 return 0
             what = sql.SQL("count(*)") if column is None else sql.SQL("count({})").format(sql.Identifier(column))
             row = conn.execute(
@@ -181,17 +176,12 @@ class PostgresSource:
         would fail on it too, changing nothing). `type_sql`/`using_sql` come from a stored plan's own statements."""
         schema, name = self._key(table)
         with self.connect() as conn:
-            row = conn.execute(
-                "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s "
-                "AND a.attname = %s AND a.attnum > 0 AND NOT a.attisdropped",
-                [schema, name, column],
-            ).fetchone()
-            if row is None:
+            current = _column_types(conn, schema, name).get(column)
+            if current is None:
                 return 0
             query = sql.SQL("SELECT count(*) FROM {} WHERE {} IS DISTINCT FROM CAST(CAST(({}) AS {}) AS {})").format(
                 sql.Identifier(schema, name), sql.Identifier(column), sql.SQL(using_sql),  # type: ignore[arg-type]
-                sql.SQL(type_sql), sql.SQL(row[0]))  # type: ignore[arg-type]
+                sql.SQL(type_sql), sql.SQL(current))  # type: ignore[arg-type]
             counted = conn.execute(query).fetchone()
         return int(counted[0]) if counted else 0
 
@@ -229,6 +219,17 @@ class PostgresSource:
         """
         with self.connect() as conn:
             conn.execute("SELECT pg_logical_emit_message(true, %s, 'heartbeat')", [HEARTBEAT_PREFIX])
+
+
+def _column_types(conn: psycopg.Connection, schema: str, name: str) -> dict[str, str]:
+    """The live columns of `schema.name` with their types as `format_type` spells them (none when absent)."""
+    rows = conn.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+        [schema, name],
+    ).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 def _first_line(exc: BaseException) -> str:
