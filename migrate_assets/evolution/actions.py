@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from migrate_assets.errors import (
     DataLoss,
@@ -37,6 +37,19 @@ from migrate_assets.evolution.layers import (
     SourceLayer,
     int_to_lsn,
 )
+from migrate_assets.evolution.results import (
+    UNDO_WAITS,
+    ConnectorSynced,
+    DdlApplied,
+    IcebergReverted,
+    IcebergTableCreated,
+    IcebergTableDropped,
+    IcebergUpdated,
+    SchemaRegistered,
+    StepResult,
+    Verified,
+    VersionDeleted,
+)
 
 
 class LayerNotConfigured(RuntimeFailure):
@@ -55,6 +68,10 @@ class DriftDetected(RuntimeFailure):
         super().__init__("verify found drift: " + "; ".join(differences))
 
 
+L = TypeVar("L")
+R = TypeVar("R", bound=StepResult)
+
+
 @dataclass
 class Bounds:
     """How long the connector step may wait (seconds)."""
@@ -71,49 +88,87 @@ class RunContext:
     lakehouse: LakehouseLayer | None = None
     connector: ConnectorLayer | None = None
     bounds: Bounds = field(default_factory=Bounds)
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the result of each step done so far in this run, by step id
+    results: dict[str, StepResult] = field(default_factory=dict)
     log: Callable[[str], None] = lambda _msg: None
-    verifier: Callable[[Any, RunContext], list[str]] | None = None
+    verifier: Callable[[str, RunContext], list[str]] | None = None
     resuming: bool = False
     #: the connector's replication slot, when the plan has a connector step (compensation drains through it)
     slot: str | None = None
     #: an undo may drop columns that hold values and delete rows (`--allow-data-loss`); refused otherwise
     allow_data_loss: bool = False
+    #: the source's WAL position when this process got the exclusive evolution layer lock (`app.fanout`): a
+    #: connector restart waits for the slot to pass it too (another table's DDL committed before the lock)
+    lock_lsn: int | None = None
 
-    def need(self, layer: str) -> Any:
-        layers: dict[str, Any] = {Layer.SCHEMA_REGISTRY: self.registry, Layer.LAKEHOUSE: self.lakehouse,
-                                  Layer.CONNECTOR: self.connector}
-        obj = layers.get(layer)
-        if obj is None:
-            raise LayerNotConfigured(f"{layer} is not configured")
-        return obj
+    def require_registry(self) -> RegistryLayer:
+        return self._configured(self.registry, Layer.SCHEMA_REGISTRY)
+
+    def require_lakehouse(self) -> LakehouseLayer:
+        return self._configured(self.lakehouse, Layer.LAKEHOUSE)
+
+    def require_connector(self) -> ConnectorLayer:
+        return self._configured(self.connector, Layer.CONNECTOR)
+
+    @staticmethod
+    def _configured(layer: L | None, name: Layer) -> L:
+        if layer is None:
+            raise LayerNotConfigured(f"{name} is not configured")
+        return layer
+
+    def result(self, step_id: str, kind: type[R]) -> R | None:
+        """The result of step `step_id` in this run, when it is done and of type `kind`."""
+        found = self.results.get(step_id)
+        return found if isinstance(found, kind) else None
 
     def latest_ddl_lsn(self) -> int | None:
-        lsns = [r["commit_lsn"] for r in self.results.values() if r.get("commit_lsn")]
+        """The highest commit LSN of this run's DDL (and of the layer lock's LSN, when held)."""
+        lsns = [r.commit_lsn for r in self.results.values() if isinstance(r, DdlApplied) and r.commit_lsn]
+        if self.lock_lsn:
+            lsns.append(self.lock_lsn)
         return max(lsns) if lsns else None
 
 
-ACTIONS: dict[str, type[Action]] = {}
+ACTIONS: dict[str, type[Action[Any]]] = {}
 
 
 @dataclass(frozen=True)
-class Action:
+class Action(Generic[R]):
+    """A step's executable action; `R` is the type of what `run` and `probe` report (`evolution.results`)."""
+
     kind: ClassVar[str] = "action"
     layer: ClassVar[str] = ""
+    result_type: ClassVar[type[StepResult]] = StepResult
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         ACTIONS[cls.kind] = cls
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
+    def run(self, ctx: RunContext) -> R:
         raise NotImplementedError
 
-    def inverse(self, result: dict[str, Any]) -> Action | None:
+    def inverse(self, result: R) -> Action[Any] | None:
         return None
 
-    def probe(self, ctx: RunContext) -> dict[str, Any] | None:
+    def probe(self, ctx: RunContext) -> R | None:
         """After a crash mid-step: the result if the forward effect is in the layer, else None."""
         return None
+
+    def read_result(self, stored: Mapping[str, Any]) -> R:
+        """A result of this action from its stored JSON form (the run record's `result`)."""
+        return cast(R, self.result_type.from_dict(stored))
+
+    def inverse_of(self, stored: Mapping[str, Any]) -> Action[Any] | None:
+        """The undo of a done step, from the result its run record stores."""
+        return self.inverse(self.read_result(stored))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Action[Any]:
+        """The action from its stored fields (lists read back as tuples)."""
+        for k, v in data.items():
+            if isinstance(v, list):
+                data[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+        return cls(**data)
 
     @property
     def reversible(self) -> bool:
@@ -133,7 +188,7 @@ class Action:
         return {"kind": self.kind, **_json_shaped(asdict(self))}
 
 
-def refuse_losses(action: Action, ctx: RunContext) -> None:
+def refuse_losses(action: Action[Any], ctx: RunContext) -> None:
     """Raise DataLossRefused when running `action` now would lose data and the context does not allow it."""
     if not ctx.allow_data_loss:
         found = action.losses(ctx)
@@ -149,14 +204,10 @@ def _json_shaped(value: Any) -> Any:
     return value
 
 
-def action_from_dict(data: dict[str, Any]) -> Action:
+def action_from_dict(data: dict[str, Any]) -> Action[Any]:
     cls = ACTIONS[data["kind"]]
     names = {f.name for f in fields(cls)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    for k, v in kwargs.items():
-        if isinstance(v, list):
-            kwargs[k] = tuple(tuple(x) if isinstance(x, list) else x for x in v)
-    return cls(**kwargs)
+    return cls.from_json({k: v for k, v in data.items() if k in names})
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -165,15 +216,16 @@ def action_from_dict(data: dict[str, Any]) -> Action:
 
 
 @dataclass(frozen=True)
-class RegisterSchema(Action):
+class RegisterSchema(Action[SchemaRegistered]):
     kind: ClassVar[str] = "register_schema"
     layer: ClassVar[str] = Layer.SCHEMA_REGISTRY
+    result_type: ClassVar[type[StepResult]] = SchemaRegistered
     subject: str
     schema: str
     expected_version: int | None  # latest version when planned (precondition)
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        reg: RegistryLayer = ctx.need(Layer.SCHEMA_REGISTRY)
+    def run(self, ctx: RunContext) -> SchemaRegistered:
+        reg = ctx.require_registry()
         latest = reg.latest(self.subject)
         current = latest.version if latest else None
         if current != self.expected_version and not (latest and latest.schema == self.schema):
@@ -183,51 +235,52 @@ class RegisterSchema(Action):
         if not check.compatible:
             raise IncompatibleSchemaError(self.subject, check.level, check.messages)
         out = reg.register(self.subject, self.schema)
-        return {"version": out.version, "id": out.schema_id, "created": out.version not in before}
+        return SchemaRegistered(out.version, out.schema_id, created=out.version not in before)
 
-    def inverse(self, result: dict[str, Any]) -> Action | None:
-        if not result.get("created"):
+    def inverse(self, result: SchemaRegistered) -> Action[Any] | None:
+        if not result.created:
             return None
-        return SoftDeleteVersion(subject=self.subject, version=int(result["version"]))
+        return SoftDeleteVersion(subject=self.subject, version=result.version)
 
-    def probe(self, ctx: RunContext) -> dict[str, Any] | None:
-        latest = ctx.need(Layer.SCHEMA_REGISTRY).latest(self.subject)
+    def probe(self, ctx: RunContext) -> SchemaRegistered | None:
+        latest = ctx.require_registry().latest(self.subject)
         if latest is None or latest.version == self.expected_version:
             return None
         same = json.loads(latest.schema) == json.loads(self.schema)
-        return {"version": latest.version, "id": latest.schema_id, "created": True} if same else None
+        return SchemaRegistered(latest.version, latest.schema_id, created=True) if same else None
 
     def describe(self) -> str:
         return f"register new schema under {self.subject} (after v{self.expected_version})"
 
 
 @dataclass(frozen=True)
-class SoftDeleteVersion(Action):
+class SoftDeleteVersion(Action[VersionDeleted]):
     kind: ClassVar[str] = "soft_delete_version"
     layer: ClassVar[str] = Layer.SCHEMA_REGISTRY
+    result_type: ClassVar[type[StepResult]] = VersionDeleted
     subject: str
     version: int
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        reg: RegistryLayer = ctx.need(Layer.SCHEMA_REGISTRY)
+    def run(self, ctx: RunContext) -> VersionDeleted:
+        reg = ctx.require_registry()
         latest = reg.latest(self.subject)
         if latest is None or self.version not in reg.versions(self.subject):
-            return {"deleted": False, "reason": "already gone"}
+            return VersionDeleted(False, "already gone")
         if latest.version != self.version:
             # a later version exists: producers (the converter) already moved on; deleting ours would lie
-            return {"deleted": False, "reason": f"not undoable: v{latest.version} was registered after v{self.version}"}
+            return VersionDeleted(False, f"not undoable: v{latest.version} was registered after v{self.version}")
         if ctx.slot and ctx.latest_ddl_lsn() is not None:
             # rows written while the source had the new shape still need this schema when the connector emits
             # them: deleting it first makes the converter register it again as a new version, so let the
             # connector drain past the inverse DDL (compensated before us) and only then delete
             try:
                 wait_slot(ctx, ctx.slot, ctx.source.current_lsn(), ctx.bounds.slot_catch_up,
-                          "the rows written in the new shape")
+                          "the rows written in the new shape", streamed=True)
             except TransientError as exc:
-                return {"deleted": False, "reason": f"not undoable yet: the connector has not emitted the rows "
-                                                    f"written in the new shape ({exc})"}
+                return VersionDeleted(False, f"{UNDO_WAITS}: the connector has not emitted the rows written in "
+                                             f"the new shape ({exc})")
         reg.soft_delete(self.subject, self.version)
-        return {"deleted": True}
+        return VersionDeleted(True)
 
     def describe(self) -> str:
         return f"soft-delete {self.subject} v{self.version} (only if still the latest)"
@@ -236,18 +289,6 @@ class SoftDeleteVersion(Action):
 # --------------------------------------------------------------------------------------------------------
 # lakehouse
 # --------------------------------------------------------------------------------------------------------
-
-
-def _ops(raw: tuple[Any, ...]) -> tuple[IcebergOp, ...]:
-    out = []
-    for o in raw:
-        if isinstance(o, IcebergOp):
-            out.append(o)
-        elif isinstance(o, dict):
-            out.append(IcebergOp(**o))
-        else:  # tuple form from JSON
-            out.append(IcebergOp(*o))
-    return tuple(out)
 
 
 def _landed(st: IcebergState, op: IcebergOp) -> bool:
@@ -267,52 +308,55 @@ def _landed(st: IcebergState, op: IcebergOp) -> bool:
 
 
 @dataclass(frozen=True)
-class IcebergUpdate(Action):
+class IcebergUpdate(Action[IcebergUpdated]):
     kind: ClassVar[str] = "iceberg_update"
     layer: ClassVar[str] = Layer.LAKEHOUSE
+    result_type: ClassVar[type[StepResult]] = IcebergUpdated
     identifier: str
-    ops: tuple[Any, ...]
+    ops: tuple[IcebergOp, ...]
     expected_schema_id: int
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Action[Any]:
+        return cls(**{**data, "ops": IcebergOp.many(data["ops"])})
+
+    def run(self, ctx: RunContext) -> IcebergUpdated:
+        lake = ctx.require_lakehouse()
         state = lake.state(self.identifier)
         if state is None:
             raise StepFailed(f"Iceberg table {self.identifier} does not exist")
         if state.schema_id != self.expected_schema_id:
             raise StalePlanError(f"schema id {self.expected_schema_id}", f"schema id {state.schema_id}")
-        new = lake.apply(self.identifier, _ops(self.ops), self.expected_schema_id)
-        return {"schema_id": new.schema_id, "previous_schema_id": state.schema_id,
-                "previous_snapshot_id": state.snapshot_id}
+        new = lake.apply(self.identifier, self.ops, self.expected_schema_id)
+        return IcebergUpdated(new.schema_id, state.schema_id, state.snapshot_id)
 
-    def inverse(self, result: dict[str, Any]) -> Action | None:
-        return IcebergRevert(identifier=self.identifier, ops=self.ops, schema_id=int(result["schema_id"]),
-                             previous_schema_id=int(result["previous_schema_id"]),
-                             previous_snapshot_id=result.get("previous_snapshot_id"))
+    def inverse(self, result: IcebergUpdated) -> Action[Any] | None:
+        return IcebergRevert(identifier=self.identifier, ops=self.ops, schema_id=result.schema_id,
+                             previous_schema_id=result.previous_schema_id,
+                             previous_snapshot_id=result.previous_snapshot_id)
 
     @property
     def reversible(self) -> bool:
         # an added column is deleted and a rename renamed back: the previous schema (and its id) again, whatever
         # was written since; a promotion or make-optional can be taken back only while no snapshot was committed
         # after it (Iceberg cannot narrow a type or make a column required), a deleted column never
-        return all(o.kind in ("add_column", "rename") for o in _ops(self.ops))
+        return all(o.kind in ("add_column", "rename") for o in self.ops)
 
-    def probe(self, ctx: RunContext) -> dict[str, Any] | None:
-        st = ctx.need(Layer.LAKEHOUSE).state(self.identifier)
-        if st is None or st.schema_id == self.expected_schema_id or not all(_landed(st, o) for o in _ops(self.ops)):
+    def probe(self, ctx: RunContext) -> IcebergUpdated | None:
+        st = ctx.require_lakehouse().state(self.identifier)
+        if st is None or st.schema_id == self.expected_schema_id or not all(_landed(st, o) for o in self.ops):
             return None  # another writer's commit moves the schema id too: only our own ops count
         # a schema update makes no snapshot: the current one is the one to restore
-        return {"schema_id": st.schema_id, "previous_schema_id": self.expected_schema_id,
-                "previous_snapshot_id": st.snapshot_id}
+        return IcebergUpdated(st.schema_id, self.expected_schema_id, st.snapshot_id)
 
     def describe(self) -> str:
         ops = ", ".join(f"{o.kind} {o.name}" + (f" {o.type}" if o.type else "") +
-                        (f" → {o.new_name}" if o.new_name else "") for o in _ops(self.ops))
+                        (f" → {o.new_name}" if o.new_name else "") for o in self.ops)
         return f"update {self.identifier}: {ops}"
 
 
 @dataclass(frozen=True)
-class IcebergRevert(Action):
+class IcebergRevert(Action[IcebergReverted]):
     """Undo an `IcebergUpdate` in the schema only: every snapshot committed since stays in the table.
 
     While main still points at the snapshot of before the change and our schema is current, nothing was written
@@ -325,11 +369,16 @@ class IcebergRevert(Action):
 
     kind: ClassVar[str] = "iceberg_revert"
     layer: ClassVar[str] = Layer.LAKEHOUSE
+    result_type: ClassVar[type[StepResult]] = IcebergReverted
     identifier: str
-    ops: tuple[Any, ...]  # the forward update's operations
+    ops: tuple[IcebergOp, ...]  # the forward update's operations
     schema_id: int  # the schema id the forward update made current
     previous_schema_id: int
     previous_snapshot_id: int | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Action[Any]:
+        return cls(**{**data, "ops": IcebergOp.many(data["ops"])})
 
     def _untouched(self, st: IcebergState) -> bool:
         """Nothing was written in the new shape: our schema current, main at the snapshot of before, and that
@@ -341,7 +390,7 @@ class IcebergRevert(Action):
         """(the inverse schema update against the current state `st`, what it keeps and why)."""
         inv: list[IcebergOp] = []
         kept: list[str] = []
-        for op in reversed(_ops(self.ops)):
+        for op in reversed(self.ops):
             if op.kind == "add_column":
                 if st.field(op.name) is not None:
                     inv.append(IcebergOp("delete", op.name))
@@ -357,7 +406,7 @@ class IcebergRevert(Action):
         return tuple(inv), kept
 
     def losses(self, ctx: RunContext) -> list[DataLoss]:
-        lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
+        lake = ctx.require_lakehouse()
         st = lake.state(self.identifier)
         if st is None or st.schema_id == self.previous_schema_id or self._untouched(st):
             return []
@@ -369,68 +418,69 @@ class IcebergRevert(Action):
                     out.append(DataLoss(Layer.LAKEHOUSE, self.identifier, op.name, n))
         return out
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
+    def run(self, ctx: RunContext) -> IcebergReverted:
+        lake = ctx.require_lakehouse()
         st = lake.state(self.identifier)
         if st is None:
-            return {"reverted": False, "reason": f"{self.identifier} no longer exists"}
+            return IcebergReverted(False, reason=f"{self.identifier} no longer exists")
         if st.schema_id == self.previous_schema_id:
-            return {"reverted": True, "schema_id": st.schema_id, "snapshot_id": st.snapshot_id, "how": "already"}
+            return IcebergReverted(True, st.schema_id, st.snapshot_id, how="already")
         refuse_losses(self, ctx)
         if self._untouched(st):
             new = lake.restore_schema(self.identifier, self.previous_schema_id, st.schema_id, st.snapshot_id)
-            return {"reverted": True, "schema_id": new.schema_id, "snapshot_id": new.snapshot_id,
-                    "how": "previous schema id made current (no snapshot since the change)"}
+            return IcebergReverted(True, new.schema_id, new.snapshot_id,
+                                   how="previous schema id made current (no snapshot since the change)")
         inv, kept = self.inverse_ops(st)
         # main must still be where the probe saw it: rows appended since would be hidden unprobed
         new = lake.apply(self.identifier, inv, st.schema_id, st.snapshot_id) if inv else st
-        return {"reverted": not kept, "schema_id": new.schema_id, "snapshot_id": new.snapshot_id,
-                "how": "inverse schema update (snapshots since the change kept)", "kept": kept}
+        return IcebergReverted(not kept, new.schema_id, new.snapshot_id,
+                               how="inverse schema update (snapshots since the change kept)", kept=tuple(kept))
 
     def describe(self) -> str:
-        stays = [f"{o.kind} {o.name}" for o in _ops(self.ops) if o.kind not in ("add_column", "rename")]
+        stays = [f"{o.kind} {o.name}" for o in self.ops if o.kind not in ("add_column", "rename")]
         tail = f" ({', '.join(stays)} stays if rows were written in the new shape)" if stays else ""
         return (f"revert the schema of {self.identifier} to schema id {self.previous_schema_id}, keeping every "
                 f"snapshot committed since{tail}")
 
 
 @dataclass(frozen=True)
-class CreateIcebergTable(Action):
+class CreateIcebergTable(Action[IcebergTableCreated]):
     kind: ClassVar[str] = "iceberg_create_table"
     layer: ClassVar[str] = Layer.LAKEHOUSE
+    result_type: ClassVar[type[StepResult]] = IcebergTableCreated
     identifier: str
     columns: tuple[tuple[str, str], ...]  # (name, iceberg type)
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        lake: LakehouseLayer = ctx.need(Layer.LAKEHOUSE)
-        st = lake.create_table(self.identifier, tuple(tuple(c) for c in self.columns))  # type: ignore[misc]
-        return {"schema_id": st.schema_id, "created": True}
+    def run(self, ctx: RunContext) -> IcebergTableCreated:
+        st = ctx.require_lakehouse().create_table(self.identifier, tuple((n, t) for n, t in self.columns))
+        return IcebergTableCreated(st.schema_id)
 
-    def inverse(self, result: dict[str, Any]) -> Action | None:
-        return DropIcebergTable(identifier=self.identifier) if result.get("created") else None
+    def inverse(self, result: IcebergTableCreated) -> Action[Any] | None:
+        return DropIcebergTable(identifier=self.identifier) if result.created else None
 
-    def probe(self, ctx: RunContext) -> dict[str, Any] | None:
-        st = ctx.need(Layer.LAKEHOUSE).state(self.identifier)
-        return {"schema_id": st.schema_id, "created": True} if st is not None else None
+    def probe(self, ctx: RunContext) -> IcebergTableCreated | None:
+        st = ctx.require_lakehouse().state(self.identifier)
+        return IcebergTableCreated(st.schema_id) if st is not None else None
 
     def describe(self) -> str:
         return f"create {self.identifier} ({', '.join(f'{n} {t}' for n, t in self.columns)})"
 
 
 @dataclass(frozen=True)
-class DropIcebergTable(Action):
+class DropIcebergTable(Action[IcebergTableDropped]):
     kind: ClassVar[str] = "iceberg_drop_table"
     layer: ClassVar[str] = Layer.LAKEHOUSE
+    result_type: ClassVar[type[StepResult]] = IcebergTableDropped
     identifier: str
 
     def losses(self, ctx: RunContext) -> list[DataLoss]:
-        n = ctx.need(Layer.LAKEHOUSE).count_values(self.identifier)
+        n = ctx.require_lakehouse().count_values(self.identifier)
         return [DataLoss(Layer.LAKEHOUSE, self.identifier, "", n)] if n else []
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
+    def run(self, ctx: RunContext) -> IcebergTableDropped:
         refuse_losses(self, ctx)
-        ctx.need(Layer.LAKEHOUSE).drop_table(self.identifier)
-        return {"dropped": True}
+        ctx.require_lakehouse().drop_table(self.identifier)
+        return IcebergTableDropped()
 
     def describe(self) -> str:
         return f"drop {self.identifier}"
@@ -442,9 +492,10 @@ class DropIcebergTable(Action):
 
 
 @dataclass(frozen=True)
-class SourceDdl(Action):
+class SourceDdl(Action[DdlApplied]):
     kind: ClassVar[str] = "source_ddl"
     layer: ClassVar[str] = Layer.SOURCE_DB
+    result_type: ClassVar[type[StepResult]] = DdlApplied
     table: str
     statements: tuple[str, ...]
     inverse_statements: tuple[str, ...] | None
@@ -474,22 +525,22 @@ class SourceDdl(Action):
                                     "changed by the cast back to " + h.to_type if h.to_type else ""))
         return out
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
+    def run(self, ctx: RunContext) -> DdlApplied:
         refuse_losses(self, ctx)
         if self.expected_fingerprint is not None:
             now = ctx.source.fingerprint(self.table)
             if now != self.expected_fingerprint:
                 raise StalePlanError(self.expected_fingerprint, now)
         res = ctx.source.execute_ddl(list(self.statements), self.lock_timeout)
-        return {"commit_lsn": res.commit_lsn, "attempts": res.attempts}
+        return DdlApplied(res.commit_lsn, res.attempts)
 
-    def probe(self, ctx: RunContext) -> dict[str, Any] | None:
+    def probe(self, ctx: RunContext) -> DdlApplied | None:
         # the DDL is one transaction: a changed fingerprint means it committed
         if self.expected_fingerprint is None or ctx.source.fingerprint(self.table) == self.expected_fingerprint:
             return None
-        return {"commit_lsn": ctx.source.current_lsn(), "probed": True}
+        return DdlApplied(ctx.source.current_lsn(), probed=True)
 
-    def inverse(self, result: dict[str, Any]) -> Action | None:
+    def inverse(self, result: DdlApplied) -> Action[Any] | None:
         if self.inverse_statements is None:
             return None
         return SourceDdl(table=self.table, statements=self.inverse_statements, inverse_statements=self.statements,
@@ -541,18 +592,23 @@ def hazards(statements: tuple[str, ...]) -> list[Hazard]:
 
 
 def wait_slot(ctx: RunContext, slot: str, target: int, bound: float, why: str,
-              alive: Callable[[], object] | None = None) -> int:
+              alive: Callable[[], object] | None = None, streamed: bool = False) -> int:
     """Wait until the slot's confirmed_flush_lsn reaches `target`; TransientError after `bound` seconds.
 
     `alive` (e.g. the connector's status call) runs every ~2 s, so a worker that is down fails the wait at
-    once with its own error instead of after the whole bound."""
+    once with its own error instead of after the whole bound. With `streamed`, a record the connector wrote to
+    Kafka at or past `target` is enough (a connector layer's `streamed_past`): the slot is confirmed only when
+    Connect flushes offsets (60 s by default), so only a restart, which resumes from the slot, needs that."""
     deadline = time.monotonic() + bound
     last = None
     next_alive = 0.0
+    seen = getattr(ctx.connector, "streamed_past", None) if streamed else None
     while True:
         if alive is not None and time.monotonic() >= next_alive:
             alive()
             next_alive = time.monotonic() + 2.0
+        if seen is not None and seen(slot, target):
+            return target
         st = ctx.source.slot(slot)
         last = st.confirmed_flush_lsn if st else None
         if last is not None and last >= target:
@@ -578,7 +634,7 @@ def wait_published(ctx: RunContext, publication: str, tables: tuple[str, ...], b
 
 
 @dataclass(frozen=True)
-class ConnectorSync(Action):
+class ConnectorSync(Action[ConnectorSynced]):
     """Carry the change through the connector the CDC-safe way (issue 8).
 
     Restart only when the connector's config must change (publication membership, table or column filters);
@@ -588,6 +644,7 @@ class ConnectorSync(Action):
 
     kind: ClassVar[str] = "connector_sync"
     layer: ClassVar[str] = Layer.CONNECTOR
+    result_type: ClassVar[type[StepResult]] = ConnectorSynced
     name: str
     slot: str
     new_config: tuple[tuple[str, str], ...] | None
@@ -598,15 +655,16 @@ class ConnectorSync(Action):
     snapshot: tuple[str, ...] = ()
     signal_table: str | None = None
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        conn: ConnectorLayer = ctx.need(Layer.CONNECTOR)
+    def run(self, ctx: RunContext) -> ConnectorSynced:
+        conn = ctx.require_connector()
         b = ctx.bounds
         target = ctx.latest_ddl_lsn() or ctx.source.current_lsn()
 
         def alive() -> None:
             conn.status(self.name)  # raises LayerUnreachableError when the worker is down
 
-        caught_up = wait_slot(ctx, self.slot, target, b.slot_catch_up, "the DDL's commit LSN", alive)
+        caught_up = wait_slot(ctx, self.slot, target, b.slot_catch_up, "the DDL's commit LSN", alive,
+                              streamed=self.new_config is None)
         restarted = False
         if self.new_config is not None:
             conn.put_config(self.name, dict(self.new_config))
@@ -620,17 +678,18 @@ class ConnectorSync(Action):
             wait_published(ctx, publication, (self.signal_table, *self.snapshot), b.running)
             ctx.source.execute_ddl([_snapshot_signal(self.signal_table, self.snapshot)], 5.0)
         fresh = ctx.source.current_lsn()
-        progressed = wait_slot(ctx, self.slot, fresh, b.progress, "a LSN taken after the step began", alive)
-        return {"restarted": restarted, "ddl_lsn": int_to_lsn(target), "caught_up_lsn": int_to_lsn(caught_up),
-                "progress_lsn": int_to_lsn(progressed), "state": st.state, "snapshot_requested": list(self.snapshot)}
+        progressed = wait_slot(ctx, self.slot, fresh, b.progress, "a LSN taken after the step began", alive,
+                               streamed=True)
+        return ConnectorSynced(restarted, int_to_lsn(target), int_to_lsn(caught_up), int_to_lsn(progressed),
+                               st.state, self.snapshot)
 
-    def probe(self, ctx: RunContext) -> dict[str, Any] | None:
+    def probe(self, ctx: RunContext) -> ConnectorSynced | None:
         if self.new_config is None:
             return None
-        current = ctx.need(Layer.CONNECTOR).config(self.name)
-        return {"restarted": True, "probed": True} if current == dict(self.new_config) else None
+        current = ctx.require_connector().config(self.name)
+        return ConnectorSynced(True, probed=True) if current == dict(self.new_config) else None
 
-    def inverse(self, result: dict[str, Any]) -> Action | None:
+    def inverse(self, result: ConnectorSynced) -> Action[Any] | None:
         if self.new_config is None:
             return None
         return ConnectorSync(name=self.name, slot=self.slot, new_config=self.old_config,
@@ -660,18 +719,19 @@ def _snapshot_signal(signal_table: str, tables: tuple[str, ...]) -> str:
 
 
 @dataclass(frozen=True)
-class VerifyLayers(Action):
+class VerifyLayers(Action[Verified]):
     kind: ClassVar[str] = "verify"
     layer: ClassVar[str] = Layer.VERIFY
+    result_type: ClassVar[type[StepResult]] = Verified
     table: str
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
+    def run(self, ctx: RunContext) -> Verified:
         if ctx.verifier is None:
-            return {"skipped": True}
+            return Verified(skipped_check=True)
         differences = ctx.verifier(self.table, ctx)
         if differences:
             raise DriftDetected(differences)
-        return {"consistent": True}
+        return Verified(consistent=True)
 
     def describe(self) -> str:
         return f"verify {self.table} across all configured layers"

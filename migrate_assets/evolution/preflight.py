@@ -16,7 +16,7 @@ from migrate_assets.errors import (
     RuntimeFailure,
     SafetyRefusal,
 )
-from migrate_assets.evolution.actions import IcebergUpdate, RegisterSchema, RunContext, _ops
+from migrate_assets.evolution.actions import IcebergUpdate, RegisterSchema, RunContext
 from migrate_assets.evolution.filters import in_list, listed_tables
 from migrate_assets.evolution.layers import Layer, RegistryVersion
 from migrate_assets.evolution.planner import (
@@ -108,7 +108,7 @@ def _checked(snap: Snapshot, plan: EvolutionPlan, ctx: RunContext, first: tuple[
                 raise IncompatibleSchemaError(a.subject, res.level, res.messages)
             checks.append((Layer.SCHEMA_REGISTRY, f"derived schema is {res.level}-compatible with {a.subject}"))
         elif isinstance(a, IcebergUpdate) and ctx.lakehouse is not None:
-            ctx.lakehouse.validate(a.identifier, _ops(a.ops))
+            ctx.lakehouse.validate(a.identifier, a.ops)
             checks.append((Layer.LAKEHOUSE, f"update of {a.identifier} validated without commit"))
     target = snap.target
     if target.connector and ctx.connector is not None:

@@ -20,6 +20,7 @@ from migrate_assets.evolution.preflight import (
     preflight_join_table,
     preflight_new_table,
 )
+from migrate_assets.evolution.results import ConnectorSynced
 from migrate_assets.evolution.saga import RetryPolicy, Saga, new_run_id
 from migrate_assets.evolution.store import EvolutionStore, RunRecord, StepState
 from migrate_assets.evolution.verify import verify_table
@@ -32,9 +33,10 @@ def attach_verifier(ctx: RunContext, targets: list[PipelineTarget]) -> None:
 
     def verifier(table: str, c: RunContext) -> list[str]:
         target = by_table.get(table, PipelineTarget(table))
-        proved = c.results.get(Layer.CONNECTOR.step, {}).get("progress_lsn")
-        return verify_table(target, c, progress_bound=c.bounds.progress,
-                            progress_target=lsn_to_int(proved) if proved else None, sink_data=False).differences()
+        synced = c.result(Layer.CONNECTOR.step, ConnectorSynced)
+        proved = lsn_to_int(synced.progress_lsn) if synced is not None else None
+        return verify_table(target, c, progress_bound=c.bounds.progress, progress_target=proved,
+                            sink_data=False).differences()
 
     ctx.verifier = verifier
 

@@ -218,7 +218,7 @@ def layer_guard(cfg: ProjectConfig, rec: RunRecord, step_id: str, ctx: RunContex
         action = connector_action(rec)
         if mode == "exclusive" and action is not None and ctx.connector is not None:
             rebase_connector(rec, ctx.connector.config(action.name), undo)
-            ctx.results["layer_lock"] = {"commit_lsn": ctx.source.current_lsn()}
+            ctx.lock_lsn = ctx.source.current_lsn()
         yield
 
 

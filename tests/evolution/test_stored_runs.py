@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from migrate_assets.evolution import results as r
 from migrate_assets.evolution.layers import IcebergOp
 from migrate_assets.evolution.memory import MemoryStore
 from migrate_assets.evolution.planner import EvolutionPlan
@@ -71,3 +72,40 @@ def test_an_old_interrupted_record_resumes() -> None:
     assert s.registry.versions(TARGET.subject or "") == [1, 2], "the stored registry result was reused"
     assert "note" in [c.name for c in s.source.tables["public.t"]]
     assert s.connector.connectors["c"].restarts == 1
+
+
+RESULTS = [  # (typed result, its stored form: the keys the first run records were written with)
+    (r.SchemaRegistered(2, 7, True), {"version": 2, "id": 7, "created": True}),
+    (r.VersionDeleted(True), {"deleted": True}),
+    (r.VersionDeleted(False, "already gone"), {"deleted": False, "reason": "already gone"}),
+    (r.IcebergUpdated(1, 0, None), {"schema_id": 1, "previous_schema_id": 0, "previous_snapshot_id": None}),
+    (r.IcebergReverted(False, reason="gone"), {"reverted": False, "reason": "gone"}),
+    (r.IcebergReverted(True, 0, 5, how="already"), {"reverted": True, "schema_id": 0, "snapshot_id": 5,
+                                                      "how": "already"}),
+    (r.IcebergReverted(False, 3, 5, how="inverse", kept=("x stays long",)),
+     {"reverted": False, "schema_id": 3, "snapshot_id": 5, "how": "inverse", "kept": ["x stays long"]}),
+    (r.IcebergTableCreated(0), {"schema_id": 0, "created": True}),
+    (r.IcebergTableDropped(), {"dropped": True}),
+    (r.DdlApplied(99, 1), {"commit_lsn": 99, "attempts": 1}),
+    (r.DdlApplied(99, probed=True), {"commit_lsn": 99, "probed": True}),
+    (r.ConnectorSynced(True, probed=True), {"restarted": True, "probed": True}),
+    (r.ConnectorSynced(False, "0/1", "0/2", "0/3", "RUNNING", ()),
+     {"restarted": False, "ddl_lsn": "0/1", "caught_up_lsn": "0/2", "progress_lsn": "0/3", "state": "RUNNING",
+      "snapshot_requested": []}),
+    (r.Verified(consistent=True), {"consistent": True}),
+    (r.Verified(skipped_check=True), {"skipped": True}),
+]
+
+
+@pytest.mark.parametrize(("result", "stored"), RESULTS, ids=lambda x: type(x).__name__)
+def test_a_step_result_is_stored_in_the_old_shape_and_read_back(result: r.StepResult, stored: dict) -> None:
+    assert result.to_dict() == stored
+    assert type(result).from_dict(json.loads(json.dumps(stored))) == result
+
+
+def test_an_undo_that_must_wait_is_told_apart_from_one_with_nothing_to_do() -> None:
+    wait = r.VersionDeleted(False, f"{r.UNDO_WAITS}: the connector has not emitted the rows")
+    assert wait.waiting and wait.skipped
+    gone = r.VersionDeleted(False, "already gone")
+    assert gone.waiting is None and gone.skipped == "already gone"
+    assert r.VersionDeleted(True).waiting is None and r.VersionDeleted(True).skipped is None
