@@ -145,21 +145,28 @@ def _simple_text(d: dict[str, Any]) -> str:
 
 
 def cmd_contract(args: argparse.Namespace) -> Result:
+    from migrate_assets.app import spec_writeback as spec  # the spec says what contract left (issue 16)
     from migrate_assets.expand import runner
     from migrate_assets.resources import database
 
     cfg, change, opts = _setup(args)
+    before = None if args.dry_run else spec.live_table(cfg, change.qualified)
     with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn:
         data = runner.contract(conn, change, opts, force=args.force, dry_run=args.dry_run)
-    return Result(data=data, text=_simple_text)
+    data["spec"] = spec.after_command(cfg, change, before, data["status"] == "contracted")
+    return Result(data=data, text=_simple_text, warnings=spec.warnings_of(data["spec"]))
 
 
 def cmd_abort(args: argparse.Namespace) -> Result:
+    from migrate_assets.app import spec_writeback as spec  # the spec says what abort left (issue 16)
     from migrate_assets.expand import runner
     from migrate_assets.resources import database
 
     cfg, change, opts = _setup(args)
+    before = None if args.dry_run else spec.live_table(cfg, change.qualified)
     with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn:
         data = runner.abort(conn, change, opts, dry_run=args.dry_run)
+    data["spec"] = spec.after_command(cfg, change, before, data["status"] == "aborted")
     warnings = [] if data.get("schema_restored", True) else ["the table's schema differs from before expand"]
+    warnings += spec.warnings_of(data["spec"])
     return Result(data=data, text=_simple_text, warnings=warnings, exit_code=0 if not warnings else 1)

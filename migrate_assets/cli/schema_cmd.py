@@ -48,10 +48,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 # -- rendering -----------------------------------------------------------------------------------------------
 
 
+def spec_gaps_text(d: dict[str, Any]) -> list[str]:
+    """Columns the database has and the specs do not: the spec is behind; declaring them is the fix."""
+    gaps = d.get("spec_gaps") or []
+    head = ["\nThe specs are behind the database (declare these columns in their spec files to keep them; "
+            "applying this plan would drop them with their data):"] if gaps else []
+    return head + [f"  - {g}" for g in gaps]
+
+
 def plan_text(d: dict[str, Any]) -> str:
     if not d["changes"] and not d["refusals"]:
         return "\n".join([f"No changes: the database matches the specs (fingerprint {d['fingerprint']})."] + unmanaged_text(d))
     out = [f"Plan: {len(d['changes'])} change(s), safe: {'yes' if d['safe'] else 'NO'}, fingerprint {d['fingerprint']}"]
+    out += spec_gaps_text(d)
     for i, c in enumerate(d["changes"], 1):
         flags = ", ".join(c["hazards"]) or "no hazards"
         out.append(f"\n{i}. {c['description']}  [{c['kind']}{' BREAKING' if c['breaking'] else ''}; {flags}]")
@@ -80,7 +89,8 @@ def plan_markdown(d: dict[str, Any]) -> str:
                   + (f"inverse:\n\n{fenced(c['inverse_sql'])}" if c["inverse_sql"] else "inverse: none (not reversible)")
                   for i, c in enumerate(d["changes"], 1))
     tail = "".join(f"\n\n**Refused:** {r}" for r in d["refusals"])
-    return head + body + sql + tail
+    gaps = "".join(f"\n\n**Spec behind the database:** {g}" for g in d.get("spec_gaps") or [])
+    return head + gaps + body + sql + tail
 
 
 def apply_text(d: dict[str, Any]) -> str:

@@ -37,7 +37,8 @@ def plan_md(plan: Plan) -> str:
     rows = [[c.table, c.kind, c.description, ", ".join(map(str, c.hazards)), "yes" if c.breaking else "",
              "\n".join(c.sql)] for c in plan.changes]
     body = md_table(["table", "kind", "change", "hazards", "breaking", "sql"], rows) if rows else "_No changes._"
-    return head + body + "".join(f"\n\n**Refused:** {r}" for r in plan.refusals)
+    gaps = "".join(f"**Spec behind the database:** {g} — declare it there to keep it\n\n" for g in plan.spec_gaps)
+    return head + gaps + body + "".join(f"\n\n**Refused:** {r}" for r in plan.refusals)
 
 
 class SchemaPlanConfig(Config):
