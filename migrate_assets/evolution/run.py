@@ -82,10 +82,11 @@ def _execute(report: PreflightReport, ctx: RunContext, store: EvolutionStore | N
 
 def resume(run_id: str, targets: list[PipelineTarget], ctx: RunContext, store: EvolutionStore,
            retry: RetryPolicy, on_step: Callable[[StepState], None] | None = None,
-           dry_run: bool = False) -> RunRecord:
+           dry_run: bool = False, record: RunRecord | None = None) -> RunRecord:
     """Finish a persisted run; a step the crash left `running` is probed first (landed: counted as done). A run
-    whose undo has begun is refused (RunNotResumableError); `dry_run` says what would run and writes nothing."""
-    rec = store.load(run_id)
+    whose undo has begun is refused (RunNotResumableError); `dry_run` says what would run and writes nothing.
+    `record`: the run as already loaded (its plan rebased on the live connector config, `app.fanout.guard`)."""
+    rec = record or store.load(run_id)
     attach_verifier(ctx, targets)
     ctx.resuming = True
     saga = Saga(ctx, store, retry, on_step)
@@ -96,9 +97,11 @@ def resume(run_id: str, targets: list[PipelineTarget], ctx: RunContext, store: E
 
 
 def rollback(run_id: str, ctx: RunContext, store: EvolutionStore, retry: RetryPolicy,
-             on_step: Callable[[StepState], None] | None = None, dry_run: bool = False) -> RunRecord:
-    """Compensate a persisted run (steps left `running` are probed); `dry_run` says what would be undone."""
-    rec = store.load(run_id)
+             on_step: Callable[[StepState], None] | None = None, dry_run: bool = False,
+             record: RunRecord | None = None) -> RunRecord:
+    """Compensate a persisted run (steps left `running` are probed); `dry_run` says what would be undone.
+    `record`: the run as already loaded (its plan rebased on the live connector config, `app.fanout.guard`)."""
+    rec = record or store.load(run_id)
     saga = Saga(ctx, store, retry, on_step)
     if dry_run:
         preview, would = saga.preview_rollback(rec)
