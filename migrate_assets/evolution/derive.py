@@ -16,7 +16,15 @@ from typing import Any
 
 from migrate_assets.errors import InvalidInputError, Problem
 from migrate_assets.evolution.layers import IcebergOp, IcebergState, Layer
-from migrate_assets.evolution.typemap import TypeMapOptions, map_type, normalise_iceberg
+from migrate_assets.evolution.typemap import (
+    GEOGRAPHY,
+    GEOMETRY,
+    POINT,
+    VARIABLE_SCALE_DECIMAL,
+    TypeMapOptions,
+    map_type,
+    normalise_iceberg,
+)
 from migrate_assets.schema.ops import Operation
 from migrate_assets.schema.types import parse_type
 
@@ -136,6 +144,39 @@ class _AvroFields:
         self.fields[i] = f
 
 
+#: Debezium's own records: Avro defines a named type once per schema, later uses name it (as the converter writes)
+_NAMED = {r["connect.name"]: r for r in (VARIABLE_SCALE_DECIMAL, POINT, GEOMETRY, GEOGRAPHY)}
+
+
+def _define_once(t: Any, seen: set[str]) -> Any:
+    """`t` with each of Debezium's named records defined at its first use in schema order, named after it."""
+    if isinstance(t, str):
+        if t in _NAMED and t not in seen:
+            seen.add(t)
+            return copy.deepcopy(_NAMED[t])  # its definition went with a dropped column: defined here now
+        return t
+    if isinstance(t, list):
+        return [_define_once(x, seen) for x in t]
+    if not isinstance(t, dict):
+        return t
+    full = str(t.get("connect.name"))
+    if t.get("type") == "record" and full in _NAMED:
+        if full in seen:
+            return full
+        seen.add(full)
+        return t
+    out = dict(t)
+    if out.get("type") == "record":
+        out["fields"] = [{**f, "type": _define_once(f["type"], seen)} for f in out.get("fields", [])]
+    elif out.get("type") == "array":
+        out["items"] = _define_once(out["items"], seen)
+    elif out.get("type") == "map":
+        out["values"] = _define_once(out["values"], seen)
+    elif isinstance(out.get("type"), dict | list):
+        out["type"] = _define_once(out["type"], seen)
+    return out
+
+
 def derive_avro(latest_schema: str, ops: tuple[Operation, ...], old_types: dict[str, str],
                 opts: TypeMapOptions | None = None) -> str:
     """New Avro schema text for the subject; `old_types` maps existing column names to their PG types."""
@@ -144,7 +185,7 @@ def derive_avro(latest_schema: str, ops: tuple[Operation, ...], old_types: dict[
     sink = _AvroFields(rec["fields"], opts or TypeMapOptions())
     for op in ops:
         op.effects(sink)
-    return json.dumps(new, separators=(",", ":"))
+    return json.dumps(_define_once(new, set()), separators=(",", ":"))
 
 
 def new_subject_schema(template: str, prefix: str, schema: str, table: str,
@@ -164,7 +205,7 @@ def new_subject_schema(template: str, prefix: str, schema: str, table: str,
         row.pop("namespace", None)
     else:
         env["namespace"] = f"{prefix}.{schema}.{table}"
-    return json.dumps(env, separators=(",", ":"))
+    return json.dumps(_define_once(env, set()), separators=(",", ":"))
 
 
 def avro_row_fields(schema_text: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from migrate_assets.evolution.derive import avro_row_fields
 from migrate_assets.evolution.filters import captures_column, captures_table
 from migrate_assets.evolution.layers import DATA_LAYERS, Layer
 from migrate_assets.evolution.planner import PipelineTarget
+from migrate_assets.evolution.preflight import with_user_types
 from migrate_assets.evolution.sink import verify_sink
 from migrate_assets.evolution.typemap import (
     LayerTypes,
@@ -104,6 +105,7 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
     try:
         cols = ctx.source.columns(target.table)
         start_lsn = progress_target if progress_target is not None else ctx.source.current_lsn()
+        opts = opts if opts.user_types else with_user_types(opts, ctx)  # enums' labels, domains' base types
     except MigrateAssetsError as exc:
         out.layers = {layer: _unreachable(exc) if layer == Layer.SOURCE_DB else LayerVerdict("unreachable", (
             "source database unreachable: nothing to compare with",)) for layer in LAYERS}
