@@ -147,6 +147,7 @@ def _evolve_tables(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store
     passes before any table changes (`app.evolve`); then they evolve one after another, each under the layer
     lock, and the first that does not succeed ends the launch."""
     from migrate_assets.app import evolve as app
+    from migrate_assets.app import spec_writeback as spec  # specs stay true (issue 16)
     from migrate_assets.evolution import run as evo
     from migrate_assets.resources import database, project
 
@@ -161,10 +162,14 @@ def _evolve_tables(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store
         pending = evo.tables_to_add(project.targets(cfg), database.specs(cfg, missing_ok=True), ctx)
         database.check_specs(cfg, [s for _, s in pending if s is not None])  # their SQL, before any DDL
         planned = app.plan_new_tables(pending, ctx, project.policy(cfg), retry, "<command line>")
+    by_table = {c.qualified: c for c in changes} if args.change_files and not args.dry_run else {}
+    before = {t: spec.live_table(cfg, t) for t in by_table}
     outcome = app.evolve_tables(planned, ctx, store, retry, lock, _progress, dry_run=args.dry_run)
     runs = []
     for p in outcome.runs:
         data = evo.result_dict(p.record)
+        if p.table in by_table:
+            data["spec"] = spec.after_command(cfg, by_table[p.table], before[p.table], p.record.status == "succeeded")
         data["preflight"] = [{"layer": layer, "check": c} for layer, c in p.report.checks]
         if args.change_files:
             data["fingerprints"] = p.report.snapshot.fingerprints()
