@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from migrate_assets.app import evolve as app
-from migrate_assets.errors import RuntimeFailure, UsageError
+from migrate_assets.errors import LayerUnreachableError, RuntimeFailure, UsageError
 from migrate_assets.evolution.memory import MemoryStore
 from migrate_assets.evolution.planner import Policy
 from tests.app.stack import FAST, TARGETS, MemoryLock, add, change, stack
@@ -116,3 +116,18 @@ def test_a_dry_run_returns_the_plans_and_takes_no_lock() -> None:
 def test_nothing_to_add_from_the_specs_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="nothing to evolve"):
         app.plan_new_tables([], stack().context(), POLICY, FAST, "<command line>")
+
+
+def test_a_rollback_with_the_connector_down_still_undoes_the_other_layers() -> None:
+    s = stack()
+    store = MemoryStore()
+    out = app.evolve_tables(_plan(s, add("public.t", "note")), s.context(), store, FAST, MemoryLock())
+    run_id = out.runs[0].record.run_id
+    for method in ("config", "status", "put_config"):  # the worker is down: the rebase cannot read the config
+        s.connector.fail(method, LayerUnreachableError("kafka connect", "connection refused"), times=50)
+    rec = app.rollback_run(run_id, s.context(), store, FAST, MemoryLock())
+    assert rec.status == "rollback_failed"
+    states = {st.id: st.status for st in rec.steps}
+    assert states["connector"] == "compensation_failed"
+    assert states["ddl"] == states["lakehouse"] == "compensated"
+    assert "note" not in s.columns("public.t")
