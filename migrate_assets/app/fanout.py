@@ -26,11 +26,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from migrate_assets.errors import MigrateAssetsError, Problem, TransientError, UsageError
 from migrate_assets.evolution.actions import (
     ConnectorSync,
-    CreateIcebergTable,
-    IcebergUpdate,
-    RegisterSchema,
     RunContext,
-    SourceDdl,
 )
 from migrate_assets.evolution.layers import Layer
 from migrate_assets.evolution.planner import EvolutionPlan
@@ -66,22 +62,7 @@ def refuse_duplicate_tables(changes: Sequence[ChangeSet]) -> None:
 
 def _touches(plan: EvolutionPlan) -> set[tuple[str, ...]]:
     """Every object a plan changes, except the connector itself (its config changes are rebased, see above)."""
-    out: set[tuple[str, ...]] = set()
-    for step in plan.steps:
-        a = step.action
-        if isinstance(a, SourceDdl):
-            out.add(("source table", a.table))
-        elif isinstance(a, RegisterSchema):
-            out.add(("registry subject", a.subject))
-        elif isinstance(a, (IcebergUpdate, CreateIcebergTable)):
-            out.add(("Iceberg table", a.identifier))
-        elif isinstance(a, ConnectorSync) and a.new_config is not None:
-            old, new = dict(a.old_config or ()), dict(a.new_config)
-            for key in set(old) | set(new):
-                if key.endswith(".list") and old.get(key) != new.get(key):
-                    added = set(_items(new.get(key))) - set(_items(old.get(key)))
-                    out.update(("connector filter entry", f"{a.name} {key} {item}") for item in added)
-    return out
+    return {obj for step in plan.steps for obj in step.action.touches()}
 
 
 def refuse_overlapping_plans(plans: Sequence[EvolutionPlan], file: str) -> None:

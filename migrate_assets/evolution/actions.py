@@ -180,6 +180,11 @@ class Action(Generic[R]):
         """What running this action now would lose (probed in its layer); only undo actions lose anything."""
         return []
 
+    def touches(self) -> set[tuple[str, str]]:
+        """The objects this action changes, as (kind, name): two tables evolved at once must not share one
+        (`app.fanout.refuse_overlapping_plans`)."""
+        return set()
+
     def describe(self) -> str:
         return self.kind
 
@@ -248,6 +253,9 @@ class RegisterSchema(Action[SchemaRegistered]):
             return None
         same = json.loads(latest.schema) == json.loads(self.schema)
         return SchemaRegistered(latest.version, latest.schema_id, created=True) if same else None
+
+    def touches(self) -> set[tuple[str, str]]:
+        return {("registry subject", self.subject)}
 
     def describe(self) -> str:
         return f"register new schema under {self.subject} (after v{self.expected_version})"
@@ -348,6 +356,9 @@ class IcebergUpdate(Action[IcebergUpdated]):
             return None  # another writer's commit moves the schema id too: only our own ops count
         # a schema update makes no snapshot: the current one is the one to restore
         return IcebergUpdated(st.schema_id, self.expected_schema_id, st.snapshot_id)
+
+    def touches(self) -> set[tuple[str, str]]:
+        return {("Iceberg table", self.identifier)}
 
     def describe(self) -> str:
         ops = ", ".join(f"{o.kind} {o.name}" + (f" {o.type}" if o.type else "") +
@@ -462,6 +473,9 @@ class CreateIcebergTable(Action[IcebergTableCreated]):
         st = ctx.require_lakehouse().state(self.identifier)
         return IcebergTableCreated(st.schema_id) if st is not None else None
 
+    def touches(self) -> set[tuple[str, str]]:
+        return {("Iceberg table", self.identifier)}
+
     def describe(self) -> str:
         return f"create {self.identifier} ({', '.join(f'{n} {t}' for n, t in self.columns)})"
 
@@ -545,6 +559,9 @@ class SourceDdl(Action[DdlApplied]):
             return None
         return SourceDdl(table=self.table, statements=self.inverse_statements, inverse_statements=self.statements,
                          lock_timeout=self.lock_timeout, undo=True)
+
+    def touches(self) -> set[tuple[str, str]]:
+        return {("source table", self.table)}
 
     def describe(self) -> str:
         return "; ".join(self.statements)
@@ -695,9 +712,26 @@ class ConnectorSync(Action[ConnectorSynced]):
         return ConnectorSync(name=self.name, slot=self.slot, new_config=self.old_config,
                              old_config=self.new_config, reason="put back the previous config")
 
+    def touches(self) -> set[tuple[str, str]]:
+        """The filter entries the config change adds (the connector itself is shared: its config changes are
+        rebased on the live config, `app.fanout`)."""
+        if self.new_config is None:
+            return set()
+        old, new = dict(self.old_config or ()), dict(self.new_config)
+        out: set[tuple[str, str]] = set()
+        for key in set(old) | set(new):
+            if key.endswith(".list") and old.get(key) != new.get(key):
+                added = set(_list_items(new.get(key))) - set(_list_items(old.get(key)))
+                out.update(("connector filter entry", f"{self.name} {key} {item}") for item in added)
+        return out
+
     def describe(self) -> str:
         what = "update config and restart safely" if self.new_config is not None else "no restart needed"
         return f"{self.name}: {what} ({self.reason}); wait for slot {self.slot} to pass the DDL and make progress"
+
+
+def _list_items(value: str | None) -> list[str]:
+    return [x.strip() for x in (value or "").split(",") if x.strip()]
 
 
 def _snapshot_signal(signal_table: str, tables: tuple[str, ...]) -> str:
