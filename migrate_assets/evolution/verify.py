@@ -200,7 +200,7 @@ def _verify_connector(target: PipelineTarget, ctx: RunContext, columns: list[str
         if ctx.source.slot(slot) is None:
             diffs.append(f"replication slot {slot} does not exist")
         elif start_lsn is not None:
-            wait_slot(ctx, slot, start_lsn, bound, "a LSN taken when verify started")
+            wait_slot(ctx, slot, start_lsn, bound, "a LSN taken when verify started", streamed=True)
     except TransientError as exc:  # the bound passed: RUNNING or not, the slot is stuck
         diffs.append(f"replication slot {slot} makes no progress: {exc}; Kafka Connect says {status.state}")
     except MigrateAssetsError as exc:
