@@ -18,12 +18,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from migrate_assets.config import ProjectConfig, load_config
+from migrate_assets.errors import UsageError
 from migrate_assets.evolution.actions import Bounds, RunContext
 from migrate_assets.evolution.planner import PipelineTarget, Policy
 from migrate_assets.evolution.saga import RetryPolicy
@@ -34,6 +35,9 @@ from migrate_assets.resources.iceberg import IcebergLakehouse
 from migrate_assets.resources.kafka_connect import KafkaConnectClient
 from migrate_assets.resources.postgres import PostgresSource
 from migrate_assets.resources.registry import SchemaRegistryAdapter
+
+if TYPE_CHECKING:
+    from migrate_assets.jobs.observe import PipelineAssetKeys
 
 #: the bundled example project: what `dagster dev -w workspace.yaml` shows when nothing else is configured
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "migrate.yaml"
@@ -115,6 +119,12 @@ class MigrateProjectResource(ConfigurableResource):  # type: ignore[type-arg]
     auto_apply: bool = Field(default=False, description="file sensor applies instead of planning")
     auto_contract: bool = Field(default=False, description="expand sensor contracts when safe")
     changes_dir: str = Field(default="changes/", description="change files watched by the expand sensor")
+    asset_key_prefix: list[str] = Field(default_factory=list, description="put before every pipeline asset key "
+                                        "(several projects in one code location)")
+    asset_keys_map: dict[str, list[str]] = Field(
+        default_factory=dict, description="the key translator: `<schema.table>:<source|registry|iceberg>` → the "
+        "asset key path of that layer in your graph, e.g. {'public.customers:source': ['shop', 'customers']} for the "
+        "dagster-dbt source of the table, so lineage joins")
 
     def load(self) -> ProjectConfig:
         return load_config(self.config_path)
@@ -143,6 +153,22 @@ class MigrateProjectResource(ConfigurableResource):  # type: ignore[type-arg]
         if p.is_absolute() or p.exists():
             return p
         return self.load().path(path)
+
+    def asset_keys(self) -> PipelineAssetKeys:
+        """The key translator of this project's pipeline assets (`asset_key_prefix`, `asset_keys_map`)."""
+        from dagster import AssetKey
+
+        from migrate_assets.jobs.observe import PipelineAssetKeys
+
+        cfg = self.load()
+        overrides = {}
+        for name, path in self.asset_keys_map.items():
+            table, sep, layer = name.rpartition(":")
+            if not sep or layer not in ("source", "registry", "iceberg") or not path:
+                raise UsageError(f"asset_keys_map key {name!r}: expected `<schema.table>:<source|registry|iceberg>` "
+                                 "mapped to a non-empty key path", file="<resource project>", key="asset_keys_map")
+            overrides[(projectlib.qualify(table, cfg.database.schema_), layer)] = AssetKey(path)
+        return PipelineAssetKeys(cfg.database.schema_, tuple(self.asset_key_prefix), overrides)
 
     def layers(self) -> dict[str, Any]:
         """The per-layer resources this project configures (None for a layer that is not configured)."""

@@ -9,19 +9,26 @@ it saw — a tick that sees nothing new asks for nothing new.
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from dagster import (
+    AssetSelection,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
+    RunStatusSensorContext,
     ScheduleDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    define_asset_job,
     run_failure_sensor,
+    run_status_sensor,
     sensor,
 )
 
@@ -31,20 +38,27 @@ from migrate_assets.errors import MigrateAssetsError
 from migrate_assets.expand import runner
 from migrate_assets.jobs.database import (
     APPLICATION_NAME,
+    abort_expand,
     contract,
+    expand,
+    migrations_down,
     migrations_status,
     migrations_up,
     schema_apply,
     schema_plan,
 )
 from migrate_assets.jobs.evolve import (
-    EVOLUTION_RUN_TAG,
     evolve_pipeline,
     restart_failed_connector,
     rollback_evolution,
     verify_pipeline,
 )
+from migrate_assets.jobs.evolve_launch import EVOLUTION_RUN_TAG, ON_FAILURE_TAG, TABLES_TAG
+from migrate_assets.jobs.observe import GROUP
 from migrate_assets.resources import database
+
+#: tag of a rollback run: the evolve_pipeline run whose failure asked for it
+FAILED_RUN_TAG = "migrate_assets/failed_run"
 
 # ------------------------------------------------------------------------------------------------------------
 # schedules
@@ -52,14 +66,16 @@ from migrate_assets.resources import database
 
 nightly_verify = ScheduleDefinition(
     name="nightly_verify", job=verify_pipeline, cron_schedule="0 2 * * *", execution_timezone="UTC",
-    description="Every night: compare every pipeline table across all layers (drift fails the run).",
+    description="Every night: compare every pipeline table across all layers (drift fails the run). Turn on in "
+                "production: it is how drift made outside this tool is noticed.",
     default_status=DefaultScheduleStatus.STOPPED,
 )
 
 nightly_drift_check = ScheduleDefinition(
     name="nightly_drift_check", job=schema_plan, cron_schedule="30 2 * * *", execution_timezone="UTC",
     run_config={"ops": {"plan_schema": {"config": {"fail_on_changes": True}}}},
-    description="Every night: fail when the live database drifted from the YAML specs.",
+    description="Every night: fail when the live database drifted from the YAML specs. Turn on when the specs "
+                "are the source of truth of the database.",
     default_status=DefaultScheduleStatus.STOPPED,
 )
 
@@ -88,7 +104,9 @@ def project_fingerprints(cfg: ProjectConfig) -> dict[str, str]:
 
 
 @sensor(jobs=[schema_plan, schema_apply, migrations_status, migrations_up], minimum_interval_seconds=30,
-        default_status=DefaultSensorStatus.STOPPED)
+        default_status=DefaultSensorStatus.STOPPED,
+        description="Spec or migration files changed → schema_plan / migrations_status (schema_apply / "
+                    "migrations_up with auto_apply). Turn on where the files are deployed with the code.")
 def spec_files_changed(context: SensorEvaluationContext, project: MigrateProjectResource) -> SensorResult:
     """Spec or migration files changed → plan (or apply with `auto_apply`); run key = content fingerprint."""
     cfg = project.load()
@@ -113,7 +131,9 @@ def spec_files_changed(context: SensorEvaluationContext, project: MigrateProject
 # ------------------------------------------------------------------------------------------------------------
 
 
-@sensor(job=contract, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED)
+@sensor(job=contract, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
+        description="An expanded change in changes_dir is safe to contract → contract (with auto_contract; "
+                    "otherwise the tick says which). Turn on when you use expand/contract.")
 def expand_ready(context: SensorEvaluationContext, project: MigrateProjectResource) -> SensorResult:
     """An expanded change in `changes_dir` reports safe_to_contract → `contract` (with `auto_contract`)."""
     cfg = project.load()
@@ -150,7 +170,10 @@ def expand_ready(context: SensorEvaluationContext, project: MigrateProjectResour
 
 
 @run_failure_sensor(monitored_jobs=[evolve_pipeline], request_job=rollback_evolution,
-                    default_status=DefaultSensorStatus.STOPPED)
+                    default_status=DefaultSensorStatus.STOPPED,
+                    description="An evolve_pipeline run failed and left an evolution not undone (its process "
+                                "died mid-step, or an undo could not finish) → rollback_evolution for it. Turn on "
+                                "in production; runs with on_failure: hold are left for Re-execute from failure.")
 def evolution_failed_rollback(context: RunFailureSensorContext,
                               project: MigrateProjectResource) -> list[RunRequest] | SkipReason:
     """A failed `evolve_pipeline` run whose layers were not all restored → `rollback_evolution` per evolution run.
@@ -160,6 +183,9 @@ def evolution_failed_rollback(context: RunFailureSensorContext,
     (or whose compensation failed) left its record behind, and the rollback job finishes the work.
     """
     run_ids = [r for r in context.dagster_run.tags.get(EVOLUTION_RUN_TAG, "").split(",") if r]
+    if context.dagster_run.tags.get(ON_FAILURE_TAG) == "hold":
+        return SkipReason("on_failure: hold: the layers are kept for Re-execute from failure (resume); "
+                          "run rollback_evolution to undo " + ", ".join(run_ids))
     if not run_ids:
         return SkipReason("the failed run never persisted an evolution (it failed in pre-flight): nothing changed")
     store = project.store()
@@ -173,7 +199,8 @@ def evolution_failed_rollback(context: RunFailureSensorContext,
                           + ", ".join(f"{rec.run_id} ({rec.table}) {rec.status}" for rec in records))
     return [RunRequest(run_key=f"rollback:{rec.run_id}",
                        run_config={"ops": {"rollback_run": {"config": {"run_id": rec.run_id}}}},
-                       tags={EVOLUTION_RUN_TAG: rec.run_id, "migrate_assets/failed_run": context.dagster_run.run_id})
+                       tags={EVOLUTION_RUN_TAG: rec.run_id, TABLES_TAG: rec.table,
+                             FAILED_RUN_TAG: context.dagster_run.run_id})
             for rec in pending]
 
 
@@ -182,7 +209,9 @@ def evolution_failed_rollback(context: RunFailureSensorContext,
 # ------------------------------------------------------------------------------------------------------------
 
 
-@sensor(job=restart_failed_connector, minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED)
+@sensor(job=restart_failed_connector, minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED,
+        description="A pipeline connector or task is FAILED → restart only the failed tasks, once per failure. "
+                    "Turn on in production.")
 def connector_failed(context: SensorEvaluationContext, project: MigrateProjectResource) -> SensorResult:
     """A pipeline connector (or one of its tasks) FAILED → restart with onlyFailed=true.
 
@@ -211,5 +240,45 @@ def connector_failed(context: SensorEvaluationContext, project: MigrateProjectRe
     return SensorResult(skip_reason=SkipReason("; ".join(states) or "no pipeline connector"))
 
 
+# ------------------------------------------------------------------------------------------------------------
+# the pipeline assets: observe on a schedule, and after every job that changed the source database
+# ------------------------------------------------------------------------------------------------------------
+
+observe_pipeline_schemas = define_asset_job(
+    "observe_pipeline_schemas", selection=AssetSelection.groups(GROUP, include_sources=True),
+    description="Read every pipeline table's schema in each layer into its asset (observations).")
+
+refresh_pipeline_schemas = ScheduleDefinition(
+    name="refresh_pipeline_schemas", job=observe_pipeline_schemas, cron_schedule="0 * * * *",
+    execution_timezone="UTC", default_status=DefaultScheduleStatus.STOPPED,
+    description="Every hour: observe every layer's schema, so asset pages follow changes made outside this "
+                "tool. Turn on when others change the layers too.")
+
+#: the jobs that change the source database outside evolve_pipeline (which reports its own observations)
+SOURCE_CHANGING_JOBS = [schema_apply, migrations_up, migrations_down, expand, contract, abort_expand]
+
+
+@run_status_sensor(run_status=DagsterRunStatus.SUCCESS, monitored_jobs=SOURCE_CHANGING_JOBS,
+                   request_job=observe_pipeline_schemas, default_status=DefaultSensorStatus.STOPPED,
+                   description="A job that changed the source database succeeded (schema_apply, migrations, "
+                               "expand/contract/abort) → observe the pipeline assets, so they show the new "
+                               "columns. Turn on in production.")
+def layers_changed(context: RunStatusSensorContext) -> RunRequest | SkipReason:
+    if context.dagster_run.tags.get("dagster/dry_run") or _dry_run(context.dagster_run.run_config):
+        return SkipReason(f"run {context.dagster_run.run_id} was a dry run: nothing changed")
+    return RunRequest(run_key=f"observe-after:{context.dagster_run.run_id}",
+                      tags={"migrate_assets/after_run": context.dagster_run.run_id,
+                            "migrate_assets/after_job": context.dagster_run.job_name})
+
+
+def _dry_run(run_config: Mapping[str, Any]) -> bool:
+    ops = run_config.get("ops") or {}
+    return any(((op or {}).get("config") or {}).get("dry_run") for op in ops.values())
+
+
 SCHEDULES = [nightly_verify, nightly_drift_check]
 SENSORS = [spec_files_changed, expand_ready, evolution_failed_rollback, connector_failed]
+#: what exists only when the project has pipeline assets (an asset job cannot select nothing)
+ASSET_JOBS = [observe_pipeline_schemas]
+ASSET_SCHEDULES = [refresh_pipeline_schemas]
+ASSET_SENSORS = [layers_changed]
