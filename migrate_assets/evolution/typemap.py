@@ -36,7 +36,7 @@ UNKNOWN_TYPES = {"tsquery", "pg_lsn", "line", "lseg", "box", "path", "polygon", 
 ARRAY_ELEMENTS = {"smallint", "integer", "bigint", "oid", "real", "double precision", "boolean", "text",
                   "character varying", "character", "bpchar", "numeric", "date", "time without time zone",
                   "time with time zone", "timestamp without time zone", "timestamp with time zone", "uuid", "bytea",
-                  "json", "jsonb", "inet", "cidr", "macaddr", "int4range", "int8range", "numrange", "tsrange",
+                  "json", "jsonb", "inet", "cidr", "macaddr", "macaddr8", '"char"', "int4range", "int8range", "numrange", "tsrange",
                   "tstzrange", "daterange", "tsvector", "citext", "hstore", "ltree", "enum"}
 PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
@@ -189,7 +189,7 @@ def map_type(t: PgType | str, options: TypeMapOptions | None = None) -> LayerTyp
     user = opts.user_type(pg.name) if pg.is_user_defined else None
     if user is not None and user.kind == "domain" and user.base:
         if pg.is_array:
-            raise _unsupported(pg, "arrays of a domain are not proven to reach Debezium's events; refused, not guessed")
+            raise _unsupported(pg, "Debezium leaves arrays of a domain out of its events; use an array of the base type")
         rest = tuple(u for u in opts.user_types if u.name != pg.name)  # a domain never maps through itself
         return replace(map_type(user.base, replace(opts, user_types=rest)), pg=pg.render())
     if not pg.is_array:
@@ -241,8 +241,11 @@ def _scalar(pg: PgType, opts: TypeMapOptions) -> LayerTypes:  # noqa: C901, PLR0
         if user is not None and user.kind == "enum":
             return _lt(pg, "STRING", _sem("string", "io.debezium.data.Enum", {"allowed": ",".join(user.labels)}),
                        "string", in_array_required=True)
+        if opts.include_unknown_datatypes == "true":  # a composite or another extension's type: its text
+            return _binary(pg, opts)
         raise _unsupported(pg, "not an enum, a domain or an extension type Debezium knows ("
-                               + ", ".join(EXTENSION_TYPES) + "); Debezium leaves such columns out of its events")
+                               + ", ".join(EXTENSION_TYPES) + "): Debezium leaves its columns out of its events; "
+                               "set include.unknown.datatypes=true to carry its text form as binary data")
     if n == "numeric":
         return _numeric(pg, opts)
     if n == "money":

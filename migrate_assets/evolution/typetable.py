@@ -29,11 +29,13 @@ SAMPLES = (
     "timestamp with time zone", "time with time zone", "timestamp(3)", "timestamp", "time(3)", "time", "date",
     "interval", "bytea", "json", "jsonb", "xml", "uuid", "tsvector", "public.ltree", "public.hstore", "point",
     "public.geometry", "public.geography", "public.mood", "public.posint",
-    "text[]", "integer[]", "smallint[]", "numeric(10,2)[]", "numeric[]", "timestamp[]", "time[]", "date[]",
+    "text[]", "integer[]", "smallint[]", "numeric(10,2)[]", "numeric[]", "timestamp(3)[]", "timestamp[]",
+    "time(3)[]", "time[]", "date[]", "timestamptz[]", "timetz[]", '"char"[]', "macaddr8[]", "tstzrange[]",
     "bytea[]", "uuid[]", "jsonb[]", "inet[]", "int4range[]", "public.citext[]", "public.ltree[]", "public.hstore[]",
     "public.mood[]", "tsvector[]", "oid[]",
     "tsquery", "pg_lsn", "box", "circle", "line", "lseg", "path", "polygon", "int4multirange",
-    "name", "integer[][]", "money[]", "interval[]", "xml[]", "point[]", "bit(3)[]", "public.posint[]", "regclass",
+    "name", "name[]", "integer[][]", "money[]", "interval[]", "xml[]", "point[]", "bit(3)[]", "bit varying[]",
+    "public.posint[]", "regclass",
     "public.other_type",
 )
 #: setting values shown beside the modes (money.fraction.digits is a number, not a choice)

@@ -23,6 +23,7 @@ from migrate_assets.evolution.preflight import user_types
 from migrate_assets.evolution.typemap import TypeMapOptions, map_type
 from migrate_assets.resources.iceberg import type_text
 from migrate_assets.resources.postgres import PostgresSource
+from tests.cdc import poll_until
 from tests.pipeline import PipelineFactory, change_file
 from tests.support import run_cli
 
@@ -31,6 +32,7 @@ SETUP = [
     "CREATE EXTENSION citext", "CREATE EXTENSION hstore", "CREATE EXTENSION ltree",
     "CREATE TYPE public.mood AS ENUM ('sad', 'ok', 'happy')",
     "CREATE DOMAIN public.posint AS integer CHECK (VALUE > 0)", "CREATE DOMAIN public.email AS text",
+    "CREATE TYPE public.comp_t AS (a integer)",
 ]
 #: the connector settings of each pipeline (A: Debezium's defaults)
 COMBOS = {
@@ -48,11 +50,13 @@ VSD = {"scale": 1, "value": b"\x0f"}
 CASES: list[tuple[str, str, str, Any]] = [
     ("c_bool", "boolean", "true", True), ("c_bit1", "bit(1)", "B'1'", True),
     ("c_bit3", "bit(3)", "B'101'", b"\x05"), ("c_varbit", "bit varying(8)", "B'1011'", b"\x0b"),
+    ("c_varbitn", "bit varying", "B'11'", b"\x03"), ("c_vc", "character varying", "'v'", "v"),
     ("c_int2", "smallint", "7", 7), ("c_int4", "integer", "7", 7), ("c_int8", "bigint", "7", 7), ("c_oid", "oid", "7", 7),
     ("c_real", "real", "1.5", 1.5), ("c_float8", "double precision", "2.5", 2.5),
     ("c_char", "character(3)", "'abc'", "abc"), ("c_bpchar", "bpchar", "'x'", "x"),
     ("c_varchar", "varchar(10)", "'v'", "v"), ("c_qchar", '"char"', "'q'", "q"),
     ("c_tstz", "timestamptz", "'2024-01-02 03:04:05.123456+00'", "2024-01-02T03:04:05.123456Z"),
+    ("c_tstz3", "timestamptz(3)", "'2024-01-02 03:04:05.123+00'", "2024-01-02T03:04:05.123Z"),
     ("c_ts3", "timestamp(3)", "'2024-01-02 03:04:05.123'",
      {"C": dt.datetime(2024, 1, 2, 3, 4, 5, 123000, UTC), "*": TS3}),
     ("c_ts6", "timestamp", "'2024-01-02 03:04:05.123456'",
@@ -62,6 +66,7 @@ CASES: list[tuple[str, str, str, Any]] = [
     ("c_time6", "time", "'03:04:05.123456'", {"C": dt.time(3, 4, 5, 123000), "*": 11045123456}),
     ("c_date", "date", "'2024-01-02'", {"C": dt.date(2024, 1, 2), "*": 19724}),
     ("c_interval", "interval", "'1 day 2 hours'", {"B": "P0Y0M1DT2H0M0S", "*": 93600000000}),
+    ("c_interval3", "interval(3)", "'1 sec'", {"B": "P0Y0M0DT0H0M1S", "*": 1000000}),
     ("c_bytea", "bytea", "'\\xfbff'::bytea", {"A": b"\xfb\xff", "B": "+/8=", "C": "fbff", "D": "-_8="}),
     ("c_json", "json", "'{\"a\":1}'", '{"a":1}'), ("c_jsonb", "jsonb", "'{\"a\":1}'", '{"a": 1}'),
     ("c_xml", "xml", "'<a/>'", "<a/>"),
@@ -74,6 +79,7 @@ CASES: list[tuple[str, str, str, Any]] = [
     ("c_i4r", "int4range", "'[1,5)'", "[1,5)"), ("c_i8r", "int8range", "'[1,5)'", "[1,5)"),
     ("c_numr", "numrange", "'[1.5,2.5)'", "[1.5,2.5)"),
     ("c_tsr", "tsrange", "'[2024-01-01,2024-01-02)'", '["2024-01-01 00:00:00","2024-01-02 00:00:00")'),
+    ("c_tstzr", "tstzrange", "'[2024-01-01,2024-01-02)'", '["2024-01-01 00:00:00+00","2024-01-02 00:00:00+00")'),
     ("c_dr", "daterange", "'[2024-01-01,2024-01-02)'", "[2024-01-01,2024-01-02)"),
     ("c_enum", "public.mood", "'happy'", "happy"),
     ("c_money", "money", "12.34", {"A": Decimal("12.34"), "B": 12.34, "C": "12.34", "D": Decimal("12.340")}),
@@ -103,6 +109,16 @@ CASES: list[tuple[str, str, str, Any]] = [
     ("c_a_enum", "public.mood[]", "'{happy}'", ["happy"]), ("c_a_citext", "public.citext[]", "'{a}'", ["a"]),
     ("c_a_ltree", "public.ltree[]", "'{a.b}'", ["a.b"]), ("c_a_i4r", "int4range[]", "'{\"[1,5)\"}'", ["[1,5)"]),
     ("c_a_hstore", "public.hstore[]", "ARRAY['a=>1'::public.hstore]", {"B": [{"a": "1"}], "*": ['{"a":"1"}']}),
+    ("c_a_bpchar", "bpchar[]", "'{x}'", ["x"]), ("c_a_qchar", '"char"[]', "'{q}'", ["q"]),
+    ("c_a_mac8", "macaddr8[]", "'{08:00:2b:01:02:03:04:05}'", ["08:00:2b:01:02:03:04:05"]),
+    ("c_a_i8r", "int8range[]", "'{\"[1,5)\"}'", ["[1,5)"]), ("c_a_numr", "numrange[]", "'{\"[1.5,2.5)\"}'", ["[1.5,2.5)"]),
+    ("c_a_tsr", "tsrange[]", "ARRAY['[2024-01-01,2024-01-02)'::tsrange]", ['["2024-01-01 00:00:00","2024-01-02 00:00:00")']),
+    ("c_a_tstzr", "tstzrange[]", "ARRAY['[2024-01-01,2024-01-02)'::tstzrange]",
+     ['["2024-01-01 00:00:00+00","2024-01-02 00:00:00+00")']),
+    ("c_a_dr", "daterange[]", "ARRAY['[2024-01-01,2024-01-02)'::daterange]", ["[2024-01-01,2024-01-02)"]),
+    ("c_a_time3", "time(3)[]", "'{03:04:05.123}'", {"B": [11045123000], "C": [dt.time(3, 4, 5, 123000)], "*": [11045123]}),
+    ("c_a_ts3", "timestamp(3)[]", "'{2024-01-02 03:04:05.123}'",
+     {"C": [dt.datetime(2024, 1, 2, 3, 4, 5, 123000, UTC)], "*": [TS3]}),
     ("c_a_oid", "oid[]", "'{1}'", [1]), ("c_a_tsvector", "tsvector[]", "ARRAY['a'::tsvector]", ["'a'"]),
 ]
 #: carried only with include.unknown.datatypes=true (combination B), as their text in binary data
@@ -112,13 +128,15 @@ UNKNOWN = [
     ("c_line", "line", "'{1,2,3}'", b"{1.0,2.0,3.0}"), ("c_lseg", "lseg", "'((0,0),(1,1))'", b"[(0.0,0.0),(1.0,1.0)]"),
     ("c_path", "path", "'((0,0),(1,1))'", b"((0.0,0.0),(1.0,1.0))"),
     ("c_polygon", "polygon", "'((0,0),(1,1),(1,0))'", b"((0.0,0.0),(1.0,1.0),(1.0,0.0))"),
-    ("c_i4mr", "int4multirange", "'{[1,5)}'", b"{[1,5)}"),
+    ("c_i4mr", "int4multirange", "'{[1,5)}'", b"{[1,5)}"), ("c_comp", "public.comp_t", "ROW(1)::public.comp_t", b"(1)"),
 ]
 #: refused under Debezium's defaults (combination A): (type, what the refusal must say)
 REFUSED = [
     ("tsquery", "include.unknown.datatypes=true"), ("money[]", "arrays of money"),
-    ("integer[][]", "multi-dimensional"), ("bit(3)[]", "arrays of bit"), ("numeric(5,-2)", "decimal.handling.mode=string"),
-    ("regclass", "not in Debezium's PostgreSQL type table"), ("name", "streams its values as null"), ("public.composite_t", "not an enum, a domain"),
+    ("integer[][]", "multi-dimensional"), ("bit(3)[]", "arrays of bit"), ("interval[]", "arrays of interval"),
+    ("xml[]", "arrays of xml"), ("point[]", "arrays of point"), ("name[]", "arrays of name"),
+    ("bit varying[]", "arrays of bit varying"), ("public.posint[]", "arrays of a domain"), ("numeric(5,-2)", "decimal.handling.mode=string"),
+    ("regclass", "not in Debezium's PostgreSQL type table"), ("name", "streams its values as null"), ("public.comp_t", "include.unknown.datatypes=true"),
 ]
 
 
@@ -150,8 +168,6 @@ def test_every_type_is_carried_as_the_converter_writes_it(
     cases = CASES + (UNKNOWN if unknown else [])
 
     if combo == "A":  # what Debezium cannot carry: refused at plan time, naming why and the setting; nothing changed
-        with psycopg.connect(p.dsn, autocommit=True) as conn:
-            conn.execute("CREATE TYPE public.composite_t AS (a integer)")
         before = p.layer_state()
         for pg, why in REFUSED:
             cf = change_file(p.tmp, _add_columns([("bad", pg, "", None)]), "refused.yaml")
@@ -196,3 +212,39 @@ def user_types_of(dsn: str) -> tuple[Any, ...]:
         source = PostgresSource(dsn)
 
     return user_types(_Ctx())  # type: ignore[arg-type]
+
+
+
+def test_an_enum_label_added_outside_a_run_is_drift_until_debezium_reloads_its_types(
+        make_pipeline: PipelineFactory, stack_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Debezium keeps announcing an enum's labels from when its task started: after `ALTER TYPE … ADD VALUE` the
+    events still say the old `allowed` (the new label's rows do arrive), so verify reports the registry's labels
+    against the catalog's; once the connector restarts, the converter registers one version with the new labels
+    and verify is consistent."""
+    with psycopg.connect(stack_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TYPE public.mood AS ENUM ('sad', 'ok', 'happy')")
+    p = make_pipeline()
+    ran = run_cli(capsys, "evolve", str(change_file(p.tmp, _add_columns([("c_enum", "public.mood", "", None)]))),
+                  config=p.config_path, fmt="json")
+    assert ran.code == 0, ran.out + ran.err
+    with psycopg.connect(p.dsn, autocommit=True) as conn:
+        conn.execute("ALTER TYPE public.mood ADD VALUE 'ecstatic'")
+        conn.execute("INSERT INTO public.customers (id, name, c_enum) VALUES (778, 'm', 'ecstatic')")
+    assert p.row_events(778)[0]["after"]["c_enum"] == "ecstatic"
+    versions = _versions(p.registry_url, p.subject)
+    ver = run_cli(capsys, "verify", config=p.config_path, fmt="json")
+    assert ver.code == 4, ver.out
+    diffs = ver.doc["tables"][0]["layers"]["schema_registry"]["differences"]
+    assert any("c_enum" in d and "sad,ok,happy,ecstatic" in d for d in diffs), diffs
+
+    assert httpx.post(f"{p.connect_url}/connectors/{p.name}/restart?includeTasks=true", timeout=30).is_success
+    ids = iter(range(779, 10_000))
+
+    def reloaded() -> bool:  # a row per try: the one written after the task restarted carries the new labels
+        with psycopg.connect(p.dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO public.customers (id, name, c_enum) VALUES (%s, 'm', 'ecstatic')", (next(ids),))
+        return len(_versions(p.registry_url, p.subject)) == len(versions) + 1
+
+    poll_until(reloaded, 90, "a registry version with the new label", interval=1.0)
+    ver = run_cli(capsys, "verify", config=p.config_path, fmt="json")
+    assert ver.code == 0 and ver.doc["consistent"] is True, ver.doc
