@@ -271,15 +271,14 @@ class Store(Settings):
     def _incompatibilities(
         self, c: sqlite3.Connection, new: ParsedSchema, against: list[Version], level: str
     ) -> list[str]:
-        messages = []
-        for row in reversed(against):
+        for row in reversed(against):  # newest first, the first incompatible version answers (as Confluent)
             found = compat.check(new, self._parsed_schema(c, row), row.version, level)
             if found:
-                messages += found
-                messages += [f"{{oldSchemaVersion: {row.version}}}", f"{{oldSchema: '{row.schema}'}}"]
-        if messages:
-            messages.append(f"{{compatibility: '{level}'}}")
-        return messages
+                return found + [
+                    f"{{oldSchemaVersion: {row.version}}}", f"{{oldSchema: '{row.schema}'}}",
+                    f"{{compatibility: '{level}'}}",
+                ]
+        return []
 
     @staticmethod
     def _matches(row: Version, new: ParsedSchema, normalize: bool) -> bool:
