@@ -55,9 +55,11 @@ def _warn_unlimited_pool() -> None:
         log.warning(warning)
 
 
-def build_definitions(config_path: str | None = None) -> Definitions:
-    path = config_path or default_config_path()
-    project = MigrateProjectResource(config_path=path)
+def build_definitions(config_path: str | None = None, project: MigrateProjectResource | None = None) -> Definitions:
+    """Every job, sensor and schedule, and the assets and checks of the project's pipeline tables. `project`: the
+    resource to use (keys, auto_apply …; the Component passes its own), else one for `config_path`."""
+    path = project.config_path if project is not None else config_path or default_config_path()
+    project = project or MigrateProjectResource(config_path=path)
     try:
         assets, checks = pipeline_assets(load_config(path), project.asset_keys())
     except MigrateAssetsError as exc:

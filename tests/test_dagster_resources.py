@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from migrate_assets.dagster_resources import KafkaConnectResource, MigrateProjectResource, PostgresResource
+import pytest
+from dagster import EnvVar, job, op
+
+from migrate_assets.dagster_resources import (
+    IcebergCatalogResource,
+    KafkaConnectResource,
+    MigrateProjectResource,
+    PostgresResource,
+    SchemaRegistryResource,
+)
+from migrate_assets.redact import redact_text
 from migrate_assets.resources import project
 
 
@@ -25,3 +35,36 @@ def test_layer_resources_build_clients_with_the_run_contexts_settings(tmp_path: 
     assert _settings(PostgresResource.from_project(cfg).source()) == _settings(ctx.source)
     layers = res.layers()
     assert layers["schema_registry"] is None and layers["iceberg"] is None
+
+
+def test_layer_resources_with_env_vars_replace_the_files_sections(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """EnvVar fields are the primary configuration: each layer given as a resource replaces migrate.yaml's."""
+    path = tmp_path / "migrate.yaml"
+    path.write_text("database: {dsn: 'postgresql://file@127.0.0.1:1/file'}\nkafka_connect: {url: 'http://file:1'}\n"
+                    "pipelines: [{table: customers}]\n")
+    monkeypatch.setenv("TEST_DATABASE_URL", "postgresql://app:s3cret@127.0.0.1:2/env")
+    monkeypatch.setenv("TEST_REGISTRY_URL", "http://registry.example:8081")
+    res = MigrateProjectResource(
+        config_path=str(path), postgres=PostgresResource(dsn=EnvVar("TEST_DATABASE_URL"), db_schema="app"),
+        schema_registry=SchemaRegistryResource(url=EnvVar("TEST_REGISTRY_URL")),
+        kafka_connect=KafkaConnectResource(url="http://connect.example:8083"),
+        iceberg=IcebergCatalogResource(name="lake", properties={"uri": "http://catalog.example"}))
+
+    @op
+    def read(project: MigrateProjectResource) -> dict[str, object]:
+        cfg = project.load()
+        assert cfg.iceberg is not None and cfg.kafka_connect is not None and cfg.schema_registry is not None
+        return {"dsn": cfg.database.dsn, "schema": cfg.database.schema_, "connect": cfg.kafka_connect.url,
+                "registry": cfg.schema_registry.url, "catalog": cfg.iceberg.properties,
+                "tables": [p.table for p in cfg.pipelines]}
+
+    @job(resource_defs={"project": res})
+    def show() -> None:
+        read()
+
+    out = show.execute_in_process().output_for_node("read")
+    assert out == {"dsn": "postgresql://app:s3cret@127.0.0.1:2/env", "schema": "app",
+                   "connect": "http://connect.example:8083", "registry": "http://registry.example:8081",
+                   "catalog": {"uri": "http://catalog.example"}, "tables": ["customers"]}  # pipelines: the file's
+    assert "s3cret" not in redact_text("the password s3cret, alone")  # remembered as a secret
