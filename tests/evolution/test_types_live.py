@@ -248,3 +248,33 @@ def test_an_enum_label_added_outside_a_run_is_drift_until_debezium_reloads_its_t
     poll_until(reloaded, 90, "a registry version with the new label", interval=1.0)
     ver = run_cli(capsys, "verify", config=p.config_path, fmt="json")
     assert ver.code == 0 and ver.doc["consistent"] is True, ver.doc
+
+
+def test_pipeline_add_joins_a_table_of_debezium_structs_arrays_and_enums(
+        make_pipeline: PipelineFactory, stack_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`pipeline add` maps a joining table's columns as the connector emits them, catalog types included: the
+    subject copied from a sibling defines Debezium's records once, the Iceberg table is created with struct and
+    list columns, and the joined table verifies consistent."""
+    with psycopg.connect(stack_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TYPE public.mood AS ENUM ('sad', 'ok', 'happy')")
+    p = make_pipeline()
+    with psycopg.connect(p.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.kinds (id integer PRIMARY KEY, n numeric, ns numeric[], tags text[], "
+                     "m public.mood, pt point)")
+        conn.execute("INSERT INTO public.kinds SELECT g, g / 4.0, ARRAY[g / 2.0], ARRAY['t' || g], 'ok', "
+                     "point(g, 1) FROM generate_series(1, 3) g")
+    ran = run_cli(capsys, "pipeline", "add", "public.kinds", "--connector", p.name, "--iceberg-table",
+                  f"{p.namespace}.kinds", config=p.config_path, fmt="json")
+    assert ran.code == 0, ran.out + ran.err
+    assert ran.doc["mode"] == "join" and ran.doc["verify"]["consistent"] is True, ran.doc
+    table = p.iceberg().catalog.load_table(f"{p.namespace}.kinds")
+    assert {f.name: type_text(f.field_type) for f in table.schema().fields} == {
+        "id": "int", "n": "struct<scale: int, value: binary>", "ns": "list<struct<scale: int, value: binary>>",
+        "tags": "list<string>", "m": "string", "pt": "struct<x: double, y: double, wkb: binary, srid: int>"}
+    with psycopg.connect(p.dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO public.kinds VALUES (100, 2.5, '{1.5}', '{x}', 'happy', point(3, 4))")
+    evs = poll_until(lambda: [e for e in p.events("kinds") if e.get("after") and e["after"]["id"] == 100], 90,
+                     "the streamed row of public.kinds")
+    after = evs[0]["after"]
+    assert (after["n"], after["ns"], after["tags"], after["m"]) == (
+        {"scale": 1, "value": b"\x19"}, [{"scale": 1, "value": b"\x0f"}], ["x"], "happy")
