@@ -229,3 +229,42 @@ def test_file_from_before_contexts_is_upgraded(tmp_path: Path) -> None:
         api.close()
     finally:
         assert server.stop() == 0
+
+
+def test_adapter_on_a_context(tmp_path: Path) -> None:
+    """The evolution engine's registry adapter with subjects of a schema context, both spellings: a qualified
+    subject on the plain URL, and the bare subject on a `/contexts/.team` URL; the context's own level is
+    the one it reports"""
+    from migrate_assets.resources import SchemaRegistryAdapter
+
+    def value(*fields: dict[str, object]) -> str:
+        return record("Value", ("id", "int"), *fields, namespace="t")
+
+    v1, v2 = value(), value({"name": "note", "type": ["null", "string"], "default": None})
+    no_default = value({"name": "qty", "type": "int"})
+    server = Registry(tmp_path / "registry.db", tmp_path / "registry.log")
+    raw = Http(server.url)
+    try:
+        plain, scoped = SchemaRegistryAdapter(server.url), SchemaRegistryAdapter(server.url + "/contexts/.team")
+        raw.set_level("FULL", ":.team:")
+        assert plain.compatibility_level(":.team:orders-value") == "FULL"
+        assert scoped.compatibility_level("orders-value") == "FULL"
+        assert plain.compatibility_level("orders-value") == "BACKWARD"  # the default context: global
+        first = plain.register(":.team:orders-value", v1)
+        assert (first.version, first.schema_id) == (1, 1)
+        assert plain.register("orders-value", v2).schema_id == 1  # the default context counts its own ids
+        latest = scoped.latest("orders-value")
+        assert latest is not None and (latest.version, latest.schema_id) == (1, 1)
+        assert json.loads(latest.schema) == json.loads(v1)
+        assert scoped.check_compatibility("orders-value", v2).compatible
+        bad = scoped.check_compatibility("orders-value", no_default)
+        assert not bad.compatible and bad.level == "FULL" and bad.messages
+        second = scoped.register("orders-value", v2)
+        assert (second.version, second.schema_id) == (2, 2)
+        assert plain.versions(":.team:orders-value") == [1, 2]
+        scoped.soft_delete("orders-value", 2)
+        assert plain.versions(":.team:orders-value") == [1]
+        assert raw.subjects() == [":.team:orders-value", "orders-value"]
+    finally:
+        raw.close()
+        assert server.stop() == 0
