@@ -26,6 +26,7 @@ from migrate_assets.evolution.typemap import (
     LayerTypes,
     TypeMapOptions,
     avro_signature,
+    drift_hint,
     expected_avro_signature,
     map_type,
     normalise_iceberg,
@@ -80,7 +81,8 @@ def _compare(expected: dict[str, LayerTypes], actual: dict[str, Any], want: Call
         if name not in actual:
             diffs.append(f"column {name} missing from {where}")
         elif actual[name] != want(lt):
-            diffs.append(f"column {name}: {layer} has {actual[name]}, {lt.pg} maps to {want(lt)}")
+            diffs.append(f"column {name}: {layer} has {actual[name]}, {lt.pg} maps to {want(lt)}"
+                         + drift_hint(actual[name], want(lt)))
     diffs += [f"{layer} field {n} in {where} has no source column" for n in actual if n not in expected]
     return LayerVerdict("drift" if diffs else "consistent", tuple(diffs))
 

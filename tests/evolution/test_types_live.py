@@ -235,7 +235,7 @@ def test_an_enum_label_added_outside_a_run_is_drift_until_debezium_reloads_its_t
     ver = run_cli(capsys, "verify", config=p.config_path, fmt="json")
     assert ver.code == 4, ver.out
     diffs = ver.doc["tables"][0]["layers"]["schema_registry"]["differences"]
-    assert any("c_enum" in d and "sad,ok,happy,ecstatic" in d for d in diffs), diffs
+    assert any("c_enum" in d and "sad,ok,happy,ecstatic" in d and "restart the connector" in d for d in diffs), diffs
 
     assert httpx.post(f"{p.connect_url}/connectors/{p.name}/restart?includeTasks=true", timeout=30).is_success
     ids = iter(range(779, 10_000))
