@@ -146,6 +146,8 @@ def test_subject_spellings_are_one_subject(api: Api, subject: str) -> None:
     assert subject in api.subjects(prefix=subject)
     assert fails(api.register, ":.only" + subject[:4] + ":", schema) == (422, 42208)
     assert fails(api.register, ":*:" + subject, schema) == (422, 42208)
+    for reserved in ("__GLOBAL", "__EMPTY", ":.ctx:__GLOBAL", ":.__GLOBAL:" + subject):
+        assert fails(api.register, reserved, schema) == (422, 42208), reserved
 
 
 def test_context_level_and_mode(fresh: Api) -> None:

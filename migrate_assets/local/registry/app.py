@@ -97,7 +97,9 @@ def _valid_subject(subject: str, settings: bool = False) -> str:
     modes may also be set on a context itself (`:.ctx:`, an empty subject part)."""
     bad = any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in subject)
     qualified = contexts.split(subject)
-    if bad or not subject or qualified.context == contexts.WILDCARD or not (qualified.name or settings):
+    # Confluent's reserved names: `__GLOBAL` and `__EMPTY` subjects, and the `.__GLOBAL` context outside settings
+    reserved = qualified.name in ("__GLOBAL", "__EMPTY") or (qualified.context == ".__GLOBAL" and not settings)
+    if bad or reserved or not subject or qualified.context == contexts.WILDCARD or not (qualified.name or settings):
         raise RegistryError(INVALID_SUBJECT, f"The specified subject is not valid: {subject!r}")
     return subject
 
