@@ -25,6 +25,20 @@ def test_delete_config_without_own_level_is_40408(api: Api, subject: str) -> Non
     assert api.delete_level(subject) == "FULL"
 
 
+def test_config_update_fields(api: Api, subject: str) -> None:
+    """PUT /config: without `compatibility` nothing changes (Confluent's ConfigUpdateRequest echoes `{}`);
+    a field this registry does not apply is refused naming it, never stored and ignored"""
+    assert api.raw.call("PUT", f"/config/{subject}", None, {"normalize": False}) == {}
+    assert api.raw.call("PUT", f"/config/{subject}", None, {"compatibilityLevel": "FULL"}) == {}  # not the key
+    assert fails(api.level, subject) == (404, 40408)
+    for field, value in (("normalize", True), ("compatibilityGroup", "app.version"), ("alias", "other")):
+        status, code = fails(api.raw.call, "PUT", f"/config/{subject}", None, {"compatibility": "FULL", field: value})
+        assert (status, code) == (422, 422), field
+    assert fails(api.level, subject) == (404, 40408)
+    api.set_level("FULL", subject)
+    assert api.level(subject) == "FULL"
+
+
 def test_verbose_compatibility_of_an_invalid_schema_is_an_answer(api: Api, subject: str) -> None:
     api.register(subject, random_schemas(1)[0])
     for version in ("latest", None):

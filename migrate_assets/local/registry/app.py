@@ -113,6 +113,24 @@ def _optional_int(body: dict[str, Any], name: str, unset: tuple[int, ...]) -> in
     return value
 
 
+#: config fields Confluent accepts beside `compatibility`, and the value each may have here (its default)
+_CONFIG_DEFAULTS: dict[str, object] = {
+    "normalize": False, "validateFields": False, "validateRules": False, "alias": None,
+    "compatibilityGroup": None, "defaultMetadata": None, "overrideMetadata": None,
+    "defaultRuleSet": None, "overrideRuleSet": None,
+}
+
+
+def _refuse_unsupported_config(body: dict[str, Any]) -> None:
+    """A config this registry does not apply (registry-side normalizing, aliases, groups, metadata, rules)
+    is refused, not stored and ignored: the caller would believe it in force."""
+    given = sorted(k for k, default in _CONFIG_DEFAULTS.items() if body.get(k, default) not in (default, None))
+    if given:
+        raise RegistryError(
+            UNPROCESSABLE_ENTITY, f"Config {', '.join(given)} is not supported by this registry (only compatibility)"
+        )
+
+
 class _NoTrailingSlash:
     """`/x/` is `/x` (the Java client sends `.../versions/` for "all versions"): no 307 round trip."""
 
@@ -318,7 +336,11 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
             return ok({"compatibilityLevel": await call(store.delete_level, subject)})
         if subject is not None:
             _valid_subject(subject, settings=True)
-        level = compat.check_level((await _body(request, limits)).get("compatibility"))
+        body = await _body(request, limits)
+        _refuse_unsupported_config(body)
+        if body.get("compatibility") is None:
+            return ok({})  # Confluent: a request without a level changes nothing and echoes nothing
+        level = compat.check_level(body["compatibility"])
         await call(store.set_level, subject, level)
         return ok({"compatibility": level})
 
