@@ -291,3 +291,39 @@ def derive_iceberg(state: IcebergState, ops: tuple[Operation, ...], opts: TypeMa
     for op in ops:
         op.effects(sink)
     return tuple(sink.out)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Enum labels
+# --------------------------------------------------------------------------------------------------------
+
+
+def derive_enum_labels(latest_schema: str, columns: dict[str, str], enum: str, labels: tuple[str, ...]) -> str | None:
+    """The subject's next schema when the enum `enum` (as PgType spells it) gets `labels`: each field of a column
+    of that enum (or an array of it) carries the new `allowed` list, as Debezium will announce it once its task
+    has reloaded the type (a connector restart). None when no column of the table uses the enum.
+
+    The building block of a planned label addition: register this version, `ALTER TYPE … ADD VALUE`, restart the
+    connector, verify. Until the restart the converter keeps finding the previous version for Debezium's stale
+    schema, so no version appears that was not planned."""
+    doc = copy.deepcopy(json.loads(latest_schema))
+    rec, _ = row_record(doc)
+    allowed = ",".join(labels)
+    changed = False
+
+    def relabel(t: Any) -> Any:
+        nonlocal changed
+        if isinstance(t, list):
+            return [relabel(x) for x in t]
+        if isinstance(t, dict) and t.get("type") == "array":
+            return {**t, "items": relabel(t["items"])}
+        if isinstance(t, dict) and t.get("connect.name") == "io.debezium.data.Enum":
+            changed = True
+            return {**t, "connect.parameters": {**t.get("connect.parameters", {}), "allowed": allowed}}
+        return t
+
+    for f in rec["fields"]:
+        typ = columns.get(f["name"])
+        if typ is not None and parse_type(typ).element.name == enum:
+            f["type"] = relabel(f["type"])
+    return json.dumps(doc, separators=(",", ":")) if changed else None

@@ -18,6 +18,7 @@ from migrate_assets.errors import (
 from migrate_assets.evolution.derive import (
     avro_row_fields,
     derive_avro,
+    derive_enum_labels,
     derive_iceberg,
     iceberg_promotion_allowed,
     literal_default,
@@ -203,3 +204,17 @@ def test_the_type_table_in_the_docs_is_generated_from_the_map() -> None:
     assert render(text) == text, "run: python -m migrate_assets.evolution.typetable docs/evolution.md"
     assert "| `numeric` | defaults | STRUCT (io.debezium.data.VariableScaleDecimal) |" in text
     assert render(text.replace("`list<string>`", "`list<int>`")) == text  # drift is overwritten, not kept
+
+
+def test_an_enum_label_addition_derives_the_next_subject_version() -> None:
+    old = TypeMapOptions(user_types=(UserType("public.mood", "enum", ("sad", "ok")),))
+    new = TypeMapOptions(user_types=(UserType("public.mood", "enum", ("sad", "ok", "happy")),))
+    cols = {"id": "integer", "m": "public.mood", "ms": "public.mood[]", "note": "text"}
+    env = json.loads(ENVELOPE)
+    env["fields"][0]["type"][1]["fields"] = [
+        {"name": n, "type": ["null", map_type(t, old).avro_schema()], "default": None} for n, t in cols.items()]
+    got = derive_enum_labels(json.dumps(env), cols, "public.mood", ("sad", "ok", "happy"))
+    assert got is not None
+    fields = avro_row_fields(got)
+    assert all(fields[n] == ["null", map_type(cols[n], new).avro_schema()] for n in cols)  # what Debezium will say
+    assert derive_enum_labels(json.dumps(env), {"id": "integer"}, "public.mood", ("sad",)) is None

@@ -12,13 +12,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import struct
+import uuid
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from migrate_assets.evolution.derive import derive_enum_labels
 from migrate_assets.evolution.preflight import user_types
 from migrate_assets.evolution.typemap import TypeMapOptions, map_type
 from migrate_assets.resources.iceberg import type_text
@@ -278,3 +282,56 @@ def test_pipeline_add_joins_a_table_of_debezium_structs_arrays_and_enums(
     after = evs[0]["after"]
     assert (after["n"], after["ns"], after["tags"], after["m"]) == (
         {"scale": 1, "value": b"\x19"}, [{"scale": 1, "value": b"\x0f"}], ["x"], "happy")
+
+
+def test_a_planned_enum_label_addition_adds_only_the_version_it_registered(
+        make_pipeline: PipelineFactory, stack_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The steps of a planned label addition, on the real converter: register `derive_enum_labels`' schema,
+    `ALTER TYPE … ADD VALUE`, restart the connector; the rows before and after the restart add no version."""
+    with psycopg.connect(stack_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TYPE public.mood AS ENUM ('sad', 'ok', 'happy')")
+    p = make_pipeline()
+    cols = [("c_enum", "public.mood", "", None), ("c_moods", "public.mood[]", "", None)]
+    ran = run_cli(capsys, "evolve", str(change_file(p.tmp, _add_columns(cols))), config=p.config_path, fmt="json")
+    assert ran.code == 0, ran.out + ran.err
+    latest = httpx.get(f"{p.registry_url}/subjects/{p.subject}/versions/latest", timeout=10).json()["schema"]
+    new = derive_enum_labels(latest, {"c_enum": "public.mood", "c_moods": "public.mood[]"}, "public.mood",
+                             ("sad", "ok", "happy", "ecstatic"))
+    assert new is not None
+    r = httpx.post(f"{p.registry_url}/subjects/{p.subject}/versions", json={"schema": new}, timeout=10)
+    assert r.is_success, r.text
+    ours, versions = r.json()["id"], _versions(p.registry_url, p.subject)
+    with psycopg.connect(p.dsn, autocommit=True) as conn:
+        conn.execute("ALTER TYPE public.mood ADD VALUE 'ecstatic'")
+        conn.execute("INSERT INTO public.customers (id, name, c_enum, c_moods) VALUES (778, 'm', 'ecstatic', "
+                     "'{ecstatic}')")
+    assert p.row_events(778)[0]["after"]["c_moods"] == ["ecstatic"]
+    assert _schema_ids(p.stack.bootstrap, p.topic)[-1] != ours  # Debezium still announces the old labels
+    assert httpx.post(f"{p.connect_url}/connectors/{p.name}/restart?includeTasks=true", timeout=30).is_success
+    ids = iter(range(779, 10_000))
+
+    def written_with_ours() -> bool:  # a row per try, until the restarted task writes one with our version
+        with psycopg.connect(p.dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO public.customers (id, name, c_enum) VALUES (%s, 'm', 'ecstatic')", (next(ids),))
+        return _schema_ids(p.stack.bootstrap, p.topic)[-1] == ours
+
+    poll_until(written_with_ours, 90, "an event written with the planned version", interval=1.0)
+    assert _versions(p.registry_url, p.subject) == versions  # the converter added none of its own
+    ver = run_cli(capsys, "verify", config=p.config_path, fmt="json")
+    assert ver.code == 0 and ver.doc["consistent"] is True, ver.doc
+
+
+def _schema_ids(bootstrap: str, topic: str) -> list[int]:
+    """The registry id in each event's wire header (magic byte, 4-byte id), in topic order."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "t-" + uuid.uuid4().hex[:6],
+                         "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        ids = []
+        while (msg := consumer.poll(0.7)) is not None:
+            value = msg.value()
+            if not msg.error() and value:
+                ids.append(struct.unpack(">I", value[1:5])[0])
+        return ids
+    finally:
+        consumer.close()
