@@ -117,10 +117,11 @@ class IcebergCatalogResource(ConfigurableResource):  # type: ignore[type-arg]
 class MigrateProjectResource(ConfigurableResource):  # type: ignore[type-arg]
     """A `migrate.yaml` project: the one resource every job needs.
 
-    The layers can be given as resources instead of in the file (`postgres=PostgresResource(dsn=EnvVar(
-    "DATABASE_URL"))`, `schema_registry=…`, `kafka_connect=…`, `iceberg=…`): each replaces its section of
+    Where each layer is can be given here instead of in the file (`dsn=EnvVar("DATABASE_URL")`,
+    `schema_registry_url=…`, `kafka_connect_url=…`, `iceberg_properties=…`): each replaces its setting of
     migrate.yaml for every run, so secrets and per-deployment URLs come from the environment; the file keeps
-    pipelines, specs, migrations and policies (and serves the CLI).
+    pipelines, specs, migrations and policies (and serves the CLI). Plain fields, not nested resources: a resource
+    with nested resources must be opened as a context manager wherever it is built by hand (tests, sensors).
 
     `auto_apply` and `auto_contract` let the file sensors act instead of only planning; `changes_dir` is where the
     expand-ready sensor looks for change files (relative to the project file).
@@ -130,13 +131,12 @@ class MigrateProjectResource(ConfigurableResource):  # type: ignore[type-arg]
     auto_apply: bool = Field(default=False, description="file sensor applies instead of planning")
     auto_contract: bool = Field(default=False, description="expand sensor contracts when safe")
     changes_dir: str = Field(default="changes/", description="change files watched by the expand sensor")
-    postgres: PostgresResource | None = Field(default=None, description="the source database; replaces "
-                                              "`database` of migrate.yaml (dsn from EnvVar('DATABASE_URL'))")
-    kafka_connect: KafkaConnectResource | None = Field(default=None, description="replaces `kafka_connect.url`")
-    schema_registry: SchemaRegistryResource | None = Field(default=None, description="replaces "
-                                                           "`schema_registry.url`")
-    iceberg: IcebergCatalogResource | None = Field(default=None, description="replaces `iceberg` (catalog name "
-                                                   "and properties)")
+    dsn: str | None = Field(default=None, description="the source database; replaces `database.dsn` of "
+                            "migrate.yaml (pass EnvVar('DATABASE_URL'))")
+    kafka_connect_url: str | None = Field(default=None, description="replaces `kafka_connect.url`")
+    schema_registry_url: str | None = Field(default=None, description="replaces `schema_registry.url`")
+    iceberg_properties: dict[str, str] | None = Field(default=None, description="replaces `iceberg.properties` "
+                                                      "(pyiceberg load_catalog properties, e.g. uri, credential)")
     asset_key_prefix: list[str] = Field(default_factory=list, description="put before every pipeline asset key "
                                         "(several projects in one code location)")
     asset_keys_map: dict[str, list[str]] = Field(
@@ -148,19 +148,19 @@ class MigrateProjectResource(ConfigurableResource):  # type: ignore[type-arg]
         """migrate.yaml, with the layers given as resources put in place of the file's."""
         cfg = load_config(self.config_path)
         update: dict[str, Any] = {}
-        if self.postgres is not None:
-            remember(*dsn_secrets(self.postgres.dsn))
-            update["database"] = cfg.database.model_copy(update={"dsn": self.postgres.dsn,
-                                                                 "schema_": self.postgres.db_schema})
-        if self.kafka_connect is not None:
-            update["kafka_connect"] = KafkaConnectConfig(url=self.kafka_connect.url) if cfg.kafka_connect is None \
-                else cfg.kafka_connect.model_copy(update={"url": self.kafka_connect.url})
-        if self.schema_registry is not None:
-            update["schema_registry"] = SchemaRegistryConfig(url=self.schema_registry.url) \
+        if self.dsn:
+            remember(*dsn_secrets(self.dsn))
+            update["database"] = cfg.database.model_copy(update={"dsn": self.dsn})
+        if self.kafka_connect_url:
+            update["kafka_connect"] = KafkaConnectConfig(url=self.kafka_connect_url) if cfg.kafka_connect is None \
+                else cfg.kafka_connect.model_copy(update={"url": self.kafka_connect_url})
+        if self.schema_registry_url:
+            update["schema_registry"] = SchemaRegistryConfig(url=self.schema_registry_url) \
                 if cfg.schema_registry is None else cfg.schema_registry.model_copy(update={"url":
-                                                                                           self.schema_registry.url})
-        if self.iceberg is not None:
-            update["iceberg"] = IcebergConfig(name=self.iceberg.name, properties=dict(self.iceberg.properties))
+                                                                                           self.schema_registry_url})
+        if self.iceberg_properties is not None:
+            name = cfg.iceberg.name if cfg.iceberg is not None else "lake"
+            update["iceberg"] = IcebergConfig(name=name, properties=dict(self.iceberg_properties))
         return cfg.model_copy(update=update) if update else cfg
 
     def run_context(self, log: Callable[[str], None] | None = None, bounds: Bounds | None = None) -> RunContext:
