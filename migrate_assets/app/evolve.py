@@ -2,10 +2,10 @@
 
 `plan_changes` / `plan_new_tables` run the pre-flight of every table of a launch before any table changes
 anything, refusing two changes of one table and plans that touch the same object (`app.fanout`). `evolve_tables`
-then runs the tables' sagas one after another, each under the evolution layer lock it needs (`app.fanout.guard`:
-exclusive around a connector restart, with the connector's config change rebased on the live config; shared
-otherwise), so that a CLI run and a Dagster run (or two CLI runs) on one database never restart a connector
-under another table's DDL. The CLI runs whole sagas; the Dagster job runs one op per step with the same guard.
+then runs the tables' sagas one after another, each for its whole run under the evolution layer lock
+(`app.fanout.guard`: exclusive when the plan changes the connector's config — the change rebased on the live
+config under the lock — shared otherwise), so that a CLI run and a Dagster run (or two CLI runs) on one database
+never restart a connector under another table's DDL. The Dagster job holds the same guard per step (one op each).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from migrate_assets.app.fanout import LayerLock, guard, refuse_duplicate_tables, refuse_overlapping_plans
 from migrate_assets.errors import UsageError
@@ -24,6 +25,9 @@ from migrate_assets.evolution.saga import RetryPolicy, Saga
 from migrate_assets.evolution.store import EvolutionStore, RunRecord, StepState
 from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.schema.model import Table
+
+if TYPE_CHECKING:
+    from migrate_assets.config import ProjectConfig
 
 OnStep = Callable[[StepState], None]
 
@@ -117,3 +121,39 @@ def rollback_run(run_id: str, ctx: RunContext, store: EvolutionStore, retry: Ret
     with guard(lock, rec, "all", ctx, undo=True) if lock is not None else nullcontext():
         return evo.rollback(run_id, ctx, store, retry, on_step, record=rec)
 
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeHazards:
+    """What `plan` would say of a change's DDL, read from the live table before anything runs."""
+
+    #: each operation's hazards by the declarative side's rules (`schema/hazards.py`), through its own plain DDL
+    hazards: tuple[str, ...] = ()
+    #: a primary-key column changes: the topic's key schema changes too
+    key_changes: bool = False
+
+
+def change_hazards(cfg: ProjectConfig, change: ChangeSet) -> ChangeHazards:
+    """The hazards of `change` on the live table; none when the table cannot be read or an operation is refused
+    (pre-flight then reports why)."""
+    from migrate_assets.resources.database import connect
+    from migrate_assets.schema.introspect import introspect
+    from migrate_assets.schema.ops.shape import TableShape
+
+    try:
+        with connect(cfg, "migrate-assets", read_only=True) as conn:
+            live = introspect(conn, [change.schema], [(change.schema, change.table)]).get(
+                (change.schema, change.table))
+        if live is None:
+            return ChangeHazards()
+        shape = TableShape(live)
+        hazards: list[str] = []
+        for op in change.operations:
+            hazards += [str(h) for h in op.plain(shape.table).hazards if str(h) not in hazards]
+            op.effects(shape)
+    except Exception:  # noqa: BLE001 - pre-flight reports an unreadable table or a refused operation itself
+        return ChangeHazards()
+    after = {c.name: c.type for c in shape.table.columns}
+    pk = live.primary_key.columns if live.primary_key else ()
+    before = {c.name: c.type for c in live.columns}
+    return ChangeHazards(tuple(hazards), any(after.get(c) != before.get(c) for c in pk))

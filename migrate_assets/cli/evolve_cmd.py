@@ -14,6 +14,7 @@ from migrate_assets.cli.output import Result, interrupt_signal, interrupted, mar
 from migrate_assets.errors import EvolutionFailedError, UsageError
 
 if TYPE_CHECKING:
+    from migrate_assets.app.evolve import ChangeHazards
     from migrate_assets.config import ProjectConfig
     from migrate_assets.evolution.store import StepState
 
@@ -101,7 +102,7 @@ def run_evolve(args: argparse.Namespace) -> Result:
                 else:
                     rec = app.rollback_run(args.rollback, ctx, store, retry, lock, _progress, dry_run=args.dry_run)
                 data = evo.result_dict(rec)
-                _add_step_sql(data, rec.plan, {})
+                _add_step_sql(data, rec.plan, None)
             else:
                 return _evolve_tables(args, cfg, ctx, store, retry, lock)
         except RunInterrupted as stop:
@@ -151,11 +152,11 @@ def _evolve_tables(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store
     from migrate_assets.evolution import run as evo
     from migrate_assets.resources import database, project
 
-    details: dict[str, dict[str, Any]] = {}
+    details: dict[str, app.ChangeHazards] = {}
     if args.change_files:
         changes = [database.read_change(cfg, f) for f in args.change_files]
         for c in changes:  # before the run: hazards are of the live shape
-            details[c.qualified] = _change_details(cfg, c)
+            details[c.qualified] = app.change_hazards(cfg, c)
         planned = app.plan_changes(changes, ctx, lambda table: project.target(cfg, table),
                                    project.policy(cfg, args.allow_irreversible), retry, "<command line>")
     else:
@@ -173,7 +174,7 @@ def _evolve_tables(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store
         data["preflight"] = [{"layer": layer, "check": c} for layer, c in p.report.checks]
         if args.change_files:
             data["fingerprints"] = p.report.snapshot.fingerprints()
-        _add_step_sql(data, p.record.plan, details.get(p.table, {}))
+        _add_step_sql(data, p.record.plan, details.get(p.table))
         if p.record.status != "dry_run":
             _record_state(data, store, p.record)
         runs.append(data)
@@ -183,35 +184,7 @@ def _evolve_tables(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store
     return _finish(args, data, 0 if outcome.succeeded else 1)
 
 
-def _change_details(cfg: ProjectConfig, change: Any) -> dict[str, Any]:
-    """What `plan` would say of the change's DDL, read from the live table before anything runs: the hazards
-    of each operation (the declarative side's rules, `schema/hazards.py`, through the operations' own plain
-    DDL) and whether it touches a primary-key column (then the topic's key schema changes too). Empty when the
-    table cannot be read: pre-flight then reports why."""
-    from migrate_assets.resources.database import connect
-    from migrate_assets.schema.introspect import introspect
-    from migrate_assets.schema.ops.shape import TableShape
-
-    try:
-        with connect(cfg, "migrate-assets", read_only=True) as conn:
-            live = introspect(conn, [change.schema], [(change.schema, change.table)]).get(
-                (change.schema, change.table))
-        if live is None:
-            return {}
-        shape = TableShape(live)
-        hazards: list[str] = []
-        for op in change.operations:
-            hazards += [str(h) for h in op.plain(shape.table).hazards if str(h) not in hazards]
-            op.effects(shape)
-    except Exception:  # noqa: BLE001 - pre-flight reports an unreadable table or a refused operation itself
-        return {}
-    after = {c.name: c.type for c in shape.table.columns}
-    pk = live.primary_key.columns if live.primary_key else ()
-    before = {c.name: c.type for c in live.columns}
-    return {"hazards": hazards, "key_changes": any(after.get(c) != before.get(c) for c in pk)}
-
-
-def _add_step_sql(data: dict[str, Any], plan: dict[str, Any], details: dict[str, Any]) -> None:
+def _add_step_sql(data: dict[str, Any], plan: dict[str, Any], details: ChangeHazards | None) -> None:
     """Each step of the report with the SQL it runs and the SQL that undoes it (`sql`, `inverse_sql`: null when
     none), its hazards as `plan` tags the same DDL, and the registry subjects it touches (`subjects`)."""
     planned = plan.get("steps", [])
@@ -223,11 +196,11 @@ def _add_step_sql(data: dict[str, Any], plan: dict[str, Any], details: dict[str,
         if kind == "source_ddl":
             step["sql"] = _sql(action.get("statements"))
             step["inverse_sql"] = _sql(action.get("inverse_statements"))
-            step["hazards"] = list(details.get("hazards", []))
+            step["hazards"] = list(details.hazards) if details else []
         elif kind in ("register_schema", "soft_delete_version") and action.get("subject"):
             subject = action["subject"]
             step["subjects"] = [subject]
-            if details.get("key_changes") and subject.endswith("-value"):
+            if details and details.key_changes and subject.endswith("-value"):
                 # the converter registers the new key schema with the first event after the DDL
                 step["subjects"].append(subject[: -len("-value")] + "-key")
 
