@@ -168,3 +168,18 @@ def test_transitive_checks_every_version(api: Api, subject: str) -> None:
     assert api.compatible(subject, third, schema_type="JSON", version=None) is True
     assert api.register(subject, third, schema_type="JSON") > 0
     assert api.versions(subject) == [1, 2, 3]
+
+
+def test_union_bomb_is_refused(api: Api, subject: str) -> None:
+    """Unions of unions are compared pairwise: an 8 KB schema nesting them would take exponential work, so
+    the comparison has a step budget and answers 42201 (too complex) instead of keeping a core busy"""
+    def nest(depth: int, leaf: str) -> dict[str, object]:
+        node: dict[str, object] = {"type": "string"}
+        for _ in range(depth):
+            node = {"anyOf": [node, {"anyOf": [node, {"type": leaf}]}]}
+        return node
+    first, second = json.dumps(nest(8, "integer")), json.dumps(nest(8, "number"))
+    api.register(subject, first, schema_type="JSON")
+    assert fails(api.compatible, subject, second, schema_type="JSON") == (422, 42201)
+    assert fails(api.register, subject, second, schema_type="JSON") == (422, 42201)
+    assert api.versions(subject) == [1]

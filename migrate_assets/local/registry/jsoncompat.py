@@ -63,19 +63,33 @@ class Difference:
         return self.kind in COMPATIBLE
 
 
+#: schema pairs one comparison may visit: unions inside unions are compared pairwise, so a hostile schema
+#: could otherwise ask for an exponential amount of work
+MAX_STEPS = 50_000
+
+
 @dataclass
 class _Diff:
-    """One comparison: the root documents (for `$ref`), the pairs under way (recursive schemas), results."""
+    """One comparison: the root documents (for `$ref`), the pairs under way (recursive schemas), results,
+    and the steps left (shared with every trial comparison made on the way)."""
 
     roots: tuple[Any, Any]
     found: list[Difference] = field(default_factory=list)
     active: set[tuple[int, int]] = field(default_factory=set)
+    steps: list[int] = field(default_factory=lambda: [MAX_STEPS])
 
     def add(self, kind: str, path: str) -> None:
         self.found.append(Difference(kind, path or "#/"))
 
     def sub(self) -> _Diff:
-        return _Diff(self.roots, [], self.active)
+        return _Diff(self.roots, [], self.active, self.steps)
+
+    def step(self) -> None:
+        self.steps[0] -= 1
+        if self.steps[0] < 0:
+            raise RegistryError(
+                INVALID_SCHEMA, f"Invalid schema: too complex to compare (more than {MAX_STEPS:,} schema pairs)"
+            )
 
     @property
     def compatible(self) -> bool:
@@ -179,6 +193,7 @@ def _compare(diff: _Diff, original: Any, update: Any, path: str, upath: str) -> 
     if update is None:
         diff.add("SCHEMA_REMOVED", path)
         return
+    diff.step()
     original, update = _resolve(diff.roots[0], original), _resolve(diff.roots[1], update)
     pair = (id(original), id(update))
     if pair in diff.active:

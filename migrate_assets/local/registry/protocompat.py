@@ -283,14 +283,27 @@ class Difference:
         return self.kind in COMPATIBLE
 
 
+#: message pairs one comparison may visit (a named type is compared once and its result reused, so this
+#: only bounds very large files)
+MAX_STEPS = 20_000
+
+
 @dataclass
 class _Diff:
     files: tuple[ProtoFile, ProtoFile]
     found: list[Difference] = field(default_factory=list)
     active: set[tuple[int, int]] = field(default_factory=set)
+    steps: list[int] = field(default_factory=lambda: [MAX_STEPS])
+    #: the differences of each named message pair already compared (full names, old and new)
+    named: dict[tuple[str, str], list[Difference]] = field(default_factory=dict)
 
     def add(self, kind: str, path: str) -> None:
         self.found.append(Difference(kind, path))
+
+    def step(self) -> None:
+        self.steps[0] -= 1
+        if self.steps[0] < 0:
+            raise _bad(f"too complex to compare (more than {MAX_STEPS:,} message pairs)")
 
 
 def differences(original: ProtoFile, update: ProtoFile) -> list[Difference]:
@@ -341,6 +354,7 @@ def _types(diff: _Diff, old_messages: list[Message], old_enums: list[Enum], new_
 
 
 def _message_diff(diff: _Diff, old: Message, new: Message, scopes: tuple[str, str], path: str) -> None:
+    diff.step()
     pair = (id(old), id(new))
     if pair in diff.active:
         return  # a recursive message: being compared further up
@@ -460,8 +474,12 @@ def _named_diff(diff: _Diff, old_full: str, new_full: str, path: str) -> None:
         return
     if not isinstance(old_def, Message) or not isinstance(new_def, Message):
         return  # defined in another file on either side: compared by name only
-    sub = _Diff(diff.files, [], diff.active)
-    _message_diff(sub, old_def, new_def, (old_full, new_full), path)
-    diff.found += sub.found
-    if not all(d.compatible for d in sub.found):
+    key = (old_full, new_full)
+    if key not in diff.named:
+        sub = _Diff(diff.files, [], diff.active, diff.steps, diff.named)
+        _message_diff(sub, old_def, new_def, key, path)
+        diff.named[key] = sub.found
+    found = diff.named[key]
+    diff.found += found
+    if not all(d.compatible for d in found):
         diff.add("FIELD_NAMED_TYPE_CHANGED", path)
