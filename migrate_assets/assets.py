@@ -75,15 +75,20 @@ def _node_name(what: str, key: AssetKey) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", "__".join([what, *key.path]))
 
 
+def _project(context: AssetExecutionContext | AssetCheckExecutionContext, key: str) -> MigrateProjectResource:
+    project: MigrateProjectResource = getattr(context.resources, key)
+    return project
+
+
 def _layers(t: PipelineTarget, cfg: ProjectConfig) -> list[str]:
     return [layer for layer in ASSET_LAYERS if has_layer(t, layer, cfg.schema_registry is not None)]
 
 
-def _specs(t: PipelineTarget, cfg: ProjectConfig, keys: PipelineAssetKeys) -> list[AssetSpec]:
+def _specs(t: PipelineTarget, cfg: ProjectConfig, keys: PipelineAssetKeys, group: str) -> list[AssetSpec]:
     specs, upstream = [], None
     for layer in _layers(t, cfg):
         text, kinds = _WHAT[layer]
-        specs.append(AssetSpec(keys.key(t.table, layer), group_name=GROUP, kinds=kinds,
+        specs.append(AssetSpec(keys.key(t.table, layer), group_name=group, kinds=kinds,
                                deps=[upstream] if upstream else [],
                                description=text.format(table=t.table, iceberg=t.iceberg_table),
                                metadata={"table": t.table, "layer": layer}))
@@ -91,13 +96,15 @@ def _specs(t: PipelineTarget, cfg: ProjectConfig, keys: PipelineAssetKeys) -> li
     return specs
 
 
-def _observable(t: PipelineTarget, cfg: ProjectConfig, keys: PipelineAssetKeys) -> AssetsDefinition:
+def _observable(t: PipelineTarget, cfg: ProjectConfig, keys: PipelineAssetKeys, group: str,
+                resource_key: str) -> AssetsDefinition:
     layer_of = {keys.key(t.table, layer): layer for layer in _layers(t, cfg)}
 
-    @multi_observable_source_asset(specs=_specs(t, cfg, keys), name=_node_name("observe", keys.key(t.table, "source")),
-                                   can_subset=True, description=f"Read the live schema of {t.table} in each layer.")
-    def _observe(context: AssetExecutionContext, project: MigrateProjectResource) -> Iterator[ObserveResult]:
-        ctx = project.run_context()
+    @multi_observable_source_asset(specs=_specs(t, cfg, keys, group), required_resource_keys={resource_key},
+                                   name=_node_name("observe", keys.key(t.table, "source")), can_subset=True,
+                                   description=f"Read the live schema of {t.table} in each layer.")
+    def _observe(context: AssetExecutionContext) -> Iterator[ObserveResult]:
+        ctx = _project(context, resource_key).run_context()
         selected = context.selected_asset_keys
         for key, layer in layer_of.items():  # in lineage order: Dagster wants an upstream observed first
             if key not in selected:
@@ -111,12 +118,14 @@ def _observable(t: PipelineTarget, cfg: ProjectConfig, keys: PipelineAssetKeys) 
     return _observe
 
 
-def _spec_check(t: PipelineTarget, keys: PipelineAssetKeys) -> AssetChecksDefinition:
+def _spec_check(t: PipelineTarget, keys: PipelineAssetKeys, resource_key: str) -> AssetChecksDefinition:
     @asset_check(asset=keys.key(t.table, "source"), name="matches_declared_spec",
+                 required_resource_keys={resource_key},
                  description="The live table matches its YAML spec (drift: the declarative plan is not empty).")
-    def _check(project: MigrateProjectResource) -> AssetCheckResult:
+    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
         with engine_errors("schema plan"):
-            plan = database.schema_plan(project.load(), [t.table], application_name=APPLICATION_NAME)
+            plan = database.schema_plan(_project(context, resource_key).load(), [t.table],
+                                        application_name=APPLICATION_NAME)
         n = len(plan.changes)
         text = ("no drift: the live table matches its spec" if plan.empty else
                 f"drift: the live table differs from its YAML spec; {n} change(s) would bring it back "
@@ -128,7 +137,8 @@ def _spec_check(t: PipelineTarget, keys: PipelineAssetKeys) -> AssetChecksDefini
     return _check
 
 
-def _layers_check(t: PipelineTarget, cfg: ProjectConfig, keys: PipelineAssetKeys) -> AssetChecksDefinition:
+def _layers_check(t: PipelineTarget, cfg: ProjectConfig, keys: PipelineAssetKeys,
+                  resource_key: str) -> AssetChecksDefinition:
     layers = _layers(t, cfg)
     specs = [AssetCheckSpec("layers_consistent", asset=keys.key(t.table, layer),
                             description="Every layer agrees with the source table by field name and mapped type "
@@ -136,8 +146,9 @@ def _layers_check(t: PipelineTarget, cfg: ProjectConfig, keys: PipelineAssetKeys
              for layer in layers]
 
     @multi_asset_check(specs=specs, name=_node_name("layers_consistent", keys.key(t.table, "source")),
-                       description=f"Verify {t.table} across every layer.")
-    def _check(context: AssetCheckExecutionContext, project: MigrateProjectResource) -> Iterator[AssetCheckResult]:
+                       required_resource_keys={resource_key}, description=f"Verify {t.table} across every layer.")
+    def _check(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
+        project = _project(context, resource_key)
         with engine_errors("verify"):
             ctx = project.run_context()
             target = project.target(t.table)
@@ -161,13 +172,15 @@ def _layers_check(t: PipelineTarget, cfg: ProjectConfig, keys: PipelineAssetKeys
     return _check
 
 
-def pipeline_assets(cfg: ProjectConfig, keys: PipelineAssetKeys | None = None,
-                    ) -> tuple[list[AssetsDefinition], list[AssetChecksDefinition]]:
-    """Assets and checks for every pipeline table of a project (layers that are not configured have no asset)."""
+def pipeline_assets(cfg: ProjectConfig, keys: PipelineAssetKeys | None = None, group: str = GROUP,
+                    resource_key: str = "project") -> tuple[list[AssetsDefinition], list[AssetChecksDefinition]]:
+    """Assets and checks for every pipeline table of a project (layers that are not configured have no asset).
+    `group` and `resource_key` (the key of the project's `MigrateProjectResource`) keep several projects of one
+    code location apart."""
     keys = keys or PipelineAssetKeys(cfg.database.schema_)
     assets: list[AssetsDefinition] = []
     checks: list[AssetChecksDefinition] = []
     for t in projectlib.targets(cfg):
-        assets.append(_observable(t, cfg, keys))
-        checks += [_spec_check(t, keys), _layers_check(t, cfg, keys)]
+        assets.append(_observable(t, cfg, keys, group, resource_key))
+        checks += [_spec_check(t, keys, resource_key), _layers_check(t, cfg, keys, resource_key)]
     return assets, checks

@@ -39,3 +39,20 @@ def test_scaffolded_defs_yaml_builds_the_project_definitions(tmp_path: Path) -> 
                     AssetKey(["shop", "pipeline", "customers", "iceberg"])} <= keys
             project = defs.resources["project"]
             assert Path(project.config_path) == defs_path / "migrate.yaml"  # relative to the defs folder
+
+
+def test_two_named_components_are_two_projects_in_one_code_location() -> None:
+    with create_defs_folder_sandbox() as sandbox:
+        for name in ("shop", "crm"):
+            path = sandbox.scaffold_component(component_cls=MigrateAssetsComponent, defs_path=name)
+            shutil.copy(ROOT / "examples" / "migrate.yaml", path / "migrate.yaml")
+            doc = yaml.safe_load((path / "defs.yaml").read_text())
+            doc["attributes"]["name"] = name
+            (path / "defs.yaml").write_text(yaml.safe_dump(doc))
+        with sandbox.build_all_defs() as defs:
+            repo = defs.get_repository_def()
+            jobs = {j.name for j in repo.get_all_jobs()}
+            assert {"shop__evolve_pipeline", "crm__evolve_pipeline"} <= jobs and "evolve_pipeline" not in jobs
+            keys = set(repo.asset_graph.get_all_asset_keys())
+            assert {AssetKey(["shop", "pipeline", "customers", "source"]),
+                    AssetKey(["crm", "pipeline", "customers", "source"])} <= keys
