@@ -22,6 +22,7 @@ import psycopg
 
 from migrate_assets.config import ProjectConfig
 from migrate_assets.errors import MigrateAssetsError, UnsafeChangeRefused
+from migrate_assets.expand.handoff import EXPANDABLE
 from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.expand.shape import read_live
 from migrate_assets.schema import ops
@@ -73,6 +74,9 @@ class Split:
     direct: Plan
     changes: list[ChangeSet] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    #: pipeline tables whose breaking changes stay in the direct plan for expand–contract (on_breaking_change:
+    #: expand_contract): the connector is told to skip the helpers before the expand runs
+    expanding: list[str] = field(default_factory=list)
 
 
 def split(conn: psycopg.Connection[Any], cfg: ProjectConfig, plan: Plan, desired: Sequence[Table]) -> Split:
@@ -84,9 +88,16 @@ def split(conn: psycopg.Connection[Any], cfg: ProjectConfig, plan: Plan, desired
     per_table: dict[str, list[ops.Operation]] = {}
     keep: list[Change] = []
     refusals: list[str] = []
+    expanding: list[str] = []
+    handoff = cfg.on_breaking_change == "expand_contract"
     for c in plan.changes:
         if c.table not in piped or c.table not in wanted or c.kind in DIRECT_KINDS:
             keep.append(c)
+            continue
+        if handoff and c.breaking and c.kind in EXPANDABLE and c.column:  # CDC-aware expand–contract
+            keep.append(c)
+            if c.table not in expanding:
+                expanding.append(c.table)
             continue
         if c.kind == "create_table":
             refusals.append(f"{c.table}: a pipeline table that does not exist yet joins the pipeline with "
@@ -100,7 +111,7 @@ def split(conn: psycopg.Connection[Any], cfg: ProjectConfig, plan: Plan, desired
         per_table.setdefault(c.table, []).append(op)
     sets = [ChangeSet(schema=t.split(".", 1)[0], table=t.split(".", 1)[1], operations=tuple(o),
                       source="<spec files>") for t, o in per_table.items()]
-    return Split(replace(plan, changes=tuple(keep)), sets, refusals)
+    return Split(replace(plan, changes=tuple(keep)), sets, refusals, expanding)
 
 
 # -- the cross-layer plan ----------------------------------------------------------------------------------------
@@ -141,7 +152,7 @@ def pipeline_section(conn: psycopg.Connection[Any], cfg: ProjectConfig, plan: Pl
     then the saga's steps with their compensation), and what `apply` refuses. None when no pipeline table
     changes. Reads only."""
     parts = split(conn, cfg, plan, desired)
-    if not parts.changes and not parts.refusals:
+    if not parts.changes and not parts.refusals and not parts.expanding:
         return None
     from migrate_assets.app.evolve import plan_changes
     from migrate_assets.resources import project
@@ -159,7 +170,7 @@ def pipeline_section(conn: psycopg.Connection[Any], cfg: ProjectConfig, plan: Pl
                            "exit_code": exc.exit_code})
             continue
         tables.append({"table": change.qualified, **_run_dict(report, rec, change)})
-    return {"tables": tables, "refusals": parts.refusals}
+    return {"tables": tables, "refusals": parts.refusals, "expand_contract": parts.expanding}
 
 
 # -- apply -------------------------------------------------------------------------------------------------------
@@ -217,5 +228,10 @@ def apply_schema(conn: psycopg.Connection[Any], cfg: ProjectConfig, plan: Plan, 
                                            f"({len(c.operations)} operation(s)); run `migrate-assets plan`"
                                            for c in again.changes] + again.refusals)
             parts = again
+    if parts.expanding:
+        from migrate_assets.app.expand_pipeline import exclude_helpers
+
+        for table in parts.expanding:  # before the helpers exist: the connector must not publish them
+            exclude_helpers(cfg, table, dry_run=dry_run)
     direct, result, expanded = database.apply_schema(conn, cfg, parts.direct, desired, opts, dry_run=dry_run)
     return Applied(direct, result, expanded, runs)

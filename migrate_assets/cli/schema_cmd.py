@@ -92,6 +92,9 @@ def pipeline_text(p: dict[str, Any] | None) -> list[str]:
             undo = f"  (undo: {s['compensation']})" if s.get("compensation") else ""
             out.append(f"    {i}. {s['layer']:<15} {s['action']}{undo}")
         out += [f"    warning: {w}" for w in t.get("warnings", [])]
+    out += [f"  {t}: breaking column changes go to expand–contract (on_breaking_change: expand_contract); the "
+            "connector skips the helper columns first, and `contract` runs through the saga"
+            for t in p.get("expand_contract", [])]
     out += [f"  REFUSED: {r}" for r in p["refusals"]]
     return out
 

@@ -16,7 +16,7 @@ import psycopg
 from dagster import Config, Failure, MetadataValue, OpExecutionContext, job, op
 from pydantic import Field
 
-from migrate_assets.app import migrations, spec_writeback
+from migrate_assets.app import expand_pipeline, migrations, spec_writeback
 from migrate_assets.config import ProjectConfig
 from migrate_assets.dagster_resources import MigrateProjectResource
 from migrate_assets.expand import runner
@@ -297,8 +297,10 @@ def _sql_md(sql: list[str]) -> MetadataValue:
 def expand_change(context: OpExecutionContext, config: ExpandConfig, project: MigrateProjectResource) -> dict:
     """Add the new columns and sync triggers, then backfill in batches (resumable; a re-run continues)."""
     with engine_errors("expand"), change_session(project, config.change_file, config.dry_run) as (cfg, change, conn):
+        cdc = expand_pipeline.before_expand(cfg, change, config.dry_run)  # pipeline tables: helpers unpublished
         data = database.expand(conn, cfg, change, database.expand_options(cfg, config.batch_size, config.batch_delay),
                                dry_run=config.dry_run, on_progress=BackfillLog(context))
+        expand_pipeline.report_expand(data, cdc)
     for w in data["warnings"]:
         context.log.warning(w)
     rows = [[o["index"], o["summary"], ", ".join(o["new_columns"])] for o in data["operations"]]
@@ -334,7 +336,16 @@ def contract_change(context: OpExecutionContext, config: ContractConfig, project
     """Drop triggers, functions and old columns in one transaction; refused unless safe_to_contract (or force)."""
     with engine_errors("contract"), change_session(project, config.change_file, config.dry_run) as (cfg, change, conn):
         before = None if config.dry_run else spec_writeback.live_table(cfg, change.qualified)
-        data = runner.contract(conn, change, database.expand_options(cfg), force=config.force, dry_run=config.dry_run)
+        if cfg.pipeline_for(change.qualified) is not None:  # through the evolution saga: every layer follows
+            data = expand_pipeline.contract(cfg, change, force=config.force, dry_run=config.dry_run,
+                                            on_step=lambda st: context.log.info(f"{st.id}: {st.status}"))
+        else:
+            data = runner.contract(conn, change, database.expand_options(cfg), force=config.force,
+                                   dry_run=config.dry_run)
+    if data["status"] == "failed":
+        raise Failure(description=f"{data['table']}: contract through the pipeline did not go through: "
+                                  f"{data['pipeline'].get('error')}; {data['pipeline'].get('next') or ''}",
+                      allow_retries=False, metadata={"pipeline": MetadataValue.json(data["pipeline"])})
     data["spec"] = spec_writeback.after_command(cfg, change, before, data["status"] == "contracted")
     for w in spec_writeback.warnings_of(data["spec"]):
         context.log.warning(w)

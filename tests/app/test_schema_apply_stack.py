@@ -96,3 +96,28 @@ def test_a_spec_edit_refused_by_preflight_changes_nothing(pipeline: Pipeline,
     ran = run_cli(capsys, "apply", "--auto-approve", config=cfg)
     assert ran.code == 3, ran
     assert pipeline.layer_state() == before
+
+
+def test_breaking_spec_edit_under_expand_contract_is_cdc_aware(pipeline: Pipeline,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _with_spec(pipeline)
+    pipeline.write_config(schemas=[str(spec.parent)], on_breaking_change="expand_contract")
+    cfg = pipeline.config_path
+    spec.write_text(SPEC.replace("  - {name: amount, type: integer, nullable: true}  # cents\n", ""))
+    plan = run_cli(capsys, "plan", config=cfg, fmt="json")
+    assert plan.doc["pipeline"]["expand_contract"] == ["public.customers"], plan.doc["pipeline"]
+    with pipeline.writer(rate=50) as w:
+        ran = run_cli(capsys, "apply", "--auto-approve", config=cfg, fmt="json")
+        assert ran.code == 0, ran
+        [handed] = ran.doc["expanded"]
+        assert "amount" in column_names(pipeline.dsn, "public.customers")  # expanded, not dropped yet
+        done = run_cli(capsys, "contract", handed["change_file"], config=cfg, fmt="json")
+        assert done.code == 0, done
+    assert done.doc["status"] == "contracted"
+    assert [s["layer"] for s in done.doc["pipeline"]["steps"]] == LAYERS
+    assert "amount" not in column_names(pipeline.dsn, "public.customers")
+    assert "amount" not in {f.name for f in pipeline.iceberg().schema().fields}
+    ver = run_cli(capsys, "verify", config=cfg, fmt="json")
+    assert ver.code == 0 and ver.doc["consistent"] is True, ver
+    assert run_cli(capsys, "plan", "--check", config=cfg).code == 0
+    pipeline.assert_no_event_lost(w.ids)
