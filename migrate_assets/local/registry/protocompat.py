@@ -294,8 +294,8 @@ class _Diff:
     found: list[Difference] = field(default_factory=list)
     active: set[tuple[int, int]] = field(default_factory=set)
     steps: list[int] = field(default_factory=lambda: [MAX_STEPS])
-    #: the differences of each named message pair already compared (full names, old and new)
-    named: dict[tuple[str, str], list[Difference]] = field(default_factory=dict)
+    #: whether each named message pair already compared (full names, old and new) was compatible
+    named: dict[tuple[str, str], bool] = field(default_factory=dict)
 
     def add(self, kind: str, path: str) -> None:
         self.found.append(Difference(kind, path))
@@ -475,11 +475,12 @@ def _named_diff(diff: _Diff, old_full: str, new_full: str, path: str) -> None:
     if not isinstance(old_def, Message) or not isinstance(new_def, Message):
         return  # defined in another file on either side: compared by name only
     key = (old_full, new_full)
-    if key not in diff.named:
+    if key in diff.named:  # compared before: its differences were reported there, only the verdict here
+        compatible = diff.named[key]
+    else:
         sub = _Diff(diff.files, [], diff.active, diff.steps, diff.named)
         _message_diff(sub, old_def, new_def, key, path)
-        diff.named[key] = sub.found
-    found = diff.named[key]
-    diff.found += found
-    if not all(d.compatible for d in found):
+        compatible = diff.named[key] = all(d.compatible for d in sub.found)
+        diff.found += sub.found
+    if not compatible:
         diff.add("FIELD_NAMED_TYPE_CHANGED", path)
