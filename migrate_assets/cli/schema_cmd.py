@@ -85,9 +85,8 @@ def pipeline_text(p: dict[str, Any] | None) -> list[str]:
         if t.get("error"):
             out.append(f"    {'REFUSED' if t['status'] == 'refused' else 'FAILED'} by pre-flight: {t['error']}")
             continue
-        failed = [c for c in t["preflight"] if not c["check"].startswith(("ok", "OK"))]
         out.append(f"    pre-flight: {len(t['preflight'])} check(s) passed")
-        out += [f"      {c['layer']}: {c['check']}" for c in failed]
+        out += [f"      {c['layer']}: {c['check']}" for c in t["preflight"]]
         for i, s in enumerate(t["steps"], 1):
             undo = f"  (undo: {s['compensation']})" if s.get("compensation") else ""
             out.append(f"    {i}. {s['layer']:<15} {s['action']}{undo}")
@@ -121,6 +120,8 @@ def plan_markdown(d: dict[str, Any]) -> str:
 
 
 def pipeline_markdown(p: dict[str, Any] | None) -> str:
+    from migrate_assets.cli.output import fenced
+
     if not p:
         return ""
     out = ["\n\n**Pipeline tables** — `apply` runs these through the evolution saga (registry → lakehouse → DDL "
@@ -130,9 +131,13 @@ def pipeline_markdown(p: dict[str, Any] | None) -> str:
         if t.get("error"):
             out.append(f" — **{t['status']}** by pre-flight: {t['error']}")
             continue
-        rows = [[i, s["layer"], s["action"], s.get("compensation") or ""] for i, s in enumerate(t["steps"], 1)]
-        out.append(f" (pre-flight: {len(t['preflight'])} check(s) passed)\n\n"
-                   + markdown_table(["#", "layer", "step", "undo"], rows))
+        out.append(f" (pre-flight: {len(t['preflight'])} check(s) passed)\n")
+        for i, s in enumerate(t["steps"], 1):  # a list, not a table: the DDL step's SQL goes in a fenced block
+            undo = f" — undo: {s['compensation']}" if s.get("compensation") else ""
+            if s["layer"] == "source_db":
+                out.append(f"\n{i}. **{s['layer']}**{undo}\n\n{fenced(s['action'])}\n")
+            else:
+                out.append(f"\n{i}. **{s['layer']}** — {s['action']}{undo}")
     out += [f"\n\n**Refused:** {r}" for r in p["refusals"]]
     return "".join(out)
 
