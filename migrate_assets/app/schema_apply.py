@@ -33,7 +33,7 @@ from migrate_assets.schema.plan import Change, Plan
 COLUMN_KINDS = frozenset({"add_column", "drop_column", "rename_column", "alter_type", "set_not_null",
                           "drop_not_null", "set_default", "drop_default", "set_identity"})
 #: kinds the pipeline does not see: applied directly even on a pipeline table
-DIRECT_KINDS = frozenset({"create_index", "drop_index", "set_comment"})
+DIRECT_KINDS = frozenset({"add_index", "drop_index", "set_comment"})
 
 
 def pipeline_tables(cfg: ProjectConfig) -> set[str]:
