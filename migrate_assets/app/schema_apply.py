@@ -32,8 +32,9 @@ from migrate_assets.schema.plan import Change, Plan
 #: declarative change kinds that are column operations the pipeline sees (carried by the saga)
 COLUMN_KINDS = frozenset({"add_column", "drop_column", "rename_column", "alter_type", "set_not_null",
                           "drop_not_null", "set_default", "drop_default", "set_identity"})
-#: kinds the pipeline does not see: applied directly even on a pipeline table
-DIRECT_KINDS = frozenset({"add_index", "drop_index", "set_comment"})
+#: kinds the pipeline does not see (the topic key follows the primary key only): applied directly even on a
+#: pipeline table
+DIRECT_KINDS = frozenset({"add_index", "drop_index", "add_unique", "drop_unique", "set_comment"})
 
 
 def pipeline_tables(cfg: ProjectConfig) -> set[str]:
