@@ -132,3 +132,27 @@ def test_reexecute_from_failure_resumes_a_held_evolution(module_pipeline: Pipeli
     rec = _record(p, rid)
     assert rec.status == "succeeded" and [s.attempts for s in rec.steps][:2] == [1, 1]  # not run again
     assert [c[0] for c in p.layer_state()["db"]][-1] == "memo2"
+
+
+def test_reexecute_from_failure_says_why_not_when_the_undo_did_not_finish(module_pipeline: Pipeline) -> None:
+    p = module_pipeline
+    with instance_for_test() as instance:
+        with _failed_with_lock_held(p, instance, change_yaml=_add("memo3")) as first:
+            assert not first.success
+        rid = _tags(instance, first.run_id)[EVOLUTION_RUN_TAG]
+        rec = _record(p, rid)
+        store = projectlib.store(load_config(str(p.config_path)))
+        try:  # as a compensation that could not reach a layer leaves it
+            rec.status = "rollback_failed"
+            store.save(rec)
+        finally:
+            store.close()
+        before = p.layer_state()
+        opts = ReexecutionOptions.from_failure(first.run_id, instance)
+        with execute_job(_job(p), instance, reexecution_options=opts, raise_on_error=False) as again:
+            assert not again.success and ops_with(again, "STEP_FAILURE") == ["apply_ddl"]
+            fail = again.failure_data_for_node("evolve_table.apply_ddl").user_failure_data  # type: ignore[union-attr]
+    assert fail.description is not None
+    assert f"evolution {rid} is rollback_failed" in fail.description
+    assert f"run rollback_evolution with run_id {rid}" in fail.description
+    assert p.layer_state() == before  # nothing retried, nothing changed
