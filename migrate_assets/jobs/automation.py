@@ -300,10 +300,10 @@ def automation(jobs: Mapping[str, Any], bound: MigrateProjectResource | None = N
     )(_with_project(_connector_failed, bound))
     out["layers_changed"] = run_status_sensor(
         name=f"{prefix}layers_changed", run_status=DagsterRunStatus.SUCCESS, request_job=observe,
-        monitored_jobs=[jobs[n] for n in SOURCE_CHANGING_JOBS], default_status=_STOPPED,
+        monitored_jobs=[jobs[n] for n in SOURCE_CHANGING_JOBS], default_status=DefaultSensorStatus.RUNNING,
         description="A job that changed the source database succeeded (schema_apply, migrations, "
-                    "expand/contract/abort) → observe the pipeline assets, so they show the new columns. Turn on in "
-                    "production.",
+                    "expand/contract/abort) → observe the pipeline assets, so they show the new columns. On by "
+                    "default (it only reads); keep it on.",
     )(_layers_changed)
     return out
 
