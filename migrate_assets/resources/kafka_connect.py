@@ -203,8 +203,8 @@ class KafkaConnectClient:
         Debezium confirms its slot only when Connect commits offsets (`offset.flush.interval.ms`, 60 s by
         default); its records carry `source.lsn` at once. The marker is the record Debezium writes to
         `<topic.prefix>.message` for each logical decoding message (the source's `write_heartbeat`), so it
-        works on an idle table too. False when Kafka is not known, no connector uses the slot, or its messages
-        are filtered out (`message.prefix.exclude.list`): the caller then waits for the slot itself."""
+        works on an idle table too. False when Kafka is not known or not answering, no connector uses the slot,
+        or its messages are filtered out (`message.prefix.exclude.list`): the caller then waits for the slot."""
         if not self.bootstrap:
             return False
         watch = self._watches.get(slot)
@@ -217,7 +217,10 @@ class KafkaConnectClient:
             watch = LsnWatch(self.bootstrap, cfg["topic.prefix"] + ".message",
                              cfg.get("value.converter.schema.registry.url"))
             self._watches[slot] = watch
-        newest = watch.newest()
+        try:
+            newest = watch.newest()
+        except LayerUnreachableError:
+            return False  # Kafka down: no evidence either way; the slot check and its bound still run
         return newest is not None and newest >= lsn
 
     def _config_of_slot(self, slot: str) -> dict[str, str] | None:
