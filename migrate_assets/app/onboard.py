@@ -122,14 +122,12 @@ def add(cfg: ProjectConfig, table: str, connector: str | None = None, iceberg_ta
     new = None if exists else _plan_new_connector(cfg, ctx, report, mapped)
     if dry_run:
         report.status = "dry_run"
-        if new is None:
-            report.steps = [{"step": "join saga (registry, lakehouse, signal table, connector, verify)",
-                             "status": "pending"}, {"step": "project file", "status": "pending"}]
-        else:
-            report.warnings += list(new.plan.warnings)
-            report.steps = [{"step": "project file", "status": "pending"}] + [
-                {"step": f"{st.id}: {st.action.describe()}", "status": "pending", "compensation": st.compensation}
-                for st in new.plan.steps]
+        plan = new.plan if new is not None else _join_plan(cfg, ctx, report)
+        report.warnings += list(plan.warnings)
+        steps = [{"step": f"{st.id}: {st.action.describe()}", "status": "pending", "compensation": st.compensation}
+                 for st in plan.steps]
+        entry = [{"step": f"add {report.table} to {cfg.source_file}", "status": "pending"}]
+        report.steps = entry + steps if new is not None else steps + entry
         return report
     if new is None:
         return _join(cfg, ctx, report, say)
@@ -137,6 +135,16 @@ def add(cfg: ProjectConfig, table: str, connector: str | None = None, iceberg_ta
 
 
 # -- the connector exists: the evolution saga ---------------------------------------------------------------------
+
+
+def _join_plan(cfg: ProjectConfig, ctx: Any, report: Report) -> EvolutionPlan:
+    """The join saga's plan after its pre-flight (reads only)."""
+    from migrate_assets.evolution import run as evo
+
+    target = PipelineTarget(report.table, report.connector, report.subject, report.iceberg_table)
+    pre, _rec = evo.evolve_new_table(None, target, ctx, project.policy(cfg), None, project.retry_policy(cfg),
+                                     dry_run=True)
+    return pre.plan
 
 
 def _join(cfg: ProjectConfig, ctx: Any, report: Report, say: Progress) -> Report:

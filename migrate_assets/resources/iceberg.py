@@ -357,6 +357,12 @@ class IcebergLakehouse:
             table = self.catalog.create_table(identifier, schema=schema)
         except TableAlreadyExistsError as exc:
             raise LayerRequestError(LAYER, f"Iceberg table {identifier} already exists") from exc
+        except (ValueError, TypeError, ValidationError):
+            raise
+        except Exception as exc:  # the backend's own I/O errors (sqlalchemy, HTTP, file system): retried; a
+            # create that landed although its answer was lost is then "already exists", and the saga's probe
+            # finds it ours by its columns
+            raise LayerUnreachableError(LAYER, f"create {identifier}: {type(exc).__name__}: {exc}") from exc
         return _state(identifier, table)
 
     def drop_table(self, identifier: str) -> None:

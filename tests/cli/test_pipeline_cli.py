@@ -77,6 +77,9 @@ def test_add_list_join_remove(capsys: pytest.CaptureFixture[str], project: dict[
     dry = run_cli(capsys, "pipeline", "add", "public.customers", "--connector", project["connector"],
                   "--iceberg-table", ice, "--dry-run", config=cfg, fmt="json")
     assert dry.code == 0 and dry.doc["status"] == "dry_run" and dry.doc["mode"] == "new_connector"
+    assert [st["step"].split(":")[0] for st in dry.doc["steps"][1:]] == ["ddl", "connector", "registry",
+                                                                         "lakehouse", "verify"]
+    assert dry.doc["steps"][0]["step"].startswith("add public.customers to ")
     assert httpx.get(f"{stack.connect_url}/connectors/{project['connector']}", timeout=10).status_code == 404
 
     added = run_cli(capsys, "pipeline", "add", "public.customers", "--connector", project["connector"],
@@ -139,6 +142,15 @@ def test_add_list_join_remove(capsys: pytest.CaptureFixture[str], project: dict[
     assert missing.code == 2 and "does not exist" in missing.doc["error"]["message"]
 
     # a second table joins the same connector (the default: the one the pipelines share) through the saga
+    include = httpx.get(f"{stack.connect_url}/connectors/{project['connector']}/config", timeout=10).json()[
+        "table.include.list"]
+    dry_join = run_cli(capsys, "pipeline", "add", "public.orders", "--iceberg-table", f"{project['ns']}.orders",
+                       "--dry-run", config=cfg, fmt="json")
+    assert dry_join.code == 0 and dry_join.doc["mode"] == "join", dry_join.out + dry_join.err
+    assert [st["step"].split(":")[0] for st in dry_join.doc["steps"][:-1]] == ["registry", "lakehouse", "connector",
+                                                                              "verify"]
+    assert httpx.get(f"{stack.connect_url}/connectors/{project['connector']}/config", timeout=10).json()[
+        "table.include.list"] == include
     joined = run_cli(capsys, "pipeline", "add", "public.orders", "--iceberg-table", f"{project['ns']}.orders",
                      config=cfg, fmt="json")
     assert joined.code == 0, joined.out + joined.err
