@@ -103,6 +103,11 @@ def run_evolve(args: argparse.Namespace) -> Result:
                 else:
                     rec = app.rollback_run(args.rollback, ctx, store, retry, lock, _progress, dry_run=args.dry_run)
                 data = evo.result_dict(rec)
+                if args.resume and not args.dry_run:  # a resumed run that succeeded keeps the spec true too
+                    from migrate_assets.app import spec_writeback
+
+                    if (written := spec_writeback.after_resume(cfg, rec.plan, rec.status == "succeeded")) is not None:
+                        data["spec"] = written
                 _add_step_sql(data, rec.plan, plan_hazards(rec.plan, ctx, rollback=bool(args.rollback)))
             else:
                 return _evolve_tables(args, cfg, ctx, store, retry, lock)
