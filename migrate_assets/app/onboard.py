@@ -81,6 +81,18 @@ def default_connector(cfg: ProjectConfig) -> str:
     return debezium.slug(db).replace("_", "-") + "-cdc"
 
 
+def _free_prefix(client: Any, name: str, wanted: str) -> str:
+    """The topic prefix of a new connector: the database's name, unless another connector of the cluster has it,
+    then the connector's name. Two Debezium connectors of one prefix share their metrics' names: the second
+    one's task waits about two minutes for names that never come free before it snapshots (seen on Connect)."""
+    taken = {client.config(c).get("topic.prefix") for c in client.list()}
+    for prefix in (wanted, debezium.slug(name)):
+        if prefix not in taken:
+            return prefix
+    raise InvalidInputError(f"topic prefixes {wanted} and {debezium.slug(name)} are both used by other connectors: "
+                            "choose another --connector", file="<command line>", key="--connector")
+
+
 def _problem(cfg: ProjectConfig, key: str, message: str) -> InvalidInputError:
     return InvalidInputError([Problem(file=cfg.source_file, key=key, message=message)])
 
@@ -117,7 +129,8 @@ def add(cfg: ProjectConfig, table: str, connector: str | None = None, iceberg_ta
     if exists:
         prefix = ctx.connector.config(name).get("topic.prefix") or name
     else:
-        prefix = debezium.slug(str(conninfo_to_dict(cfg.database.dsn).get("dbname") or "cdc"))
+        prefix = _free_prefix(client, name, debezium.slug(str(conninfo_to_dict(cfg.database.dsn).get("dbname")
+                                                               or "cdc")))
     report = Report(table, name, f"{prefix}.{table}-value", ice, "join" if exists else "new_connector")
     new = None if exists else _plan_new_connector(cfg, ctx, report, mapped)
     if dry_run:
@@ -209,7 +222,6 @@ def _plan_new_connector(cfg: ProjectConfig, ctx: Any, report: Report, mapped: li
                                        report.subject.split(".", 1)[0], slot=slot, publication=publication,
                                        signal_table=signal)
     steps: list[PlannedStep] = []
-    skipped: list[str] = []
     warnings: list[str] = []
     if ctx.source.columns(signal) is None:
         ident = table_ident(*signal.split(".", 1))
@@ -219,8 +231,6 @@ def _plan_new_connector(cfg: ProjectConfig, ctx: Any, report: Report, mapped: li
                                  SourceDdl(signal, (create,), (q("DROP TABLE {}", ident),), cfg.lock_timeout,
                                            ctx.source.fingerprint(signal)),
                                  True, "absent", f"drop the signal table {signal}"))
-    else:
-        skipped.append(Layer.SOURCE_DB)
     steps.append(PlannedStep(Layer.CONNECTOR.step, Layer.CONNECTOR,
                              CreateConnector(report.connector, tuple(sorted(config.items())), slot, publication,
                                              new_subjects),
@@ -230,8 +240,7 @@ def _plan_new_connector(cfg: ProjectConfig, ctx: Any, report: Report, mapped: li
     if rows:
         steps.append(PlannedStep(Layer.SCHEMA_REGISTRY.step, Layer.SCHEMA_REGISTRY, WaitForSubject(report.subject, WAIT),
                                  True, None, "nothing to undo (the subject goes with the connector)"))
-    else:
-        skipped.append(Layer.SCHEMA_REGISTRY)
+    else:  # not a skipped layer (those are the ones not configured): nothing to wait for yet
         warnings.append(f"{report.table} is empty: the converter registers {report.subject} with its first row; "
                         "verify reports the subject missing until then")
     steps.append(PlannedStep(Layer.LAKEHOUSE.step, Layer.LAKEHOUSE,
@@ -241,7 +250,7 @@ def _plan_new_connector(cfg: ProjectConfig, ctx: Any, report: Report, mapped: li
                              None, "nothing to undo"))
     plan = EvolutionPlan(report.table, ({"onboard": {"table": report.table, "connector": report.connector,
                                                      "snapshot": "initial"}},),
-                         tuple(steps), tuple(skipped), (), tuple(warnings))
+                         tuple(steps), (), (), tuple(warnings))
     return NewConnector(slot, publication, signal, rows, key, plan)
 
 

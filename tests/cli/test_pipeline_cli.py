@@ -46,8 +46,12 @@ def project(stack_info: StackInfo, stack_dsn: str, tmp_path: Path) -> dict[str, 
     cfg = write_config(tmp_path / "migrate.yaml", stack_info, stack_dsn, stack_info.registry_url)
     connector = f"cdc-{uid}"
     yield {"cfg": cfg, "dsn": stack_dsn, "connector": connector, "ns": f"ns_{uid}", "stack": stack_info}
-    if httpx.get(f"{stack_info.connect_url}/connectors/{connector}", timeout=10).status_code == 200:
-        delete_connector(stack_info.connect_url, connector, stack_dsn)
+    left = [n for n in (connector, connector + "-2")
+            if httpx.get(f"{stack_info.connect_url}/connectors/{n}", timeout=10).status_code == 200]
+    for name in left[:-1]:  # the last one's delete waits until every slot of the database is released
+        httpx.delete(f"{stack_info.connect_url}/connectors/{name}", timeout=30)
+    if left:
+        delete_connector(stack_info.connect_url, left[-1], stack_dsn)
 
 
 def identifier_fields(stack: StackInfo, identifier: str) -> tuple[list[str], list[str]]:
@@ -161,9 +165,20 @@ def test_add_list_join_remove(capsys: pytest.CaptureFixture[str], project: dict[
     assert ver.code == 0, ver.out
     assert {t["table"] for t in ver.doc["tables"]} == {"public.customers", "public.orders"}
 
+    # a second connector of the same database takes its own topic prefix (one prefix per connector: Debezium
+    # names its metrics by it, and a second task of one prefix stalls before its snapshot)
+    with psycopg.connect(project["dsn"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.notes (id int PRIMARY KEY, body text)")
+        conn.execute("INSERT INTO public.notes VALUES (1, 'a'), (2, 'b')")
+    second = run_cli(capsys, "pipeline", "add", "public.notes", "--connector", project["connector"] + "-2",
+                     "--iceberg-table", f"{project['ns']}.notes", config=cfg, fmt="json")
+    assert second.code == 0 and second.doc["mode"] == "new_connector", second.out + second.err
+    assert second.doc["subject"] == onboard.debezium.slug(project["connector"] + "-2") + ".public.notes-value"
+    assert second.doc["verify"]["consistent"] is True
+
     removed = run_cli(capsys, "pipeline", "remove", "public.orders", config=cfg, fmt="json")
     assert removed.code == 0 and removed.doc["kept"]["connector"] == project["connector"]
-    assert [p.table for p in load_config(str(cfg)).pipelines] == ["public.customers"]
+    assert [p.table for p in load_config(str(cfg)).pipelines] == ["public.customers", "public.notes"]
     assert cfg.read_text().startswith(HEAD)
 
 
@@ -236,3 +251,24 @@ def test_registry_down_after_the_connector_ran(capsys: pytest.CaptureFixture[str
     assert done.code == 0, done.out + done.err
     assert done.doc["status"] == "rolled_back"
     nothing_left(project, private_registry.url, report.subject, ice)
+
+
+def test_an_empty_table_gets_its_subject_with_the_first_row(capsys: pytest.CaptureFixture[str],
+                                                            project: dict[str, Any]) -> None:
+    """No row, no subject yet: the onboarding succeeds with a warning (its verify step lets only that subject be
+    missing); the first row written afterwards registers it and `verify` is consistent."""
+    cfg, stack = project["cfg"], project["stack"]
+    with psycopg.connect(project["dsn"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.empty_t (id bigint PRIMARY KEY, v text)")
+    added = run_cli(capsys, "pipeline", "add", "public.empty_t", "--connector", project["connector"],
+                    "--iceberg-table", f"{project['ns']}.empty_t", config=cfg, fmt="json")
+    assert added.code == 0 and added.doc["status"] == "succeeded", added.out + added.err
+    assert any("is empty" in w for w in added.doc["warnings"])
+    assert [s["step"] for s in added.doc["steps"]][1:] == ["ddl", "connector", "lakehouse", "verify"]
+    with psycopg.connect(project["dsn"], autocommit=True) as conn:
+        conn.execute("INSERT INTO public.empty_t VALUES (1, 'first')")
+    subject = added.doc["subject"]
+    poll_until(lambda: httpx.get(f"{stack.registry_url}/subjects/{subject}/versions/latest", timeout=10)
+               .status_code == 200, 60, f"{subject} registered with the first row")
+    ver = run_cli(capsys, "verify", config=cfg, fmt="json")
+    assert ver.code == 0, ver.out + ver.err
