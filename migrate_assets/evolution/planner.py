@@ -264,6 +264,10 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
     table = change.qualified
     if snap.columns is None:
         raise InvalidInputError([Problem(file=change.source, key="table", message=f"table {table} does not exist")])
+    from migrate_assets.evolution import enum_values
+
+    if enum_values.is_enum_change(change):  # a new enum label: its own steps (registry, ALTER TYPE, restart)
+        return enum_values.plan_enum_values(change, snap, policy)
     cols = {c.name: c for c in snap.columns}
     retyped: set[str] = set()
     for i, op in enumerate(ops):  # every type that will exist must map across the layers (refused at plan time)

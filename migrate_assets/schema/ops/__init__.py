@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrate_assets.schema.ops.add_column import AddColumn
+from migrate_assets.schema.ops.add_enum_value import AddEnumValue
 from migrate_assets.schema.ops.base import (
     REGISTRY,
     Ddl,
@@ -46,7 +47,7 @@ from migrate_assets.schema.ops.set_identity import SetIdentity
 from migrate_assets.schema.ops.set_not_null import SetNotNull
 
 __all__ = [
-    "REGISTRY", "AddColumn", "ChangeType", "CommentColumn", "Ddl", "DropColumn", "DropDefault", "DropNotNull",
+    "REGISTRY", "AddColumn", "AddEnumValue", "ChangeType", "CommentColumn", "Ddl", "DropColumn", "DropDefault", "DropNotNull",
     "ExpandBuilder", "Operation", "Problem", "Refused", "RenameColumn", "SetDefault", "SetIdentity", "SetNotNull",
     "ShapeSink", "op_from_dict", "op_to_dict",
 ]  # fmt: skip
