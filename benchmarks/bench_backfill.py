@@ -32,6 +32,7 @@ from migrate_assets.expand import parse_change_text, runner
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 RATE = 200.0
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 #: name -> runner.Options overrides; "expand" is the default configuration, the one the targets are read on
 EXPAND_RUNS: dict[str, dict[str, Any]] = {
     "expand_before_1_session_fixed_1000": {"workers": 1, "batch_seconds": 0.0, "batch_size": 1000},
@@ -160,8 +161,11 @@ def main() -> dict[str, Any]:
     load_before = os.getloadavg()
     results: dict[str, Any] = {"rows": ROWS, "writer_rate_per_s": RATE, "runs": {}}
     with bench_cluster() as info:
-        runs: list[tuple[str, Any]] = [("alter_type", alter_type), ("single_update", single_update)]
-        runs += [(name, ours(overrides)) for name, overrides in EXPAND_RUNS.items()]
+        runs: list[tuple[str, Any]] = [("alter_type", alter_type)]
+        for i in range(ROUNDS):  # the pair the target compares, side by side, ROUNDS times (load on this machine)
+            suffix = "" if i == 0 else f"_{i + 1}"
+            runs += [(f"single_update{suffix}", single_update), (f"expand{suffix}", ours({}))]
+        runs += [(name, ours(overrides)) for name, overrides in EXPAND_RUNS.items() if overrides]
         if os.environ.get("BENCH_RUNS"):  # e.g. single_update,expand for a long run at 10M rows
             wanted = set(os.environ["BENCH_RUNS"].split(","))
             runs = [(name, op) for name, op in runs if name in wanted]
@@ -171,15 +175,20 @@ def main() -> dict[str, Any]:
                 results["runs"][name] = measure(dsn, op)
                 print(name, results["runs"][name], flush=True)
     r = results["runs"]
-    base = r["single_update"]["rows_per_s"]
-    ours_now, w = r["expand"], r["expand"]["writer"]
-    ratio = round(ours_now["rows_per_s"] / base, 2)
+    rounds = ["" if i == 0 else f"_{i + 1}" for i in range(ROUNDS)]
+    suffixes = [x for x in rounds if f"expand{x}" in r and f"single_update{x}" in r]
+    per_round = [round(r[f"expand{x}"]["rows_per_s"] / r[f"single_update{x}"]["rows_per_s"], 2) for x in suffixes]
+    ratio = statistics.median(per_round)
+    base = statistics.median(r[f"single_update{x}"]["rows_per_s"] for x in suffixes)
+    p99 = statistics.median(r[f"expand{x}"]["writer"]["p99_ms"] for x in suffixes)
+    wmax = max(r[f"expand{x}"]["writer"]["max_ms"] for x in suffixes)
     results["ratios_to_single_update"] = {k: round(d["rows_per_s"] / base, 2) for k, d in r.items() if "rows_per_s" in d}
+    results["expand_per_round_ratio"] = per_round
     results["targets"] = {
         "rows_per_s_ge_single_update": ratio >= 1.0,
         "ratio_to_single_update": ratio,
-        "writer_p99_le_5ms": w["p99_ms"] <= 5.0,
-        "writer_max_le_20ms": w["max_ms"] <= 20.0,
+        "writer_p99_le_5ms": p99 <= 5.0,
+        "writer_max_le_20ms": wmax <= 20.0,
     }
     results["load_average_before_after"] = [round(x, 2) for x in (*load_before, *os.getloadavg())]
     lines = [
@@ -188,7 +197,7 @@ def main() -> dict[str, Any]:
         "Writer latency over the updates scheduled while the change ran: *service* = time of the UPDATE itself; "
         "*queued* = completion minus scheduled start (includes waiting behind a blocked earlier update).",
         "",
-        "| method | seconds | rows/s | × single UPDATE | service p50 ms | p99 ms | max ms | queued p50 ms | p99 ms "
+        "| method | seconds | rows/s | × single UPDATE (median) | service p50 ms | p99 ms | max ms | queued p50 ms | p99 ms "
         "| max ms | updates | errors |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -208,13 +217,14 @@ def main() -> dict[str, Any]:
         "",
         f"`expand` (the default: two sessions on striped key ranges, each looping in the server in a DO block that "
         "commits every batch, batches sized to ~15 ms, asynchronous commit, the sync trigger skipped for the "
-        f"backfill's own updates by its WHEN clause) reaches {ratio}× the "
-        f"single UPDATE's rows/s (target ≥ 1.0×: **{'met' if t['rows_per_s_ge_single_update'] else 'missed'}**); "
-        f"writer service p99 {w['p99_ms']} ms (≤ 5: **{'met' if t['writer_p99_le_5ms'] else 'missed'}**), max "
-        f"{w['max_ms']} ms (≤ 20: **{'met' if t['writer_max_le_20ms'] else 'missed'}**). The sync trigger is "
-        "installed, enabled and firing for the writer throughout (after each run no row differs between old and "
-        "new column). `seconds` is the backfill alone for expand, the UPDATE alone for single_update (its ADD "
-        "COLUMN is instant), the whole statement for alter_type.",
+        f"backfill's own updates by its WHEN clause) against the single UPDATE run just before it: "
+        f"{', '.join(f'{x}×' for x in per_round)} (median {ratio}×; target ≥ 1.0×: "
+        f"**{'met' if t['rows_per_s_ge_single_update'] else 'missed'}**); writer service p99 {p99} ms (median of the "
+        f"rounds; ≤ 5: **{'met' if t['writer_p99_le_5ms'] else 'missed'}**), max {wmax} ms (≤ 20: "
+        f"**{'met' if t['writer_max_le_20ms'] else 'missed'}**). The sync trigger is installed, enabled and firing "
+        "for the writer throughout (after each run no row differs between old and new column). `seconds` is the "
+        "backfill alone for expand, the UPDATE alone for single_update (its ADD COLUMN is instant), the whole "
+        "statement for alter_type. The other rows' × is against the median single UPDATE.",
         f"Load average (1/5/15 min) before and after: {', '.join(f'{x:.2f}' for x in load)} on this shared 2-core "
         "machine; read the ratios, not the absolute numbers.",
     ]
