@@ -183,6 +183,9 @@ class _CatalogPath:
             self.conn.execute("SELECT set_config('search_path', %s, false)", [self.old])
 
 
+catalog_path = _CatalogPath
+
+
 def introspect(
     conn: psycopg.Connection, schemas: Iterable[str], tables: Iterable[TableKey] | None = None
 ) -> dict[TableKey, Table]:

@@ -35,6 +35,7 @@ from migrate_assets.schema.exprcheck import (
 from migrate_assets.schema.introspect import Canonical, existing_schemas, introspect, tables_with_rows
 from migrate_assets.schema.model import Source, Table, fingerprint, gc_paused
 from migrate_assets.schema.plan import Plan, Scope
+from migrate_assets.schema.typecheck import resolve_types
 
 INTERNAL_PREFIX = "migrate_assets_"
 
@@ -93,6 +94,8 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     live = live_tables(conn, scope, opts.ignore)
     _check_wanted(desired, opts, live)
     todo = [t for t in chosen if not in_sync(t, live.get(t.key))]  # the rest plan nothing
+    if todo:
+        todo = resolve_types(conn, todo, {c.type for t in live.values() for c in t.columns})
     canon = _canonical(conn, todo, live)
     check = tables_needing_row_check(todo, live)
     nonempty = tables_with_rows(conn, check) if check else set()
