@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from migrate_assets.schema.model import Column, Constraint, Index, Table, object_name
+from migrate_assets.schema.model import Check, Column, Constraint, ForeignKey, Index, Table, object_name
 
 __all__ = ["q", "render", "table_ident"]
 
@@ -72,9 +72,12 @@ def column_def(col: Column, *, with_not_null: bool = True) -> sql.Composable:
 def create_table(t: Table) -> list[str]:
     items: list[sql.Composable] = [column_def(c) for c in t.columns]
     if t.primary_key:
-        items.append(sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(ident(t.primary_key.name or f"{t.name}_pkey"), idents(t.primary_key.columns)))
+        items.append(sql.SQL("CONSTRAINT {} ").format(ident(t.primary_key.name or f"{t.name}_pkey"))
+                     + key_clause("PRIMARY KEY", t.primary_key))
     for u in t.uniques:
-        items.append(sql.SQL("CONSTRAINT {} UNIQUE ({})").format(ident(u.name or ""), idents(u.columns)))
+        items.append(sql.SQL("CONSTRAINT {} ").format(ident(u.name or "")) + key_clause("UNIQUE", u))
+    for ck in t.checks:
+        items.append(sql.SQL("CONSTRAINT {} ").format(ident(ck.name)) + check_clause(ck))
     out = [render(sql.SQL("CREATE TABLE {} ({})").format(table_ident(t.schema, t.name), sql.SQL(", ").join(items)))]
     out += [create_index(t.schema, t.name, ix, concurrently=False) for ix in t.indexes]
     if t.comment is not None:
@@ -105,7 +108,55 @@ def alter(schema: str, table: str, action: str, *args: sql.Composable) -> str:
 
 
 def add_constraint(schema: str, table: str, kind: str, con: Constraint) -> str:
-    return alter(schema, table, "ADD CONSTRAINT {} " + kind + " ({})", ident(con.name or ""), idents(con.columns))
+    """`ADD CONSTRAINT name PRIMARY KEY|UNIQUE …` in one statement (scans under ACCESS EXCLUSIVE: inverses and new
+    tables only; existing tables get `create_key_index` + `add_key_using_index`)."""
+    return alter(schema, table, "ADD CONSTRAINT {} {}", ident(con.name or ""), key_clause(kind, con))
+
+
+def deferral(deferrable: bool, initially_deferred: bool) -> sql.SQL:
+    if not deferrable:
+        return sql.SQL("")
+    return sql.SQL(" DEFERRABLE INITIALLY DEFERRED" if initially_deferred else " DEFERRABLE")
+
+
+def key_clause(kind: str, con: Constraint) -> sql.Composable:
+    """`PRIMARY KEY (cols)` / `UNIQUE [NULLS NOT DISTINCT] (cols) [DEFERRABLE [INITIALLY DEFERRED]]`."""
+    nnd = " NULLS NOT DISTINCT" if con.nulls_not_distinct and kind == "UNIQUE" else ""
+    return sql.SQL(kind + nnd + " ({}){}").format(idents(con.columns), deferral(con.deferrable, con.initially_deferred))
+
+
+def create_key_index(schema: str, table: str, con: Constraint) -> str:
+    """The unique index a PRIMARY KEY / UNIQUE constraint is then made from, built without blocking writers."""
+    nnd = sql.SQL(" NULLS NOT DISTINCT" if con.nulls_not_distinct else "")
+    return q("CREATE UNIQUE INDEX CONCURRENTLY {} ON {} ({}){}", ident(con.name or ""), table_ident(schema, table),
+             idents(con.columns), nnd)
+
+
+def add_key_using_index(schema: str, table: str, kind: str, con: Constraint) -> str:
+    return alter(schema, table, "ADD CONSTRAINT {} " + kind + " USING INDEX {}{}", ident(con.name or ""),
+                 ident(con.name or ""), deferral(con.deferrable, con.initially_deferred))
+
+
+def fk_clause(fk: ForeignKey) -> sql.Composable:
+    match = sql.SQL(" MATCH FULL" if fk.match == "full" else "")
+    return sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}){} ON DELETE {} ON UPDATE {}{}").format(
+        idents(fk.columns), table_ident(fk.ref_schema, fk.ref_table), idents(fk.ref_columns), match,
+        sql.SQL(fk.on_delete.upper()), sql.SQL(fk.on_update.upper()), deferral(fk.deferrable, fk.initially_deferred),
+    )
+
+
+def add_foreign_key(schema: str, table: str, fk: ForeignKey, *, not_valid: bool) -> str:
+    """NOT VALID: only new writes are checked (brief SHARE ROW EXCLUSIVE on both tables); `validate_constraint`
+    then reads the rows under SHARE UPDATE EXCLUSIVE, writers going on."""
+    return alter(schema, table, "ADD CONSTRAINT {} {}" + (" NOT VALID" if not_valid else ""), ident(fk.name), fk_clause(fk))
+
+
+def check_clause(ck: Check) -> sql.Composable:
+    return sql.SQL("CHECK {}{}").format(expr(ck.expression), sql.SQL(" NO INHERIT" if ck.no_inherit else ""))
+
+
+def add_check(schema: str, table: str, ck: Check, *, not_valid: bool) -> str:
+    return alter(schema, table, "ADD CONSTRAINT {} {}" + (" NOT VALID" if not_valid else ""), ident(ck.name), check_clause(ck))
 
 
 def drop_constraint(schema: str, table: str, name: str, *, if_exists: bool = True) -> str:

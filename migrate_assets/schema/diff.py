@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from migrate_assets.schema import ddl, hazards, ops, unmanaged
 from migrate_assets.schema.ddl import ident, q, table_ident
 from migrate_assets.schema.introspect import Canonical
-from migrate_assets.schema.model import Column, Constraint, Index, Table, object_name
+from migrate_assets.schema.model import Check, Column, Constraint, Index, Table, object_name
 from migrate_assets.schema.plan import Change
 from migrate_assets.schema.sqltext import defaults_match, normalize
 
@@ -25,6 +25,10 @@ TableKey = tuple[str, str]
 class DiffResult:
     changes: list[Change] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    #: foreign keys to add once every table is planned (table they belong to, operation)
+    foreign_keys: list[tuple[Table, ops.AddForeignKey]] = field(default_factory=list)
+    #: (table, columns) of PRIMARY KEY / UNIQUE constraints built after commit
+    late_keys: set[tuple[TableKey, frozenset[str]]] = field(default_factory=set)
 
 
 def default_equal(desired: Column, live: Column, canon: Canonical) -> bool:
@@ -91,9 +95,67 @@ def in_sync(want: Table, have: Table | None) -> bool:
     pks = [t.primary_key.columns if t.primary_key else None for t in (want, have)]
     if pks[0] != pks[1] or {u.columns for u in want.uniques} != unmanaged.managed_uniques(want, have):
         return False
+    if want.manages and not _constraints_in_sync(want, have):
+        return False
     want_ix = {i.name: i for i in want.indexes}
     have_ix = unmanaged.managed_indexes(have)
     return want_ix.keys() == have_ix.keys() and all(_same_plain_index(wi, have_ix[n]) for n, wi in want_ix.items())
+
+
+def _constraints_in_sync(want: Table, have: Table) -> bool:
+    """The constraint lists the spec gives (`unique`, `foreign_keys`, `checks`) equal the live ones, spelled alike."""
+    if "unique" in want.manages:
+        live_u = {u.columns: u for u in have.uniques}
+        if not all(u.columns in live_u and u.same_options(live_u[u.columns]) for u in want.uniques):
+            return False
+    if "foreign_keys" in want.manages and (set(want.foreign_keys) != set(have.foreign_keys)
+                                           or not all(f.validated for f in have.foreign_keys)):
+        return False
+    if "checks" in want.manages:
+        live_c = {c.name: c for c in have.checks}
+        if live_c.keys() != {c.name for c in want.checks}:
+            return False
+        for c in want.checks:
+            lc = live_c[c.name]
+            if not lc.validated or lc.no_inherit != c.no_inherit or normalize(lc.expression) != normalize(c.expression):
+                return False
+    return True
+
+
+def pending_checks(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[TableKey, Check, Check]]:
+    """(table, desired, live) CHECK constraints of the same name whose expressions are spelled differently: Postgres
+    reads both before they are compared."""
+    out = []
+    for t in desired:
+        lt = live.get(t.key)
+        if lt is None or "checks" not in t.manages:
+            continue
+        live_c = {c.name: c for c in lt.checks}
+        for c in t.checks:
+            lc = live_c.get(c.name)
+            if lc is not None and normalize(lc.expression) != normalize(c.expression):
+                out.append((t.key, c, lc))
+    return out
+
+
+def generated_canon_key(key: TableKey, column: str) -> tuple[str, str, str]:
+    return (key[0], key[1], "generated:" + column)
+
+
+def pending_generated(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[TableKey, Column, Column]]:
+    """(table, desired, live) generated columns whose expressions are spelled differently."""
+    out = []
+    for t in desired:
+        lt = live.get(t.key)
+        for c in t.columns if lt is not None else ():
+            lc = lt.column(c.name) if lt is not None else None
+            if c.generated and lc is not None and lc.generated and normalize(c.generated) != normalize(lc.generated):
+                out.append((t.key, c, lc))
+    return out
+
+
+def check_canon_key(key: TableKey, name: str) -> tuple[str, str, str]:
+    return (key[0], key[1], "check:" + name)
 
 
 def _quiet(c: Column) -> bool:
@@ -164,8 +226,20 @@ def diff(
         lt = live.get(t.key)
         if lt is None:
             res.changes.append(_create_table(t))
+            res.foreign_keys.extend((t, ops.AddForeignKey(fk=fk, not_valid=False)) for fk in t.foreign_keys)
         else:
             _TableDiff(t, lt, canon, t.key in nonempty, res).run()
+    for t, op in res.foreign_keys:  # after every table exists; after commit when the key they need is built then
+        late = (op.fk.ref_key, frozenset(op.fk.ref_columns)) in res.late_keys
+        op = replace(op, late=late)
+        d = op.plain(t)
+        res.changes.append(Change(t.qualified, op.change_kind, op.describe(t), d.forward, d.inverse, d.hazards,
+                                  not late, None))
+        if op.not_valid:
+            v = ops.ValidateConstraint(name=op.fk.name)
+            vd = v.plain(t)
+            res.changes.append(Change(t.qualified, v.change_kind, v.describe(t), vd.forward, vd.inverse, vd.hazards,
+                                      False, None))
     for key in drop_tables:
         lt = live.get(key)
         if lt is not None:
@@ -179,9 +253,17 @@ def diff(
                     hazards.DROP_TABLE,
                 )
             )
-    # transactional changes first (stable order), then concurrent index work (drops before builds)
-    res.changes.sort(key=lambda c: 0 if c.transactional else (1 if c.kind == "drop_index" else 2))
+    res.changes.sort(key=_rank)
     return res
+
+
+def _rank(c: Change) -> int:
+    """Execution order (stable within a rank): in the transaction, foreign keys are dropped first and added last
+    (every table and key exists by then); after commit, index drops, then concurrent builds (indexes and the
+    unique keys of constraints), foreign keys that need such a key, and VALIDATE CONSTRAINT last."""
+    if c.transactional:
+        return 0 if c.kind == "drop_foreign_key" else 2 if c.kind == "add_foreign_key" else 1
+    return {"drop_index": 3, "add_foreign_key": 5, "validate_constraint": 6}.get(c.kind, 4)
 
 
 def _create_table(t: Table) -> Change:
@@ -301,7 +383,7 @@ class _TableDiff:
             # dropping an identity goes before any SET DEFAULT (phase "default"); adding one after NOT NULL
             self.op(ops.SetIdentity(c.name, c.identity, lc.identity, want=c, have=lc),
                     phase="default" if not c.identity else "misc", first=True)
-        if (c.generated or None) != (lc.generated or None):
+        if (c.generated or None) != (lc.generated or None) and not self._same_generated(c, lc):
             self.res.refusals.append(f"{qual}: changing a generated column's expression is not supported")
         want_notnull = not c.nullable or c.serial or bool(c.identity)
         if want_notnull and lc.nullable:
@@ -319,45 +401,112 @@ class _TableDiff:
     def _live_cols(self, cols: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(self.renames.get(c, c) for c in cols) if self.renames else cols
 
+    def con_op(self, op: ops.Operation, kind: str | None = None) -> None:
+        """Plan one constraint operation: in its phase of the transaction, or after commit."""
+        d = op.plain(self.have)
+        change = Change(self.have.qualified, kind or op.change_kind, op.describe(self.have), d.forward, d.inverse,
+                        d.hazards, not op.after_commit(), None)
+        if change.transactional:
+            self.phase[op.phase].append(change)
+        else:
+            self.res.changes.append(change)
+
+    def _add_key(self, con: Constraint, primary: bool) -> None:
+        self.con_op(ops.AddKey(con=con, primary=primary), "add_primary_key" if primary else "add_unique")
+        self.res.late_keys.add((self.want.key, frozenset(con.columns)))
+
     def _constraints(self) -> None:
         want, have = self.want, self.have
+        s, t = self.s, self.t
         lpk = replace(have.primary_key, columns=self._live_cols(have.primary_key.columns)) if have.primary_key else None
         if (want.primary_key.columns if want.primary_key else None) != (lpk.columns if lpk else None):
             if lpk and have.primary_key and not self.dropped & set(have.primary_key.columns):
-                self.add(
-                    "drop_con", "drop_primary_key", f"drop primary key {lpk.name} of {have.qualified}",
-                    [ddl.drop_constraint(self.s, self.t, lpk.name or "")], [ddl.add_constraint(self.s, self.t, "PRIMARY KEY", lpk)],
-                    hazards.DROP_CONSTRAINT,
-                )  # fmt: skip
+                self.con_op(ops.DropConstraint(name=lpk.name or "", what="primary key",
+                                               restore=(ddl.add_constraint(s, t, "PRIMARY KEY", lpk),)), "drop_primary_key")
             if want.primary_key:
-                pk = want.primary_key
-                self.add(
-                    "add_con", "add_primary_key", f"add primary key ({', '.join(pk.columns)}) to {have.qualified}",
-                    [ddl.add_constraint(self.s, self.t, "PRIMARY KEY", pk)], [ddl.drop_constraint(self.s, self.t, pk.name or "")],
-                    hazards.ADD_CONSTRAINT,
-                )  # fmt: skip
+                self._add_key(want.primary_key, primary=True)
         live_u = {self._live_cols(u.columns): u for u in have.uniques}
         want_u = {u.columns: u for u in want.uniques}
+        options = "unique" in want.manages  # the spec lists the table's UNIQUE constraints with their options
+        freed: set[str] = set()
         for cols, u in live_u.items():
-            if cols in want_u or self.dropped & set(u.columns) or unmanaged.unique_reason(want, u, cols):
+            w = want_u.get(cols)
+            if (w is not None and (not options or w.same_options(u))) or self.dropped & set(u.columns) \
+                    or unmanaged.unique_reason(want, u, cols):
                 continue  # kept: wanted, gone with its column, or something the spec cannot express
-            self.add(
-                "drop_con", "drop_unique", f"drop unique ({', '.join(cols)}) of {have.qualified}",
-                [ddl.drop_constraint(self.s, self.t, u.name or "")], [ddl.add_constraint(self.s, self.t, "UNIQUE", replace(u, columns=cols))],
-                hazards.DROP_CONSTRAINT,
-            )  # fmt: skip
-        taken = {u.name for u in have.uniques} | {i.name for i in have.indexes}
+            freed.add(u.name or "")
+            self.con_op(ops.DropConstraint(name=u.name or "", what="unique",
+                                           restore=(ddl.add_constraint(s, t, "UNIQUE", replace(u, columns=cols)),)), "drop_unique")
+        taken = ({u.name for u in have.uniques} | {i.name for i in have.indexes}) - freed
         for cols, u in want_u.items():
-            if cols not in live_u:
-                name = u.name or ""
-                if name in taken:
-                    name = object_name(self.t, "_".join(cols), "uniq")
-                con = Constraint(name, cols)
-                self.add(
-                    "add_con", "add_unique", f"add unique ({', '.join(cols)}) to {have.qualified}",
-                    [ddl.add_constraint(self.s, self.t, "UNIQUE", con)], [ddl.drop_constraint(self.s, self.t, name)],
-                    hazards.ADD_CONSTRAINT,
-                )  # fmt: skip
+            lu = live_u.get(cols)
+            if lu is not None and (not options or u.same_options(lu) or unmanaged.unique_reason(want, lu, cols)):
+                continue
+            name = u.name or ""
+            if name in taken:
+                name = object_name(self.t, "_".join(cols), "uniq")
+            self._add_key(replace(u, name=name), primary=False)
+        self._foreign_keys()
+        self._checks()
+
+    def _foreign_keys(self) -> None:
+        if "foreign_keys" not in self.want.manages:
+            return
+        s, t = self.s, self.t
+        live = {f.name: f for f in self.have.foreign_keys}
+        wanted = {f.name: f for f in self.want.foreign_keys}
+        for name, lf in live.items():
+            wf = wanted.get(name)
+            if wf is not None and wf == replace(lf, columns=self._live_cols(lf.columns)):
+                if not lf.validated:
+                    self.con_op(ops.ValidateConstraint(name=name))
+                continue
+            if self.dropped & set(lf.columns):
+                continue  # goes with its column
+            self.con_op(ops.DropConstraint(name=name, what="foreign_key",
+                                           restore=(ddl.add_foreign_key(s, t, lf, not_valid=False),)), "drop_foreign_key")
+        for name, wf in wanted.items():
+            have_fk = live.get(name)
+            if have_fk is not None and wf == replace(have_fk, columns=self._live_cols(have_fk.columns)):
+                continue
+            self.res.foreign_keys.append((self.have, ops.AddForeignKey(fk=wf, not_valid=True)))
+
+    def _checks(self) -> None:
+        if "checks" not in self.want.manages:
+            return
+        s, t = self.s, self.t
+        live = {c.name: c for c in self.have.checks}
+        wanted = {c.name: c for c in self.want.checks}
+        for name, lc in live.items():
+            wc = wanted.get(name)
+            if wc is not None and self._same_check(wc, lc):
+                if not lc.validated:
+                    self.con_op(ops.ValidateConstraint(name=name))
+                continue
+            self.con_op(ops.DropConstraint(name=name, what="check",
+                                           restore=(ddl.add_check(s, t, lc, not_valid=False),)), "drop_check")
+        for name, wc in wanted.items():
+            have_ck = live.get(name)
+            if have_ck is not None and self._same_check(wc, have_ck):
+                continue
+            self.con_op(ops.AddCheck(check=wc, not_valid=True))
+            self.con_op(ops.ValidateConstraint(name=name))
+
+    def _same_generated(self, c: Column, lc: Column) -> bool:
+        if c.generated is None or lc.generated is None:
+            return False
+        if normalize(c.generated) == normalize(lc.generated):
+            return True
+        got = self.canon.predicates.get(generated_canon_key(self.want.key, c.name))
+        return got is not None and normalize(got) == normalize(lc.generated)
+
+    def _same_check(self, wc: Check, lc: Check) -> bool:
+        if wc.no_inherit != lc.no_inherit:
+            return False
+        if normalize(wc.expression) == normalize(lc.expression):
+            return True
+        got = self.canon.predicates.get(check_canon_key(self.want.key, wc.name))
+        return got is not None and normalize(got) == normalize(lc.expression)
 
     def _indexes(self) -> None:
         have_ix = {i.name: i for i in self.have.indexes}

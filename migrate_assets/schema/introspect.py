@@ -18,7 +18,16 @@ from typing import Any
 
 import psycopg
 
-from migrate_assets.schema.model import Column, Constraint, Index, Table
+from migrate_assets.schema.model import (
+    FK_ACTIONS,
+    FK_MATCH,
+    Check,
+    Column,
+    Constraint,
+    ForeignKey,
+    Index,
+    Table,
+)
 from migrate_assets.schema.plan import Unmanaged
 from migrate_assets.schema.types import from_catalog
 
@@ -65,18 +74,30 @@ LEFT JOIN defs df ON df.adrelid = a.attrelid AND df.adnum = a.attnum
 LEFT JOIN descs ds ON ds.objoid = a.attrelid AND ds.objsubid = a.attnum
 """  # noqa: S608
 
-#: key columns come back as attnums and are named from the columns already read; `unmanaged` says why the spec
-#: cannot express a constraint (it then stays in the model, so its columns count as covered, but is never dropped)
+#: key columns come back as attnums and are named from the columns already read; `unmanaged` says why the old
+#: spec form (no `unique:` list) cannot express a PRIMARY KEY / UNIQUE constraint (it then stays in the model, so
+#: its columns count as covered, but is never dropped). FOREIGN KEY and CHECK constraints come with everything the
+#: spec can say about them; the referenced table's columns are named here (it may be outside the scope)
 _CONSTRAINTS = _SCOPE + """
 SELECT con.conrelid, con.contype, con.conname, con.conkey,
-       CASE WHEN con.condeferrable THEN 'DEFERRABLE'
+       CASE WHEN con.contype NOT IN ('p', 'u') THEN NULL
             WHEN ix.indnkeyatts < ix.indnatts THEN 'INCLUDE columns'
+            WHEN con.condeferrable THEN 'DEFERRABLE'
             WHEN {nnd_con} THEN 'NULLS NOT DISTINCT'
             WHEN con.contype = 'u' AND cardinality(con.conkey) > 1 THEN 'UNIQUE over several columns'
-       END
+       END,
+       con.condeferrable, con.condeferred, con.convalidated, coalesce({nnd_con}, false),
+       fn.nspname, fc.relname,
+       (SELECT array_agg(fa.attname ORDER BY k.i) FROM unnest(con.confkey) WITH ORDINALITY AS k(n, i)
+        JOIN pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.n),
+       con.confupdtype, con.confdeltype, con.confmatchtype,
+       CASE WHEN con.contype = 'c' THEN pg_get_expr(con.conbin, con.conrelid) END, con.connoinherit,
+       CASE WHEN con.contype = 'f' THEN pg_get_constraintdef(con.oid) END, {delset}
 FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid
 LEFT JOIN pg_index ix ON ix.indexrelid = con.conindid
-WHERE con.contype IN ('p', 'u')
+LEFT JOIN pg_class fc ON fc.oid = con.confrelid
+LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+WHERE con.contype IN ('p', 'u', 'f', 'c')
 """  # noqa: S608
 
 #: the columns (attnums) an object uses, from pg_depend: only asked for the few unmanaged objects
@@ -120,9 +141,9 @@ FROM (
 
 #: objects of kinds the spec format has no words for, per table: (relid, kind, name, reason, attnums used)
 _OTHERS = _SCOPE + """
-SELECT con.conrelid, CASE con.contype WHEN 'c' THEN 'check' WHEN 'f' THEN 'foreign_key' ELSE 'exclusion' END,
-       con.conname, pg_get_constraintdef(con.oid), """ + _USED.format(cls="pg_constraint", oid="con.oid") + """
-FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid WHERE con.contype IN ('c', 'f', 'x')
+SELECT con.conrelid, 'exclusion', con.conname, pg_get_constraintdef(con.oid),
+       """ + _USED.format(cls="pg_constraint", oid="con.oid") + """
+FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid WHERE con.contype = 'x'
 UNION ALL
 SELECT t.tgrelid, 'trigger', t.tgname, pg_get_triggerdef(t.oid), """ + _USED.format(cls="pg_trigger", oid="t.oid") + """
 FROM rels r JOIN pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal
@@ -164,7 +185,7 @@ def _for_server(conn: psycopg.Connection, query: str) -> str:
     has = conn.info.server_version >= 150000
     return query.replace("{nnd_con}", "ix.indnullsnotdistinct" if has else "false").replace(
         "{nnd_idx}", "i.indnullsnotdistinct" if has else "false"
-    )
+    ).replace("{delset}", "con.confdelsetcols IS NOT NULL" if has else "false")
 
 
 class _CatalogPath:
@@ -207,13 +228,30 @@ def introspect(
     columns, attnames = _columns(col_rows)
     pks: dict[int, Constraint] = {}
     uniques: dict[int, list[Constraint]] = {}
-    for relid, contype, name, conkey, why in con_rows:
+    fkeys: dict[int, list[ForeignKey]] = {}
+    checks: dict[int, list[Check]] = {}
+    uses: dict[int, set[tuple[str, str, str]]] = {}  # (column, kind, name) of objects the spec may not manage
+    odd: list[tuple[int, str, str, str, str, list[int]]] = []
+    for (relid, contype, name, conkey, why, deferrable, deferred, valid, nnd, fnsp, frel, fcols, upd, dele, match,
+         check, noinherit, fdef, delset) in con_rows:  # fmt: skip
         names = attnames.get(relid, {})
-        con = Constraint(name, tuple(names[k] for k in conkey if k in names), why)
-        if contype == "p":
-            pks[relid] = con
+        cols = tuple(names[k] for k in conkey or () if k in names)
+        if contype in ("p", "u"):
+            con = Constraint(name, cols, why, nnd, deferrable, deferred)
+            if contype == "p":
+                pks[relid] = con
+            else:
+                uniques.setdefault(relid, []).append(con)
+        elif contype == "f" and (delset or match not in FK_MATCH or not fcols):
+            odd.append((relid, "foreign_key", name, fdef or "", "FOREIGN KEY", list(conkey or ())))
+        elif contype == "f":
+            fkeys.setdefault(relid, []).append(ForeignKey(
+                name, cols, fnsp, frel, tuple(fcols), FK_ACTIONS[dele], FK_ACTIONS[upd], FK_MATCH[match], deferrable,
+                deferred, valid))  # fmt: skip
+            _note_uses(uses, names, relid, "foreign_key", name, list(conkey or ()))
         else:
-            uniques.setdefault(relid, []).append(con)
+            checks.setdefault(relid, []).append(Check(name, check or "", noinherit, valid))
+            _note_uses(uses, names, relid, "check", name, list(conkey or ()))
     indexes: dict[int, list[Index]] = {}
     opaque_uses: list[tuple[int, str, list[int] | None]] = []
     for relid, *irow, used in idx_rows:
@@ -222,7 +260,9 @@ def introspect(
             opaque_uses.append((relid, irow[0], used))
     names_of = {oid: f"{nsp}.{rel}" for oid, nsp, rel, _ in rels}
     others: dict[int, list[Unmanaged]] = {}
-    uses: dict[int, set[tuple[str, str, str]]] = {}  # (column, kind, name) of unmanaged objects using a column
+    for relid, kind, name, detail, what, used in odd:
+        others.setdefault(relid, []).append(Unmanaged(names_of[relid], kind, name, f"{what}: {detail}"))
+        _note_uses(uses, attnames.get(relid, {}), relid, kind, name, used)
     for relid, name, used in opaque_uses:
         _note_uses(uses, attnames.get(relid, {}), relid, "index", name, used)
     for relid, kind, name, detail, used in sorted(other_rows, key=lambda r: (r[0], r[1], r[2])):
@@ -238,6 +278,8 @@ def introspect(
             tuple(sorted(uniques.get(oid, ()), key=lambda u: u.columns)),
             tuple(sorted(indexes.get(oid, ()), key=lambda i: i.name)),
             comment,
+            foreign_keys=tuple(sorted(fkeys.get(oid, ()), key=lambda f: f.name)),
+            checks=tuple(sorted(checks.get(oid, ()), key=lambda c: c.name)),
             others=tuple(others.get(oid, ())),
             column_users=tuple(sorted(uses.get(oid, ()))),
         )

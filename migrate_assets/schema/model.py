@@ -82,8 +82,56 @@ class Constraint:
 
     name: str | None
     columns: tuple[str, ...]
-    #: live side: why the spec cannot express this constraint (several columns, DEFERRABLE, ...)
+    #: live side: why the spec cannot express this constraint (several columns, DEFERRABLE, ...) unless the
+    #: spec lists the table's UNIQUE constraints itself (`unique:`); `INCLUDE columns` never
     unmanaged: str | None = field(default=None, compare=False)
+    nulls_not_distinct: bool = False
+    deferrable: bool = False
+    initially_deferred: bool = False
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+
+    def same_options(self, other: Constraint) -> bool:
+        return (self.nulls_not_distinct, self.deferrable, self.initially_deferred) == (
+            other.nulls_not_distinct, other.deferrable, other.initially_deferred)  # fmt: skip
+
+
+#: referential actions as `pg_constraint.confupdtype` / `confdeltype` store them
+FK_ACTIONS = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default"}
+FK_MATCH = {"s": "simple", "f": "full"}
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignKey:
+    """A FOREIGN KEY constraint, compared by name and every property."""
+
+    name: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    on_delete: str = "no action"
+    on_update: str = "no action"
+    match: str = "simple"
+    deferrable: bool = False
+    initially_deferred: bool = False
+    #: live side: False while the constraint is NOT VALID (a VALIDATE is then planned)
+    validated: bool = field(default=True, compare=False)
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+
+    @property
+    def ref_key(self) -> tuple[str, str]:
+        return (self.ref_schema, self.ref_table)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A CHECK constraint, compared by name, NO INHERIT and the expression as Postgres reads it."""
+
+    name: str
+    expression: str
+    no_inherit: bool = False
+    validated: bool = field(default=True, compare=False)
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -100,6 +148,11 @@ class Table:
     others: tuple[Unmanaged, ...] = field(default=(), compare=False)
     #: live side: (column, kind, name) of each unmanaged index, constraint, trigger, policy and view using a column
     column_users: tuple[tuple[str, str, str], ...] = field(default=(), compare=False)
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    checks: tuple[Check, ...] = ()
+    #: desired side: the constraint lists the spec gives for this table (`unique`, `foreign_keys`, `checks`); a
+    #: kind it does not list stays unmanaged there: listed, never dropped
+    manages: frozenset[str] = field(default=frozenset(), compare=False)
     #: desired side: the spec says `unique: true` on the primary-key column, which the model folds into the key;
     #: a live UNIQUE constraint on exactly those columns is then kept, not dropped
     pk_unique: bool = field(default=False, compare=False)
@@ -132,7 +185,10 @@ def _column_data(c: Column) -> tuple[object, ...]:
 def _constraint_data(t: Table) -> tuple[object, ...]:
     return (
         (t.primary_key.name, t.primary_key.columns) if t.primary_key else None,
-        tuple(sorted((u.name or "", u.columns) for u in t.uniques)),
+        tuple(sorted((u.name or "", u.columns, u.nulls_not_distinct, u.deferrable, u.initially_deferred) for u in t.uniques)),
+        tuple(sorted((f.name, f.columns, f.ref_key, f.ref_columns, f.on_delete, f.on_update, f.match, f.deferrable,
+                      f.initially_deferred, f.validated) for f in t.foreign_keys)),
+        tuple(sorted((c.name, c.expression, c.no_inherit, c.validated) for c in t.checks)),
         tuple(sorted((i.name, i.definition or "", i.columns, i.unique, i.where or "", i.method, i.expression) for i in t.indexes)),
         t.comment,
     )

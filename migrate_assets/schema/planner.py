@@ -19,9 +19,13 @@ from migrate_assets.errors import Problem, SpecError, UsageError
 from migrate_assets.schema import unmanaged
 from migrate_assets.schema.diff import (
     TableKey,
+    check_canon_key,
     diff,
+    generated_canon_key,
     in_sync,
+    pending_checks,
     pending_defaults,
+    pending_generated,
     pending_predicates,
     tables_needing_row_check,
 )
@@ -93,6 +97,7 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
         opts = PlanOptions(opts.default_schema, opts.only_tables, scope.allow_drop_table, opts.ignore)
     live = live_tables(conn, scope, opts.ignore)
     _check_wanted(desired, opts, live)
+    check_references(conn, desired, live)
     todo = [t for t in chosen if not in_sync(t, live.get(t.key))]  # the rest plan nothing
     if todo:
         todo = resolve_types(conn, todo, {c.type for t in live.values() for c in t.columns})
@@ -141,20 +146,39 @@ def _canonical(conn: psycopg.Connection, todo: Sequence[Table], live: dict[Table
         rel = _shape(live[key], w + " " + h)
         pairs.append((Expression(w, "", "", source=rel, predicate=True),
                       Expression(h, "", "", source=rel, predicate=True)))
+    gens = pending_generated(todo, live)
+    for key, gc, glc in gens:
+        rel = _shape(live[key], f"{gc.generated} {glc.generated}")
+        typ = glc.type.render()
+        pairs.append((Expression(gc.generated or "", "", "", type_sql=typ, source=rel),
+                      Expression(glc.generated or "", "", "", type_sql=typ, source=rel)))
+    checks = pending_checks(todo, live)
+    for key, wck, lck in checks:
+        rel = _shape(live[key], wck.expression + " " + lck.expression)
+        pairs.append((Expression(wck.expression, "", "", source=rel, predicate=True),
+                      Expression(lck.expression, "", "", source=rel, predicate=True)))
     if not pairs:
         return Canonical({}, {})
     forms = canonical_forms(conn, [e for pair in pairs for e in pair])
     out_d: dict[tuple[str, str], str] = {}
     out_p: dict[tuple[str, str, str], str] = {}
-    for i, (want, have) in enumerate(pairs[: len(pairs) - len(preds)]):
+    for i, (want, have) in enumerate(pairs[: len(pairs) - len(preds) - len(gens) - len(checks)]):
         a, b = forms[2 * i], forms[2 * i + 1]
         assert want.type_sql is not None
         if a is not None:
             out_d[(want.type_sql, want.text)] = a
         if b is not None:
             out_d[(want.type_sql, have.text)] = b
+    for j, (key, gc, glc) in enumerate(gens):
+        i = len(pairs) - len(checks) - len(gens) + j
+        a, b = forms[2 * i], forms[2 * i + 1]
+        out_p[generated_canon_key(key, gc.name)] = (glc.generated or "") if a is not None and a == b else (gc.generated or "")
+    for j, (key, wck, lck) in enumerate(checks):
+        i = len(pairs) - len(checks) + j
+        a, b = forms[2 * i], forms[2 * i + 1]
+        out_p[check_canon_key(key, wck.name)] = lck.expression if a is not None and a == b else wck.expression
     for j, (key, ix) in enumerate(preds):
-        i = len(pairs) - len(preds) + j
+        i = len(pairs) - len(checks) - len(gens) - len(preds) + j
         a, b = forms[2 * i], forms[2 * i + 1]
         same = a is not None and a == b
         out_p[(key[0], key[1], ix.name)] = (lwhere[(key, ix.name)] or "") if same else (ix.where or "")
@@ -173,6 +197,13 @@ def check_tables(conn: psycopg.Connection, tables: Sequence[Table]) -> None:
             if ix.where is not None:
                 check.append(_located(ix.where, ix.source, "where", "index predicate", source=_shape(t, ix.where),
                                       predicate=True))
+        for c in t.columns:
+            if c.generated is not None:
+                check.append(_located(c.generated, c.source, "generated", "generated expression",
+                                      type_sql=c.type.render(), source=_shape(t, c.generated)))
+        for ck in t.checks:
+            check.append(_located(ck.expression, ck.source, "expression", "CHECK expression",
+                                  source=_shape(t, ck.expression), predicate=True))
     problems = check_expressions(conn, check)
     if problems:
         raise SpecError(problems)
@@ -191,3 +222,64 @@ def _shape(t: Table, text: str) -> sql.Composable:
     words = expression_words(text)
     alias = t.name if t.name in words else "_ma"
     return relation_shape([(c.name, c.type.render()) for c in t.columns if c.name in words], alias)
+
+
+def _keys_of(t: Table) -> set[frozenset[str]]:
+    """Column sets a FOREIGN KEY may reference: the primary key, UNIQUE constraints, plain unique indexes."""
+    keys = {frozenset(u.columns) for u in t.uniques}
+    keys |= {frozenset(i.columns) for i in t.indexes if i.unique and i.where is None and not i.expression}
+    return keys | ({frozenset(t.primary_key.columns)} if t.primary_key else set())
+
+
+_EXTERNAL_KEYS = """
+SELECT n.nspname, c.relname,
+       ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+       ARRAY(SELECT (SELECT json_agg(a.attname) FROM unnest(i.indkey::int2[]) AS k(n)
+                     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.n)::text
+             FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND (n.nspname, c.relname) IN (SELECT k->>0, k->>1 FROM json_array_elements(%s::json) k)
+"""
+
+
+def check_references(conn: psycopg.Connection, desired: Sequence[Table], live: dict[TableKey, Table]) -> None:
+    """SpecError naming file, line and key of every FOREIGN KEY whose referenced table or columns do not exist, or
+    whose referenced columns carry no PRIMARY KEY / UNIQUE constraint (the spec files say what a table they hold
+    will have; other tables are read from the database, in one query)."""
+    import json
+
+    fks = [(t, fk) for t in desired for fk in t.foreign_keys]
+    if not fks:
+        return
+    known: dict[TableKey, tuple[set[str], set[frozenset[str]]]] = {}
+    for t in desired:
+        known[t.key] = ({c.name for c in t.columns}, _keys_of(t))
+    outside = sorted({fk.ref_key for _, fk in fks if fk.ref_key not in known and fk.ref_key not in live})
+    for k in {fk.ref_key for _, fk in fks} - set(known):
+        if k in live:
+            known[k] = ({c.name for c in live[k].columns}, _keys_of(live[k]))
+    if outside:
+        for nsp, rel, cols, idx in conn.execute(_EXTERNAL_KEYS, [json.dumps(outside)]).fetchall():
+            known[(nsp, rel)] = (set(cols), {frozenset(json.loads(x)) for x in idx})
+    problems = []
+    for _, fk in fks:
+        src = fk.source
+        file, key, line = (src.file, src.key, src.lineno) if src else ("<spec>", "", None)
+        where = f"{key}.references" if key else "references"
+        ref = known.get(fk.ref_key)
+        target = f"{fk.ref_schema}.{fk.ref_table}"
+        if ref is None:
+            problems.append(Problem(file, f"foreign key {fk.name} references table {target}, which is neither in "
+                                          "the spec files nor in the database", where, line))
+            continue
+        cols, keys = ref
+        gone = [c for c in fk.ref_columns if c not in cols]
+        if gone:
+            problems.append(Problem(file, f"foreign key {fk.name} references unknown column(s) {', '.join(gone)} of "
+                                          f"{target}", f"{where}.columns", line))
+        elif frozenset(fk.ref_columns) not in keys:
+            problems.append(Problem(file, f"foreign key {fk.name} references ({', '.join(fk.ref_columns)}) of {target}, "
+                                          "which has no PRIMARY KEY or UNIQUE constraint on exactly those columns",
+                                    f"{where}.columns", line))
+    if problems:
+        raise SpecError(problems)

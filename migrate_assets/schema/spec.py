@@ -19,15 +19,19 @@ from typing import Any
 
 from migrate_assets.errors import InvalidInputError, Problem, SpecError
 from migrate_assets.schema.model import (
+    FK_MATCH,
     INDEX_METHODS,
     MAX_IDENT_BYTES,
+    Check,
     Column,
     Constraint,
+    ForeignKey,
     Index,
     Source,
     Table,
     default_index_name,
     gc_paused,
+    object_name,
     pkey_name,
     unique_name,
 )
@@ -39,9 +43,20 @@ _ALIASES = {
     "primaryKey": "primary_key",
     "renamedFrom": "renamed_from",
     "isUnique": "unique",
+    "foreignKeys": "foreign_keys",
+    "onDelete": "on_delete",
+    "onUpdate": "on_update",
+    "noInherit": "no_inherit",
 }
-TABLE_KEYS = {"table", "schema", "columns", "indexes", "primary_key", "comment"}
-COLUMN_KEYS = {"name", "type", "nullable", "primary_key", "unique", "default", "renamed_from", "comment", "identity"}
+TABLE_KEYS = {"table", "schema", "columns", "indexes", "primary_key", "comment", "unique", "foreign_keys", "checks"}
+UNIQUE_KEYS = {"name", "columns", "nulls_not_distinct", "deferrable", "initially_deferred"}
+PK_KEYS = {"name", "columns"}
+FK_KEYS = {"name", "columns", "references", "on_delete", "on_update", "match", "deferrable", "initially_deferred"}
+REF_KEYS = {"table", "schema", "columns"}
+CHECK_KEYS = {"name", "expression", "no_inherit"}
+FK_ACTION_WORDS = ("no action", "restrict", "cascade", "set null", "set default")
+COLUMN_KEYS = {"name", "type", "nullable", "primary_key", "unique", "default", "renamed_from", "comment", "identity",
+               "generated"}
 INDEX_KEYS = {"name", "columns", "unique", "where", "method"}
 _COLUMN_FIELDS = tuple(f.name for f in dataclasses.fields(Column) if f.name != "source")
 IDENTITY_VALUES = {"always": "always", "by_default": "by default", "by default": "by default"}
@@ -243,6 +258,13 @@ def _check_column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, boo
             ctx.add((*path, "nullable"), "serial columns are always NOT NULL")
         if default is not None:
             ctx.add((*path, "default"), "serial columns get their default from their sequence")
+    generated = ctx.text(e, "generated")
+    if generated is not None:
+        why = check_expression(generated)
+        if why:
+            ctx.add(e.at("generated"), f"generated does not parse as an SQL expression: {why}")
+        if default is not None or identity:
+            ctx.add(e.at("generated"), "a generated column cannot also have a default or an identity")
     if identity and default is not None:
         ctx.add((*path, "identity"), "an identity column cannot also have a default")
     if identity and nullable:
@@ -258,6 +280,7 @@ def _check_column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, boo
         default=default,
         serial=col_type.serial,
         identity=identity,
+        generated=generated,
         comment=comment,
         renamed_from=tuple(renamed),
         source=ctx.src(path),
@@ -313,7 +336,16 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
                 pk_cols.append(col.name)
             if unique:
                 uniques.append(Constraint(unique_name(tname or "", (col.name,)), (col.name,)))
-    table_pk = ctx.names(e, "primary_key")
+    pk_name: str | None = None
+    if isinstance(e.get("primary_key"), dict):
+        pe = ctx.mapping(e.get("primary_key"), e.at("primary_key"), PK_KEYS, "a primary key with name and columns")
+        if pe is not None:
+            pk_name = ctx.name(pe, "name", e.at("primary_key"), required=False)
+            table_pk = ctx.names(pe, "columns")
+            if not table_pk:
+                ctx.add(e.at("primary_key"), "a primary key needs at least one column")
+    else:
+        table_pk = ctx.names(e, "primary_key")
     if table_pk:
         if pk_cols and [n for n, _ in table_pk] != pk_cols:
             ctx.add(e.at("primary_key"), "primary_key disagrees with the columns marked primary_key")
@@ -327,14 +359,124 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
                 ctx.add((*seen[n], "nullable"), "primary key columns cannot be nullable")
     indexes = _indexes(ctx, e, tname or "", seen)
     comment = ctx.text(e, "comment")
+    manages = frozenset(k for k in ("unique", "foreign_keys", "checks") if k in e)
+    uniques += _uniques(ctx, e, tname or "", seen)
+    fkeys = _foreign_keys(ctx, e, tname or "", schema, seen)
+    checks = _checks(ctx, e)
     if tname is None:
         return None
-    pkey = Constraint(pkey_name(tname), tuple(pk_cols)) if pk_cols else None
+    pkey = Constraint(pk_name or pkey_name(tname), tuple(pk_cols)) if pk_cols else None
     # a UNIQUE on exactly the primary key columns is redundant; Postgres drops it at CREATE TABLE too
     pk_unique = any(u.columns == tuple(pk_cols) for u in uniques)  # kept live if present (unmanaged.py)
     uniques = [u for u in uniques if u.columns != tuple(pk_cols)]
     return Table(schema, tname, tuple(columns), pkey, tuple(uniques), tuple(indexes), comment, ctx.src(path),
-                 pk_unique=pk_unique)
+                 pk_unique=pk_unique, foreign_keys=tuple(fkeys), checks=tuple(checks), manages=manages)
+
+
+def _list(ctx: _Ctx, e: _Entry, key: str, what: str) -> list[tuple[Any, KeyPath]]:
+    raw = e.get(key)
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        ctx.add(e.at(key), f"expected a list of {what}, got {_kind(raw)}")
+        return []
+    return [(item, (*e.at(key), i)) for i, item in enumerate(raw)]
+
+
+def _known_columns(ctx: _Ctx, entry: _Entry, key: str, cols: dict[str, KeyPath], what: str) -> tuple[str, ...]:
+    names = ctx.names(entry, key)
+    if not names:
+        ctx.add(entry.at(key) if key in entry else entry.path, f"{what} needs at least one column")
+    for n, p in names:
+        if n not in cols:
+            ctx.add(p, f"{what} on unknown column {n!r}")
+    return tuple(n for n, _ in names)
+
+
+def _uniques(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list[Constraint]:
+    out: list[Constraint] = []
+    for raw, path in _list(ctx, e, "unique", "UNIQUE constraints"):
+        ue = ctx.mapping(raw, path, UNIQUE_KEYS, "a UNIQUE constraint")
+        if ue is None:
+            continue
+        columns = _known_columns(ctx, ue, "columns", cols, "a UNIQUE constraint")
+        name = ctx.name(ue, "name", path, required=False) or unique_name(tname, columns)
+        deferrable = ctx.boolean(ue, "deferrable", False)
+        deferred = ctx.boolean(ue, "initially_deferred", False)
+        if deferred and not deferrable:
+            ctx.add(ue.at("initially_deferred"), "initially_deferred needs deferrable: true")
+        out.append(Constraint(name, columns, None, ctx.boolean(ue, "nulls_not_distinct", False), deferrable, deferred,
+                              ctx.src(path)))
+    return out
+
+
+def _action(ctx: _Ctx, entry: _Entry, key: str) -> str:
+    v = entry.get(key)
+    if v is None:
+        return "no action"
+    word = " ".join(str(v).lower().replace("_", " ").split()) if isinstance(v, str) else None
+    if word not in FK_ACTION_WORDS:
+        ctx.add(entry.at(key), f"expected one of: {', '.join(FK_ACTION_WORDS)}")
+        return "no action"
+    return word
+
+
+def _foreign_keys(ctx: _Ctx, e: _Entry, tname: str, schema: str, cols: dict[str, KeyPath]) -> list[ForeignKey]:
+    out: list[ForeignKey] = []
+    for raw, path in _list(ctx, e, "foreign_keys", "FOREIGN KEY constraints"):
+        fe = ctx.mapping(raw, path, FK_KEYS, "a FOREIGN KEY with columns and references")
+        if fe is None:
+            continue
+        columns = _known_columns(ctx, fe, "columns", cols, "a FOREIGN KEY")
+        name = ctx.name(fe, "name", path, required=False) or object_name(tname, "_".join(columns), "fkey")
+        ref = ctx.mapping(fe.get("references"), fe.at("references"), REF_KEYS, "references: table and columns")
+        if ref is None:
+            continue
+        rschema, rtable = schema, None
+        rt = ref.get("table")
+        if "schema" not in ref and isinstance(rt, str) and "." in rt:
+            rschema, _, rt = rt.partition(".")
+        if ident_problem(rt) or ident_problem(rschema):
+            ctx.add(ref.at("table"), ident_problem(rt) or f"schema {ident_problem(rschema)}")
+        else:
+            rtable = str(rt)
+        rschema = ctx.name(ref, "schema", ref.path, required=False) or rschema
+        rcols = tuple(n for n, _ in ctx.names(ref, "columns"))
+        if len(rcols) != len(columns):
+            ctx.add(ref.at("columns"), f"references {len(rcols)} columns for {len(columns)} columns")
+        match = str(fe.get("match") or "simple").lower()
+        if match not in FK_MATCH.values():
+            ctx.add(fe.at("match"), "expected simple or full")
+        deferrable = ctx.boolean(fe, "deferrable", False)
+        deferred = ctx.boolean(fe, "initially_deferred", False)
+        if deferred and not deferrable:
+            ctx.add(fe.at("initially_deferred"), "initially_deferred needs deferrable: true")
+        if rtable is None:
+            continue
+        out.append(ForeignKey(name, columns, rschema, rtable, rcols, _action(ctx, fe, "on_delete"),
+                              _action(ctx, fe, "on_update"), match, deferrable, deferred, source=ctx.src(path)))
+    return out
+
+
+def _checks(ctx: _Ctx, e: _Entry) -> list[Check]:
+    out: list[Check] = []
+    for raw, path in _list(ctx, e, "checks", "CHECK constraints"):
+        ce = ctx.mapping(raw, path, CHECK_KEYS, "a CHECK constraint with name and expression")
+        if ce is None:
+            continue
+        name = ctx.name(ce, "name", path)
+        text = ctx.text(ce, "expression")
+        if text is None:
+            ctx.add(path, "required key 'expression' is missing")
+        else:
+            why = check_expression(text)
+            if why:
+                ctx.add(ce.at("expression"), f"expression does not parse as an SQL expression: {why}")
+                text = None
+        no_inherit = ctx.boolean(ce, "no_inherit", False)
+        if name is not None and text is not None:
+            out.append(Check(name, text, no_inherit, source=ctx.src(path)))
+    return out
 
 
 def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list[Index]:
