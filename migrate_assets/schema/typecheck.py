@@ -8,7 +8,7 @@ so a schema in sync costs no query. Otherwise three statements, whatever the num
 1. `to_regtype(text)` for every distinct spelling: which exist (a missing one is a spec error naming file, line
    and key; nothing is changed);
 2. one `SELECT CAST(NULL AS t1), CAST(NULL AS t2), …` prepared, never executed: its row description carries each
-   type's oid and typmod (the text already passed `types.parse_type`, a closed grammar of names, integers and
+   type's typmod (a domain is described as its base type: it keeps its own oid from step 1 and no typmod) (the text already passed `types.parse_type`, a closed grammar of names, integers and
    brackets, so nothing else can be in it);
 3. `format_type(oid, typmod)` for all of them, with `search_path = pg_catalog` (user types come back qualified).
 """
@@ -39,8 +39,9 @@ def resolve_types(conn: psycopg.Connection, desired: Sequence[Table], live_types
 
     spellings = sorted(wanted)
     with catalog_path(conn):
-        rows = conn.execute("SELECT t, to_regtype(t) IS NOT NULL FROM unnest(%s::text[]) AS t", [spellings]).fetchall()
-        missing = {str(t) for t, ok in rows if not ok}
+        rows = conn.execute("SELECT t, to_regtype(t)::oid FROM unnest(%s::text[]) AS t", [spellings]).fetchall()
+        missing = {str(t) for t, oid in rows if oid is None}
+        regtype = {str(t): int(oid) for t, oid in rows if oid is not None}
         present = [s for s in spellings if s not in missing]
         read: dict[str, str] = {}
         if present:
@@ -50,8 +51,9 @@ def resolve_types(conn: psycopg.Connection, desired: Sequence[Table], live_types
                 msg = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"rejected").decode(errors="replace")
                 raise SpecError([Problem("<types>", f"Postgres refused the column types {present}: {msg}")])
             desc = conn.pgconn.describe_prepared(b"")
-            oids = [desc.ftype(i) for i in range(desc.nfields)]
-            mods = [desc.fmod(i) for i in range(desc.nfields)]
+            # a domain is described as its base type: its own oid then, and no typmod (it has none of its own)
+            oids = [regtype[s] for s in present]
+            mods = [desc.fmod(i) if desc.ftype(i) == regtype[s] else -1 for i, s in enumerate(present)]
             got = conn.execute(
                 "SELECT format_type(o, m) FROM unnest(%s::oid[], %s::int[]) WITH ORDINALITY AS x(o, m, i) ORDER BY i",
                 [oids, mods],
