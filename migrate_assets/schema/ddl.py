@@ -266,3 +266,26 @@ def add_identity(schema: str, table: str, column: str, kind: str) -> str:
 def fill_nulls(schema: str, table: str, column: str, value: sql.Composable) -> str:
     """`UPDATE … SET c = value WHERE c IS NULL` (value: DEFAULT or a validated expression)."""
     return q("UPDATE {} SET {} = {} WHERE {} IS NULL", table_ident(schema, table), ident(column), value, ident(column))
+
+
+# --------------------------------------------------------------------------------------------------------
+# enums
+# --------------------------------------------------------------------------------------------------------
+
+
+def create_enum(schema: str, name: str, values: tuple[str, ...]) -> str:
+    return q("CREATE TYPE {} AS ENUM ({})", sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Literal, values)))
+
+
+def drop_type(schema: str, name: str) -> str:
+    return q("DROP TYPE {}", sql.Identifier(schema, name))
+
+
+def add_enum_value(schema: str, name: str, value: str, *, before: str | None, after: str | None) -> str:
+    where = sql.SQL(" BEFORE {}").format(sql.Literal(before)) if before is not None else (
+        sql.SQL(" AFTER {}").format(sql.Literal(after)) if after is not None else sql.SQL(""))
+    return q("ALTER TYPE {} ADD VALUE IF NOT EXISTS {}{}", sql.Identifier(schema, name), sql.Literal(value), where)
+
+
+def rename_enum_value(schema: str, name: str, old: str, new: str) -> str:
+    return q("ALTER TYPE {} RENAME VALUE {} TO {}", sql.Identifier(schema, name), sql.Literal(old), sql.Literal(new))

@@ -206,6 +206,7 @@ def diff(
     nonempty: set[TableKey] | None = None,
     drop_tables: Iterable[TableKey] = (),
     missing_schemas: Iterable[str] = (),
+    first: Iterable[Change] = (),
 ) -> DiffResult:
     """All changes that turn `live` into `desired`, in a safe execution order.
 
@@ -222,6 +223,7 @@ def diff(
                 (q("CREATE SCHEMA IF NOT EXISTS {}", ident(schema)),), (q("DROP SCHEMA {}", ident(schema)),), hazards.NONE,
             )
         )  # fmt: skip
+    res.changes.extend(first)  # types (enums) the tables may use: after their schema, before any table
     for t in desired:
         lt = live.get(t.key)
         if lt is None:
@@ -262,7 +264,8 @@ def _rank(c: Change) -> int:
     (every table and key exists by then); after commit, index drops, then concurrent builds (indexes and the
     unique keys of constraints), foreign keys that need such a key, and VALIDATE CONSTRAINT last."""
     if c.transactional:
-        return 0 if c.kind == "drop_foreign_key" else 2 if c.kind == "add_foreign_key" else 1
+        early = ("create_schema", "create_enum", "rename_enum_value", "drop_foreign_key")
+        return 0 if c.kind in early else 2 if c.kind == "add_foreign_key" else 1
     return {"drop_index": 3, "add_foreign_key": 5, "validate_constraint": 6}.get(c.kind, 4)
 
 

@@ -5,8 +5,8 @@ Postgres' own spelling (types as `format_type` prints them, expressions as `pg_g
 What the format cannot express is never skipped silently: every such object (or property) comes back in
 `Export.not_expressed` with its name, kind and why: the objects `plan` lists as unmanaged for a table (expression
 indexes, triggers, policies, EXCLUDE constraints, column collations…), and the objects of the schemas that are
-not tables (views, materialized views, sequences of their own, enums, domains, composite types, functions,
-partitions), read in one catalog query.
+not tables (views, materialized views, sequences of their own, domains, composite types, functions,
+partitions), read in one catalog query. Enums get a file each (`<schema>.<name>.enum.yaml`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import psycopg
 import yaml
 
 from migrate_assets.schema import unmanaged
+from migrate_assets.schema.enums import all_live_enums
 from migrate_assets.schema.introspect import catalog_path, introspect
 from migrate_assets.schema.model import Column, Constraint, ForeignKey, Table, pkey_name, unique_name
 from migrate_assets.schema.plan import Unmanaged
@@ -45,11 +46,10 @@ SELECT n.nspname, c.relname::text, 'partitioned_table',
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY(%(schemas)s) AND c.relkind = 'p' AND NOT c.relispartition
 UNION ALL
-SELECT n.nspname, t.typname::text, CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'r' THEN 'range_type'
-       ELSE 'type' END, 'columns may use it by name (' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
+SELECT n.nspname, t.typname::text, CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'range_type' END, 'columns may use it by name (' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
        || '); the type itself is not managed'
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('e', 'd', 'r')
+WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('d', 'r')
   AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.objid = t.oid AND e.deptype = 'e')
 UNION ALL
 SELECT n.nspname, p.oid::regprocedure::text, CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate'
@@ -82,6 +82,12 @@ def export(conn: psycopg.Connection, schemas: Iterable[str], default_schema: str
         out.not_expressed.extend(skipped)
     with catalog_path(conn):
         rows = conn.execute(_OTHER_OBJECTS, {"schemas": names}).fetchall()
+        for e in all_live_enums(conn, names):
+            doc = {"enum": e.name if e.schema == default_schema and "." not in e.name else f"{e.schema}.{e.name}",
+                   "values": list(e.values)}
+            if "." in e.name:
+                doc = {"enum": e.name, "schema": e.schema, "values": list(e.values)}
+            out.files[_file_name(Table(e.schema, e.name)).replace(".yaml", ".enum.yaml")] = dump(doc)
     out.not_expressed.extend(Unmanaged(str(nsp), str(kind), str(name), str(why)) for nsp, name, kind, why in rows)
     out.not_expressed.sort(key=lambda u: (u.table, u.kind, u.name))
     return out

@@ -77,6 +77,10 @@ DROP_INDEX_CONCURRENTLY: tuple[Hazard, ...] = ()
 #: a PRIMARY KEY or UNIQUE constraint the spec no longer lists: its guarantee goes away
 DROP_CONSTRAINT = (AEL, Hazard.REMOVES_CONSTRAINT)
 NONE: tuple[Hazard, ...] = ()
+#: ALTER TYPE … ADD VALUE: no table lock, no rewrite; no way back (Postgres cannot drop an enum value)
+ADD_ENUM_VALUE = (Hazard.NOT_REVERSIBLE,)
+#: ALTER TYPE … RENAME VALUE: stored rows follow, readers using the old label do not
+RENAME_ENUM_VALUE = (Hazard.BREAKS_READERS,)
 
 
 def drop_index(*, replaced_by: Index | None, old: Index) -> tuple[Hazard, ...]:

@@ -29,6 +29,7 @@ from migrate_assets.schema.diff import (
     pending_predicates,
     tables_needing_row_check,
 )
+from migrate_assets.schema.enums import diff_enums, enums_of, live_enums
 from migrate_assets.schema.exprcheck import (
     Expression,
     canonical_forms,
@@ -99,19 +100,25 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     _check_wanted(desired, opts, live)
     check_references(conn, desired, live)
     todo = [t for t in chosen if not in_sync(t, live.get(t.key))]  # the rest plan nothing
+    declared = enums_of(desired)
     if todo:
-        todo = resolve_types(conn, todo, {c.type for t in live.values() for c in t.columns})
-    canon = _canonical(conn, todo, live)
+        todo = resolve_types(conn, todo, {c.type for t in live.values() for c in t.columns},
+                             {e.type_name for e in declared})
+
+    have_enums = live_enums(conn, [e.key for e in declared])
+    canon = _canonical(conn, todo, live, {e.type_name for e in declared if e.key not in have_enums})
     check = tables_needing_row_check(todo, live)
     nonempty = tables_with_rows(conn, check) if check else set()
     drops: list[TableKey] = []
     if opts.allow_drop_table:
         want = {t.key for t in desired}
         drops = sorted(k for k in live if k not in want)
-    new_schemas = {t.schema for t in chosen if t.key not in live}
+    new_schemas = {t.schema for t in chosen if t.key not in live} | {e.schema for e in declared}
     missing = new_schemas - existing_schemas(conn, new_schemas) if new_schemas else set()
-    res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing)
-    return Plan(tuple(res.changes), scope_fingerprint(live, scope), scope, tuple(res.refusals),
+    enum_changes, enum_refusals = diff_enums(declared, have_enums)
+    res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing,
+               first=enum_changes)
+    return Plan(tuple(res.changes), scope_fingerprint(live, scope), scope, tuple(enum_refusals) + tuple(res.refusals),
                 unmanaged.listing(chosen, live))
 
 
@@ -124,10 +131,11 @@ def _check_wanted(desired: Sequence[Table], opts: PlanOptions, live: dict[TableK
         raise UsageError([Problem("<command line>", f"table {n!r} is not in {where}", "--table") for n in unknown])
 
 
-def _canonical(conn: psycopg.Connection, todo: Sequence[Table], live: dict[TableKey, Table]) -> Canonical:
+def _canonical(conn: psycopg.Connection, todo: Sequence[Table], live: dict[TableKey, Table],
+               new_types: set[str] = frozenset()) -> Canonical:  # type: ignore[assignment]
     """Check every expression that may reach DDL, then get Postgres' reading of the ones whose spelling differs
     from the live one (both sides, one statement each; `exprcheck` says how nothing is run)."""
-    check_tables(conn, todo)
+    check_tables(conn, todo, new_types)
     pairs: list[tuple[Expression, Expression]] = []
     for t in todo:
         lt = live.get(t.key)
@@ -185,14 +193,16 @@ def _canonical(conn: psycopg.Connection, todo: Sequence[Table], live: dict[Table
     return Canonical(out_d, out_p)
 
 
-def check_tables(conn: psycopg.Connection, tables: Sequence[Table]) -> None:
+def check_tables(conn: psycopg.Connection, tables: Sequence[Table],
+                 new_types: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     """SpecError naming file, line and key of every default and index predicate of `tables` that is not one valid
     expression (`exprcheck`: Postgres parses, nothing runs). Every path that turns a spec into DDL calls it."""
     check: list[Expression] = []
     for t in tables:
         for c in t.columns:
-            if c.default is not None and not c.serial:
-                check.append(_located(c.default, c.source, "default", "default", type_sql=c.type.render()))
+            if c.default is not None and not c.serial:  # a type the plan creates cannot be cast to yet
+                typ = None if c.type.name in new_types else c.type.render()
+                check.append(_located(c.default, c.source, "default", "default", type_sql=typ))
         for ix in t.indexes:
             if ix.where is not None:
                 check.append(_located(ix.where, ix.source, "where", "index predicate", source=_shape(t, ix.where),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate_assets.errors import InvalidInputError, Problem, SpecError
+from migrate_assets.schema.enums import ENUM_KEYS, Enum, SpecSet
 from migrate_assets.schema.model import (
     FK_MATCH,
     INDEX_METHODS,
@@ -524,12 +525,12 @@ def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list
     return out
 
 
-def parse_spec_text(text: str, file: str, default_schema: str = "public") -> list[Table]:
+def parse_spec_text(text: str, file: str, default_schema: str = "public") -> SpecSet:
     """Parse one spec document (a single table mapping or a list of them)."""
     return _from_doc(parse_yaml_fast(text, file), default_schema)
 
 
-def _from_doc(doc: YamlDoc, default_schema: str) -> list[Table]:
+def _from_doc(doc: YamlDoc, default_schema: str) -> SpecSet:
     ctx = _Ctx(doc)
     items: list[tuple[Any, KeyPath]]
     if isinstance(doc.data, list):
@@ -541,10 +542,56 @@ def _from_doc(doc: YamlDoc, default_schema: str) -> list[Table]:
     else:
         ctx.add((), f"expected a table mapping or a list of tables, got {_kind(doc.data)}")
         items = []
-    tables = [t for v, p in items if (t := _table(ctx, v, p, default_schema)) is not None]
+    out = SpecSet()
+    enums = []
+    for v, p in items:
+        if isinstance(v, dict) and "enum" in v and "table" not in v:
+            e = _enum(ctx, v, p, default_schema)
+            if e is not None:
+                enums.append(e)
+        elif (t := _table(ctx, v, p, default_schema)) is not None:
+            out.append(t)
     if ctx.problems:
         raise SpecError(ctx.problems)
-    return tables
+    out.enums = tuple(enums)
+    return out
+
+
+def _enum(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Enum | None:
+    e = ctx.mapping(raw, path, ENUM_KEYS, "an enum with enum and values")
+    if e is None:
+        return None
+    schema, name = default_schema, e.get("enum")
+    if "schema" not in e and isinstance(name, str) and "." in name:
+        schema, _, name = name.partition(".")
+    why = ident_problem(name) or ident_problem(schema)
+    if why:
+        ctx.add(e.at("enum"), why)
+    schema = ctx.name(e, "schema", path, required=False) or schema
+    values: list[str] = []
+    renamed: list[tuple[str, str]] = []
+    raw_values = e.get("values")
+    if not isinstance(raw_values, list) or not raw_values:
+        ctx.add(e.at("values") if "values" in e else path, "expected a non-empty list of values")
+        raw_values = []
+    for i, v in enumerate(raw_values):
+        vpath = (*e.at("values"), i)
+        if isinstance(v, dict):
+            ve = ctx.mapping(v, vpath, {"name", "renamed_from"}, "a value with name and renamed_from")
+            label = ve.get("name") if ve is not None else None
+            if ve is not None and isinstance(label, str):
+                renamed += [(old, label) for old, _ in ctx.names(ve, "renamed_from")]
+        else:
+            label = v
+        if not isinstance(label, str) or not label or len(label.encode()) > MAX_IDENT_BYTES:
+            ctx.add(vpath, "an enum value is a non-empty string of at most 63 bytes")
+        elif label in values:
+            ctx.add(vpath, f"duplicate value {label!r}")
+        else:
+            values.append(label)
+    if why or not values:
+        return None
+    return Enum(schema, str(name), tuple(values), tuple(renamed), ctx.src(path))
 
 
 _CACHE_VERSION = b"spec-data-v2"
@@ -636,7 +683,7 @@ def spec_files(paths: Iterable[str | Path]) -> list[Path]:
 
 def load_specs(
     paths: Sequence[str | Path], default_schema: str = "public", cache_dir: str | Path | None = None
-) -> list[Table]:
+) -> SpecSet:
     """Load every spec file; all problems of all files (and duplicate tables across files) are raised at once.
 
     `cache_dir` (optional) keeps parsed YAML data by content hash, signed; see `_read`.
@@ -645,9 +692,10 @@ def load_specs(
         return _load_specs(paths, default_schema, Path(cache_dir) if cache_dir is not None else None)
 
 
-def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Path | None) -> list[Table]:
+def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Path | None) -> SpecSet:
     problems: list[Problem] = []
-    tables: list[Table] = []
+    tables = SpecSet()
+    enums: dict[tuple[str, str], Enum] = {}
     seen: dict[tuple[str, str], Table] = {}
     for f in spec_files(paths):
         try:
@@ -655,6 +703,11 @@ def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Pat
         except InvalidInputError as exc:
             problems.extend(exc.problems)
             continue
+        for en in loaded.enums:
+            if en.key in enums:
+                src = en.source or Source(str(f))
+                problems.append(Problem(src.file, f"duplicate enum {en.qualified}", src.key or "enum", src.lineno))
+            enums[en.key] = en
         for t in loaded:
             first = seen.get(t.key)
             if first is not None:
@@ -666,4 +719,5 @@ def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Pat
             tables.append(t)
     if problems:
         raise SpecError(problems)
+    tables.enums = tuple(enums.values())
     return tables

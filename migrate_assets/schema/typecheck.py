@@ -26,12 +26,14 @@ from migrate_assets.schema.model import Column, Table
 from migrate_assets.schema.types import PgType, from_catalog
 
 
-def resolve_types(conn: psycopg.Connection, desired: Sequence[Table], live_types: set[PgType]) -> list[Table]:
-    """`desired` with every column type in Postgres' own spelling; SpecError for types that do not exist."""
+def resolve_types(conn: psycopg.Connection, desired: Sequence[Table], live_types: set[PgType],
+                  declared: set[str] = frozenset()) -> list[Table]:  # type: ignore[assignment]
+    """`desired` with every column type in Postgres' own spelling; SpecError for types that do not exist.
+    `declared`: names of types the spec set itself declares (enums), which may not exist yet."""
     wanted: dict[str, PgType] = {}
     for t in desired:
         for c in t.columns:
-            if c.type not in live_types:
+            if c.type not in live_types and c.type.name not in declared:
                 wanted.setdefault(c.type.render(), c.type)
     if not wanted:
         return list(desired)
