@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from migrate_assets.schema.model import Check, Column, Constraint, ForeignKey, Index, Table, object_name
+from migrate_assets.schema.model import (
+    INDEX_METHODS,
+    Check,
+    Column,
+    Constraint,
+    ForeignKey,
+    Index,
+    IndexElement,
+    Table,
+    object_name,
+)
 
 __all__ = ["q", "render", "table_ident"]
 
@@ -58,6 +68,8 @@ def column_spec(name: str, type_sql: str, *, default: str | None = None, not_nul
 
 def column_def(col: Column, *, with_not_null: bool = True) -> sql.Composable:
     parts: list[sql.Composable] = [ident(col.name), type_sql(col)]
+    if col.collation is not None:
+        parts.append(sql.SQL("COLLATE {}").format(ident(col.collation)))
     if col.identity:
         parts.append(sql.SQL(identity_clause(col.identity)))
     if col.generated:
@@ -86,14 +98,32 @@ def create_table(t: Table) -> list[str]:
     return out
 
 
+def index_key(el: IndexElement) -> sql.Composable:
+    """`"col"` or `(expr)`, then `COLLATE "c"`, the operator class, `DESC`, `NULLS FIRST|LAST`."""
+    head: sql.Composable = ident(el.column) if el.column is not None else expr(el.expression or "")
+    parts = [head]
+    if el.collation is not None:
+        parts.append(sql.SQL("COLLATE {}").format(ident(el.collation)))
+    if el.opclass is not None:
+        parts.append(sql.Identifier(*el.opclass.split(".")))
+    if el.desc:
+        parts.append(sql.SQL("DESC"))
+    if el.nulls is not None:
+        parts.append(sql.SQL("NULLS FIRST" if el.nulls == "first" else "NULLS LAST"))
+    return sql.SQL(" ").join(parts)
+
+
 def create_index(schema: str, table: str, ix: Index, *, concurrently: bool) -> str:
-    stmt = sql.SQL("CREATE {unique}INDEX {conc}{name} ON {table} USING {method} ({cols}){where}").format(
+    keys = sql.SQL(", ").join(index_key(el) for el in ix.keys()) if ix.elements else idents(ix.columns)
+    stmt = sql.SQL("CREATE {unique}INDEX {conc}{name} ON {table} USING {method} ({cols}){include}{nnd}{where}").format(
         unique=sql.SQL("UNIQUE " if ix.unique else ""),
         conc=sql.SQL("CONCURRENTLY " if concurrently else ""),
         name=ident(ix.name),
         table=table_ident(schema, table),
-        method=sql.SQL(ix.method if ix.method in ("btree", "hash", "gist", "gin", "brin", "spgist") else "btree"),
-        cols=idents(ix.columns),
+        method=sql.SQL(ix.method) if ix.method in INDEX_METHODS else ident(ix.method),
+        cols=keys,
+        include=sql.SQL(" INCLUDE ({})").format(idents(ix.include)) if ix.include else sql.SQL(""),
+        nnd=sql.SQL(" NULLS NOT DISTINCT" if ix.nulls_not_distinct else ""),
         where=sql.SQL(" WHERE {}").format(expr(ix.where)) if ix.where else sql.SQL(""),
     )
     return render(stmt)
@@ -289,3 +319,8 @@ def add_enum_value(schema: str, name: str, value: str, *, before: str | None, af
 
 def rename_enum_value(schema: str, name: str, old: str, new: str) -> str:
     return q("ALTER TYPE {} RENAME VALUE {} TO {}", sql.Identifier(schema, name), sql.Literal(old), sql.Literal(new))
+
+
+def set_collation(schema: str, table: str, column: str, type_sql: str, collation: str) -> str:
+    """`ALTER COLUMN … TYPE <same type> COLLATE …`: the values stay (no rewrite), the column's indexes are rebuilt."""
+    return alter(schema, table, "ALTER COLUMN {} TYPE {} COLLATE {}", ident(column), sql.SQL(type_sql), ident(collation))

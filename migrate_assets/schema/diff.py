@@ -99,6 +99,8 @@ def in_sync(want: Table, have: Table | None) -> bool:
         return False
     want_ix = {i.name: i for i in want.indexes}
     have_ix = unmanaged.managed_indexes(have)
+    if any(wi.featured for wi in want_ix.values()):
+        return False
     return want_ix.keys() == have_ix.keys() and all(_same_plain_index(wi, have_ix[n]) for n, wi in want_ix.items())
 
 
@@ -395,6 +397,8 @@ class _TableDiff:
             self.op(ops.DropNotNull(c.name))
         if (c.comment or None) != (lc.comment or None):
             self.op(ops.CommentColumn(c.name, c.comment, lc.comment))
+        if c.collation is not None and c.collation != (lc.collation or "default"):
+            self.op(ops.SetCollation(c.name, c.collation, lc.collation or "default"), phase="type")
 
     def _in_pk(self, live_name: str) -> bool:
         pk = self.want.primary_key
@@ -516,13 +520,15 @@ class _TableDiff:
         want_ix = {i.name: i for i in self.want.indexes}
         for name, li in have_ix.items():
             why = unmanaged.index_reason(li)
-            if why is not None:  # never dropped; a wanted index of the same name cannot be built
-                if name in want_ix:
-                    self.res.refusals.append(
-                        f"{self.have.qualified}: index {name} exists with what the spec cannot express ({why}); "
-                        "it is left alone: give the spec's index another name, or drop the live one by hand"
-                    )
-                    del want_ix[name]
+            if why is not None and name not in want_ix:
+                continue  # what the spec does not list and could not say before is never dropped
+            if why is not None and not want_ix[name].named and not want_ix[name].featured:
+                self.res.refusals.append(  # a default name that happens to match: not taken as "rebuild it plain"
+                    f"{self.have.qualified}: index {name} exists with what the spec does not state ({why}); "
+                    "it is left alone: name the spec's index (it is then built as the spec says), give it another "
+                    "name, or drop the live one by hand"
+                )
+                del want_ix[name]
                 continue
             wi = want_ix.get(name)
             if wi is not None and self._same_index(wi, li):
@@ -551,18 +557,55 @@ class _TableDiff:
             )  # fmt: skip
 
     def _same_index(self, wi: Index, li: Index) -> bool:
-        if li.expression or wi.unique != li.unique or wi.method != li.method:
+        if wi.unique != li.unique or wi.method != li.method or wi.nulls_not_distinct != li.nulls_not_distinct:
             return False
-        if wi.columns != self._live_cols(li.columns):
+        if li.expression and li.unmanaged is None:  # an INVALID leftover, or keys not read
             return False
+        wk, lk = wi.keys(), li.keys()
+        if len(wk) != len(lk) or wi.include != self._live_cols(li.include):
+            return False
+        for k, (w, h) in enumerate(zip(wk, lk, strict=True)):
+            if (w.desc, w.nulls, w.opclass, w.collation) != (h.desc, h.nulls, h.opclass, h.collation):
+                return False
+            if w.column is not None or h.column is not None:
+                if h.column is None or w.column != self._live_cols((h.column,))[0]:
+                    return False
+            elif not self._same_text(w.expression or "", h.expression or "", index_expr_key(self.want.key, wi.name, k)):
+                return False
         if (wi.where is None) != (li.where is None):
             return False
         if wi.where is None or li.where is None:
             return True
-        if normalize(wi.where) == normalize(li.where):
+        return self._same_text(wi.where, li.where, (self.s, self.t, wi.name))
+
+    def _same_text(self, want: str, have: str, key: tuple[str, str, str]) -> bool:
+        """Two spellings of an expression are the same when they normalise alike or Postgres reads them alike."""
+        if normalize(want) == normalize(have):
             return True
-        got = self.canon.predicates.get((self.s, self.t, wi.name))
-        return got is not None and normalize(got) == normalize(li.where)
+        got = self.canon.predicates.get(key)
+        return got is not None and normalize(got) == normalize(have)
+
+
+def index_expr_key(key: TableKey, index: str, k: int) -> tuple[str, str, str]:
+    return (key[0], key[1], f"indexexpr:{index}:{k}")
+
+
+def pending_index_expressions(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[TableKey, str, str, str, int]]:
+    """(table, index, desired text, live text, key number) of index key expressions spelled differently."""
+    out = []
+    for t in desired:
+        lt = live.get(t.key)
+        if lt is None:
+            continue
+        lix = {i.name: i for i in lt.indexes}
+        for ix in t.indexes:
+            li = lix.get(ix.name)
+            if li is None or not ix.elements or len(li.keys()) != len(ix.elements):
+                continue
+            for k, (w, h) in enumerate(zip(ix.elements, li.keys(), strict=True)):
+                if w.expression and h.expression and normalize(w.expression) != normalize(h.expression):
+                    out.append((t.key, ix.name, w.expression, h.expression, k))
+    return out
 
 
 def _concurrently(definition: str) -> str:

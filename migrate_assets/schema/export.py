@@ -23,7 +23,15 @@ import yaml
 from migrate_assets.schema import unmanaged
 from migrate_assets.schema.enums import all_live_enums
 from migrate_assets.schema.introspect import catalog_path, introspect
-from migrate_assets.schema.model import Column, Constraint, ForeignKey, Table, pkey_name, unique_name
+from migrate_assets.schema.model import (
+    Column,
+    Constraint,
+    ForeignKey,
+    IndexElement,
+    Table,
+    pkey_name,
+    unique_name,
+)
 from migrate_assets.schema.plan import Unmanaged
 
 #: the schema objects that are not tables (nor a table's own parts); `owned` sequences belong to a column
@@ -112,6 +120,8 @@ def _column(c: Column, pk: tuple[str, ...], single_unique: set[str]) -> dict[str
         d["identity"] = "always" if c.identity == "always" else "by_default"
     if c.generated is not None:
         d["generated"] = c.generated
+    if c.collation is not None:
+        d["collation"] = c.collation
     if c.name in single_unique:
         d["unique"] = True
     if c.comment is not None:
@@ -162,13 +172,17 @@ def table_document(t: Table, default_schema: str = "public") -> tuple[dict[str, 
                          for c in t.checks]
     indexes = []
     for ix in t.indexes:
-        why = unmanaged.index_reason(ix)
-        if why is not None or ix.expression:
-            skipped.append(Unmanaged(t.qualified, "index", ix.name, why or (ix.definition or "")))
+        readable = bool(ix.elements) or not ix.expression  # keys read (an INVALID leftover's are not)
+        if not readable or (ix.definition or "").endswith("INVALID"):
+            skipped.append(Unmanaged(t.qualified, "index", ix.name, ix.definition or "keys not readable"))
             continue
-        d: dict[str, Any] = {"name": ix.name, "columns": list(ix.columns)}
+        d: dict[str, Any] = {"name": ix.name, "columns": [_key(el) for el in ix.keys()]}
+        if ix.include:
+            d["include"] = list(ix.include)
         if ix.unique:
             d["unique"] = True
+        if ix.nulls_not_distinct:
+            d["nulls_not_distinct"] = True
         if ix.where is not None:
             d["where"] = ix.where
         if ix.method != "btree":
@@ -176,8 +190,23 @@ def table_document(t: Table, default_schema: str = "public") -> tuple[dict[str, 
         indexes.append(d)
     if indexes:
         doc["indexes"] = indexes
-    skipped.extend(t.others)
+    skipped.extend(u for u in t.others if u.kind != "collation")  # collations are written to the columns
     return doc, skipped
+
+
+def _key(el: IndexElement) -> str | dict[str, Any]:
+    if el.plain and el.column is not None:
+        return el.column
+    d: dict[str, Any] = {"column": el.column} if el.column is not None else {"expression": el.expression}
+    if el.desc:
+        d["order"] = "desc"
+    if el.nulls is not None:
+        d["nulls"] = el.nulls
+    if el.opclass is not None:
+        d["opclass"] = el.opclass
+    if el.collation is not None:
+        d["collation"] = el.collation
+    return d
 
 
 def _fk(f: ForeignKey, schema: str) -> dict[str, Any]:

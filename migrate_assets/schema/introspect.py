@@ -13,7 +13,7 @@ import json
 import operator
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -26,6 +26,7 @@ from migrate_assets.schema.model import (
     Constraint,
     ForeignKey,
     Index,
+    IndexElement,
     Table,
 )
 from migrate_assets.schema.plan import Unmanaged
@@ -114,10 +115,25 @@ nondefault AS (SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_opclass WHE
 SELECT x.indrelid, x.relname, x.indisunique, x.amname,
        CASE WHEN x.opaque IS NOT NULL OR NOT x.indisvalid THEN pg_get_indexdef(x.indexrelid) END,
        pg_get_expr(x.indpred, x.indrelid), x.indkey, x.opaque, x.indisvalid,
-       CASE WHEN x.opaque IS NOT NULL THEN """ + _USED.format(cls="pg_class", oid="x.indexrelid") + """ END
+       CASE WHEN x.opaque IS NOT NULL THEN """ + _USED.format(cls="pg_class", oid="x.indexrelid") + """ END,
+       CASE WHEN x.opaque IS NOT NULL THEN (
+           SELECT json_agg(json_build_array(
+                      k.attnum, CASE WHEN k.attnum = 0 THEN pg_get_indexdef(x.indexrelid, k.n::int, false) END, k.opt,
+                      CASE WHEN oc.opcdefault THEN NULL WHEN ocn.nspname = 'pg_catalog' THEN oc.opcname::text
+                           ELSE ocn.nspname || '.' || oc.opcname END,
+                      CASE WHEN k.coll = 0 OR k.coll = coalesce(a.attcollation, 100) THEN NULL ELSE co.collname::text END)
+                  ORDER BY k.n)
+           FROM unnest(x.allkeys, x.indoption::int2[], x.indclass::oid[], x.indcollation::oid[])
+                WITH ORDINALITY AS k(attnum, opt, cls, coll, n)
+           LEFT JOIN pg_opclass oc ON oc.oid = k.cls LEFT JOIN pg_namespace ocn ON ocn.oid = oc.opcnamespace
+           LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum AND k.attnum > 0
+           LEFT JOIN pg_collation co ON co.oid = k.coll
+           WHERE k.n <= x.indnkeyatts) END,
+       (x.allkeys)[x.indnkeyatts:], x.nnd
 FROM (
     SELECT i.indrelid, ic.relname, i.indisunique, am.amname, i.indexrelid, i.indpred,
-           (i.indkey::int2[])[:i.indnkeyatts - 1] AS indkey,
+           (i.indkey::int2[])[:i.indnkeyatts - 1] AS indkey, i.indkey::int2[] AS allkeys, i.indnkeyatts,
+           i.indoption, i.indclass, i.indcollation, coalesce({nnd_idx}, false) AS nnd,
            CASE WHEN i.indexprs IS NOT NULL THEN 'expression'
                 WHEN i.indnkeyatts < i.indnatts THEN 'INCLUDE columns'
                 WHEN 0 <> ANY(i.indoption::int2[]) THEN 'DESC / NULLS FIRST ordering'
@@ -254,8 +270,13 @@ def introspect(
             _note_uses(uses, names, relid, "check", name, list(conkey or ()))
     indexes: dict[int, list[Index]] = {}
     opaque_uses: list[tuple[int, str, list[int] | None]] = []
-    for relid, *irow, used in idx_rows:
-        indexes.setdefault(relid, []).append(_index(attnames.get(relid, {}), *irow))
+    for relid, *irow, used, elements, include, nnd in idx_rows:
+        names = attnames.get(relid, {})
+        ix = _index(names, *irow)
+        if elements is not None:
+            ix = replace(ix, elements=tuple(_element(names, *e) for e in elements),
+                         include=tuple(names.get(k, "") for k in include or ()), nulls_not_distinct=bool(nnd))
+        indexes.setdefault(relid, []).append(ix)
         if used:
             opaque_uses.append((relid, irow[0], used))
     names_of = {oid: f"{nsp}.{rel}" for oid, nsp, rel, _ in rels}
@@ -265,10 +286,15 @@ def introspect(
         _note_uses(uses, attnames.get(relid, {}), relid, kind, name, used)
     for relid, name, used in opaque_uses:
         _note_uses(uses, attnames.get(relid, {}), relid, "index", name, used)
+    collations: dict[int, dict[str, str]] = {}
     for relid, kind, name, detail, used in sorted(other_rows, key=lambda r: (r[0], r[1], r[2])):
         reason = f"{_OTHER_WHAT.get(kind, kind)}: {detail}" if kind not in ("collation", "policy") else detail
+        if kind == "collation":  # a property the spec can state (`collation:`); listed when it does not
+            collations.setdefault(relid, {})[name] = split_qualified(detail.removeprefix("column collation "))[0]
         others.setdefault(relid, []).append(Unmanaged(names_of[relid], kind, name, reason))
         _note_uses(uses, attnames.get(relid, {}), relid, kind, name, used)
+    for relid, by_col in collations.items():
+        columns[relid] = [replace(c, collation=by_col[c.name]) if c.name in by_col else c for c in columns.get(relid, [])]
     return {
         (nsp, rel): Table(
             nsp,
@@ -390,6 +416,14 @@ def _index(
         expression=opaque is not None or not names or not valid,
         unmanaged=opaque,
     )
+
+
+def _element(names: dict[int, str], attnum: int, expression: str | None, opt: int, opclass: str | None,
+             collation: str | None) -> IndexElement:
+    desc, nulls_first = bool(opt & 1), bool(opt & 2)
+    nulls = None if nulls_first == desc else ("first" if nulls_first else "last")
+    return IndexElement(names.get(attnum) if attnum else None, expression if not attnum else None, desc, nulls,
+                        opclass, collation)
 
 
 def existing_schemas(conn: psycopg.Connection, names: Iterable[str]) -> set[str]:

@@ -56,9 +56,29 @@ class Column:
     generated: str | None = None  #: expression of a STORED generated column
     comment: str | None = None
     renamed_from: tuple[str, ...] = ()  #: desired side only
+    #: a collation other than the type's (desired side: None = whatever the column has)
+    collation: str | None = None
     #: live serial columns: the owned sequence, schema-qualified as Postgres prints a regclass
     sequence: str | None = field(default=None, compare=False)
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexElement:
+    """One key of an index: a column or an expression, with its own ordering, operator class and collation
+    (`nulls` only when it is not the default for the order: `first` for ASC, `last` for DESC)."""
+
+    column: str | None = None
+    expression: str | None = None
+    desc: bool = False
+    nulls: str | None = None
+    opclass: str | None = None
+    collation: str | None = None
+
+    @property
+    def plain(self) -> bool:
+        return self.expression is None and not self.desc and self.nulls is None and self.opclass is None \
+            and self.collation is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +92,23 @@ class Index:
     definition: str | None = field(default=None, compare=False)
     expression: bool = False
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
-    #: live side: why the spec cannot express this index (expression, INCLUDE, DESC, ...); never dropped then
+    #: live side: why the old spec form cannot express this index (expression, INCLUDE, DESC, ...); it is kept
+    #: then unless the spec lists an index of that name (compared by `elements`, `include`, …)
     unmanaged: str | None = field(default=None, compare=False)
+    #: every key with its options, when any key is an expression or has options (else empty: `columns` says it)
+    elements: tuple[IndexElement, ...] = ()
+    include: tuple[str, ...] = ()
+    nulls_not_distinct: bool = False
+    #: desired side: False when the spec left the name to the default (`<table>_<columns>_idx`)
+    named: bool = field(default=True, compare=False)
+
+    @property
+    def featured(self) -> bool:
+        """Uses something beyond plain columns (then `elements` holds the keys)."""
+        return bool(self.elements or self.include or self.nulls_not_distinct)
+
+    def keys(self) -> tuple[IndexElement, ...]:
+        return self.elements or tuple(IndexElement(column=c) for c in self.columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +214,7 @@ def table_fingerprint_data(t: Table) -> tuple[object, ...]:
 
 
 def _column_data(c: Column) -> tuple[object, ...]:
-    return (c.name, c.type.render(), c.nullable, c.default, c.serial, c.identity, c.generated, c.comment)
+    return (c.name, c.type.render(), c.nullable, c.default, c.serial, c.identity, c.generated, c.comment, c.collation)
 
 
 def _constraint_data(t: Table) -> tuple[object, ...]:

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from migrate_assets.schema.model import (
     Constraint,
     ForeignKey,
     Index,
+    IndexElement,
     Source,
     Table,
     default_index_name,
@@ -57,8 +59,8 @@ REF_KEYS = {"table", "schema", "columns"}
 CHECK_KEYS = {"name", "expression", "no_inherit"}
 FK_ACTION_WORDS = ("no action", "restrict", "cascade", "set null", "set default")
 COLUMN_KEYS = {"name", "type", "nullable", "primary_key", "unique", "default", "renamed_from", "comment", "identity",
-               "generated"}
-INDEX_KEYS = {"name", "columns", "unique", "where", "method"}
+               "generated", "collation"}
+INDEX_KEYS = {"name", "columns", "unique", "where", "method", "include", "nulls_not_distinct"}
 _COLUMN_FIELDS = tuple(f.name for f in dataclasses.fields(Column) if f.name != "source")
 IDENTITY_VALUES = {"always": "always", "by_default": "by default", "by default": "by default"}
 
@@ -259,6 +261,7 @@ def _check_column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, boo
             ctx.add((*path, "nullable"), "serial columns are always NOT NULL")
         if default is not None:
             ctx.add((*path, "default"), "serial columns get their default from their sequence")
+    collation = ctx.name(e, "collation", path, required=False)
     generated = ctx.text(e, "generated")
     if generated is not None:
         why = check_expression(generated)
@@ -283,6 +286,7 @@ def _check_column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, boo
         identity=identity,
         generated=generated,
         comment=comment,
+        collation=collation,
         renamed_from=tuple(renamed),
         source=ctx.src(path),
     )
@@ -494,14 +498,11 @@ def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list
         ie = ctx.mapping(ri, ipath, INDEX_KEYS, "an index")
         if ie is None:
             continue
-        icols = ctx.names(ie, "columns")
-        if not icols and "columns" in ie:
-            ctx.add(ie.at("columns"), "an index needs at least one column")
-        elif "columns" not in ie:
-            ctx.add(ipath, "required key 'columns' is missing")
-        for n, p in icols:
+        icols, elements = _index_keys(ctx, ie, ipath, cols)
+        include = ctx.names(ie, "include")
+        for n, p in include:
             if n not in cols:
-                ctx.add(p, f"index on unknown column {n!r}")
+                ctx.add(p, f"index includes unknown column {n!r}")
         unique = ctx.boolean(ie, "unique", False)
         where = ctx.text(ie, "where")
         if where is not None:
@@ -509,9 +510,14 @@ def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list
             if why:
                 ctx.add(ie.at("where"), f"where does not parse as an SQL expression: {why}")
         method = ctx.text(ie, "method") or "btree"
-        if method.lower() not in INDEX_METHODS:
-            ctx.add(ie.at("method"), f"unknown index method {method!r} (expected one of: {', '.join(INDEX_METHODS)})")
+        if method.lower() not in INDEX_METHODS and not _WORD.fullmatch(method):
+            ctx.add(ie.at("method"), f"unknown index method {method!r} (an access method name: "
+                                     f"{', '.join(INDEX_METHODS)} or one an extension adds)")
+        nnd = ctx.boolean(ie, "nulls_not_distinct", False)
+        if nnd and not unique:
+            ctx.add(ie.at("nulls_not_distinct"), "nulls_not_distinct needs unique: true")
         name = ctx.name(ie, "name", ipath, required=False)
+        named = "name" in ie
         col_names = tuple(n for n, _ in icols)
         if name is None and "name" not in ie:
             name = default_index_name(tname, col_names, False)
@@ -521,8 +527,72 @@ def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list
             ctx.add(ipath, f"duplicate index name {name!r} (first at {format_path(names[name])})")
             continue
         names[name] = ipath
-        out.append(Index(name, col_names, unique, where, method.lower(), source=ctx.src(ipath)))
+        featured = any(not el.plain for el in elements)
+        out.append(Index(name, col_names if not featured else (), unique, where, method.lower(), source=ctx.src(ipath),
+                         elements=tuple(elements) if featured else (), include=tuple(n for n, _ in include),
+                         nulls_not_distinct=nnd, named=named))
     return out
+
+
+_WORD = re.compile(r"[a-z_][a-z0-9_]*")
+ELEMENT_KEYS = {"column", "expression", "order", "nulls", "opclass", "collation"}
+
+
+def _index_keys(ctx: _Ctx, ie: _Entry, ipath: KeyPath, cols: dict[str, KeyPath]) -> tuple[list[tuple[str, KeyPath]], list[IndexElement]]:
+    """An index's `columns`: names, or mappings with `column` or `expression` and `order` (asc/desc), `nulls`
+    (first/last), `opclass`, `collation`. Returns the plain names and every key as an element."""
+    if "columns" not in ie:
+        ctx.add(ipath, "required key 'columns' is missing")
+        return [], []
+    raw, path = ie.get("columns"), ie.at("columns")
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        ctx.add(path, "an index needs at least one column")
+        return [], []
+    names: list[tuple[str, KeyPath]] = []
+    elements: list[IndexElement] = []
+    for i, item in enumerate(raw):
+        p = (*path, i)
+        if not isinstance(item, dict):
+            why = ident_problem(item)
+            if why:
+                ctx.add(p, why)
+            elif item not in cols:
+                ctx.add(p, f"index on unknown column {item!r}")
+            else:
+                names.append((str(item), p))
+                elements.append(IndexElement(column=str(item)))
+            continue
+        el = ctx.mapping(item, p, ELEMENT_KEYS, "an index key with column or expression")
+        if el is None:
+            continue
+        column = ctx.name(el, "column", p, required=False)
+        expression = ctx.text(el, "expression")
+        if (column is None) == (expression is None):
+            ctx.add(p, "an index key has either a column or an expression")
+            continue
+        if column is not None and column not in cols:
+            ctx.add(el.at("column"), f"index on unknown column {column!r}")
+        if expression is not None and (why := check_expression(expression)):
+            ctx.add(el.at("expression"), f"expression does not parse as an SQL expression: {why}")
+        order = str(el.get("order") or "asc").lower()
+        if order not in ("asc", "desc"):
+            ctx.add(el.at("order"), "expected asc or desc")
+        nulls = str(el.get("nulls")).lower() if el.get("nulls") is not None else None
+        if nulls not in (None, "first", "last"):
+            ctx.add(el.at("nulls"), "expected first or last")
+        desc = order == "desc"
+        if nulls == ("first" if desc else "last"):
+            nulls = None  # the default for the order
+        opclass = ctx.text(el, "opclass")
+        if opclass is not None and not all(_WORD.fullmatch(part) for part in opclass.split(".")):
+            ctx.add(el.at("opclass"), "an operator class name (optionally schema.name, lower case)")
+        collation = ctx.name(el, "collation", p, required=False)
+        elements.append(IndexElement(column, expression, desc, nulls, opclass, collation))
+        if column is not None:
+            names.append((column, p))
+    return names, elements
 
 
 def parse_spec_text(text: str, file: str, default_schema: str = "public") -> SpecSet:

@@ -72,9 +72,10 @@ def listing(desired: Iterable[Table], live: dict[TableKey, Table]) -> tuple[Unma
             why = unique_reason(want, u, u.columns)
             if why:
                 out.append(Unmanaged(have.qualified, "unique", u.name or "", why))
+        listed = {i.name for i in want.indexes if i.named or i.featured}
         for ix in have.indexes:
             why = index_reason(ix)
-            if why:
+            if why and ix.name not in listed:
                 out.append(Unmanaged(have.qualified, "index", ix.name, why))
         if "foreign_keys" not in want.manages:
             out.extend(Unmanaged(have.qualified, "foreign_key", f.name, "FOREIGN KEY (the spec has no foreign_keys list)")
@@ -82,5 +83,6 @@ def listing(desired: Iterable[Table], live: dict[TableKey, Table]) -> tuple[Unma
         if "checks" not in want.manages:
             out.extend(Unmanaged(have.qualified, "check", c.name, f"CHECK ({c.expression}) (the spec has no checks list)")
                        for c in have.checks)
-        out.extend(have.others)
+        stated = {c.name for c in want.columns if c.collation is not None}
+        out.extend(u for u in have.others if not (u.kind == "collation" and u.name in stated))
     return tuple(sorted(out, key=lambda u: (u.table, u.kind, u.name)))

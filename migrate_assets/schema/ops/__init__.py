@@ -48,6 +48,7 @@ from migrate_assets.schema.ops.drop_constraint import DropConstraint
 from migrate_assets.schema.ops.drop_not_null import DropNotNull
 from migrate_assets.schema.ops.rename_column import RenameColumn
 from migrate_assets.schema.ops.rename_enum_value import RenameEnumValue
+from migrate_assets.schema.ops.set_collation import SetCollation
 from migrate_assets.schema.ops.set_default import DropDefault, SetDefault
 from migrate_assets.schema.ops.set_identity import SetIdentity
 from migrate_assets.schema.ops.set_not_null import SetNotNull
@@ -55,7 +56,7 @@ from migrate_assets.schema.ops.validate_constraint import ValidateConstraint
 
 __all__ = [
     "REGISTRY", "AddCheck", "AddEnumValue", "CreateEnum", "RenameEnumValue", "AddColumn", "AddForeignKey", "AddKey", "DropConstraint", "ValidateConstraint", "ChangeType", "CommentColumn", "Ddl", "DropColumn", "DropDefault", "DropNotNull",
-    "ExpandBuilder", "Operation", "Problem", "Refused", "RenameColumn", "SetDefault", "SetIdentity", "SetNotNull",
+    "ExpandBuilder", "Operation", "Problem", "Refused", "RenameColumn", "SetCollation", "SetDefault", "SetIdentity", "SetNotNull",
     "ShapeSink", "op_from_dict", "op_to_dict",
 ]  # fmt: skip
 
