@@ -72,6 +72,8 @@ def column_def(col: Column, *, with_not_null: bool = True) -> sql.Composable:
         parts.append(sql.SQL("COLLATE {}").format(ident(col.collation)))
     if col.identity:
         parts.append(sql.SQL(identity_clause(col.identity)))
+        if col.identity_options:
+            parts.append(sql.SQL("({})").format(sequence_options(col.identity_options)))
     if col.generated:
         parts.append(sql.SQL("GENERATED ALWAYS AS ({}) STORED").format(expr(col.generated)))
     if col.default is not None and not col.serial:
@@ -324,3 +326,20 @@ def rename_enum_value(schema: str, name: str, old: str, new: str) -> str:
 def set_collation(schema: str, table: str, column: str, type_sql: str, collation: str) -> str:
     """`ALTER COLUMN … TYPE <same type> COLLATE …`: the values stay (no rewrite), the column's indexes are rebuilt."""
     return alter(schema, table, "ALTER COLUMN {} TYPE {} COLLATE {}", ident(column), sql.SQL(type_sql), ident(collation))
+
+
+_SEQ_WORDS = {"start": "START WITH", "increment": "INCREMENT BY", "minvalue": "MINVALUE", "maxvalue": "MAXVALUE",
+              "cache": "CACHE"}
+
+
+def sequence_options(options: tuple[tuple[str, int | bool], ...], *, alter: bool = False) -> sql.Composable:
+    """`START WITH 100 INCREMENT BY 5 …` (for ALTER COLUMN: each prefixed with SET); `cycle` as [NO] CYCLE."""
+    parts: list[sql.Composable] = []
+    for key, value in options:
+        word = ("CYCLE" if value else "NO CYCLE") if key == "cycle" else _SEQ_WORDS[key] + " " + str(int(value))
+        parts.append(sql.SQL(("SET " if alter else "") + word))
+    return sql.SQL(" ").join(parts)
+
+
+def set_identity_options(schema: str, table: str, column: str, options: tuple[tuple[str, int | bool], ...]) -> str:
+    return alter(schema, table, "ALTER COLUMN {} {}", ident(column), sequence_options(options, alter=True))

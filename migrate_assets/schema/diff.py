@@ -397,6 +397,9 @@ class _TableDiff:
             self.op(ops.DropNotNull(c.name))
         if (c.comment or None) != (lc.comment or None):
             self.op(ops.CommentColumn(c.name, c.comment, lc.comment))
+        if c.identity and c.identity_options is not None and (c.identity or None) == (lc.identity or None) \
+                and c.identity_options != (lc.identity_options or ()):
+            self.op(ops.SetIdentityOptions(c.name, c.identity_options, lc.identity_options or ()))
         if c.collation is not None and c.collation != (lc.collation or "default"):
             self.op(ops.SetCollation(c.name, c.collation, lc.collation or "default"), phase="type")
 

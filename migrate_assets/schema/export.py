@@ -118,6 +118,8 @@ def _column(c: Column, pk: tuple[str, ...], single_unique: set[str]) -> dict[str
         d["default"] = c.default
     if c.identity:
         d["identity"] = "always" if c.identity == "always" else "by_default"
+        if c.identity_options:
+            d["identity"] = {"generated": d["identity"], **dict(c.identity_options)}
     if c.generated is not None:
         d["generated"] = c.generated
     if c.collation is not None:

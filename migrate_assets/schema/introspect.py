@@ -155,6 +155,16 @@ FROM (
 ) x
 """  # noqa: S608
 
+#: the sequence options of identity columns (only those columns: most tables have one or none)
+_IDENTITY_SEQ = _SCOPE + """
+SELECT a.attrelid, a.attname, s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+       format_type(s.seqtypid, NULL)
+FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attidentity <> '' AND NOT a.attisdropped
+JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum
+     AND d.classid = 'pg_class'::regclass AND d.deptype = 'i'
+JOIN pg_sequence s ON s.seqrelid = d.objid
+"""  # noqa: S608
+
 #: objects of kinds the spec format has no words for, per table: (relid, kind, name, reason, attnums used)
 _OTHERS = _SCOPE + """
 SELECT con.conrelid, 'exclusion', con.conname, pg_get_constraintdef(con.oid),
@@ -241,6 +251,7 @@ def introspect(
         con_rows = conn.execute(_for_server(conn, _CONSTRAINTS), params).fetchall()
         idx_rows = conn.execute(_for_server(conn, _INDEXES), params).fetchall()
         other_rows = conn.execute(_OTHERS, params).fetchall()
+        seq_rows = conn.execute(_IDENTITY_SEQ, params).fetchall()
     columns, attnames = _columns(col_rows)
     pks: dict[int, Constraint] = {}
     uniques: dict[int, list[Constraint]] = {}
@@ -293,6 +304,14 @@ def introspect(
             collations.setdefault(relid, {})[name] = split_qualified(detail.removeprefix("column collation "))[0]
         others.setdefault(relid, []).append(Unmanaged(names_of[relid], kind, name, reason))
         _note_uses(uses, attnames.get(relid, {}), relid, kind, name, used)
+    seq_options: dict[int, dict[str, tuple[tuple[str, int | bool], ...]]] = {}
+    for relid, attname, start, inc, lo, hi, cache, cycle, typ in seq_rows:
+        opts = identity_options_of(typ, start, inc, lo, hi, cache, cycle)
+        if opts:
+            seq_options.setdefault(relid, {})[attname] = opts
+    for relid, opts_by_col in seq_options.items():
+        columns[relid] = [replace(c, identity_options=opts_by_col[c.name]) if c.name in opts_by_col else c
+                          for c in columns.get(relid, [])]
     for relid, by_col in collations.items():
         columns[relid] = [replace(c, collation=by_col[c.name]) if c.name in by_col else c for c in columns.get(relid, [])]
     return {
@@ -416,6 +435,20 @@ def _index(
         expression=opaque is not None or not names or not valid,
         unmanaged=opaque,
     )
+
+
+_TYPE_MAX = {"smallint": 32767, "integer": 2147483647, "bigint": 9223372036854775807}
+
+
+def identity_options_of(typ: str, start: int, inc: int, lo: int, hi: int, cache: int,
+                        cycle: bool) -> tuple[tuple[str, int | bool], ...]:
+    """The options of an identity sequence that differ from what Postgres gives one without options."""
+    top = _TYPE_MAX.get(typ, _TYPE_MAX["bigint"])
+    dlo, dhi = (1, top) if inc > 0 else (-top - 1, -1)
+    dstart = dlo if inc > 0 else dhi
+    got = {"increment": (inc, 1), "minvalue": (lo, dlo), "maxvalue": (hi, dhi), "start": (start, dstart if lo == dlo and
+           hi == dhi else (lo if inc > 0 else hi)), "cache": (cache, 1), "cycle": (cycle, False)}
+    return tuple(sorted((k, v) for k, (v, default) in got.items() if v != default))
 
 
 def _element(names: dict[int, str], attnum: int, expression: str | None, opt: int, opclass: str | None,

@@ -58,6 +58,9 @@ class Column:
     renamed_from: tuple[str, ...] = ()  #: desired side only
     #: a collation other than the type's (desired side: None = whatever the column has)
     collation: str | None = None
+    #: identity sequence options that differ from Postgres' defaults, sorted by name (start, increment, minvalue,
+    #: maxvalue, cache, cycle); desired side: None when the spec gives `identity` as a word (options not managed)
+    identity_options: tuple[tuple[str, int | bool], ...] | None = None
     #: live serial columns: the owned sequence, schema-qualified as Postgres prints a regclass
     sequence: str | None = field(default=None, compare=False)
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
@@ -214,7 +217,8 @@ def table_fingerprint_data(t: Table) -> tuple[object, ...]:
 
 
 def _column_data(c: Column) -> tuple[object, ...]:
-    return (c.name, c.type.render(), c.nullable, c.default, c.serial, c.identity, c.generated, c.comment, c.collation)
+    return (c.name, c.type.render(), c.nullable, c.default, c.serial, c.identity, c.generated, c.comment, c.collation,
+            c.identity_options)
 
 
 def _constraint_data(t: Table) -> tuple[object, ...]:

@@ -251,11 +251,15 @@ def _check_column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, boo
     renamed = [n for n, _ in ctx.names(e, "renamed_from")]
     comment = ctx.text(e, "comment")
     identity = None
+    identity_options = None
     if e.get("identity") is not None:
         v, p = e.get("identity"), e.at("identity")
-        identity = IDENTITY_VALUES.get(str(v).lower()) if isinstance(v, str) else None
-        if identity is None:
-            ctx.add(p, "expected 'always' or 'by_default'")
+        if isinstance(v, dict):
+            identity, identity_options = _identity_mapping(ctx, v, p, col_type)
+        else:
+            identity = IDENTITY_VALUES.get(str(v).lower()) if isinstance(v, str) else None
+            if identity is None:
+                ctx.add(p, "expected 'always' or 'by_default'")
     if col_type is not None and col_type.serial:
         if nullable:
             ctx.add((*path, "nullable"), "serial columns are always NOT NULL")
@@ -287,10 +291,46 @@ def _check_column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, boo
         generated=generated,
         comment=comment,
         collation=collation,
+        identity_options=identity_options,
         renamed_from=tuple(renamed),
         source=ctx.src(path),
     )
     return col, pk, unique
+
+
+IDENTITY_KEYS = {"generated", "start", "increment", "minvalue", "maxvalue", "cache", "cycle"}
+
+
+def _identity_mapping(ctx: _Ctx, raw: dict[str, Any], path: KeyPath, col_type: Any,
+                      ) -> tuple[str | None, tuple[tuple[str, int | bool], ...] | None]:
+    """`identity: {generated: always, start: 100, increment: 5, …}`: the kind, and the options that differ from
+    Postgres' defaults for the column's type (every option is then managed; unstated ones are the defaults)."""
+    from migrate_assets.schema.introspect import _TYPE_MAX, identity_options_of
+
+    e = ctx.mapping(raw, path, IDENTITY_KEYS, "identity with generated and sequence options")
+    if e is None:
+        return None, None
+    kind = IDENTITY_VALUES.get(str(e.get("generated") or "").lower())
+    if kind is None:
+        ctx.add(e.at("generated") if "generated" in e else path, "expected generated: always or by_default")
+    nums: dict[str, int] = {}
+    for key in ("start", "increment", "minvalue", "maxvalue", "cache"):
+        v = e.get(key)
+        if v is not None and (v.__class__ is not int or (key in ("increment",) and v == 0) or (key == "cache" and v < 1)):
+            ctx.add(e.at(key), "expected a whole number" + (" other than 0" if key == "increment" else
+                                                             " of at least 1" if key == "cache" else ""))
+        elif v is not None:
+            nums[key] = v
+    cycle = ctx.boolean(e, "cycle", False)
+    typ = col_type.render() if col_type is not None else "bigint"
+    top = _TYPE_MAX.get(typ, _TYPE_MAX["bigint"])
+    inc = nums.get("increment", 1)
+    lo = nums.get("minvalue", 1 if inc > 0 else -top - 1)
+    hi = nums.get("maxvalue", top if inc > 0 else -1)
+    start = nums.get("start", lo if inc > 0 else hi)
+    if not lo <= start <= hi:
+        ctx.add(path, f"start {start} is outside minvalue {lo} .. maxvalue {hi}")
+    return kind, identity_options_of(typ, start, inc, lo, hi, nums.get("cache", 1), cycle)
 
 
 def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | None:

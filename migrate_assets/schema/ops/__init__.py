@@ -51,12 +51,13 @@ from migrate_assets.schema.ops.rename_enum_value import RenameEnumValue
 from migrate_assets.schema.ops.set_collation import SetCollation
 from migrate_assets.schema.ops.set_default import DropDefault, SetDefault
 from migrate_assets.schema.ops.set_identity import SetIdentity
+from migrate_assets.schema.ops.set_identity_options import SetIdentityOptions
 from migrate_assets.schema.ops.set_not_null import SetNotNull
 from migrate_assets.schema.ops.validate_constraint import ValidateConstraint
 
 __all__ = [
     "REGISTRY", "AddCheck", "AddEnumValue", "CreateEnum", "RenameEnumValue", "AddColumn", "AddForeignKey", "AddKey", "DropConstraint", "ValidateConstraint", "ChangeType", "CommentColumn", "Ddl", "DropColumn", "DropDefault", "DropNotNull",
-    "ExpandBuilder", "Operation", "Problem", "Refused", "RenameColumn", "SetCollation", "SetDefault", "SetIdentity", "SetNotNull",
+    "ExpandBuilder", "Operation", "Problem", "Refused", "RenameColumn", "SetCollation", "SetDefault", "SetIdentity", "SetIdentityOptions", "SetNotNull",
     "ShapeSink", "op_from_dict", "op_to_dict",
 ]  # fmt: skip
 
