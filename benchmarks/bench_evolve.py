@@ -1,6 +1,8 @@
 """End-to-end `evolve` (add a column) on the local stack, per step, beside the floor: the same calls made
 directly with the clients in a plain script, once without and once with the slot waits a safe run needs.
-A writer inserts 100 rows/s throughout; every row's CDC event must be in the topic afterwards (0 lost)."""
+A writer inserts 100 rows/s throughout; every row's CDC event must be in the topic afterwards (0 lost).
+The evolve runs on the stack's worker (`offset.flush.interval.ms=1000`) and again on a second worker with
+Kafka Connect's default (60 s) and no Debezium heartbeat, side by side (issue 17 item 6)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from migrate_assets.evolution import run as evo
 from migrate_assets.evolution.derive import derive_avro
 from migrate_assets.expand.changefile import parse_change_text
 from migrate_assets.expand.ops import AddColumn
-from migrate_assets.local import stack
+from migrate_assets.local import connect, procs, stack
 from migrate_assets.resources import project
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
@@ -79,10 +81,35 @@ def floor(p: Pipeline, column: str, with_waits: bool) -> float:
     return time.perf_counter() - t0
 
 
+def default_flush_runs(info: stack.StackInfo, state: Path) -> tuple[list[dict[str, Any]], int, int]:
+    """`ours` REPEAT times on a worker of its own with Connect's default offset flush (60 s), no heartbeat."""
+    port = procs.free_port()
+    pid = connect.start(state / "connect-60s", info.bootstrap, port, group="bench-60s", offset_flush_ms=None)
+    runs: list[dict[str, Any]] = []
+    written = lost = 0
+    try:
+        for i in range(REPEAT):
+            p = Pipeline(info, _db(info), Path(tempfile.mkdtemp()), connect_url=f"http://127.0.0.1:{port}").setup()
+            try:
+                with p.writer(rate=100) as w:
+                    runs.append(ours(p, f"slow_{i}"))
+                written += len(w.ids)
+                try:
+                    poll_until(lambda p=p, w=w: not (set(w.ids) - p.event_ids()), 60, "every written row in the topic")
+                except AssertionError:
+                    pass
+                lost += len(set(w.ids) - p.event_ids())
+            finally:
+                p.teardown()
+    finally:
+        procs.kill(pid, grace=10)
+    return runs, written, lost
+
+
 def main() -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     t0 = time.perf_counter()
-    info, _ = stack.up(state, connect_mode="standalone")
+    info, _ = stack.up(state)
     stack_seconds = time.perf_counter() - t0
     runs: list[dict[str, Any]] = []
     floors: list[float] = []
@@ -90,6 +117,7 @@ def main() -> dict[str, Any]:
     lost = 0
     written = 0
     try:
+        slow_runs, slow_written, slow_lost = default_flush_runs(info, state)
         for i in range(REPEAT):
             p = Pipeline(info, _db(info), Path(tempfile.mkdtemp())).setup()
             try:
@@ -121,7 +149,14 @@ def main() -> dict[str, Any]:
         "floor_with_slot_waits_median_s": round(med(floors_waits), 3),
         "overhead_vs_floor_with_waits_s": round(total - med(floors_waits), 3),
         "events_written": written, "events_lost": lost,
+        "flush_60s": {
+            "evolve_total_median_s": round(med(r["total"] for r in slow_runs), 3),
+            "evolve_total_max_s": round(max(r["total"] for r in slow_runs), 3),
+            "per_step_median_s": {k: round(med(r["steps"][k] for r in slow_runs), 3) for k in layers},
+            "events_written": slow_written, "events_lost": slow_lost,
+        },
     }
+    slow = data["flush_60s"]
     md = [
         "## evolve: add a column on the local stack (median of 3, writer at 100 inserts/s)\n",
         "| step | seconds |", "|---|---|",
@@ -132,6 +167,12 @@ def main() -> dict[str, Any]:
         f"| floor: raw calls + the same slot waits | {data['floor_with_slot_waits_median_s']:.3f} |",
         f"| overhead over the floor with waits | {data['overhead_vs_floor_with_waits_s']:.3f} |",
         "", f"CDC events written {written}, lost **{lost}**. Stack up: {stack_seconds:.1f} s.",
+        "", "### offset.flush.interval.ms 1 s (the stack's) vs 60 s (Connect's default), no Debezium heartbeat\n",
+        "| | 1 s flush | 60 s flush |", "|---|---|---|",
+        *[f"| {k} | {data['per_step_median_s'][k]:.3f} | {slow['per_step_median_s'][k]:.3f} |" for k in layers],
+        f"| **evolve total (median)** | **{total:.3f}** | **{slow['evolve_total_median_s']:.3f}** |",
+        f"| evolve total (max) | {max(r['total'] for r in runs):.3f} | {slow['evolve_total_max_s']:.3f} |",
+        f"| CDC events written / lost | {written} / {lost} | {slow['events_written']} / {slow['events_lost']} |",
     ]
     write_results("bench_evolve", data, "\n".join(md))
     print("\n".join(md))

@@ -18,12 +18,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from migrate_assets.config import ProjectConfig, load_config
+from migrate_assets.config import (
+    IcebergConfig,
+    KafkaConnectConfig,
+    ProjectConfig,
+    SchemaRegistryConfig,
+    load_config,
+)
+from migrate_assets.errors import UsageError
 from migrate_assets.evolution.actions import Bounds, RunContext
 from migrate_assets.evolution.planner import PipelineTarget, Policy
 from migrate_assets.evolution.saga import RetryPolicy
@@ -34,6 +41,9 @@ from migrate_assets.resources.iceberg import IcebergLakehouse
 from migrate_assets.resources.kafka_connect import KafkaConnectClient
 from migrate_assets.resources.postgres import PostgresSource
 from migrate_assets.resources.registry import SchemaRegistryAdapter
+
+if TYPE_CHECKING:
+    from migrate_assets.jobs.observe import PipelineAssetKeys
 
 #: the bundled example project: what `dagster dev -w workspace.yaml` shows when nothing else is configured
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "migrate.yaml"
@@ -107,6 +117,12 @@ class IcebergCatalogResource(ConfigurableResource):  # type: ignore[type-arg]
 class MigrateProjectResource(ConfigurableResource):  # type: ignore[type-arg]
     """A `migrate.yaml` project: the one resource every job needs.
 
+    Where each layer is can be given here instead of in the file (`dsn=EnvVar("DATABASE_URL")`,
+    `schema_registry_url=…`, `kafka_connect_url=…`, `iceberg_properties=…`): each replaces its setting of
+    migrate.yaml for every run, so secrets and per-deployment URLs come from the environment; the file keeps
+    pipelines, specs, migrations and policies (and serves the CLI). Plain fields, not nested resources: a resource
+    with nested resources must be opened as a context manager wherever it is built by hand (tests, sensors).
+
     `auto_apply` and `auto_contract` let the file sensors act instead of only planning; `changes_dir` is where the
     expand-ready sensor looks for change files (relative to the project file).
     """
@@ -115,9 +131,37 @@ class MigrateProjectResource(ConfigurableResource):  # type: ignore[type-arg]
     auto_apply: bool = Field(default=False, description="file sensor applies instead of planning")
     auto_contract: bool = Field(default=False, description="expand sensor contracts when safe")
     changes_dir: str = Field(default="changes/", description="change files watched by the expand sensor")
+    dsn: str | None = Field(default=None, description="the source database; replaces `database.dsn` of "
+                            "migrate.yaml (pass EnvVar('DATABASE_URL'))")
+    kafka_connect_url: str | None = Field(default=None, description="replaces `kafka_connect.url`")
+    schema_registry_url: str | None = Field(default=None, description="replaces `schema_registry.url`")
+    iceberg_properties: dict[str, str] | None = Field(default=None, description="replaces `iceberg.properties` "
+                                                      "(pyiceberg load_catalog properties, e.g. uri, credential)")
+    asset_key_prefix: list[str] = Field(default_factory=list, description="put before every pipeline asset key "
+                                        "(several projects in one code location)")
+    asset_keys_map: dict[str, list[str]] = Field(
+        default_factory=dict, description="the key translator: `<schema.table>:<source|registry|iceberg>` → the "
+        "asset key path of that layer in your graph, e.g. {'public.customers:source': ['shop', 'customers']} for the "
+        "dagster-dbt source of the table, so lineage joins")
 
     def load(self) -> ProjectConfig:
-        return load_config(self.config_path)
+        """migrate.yaml, with the layers given as resources put in place of the file's."""
+        cfg = load_config(self.config_path)
+        update: dict[str, Any] = {}
+        if self.dsn:
+            remember(*dsn_secrets(self.dsn))
+            update["database"] = cfg.database.model_copy(update={"dsn": self.dsn})
+        if self.kafka_connect_url:
+            update["kafka_connect"] = KafkaConnectConfig(url=self.kafka_connect_url) if cfg.kafka_connect is None \
+                else cfg.kafka_connect.model_copy(update={"url": self.kafka_connect_url})
+        if self.schema_registry_url:
+            update["schema_registry"] = SchemaRegistryConfig(url=self.schema_registry_url) \
+                if cfg.schema_registry is None else cfg.schema_registry.model_copy(update={"url":
+                                                                                           self.schema_registry_url})
+        if self.iceberg_properties is not None:
+            name = cfg.iceberg.name if cfg.iceberg is not None else "lake"
+            update["iceberg"] = IcebergConfig(name=name, properties=dict(self.iceberg_properties))
+        return cfg.model_copy(update=update) if update else cfg
 
     def run_context(self, log: Callable[[str], None] | None = None, bounds: Bounds | None = None) -> RunContext:
         return projectlib.build_context(self.load(), log=log, bounds=bounds)
@@ -143,6 +187,22 @@ class MigrateProjectResource(ConfigurableResource):  # type: ignore[type-arg]
         if p.is_absolute() or p.exists():
             return p
         return self.load().path(path)
+
+    def asset_keys(self) -> PipelineAssetKeys:
+        """The key translator of this project's pipeline assets (`asset_key_prefix`, `asset_keys_map`)."""
+        from dagster import AssetKey
+
+        from migrate_assets.jobs.observe import PipelineAssetKeys
+
+        cfg = self.load()
+        overrides = {}
+        for name, path in self.asset_keys_map.items():
+            table, sep, layer = name.rpartition(":")
+            if not sep or layer not in ("source", "registry", "iceberg") or not path:
+                raise UsageError(f"asset_keys_map key {name!r}: expected `<schema.table>:<source|registry|iceberg>` "
+                                 "mapped to a non-empty key path", file="<resource project>", key="asset_keys_map")
+            overrides[(projectlib.qualify(table, cfg.database.schema_), layer)] = AssetKey(path)
+        return PipelineAssetKeys(cfg.database.schema_, tuple(self.asset_key_prefix), overrides)
 
     def layers(self) -> dict[str, Any]:
         """The per-layer resources this project configures (None for a layer that is not configured)."""

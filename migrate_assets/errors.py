@@ -421,3 +421,27 @@ class DataLossRefused(SafetyRefusal):
         return {"type": type(self).__name__, "message": str(self), "run_id": self.run_id,
                 "losses": [{"layer": x.layer, "table": x.table, "column": x.column, "count": x.count,
                             "how": x.how} for x in self.losses]}
+
+
+class PipelineTableChangeRefused(SafetyRefusal):
+    """A versioned migration would change a table a pipeline captures (tried in a rolled-back transaction
+    first): plain DDL would bypass the registry, the lakehouse and the connector. Nothing of the run changed
+    (`committed`: migrations of this run committed before the one refused, when a trial had to stop early)."""
+
+    def __init__(self, changes: Iterable[tuple[str, str, str]], committed: int = 0) -> None:
+        #: (file, table, what changed)
+        self.changes, self.committed = tuple(changes), committed
+        files = sorted({f for f, _, _ in self.changes})
+        done = (f"; {committed} earlier migration(s) of this run committed before the check"
+                if committed else "; nothing was changed")
+        super().__init__(
+            f"refused: {', '.join(files)} would change pipeline table(s) outside the pipeline{done}:\n"
+            + "\n".join(f"  - {f} changes {t}: {what}" for f, t, what in self.changes)
+            + "\nchange a pipeline table with `migrate-assets evolve CHANGE_FILE` or a spec edit and `apply` "
+            "(registry, Iceberg and connector follow), or pass --allow-pipeline-drift to run it anyway and "
+            "see the drift it leaves"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {"type": type(self).__name__, "message": str(self), "committed": self.committed,
+                "changes": [{"file": f, "table": t, "change": w} for f, t, w in self.changes]}

@@ -10,5 +10,8 @@ eval "$("$BIN/python" examples/stack_env.py "$STATE")"
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.migrate/dagster}"
 mkdir -p "$DAGSTER_HOME"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
+# one schema change at a time: a limit for the DDL pool (migrate_assets_ddl) and any other pool (docs/dagster.md)
+grep -q '^concurrency:' "$DAGSTER_HOME/dagster.yaml" ||
+  printf 'concurrency:\n  pools:\n    default_limit: 1\n' >> "$DAGSTER_HOME/dagster.yaml"
 echo "Dagster UI: http://127.0.0.1:${DAGSTER_PORT:-3000}  (config: $MIGRATE_ASSETS_CONFIG)"
 exec "$BIN/dagster" dev -w workspace.yaml -h 127.0.0.1 -p "${DAGSTER_PORT:-3000}"

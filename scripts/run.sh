@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 STATE="${MIGRATE_ASSETS_RUN_STATE:-.migrate/run}"
 BIN=.venv/bin
 echo "== local stack ($STATE)"
-"$BIN/migrate-assets" stack up --state-dir "$STATE" --connect-mode standalone
+"$BIN/migrate-assets" stack up --state-dir "$STATE"
 eval "$("$BIN/python" examples/stack_env.py "$STATE")"
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.migrate/dagster}"
 mkdir -p "$DAGSTER_HOME"

@@ -28,7 +28,7 @@ fi
 set -e
 echo "== ruff"; "$BIN/ruff" check .
 echo "== mypy"; "$BIN/mypy"
-echo "== local stack"; "$BIN/migrate-assets" stack up --state-dir "$STATE" --connect-mode standalone
+echo "== local stack"; "$BIN/migrate-assets" stack up --state-dir "$STATE"
 set +e
 echo "== pytest"
 "$BIN/pytest" -q -p no:cacheprovider -n "${PYTEST_WORKERS:-3}" --dist loadfile ${PYTEST_ARGS:-} --durations=15 tests

@@ -49,7 +49,12 @@ def stack_debezium_config(stack: StackInfo, dsn: str, tables: list[str], prefix:
 
 
 def create_connector(connect_url: str, name: str, config: dict[str, str]) -> None:
-    r = httpx.post(f"{connect_url}/connectors", json={"name": name, "config": config}, timeout=30)
+    """POST the connector; a distributed worker answers 409 while its group rebalances: polled until it takes it."""
+    def post() -> httpx.Response | None:
+        r = httpx.post(f"{connect_url}/connectors", json={"name": name, "config": config}, timeout=30)
+        return None if r.status_code == 409 and "already exists" not in r.text else r
+
+    r = poll_until(post, 60, f"Connect to accept connector {name} (HTTP 409: rebalancing)", 0.5)
     assert r.status_code in (200, 201), r.text
 
 

@@ -39,9 +39,8 @@ def stack_info() -> Iterator[stack.StackInfo]:
         yield info
         return
     state = Path(tempfile.mkdtemp(prefix="migrate-assets-stack-"))
-    # standalone: no group rebalance on every connector create/delete; the distributed mode is covered
-    # by tests that start a `private_worker`
-    info, _ = stack.up(state, connect_mode="standalone")
+    # distributed, the stack's default (as `make test` runs it); a standalone worker is covered by the lifecycle test
+    info, _ = stack.up(state)
     try:
         yield info
     finally:

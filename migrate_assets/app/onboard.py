@@ -31,6 +31,7 @@ from migrate_assets import projectfile
 from migrate_assets.config import ProjectConfig
 from migrate_assets.errors import InvalidInputError, MigrateAssetsError, Problem, RuntimeFailure
 from migrate_assets.evolution.planner import PipelineTarget
+from migrate_assets.evolution.preflight import with_user_types
 from migrate_assets.evolution.typemap import TypeMapOptions, map_type
 from migrate_assets.resources import debezium, project
 from migrate_assets.schema.ddl import q, table_ident
@@ -102,8 +103,10 @@ def add(cfg: ProjectConfig, table: str, connector: str | None = None, iceberg_ta
     assert cfg.kafka_connect is not None
     client = project.connector(cfg.kafka_connect.url)  # the layer protocol has no create/exists/delete
     exists = client.exists(name)
-    # as the connector will emit them (its decimal/time modes); an unmapped type: exit 2 before any change
-    opts = TypeMapOptions.from_connector(ctx.connector.config(name) if exists else None, None, f"connector {name}")
+    # as the connector will emit them (its type settings, the catalog's enums and domains); an unmapped type:
+    # exit 2 before any change
+    opts = with_user_types(TypeMapOptions.from_connector(ctx.connector.config(name) if exists else None, None,
+                                                         f"connector {name}"), ctx)
     mapped = [(c.name, map_type(c.type, opts).iceberg) for c in cols]
     if exists:
         prefix = ctx.connector.config(name).get("topic.prefix") or name

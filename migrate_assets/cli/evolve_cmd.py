@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from migrate_assets.cli import argtypes
 from migrate_assets.cli.lazy import load_config
 from migrate_assets.cli.output import Result, interrupt_signal, interrupted, markdown_table, safe_text
-from migrate_assets.errors import DriftError, EvolutionFailedError, UsageError
+from migrate_assets.errors import EvolutionFailedError, UsageError
 
 if TYPE_CHECKING:
+    from migrate_assets.app.evolve import ChangeHazards
     from migrate_assets.config import ProjectConfig
-    from migrate_assets.evolution.planner import PipelineTarget
     from migrate_assets.evolution.store import StepState
 
 # the engine and the real clients (pyiceberg, confluent-kafka) load only when these commands run, so
@@ -25,7 +26,9 @@ log = logging.getLogger("migrate_assets.evolve")
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("evolve", help="carry a change through registry → lakehouse → DDL → connector → verify")
-    p.add_argument("change_file", nargs="?", help="change file (operations as for expand)")
+    p.add_argument("change_files", nargs="*", metavar="CHANGE_FILE",
+                   help="change file (operations as for expand); several: one table each, every table's "
+                        "pre-flight passes before any table changes, then they evolve one after another")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan after pre-flight (with --resume/--rollback: what they would do) and stop; "
                         "nothing is written anywhere")
@@ -75,9 +78,11 @@ def _record_state(data: dict[str, Any], store: Any, rec: Any) -> None:
 
 
 def run_evolve(args: argparse.Namespace) -> Result:
+    from migrate_assets.app import evolve as app
+    from migrate_assets.app.fanout import DatabaseLayerLock
     from migrate_assets.evolution import run as evo
     from migrate_assets.evolution.saga import RunInterrupted
-    from migrate_assets.resources import database, project
+    from migrate_assets.resources import project
 
     cfg = load_config(args.config)
     ctx = project.build_context(cfg, log=log.info)
@@ -85,30 +90,21 @@ def run_evolve(args: argparse.Namespace) -> Result:
     ctx.allow_data_loss = args.allow_data_loss
     retry = project.retry_policy(cfg)
     store = project.store(cfg)
+    lock = DatabaseLayerLock(cfg)  # another process may evolve another table of this database meanwhile
     try:
         try:
             if args.resume or args.rollback:
-                if args.change_file:
+                if args.change_files:
                     raise UsageError("--resume/--rollback take a RUN id, not a change file", file="<command line>")
                 if args.resume:
-                    rec = evo.resume(args.resume, project.targets(cfg), ctx, store, retry, _progress,
-                                     dry_run=args.dry_run)
+                    rec = app.resume_run(args.resume, project.targets(cfg), ctx, store, retry, lock, _progress,
+                                         dry_run=args.dry_run)
                 else:
-                    rec = evo.rollback(args.rollback, ctx, store, retry, _progress, dry_run=args.dry_run)
+                    rec = app.rollback_run(args.rollback, ctx, store, retry, lock, _progress, dry_run=args.dry_run)
                 data = evo.result_dict(rec)
-                _add_step_sql(data, rec.plan, {})
+                _add_step_sql(data, rec.plan, None)
             else:
-                if not args.change_file:
-                    return _evolve_from_specs(args, cfg, ctx, store, retry)
-                change = database.read_change(cfg, args.change_file)
-                details = _change_details(cfg, change)  # before the run: hazards are of the live shape
-                report, rec = evo.evolve(change, project.target(cfg, change.qualified), ctx,
-                                         project.policy(cfg, args.allow_irreversible), store, retry,
-                                         dry_run=args.dry_run, on_step=_progress)
-                data = evo.result_dict(rec)
-                data["preflight"] = [{"layer": layer, "check": c} for layer, c in report.checks]
-                data["fingerprints"] = report.snapshot.fingerprints()
-                _add_step_sql(data, rec.plan, details)
+                return _evolve_tables(args, cfg, ctx, store, retry, lock)
         except RunInterrupted as stop:
             return _interrupted(stop.record, store)
         if rec.status != "dry_run":
@@ -118,6 +114,10 @@ def run_evolve(args: argparse.Namespace) -> Result:
     code = 0 if data["status"] in ("succeeded", "dry_run") else 1
     if args.rollback and data["status"] == "rolled_back":
         code = 0
+    return _finish(args, data, code)
+
+
+def _finish(args: argparse.Namespace, data: dict[str, Any], code: int) -> Result:
     if interrupted():  # the signal came back as a layer's error (psycopg cancels the query): still an interrupt
         data["interrupted"], code = interrupt_signal()
     if code and args.format != "json":
@@ -141,60 +141,50 @@ def _interrupted(rec: Any, store: Any) -> Result:
     return Result(data, text=_evolve_text, markdown=_evolve_md, exit_code=code)
 
 
-def _evolve_from_specs(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store: Any, retry: Any) -> Result:
-    """No change file: pipeline tables declared in the specs but absent from the database join the pipeline."""
+def _evolve_tables(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store: Any, retry: Any,
+                   lock: Any) -> Result:
+    """The change files (one table each), or without any: the pipeline tables declared in the specs but absent
+    from the database, and those the connector does not capture yet, join the pipeline. Every table's pre-flight
+    passes before any table changes (`app.evolve`); then they evolve one after another, each under the layer
+    lock, and the first that does not succeed ends the launch."""
+    from migrate_assets.app import evolve as app
+    from migrate_assets.app import spec_writeback as spec  # specs stay true (issue 16)
     from migrate_assets.evolution import run as evo
     from migrate_assets.resources import database, project
 
-    pending = evo.tables_to_add(project.targets(cfg), database.specs(cfg, missing_ok=True), ctx)
-    database.check_specs(cfg, [s for _, s in pending if s is not None])  # their SQL, before any DDL
-    if not pending:
-        raise UsageError("nothing to evolve: every pipeline table exists and is captured; give a CHANGE_FILE "
-                         "for changes to existing tables", file="<command line>")
+    details: dict[str, app.ChangeHazards] = {}
+    if args.change_files:
+        changes = [database.read_change(cfg, f) for f in args.change_files]
+        for c in changes:  # before the run: hazards are of the live shape
+            details[c.qualified] = app.change_hazards(cfg, c)
+        planned = app.plan_changes(changes, ctx, lambda table: project.target(cfg, table),
+                                   project.policy(cfg, args.allow_irreversible), retry, "<command line>")
+    else:
+        pending = evo.tables_to_add(project.targets(cfg), database.specs(cfg, missing_ok=True), ctx)
+        database.check_specs(cfg, [s for _, s in pending if s is not None])  # their SQL, before any DDL
+        planned = app.plan_new_tables(pending, ctx, project.policy(cfg), retry, "<command line>")
+    by_table = {c.qualified: c for c in changes} if args.change_files and not args.dry_run else {}
+    before = {t: spec.live_table(cfg, t) for t in by_table}
+    outcome = app.evolve_tables(planned, ctx, store, retry, lock, _progress, dry_run=args.dry_run)
     runs = []
-    for target, spec in pending:
-        report, rec = evo.evolve_new_table(spec, target, ctx, project.policy(cfg), store, retry,
-                                           dry_run=args.dry_run, on_step=_progress)
-        data = evo.result_dict(rec)
-        data["preflight"] = [{"layer": layer, "check": c} for layer, c in report.checks]
-        _add_step_sql(data, rec.plan, {})
+    for p in outcome.runs:
+        data = evo.result_dict(p.record)
+        if p.table in by_table:
+            data["spec"] = spec.after_command(cfg, by_table[p.table], before[p.table], p.record.status == "succeeded")
+        data["preflight"] = [{"layer": layer, "check": c} for layer, c in p.report.checks]
+        if args.change_files:
+            data["fingerprints"] = p.report.snapshot.fingerprints()
+        _add_step_sql(data, p.record.plan, details.get(p.table))
+        if p.record.status != "dry_run":
+            _record_state(data, store, p.record)
         runs.append(data)
-        if data["status"] not in ("succeeded", "dry_run"):
-            break
     data = runs[0] if len(runs) == 1 else {**runs[-1], "runs": runs}
-    code = 0 if all(r["status"] in ("succeeded", "dry_run") for r in runs) else 1
-    return Result(data, text=_evolve_text, markdown=_evolve_md, exit_code=code)
+    if outcome.not_started:
+        data["not_started"] = list(outcome.not_started)
+    return _finish(args, data, 0 if outcome.succeeded else 1)
 
 
-def _change_details(cfg: ProjectConfig, change: Any) -> dict[str, Any]:
-    """What `plan` would say of the change's DDL, read from the live table before anything runs: the hazards
-    of each operation (the declarative side's rules, `schema/hazards.py`, through the operations' own plain
-    DDL) and whether it touches a primary-key column (then the topic's key schema changes too). Empty when the
-    table cannot be read: pre-flight then reports why."""
-    from migrate_assets.resources.database import connect
-    from migrate_assets.schema.introspect import introspect
-    from migrate_assets.schema.ops.shape import TableShape
-
-    try:
-        with connect(cfg, "migrate-assets", read_only=True) as conn:
-            live = introspect(conn, [change.schema], [(change.schema, change.table)]).get(
-                (change.schema, change.table))
-        if live is None:
-            return {}
-        shape = TableShape(live)
-        hazards: list[str] = []
-        for op in change.operations:
-            hazards += [str(h) for h in op.plain(shape.table).hazards if str(h) not in hazards]
-            op.effects(shape)
-    except Exception:  # noqa: BLE001 - pre-flight reports an unreadable table or a refused operation itself
-        return {}
-    after = {c.name: c.type for c in shape.table.columns}
-    pk = live.primary_key.columns if live.primary_key else ()
-    before = {c.name: c.type for c in live.columns}
-    return {"hazards": hazards, "key_changes": any(after.get(c) != before.get(c) for c in pk)}
-
-
-def _add_step_sql(data: dict[str, Any], plan: dict[str, Any], details: dict[str, Any]) -> None:
+def _add_step_sql(data: dict[str, Any], plan: dict[str, Any], details: ChangeHazards | None) -> None:
     """Each step of the report with the SQL it runs and the SQL that undoes it (`sql`, `inverse_sql`: null when
     none), its hazards as `plan` tags the same DDL, and the registry subjects it touches (`subjects`)."""
     planned = plan.get("steps", [])
@@ -206,11 +196,11 @@ def _add_step_sql(data: dict[str, Any], plan: dict[str, Any], details: dict[str,
         if kind == "source_ddl":
             step["sql"] = _sql(action.get("statements"))
             step["inverse_sql"] = _sql(action.get("inverse_statements"))
-            step["hazards"] = list(details.get("hazards", []))
+            step["hazards"] = list(details.hazards) if details else []
         elif kind in ("register_schema", "soft_delete_version") and action.get("subject"):
             subject = action["subject"]
             step["subjects"] = [subject]
-            if details.get("key_changes") and subject.endswith("-value"):
+            if details and details.key_changes and subject.endswith("-value"):
                 # the converter registers the new key schema with the first event after the DDL
                 step["subjects"].append(subject[: -len("-value")] + "-key")
 
@@ -234,7 +224,23 @@ def _title(d: dict[str, Any]) -> str:
     return f"evolution {d['run_id']} of {d['table']}: {d['status']}"
 
 
+def _several(d: dict[str, Any], one: Callable[[dict[str, Any]], str], sep: str) -> str:
+    """Every table's report of a launch of several, then the tables whose turn never came."""
+    out = sep.join(one(r) for r in d.get("runs") or [d])
+    if d.get("not_started"):
+        out += f"{sep}not started (an earlier table did not evolve): {', '.join(d['not_started'])}"
+    return out
+
+
 def _evolve_text(d: dict[str, Any]) -> str:
+    return _several(d, _run_text, "\n\n")
+
+
+def _evolve_md(d: dict[str, Any]) -> str:
+    return _several(d, _run_md, "\n\n---\n\n")
+
+
+def _run_text(d: dict[str, Any]) -> str:
     lines = [_title(d)]
     for c in d.get("preflight", []):
         lines.append(f"  pre-flight {c['layer']}: {c['check']}")
@@ -267,7 +273,7 @@ def _evolve_text(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _evolve_md(d: dict[str, Any]) -> str:
+def _run_md(d: dict[str, Any]) -> str:
     """A pull-request comment: a summary table without SQL, then each step's SQL and undo SQL in fenced
     ```sql blocks."""
     from migrate_assets.cli.output import fenced
@@ -299,68 +305,27 @@ def _evolve_md(d: dict[str, Any]) -> str:
 
 
 def run_verify(args: argparse.Namespace) -> Result:
-    from migrate_assets.evolution.verify import verify_table
+    from migrate_assets.app.verify import verify_project
     from migrate_assets.resources import project
 
     cfg = load_config(args.config)
     ctx = project.build_context(cfg, log=log.info)
     _read_only(ctx, True)  # verify only reads
-    targets = project.select_targets(cfg, args.table or [], file="<command line>", key="--table")
-    if not targets:  # "consistent" on zero tables would be a lie
-        raise UsageError("no pipelines to verify: add one with `migrate-assets pipeline add SCHEMA.TABLE` or "
-                         "list them under `pipelines:` (docs/configuration.md)", file=cfg.source_file,
-                         key="pipelines")
-    from migrate_assets.evolution.preflight import resolve_target
-
-    results = []
-    for t in targets:
-        try:
-            t = resolve_target(t, ctx)
-        except Exception:  # noqa: BLE001 - verify still reports the connector as unreachable
-            pass
-        res = verify_table(t, ctx, progress_bound=args.progress_bound).to_dict()
-        if args.probe:
-            res["layers"]["topic_probe"] = _probe(cfg, t, ctx)
-            res["consistent"] = res["consistent"] and res["layers"]["topic_probe"]["status"] != "drift"
-        results.append(res)
-    data = {"consistent": all(r["consistent"] for r in results), "tables": results}
-    return Result(data, text=_verify_text, markdown=_verify_md, exit_code=_verify_exit(results))
+    result = verify_project(cfg, ctx, args.table or [], file="<command line>", key="--table",
+                            progress_bound=args.progress_bound, probe=args.probe)
+    data = result.to_dict()
+    return Result(data, text=_verify_text, markdown=_verify_md, exit_code=_verify_exit(data["tables"]))
 
 
 def _verify_exit(results: list[dict[str, Any]]) -> int:
-    """0 consistent; 1 when a layer could not be read (a service down: its state is unknown, so no verdict of
-    drift — even if another layer drifted, the comparison is incomplete); 4 when every layer answered and one
-    differs. The reason goes to stderr as the typed error's message."""
-    from migrate_assets.errors import MigrateAssetsError, RuntimeFailure
+    """0 consistent; else the verdict's exit code (1: a layer could not be read, 4: drift), its reason on stderr."""
+    from migrate_assets.app.verify import verdict_error
 
-    def where(status: str) -> list[str]:
-        return [f"{r['table']}/{layer}: {', '.join(v['differences']) or status}"
-                for r in results for layer, v in r["layers"].items() if v["status"] == status]
-
-    down, drift = where("unreachable"), where("drift")
-    if down:
-        err: MigrateAssetsError = RuntimeFailure("layer unreachable, verify is incomplete: " + "; ".join(down)
-                                                 + ("; drift in the layers that answered: " + "; ".join(drift)
-                                                    if drift else ""))
-    elif drift:
-        err = DriftError("drift found: " + "; ".join(drift))
-    else:
+    err = verdict_error(results)
+    if err is None:
         return 0
     print(f"error: {safe_text(str(err))}", file=sys.stderr)
     return err.exit_code
-
-
-def _probe(cfg: ProjectConfig, target: PipelineTarget, ctx: Any) -> dict[str, Any]:
-    from migrate_assets.errors import MigrateAssetsError
-    from migrate_assets.resources.topic_probe import probe
-
-    if cfg.kafka is None or cfg.schema_registry is None or not target.subject:
-        return {"status": "skipped", "differences": ["needs kafka.bootstrap_servers, schema_registry and a subject"]}
-    cols = ctx.source.columns(target.table) or []
-    try:
-        return probe(cfg.kafka.bootstrap_servers, target.subject, cfg.schema_registry.url, [c.name for c in cols])
-    except MigrateAssetsError as exc:
-        return {"status": "unreachable", "differences": [str(exc)]}
 
 
 def _verify_text(d: dict[str, Any]) -> str:

@@ -85,12 +85,15 @@ def _expand_text(d: dict[str, Any]) -> str:
 
 
 def cmd_expand(args: argparse.Namespace) -> Result:
+    from migrate_assets.app import expand_pipeline  # pipeline tables: helpers unpublished (issue 16)
     from migrate_assets.resources import database
 
     cfg, change, opts = _setup(args)
+    cdc = expand_pipeline.before_expand(cfg, change, args.dry_run)
     with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn, \
             ProgressLine("backfill") as line:  # on a terminal only; log lines clear it first
         data = database.expand(conn, cfg, change, opts, dry_run=args.dry_run, on_progress=line)
+    expand_pipeline.report_expand(data, cdc)
     return Result(data=data, text=_expand_text)  # warnings are in the document and logged by the runner
 
 
@@ -145,21 +148,33 @@ def _simple_text(d: dict[str, Any]) -> str:
 
 
 def cmd_contract(args: argparse.Namespace) -> Result:
+    from migrate_assets.app import expand_pipeline
+    from migrate_assets.app import spec_writeback as spec  # the spec says what contract left (issue 16)
     from migrate_assets.expand import runner
     from migrate_assets.resources import database
 
     cfg, change, opts = _setup(args)
-    with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn:
-        data = runner.contract(conn, change, opts, force=args.force, dry_run=args.dry_run)
-    return Result(data=data, text=_simple_text)
+    before = None if args.dry_run else spec.live_table(cfg, change.qualified)
+    if cfg.pipeline_for(change.qualified) is not None:  # through the evolution saga: every layer follows
+        data = expand_pipeline.contract(cfg, change, force=args.force, dry_run=args.dry_run)
+    else:
+        with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn:
+            data = runner.contract(conn, change, opts, force=args.force, dry_run=args.dry_run)
+    data["spec"] = spec.after_command(cfg, change, before, data["status"] == "contracted")
+    return Result(data=data, text=_simple_text, warnings=spec.warnings_of(data["spec"]),
+                  exit_code=1 if data["status"] == "failed" else 0)
 
 
 def cmd_abort(args: argparse.Namespace) -> Result:
+    from migrate_assets.app import spec_writeback as spec  # the spec says what abort left (issue 16)
     from migrate_assets.expand import runner
     from migrate_assets.resources import database
 
     cfg, change, opts = _setup(args)
+    before = None if args.dry_run else spec.live_table(cfg, change.qualified)
     with database.connect(cfg, APPLICATION_NAME, autocommit=False, read_only=args.dry_run) as conn:
         data = runner.abort(conn, change, opts, dry_run=args.dry_run)
+    data["spec"] = spec.after_command(cfg, change, before, data["status"] == "aborted")
     warnings = [] if data.get("schema_restored", True) else ["the table's schema differs from before expand"]
+    warnings += spec.warnings_of(data["spec"])
     return Result(data=data, text=_simple_text, warnings=warnings, exit_code=0 if not warnings else 1)

@@ -2,6 +2,9 @@
 
 Bad flags and bad migration files exit 2 before anything connects; refusals (checksum drift, out-of-order,
 already applied, nothing to revert with) exit 3 before anything runs; a failing migration or a held lock exit 1.
+`up`, `run` and `down` try their scripts in a rolled-back transaction first and refuse (exit 3, file and table
+named) one that would change a table listed in `pipelines:`, unless `--allow-pipeline-drift`: then the run goes
+on and the changed tables are verified across their layers in the same report (migrate_assets.app.migrations).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from migrate_assets.cli.output import Result, markdown_table
 from migrate_assets.errors import UsageError
 
 if TYPE_CHECKING:  # the runner and the database layer load when a sub-command runs, not for `--help`
+    from migrate_assets.app.migrations import Outcome
     from migrate_assets.versioned import MigrationRunner, RunReport, Step
 
 #: a migration version on the command line: digits only, within bigint
@@ -38,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--allow-out-of-order", action="store_true", help="apply pending versions older than current"
     )
     p.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    _drift_flag(p)
     p.set_defaults(func=_up)
 
     p = cmds.add_parser("down", help="revert applied migrations, most recently applied first")
@@ -45,11 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     how.add_argument("--steps", type=_positive, metavar="N", help="revert the last N applied (default 1)")
     how.add_argument("--to", type=_version, metavar="V", help="revert every applied version above V")
     p.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    _drift_flag(p)
     p.set_defaults(func=_down)
 
     p = cmds.add_parser("run", help="apply exactly one pending version")
     p.add_argument("version", type=_version, metavar="V")
     p.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    _drift_flag(p)
     p.set_defaults(func=_run)
 
     p = cmds.add_parser("baseline", help="record versions <= V as applied without running them")
@@ -64,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=_repair)
 
 
+def _drift_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-pipeline-drift", action="store_true",
+                   help="run scripts that change pipeline tables with plain DDL anyway; the drift they leave in "
+                        "registry, Iceberg and connector is reported right after")
+
+
 def _no_subcommand(args: argparse.Namespace) -> Result:
     raise UsageError(
         "migrations needs a sub-command: status, up, down, run, baseline or repair", file="<command line>"
@@ -74,10 +87,14 @@ def _progress(step: Step) -> None:
     print(f"  {step.action} {step.file} ({step.ms or 0:.0f} ms)", file=sys.stderr, flush=True)
 
 
-def runner_from_args(args: argparse.Namespace) -> MigrationRunner:
-    from migrate_assets.resources import database
+def _on_step() -> Any:
+    return _progress if sys.stderr.isatty() else None
 
-    return database.migration_runner(load_config(args.config), on_step=_progress if sys.stderr.isatty() else None)
+
+def runner_from_args(args: argparse.Namespace) -> MigrationRunner:
+    from migrate_assets.app import migrations
+
+    return migrations.runner(load_config(args.config), on_step=_on_step())
 
 
 # -- commands --------------------------------------------------------------------------------------------
@@ -90,19 +107,25 @@ def _status(args: argparse.Namespace) -> Result:
 
 
 def _up(args: argparse.Namespace) -> Result:
-    report = runner_from_args(args).up(
-        to=args.to, allow_out_of_order=args.allow_out_of_order, dry_run=args.dry_run
-    )
-    return _report(report)
+    from migrate_assets.app import migrations
+
+    return _outcome(migrations.up(load_config(args.config), to=args.to, allow_out_of_order=args.allow_out_of_order,
+                                  dry_run=args.dry_run, allow_pipeline_drift=args.allow_pipeline_drift,
+                                  on_step=_on_step()))
 
 
 def _down(args: argparse.Namespace) -> Result:
-    report = runner_from_args(args).down(steps=args.steps, to=args.to, dry_run=args.dry_run)
-    return _report(report)
+    from migrate_assets.app import migrations
+
+    return _outcome(migrations.down(load_config(args.config), steps=args.steps, to=args.to, dry_run=args.dry_run,
+                                    allow_pipeline_drift=args.allow_pipeline_drift, on_step=_on_step()))
 
 
 def _run(args: argparse.Namespace) -> Result:
-    return _report(runner_from_args(args).run(args.version, dry_run=args.dry_run))
+    from migrate_assets.app import migrations
+
+    return _outcome(migrations.run(load_config(args.config), args.version, dry_run=args.dry_run,
+                                   allow_pipeline_drift=args.allow_pipeline_drift, on_step=_on_step()))
 
 
 def _baseline(args: argparse.Namespace) -> Result:
@@ -114,6 +137,26 @@ def _repair(args: argparse.Namespace) -> Result:
 
 
 # -- rendering -------------------------------------------------------------------------------------------
+
+
+def _outcome(outcome: Outcome) -> Result:
+    """A run's report with the pipeline tables it changed (allowed) and their layers verified right after."""
+    res = _report(outcome.report)
+    rep = outcome.report
+    if rep.trial_ms is not None:
+        res.data["pipeline_check"] = {"ms": rep.trial_ms, "overhead_ms": rep.trial_overhead_ms}
+    res.data["pipeline_changes"] = [{"file": t.file, "table": table, "changes": what}
+                                    for t in rep.pipeline_changes for table, what in t.tables.items()]
+    res.data["pipeline_drift"] = outcome.drift
+    for d in outcome.drift:
+        where = "; ".join(f"{layer}: {', '.join(v['differences']) or v['status']}"
+                          for layer, v in d.get("layers", {}).items() if v["status"] != "consistent")
+        state = "DRIFT" if not d.get("consistent") else "still consistent"
+        res.warnings.append(f"pipeline table {d['table']} changed outside the pipeline by "
+                            f"{', '.join(d.get('changed_by', []))}: {state}"
+                            + (f" ({where or d.get('error', '')})" if not d.get("consistent") else "")
+                            + "; bring the layers back in step with `migrate-assets evolve` or revert the migration")
+    return res
 
 
 def _report(report: RunReport) -> Result:

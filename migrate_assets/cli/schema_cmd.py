@@ -48,10 +48,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 # -- rendering -----------------------------------------------------------------------------------------------
 
 
+def spec_gaps_text(d: dict[str, Any]) -> list[str]:
+    """Columns the database has and the specs do not: the spec is behind; declaring them is the fix."""
+    gaps = d.get("spec_gaps") or []
+    head = ["\nThe specs are behind the database (declare these columns in their spec files to keep them; "
+            "applying this plan would drop them with their data):"] if gaps else []
+    return head + [f"  - {g}" for g in gaps]
+
+
 def plan_text(d: dict[str, Any]) -> str:
     if not d["changes"] and not d["refusals"]:
         return "\n".join([f"No changes: the database matches the specs (fingerprint {d['fingerprint']})."] + unmanaged_text(d))
     out = [f"Plan: {len(d['changes'])} change(s), safe: {'yes' if d['safe'] else 'NO'}, fingerprint {d['fingerprint']}"]
+    out += spec_gaps_text(d)
     for i, c in enumerate(d["changes"], 1):
         flags = ", ".join(c["hazards"]) or "no hazards"
         out.append(f"\n{i}. {c['description']}  [{c['kind']}{' BREAKING' if c['breaking'] else ''}; {flags}]")
@@ -60,7 +69,33 @@ def plan_text(d: dict[str, Any]) -> str:
             out.append("     inverse: none (not reversible)")
     for r in d["refusals"]:
         out.append(f"\nREFUSED: {r}")
-    return "\n".join(out + unmanaged_text(d))
+    return "\n".join(out + pipeline_text(d.get("pipeline")) + unmanaged_text(d))
+
+
+def pipeline_text(p: dict[str, Any] | None) -> list[str]:
+    """The pipeline tables' cross-layer plan: what `apply` runs through the saga instead of bare DDL."""
+    if not p:
+        return []
+    out = ["\nPipeline tables: `apply` carries these through every layer (the saga `evolve` runs: registry -> "
+           "lakehouse -> DDL -> connector -> verify, undone in reverse on failure):"]
+    for t in p["tables"]:
+        ops = ", ".join(f"{k} {v.get('name') or v.get('column') or v.get('from', '')}".strip()
+                        for o in t["operations"] for k, v in o.items())
+        out.append(f"  {t['table']}: {ops}")
+        if t.get("error"):
+            out.append(f"    {'REFUSED' if t['status'] == 'refused' else 'FAILED'} by pre-flight: {t['error']}")
+            continue
+        out.append(f"    pre-flight: {len(t['preflight'])} check(s) passed")
+        out += [f"      {c['layer']}: {c['check']}" for c in t["preflight"]]
+        for i, s in enumerate(t["steps"], 1):
+            undo = f"  (undo: {s['compensation']})" if s.get("compensation") else ""
+            out.append(f"    {i}. {s['layer']:<15} {s['action']}{undo}")
+        out += [f"    warning: {w}" for w in t.get("warnings", [])]
+    out += [f"  {t}: breaking column changes go to expand–contract (on_breaking_change: expand_contract); the "
+            "connector skips the helper columns first, and `contract` runs through the saga"
+            for t in p.get("expand_contract", [])]
+    out += [f"  REFUSED: {r}" for r in p["refusals"]]
+    return out
 
 
 def unmanaged_text(d: dict[str, Any]) -> list[str]:
@@ -80,20 +115,45 @@ def plan_markdown(d: dict[str, Any]) -> str:
                   + (f"inverse:\n\n{fenced(c['inverse_sql'])}" if c["inverse_sql"] else "inverse: none (not reversible)")
                   for i, c in enumerate(d["changes"], 1))
     tail = "".join(f"\n\n**Refused:** {r}" for r in d["refusals"])
-    return head + body + sql + tail
+    gaps = "".join(f"\n\n**Spec behind the database:** {g}" for g in d.get("spec_gaps") or [])
+    return head + gaps + body + sql + tail + pipeline_markdown(d.get("pipeline"))
+
+
+def pipeline_markdown(p: dict[str, Any] | None) -> str:
+    from migrate_assets.cli.output import fenced
+
+    if not p:
+        return ""
+    out = ["\n\n**Pipeline tables** — `apply` runs these through the evolution saga (registry → lakehouse → DDL "
+           "→ connector → verify, compensated in reverse on failure):"]
+    for t in p["tables"]:
+        out.append(f"\n\n`{t['table']}`")
+        if t.get("error"):
+            out.append(f" — **{t['status']}** by pre-flight: {t['error']}")
+            continue
+        out.append(f" (pre-flight: {len(t['preflight'])} check(s) passed)\n")
+        for i, s in enumerate(t["steps"], 1):  # a list, not a table: the DDL step's SQL goes in a fenced block
+            undo = f" — undo: {s['compensation']}" if s.get("compensation") else ""
+            if s["layer"] == "source_db":
+                out.append(f"\n{i}. **{s['layer']}**{undo}\n\n{fenced(s['action'])}\n")
+            else:
+                out.append(f"\n{i}. **{s['layer']}** — {s['action']}{undo}")
+    out += [f"\n\n**Refused:** {r}" for r in p["refusals"]]
+    return "".join(out)
 
 
 def apply_text(d: dict[str, Any]) -> str:
     verb = "Would apply" if d["dry_run"] else "Applied"
+    piped = pipeline_apply_text(d.get("pipeline") or [])
     if not d["changes"]:
-        return "No changes: the database already matches the specs."
+        return "\n".join(piped) or "No changes: the database already matches the specs."
     lines = [f"{verb} {len(d['changes'])} change(s) in {d['seconds']:.2f}s ({d['attempts']} attempt(s)):"]
     for c in d["changes"]:
         lines.append(f"  - {c['description']}")
         if d["dry_run"]:
             lines += ["      " + s for s in c["sql"].splitlines()]
     lines += [f"warning: {w}" for w in d["warnings"]]
-    return "\n".join(lines)
+    return "\n".join(piped + lines)
 
 
 def apply_markdown(d: dict[str, Any]) -> str:
@@ -109,8 +169,15 @@ def apply_markdown(d: dict[str, Any]) -> str:
 def cmd_plan(args: argparse.Namespace) -> Result:
     from migrate_assets.resources import database
 
-    plan = database.schema_plan(load_config(args.config), args.table, args.allow_drop_table)
+    cfg = load_config(args.config)
+    plan = database.schema_plan(cfg, args.table, args.allow_drop_table)
     data = plan.to_dict()
+    if cfg.pipelines and plan.changes:  # pipeline tables: the cross-layer plan `apply` runs (the layers load only now)
+        from migrate_assets.app.schema_apply import plan_pipeline
+
+        section = plan_pipeline(cfg, plan)
+        if section is not None:
+            data["pipeline"] = section
     code = 4 if args.check and not plan.empty else 0
     return Result(data=data, text=plan_text, markdown=plan_markdown, exit_code=code)
 
@@ -143,6 +210,29 @@ def _approve(plan: Plan) -> None:
         raise NotApproved(f"apply not approved (answer {answer!r}): nothing changed")
 
 
+def _step(st: Any) -> None:
+    if sys.stderr.isatty():
+        print(f"  {st.id:<10} {st.status}", file=sys.stderr, flush=True)
+
+
+def _pipeline_failed(runs: list[dict[str, Any]]) -> Result:
+    last = runs[-1]
+    data = {"dry_run": False, "changes": [], "pipeline": runs, "status": last["status"], "error": last.get("error"),
+            "next": last.get("next")}
+    print(f"error: the pipeline change of {last['table']} did not go through ({last.get('error')}); "
+          f"{last.get('next') or ''}", file=sys.stderr)
+    return Result(data=data, text=lambda d: "\n".join(pipeline_apply_text(d["pipeline"])), exit_code=1)
+
+
+def pipeline_apply_text(runs: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for r in runs:
+        out.append(f"{r['table']}: {r['status']} (run {r['run_id']})")
+        out += [f"  {s['layer']:<15} {s['status']}" + (f" ({s['seconds']:.2f}s)" if s.get("seconds") else "")
+                for s in r["steps"]]
+    return out
+
+
 def cmd_apply(args: argparse.Namespace) -> Result:
     from migrate_assets.resources import database
     from migrate_assets.schema.planner import build_plan, live_tables, scope_fingerprint
@@ -170,7 +260,16 @@ def cmd_apply(args: argparse.Namespace) -> Result:
                                  file="<command line>", key="--auto-approve")
             if plan.changes:
                 _approve(plan)  # autocommit: no lock is held while the prompt waits
-        plan, result, expanded = database.apply_schema(conn, cfg, plan, desired, opts, dry_run=args.dry_run)
+        if cfg.pipelines:  # pipeline tables' column changes go through the saga, never bare DDL
+            from migrate_assets.app.schema_apply import apply_schema
+
+            applied = apply_schema(conn, cfg, plan, desired, opts, dry_run=args.dry_run, on_step=_step)
+            if applied.result is None:  # a pipeline run did not succeed: nothing ran directly
+                return _pipeline_failed(applied.pipeline)
+            plan, result, expanded, runs = applied.plan, applied.result, applied.expanded, applied.pipeline
+        else:
+            plan, result, expanded = database.apply_schema(conn, cfg, plan, desired, opts, dry_run=args.dry_run)
+            runs = []
     data = {
         "dry_run": result.dry_run,
         "fingerprint": plan.fingerprint,
@@ -180,6 +279,7 @@ def cmd_apply(args: argparse.Namespace) -> Result:
         "attempts": result.attempts,
         "seconds": round(result.seconds, 3),
         "expanded": expanded,
+        "pipeline": runs,
     }
     warnings = result.warnings + [
         f"{e['table']}: breaking column changes handed to expand–contract (change file {e['change_file']}); "

@@ -16,7 +16,15 @@ from typing import Any
 
 from migrate_assets.errors import InvalidInputError, Problem
 from migrate_assets.evolution.layers import IcebergOp, IcebergState, Layer
-from migrate_assets.evolution.typemap import TypeMapOptions, map_type, normalise_iceberg
+from migrate_assets.evolution.typemap import (
+    GEOGRAPHY,
+    GEOMETRY,
+    POINT,
+    VARIABLE_SCALE_DECIMAL,
+    TypeMapOptions,
+    map_type,
+    normalise_iceberg,
+)
 from migrate_assets.schema.ops import Operation
 from migrate_assets.schema.types import parse_type
 
@@ -136,6 +144,39 @@ class _AvroFields:
         self.fields[i] = f
 
 
+#: Debezium's own records: Avro defines a named type once per schema, later uses name it (as the converter writes)
+_NAMED = {r["connect.name"]: r for r in (VARIABLE_SCALE_DECIMAL, POINT, GEOMETRY, GEOGRAPHY)}
+
+
+def _define_once(t: Any, seen: set[str]) -> Any:
+    """`t` with each of Debezium's named records defined at its first use in schema order, named after it."""
+    if isinstance(t, str):
+        if t in _NAMED and t not in seen:
+            seen.add(t)
+            return copy.deepcopy(_NAMED[t])  # its definition went with a dropped column: defined here now
+        return t
+    if isinstance(t, list):
+        return [_define_once(x, seen) for x in t]
+    if not isinstance(t, dict):
+        return t
+    full = str(t.get("connect.name"))
+    if t.get("type") == "record" and full in _NAMED:
+        if full in seen:
+            return full
+        seen.add(full)
+        return t
+    out = dict(t)
+    if out.get("type") == "record":
+        out["fields"] = [{**f, "type": _define_once(f["type"], seen)} for f in out.get("fields", [])]
+    elif out.get("type") == "array":
+        out["items"] = _define_once(out["items"], seen)
+    elif out.get("type") == "map":
+        out["values"] = _define_once(out["values"], seen)
+    elif isinstance(out.get("type"), dict | list):
+        out["type"] = _define_once(out["type"], seen)
+    return out
+
+
 def derive_avro(latest_schema: str, ops: tuple[Operation, ...], old_types: dict[str, str],
                 opts: TypeMapOptions | None = None) -> str:
     """New Avro schema text for the subject; `old_types` maps existing column names to their PG types."""
@@ -144,7 +185,7 @@ def derive_avro(latest_schema: str, ops: tuple[Operation, ...], old_types: dict[
     sink = _AvroFields(rec["fields"], opts or TypeMapOptions())
     for op in ops:
         op.effects(sink)
-    return json.dumps(new, separators=(",", ":"))
+    return json.dumps(_define_once(new, set()), separators=(",", ":"))
 
 
 def new_subject_schema(template: str, prefix: str, schema: str, table: str,
@@ -164,7 +205,7 @@ def new_subject_schema(template: str, prefix: str, schema: str, table: str,
         row.pop("namespace", None)
     else:
         env["namespace"] = f"{prefix}.{schema}.{table}"
-    return json.dumps(env, separators=(",", ":"))
+    return json.dumps(_define_once(env, set()), separators=(",", ":"))
 
 
 def avro_row_fields(schema_text: str) -> dict[str, Any]:
@@ -250,3 +291,39 @@ def derive_iceberg(state: IcebergState, ops: tuple[Operation, ...], opts: TypeMa
     for op in ops:
         op.effects(sink)
     return tuple(sink.out)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Enum labels
+# --------------------------------------------------------------------------------------------------------
+
+
+def derive_enum_labels(latest_schema: str, columns: dict[str, str], enum: str, labels: tuple[str, ...]) -> str | None:
+    """The subject's next schema when the enum `enum` (as PgType spells it) gets `labels`: each field of a column
+    of that enum (or an array of it) carries the new `allowed` list, as Debezium will announce it once its task
+    has reloaded the type (a connector restart). None when no column of the table uses the enum.
+
+    The building block of a planned label addition: register this version, `ALTER TYPE … ADD VALUE`, restart the
+    connector, verify. Until the restart the converter keeps finding the previous version for Debezium's stale
+    schema, so no version appears that was not planned."""
+    doc = copy.deepcopy(json.loads(latest_schema))
+    rec, _ = row_record(doc)
+    allowed = ",".join(labels)
+    changed = False
+
+    def relabel(t: Any) -> Any:
+        nonlocal changed
+        if isinstance(t, list):
+            return [relabel(x) for x in t]
+        if isinstance(t, dict) and t.get("type") == "array":
+            return {**t, "items": relabel(t["items"])}
+        if isinstance(t, dict) and t.get("connect.name") == "io.debezium.data.Enum":
+            changed = True
+            return {**t, "connect.parameters": {**t.get("connect.parameters", {}), "allowed": allowed}}
+        return t
+
+    for f in rec["fields"]:
+        typ = columns.get(f["name"])
+        if typ is not None and parse_type(typ).element.name == enum:
+            f["type"] = relabel(f["type"])
+    return json.dumps(doc, separators=(",", ":")) if changed else None

@@ -128,6 +128,19 @@ class IcebergOp:
     type: str | None = None  # add_column / promote
     new_name: str | None = None  # rename
 
+    @classmethod
+    def of(cls, stored: IcebergOp | dict[str, Any] | Sequence[Any]) -> IcebergOp:
+        """One op from a run record: an object `{kind, name, type, new_name}`, or the positional list form."""
+        if isinstance(stored, IcebergOp):
+            return stored
+        if isinstance(stored, dict):
+            return cls(**stored)
+        return cls(*stored)
+
+    @classmethod
+    def many(cls, stored: Sequence[Any]) -> tuple[IcebergOp, ...]:
+        return tuple(cls.of(o) for o in stored)
+
 
 #: `LakehouseLayer.apply` without a requirement on the main branch's snapshot (real snapshot ids are positive)
 ANY_SNAPSHOT = -1

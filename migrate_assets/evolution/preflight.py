@@ -16,7 +16,7 @@ from migrate_assets.errors import (
     RuntimeFailure,
     SafetyRefusal,
 )
-from migrate_assets.evolution.actions import IcebergUpdate, RegisterSchema, RunContext, _ops
+from migrate_assets.evolution.actions import IcebergUpdate, RegisterSchema, RunContext
 from migrate_assets.evolution.filters import in_list, listed_tables
 from migrate_assets.evolution.layers import Layer, RegistryVersion
 from migrate_assets.evolution.planner import (
@@ -29,7 +29,7 @@ from migrate_assets.evolution.planner import (
     plan_new_table,
 )
 from migrate_assets.evolution.sink import check_sink
-from migrate_assets.evolution.typemap import TypeMapOptions
+from migrate_assets.evolution.typemap import TypeMapOptions, UserType
 from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.schema.model import Table
 
@@ -76,13 +76,41 @@ def read_snapshot(target: PipelineTarget, ctx: RunContext) -> Snapshot:
     return Snapshot(target, tuple(cols) if cols is not None else None, fp, latest, level, ice, cfg, state)
 
 
-def connector_types(policy: Policy, snap: Snapshot) -> Policy:
-    """The policy with the type map the live connector implies (`decimal.handling.mode`, `time.precision.mode`):
-    what Debezium will emit is what the registry, Iceberg and verify must expect."""
-    if snap.connector_config is None:
-        return policy
-    opts = TypeMapOptions.from_connector(dict(snap.connector_config), policy.type_options,
-                                         f"connector {snap.target.connector}")
+_USER_TYPES = """
+SELECT quote_ident(n.nspname) || '.' || quote_ident(t.typname), t.typtype::text,
+       ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder),
+       CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE t.typtype IN ('e', 'd') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1"""
+
+
+def user_types(ctx: RunContext) -> tuple[UserType, ...]:
+    """The source database's enums (labels in sort order, as Debezium's `allowed`) and domains (their base type,
+    which is what Debezium emits), for the type map. A source without a catalog (an in-memory layer) has none."""
+    connect = getattr(ctx.source, "connect", None)
+    if connect is None:
+        return ()
+    with connect() as conn, conn.transaction():
+        conn.execute("SET LOCAL search_path = pg_catalog")  # format_type qualifies user types, as PgType does
+        rows = conn.execute(_USER_TYPES).fetchall()
+    return tuple(UserType(name, "enum" if kind == "e" else "domain", tuple(labels or ()), base)
+                 for name, kind, labels, base in rows)
+
+
+def with_user_types(opts: TypeMapOptions, ctx: RunContext) -> TypeMapOptions:
+    return replace(opts, user_types=user_types(ctx))
+
+
+def connector_types(policy: Policy, snap: Snapshot, ctx: RunContext | None = None) -> Policy:
+    """The policy with the type map the live connector implies (its decimal, time, binary, interval, hstore and
+    unknown-type settings) and the catalog's enums and domains: what Debezium will emit is what the registry,
+    Iceberg and verify must expect."""
+    opts = policy.type_options
+    if snap.connector_config is not None:
+        opts = TypeMapOptions.from_connector(dict(snap.connector_config), opts, f"connector {snap.target.connector}")
+    if ctx is not None:
+        opts = with_user_types(opts, ctx)
     return replace(policy, type_options=opts)
 
 
@@ -92,7 +120,7 @@ def preflight(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy
                                          message=f"{change.qualified} is not the pipeline table {target.table}")])
     target = resolve_target(target, ctx)
     snap = read_snapshot(target, ctx)
-    plan = plan_evolution(change, snap, connector_types(policy, snap))
+    plan = plan_evolution(change, snap, connector_types(policy, snap, ctx))
     return _checked(snap, plan, ctx, (Layer.SOURCE_DB, f"fingerprint {snap.source_fingerprint}"))
 
 
@@ -108,7 +136,7 @@ def _checked(snap: Snapshot, plan: EvolutionPlan, ctx: RunContext, first: tuple[
                 raise IncompatibleSchemaError(a.subject, res.level, res.messages)
             checks.append((Layer.SCHEMA_REGISTRY, f"derived schema is {res.level}-compatible with {a.subject}"))
         elif isinstance(a, IcebergUpdate) and ctx.lakehouse is not None:
-            ctx.lakehouse.validate(a.identifier, _ops(a.ops))
+            ctx.lakehouse.validate(a.identifier, a.ops)
             checks.append((Layer.LAKEHOUSE, f"update of {a.identifier} validated without commit"))
     target = snap.target
     if target.connector and ctx.connector is not None:
@@ -155,7 +183,7 @@ def preflight_new_table(table: Table, target: PipelineTarget, ctx: RunContext, p
     target = resolve_target(target, ctx)
     snap = read_snapshot(target, ctx)
     template, prefix = sibling_template(target, ctx)
-    plan = plan_new_table(table, snap, connector_types(policy, snap), template, prefix)
+    plan = plan_new_table(table, snap, connector_types(policy, snap, ctx), template, prefix)
     return _checked(snap, plan, ctx, (Layer.SOURCE_DB, f"{table.qualified} absent"))
 
 
@@ -173,6 +201,6 @@ def preflight_join_table(target: PipelineTarget, ctx: RunContext, policy: Policy
     template, prefix = sibling_template(target, ctx)
     cfg = dict(snap.connector_config or ())
     signal = cfg.get("signal.data.collection") or f"{target.table.split('.', 1)[0]}.debezium_signal"
-    plan = plan_join_table(snap, connector_types(policy, snap), template, prefix,
+    plan = plan_join_table(snap, connector_types(policy, snap, ctx), template, prefix,
                            ctx.source.columns(signal) is not None)
     return _checked(snap, plan, ctx, (Layer.SOURCE_DB, f"{target.table} exists ({len(snap.columns or ())} columns)"))

@@ -20,6 +20,7 @@ from migrate_assets.evolution.preflight import (
     preflight_join_table,
     preflight_new_table,
 )
+from migrate_assets.evolution.results import ConnectorSynced
 from migrate_assets.evolution.saga import RetryPolicy, Saga, new_run_id
 from migrate_assets.evolution.store import EvolutionStore, RunRecord, StepState
 from migrate_assets.evolution.verify import verify_table
@@ -32,9 +33,10 @@ def attach_verifier(ctx: RunContext, targets: list[PipelineTarget]) -> None:
 
     def verifier(table: str, c: RunContext) -> list[str]:
         target = by_table.get(table, PipelineTarget(table))
-        proved = c.results.get(Layer.CONNECTOR.step, {}).get("progress_lsn")
-        return verify_table(target, c, progress_bound=c.bounds.progress,
-                            progress_target=lsn_to_int(proved) if proved else None, sink_data=False).differences()
+        synced = c.result(Layer.CONNECTOR.step, ConnectorSynced)
+        proved = lsn_to_int(synced.progress_lsn) if synced is not None else None
+        return verify_table(target, c, progress_bound=c.bounds.progress, progress_target=proved,
+                            sink_data=False).differences()
 
     ctx.verifier = verifier
 
@@ -80,10 +82,11 @@ def _execute(report: PreflightReport, ctx: RunContext, store: EvolutionStore | N
 
 def resume(run_id: str, targets: list[PipelineTarget], ctx: RunContext, store: EvolutionStore,
            retry: RetryPolicy, on_step: Callable[[StepState], None] | None = None,
-           dry_run: bool = False) -> RunRecord:
+           dry_run: bool = False, record: RunRecord | None = None) -> RunRecord:
     """Finish a persisted run; a step the crash left `running` is probed first (landed: counted as done). A run
-    whose undo has begun is refused (RunNotResumableError); `dry_run` says what would run and writes nothing."""
-    rec = store.load(run_id)
+    whose undo has begun is refused (RunNotResumableError); `dry_run` says what would run and writes nothing.
+    `record`: the run as already loaded (its plan rebased on the live connector config, `app.fanout.guard`)."""
+    rec = record or store.load(run_id)
     attach_verifier(ctx, targets)
     ctx.resuming = True
     saga = Saga(ctx, store, retry, on_step)
@@ -94,9 +97,11 @@ def resume(run_id: str, targets: list[PipelineTarget], ctx: RunContext, store: E
 
 
 def rollback(run_id: str, ctx: RunContext, store: EvolutionStore, retry: RetryPolicy,
-             on_step: Callable[[StepState], None] | None = None, dry_run: bool = False) -> RunRecord:
-    """Compensate a persisted run (steps left `running` are probed); `dry_run` says what would be undone."""
-    rec = store.load(run_id)
+             on_step: Callable[[StepState], None] | None = None, dry_run: bool = False,
+             record: RunRecord | None = None) -> RunRecord:
+    """Compensate a persisted run (steps left `running` are probed); `dry_run` says what would be undone.
+    `record`: the run as already loaded (its plan rebased on the live connector config, `app.fanout.guard`)."""
+    rec = record or store.load(run_id)
     saga = Saga(ctx, store, retry, on_step)
     if dry_run:
         preview, would = saga.preview_rollback(rec)

@@ -29,6 +29,7 @@ from migrate_assets.errors import DataLossRefused, MigrateAssetsError, RunNotRes
 from migrate_assets.evolution.actions import Action, ConnectorSync, RunContext, is_transient
 from migrate_assets.evolution.layers import Layer
 from migrate_assets.evolution.planner import EvolutionPlan, PlannedStep
+from migrate_assets.evolution.results import StepResult
 from migrate_assets.evolution.store import EvolutionStore, RunRecord, StepState
 from migrate_assets.evolution.undo import left_for_rollback, refuse_data_loss
 from migrate_assets.schema.retry import backoff_delay
@@ -37,8 +38,6 @@ from migrate_assets.schema.retry import backoff_delay
 NON_TRANSACTIONAL = frozenset({Layer.SCHEMA_REGISTRY, Layer.LAKEHOUSE, Layer.CONNECTOR})
 #: step states that mean an undo has begun: such a run is never resumed
 UNDO_STATES = frozenset({"compensating", "compensated", "compensation_failed"})
-#: the SoftDeleteVersion outcome that means "try again later", not "nothing to do"
-_UNDO_WAITS = "not undoable yet"
 
 
 @dataclass(frozen=True)
@@ -76,8 +75,8 @@ def _interrupt_behind(exc: BaseException) -> bool:
     return False
 
 
-def _attempt(action: Action, ctx: RunContext, retry: RetryPolicy, state: StepState,
-             save: Callable[[], None]) -> dict[str, Any]:
+def _attempt(action: Action[Any], ctx: RunContext, retry: RetryPolicy, state: StepState,
+             save: Callable[[], None]) -> StepResult:
     attempt = 0
     while True:
         attempt += 1
@@ -179,7 +178,7 @@ class Saga:
             with self.lock(rec):
                 return self.run(rec)
 
-    def _probe(self, step: PlannedStep, st: StepState) -> dict[str, Any] | None:
+    def _probe(self, step: PlannedStep, st: StepState) -> StepResult | None:
         """The step's result if its effect is in its layer (None when it is not); raises when the layer cannot
         be asked."""
         return step.action.probe(self.ctx)
@@ -209,12 +208,12 @@ class Saga:
                     rec.failed_step, rec.error = step.id, f"{type(exc).__name__}: {st.error}"
                     return self._failed(rec, plan, st, compensate_on_failure)
                 if found is not None:
-                    st.status, st.result, st.error = "done", found, None
+                    st.status, st.result, st.error = "done", found.to_dict(), None
                     self._save(rec)
                     self.on_step(st)
                     self.ctx.log(f"{step.id}: was {was}, its effect is in {step.layer}: counted as done")
             if st.status == "done":
-                self.ctx.results[step.id] = st.result
+                self.ctx.results[step.id] = step.action.read_result(st.result)
                 if step.id == stop_after and step is not plan.steps[-1]:
                     return rec
                 continue
@@ -223,13 +222,13 @@ class Saga:
             self.on_step(st)
             t0 = time.monotonic()
             try:
-                st.result = _attempt(step.action, self.ctx, self.retry, st, lambda: self._save(rec))
+                result = _attempt(step.action, self.ctx, self.retry, st, lambda: self._save(rec))
             except Exception as exc:  # noqa: BLE001 - any failure ends the forward phase
                 st.status, st.error, st.seconds = "failed", str(exc), round(time.monotonic() - t0, 3)
                 rec.failed_step, rec.error = step.id, f"{type(exc).__name__}: {exc}"
                 return self._failed(rec, plan, st, compensate_on_failure)
-            st.status, st.seconds = "done", round(time.monotonic() - t0, 3)
-            self.ctx.results[step.id] = st.result
+            st.status, st.seconds, st.result = "done", round(time.monotonic() - t0, 3), result.to_dict()
+            self.ctx.results[step.id] = result
             self._save(rec)
             self.on_step(st)
             if step.id == stop_after and step is not plan.steps[-1]:
@@ -288,7 +287,7 @@ class Saga:
             self.on_step(st)
             return False
         if found is not None:
-            st.status, st.result = "done", found
+            st.status, st.result = "done", found.to_dict()
             self.ctx.results[st.id] = found
             self.ctx.log(f"{st.id}: was {was}, its effect is in {step.layer}: undoing it")
         else:
@@ -301,9 +300,10 @@ class Saga:
     def _prepare_undo(self, rec: RunRecord, plan: EvolutionPlan) -> None:
         """What an undo may need from the run: earlier results (e.g. the DDL's commit LSN, also after a crash,
         from the persisted record) and the connector's slot."""
-        for st in rec.steps:
+        for step in plan.steps:
+            st = rec.step(step.id)
             if st.result and st.id not in self.ctx.results:
-                self.ctx.results[st.id] = st.result
+                self.ctx.results[st.id] = step.action.read_result(st.result)
         self.ctx.slot = next((s.action.slot for s in plan.steps if isinstance(s.action, ConnectorSync)), None)
 
     def compensate_step(self, rec: RunRecord, step_id: str) -> StepState:
@@ -325,7 +325,7 @@ class Saga:
             return st
 
     def _compensate_one(self, step: PlannedStep, st: StepState, rec: RunRecord) -> bool:
-        inverse = step.action.inverse(st.result)
+        inverse = step.action.inverse_of(st.result)
         if inverse is None:
             st.status, st.compensation = "compensated", "nothing to undo"
             self._save(rec)
@@ -339,18 +339,17 @@ class Saga:
             self._save(rec)
             self.on_step(st)
             return False
-        st.compensation_result = res
-        reason = str(res.get("reason") or "")
-        if res.get("deleted") is False and reason.startswith(_UNDO_WAITS):
+        st.compensation_result = res.to_dict()
+        if res.waiting:
             # the undo must wait (the connector has not drained): not done, so a later --rollback does it
             st.status = "compensation_failed"
-            st.compensation = f"pending: {reason}; run `migrate-assets evolve --rollback {rec.run_id}` again " \
+            st.compensation = f"pending: {res.waiting}; run `migrate-assets evolve --rollback {rec.run_id}` again " \
                               "once the connector runs and has drained"
             self._save(rec)
             self.on_step(st)
             return False
-        if res.get("deleted") is False and reason:
-            st.compensation = f"skipped: {reason}"
+        if res.skipped:
+            st.compensation = f"skipped: {res.skipped}"
         else:
             st.compensation = f"done: {inverse.describe()}"
         st.status = "compensated"
@@ -375,11 +374,11 @@ class Saga:
             if needs_probe(step, st):
                 was, found = st.status, self._probe(step, st)
                 if found is not None:
-                    st.status, st.result = "done", found
+                    st.status, st.result = "done", found.to_dict()
                 would.append(f"{step.id}: was {was}; probed: "
                              + ("its effect is in the layer" if found is not None else "not in the layer"))
             if st.status in ("done", "compensation_failed", "compensating"):
-                inverse = step.action.inverse(st.result)
+                inverse = step.action.inverse_of(st.result)
                 st.compensation = f"would undo: {inverse.describe()}" if inverse else "nothing to undo"
                 if inverse is not None:
                     would.append(f"{step.id}: undo: {inverse.describe()}")
@@ -397,7 +396,7 @@ class Saga:
             if st.status != "done" and needs_probe(step, st):
                 found = self._probe(step, st)
                 if found is not None:
-                    st.status, st.result = "done", found
+                    st.status, st.result = "done", found.to_dict()
                     would.append(f"{step.id}: probed: its effect is in the layer, counted as done")
             if st.status != "done":
                 would.append(f"{step.id}: run: {step.action.describe()}")

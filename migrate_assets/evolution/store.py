@@ -50,12 +50,13 @@ class StepState:
     id: str
     layer: str  # a `Layer`'s plain name (run records, JSON and Dagster metadata hold strings)
     status: str = "pending"  # pending | running | done | failed | compensating | compensated | compensation_failed | skipped
+    #: the action's result in its stored JSON form (`Action.read_result` gives the typed `evolution.results` one)
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     attempts: int = 0
     seconds: float = 0.0
     compensation: str | None = None  # outcome text of the compensation, once run
-    compensation_result: dict[str, Any] = field(default_factory=dict)
+    compensation_result: dict[str, Any] = field(default_factory=dict)  # the inverse action's result, stored form
 
     def __post_init__(self) -> None:
         self.layer = str(self.layer)

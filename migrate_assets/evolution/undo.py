@@ -30,7 +30,7 @@ def undo_losses(rec: RunRecord, plan: EvolutionPlan, ctx: RunContext) -> list[Da
         st = rec.step(step.id)
         if st.status not in TO_UNDO:
             continue
-        inverse = step.action.inverse(st.result)
+        inverse = step.action.inverse_of(st.result)
         if inverse is not None:
             out += inverse.losses(ctx)
     return out

@@ -20,11 +20,13 @@ from migrate_assets.evolution.derive import avro_row_fields
 from migrate_assets.evolution.filters import captures_column, captures_table
 from migrate_assets.evolution.layers import DATA_LAYERS, Layer
 from migrate_assets.evolution.planner import PipelineTarget
+from migrate_assets.evolution.preflight import with_user_types
 from migrate_assets.evolution.sink import verify_sink
 from migrate_assets.evolution.typemap import (
     LayerTypes,
     TypeMapOptions,
     avro_signature,
+    drift_hint,
     expected_avro_signature,
     map_type,
     normalise_iceberg,
@@ -79,7 +81,8 @@ def _compare(expected: dict[str, LayerTypes], actual: dict[str, Any], want: Call
         if name not in actual:
             diffs.append(f"column {name} missing from {where}")
         elif actual[name] != want(lt):
-            diffs.append(f"column {name}: {layer} has {actual[name]}, {lt.pg} maps to {want(lt)}")
+            diffs.append(f"column {name}: {layer} has {actual[name]}, {lt.pg} maps to {want(lt)}"
+                         + drift_hint(actual[name], want(lt)))
     diffs += [f"{layer} field {n} in {where} has no source column" for n in actual if n not in expected]
     return LayerVerdict("drift" if diffs else "consistent", tuple(diffs))
 
@@ -104,6 +107,7 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
     try:
         cols = ctx.source.columns(target.table)
         start_lsn = progress_target if progress_target is not None else ctx.source.current_lsn()
+        opts = opts if opts.user_types else with_user_types(opts, ctx)  # enums' labels, domains' base types
     except MigrateAssetsError as exc:
         out.layers = {layer: _unreachable(exc) if layer == Layer.SOURCE_DB else LayerVerdict("unreachable", (
             "source database unreachable: nothing to compare with",)) for layer in LAYERS}
@@ -198,7 +202,7 @@ def _verify_connector(target: PipelineTarget, ctx: RunContext, columns: list[str
         if ctx.source.slot(slot) is None:
             diffs.append(f"replication slot {slot} does not exist")
         elif start_lsn is not None:
-            wait_slot(ctx, slot, start_lsn, bound, "a LSN taken when verify started")
+            wait_slot(ctx, slot, start_lsn, bound, "a LSN taken when verify started", streamed=True)
     except TransientError as exc:  # the bound passed: RUNNING or not, the slot is stuck
         diffs.append(f"replication slot {slot} makes no progress: {exc}; Kafka Connect says {status.state}")
     except MigrateAssetsError as exc:

@@ -292,6 +292,45 @@ def status(conn: psycopg.Connection[Any], change: ChangeSet, opts: Options | Non
     return compute_status(conn, plan, st)
 
 
+def _contract_ready(conn: psycopg.Connection[Any], change: ChangeSet, opts: Options,
+                    force: bool) -> tuple[Any, ExpandPlan, ExpandStatus] | None:
+    """The change's state, plan and status when it may be contracted now (None: already contracted)."""
+    _idle(conn)
+    table, fp = change.qualified, change.fingerprint()
+    st = _get(conn, change, opts)
+    if st is None:
+        raise NotSafeToContractError(f"{table}: change {fp} was never expanded; run expand first")
+    if st.phase == "contracted":
+        return None
+    if st.phase == "aborted":
+        raise ExpandStateError(f"{table}: change {fp} was aborted; expand it again first")
+    plan = plan_from_state(st, change)
+    stat = compute_status(conn, plan, st)
+    if not stat.safe_to_contract and not force:
+        raise NotSafeToContractError(f"{table}: not safe to contract: " + "; ".join(stat.reasons))
+    return st, plan, stat
+
+
+def contract_transaction(conn: psycopg.Connection[Any], change: ChangeSet, opts: Options | None = None, *,
+                         force: bool = False) -> dict[str, Any]:
+    """Contract as ONE transaction's statements, for another engine to run (the evolution saga's DDL step of a
+    pipeline table): the NOT NULL guards validated, the old shape dropped, the state row marked contracted.
+    A NULL left in a column that must become NOT NULL fails the transaction (nothing changes) instead of being
+    reported before it, as `contract` does. `statements` is empty when the change is already contracted."""
+    opts = opts or Options()
+    table, fp = change.qualified, change.fingerprint()
+    ready = _contract_ready(conn, change, opts, force)
+    conn.rollback()
+    if ready is None:
+        return {"table": table, "fingerprint": fp, "status": "already_contracted", "statements": []}
+    st, plan, stat = ready
+    body = [s for step in plan.contract_prepare for s in step.forward] + list(plan.contract_statements)
+    body += indexes.finish_statements(indexes.from_state(st.rebuilds))
+    body.append(state.set_phase_sql(opts.state_schema, table, fp, "contracted"))
+    return {"table": table, "fingerprint": fp, "status": "ready", "safe_to_contract": stat.safe_to_contract,
+            "forced": force and not stat.safe_to_contract, "statements": [s.as_string(conn) for s in body]}
+
+
 def contract(
     conn: psycopg.Connection[Any],
     change: ChangeSet,
@@ -302,19 +341,11 @@ def contract(
 ) -> dict[str, Any]:
     """Refuse unless safe (or forced); then validate NOT NULL guards and contract in one transaction."""
     opts = opts or Options()
-    _idle(conn)
     table, fp = change.qualified, change.fingerprint()
-    st = _get(conn, change, opts)
-    if st is None:
-        raise NotSafeToContractError(f"{table}: change {fp} was never expanded; run expand first")
-    if st.phase == "contracted":
+    ready = _contract_ready(conn, change, opts, force)
+    if ready is None:
         return {"table": table, "fingerprint": fp, "status": "already_contracted", "sql": []}
-    if st.phase == "aborted":
-        raise ExpandStateError(f"{table}: change {fp} was aborted; expand it again first")
-    plan = plan_from_state(st, change)
-    stat = compute_status(conn, plan, st)
-    if not stat.safe_to_contract and not force:
-        raise NotSafeToContractError(f"{table}: not safe to contract: " + "; ".join(stat.reasons))
+    st, plan, stat = ready
     prepare = [s for step in plan.contract_prepare for s in step.forward]
     main = list(plan.contract_statements) + indexes.finish_statements(indexes.from_state(st.rebuilds))
     if dry_run:

@@ -203,6 +203,16 @@ def cursor_statement(
     ).format(_t(schema), sql.Literal(json.dumps(cursor)), rows, sql.Literal(table), sql.Literal(fp))
 
 
+def set_phase_sql(schema: str, table: str, fp: str, phase: str) -> sql.Composed:
+    """`set_phase` as one statement with its values inlined (for a transaction another engine runs: the
+    evolution saga's DDL step of a pipeline table's contract)."""
+    assert phase in PHASES
+    stamp = {"expanded": "expanded_at", "contracted": "finished_at", "aborted": "finished_at"}.get(phase)
+    extra = sql.SQL(", {} = now()").format(sql.Identifier(stamp)) if stamp else sql.SQL("")
+    return sql.SQL("UPDATE {} SET phase = {}, updated_at = now(){} WHERE table_name = {} AND fingerprint = {}").format(
+        _t(schema), sql.Literal(phase), extra, sql.Literal(table), sql.Literal(fp))
+
+
 def set_phase(conn: psycopg.Connection[Any], schema: str, table: str, fp: str, phase: str) -> None:
     assert phase in PHASES
     stamp = {"expanded": "expanded_at", "contracted": "finished_at", "aborted": "finished_at"}.get(phase)

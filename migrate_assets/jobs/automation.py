@@ -4,24 +4,34 @@ Sensors only decide; jobs do the work, so every action is a visible, retryable r
 idempotent: the file sensor keys runs by the content fingerprint of the spec or migration files, the expand sensor
 by the change's fingerprint, the rollback sensor by the evolution run id, the connector sensor by the failure
 it saw — a tick that sees nothing new asks for nothing new.
+
+`automation(jobs, …)` builds them for a set of jobs: the code location's (module level, reading the `project`
+resource), or one project's among several (names prefixed, that project bound).
 """
 
 
 import hashlib
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from dagster import (
+    AssetSelection,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
+    RunStatusSensorContext,
     ScheduleDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    define_asset_job,
     run_failure_sensor,
+    run_status_sensor,
     sensor,
 )
 
@@ -31,37 +41,31 @@ from migrate_assets.errors import MigrateAssetsError
 from migrate_assets.expand import runner
 from migrate_assets.jobs.database import (
     APPLICATION_NAME,
+    abort_expand,
     contract,
+    expand,
+    migrations_down,
     migrations_status,
     migrations_up,
     schema_apply,
     schema_plan,
 )
 from migrate_assets.jobs.evolve import (
-    EVOLUTION_RUN_TAG,
     evolve_pipeline,
     restart_failed_connector,
     rollback_evolution,
     verify_pipeline,
 )
+from migrate_assets.jobs.evolve_launch import EVOLUTION_RUN_TAG, ON_FAILURE_TAG, TABLES_TAG
+from migrate_assets.jobs.observe import GROUP
 from migrate_assets.resources import database
+
+#: tag of a rollback run: the evolve_pipeline run whose failure asked for it
+FAILED_RUN_TAG = "migrate_assets/failed_run"
 
 # ------------------------------------------------------------------------------------------------------------
 # schedules
 # ------------------------------------------------------------------------------------------------------------
-
-nightly_verify = ScheduleDefinition(
-    name="nightly_verify", job=verify_pipeline, cron_schedule="0 2 * * *", execution_timezone="UTC",
-    description="Every night: compare every pipeline table across all layers (drift fails the run).",
-    default_status=DefaultScheduleStatus.STOPPED,
-)
-
-nightly_drift_check = ScheduleDefinition(
-    name="nightly_drift_check", job=schema_plan, cron_schedule="30 2 * * *", execution_timezone="UTC",
-    run_config={"ops": {"plan_schema": {"config": {"fail_on_changes": True}}}},
-    description="Every night: fail when the live database drifted from the YAML specs.",
-    default_status=DefaultScheduleStatus.STOPPED,
-)
 
 # ------------------------------------------------------------------------------------------------------------
 # files changed → plan / apply / migrate
@@ -87,20 +91,19 @@ def project_fingerprints(cfg: ProjectConfig) -> dict[str, str]:
     }
 
 
-@sensor(jobs=[schema_plan, schema_apply, migrations_status, migrations_up], minimum_interval_seconds=30,
-        default_status=DefaultSensorStatus.STOPPED)
-def spec_files_changed(context: SensorEvaluationContext, project: MigrateProjectResource) -> SensorResult:
+def _spec_files_changed(context: SensorEvaluationContext, project: MigrateProjectResource,
+                        jobs: Mapping[str, Any]) -> SensorResult:
     """Spec or migration files changed → plan (or apply with `auto_apply`); run key = content fingerprint."""
     cfg = project.load()
     now = project_fingerprints(cfg)
     seen = json.loads(context.cursor) if context.cursor else {}
     requests = []
     if now["schema"] != seen.get("schema"):
-        job = schema_apply if project.auto_apply else schema_plan
+        job = jobs["schema_apply" if project.auto_apply else "schema_plan"]
         requests.append(RunRequest(run_key=f"schema:{now['schema']}", job_name=job.name,
                                    tags={"migrate_assets/fingerprint": now["schema"]}))
     if now["migrations"] != seen.get("migrations"):
-        job = migrations_up if project.auto_apply else migrations_status
+        job = jobs["migrations_up" if project.auto_apply else "migrations_status"]
         requests.append(RunRequest(run_key=f"migrations:{now['migrations']}", job_name=job.name,
                                    tags={"migrate_assets/fingerprint": now["migrations"]}))
     if not requests:
@@ -113,8 +116,7 @@ def spec_files_changed(context: SensorEvaluationContext, project: MigrateProject
 # ------------------------------------------------------------------------------------------------------------
 
 
-@sensor(job=contract, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED)
-def expand_ready(context: SensorEvaluationContext, project: MigrateProjectResource) -> SensorResult:
+def _expand_ready(context: SensorEvaluationContext, project: MigrateProjectResource) -> SensorResult:
     """An expanded change in `changes_dir` reports safe_to_contract → `contract` (with `auto_contract`)."""
     cfg = project.load()
     folder = project.resolve(project.changes_dir)
@@ -149,10 +151,8 @@ def expand_ready(context: SensorEvaluationContext, project: MigrateProjectResour
 # ------------------------------------------------------------------------------------------------------------
 
 
-@run_failure_sensor(monitored_jobs=[evolve_pipeline], request_job=rollback_evolution,
-                    default_status=DefaultSensorStatus.STOPPED)
-def evolution_failed_rollback(context: RunFailureSensorContext,
-                              project: MigrateProjectResource) -> list[RunRequest] | SkipReason:
+def _evolution_failed_rollback(context: RunFailureSensorContext,
+                               project: MigrateProjectResource) -> list[RunRequest] | SkipReason:
     """A failed `evolve_pipeline` run whose layers were not all restored → `rollback_evolution` per evolution run.
 
     The run's tag lists one evolution run per table. A table whose own rollback branch finished has nothing left to
@@ -160,6 +160,9 @@ def evolution_failed_rollback(context: RunFailureSensorContext,
     (or whose compensation failed) left its record behind, and the rollback job finishes the work.
     """
     run_ids = [r for r in context.dagster_run.tags.get(EVOLUTION_RUN_TAG, "").split(",") if r]
+    if context.dagster_run.tags.get(ON_FAILURE_TAG) == "hold":
+        return SkipReason("on_failure: hold: the layers are kept for Re-execute from failure (resume); "
+                          "run rollback_evolution to undo " + ", ".join(run_ids))
     if not run_ids:
         return SkipReason("the failed run never persisted an evolution (it failed in pre-flight): nothing changed")
     store = project.store()
@@ -173,7 +176,8 @@ def evolution_failed_rollback(context: RunFailureSensorContext,
                           + ", ".join(f"{rec.run_id} ({rec.table}) {rec.status}" for rec in records))
     return [RunRequest(run_key=f"rollback:{rec.run_id}",
                        run_config={"ops": {"rollback_run": {"config": {"run_id": rec.run_id}}}},
-                       tags={EVOLUTION_RUN_TAG: rec.run_id, "migrate_assets/failed_run": context.dagster_run.run_id})
+                       tags={EVOLUTION_RUN_TAG: rec.run_id, TABLES_TAG: rec.table,
+                             FAILED_RUN_TAG: context.dagster_run.run_id})
             for rec in pending]
 
 
@@ -182,8 +186,7 @@ def evolution_failed_rollback(context: RunFailureSensorContext,
 # ------------------------------------------------------------------------------------------------------------
 
 
-@sensor(job=restart_failed_connector, minimum_interval_seconds=30, default_status=DefaultSensorStatus.STOPPED)
-def connector_failed(context: SensorEvaluationContext, project: MigrateProjectResource) -> SensorResult:
+def _connector_failed(context: SensorEvaluationContext, project: MigrateProjectResource) -> SensorResult:
     """A pipeline connector (or one of its tasks) FAILED → restart with onlyFailed=true.
 
     The run key names the failure (connector, task states, first trace line), so one failure asks for one restart
@@ -211,5 +214,113 @@ def connector_failed(context: SensorEvaluationContext, project: MigrateProjectRe
     return SensorResult(skip_reason=SkipReason("; ".join(states) or "no pipeline connector"))
 
 
+def _layers_changed(context: RunStatusSensorContext) -> RunRequest | SkipReason:
+    """A job that changed the source database succeeded → observe the pipeline assets (not after a dry run)."""
+    run = context.dagster_run
+    config: dict[str, Any] = dict(run.run_config)
+    ops: Mapping[str, Any] = config.get("ops") or {}
+    if any(((op or {}).get("config") or {}).get("dry_run") for op in ops.values()):
+        return SkipReason(f"run {run.run_id} was a dry run: nothing changed")
+    return RunRequest(run_key=f"observe-after:{run.run_id}",
+                      tags={"migrate_assets/after_run": run.run_id, "migrate_assets/after_job": run.job_name})
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the schedules and sensors of a set of jobs
+# ------------------------------------------------------------------------------------------------------------
+
+#: the jobs that change the source database outside evolve_pipeline (which reports its own observations)
+SOURCE_CHANGING_JOBS = ("schema_apply", "migrations_up", "migrations_down", "expand", "contract", "abort_expand")
+_STOPPED = DefaultSensorStatus.STOPPED
+
+
+def _with_project(body: Callable[..., Any], bound: MigrateProjectResource | None,
+                  **extra: Any) -> Callable[..., Any]:
+    """The sensor function: the project from the `project` resource, or — one project among several in a code
+    location — the project bound here."""
+    fn: Callable[..., Any]
+    if bound is None:
+        def from_resource(context: Any, project: MigrateProjectResource) -> Any:
+            return body(context, project, **extra)
+        fn = from_resource
+    else:
+        def from_binding(context: Any) -> Any:
+            return body(context, bound, **extra)
+        fn = from_binding
+    fn.__doc__ = body.__doc__
+    return fn
+
+
+def automation(jobs: Mapping[str, Any], bound: MigrateProjectResource | None = None, prefix: str = "",
+               group: str = GROUP) -> dict[str, Any]:
+    """Every schedule and sensor (and the observation job) for these jobs, by name: the code location's, or
+    (`bound`, `prefix`, `group`) those of one project among several."""
+    observe = define_asset_job(
+        f"{prefix}observe_pipeline_schemas", selection=AssetSelection.groups(group, include_sources=True),
+        description="Read every pipeline table's schema in each layer into its asset (observations).")
+    out: dict[str, Any] = {"observe_pipeline_schemas": observe}
+    out["nightly_verify"] = ScheduleDefinition(
+        name=f"{prefix}nightly_verify", job=jobs["verify_pipeline"], cron_schedule="0 2 * * *",
+        execution_timezone="UTC", default_status=DefaultScheduleStatus.STOPPED,
+        description="Every night: compare every pipeline table across all layers (drift fails the run). Turn on in "
+                    "production: it is how drift made outside this tool is noticed.")
+    out["nightly_drift_check"] = ScheduleDefinition(
+        name=f"{prefix}nightly_drift_check", job=jobs["schema_plan"], cron_schedule="30 2 * * *",
+        execution_timezone="UTC", default_status=DefaultScheduleStatus.STOPPED,
+        run_config={"ops": {"plan_schema": {"config": {"fail_on_changes": True}}}},
+        description="Every night: fail when the live database drifted from the YAML specs. Turn on when the specs "
+                    "are the source of truth of the database.")
+    out["refresh_pipeline_schemas"] = ScheduleDefinition(
+        name=f"{prefix}refresh_pipeline_schemas", job=observe, cron_schedule="0 * * * *", execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.STOPPED,
+        description="Every hour: observe every layer's schema, so asset pages follow changes made outside this "
+                    "tool. Turn on when others change the layers too.")
+    out["spec_files_changed"] = sensor(
+        name=f"{prefix}spec_files_changed", minimum_interval_seconds=30, default_status=_STOPPED,
+        jobs=[jobs[n] for n in ("schema_plan", "schema_apply", "migrations_status", "migrations_up")],
+        description="Spec or migration files changed → schema_plan / migrations_status (schema_apply / "
+                    "migrations_up with auto_apply). Turn on where the files are deployed with the code.",
+    )(_with_project(_spec_files_changed, bound, jobs=jobs))
+    out["expand_ready"] = sensor(
+        name=f"{prefix}expand_ready", job=jobs["contract"], minimum_interval_seconds=60, default_status=_STOPPED,
+        description="An expanded change in changes_dir is safe to contract → contract (with auto_contract; "
+                    "otherwise the tick says which). Turn on when you use expand/contract.",
+    )(_with_project(_expand_ready, bound))
+    out["evolution_failed_rollback"] = run_failure_sensor(
+        name=f"{prefix}evolution_failed_rollback", monitored_jobs=[jobs["evolve_pipeline"]],
+        request_job=jobs["rollback_evolution"], default_status=_STOPPED,
+        description="An evolve_pipeline run failed and left an evolution not undone (its process died mid-step, or "
+                    "an undo could not finish) → rollback_evolution for it. Turn on in production; runs with "
+                    "on_failure: hold are left for Re-execute from failure.",
+    )(_with_project(_evolution_failed_rollback, bound))
+    out["connector_failed"] = sensor(
+        name=f"{prefix}connector_failed", job=jobs["restart_failed_connector"], minimum_interval_seconds=30,
+        default_status=_STOPPED, description="A pipeline connector or task is FAILED → restart only the failed "
+                                             "tasks, once per failure. Turn on in production.",
+    )(_with_project(_connector_failed, bound))
+    out["layers_changed"] = run_status_sensor(
+        name=f"{prefix}layers_changed", run_status=DagsterRunStatus.SUCCESS, request_job=observe,
+        monitored_jobs=[jobs[n] for n in SOURCE_CHANGING_JOBS], default_status=DefaultSensorStatus.RUNNING,
+        description="A job that changed the source database succeeded (schema_apply, migrations, "
+                    "expand/contract/abort) → observe the pipeline assets, so they show the new columns. On by "
+                    "default (it only reads); keep it on.",
+    )(_layers_changed)
+    return out
+
+
+#: what exists only when the project has pipeline assets (an asset job cannot select nothing)
+WITH_ASSETS = ("observe_pipeline_schemas", "refresh_pipeline_schemas", "layers_changed")
+_ALL = automation({j.name: j for j in (schema_plan, schema_apply, migrations_status, migrations_up, migrations_down,
+                                       expand, contract, abort_expand, evolve_pipeline, rollback_evolution,
+                                       verify_pipeline, restart_failed_connector)})
+nightly_verify, nightly_drift_check = _ALL["nightly_verify"], _ALL["nightly_drift_check"]
+spec_files_changed, expand_ready = _ALL["spec_files_changed"], _ALL["expand_ready"]
+evolution_failed_rollback, connector_failed = _ALL["evolution_failed_rollback"], _ALL["connector_failed"]
+observe_pipeline_schemas, refresh_pipeline_schemas = _ALL["observe_pipeline_schemas"], _ALL["refresh_pipeline_schemas"]
+layers_changed = _ALL["layers_changed"]
+
 SCHEDULES = [nightly_verify, nightly_drift_check]
 SENSORS = [spec_files_changed, expand_ready, evolution_failed_rollback, connector_failed]
+ASSET_JOBS = [observe_pipeline_schemas]
+ASSET_SCHEDULES = [refresh_pipeline_schemas]
+ASSET_SENSORS = [layers_changed]

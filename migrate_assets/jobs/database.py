@@ -8,7 +8,7 @@ split of `jobs.common`.
 
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,6 +16,7 @@ import psycopg
 from dagster import Config, Failure, MetadataValue, OpExecutionContext, job, op
 from pydantic import Field
 
+from migrate_assets.app import expand_pipeline, migrations, spec_writeback
 from migrate_assets.config import ProjectConfig
 from migrate_assets.dagster_resources import MigrateProjectResource
 from migrate_assets.expand import runner
@@ -25,7 +26,7 @@ from migrate_assets.jobs.common import DDL_POOL, OP_RETRY, engine_errors, md_tab
 from migrate_assets.resources import database
 from migrate_assets.schema.plan import Plan
 from migrate_assets.schema.planner import build_plan
-from migrate_assets.versioned import MigrationRunner, RunReport, status_dict
+from migrate_assets.versioned import MigrationRunner, RunReport, Step, status_dict
 
 #: how the jobs' sessions show in pg_stat_activity
 APPLICATION_NAME = "migrate-assets dagster"
@@ -37,7 +38,8 @@ def plan_md(plan: Plan) -> str:
     rows = [[c.table, c.kind, c.description, ", ".join(map(str, c.hazards)), "yes" if c.breaking else "",
              "\n".join(c.sql)] for c in plan.changes]
     body = md_table(["table", "kind", "change", "hazards", "breaking", "sql"], rows) if rows else "_No changes._"
-    return head + body + "".join(f"\n\n**Refused:** {r}" for r in plan.refusals)
+    gaps = "".join(f"**Spec behind the database:** {g} — declare it there to keep it\n\n" for g in plan.spec_gaps)
+    return head + gaps + body + "".join(f"\n\n**Refused:** {r}" for r in plan.refusals)
 
 
 class SchemaPlanConfig(Config):
@@ -74,9 +76,24 @@ def apply_schema(context: OpExecutionContext, config: SchemaApplyConfig, project
         desired = database.specs(cfg)
         opts = database.plan_options(cfg, config.tables, config.allow_drop_table)
         with database.schema_connection(cfg, APPLICATION_NAME, read_only=config.dry_run) as conn:
-            _, result, handed_off = database.apply_schema(
-                conn, cfg, build_plan(conn, desired, opts), desired, opts, dry_run=config.dry_run,
-                on_attempt=lambda n: context.log.info(f"apply attempt {n}"), on_progress=BackfillLog(context))
+            runs: list[dict[str, Any]] = []
+            if cfg.pipelines:  # pipeline tables' column changes through the evolution saga, as the CLI's apply
+                from migrate_assets.app.schema_apply import apply_schema as apply_with_pipelines
+
+                applied = apply_with_pipelines(conn, cfg, build_plan(conn, desired, opts), desired, opts,
+                                               dry_run=config.dry_run,
+                                               on_step=lambda st: context.log.info(f"{st.id}: {st.status}"))
+                runs = applied.pipeline
+                if applied.result is None:
+                    last = runs[-1]
+                    raise Failure(description=f"the pipeline change of {last['table']} did not go through: "
+                                              f"{last.get('error')}; {last.get('next') or ''}",
+                                  allow_retries=False, metadata={"pipeline": MetadataValue.json(runs)})
+                result, handed_off = applied.result, applied.expanded
+            else:
+                _, result, handed_off = database.apply_schema(
+                    conn, cfg, build_plan(conn, desired, opts), desired, opts, dry_run=config.dry_run,
+                    on_attempt=lambda n: context.log.info(f"apply attempt {n}"), on_progress=BackfillLog(context))
     expanded = [{"table": e["table"], "change_file": e["change_file"], "status": e["result"]["status"]}
                 for e in handed_off]
     for e in expanded:
@@ -91,9 +108,12 @@ def apply_schema(context: OpExecutionContext, config: SchemaApplyConfig, project
                                     else "_No changes: the database matches the specs._"),
         "warnings": "\n".join(result.warnings) or "none",
         "expanded": MetadataValue.json(expanded),
+        "pipeline": MetadataValue.md(md_table(["table", "run", "status", "steps"], [
+            [r["table"], r["run_id"], r["status"], ", ".join(f"{s['layer']} {s['status']}" for s in r["steps"])]
+            for r in runs]) if runs else "_No pipeline table changed._"),
     })
     return {"dry_run": result.dry_run, "changes": [c.to_dict() for c in result.applied], "warnings": result.warnings,
-            "expanded": expanded}
+            "expanded": expanded, "pipeline": runs}
 
 
 @job(description="Plan the changes that make the database match the YAML table specs.")
@@ -115,17 +135,40 @@ class MigrationsUpConfig(Config):
     to: int | None = Field(default=None, description="apply pending versions up to and including this one")
     allow_out_of_order: bool = Field(default=False, description="apply pending versions older than current")
     dry_run: bool = Field(default=False, description="report the SQL, change nothing")
+    allow_pipeline_drift: bool = Field(default=False, description="run migrations that change pipeline tables; "
+                                       "their layers' drift is reported right after")
 
 
 class MigrationsDownConfig(Config):
     steps: int | None = Field(default=None, description="revert the last N applied (default 1)")
     to: int | None = Field(default=None, description="revert every applied version above this one")
     dry_run: bool = Field(default=False, description="report the SQL, change nothing")
+    allow_pipeline_drift: bool = Field(default=False, description="revert migrations that change pipeline tables")
+
+
+def _log_step(context: OpExecutionContext) -> Callable[[Step], None]:
+    return lambda s: context.log.info(f"{s.action} {s.file} ({s.ms or 0:.0f} ms)")
 
 
 def migration_runner(context: OpExecutionContext, cfg: ProjectConfig) -> MigrationRunner:
-    return database.migration_runner(
-        cfg, on_step=lambda s: context.log.info(f"{s.action} {s.file} ({s.ms or 0:.0f} ms)"))
+    """The project's runner, guarding its pipeline tables (`app.migrations`)."""
+    return migrations.runner(cfg, on_step=_log_step(context))
+
+
+def outcome_metadata(context: OpExecutionContext, outcome: migrations.Outcome) -> dict[str, Any]:
+    """The run's metadata plus the pipeline tables it changed (allowed) and their layers verified after."""
+    meta = report_metadata(outcome.report)
+    changes = [[t.file, table, "; ".join(what)] for t in outcome.report.pipeline_changes
+               for table, what in t.tables.items()]
+    if outcome.report.trial_ms is not None:
+        meta["pipeline_check_ms"] = outcome.report.trial_ms
+    if changes:
+        meta["pipeline_changes"] = MetadataValue.md(md_table(["file", "table", "change"], changes))
+        meta["pipeline_drift"] = MetadataValue.json(outcome.drift)
+    for d in outcome.drift:
+        context.log.warning(f"pipeline table {d['table']} changed outside the pipeline: "
+                            f"{'DRIFT' if not d.get('consistent') else 'still consistent'}")
+    return meta
 
 
 def report_metadata(report: RunReport) -> dict[str, Any]:
@@ -151,20 +194,21 @@ def report_dict(report: RunReport) -> dict[str, Any]:
 def migrate_up(context: OpExecutionContext, config: MigrationsUpConfig, project: MigrateProjectResource) -> dict:
     """Apply pending migrations under the advisory lock; each file and its state row commit together."""
     with engine_errors("migrations up"):
-        report = migration_runner(context, project.load()).up(
-            to=config.to, allow_out_of_order=config.allow_out_of_order, dry_run=config.dry_run)
-    context.add_output_metadata(report_metadata(report))
-    return report_dict(report)
+        outcome = migrations.up(project.load(), to=config.to, allow_out_of_order=config.allow_out_of_order,
+                                dry_run=config.dry_run, allow_pipeline_drift=config.allow_pipeline_drift,
+                                on_step=_log_step(context))
+    context.add_output_metadata(outcome_metadata(context, outcome))
+    return {**report_dict(outcome.report), "pipeline_drift": outcome.drift}
 
 
 @op(retry_policy=OP_RETRY, pool=DDL_POOL)
 def migrate_down(context: OpExecutionContext, config: MigrationsDownConfig, project: MigrateProjectResource) -> dict:
     """Revert applied migrations, most recently applied first."""
     with engine_errors("migrations down"):
-        report = migration_runner(context, project.load()).down(steps=config.steps, to=config.to,
-                                                                 dry_run=config.dry_run)
-    context.add_output_metadata(report_metadata(report))
-    return report_dict(report)
+        outcome = migrations.down(project.load(), steps=config.steps, to=config.to, dry_run=config.dry_run,
+                                  allow_pipeline_drift=config.allow_pipeline_drift, on_step=_log_step(context))
+    context.add_output_metadata(outcome_metadata(context, outcome))
+    return {**report_dict(outcome.report), "pipeline_drift": outcome.drift}
 
 
 @op(retry_policy=OP_RETRY)
@@ -253,8 +297,10 @@ def _sql_md(sql: list[str]) -> MetadataValue:
 def expand_change(context: OpExecutionContext, config: ExpandConfig, project: MigrateProjectResource) -> dict:
     """Add the new columns and sync triggers, then backfill in batches (resumable; a re-run continues)."""
     with engine_errors("expand"), change_session(project, config.change_file, config.dry_run) as (cfg, change, conn):
+        cdc = expand_pipeline.before_expand(cfg, change, config.dry_run)  # pipeline tables: helpers unpublished
         data = database.expand(conn, cfg, change, database.expand_options(cfg, config.batch_size, config.batch_delay),
                                dry_run=config.dry_run, on_progress=BackfillLog(context))
+        expand_pipeline.report_expand(data, cdc)
     for w in data["warnings"]:
         context.log.warning(w)
     rows = [[o["index"], o["summary"], ", ".join(o["new_columns"])] for o in data["operations"]]
@@ -289,8 +335,22 @@ def expand_change_status(context: OpExecutionContext, config: StatusConfig, proj
 def contract_change(context: OpExecutionContext, config: ContractConfig, project: MigrateProjectResource) -> dict:
     """Drop triggers, functions and old columns in one transaction; refused unless safe_to_contract (or force)."""
     with engine_errors("contract"), change_session(project, config.change_file, config.dry_run) as (cfg, change, conn):
-        data = runner.contract(conn, change, database.expand_options(cfg), force=config.force, dry_run=config.dry_run)
-    context.add_output_metadata({"table": data["table"], "status": data["status"], "sql": _sql_md(data["sql"])})
+        before = None if config.dry_run else spec_writeback.live_table(cfg, change.qualified)
+        if cfg.pipeline_for(change.qualified) is not None:  # through the evolution saga: every layer follows
+            data = expand_pipeline.contract(cfg, change, force=config.force, dry_run=config.dry_run,
+                                            on_step=lambda st: context.log.info(f"{st.id}: {st.status}"))
+        else:
+            data = runner.contract(conn, change, database.expand_options(cfg), force=config.force,
+                                   dry_run=config.dry_run)
+    if data["status"] == "failed":
+        raise Failure(description=f"{data['table']}: contract through the pipeline did not go through: "
+                                  f"{data['pipeline'].get('error')}; {data['pipeline'].get('next') or ''}",
+                      allow_retries=False, metadata={"pipeline": MetadataValue.json(data["pipeline"])})
+    data["spec"] = spec_writeback.after_command(cfg, change, before, data["status"] == "contracted")
+    for w in spec_writeback.warnings_of(data["spec"]):
+        context.log.warning(w)
+    context.add_output_metadata({"table": data["table"], "status": data["status"], "sql": _sql_md(data["sql"]),
+                                 "spec": MetadataValue.json(data["spec"] or {})})
     return data
 
 
@@ -298,7 +358,9 @@ def contract_change(context: OpExecutionContext, config: ContractConfig, project
 def abort_change(context: OpExecutionContext, config: ChangeConfig, project: MigrateProjectResource) -> dict:
     """Undo an expand completely: new columns, triggers and functions dropped; the table as before."""
     with engine_errors("abort"), change_session(project, config.change_file, config.dry_run) as (cfg, change, conn):
+        before = None if config.dry_run else spec_writeback.live_table(cfg, change.qualified)
         data = runner.abort(conn, change, database.expand_options(cfg), dry_run=config.dry_run)
+    data["spec"] = spec_writeback.after_command(cfg, change, before, data["status"] == "aborted")
     if data.get("schema_restored") is False:
         raise Failure(description=f"{data['table']}: schema after abort differs from before expand",
                       allow_retries=False, metadata={"sql": _sql_md(data["sql"])})

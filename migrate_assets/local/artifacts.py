@@ -16,7 +16,8 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,7 +202,7 @@ def bundle_dir(bundle: Bundle) -> Path:
     pom = bundle.pom()
     stamp = hashlib.sha256(pom.encode()).hexdigest()[:16]
     marker = home / ".complete"
-    if marker.exists() and marker.read_text() == stamp:
+    if _resolved(bundle):
         return libdir
     with _cache_lock(bundle.name):
         if marker.exists() and marker.read_text() == stamp:
@@ -308,9 +309,24 @@ def connect_plugin_dirs() -> dict[str, Path]:
 
 
 def preflight(parts: tuple[str, ...]) -> None:
-    """Fetch and check everything the requested parts need before any of them starts."""
-    if "broker" in parts or "kafka-connect" in parts:
-        java_binary()
-        kafka_libdir()
+    """Fetch and check everything the requested parts need before any of them starts.
+
+    The bundles are resolved at the same time, one `mvn` (or `pip download`) each: on an empty cache the time
+    goes into many small round trips to Maven Central, so four in parallel take about as long as the slowest.
+    Java and Maven are installed (apt-get) first, once."""
+    if "broker" not in parts and "kafka-connect" not in parts:
+        return
+    java_binary()
+    jobs: list[Callable[[], Path]] = [kafka_libdir]
     if "kafka-connect" in parts:
-        connect_plugin_dirs()
+        jobs += [lambda: bundle_dir(DEBEZIUM), lambda: bundle_dir(ICEBERG_SINK), avro_converter_dir]
+    if not all(_resolved(b) for b in (KAFKA, DEBEZIUM, ICEBERG_SINK)):
+        _mvn_binary()
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        for done in [pool.submit(job) for job in jobs]:
+            done.result()  # the first failure is raised, after every job has ended
+
+
+def _resolved(bundle: Bundle) -> bool:
+    marker = cache_dir() / "maven" / bundle.name / ".complete"
+    return marker.exists() and marker.read_text() == hashlib.sha256(bundle.pom().encode()).hexdigest()[:16]

@@ -36,14 +36,18 @@ def plugin_path(root: Path) -> Path:
     return top
 
 
-def worker_properties(root: Path, bootstrap: str, rest_port: int, mode: str, group: str = "migrate-assets-connect") -> str:
+#: the stack's offset flush interval; None leaves Connect's own default (60 s), as production workers run
+OFFSET_FLUSH_MS: int | None = 1000
+
+
+def worker_properties(root: Path, bootstrap: str, rest_port: int, mode: str, group: str = "migrate-assets-connect",
+                      offset_flush_ms: int | None = OFFSET_FLUSH_MS) -> str:
     props = {
         "bootstrap.servers": bootstrap,
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "key.converter.schemas.enable": "true",
         "value.converter.schemas.enable": "true",
-        "offset.flush.interval.ms": "1000",
         "listeners": f"http://127.0.0.1:{rest_port}",
         "rest.advertised.host.name": "127.0.0.1",
         "rest.advertised.port": str(rest_port),
@@ -51,6 +55,8 @@ def worker_properties(root: Path, bootstrap: str, rest_port: int, mode: str, gro
         "plugin.discovery": "service_load",
         "task.shutdown.graceful.timeout.ms": "5000",
     }
+    if offset_flush_ms is not None:
+        props["offset.flush.interval.ms"] = str(offset_flush_ms)
     if mode == "standalone":
         props["offset.storage.file.filename"] = str(root / "connect.offsets")
     else:
@@ -75,14 +81,15 @@ def worker_properties(root: Path, bootstrap: str, rest_port: int, mode: str, gro
 
 def start(
     root: Path, bootstrap: str, rest_port: int, mode: str = "distributed", timeout: float = 120.0,
-    group: str = "migrate-assets-connect",
+    group: str = "migrate-assets-connect", offset_flush_ms: int | None = OFFSET_FLUSH_MS,
 ) -> int:
-    """Start a worker; `group` names its cluster (a second cluster on the same broker needs its own)."""
+    """Start a worker; `group` names its cluster (a second cluster on the same broker needs its own, two workers
+    with one group share its connectors). `offset_flush_ms=None` keeps Connect's default flush interval."""
     java = artifacts.java_binary()
     libdir = artifacts.kafka_libdir()
     root.mkdir(parents=True, exist_ok=True)
     props = root / f"worker-{mode}.properties"
-    props.write_text(worker_properties(root, bootstrap, rest_port, mode, group))
+    props.write_text(worker_properties(root, bootstrap, rest_port, mode, group, offset_flush_ms))
     main = (
         "org.apache.kafka.connect.cli.ConnectStandalone"
         if mode == "standalone"

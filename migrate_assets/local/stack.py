@@ -239,6 +239,7 @@ def up(
         elif name == "iceberg":
             info.parts[name] = {"properties": iceberg.ensure(state_dir / "iceberg", info.pg_dsn)}
         timings[name] = round(time.monotonic() - t0, 3)
+        info.parts[name]["start_seconds"] = timings[name]  # `stack status` reports it beside the RSS
         save_state(info)
     write_config(info)
     return info, timings
@@ -256,6 +257,8 @@ def status(state_dir: Path) -> dict[str, dict[str, Any]]:
         entry: dict[str, Any] = {"healthy": ok, "state": "running" if ok else "down"}
         if "port" in part:
             entry["port"] = part["port"]
+        if "start_seconds" in part:
+            entry["start_seconds"] = part["start_seconds"]
         if "pid" in part:
             entry["pid"] = part["pid"]
             if procs.is_stale(part):

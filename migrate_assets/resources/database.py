@@ -27,7 +27,7 @@ from migrate_assets.expand.shape import read_live
 from migrate_assets.expand.validate import expression_problems
 from migrate_assets.schema.apply import ApplyOptions, ApplyResult, apply_plan
 from migrate_assets.schema.model import Table
-from migrate_assets.schema.plan import Plan
+from migrate_assets.schema.plan import Plan, with_spec_gaps
 from migrate_assets.schema.planner import PlanOptions, build_plan, check_tables
 from migrate_assets.schema.session import read_only_options, set_timeouts
 from migrate_assets.schema.spec import load_specs
@@ -114,7 +114,7 @@ def schema_plan(cfg: ProjectConfig, tables: Sequence[str] = (), allow_drop_table
     """The declarative plan: the spec files against the live database."""
     desired, opts = specs(cfg), plan_options(cfg, tables, allow_drop_table)
     with schema_connection(cfg, application_name, read_only=True) as conn:
-        return build_plan(conn, desired, opts)
+        return with_spec_gaps(build_plan(conn, desired, opts), desired)
 
 
 def apply_options(cfg: ProjectConfig, opts: PlanOptions) -> ApplyOptions:

@@ -45,9 +45,13 @@ from pyiceberg.types import (
     FloatType,
     IcebergType,
     IntegerType,
+    ListType,
     LongType,
+    MapType,
+    NestedField,
     PrimitiveType,
     StringType,
+    StructType,
     TimestampType,
     TimestamptzType,
     TimeType,
@@ -84,26 +88,68 @@ _SIMPLE: dict[str, PrimitiveType] = {
 _DECIMAL = re.compile(r"decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)")
 
 
-def parse_type(text: str) -> PrimitiveType:
-    """`int`, `long`, ..., `decimal(14, 2)` → the pyiceberg type (the spelling `str(type)` prints)."""
+def parse_type(text: str) -> IcebergType:
+    """`int`, `long`, ..., `decimal(14, 2)`, `list<string>`, `map<string, string>`, `struct<x: double, y: int>`
+    → the pyiceberg type (primitives as `str(type)` prints them; nested fields optional, ids placeholders that
+    pyiceberg reassigns when the column is added or the table created)."""
+    ids = iter(range(10_000, 1_000_000))
+    return _parse(text, ids)
+
+
+def _split_top(body: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in body:
+        depth += {"<": 1, ">": -1}.get(ch, 0)
+        if ch == "," and depth == 0 and not re.fullmatch(r".*decimal\(\s*\d+\s*", cur, re.S):
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    return [*parts, cur.strip()] if cur.strip() else parts
+
+
+def _parse(text: str, ids: Any) -> IcebergType:
     t = text.strip().lower()
     if t in _SIMPLE:
         return _SIMPLE[t]
     m = _DECIMAL.fullmatch(t)
     if m:
         return DecimalType(int(m.group(1)), int(m.group(2)))
-    raise ValueError(f"unsupported Iceberg type {text!r} (known: {', '.join(_SIMPLE)}, decimal(p, s))")
+    nested = re.fullmatch(r"(list|map|struct)<(.*)>", t, re.S)
+    if nested:
+        kind, parts = nested.group(1), _split_top(nested.group(2))
+        if kind == "list" and len(parts) == 1:
+            return ListType(next(ids), _parse(parts[0], ids), element_required=False)
+        if kind == "map" and len(parts) == 2:
+            return MapType(next(ids), _parse(parts[0], ids), next(ids), _parse(parts[1], ids), value_required=False)
+        if kind == "struct" and all(":" in p for p in parts):
+            return StructType(*(NestedField(next(ids), p.split(":", 1)[0].strip(), _parse(p.split(":", 1)[1], ids),
+                                            required=False) for p in parts))
+    raise ValueError(f"unsupported Iceberg type {text!r} (known: {', '.join(_SIMPLE)}, decimal(p, s), list<t>, "
+                     "map<k, v>, struct<name: t, ...>)")
+
+
+def type_text(t: IcebergType) -> str:
+    """The canonical spelling `parse_type` reads: pyiceberg's for primitives, nested types without field ids or
+    optional markers (`struct<x: double, y: double>`), so a layer's state compares with the type map's."""
+    if isinstance(t, ListType):
+        return f"list<{type_text(t.element_type)}>"
+    if isinstance(t, MapType):
+        return f"map<{type_text(t.key_type)}, {type_text(t.value_type)}>"
+    if isinstance(t, StructType):
+        return "struct<" + ", ".join(f"{f.name}: {type_text(f.field_type)}" for f in t.fields) + ">"
+    return str(t)
 
 
 def type_change_problem(name: str, old: IcebergType, new: IcebergType) -> str | None:
     """Why `old` → `new` is not a safe promotion (None when it is): the one rule in evolution.derive."""
-    ok, why = iceberg_promotion_allowed(str(old), str(new))
+    ok, why = iceberg_promotion_allowed(type_text(old), type_text(new))
     return None if ok else f"{name}: {why}"
 
 
 def _state(identifier: str, table: Table, schema: Schema | None = None) -> IcebergState:
     schema = schema if schema is not None else table.schema()
-    fields = tuple(IcebergField(f.field_id, f.name, str(f.field_type), f.required) for f in schema.fields)
+    fields = tuple(IcebergField(f.field_id, f.name, type_text(f.field_type), f.required) for f in schema.fields)
     snap = table.current_snapshot()
     return IcebergState(identifier, schema.schema_id, table.metadata.current_snapshot_id, fields,
                         snap.schema_id if snap is not None else None)
@@ -288,7 +334,6 @@ class IcebergLakehouse:
     def create_table(self, identifier: str, columns: tuple[tuple[str, str], ...]) -> IcebergState:
         """Create the table with every column optional (CDC rows may omit any value), and its namespace."""
         from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
-        from pyiceberg.types import NestedField
 
         namespace = identifier.rsplit(".", 1)[0]
         fields = [NestedField(i + 1, name, parse_type(t), required=False) for i, (name, t) in enumerate(columns)]

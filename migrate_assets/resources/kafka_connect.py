@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -40,6 +40,9 @@ from migrate_assets.redact import (
 )
 from migrate_assets.schema.retry import backoff_delay
 
+if TYPE_CHECKING:
+    from migrate_assets.resources.topic_probe import LsnWatch
+
 LAYER = Layer.CONNECTOR
 _RETRY_STATUS = frozenset({409, 500, 502, 503, 504})
 
@@ -59,6 +62,7 @@ class KafkaConnectClient:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         poll_interval: float = 0.25,
+        bootstrap: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.shown_url = redact_url(self.url)
@@ -70,8 +74,12 @@ class KafkaConnectClient:
             max_backoff,
         )
         self.poll_interval = poll_interval
-        # one pooled client: creating one per call costs ~50 ms (SSL context) and a new TCP connection
-        self._http = httpx.Client(timeout=timeout)
+        #: Kafka, to read how far a Debezium connector has streamed (`streamed_past`); None: not read
+        self.bootstrap = bootstrap
+        self._watches: dict[str, LsnWatch] = {}
+        # one pooled client: creating one per call costs ~50 ms (SSL context) and a new TCP connection; a plain
+        # http:// worker gets no CA bundle loaded at all (~0.1 s per client)
+        self._http = httpx.Client(timeout=timeout, verify=self.url.lower().startswith("https://"))
 
     # -- transport -------------------------------------------------------------------------------------------
 
@@ -188,6 +196,47 @@ class KafkaConnectClient:
                     f"{LAYER}: {name!r} not RUNNING after {timeout:g}s; states seen: {' -> '.join(seen)}{trace}"
                 )
             time.sleep(self.poll_interval)
+
+    def streamed_past(self, slot: str, lsn: int) -> bool:
+        """Has the Debezium connector reading replication slot `slot` written a record at or past `lsn` to Kafka?
+
+        Debezium confirms its slot only when Connect commits offsets (`offset.flush.interval.ms`, 60 s by
+        default); its records carry `source.lsn` at once. The marker is the record Debezium writes to
+        `<topic.prefix>.message` for each logical decoding message (the source's `write_heartbeat`), so it
+        works on an idle table too. False when Kafka is not known or not answering, no connector uses the slot,
+        or its messages are filtered out (`message.prefix.exclude.list`): the caller then waits for the slot."""
+        if not self.bootstrap:
+            return False
+        watch = self._watches.get(slot)
+        if watch is None:
+            cfg = self._config_of_slot(slot)
+            if cfg is None or not cfg.get("topic.prefix"):
+                return False
+            from migrate_assets.resources.topic_probe import LsnWatch  # confluent_kafka only when used
+
+            watch = LsnWatch(self.bootstrap, cfg["topic.prefix"] + ".message",
+                             cfg.get("value.converter.schema.registry.url"))
+            self._watches[slot] = watch
+        try:
+            newest = watch.newest()
+        except LayerUnreachableError:
+            return False  # Kafka down: no evidence either way; the slot check and its bound still run
+        return newest is not None and newest >= lsn
+
+    def _config_of_slot(self, slot: str) -> dict[str, str] | None:
+        body = self.request("GET", "/connectors", params={"expand": "info"}).json()
+        for entry in body.values():
+            cfg = {str(k): str(v) for k, v in (entry.get("info") or {}).get("config", {}).items()}
+            if cfg.get("slot.name") == slot:
+                remember(*config_secrets(cfg))
+                return cfg
+        return None
+
+    def close(self) -> None:
+        for watch in self._watches.values():
+            watch.close()
+        self._watches.clear()
+        self._http.close()
 
     # -- beyond the protocol ---------------------------------------------------------------------------------
 

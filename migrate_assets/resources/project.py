@@ -28,10 +28,11 @@ def source(dsn: str, schema: str) -> PostgresSource:
     return PostgresSource(dsn, schema, attempts=1)
 
 
-def connector(url: str) -> KafkaConnectClient:
+def connector(url: str, bootstrap: str | None = None) -> KafkaConnectClient:
     """Short in-client retries ride out a rebalance's 409s; the saga's policy or the op's RetryPolicy covers
-    longer outages, so the two never multiply into minutes against a stopped worker."""
-    return KafkaConnectClient(url, retries=2, backoff=0.25, max_backoff=2.0)
+    longer outages, so the two never multiply into minutes against a stopped worker. With Kafka's `bootstrap`
+    the connector step sees Debezium's progress on its topics instead of waiting for an offset flush."""
+    return KafkaConnectClient(url, retries=2, backoff=0.25, max_backoff=2.0, bootstrap=bootstrap)
 
 
 def registry(url: str) -> SchemaRegistryAdapter:
@@ -48,7 +49,8 @@ def build_context(cfg: ProjectConfig, log: Callable[[str], None] | None = None,
         source=source(cfg.database.dsn, cfg.database.schema_),
         registry=registry(cfg.schema_registry.url) if cfg.schema_registry else None,
         lakehouse=lakehouse(cfg.iceberg.name, cfg.iceberg.properties) if cfg.iceberg else None,
-        connector=connector(cfg.kafka_connect.url) if cfg.kafka_connect else None,
+        connector=connector(cfg.kafka_connect.url, cfg.kafka.bootstrap_servers if cfg.kafka else None)
+        if cfg.kafka_connect else None,
         bounds=bounds or Bounds(),
     )
     if log is not None:

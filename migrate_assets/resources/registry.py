@@ -12,6 +12,7 @@ Built on confluent-kafka's `SchemaRegistryClient`, with two deliberate departure
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 from urllib.parse import quote
 
@@ -108,11 +109,14 @@ class SchemaRegistryAdapter:
         return sorted(int(v) for v in found)
 
     def compatibility_level(self, subject: str) -> str:
-        try:
-            return str(self._call(f"level of {subject}", lambda: self.client.get_compatibility(subject)))
-        except SchemaRegistryError as exc:
-            if exc.error_code not in (SUBJECT_LEVEL_NOT_CONFIGURED, SUBJECT_NOT_FOUND):
-                raise self._refused(f"level of {subject}", exc) from exc
+        """The subject's own level, else its context's (`:.ctx:` for a subject `:.ctx:name`), else the global."""
+        scopes = [subject] + [c for c in (_context_of(subject),) if c is not None]
+        for scope in scopes:
+            try:
+                return str(self._call(f"level of {scope}", partial(self.client.get_compatibility, scope)))
+            except SchemaRegistryError as exc:
+                if exc.error_code not in (SUBJECT_LEVEL_NOT_CONFIGURED, SUBJECT_NOT_FOUND):
+                    raise self._refused(f"level of {scope}", exc) from exc
         try:
             return str(self._call("global level", lambda: self.client.get_compatibility(None)))
         except SchemaRegistryError as exc:
@@ -181,6 +185,12 @@ class SchemaRegistryAdapter:
             if exc.error_code in (SUBJECT_NOT_FOUND, VERSION_NOT_FOUND):
                 raise LayerObjectNotFoundError(LAYER, "subject version", f"{subject} v{version}") from exc
             raise self._refused(f"delete {subject} v{version}", exc) from exc
+
+
+def _context_of(subject: str) -> str | None:
+    """`:.ctx:` for a subject qualified with a schema context other than the default one, else None."""
+    end = subject.find(":", 2) if subject.startswith(":.") else -1
+    return subject[: end + 1] if end > 2 else None
 
 
 def _json(resp: httpx.Response) -> dict[str, object]:

@@ -7,11 +7,15 @@ refuses a stored plan whose fingerprint no longer matches the database (stale pl
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from migrate_assets.errors import InvalidInputError, Problem
+
+if TYPE_CHECKING:
+    from migrate_assets.schema.model import Table
 
 PLAN_FORMAT_VERSION = 1
 
@@ -124,6 +128,8 @@ class Plan:
     refusals: tuple[str, ...] = ()
     #: live objects in scope that the spec cannot express; the plan leaves them exactly as they are
     unmanaged: tuple[Unmanaged, ...] = ()
+    #: "column X of T is in the database but not in FILE": the spec is behind the database (`spec_gaps`)
+    spec_gaps: tuple[str, ...] = ()
 
     @property
     def safe(self) -> bool:
@@ -146,6 +152,7 @@ class Plan:
             "changes": [c.to_dict() for c in self.changes],
             "refusals": list(self.refusals),
             "unmanaged": [u.to_dict() for u in self.unmanaged],
+            "spec_gaps": list(self.spec_gaps),
             "scope": {
                 "schemas": list(self.scope.schemas),
                 "tables": None if self.scope.tables is None else [list(t) for t in self.scope.tables],
@@ -173,6 +180,7 @@ class Plan:
                 scope=scope,
                 refusals=tuple(str(r) for r in d.get("refusals", [])),
                 unmanaged=tuple(Unmanaged.from_dict(u) for u in d.get("unmanaged", [])),
+                spec_gaps=tuple(str(g) for g in d.get("spec_gaps", [])),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInputError([Problem(file=file, message=f"not a plan file written by `plan --format json`: {exc}")]) from exc
@@ -186,3 +194,14 @@ class Plan:
         if not isinstance(data, dict):
             raise InvalidInputError([Problem(file=file, message="expected a JSON object")])
         return cls.from_dict(data, file)
+
+
+def with_spec_gaps(plan: Plan, desired: Iterable[Table]) -> Plan:
+    """`plan` with each column the database has and its spec file does not declare said as such — the spec is
+    behind the database (a change made outside `apply`), and the fix is to declare the column in that file
+    (`evolve`, `contract` and `abort` write their changes back themselves): the plan's DROP COLUMN is what applying
+    it would do, never the advice."""
+    files = {t.qualified: t.source.file for t in desired if t.source is not None}
+    gaps = tuple(f"column {c.column} of {c.table} is in the database but not in {files[c.table]}"
+                 for c in plan.changes if c.kind == "drop_column" and c.column and c.table in files)
+    return replace(plan, spec_gaps=gaps) if gaps else plan

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +25,10 @@ from pathlib import Path
 import psycopg
 from psycopg import pq
 
-from migrate_assets.errors import MigrationFailedError, UsageError
+from migrate_assets.errors import MigrationFailedError, PipelineTableChangeRefused, UsageError
 from migrate_assets.schema.session import set_timeouts, timeouts_sql
+from migrate_assets.versioned import guard, sqltext
 from migrate_assets.versioned import lock as advisory
-from migrate_assets.versioned import sqltext
 from migrate_assets.versioned.files import Migration, load_migrations
 from migrate_assets.versioned.state import StateTable
 from migrate_assets.versioned.status import (
@@ -59,6 +59,11 @@ class RunReport:
     dry_run: bool
     steps: tuple[Step, ...]
     current: int | None  # highest applied version after the run (before it, for a dry run)
+    #: scripts that changed pipeline tables (run anyway: --allow-pipeline-drift), from the trial before the run
+    pipeline_changes: tuple[guard.Touch, ...] = ()
+    #: the trial in a rolled-back transaction: whole time, and its own overhead (catalog reads, rollback)
+    trial_ms: float | None = None
+    trial_overhead_ms: float | None = None
 
 
 class MigrationRunner:
@@ -75,6 +80,7 @@ class MigrationRunner:
         statement_timeout: float = 0.0,
         on_step: Callable[[Step], None] | None = None,
         batch_size: int = 100,
+        pipeline_tables: Sequence[str] = (),
     ) -> None:
         self.dsn = dsn
         self.migrations_dir = Path(migrations_dir)
@@ -85,6 +91,8 @@ class MigrationRunner:
         self.on_step = on_step
         self.batch_size = batch_size
         self.batch_bytes = 1 << 20
+        #: `schema.table` of every table a pipeline captures: scripts that would change one are refused
+        self.pipeline_tables = tuple(pipeline_tables)
         self._prefix = (
             "BEGIN;\nSELECT set_config('migrate_assets.started', clock_timestamp()::text, true);\n"
             + timeouts_sql(local=True, lock_timeout=lock_timeout, statement_timeout=statement_timeout).as_string()
@@ -139,8 +147,10 @@ class MigrationRunner:
         with self._reading() as conn:
             return compute_status(migrations, self.table.read(conn))
 
-    def up(self, to: int | None = None, allow_out_of_order: bool = False, dry_run: bool = False) -> RunReport:
-        """Apply pending migrations (those ≤ `to`), in version order."""
+    def up(self, to: int | None = None, allow_out_of_order: bool = False, dry_run: bool = False,
+           allow_pipeline_drift: bool = False) -> RunReport:
+        """Apply pending migrations (those ≤ `to`), in version order; each is tried first against the pipeline
+        tables (`guard`), and one that would change them is refused unless `allow_pipeline_drift`."""
         migrations = self.load()
         if dry_run:
             with self._reading() as conn:
@@ -151,10 +161,10 @@ class MigrationRunner:
         with self._locked() as conn:
             status = compute_status(migrations, self.table.read(conn))
             todo = plan_up(status, to, allow_out_of_order)
-            steps = self._apply(conn, todo)
-            return RunReport("up", False, steps, _current(status, steps))
+            steps, trial = self._guarded_up(conn, todo, allow_pipeline_drift)
+            return RunReport("up", False, steps, _current(status, steps), *trial)
 
-    def run(self, version: int, dry_run: bool = False) -> RunReport:
+    def run(self, version: int, dry_run: bool = False, allow_pipeline_drift: bool = False) -> RunReport:
         """Apply exactly one pending version (even if older than the highest applied: it was asked for)."""
         migrations = self.load()
         if dry_run:
@@ -164,10 +174,11 @@ class MigrationRunner:
                 return RunReport("run", True, (self._preview_up(conn, m),), status.current)
         with self._locked() as conn:
             status = compute_status(migrations, self.table.read(conn))
-            steps = self._apply(conn, (plan_run(status, version),))
-            return RunReport("run", False, steps, _current(status, steps))
+            steps, trial = self._guarded_up(conn, (plan_run(status, version),), allow_pipeline_drift)
+            return RunReport("run", False, steps, _current(status, steps), *trial)
 
-    def down(self, steps: int | None = None, to: int | None = None, dry_run: bool = False) -> RunReport:
+    def down(self, steps: int | None = None, to: int | None = None, dry_run: bool = False,
+             allow_pipeline_drift: bool = False) -> RunReport:
         """Revert the last `steps` applied migrations, or every applied version above `to`, newest first."""
         if steps is None and to is None:
             steps = 1
@@ -183,11 +194,16 @@ class MigrationRunner:
             status = compute_status(migrations, self.table.read(conn))
             targets = plan_down(status, steps, to)
             done: list[Step] = []
-            for r in targets:
-                done.append(self._revert(conn, by_version[r.version], done))
+
+            def revert(ms: tuple[Migration, ...]) -> None:
+                for m in ms:
+                    done.append(self._revert(conn, m, done))
+
+            trial = self._guarded(conn, tuple(by_version[r.version] for r in targets), _down_script, revert,
+                                  allow_pipeline_drift, done)
             gone = {s.version for s in done}
             left = [r.version for r in status.applied if r.version not in gone]
-            return RunReport("down", False, tuple(done), max(left, default=None))
+            return RunReport("down", False, tuple(done), max(left, default=None), *trial)
 
     def baseline(self, version: int, dry_run: bool = False) -> RunReport:
         """Record versions ≤ `version` as applied without running them (an existing database joins)."""
@@ -235,6 +251,47 @@ class MigrationRunner:
                 self._execute(conn, self.table.qualified, text, "", [])
             return RunReport("repair", dry_run, tuple(steps), status.current)
 
+    # -- the pipeline-table guard --------------------------------------------------------------------------
+
+    def _guarded_up(self, conn: psycopg.Connection, todo: tuple[Migration, ...],
+                    allow: bool) -> tuple[tuple[Step, ...], tuple[tuple[guard.Touch, ...], float | None, float | None]]:
+        done: list[Step] = []
+        trial = self._guarded(conn, todo, _up_script, lambda ms: self._apply(conn, ms, done), allow, done)
+        return tuple(done), trial
+
+    def _guarded(self, conn: psycopg.Connection, todo: tuple[Migration, ...],
+                 script: Callable[[Migration], guard.Script], execute: Callable[[tuple[Migration, ...]], object],
+                 allow: bool, done: list[Step]) -> tuple[tuple[guard.Touch, ...], float | None, float | None]:
+        """Try `todo`'s scripts in a rolled-back transaction, refuse those that change pipeline tables (unless
+        `allow`), then `execute` the ones tried. A script that failed in the trial is tried again once the
+        scripts before it have run (it may depend on their commit); failing first in line, it is the run's
+        failure — nothing of it ran for real."""
+        if not self.pipeline_tables or not todo:
+            if todo:
+                execute(todo)
+            return (), None, None
+        touches: list[guard.Touch] = []
+        total = overhead = 0.0
+        remaining = todo
+        while remaining:
+            tried = guard.trial(conn, [script(m) for m in remaining], self.pipeline_tables,
+                                lock_timeout=self.lock_timeout, statement_timeout=self.statement_timeout)
+            total += tried.ms
+            overhead += tried.overhead_ms
+            if tried.touches and not allow:
+                raise PipelineTableChangeRefused(
+                    [(t.file, table, "; ".join(what)) for t in tried.touches for table, what in t.tables.items()],
+                    committed=len(done))
+            touches += tried.touches
+            ok, remaining = remaining[:tried.checked], remaining[tried.checked:]
+            if tried.failed is not None and not ok:
+                name, exc = tried.failed
+                raise MigrationFailedError(
+                    name, f"{_describe(exc)} (found when it was tried against the pipeline tables in a rolled-back "
+                    f"transaction: nothing of it ran){_earlier(done)}")
+            execute(ok)
+        return tuple(touches), round(total, 2), round(overhead, 2)
+
     # -- execution -----------------------------------------------------------------------------------------
 
     def _transactional(self, body: str, tail: str) -> str:
@@ -260,8 +317,9 @@ class MigrationRunner:
         )
         return Step("down", m.version, m.description, m.down_path.name, text)
 
-    def _apply(self, conn: psycopg.Connection, todo: tuple[Migration, ...]) -> tuple[Step, ...]:
-        done: list[Step] = []
+    def _apply(self, conn: psycopg.Connection, todo: tuple[Migration, ...],
+               done: list[Step] | None = None) -> tuple[Step, ...]:
+        done = [] if done is None else done
         i = 0
         while i < len(todo):
             m = todo[i]
@@ -429,6 +487,15 @@ def _earlier(done: list[Step]) -> str:
     if not done:
         return ""
     return f"; {len(done)} earlier migration(s) of this run committed before it"
+
+
+def _up_script(m: Migration) -> guard.Script:
+    return guard.Script(m.up_path.name, m.up_sql, m.no_transaction)
+
+
+def _down_script(m: Migration) -> guard.Script:
+    assert m.down_sql is not None and m.down_path is not None
+    return guard.Script(m.down_path.name, m.down_sql, m.down_no_transaction)
 
 
 def _current(status: Status, steps: tuple[Step, ...]) -> int | None:

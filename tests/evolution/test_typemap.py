@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -17,6 +18,7 @@ from migrate_assets.errors import (
 from migrate_assets.evolution.derive import (
     avro_row_fields,
     derive_avro,
+    derive_enum_labels,
     derive_iceberg,
     iceberg_promotion_allowed,
     literal_default,
@@ -31,11 +33,13 @@ from migrate_assets.evolution.planner import (
 )
 from migrate_assets.evolution.typemap import (
     TypeMapOptions,
+    UserType,
     avro_signature,
     expected_avro_signature,
     map_type,
     normalise_iceberg,
 )
+from migrate_assets.evolution.typetable import render
 from migrate_assets.expand.changefile import parse_change_text
 
 SPEC_TABLE = [  # SPEC §6, row by row
@@ -53,23 +57,55 @@ def test_spec_rows(pg: str, avro: str, iceberg: str) -> None:
     assert lt.avro == avro and lt.iceberg == iceberg
 
 
-@pytest.mark.parametrize("pg", ["numeric", "text[]", "integer[]", "point", "interval", "public.mood", "time(3)"])
-def test_unsupported_types_are_refused_with_the_type_named(pg: str) -> None:
+@pytest.mark.parametrize(("pg", "why"), [
+    ("public.mood", "include.unknown.datatypes=true"),  # not an enum the catalog named: a composite, say
+    ("integer[][]", "multi-dimensional"), ("money[]", "arrays of money"), ("bit(3)[]", "arrays of bit"),
+    ("tsquery", "include.unknown.datatypes=true"), ("numeric(5,-2)", "decimal.handling.mode=string"),
+    ("regclass", "not in Debezium's PostgreSQL type table"),
+])
+def test_what_debezium_cannot_carry_is_refused_with_the_reason_and_the_setting(pg: str, why: str) -> None:
     with pytest.raises(UnsupportedTypeError) as e:
         map_type(pg)
-    assert "no mapping" in str(e.value)
+    assert "no mapping" in str(e.value) and pg.split("(")[0] in str(e.value) and why in str(e.value)
 
 
-def test_decimal_modes() -> None:
+def test_modes_change_the_mapping() -> None:
     assert map_type("numeric(5,1)", TypeMapOptions(decimal_handling_mode="double")).iceberg == "double"
     assert map_type("numeric", TypeMapOptions(decimal_handling_mode="string")).avro == "string"
+    assert map_type("numeric").iceberg == "struct<scale: int, value: binary>"
     assert map_type("timestamp(3)").semantic == "io.debezium.time.Timestamp"
     assert map_type("timestamp", TypeMapOptions(time_precision_mode="connect")).avro_logical == {
+        "connect.version": 1, "connect.name": "org.apache.kafka.connect.data.Timestamp",
         "logicalType": "timestamp-millis"}
+    assert map_type("bytea", TypeMapOptions(binary_handling_mode="hex")).avro_schema() == "string"
+    assert map_type("interval", TypeMapOptions(interval_handling_mode="string")).semantic == "io.debezium.time.Interval"
+    assert map_type("public.hstore", TypeMapOptions(hstore_handling_mode="map")).iceberg == "map<string, string>"
+    assert map_type("tsquery", TypeMapOptions(include_unknown_datatypes="true")).iceberg == "binary"
+    assert map_type("money", TypeMapOptions(money_fraction_digits=3)).iceberg == "decimal(19, 3)"
+
+
+def test_user_types_enums_carry_their_labels_and_domains_map_as_their_base() -> None:
+    opts = TypeMapOptions(user_types=(UserType("public.mood", "enum", ("sad", "ok")),
+                                      UserType("public.posint", "domain", base="integer")))
+    enum = map_type("public.mood", opts)
+    assert enum.avro_schema() == {"type": "string", "connect.version": 1, "connect.parameters": {"allowed": "sad,ok"},
+                                  "connect.name": "io.debezium.data.Enum"}
+    assert map_type("public.mood[]", opts).avro_schema()["items"] == enum.avro_schema()  # items not optional
+    assert map_type("public.posint", opts).iceberg == "int" and map_type("public.posint", opts).pg == "public.posint"
+    grown = TypeMapOptions(user_types=(UserType("public.mood", "enum", ("sad", "ok", "happy")),))
+    assert expected_avro_signature(map_type("public.mood", grown)) != expected_avro_signature(enum)
+
+
+def test_arrays_and_structs() -> None:
+    assert map_type("text[]").avro_schema() == {"type": "array", "items": ["null", "string"]}
+    assert map_type("numeric(10,2)[]").iceberg == "list<decimal(10, 2)>"
+    assert map_type("point").iceberg == "struct<x: double, y: double, wkb: binary, srid: int>"
+    assert map_type("public.citext").iceberg == "string" and map_type("ext.ltree[]").iceberg == "list<string>"
 
 
 PG_TYPES = st.sampled_from(["smallint", "integer", "bigint", "real", "double precision", "boolean", "text", "date",
-                            "timestamptz", "uuid", "jsonb", "bytea"]) | st.builds(
+                            "timestamptz", "uuid", "jsonb", "bytea", "numeric", "point", "text[]", "bit(3)",
+                            "public.hstore", "interval", "time(3)", "numeric[]", "money"]) | st.builds(
     lambda p, s: f"numeric({p},{min(s, p)})", st.integers(1, 38), st.integers(0, 10)) | st.builds(
     lambda n: f"varchar({n})", st.integers(1, 10_000))
 
@@ -160,3 +196,25 @@ def test_connector_restarts_only_when_filters_change() -> None:
     ops = _change("  - add_column: {name: note, type: text, nullable: true}\n").operations  # type: ignore[attr-defined]
     new2, _ = connector_decision(cfg2, "public.t", ops)
     assert new2 is not None and "public\\.t\\.note" in new2["column.include.list"]
+
+
+def test_the_type_table_in_the_docs_is_generated_from_the_map() -> None:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "evolution.md"
+    text = doc.read_text()
+    assert render(text) == text, "run: python -m migrate_assets.evolution.typetable docs/evolution.md"
+    assert "| `numeric` | defaults | STRUCT (io.debezium.data.VariableScaleDecimal) |" in text
+    assert render(text.replace("`list<string>`", "`list<int>`")) == text  # drift is overwritten, not kept
+
+
+def test_an_enum_label_addition_derives_the_next_subject_version() -> None:
+    old = TypeMapOptions(user_types=(UserType("public.mood", "enum", ("sad", "ok")),))
+    new = TypeMapOptions(user_types=(UserType("public.mood", "enum", ("sad", "ok", "happy")),))
+    cols = {"id": "integer", "m": "public.mood", "ms": "public.mood[]", "note": "text"}
+    env = json.loads(ENVELOPE)
+    env["fields"][0]["type"][1]["fields"] = [
+        {"name": n, "type": ["null", map_type(t, old).avro_schema()], "default": None} for n, t in cols.items()]
+    got = derive_enum_labels(json.dumps(env), cols, "public.mood", ("sad", "ok", "happy"))
+    assert got is not None
+    fields = avro_row_fields(got)
+    assert all(fields[n] == ["null", map_type(cols[n], new).avro_schema()] for n in cols)  # what Debezium will say
+    assert derive_enum_labels(json.dumps(env), {"id": "integer"}, "public.mood", ("sad",)) is None

@@ -54,8 +54,7 @@ def test_a_mode_the_map_does_not_model_is_refused_naming_the_key(key: str, value
 
 
 def test_time_in_adaptive_time_microseconds_mode_is_always_micro_time() -> None:
-    with pytest.raises(UnsupportedTypeError):
-        map_type("time(3)")
+    assert map_type("time(3)").semantic == "io.debezium.time.Time"  # adaptive: milliseconds in an int
     lt = map_type("time(3)", TypeMapOptions(time_precision_mode="adaptive_time_microseconds"))
     assert lt.semantic == "io.debezium.time.MicroTime"
 
@@ -79,11 +78,22 @@ def test_preflight_plans_with_the_connector_mode(mode: str, avro: str, iceberg: 
     assert {(op.name, op.type) for op in lake.ops} == {("price", iceberg), ("ratio", iceberg)}
 
 
-def test_preflight_with_the_default_mode_refuses_plain_numeric_and_says_how_to_fix() -> None:
+def test_preflight_with_the_default_mode_plans_plain_numeric_as_debeziums_struct() -> None:
     w = _world({})
+    report = preflight(parse_change_text(ADD_NUMERICS, "change.yaml"), TARGET, w.ctx, Policy())
+    actions = {s.layer: s.action for s in report.plan.steps}
+    reg, lake = actions["schema_registry"], actions["lakehouse"]
+    assert isinstance(reg, RegisterSchema) and isinstance(lake, IcebergUpdate)
+    assert avro_row_fields(reg.schema)["ratio"][1]["connect.name"] == "io.debezium.data.VariableScaleDecimal"
+    assert ("ratio", "struct<scale: int, value: binary>") in {(op.name, op.type) for op in lake.ops}
+
+
+def test_preflight_refuses_what_debezium_cannot_carry_naming_the_line_and_the_setting() -> None:
+    w = _world({})
+    change = ADD_NUMERICS + "  - add_column: {name: q, type: tsquery, nullable: true}\n"
     with pytest.raises(UnsupportedTypeError) as e:
-        preflight(parse_change_text(ADD_NUMERICS, "change.yaml"), TARGET, w.ctx, Policy())
-    assert "decimal.handling.mode=double|string" in str(e.value) and "change.yaml" in str(e.value)
+        preflight(parse_change_text(change, "change.yaml"), TARGET, w.ctx, Policy())
+    assert "include.unknown.datatypes=true" in str(e.value) and "change.yaml" in str(e.value)
 
 
 def test_preflight_refuses_a_connector_mode_it_does_not_model() -> None:
@@ -103,7 +113,7 @@ def test_verify_reads_the_mode_of_the_connector() -> None:
     lake.apply("ns.customers", (IcebergOp("add_column", "ratio", "string"),), current.schema_id)
     res = verify_table(TARGET, w.ctx, progress_bound=1.0)
     assert res.consistent, res.differences()
-    # the same layers read with the default (precise) map: plain numeric has no mapping → drift
+    # the same layers read with the default (precise) map: plain numeric is Debezium's struct there → drift
     res = verify_table(TARGET, w.ctx, TypeMapOptions(), progress_bound=1.0)
     assert not res.consistent and any("ratio" in d for d in res.differences())
 

@@ -7,10 +7,11 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from dagster import ExecuteInProcessResult, JobExecutionResult
+from dagster import DagsterInstance, ExecuteInProcessResult, JobExecutionResult
 
 from migrate_assets.dagster_resources import MigrateProjectResource
 from migrate_assets.local.stack import StackInfo
@@ -67,6 +68,25 @@ def op_metadata(result: ExecuteInProcessResult | JobExecutionResult, op: str, ke
         if e.event_type_value == "STEP_OUTPUT" and e.step_key and op_of(e.step_key) == (op, key):
             return {k: v.value for k, v in e.event_specific_data.metadata.items()}  # type: ignore[union-attr]
     raise AssertionError(f"no output of {op}[{key}]")
+
+
+def observations(result: ExecuteInProcessResult | JobExecutionResult,
+                 instance: DagsterInstance | None = None) -> list[Any]:
+    """The asset observation events of a run (event-log order): `.asset_key`, `.step_key`, `.metadata`. Those a
+    failed step logged before it failed are only in the instance's event log: pass the instance for them."""
+    out = []
+    events = result.all_events if instance is None else [
+        r.dagster_event for r in instance.all_logs(result.run_id) if r.dagster_event is not None]
+    for e in events:
+        if e.event_type_value == "ASSET_OBSERVATION":
+            obs = e.event_specific_data.asset_observation  # type: ignore[union-attr]
+            out.append(SimpleNamespace(asset_key=obs.asset_key, step_key=e.step_key, metadata=obs.metadata))
+    return out
+
+
+def columns_of(obs: Any) -> list[str]:
+    """Column names of an observation's `dagster/column_schema`."""
+    return [c.name for c in obs.metadata["dagster/column_schema"].value.columns]
 
 
 def write_db_project(tmp: Path, dsn: str, **extra: Any) -> Path:

@@ -105,8 +105,9 @@ class Http:
         params = {"permanent": "true"} if permanent else None
         return list(self.call("DELETE", f"/subjects/{_s(subject)}", params))
 
-    def schema(self, schema_id: int) -> dict[str, Any]:
-        found: dict[str, Any] = self.call("GET", f"/schemas/ids/{schema_id}")
+    def schema(self, schema_id: int, subject: str | None = None) -> dict[str, Any]:
+        params = None if subject is None else {"subject": subject}
+        found: dict[str, Any] = self.call("GET", f"/schemas/ids/{schema_id}", params)
         return found
 
     def id_subjects(self, schema_id: int, deleted: bool = False) -> list[str]:
@@ -146,6 +147,9 @@ class Http:
 
     def contexts(self) -> list[str]:
         return list(self.call("GET", "/contexts"))
+
+    def schemas(self, prefix: str | None = None) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/schemas", None if prefix is None else {"subjectPrefix": prefix}))
 
     def types(self) -> list[str]:
         return list(self.call("GET", "/schemas/types"))
@@ -213,8 +217,8 @@ class Client:
     def delete_subject(self, subject: str, permanent: bool = False) -> list[int]:
         return list(self._run(self._c.delete_subject, subject, permanent))
 
-    def schema(self, schema_id: int) -> dict[str, Any]:
-        found = self._run(self._c.get_schema, schema_id)
+    def schema(self, schema_id: int, subject: str | None = None) -> dict[str, Any]:
+        found = self._run(self._c.get_schema, schema_id, subject)
         body: dict[str, Any] = {"schema": found.schema_str}
         if found.schema_type and found.schema_type != "AVRO":
             body["schemaType"] = found.schema_type

@@ -47,6 +47,10 @@ def test_up_twice_is_harmless_and_down_leaves_nothing(tmp_path: Path) -> None:
         status = cli("--format", "json", "stack", "status", "--state-dir", str(state))
         assert status.code == 0 and password not in status.out + second.out + second.err
         assert all(p["healthy"] for p in json.loads(status.out)["parts"].values())
+        # each process's memory and how long it took to start (recorded by the `up` that started it)
+        parts = json.loads(status.out)["parts"]
+        for name in ("postgres", "broker", "registry", "kafka-connect"):
+            assert parts[name]["rss_mib"] > 0 and parts[name]["start_seconds"] == up1["start_seconds"][name] > 0
 
         # a dead part is reported, and the next `up` restarts only that part
         procs.kill(pids["broker"], grace=5)

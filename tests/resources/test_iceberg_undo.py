@@ -113,7 +113,7 @@ def test_with_no_snapshot_since_the_previous_schema_comes_back_exactly(
     assert undo is not None and undo.losses(ctx) == []
     out = undo.run(ctx)
     assert lake.state(ident) == before, out
-    assert undo.run(ctx)["how"] == "already"  # idempotent: a retried undo changes nothing
+    assert undo.run(ctx).how == "already"  # idempotent: a retried undo changes nothing
 
 
 def test_an_added_column_with_no_values_is_deleted_without_the_flag(lake: IcebergLakehouse, ident: str) -> None:
@@ -160,7 +160,7 @@ def test_a_probed_result_naming_a_snapshot_written_in_the_new_shape_is_not_taken
     mid = lake.state(ident)
     assert mid is not None and mid.snapshot_schema_id == mid.schema_id != before.schema_id
     found = update.probe(ctx)
-    assert found is not None and found["previous_snapshot_id"] == mid.snapshot_id
+    assert found is not None and found.previous_snapshot_id == mid.snapshot_id
     undo = update.inverse(found)
     assert undo is not None
     with pytest.raises(DataLossRefused, match=r"note holds 1 non-null value\(s\)"):

@@ -204,7 +204,7 @@ def test_change_file_type_errors_name_file_line_and_key(
         assert (Path(p["file"]).name, p["line"], p["key"]) == ("change.yaml", 3, "operations[0].add_column.type")
         assert "<type>" not in json.dumps(doc)
     # a type Postgres knows but the pipeline cannot carry: evolve names the line too (not "<type map>")
-    cf.write_text("table: items\noperations:\n  - add_column: {name: extra, type: interval, nullable: true}\n")
+    cf.write_text("table: items\noperations:\n  - add_column: {name: extra, type: tsquery, nullable: true}\n")
     code, doc = run_json(capsys, cfg, "evolve", "--dry-run", str(cf))
     assert code == 2 and doc["error"]["type"] == "UnsupportedTypeError", doc
     (p,) = doc["error"]["problems"]

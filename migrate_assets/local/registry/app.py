@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from migrate_assets import __version__
 
-from . import compat
+from . import compat, contexts
 from .errors import (
     INVALID_SCHEMA,
     INVALID_SUBJECT,
@@ -87,9 +87,19 @@ def _page(request: Request, items: list[T]) -> list[T]:
     return items[offset:] if limit <= 0 else items[offset:offset + limit]
 
 
-def _valid_subject(subject: str) -> str:
-    """Confluent's rule: not empty, no control character (one would also split the log line)."""
-    if not subject or any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in subject):
+def _subject(request: Request) -> str:
+    """The path's subject in its normal qualified spelling (`:.:x` is `x`)."""
+    return contexts.normal(request.path_params["subject"])
+
+
+def _valid_subject(subject: str, settings: bool = False) -> str:
+    """Confluent's rule: not empty, no control character (one would also split the log line). Levels and
+    modes may also be set on a context itself (`:.ctx:`, an empty subject part)."""
+    bad = any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in subject)
+    qualified = contexts.split(subject)
+    # Confluent's reserved names: `__GLOBAL` and `__EMPTY` subjects, and the `.__GLOBAL` context outside settings
+    reserved = qualified.name in ("__GLOBAL", "__EMPTY") or (qualified.context == ".__GLOBAL" and not settings)
+    if bad or reserved or not subject or qualified.context == contexts.WILDCARD or not (qualified.name or settings):
         raise RegistryError(INVALID_SUBJECT, f"The specified subject is not valid: {subject!r}")
     return subject
 
@@ -101,6 +111,24 @@ def _optional_int(body: dict[str, Any], name: str, unset: tuple[int, ...]) -> in
     if type(value) is not int or value < 1:
         raise RegistryError(UNPROCESSABLE_ENTITY, f'"{name}" must be a whole number of at least 1, got {value!r}')
     return value
+
+
+#: config fields Confluent accepts beside `compatibility`, and the value each may have here (its default)
+_CONFIG_DEFAULTS: dict[str, object] = {
+    "normalize": False, "validateFields": False, "validateRules": False, "alias": None,
+    "compatibilityGroup": None, "defaultMetadata": None, "overrideMetadata": None,
+    "defaultRuleSet": None, "overrideRuleSet": None,
+}
+
+
+def _refuse_unsupported_config(body: dict[str, Any]) -> None:
+    """A config this registry does not apply (registry-side normalizing, aliases, groups, metadata, rules)
+    is refused, not stored and ignored: the caller would believe it in force."""
+    given = sorted(k for k, default in _CONFIG_DEFAULTS.items() if body.get(k, default) not in (default, None))
+    if given:
+        raise RegistryError(
+            UNPROCESSABLE_ENTITY, f"Config {', '.join(given)} is not supported by this registry (only compatibility)"
+        )
 
 
 class _NoTrailingSlash:
@@ -161,7 +189,8 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         if "schema" not in body:
             raise RegistryError(UNPROCESSABLE_ENTITY, 'Request body has no "schema" field')
         parsed = await run_in_threadpool(
-            store.parse, body["schema"], body.get("schemaType"), body.get("references"), limits
+            store.parse, body["schema"], body.get("schemaType"), body.get("references"), limits,
+            _subject(request),
         )
         return parsed, body
 
@@ -182,12 +211,13 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         return _flag(request, "deletedOnly") or _flag(request, "deleted_only")
 
     async def list_subjects(request: Request) -> Response:
-        prefix = request.query_params.get("subjectPrefix", "")
+        # Confluent: every context unless a prefix is given ("" is the default context only)
+        prefix = request.query_params.get("subjectPrefix", ":*:")
         found = await call(store.subjects, _flag(request, "deleted"), deleted_only(request), prefix)
         return ok(_page(request, found))
 
     async def list_versions(request: Request) -> Response:
-        subject = request.path_params["subject"]
+        subject = _subject(request)
         found = await call(store.versions, subject, _flag(request, "deleted"), deleted_only(request))
         return ok(_page(request, found))
 
@@ -204,11 +234,11 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
     async def server_version(request: Request) -> Response:
         return ok({"version": __version__, "commitId": ""})
 
-    async def contexts(request: Request) -> Response:
-        return ok(["."])  # only the default context: subjects named ":.ctx:..." are plain subjects here
+    async def list_contexts(request: Request) -> Response:
+        return ok(_page(request, await call(store.context_names)))
 
     async def register(request: Request) -> Response:
-        subject = _valid_subject(request.path_params["subject"])
+        subject = _valid_subject(_subject(request))
         parsed, body = await schema_body(request)
         schema_id = _optional_int(body, "id", (-1, 0))
         version = _optional_int(body, "version", (-1, 0))
@@ -218,24 +248,24 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         return ok({"id": row.id})
 
     async def get_version(request: Request) -> Response:
-        subject, version = request.path_params["subject"], _version(request.path_params["version"])
+        subject, version = _subject(request), _version(request.path_params["version"])
         return ok((await call(store.version, subject, version, _flag(request, "deleted"))).to_json())
 
     async def get_raw_schema(request: Request) -> Response:
-        subject, version = request.path_params["subject"], _version(request.path_params["version"])
+        subject, version = _subject(request), _version(request.path_params["version"])
         row = await call(store.version, subject, version, _flag(request, "deleted"))
         return Response(row.schema, media_type=MEDIA_TYPE)
 
     async def referenced_by(request: Request) -> Response:
-        subject, version = request.path_params["subject"], _version(request.path_params["version"])
+        subject, version = _subject(request), _version(request.path_params["version"])
         return ok(_page(request, await call(store.referenced_by, subject, version)))
 
     async def delete_version(request: Request) -> Response:
-        subject, version = request.path_params["subject"], _version(request.path_params["version"])
+        subject, version = _subject(request), _version(request.path_params["version"])
         return ok(await call(store.delete_version, subject, version, _flag(request, "permanent")))
 
     async def lookup(request: Request) -> Response:
-        subject = request.path_params["subject"]
+        subject = _subject(request)
         parsed = await schema_only(request)
         row = await call(
             store.lookup, subject, parsed, _flag(request, "normalize"), _flag(request, "deleted")
@@ -243,24 +273,31 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         return ok(row.to_json())
 
     async def delete_subject(request: Request) -> Response:
-        subject = request.path_params["subject"]
+        subject = _subject(request)
         return ok(await call(store.delete_subject, subject, _flag(request, "permanent")))
 
     async def schema_types(request: Request) -> Response:
         return ok(list(compat.SCHEMA_TYPES))
 
+    def id_subject(request: Request) -> str | None:
+        """`?subject=`: which context an id is looked up in (Confluent's rule, see `Store._row_by_id`)."""
+        given = request.query_params.get("subject")
+        return None if given is None else contexts.normal(given)
+
     async def schema_by_id(request: Request) -> Response:
-        return ok(await call(store.schema_by_id, request.path_params["id"], _flag(request, "fetchMaxId")))
+        return ok(await call(
+            store.schema_by_id, request.path_params["id"], _flag(request, "fetchMaxId"), id_subject(request)
+        ))
 
     async def raw_schema_by_id(request: Request) -> Response:
-        body = await call(store.schema_by_id, request.path_params["id"])
+        body = await call(store.schema_by_id, request.path_params["id"], False, id_subject(request))
         return Response(str(body["schema"]), media_type=MEDIA_TYPE)
 
     async def id_uses(request: Request) -> list[tuple[str, int]]:
-        """The subject-versions of a schema id, only those of `subject` when the client names one."""
-        pairs = await call(store.schema_versions, request.path_params["id"], _flag(request, "deleted"))
-        only = request.query_params.get("subject")
-        return [(s, v) for s, v in pairs if only is None or s == only]
+        """The subject-versions of a schema id in the context `subject` selects (every subject there)."""
+        return await call(
+            store.schema_versions, request.path_params["id"], _flag(request, "deleted"), id_subject(request)
+        )
 
     async def schema_versions(request: Request) -> Response:
         return ok(_page(request, [{"subject": s, "version": v} for s, v in await id_uses(request)]))
@@ -269,7 +306,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         return ok(_page(request, sorted({s for s, _ in await id_uses(request)})))
 
     async def test_compatibility(request: Request) -> Response:
-        subject = request.path_params["subject"]
+        subject = _subject(request)
         raw_version = request.path_params.get("version")
         version = None if raw_version is None else _version(raw_version)
         verbose = _flag(request, "verbose")
@@ -286,27 +323,35 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
             answer["messages"] = messages
         return ok(answer)
 
+    def settings_subject(request: Request) -> str | None:
+        raw = request.path_params.get("subject")
+        return None if raw is None else contexts.normal(raw)
+
     async def config(request: Request) -> Response:
-        subject = request.path_params.get("subject")
+        subject = settings_subject(request)
         if request.method == "GET":
             level = await call(store.level, subject, _flag(request, "defaultToGlobal"))
             return ok({"compatibilityLevel": level})
         if request.method == "DELETE":
             return ok({"compatibilityLevel": await call(store.delete_level, subject)})
         if subject is not None:
-            _valid_subject(subject)
-        level = compat.check_level((await _body(request, limits)).get("compatibility"))
+            _valid_subject(subject, settings=True)
+        body = await _body(request, limits)
+        _refuse_unsupported_config(body)
+        if body.get("compatibility") is None:
+            return ok({})  # Confluent: a request without a level changes nothing and echoes nothing
+        level = compat.check_level(body["compatibility"])
         await call(store.set_level, subject, level)
         return ok({"compatibility": level})
 
     async def mode(request: Request) -> Response:
-        subject = request.path_params.get("subject")
+        subject = settings_subject(request)
         if request.method == "GET":
             return ok({"mode": await call(store.mode, subject, _flag(request, "defaultToGlobal"))})
         if request.method == "DELETE":
             return ok({"mode": await call(store.delete_mode, subject, _flag(request, "recursive"))})
         if subject is not None:
-            _valid_subject(subject)
+            _valid_subject(subject, settings=True)
         wanted = (await _body(request, limits)).get("mode")
         return ok({"mode": await call(store.set_mode, subject, wanted, _flag(request, "force"))})
 
@@ -322,7 +367,7 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         Route("/subjects/{subject}", lookup, methods=["POST"]),
         Route("/subjects/{subject}", delete_subject, methods=["DELETE"]),
         Route("/schemas", list_schemas, methods=["GET"]),
-        Route("/contexts", contexts, methods=["GET"]),
+        Route("/contexts", list_contexts, methods=["GET"]),
         Route("/v1/metadata/id", cluster_id, methods=["GET"]),
         Route("/v1/metadata/version", server_version, methods=["GET"]),
         Route("/schemas/types", schema_types),
@@ -364,4 +409,4 @@ def create_app(db_path: str | Path, busy_timeout: float = 10.0, limits: Limits |
         },
         lifespan=lifespan,
     )
-    return _NoTrailingSlash(app)
+    return _NoTrailingSlash(contexts.ContextPaths(app))

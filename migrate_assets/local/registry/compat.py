@@ -1,4 +1,5 @@
-"""Avro parsing, schema identity and compatibility rules.
+"""Schema parsing, identity and compatibility rules (Avro here, JSON Schema in `jsoncompat`, Protobuf in
+`protocompat`).
 
 Two parsers validate every schema because each lets through mistakes the other catches (e.g. the `avro`
 package accepts some malformed defaults fastavro refuses, and the reverse for some name rules).
@@ -21,6 +22,7 @@ from avro.compatibility import (
     SchemaCompatibilityType,
 )
 
+from . import jsoncompat, protocompat
 from .errors import INVALID_COMPATIBILITY_LEVEL, INVALID_SCHEMA, RegistryError
 from .limits import Limits, check_schema_depth, check_schema_size
 
@@ -48,7 +50,7 @@ def check_level(value: object) -> str:
     )
 
 
-#: what `/schemas/types` lists; JSON and PROTOBUF are stored and served, their compatibility is not checked
+#: what `/schemas/types` lists
 SCHEMA_TYPES = ("AVRO", "JSON", "PROTOBUF")
 
 
@@ -139,7 +141,13 @@ def parse(text: object, schema_type: object = None, references: object = None,
     check_schema_depth(text, limits)
     ref_key = _sorted_json([r.to_json() for r in refs]) if refs else ""
     if kind == "PROTOBUF":
-        # stored as given: this registry has no Protobuf parser (documented as not supported)
+        proto = protocompat.parse(text)  # refused here when it does not parse; stored as given
+        names = {r.name for r in refs}
+        missing = [i for i in proto.imports if i not in names and not i.startswith(protocompat.WELL_KNOWN)]
+        if missing:
+            raise RegistryError(
+                INVALID_SCHEMA, f"Invalid schema: import {missing[0]!r} is not among the references"
+            )
         key = "PROTOBUF|" + " ".join(text.split()) + ref_key
         return ParsedSchema(text, None, key, key, kind, refs)
     try:
@@ -148,8 +156,7 @@ def parse(text: object, schema_type: object = None, references: object = None,
         raise RegistryError(INVALID_SCHEMA, f"Invalid schema: not JSON: {exc}") from exc
     check_schema_size(as_json, limits)
     if kind == "JSON":
-        if not isinstance(as_json, (dict, bool)):
-            raise RegistryError(INVALID_SCHEMA, "Invalid schema: a JSON Schema is an object or a boolean")
+        jsoncompat.validate(as_json)
         key = "JSON|" + json.dumps(as_json, separators=(",", ":")) + ref_key
         return ParsedSchema(text, None, key, "JSON|" + _sorted_json(as_json) + ref_key, kind, refs)
     parsed = _parse_avro(as_json, text, resolved or [])
@@ -222,13 +229,12 @@ def check(new: ParsedSchema, old: ParsedSchema, old_version: int, level: str) ->
             f"{{errorType:'SCHEMA_TYPE_MISMATCH', description:'version {old_version} is a {old.schema_type} "
             f"schema, the new one is {new.schema_type}', location:'/'}}"
         ]
-    if new.parsed is None or old.parsed is None:
-        raise RegistryError(
-            INVALID_SCHEMA,
-            f"Compatibility rules for {new.schema_type} schemas are not implemented by this registry: "
-            "set the subject's level to NONE to keep more than one version",
-        )
     base = level.removesuffix("_TRANSITIVE")
+    if new.schema_type == "JSON":
+        return _check_json(new, old, old_version, base)
+    if new.schema_type == "PROTOBUF":
+        return _check_protobuf(new, old, old_version, base)
+    assert new.parsed is not None and old.parsed is not None
     pairs: list[tuple[str, avro.schema.Schema, avro.schema.Schema]] = []
     if base in ("BACKWARD", "FULL"):
         pairs.append(("BACKWARD (new schema reads old data)", new.parsed, old.parsed))
@@ -240,4 +246,46 @@ def check(new: ParsedSchema, old: ParsedSchema, old_version: int, level: str) ->
         result = ReaderWriterCompatibilityChecker().get_compatibility(reader, writer)
         if result.compatibility is SchemaCompatibilityType.incompatible:
             messages.append(_describe(result, direction, old_version))
+    return messages
+
+
+def _check_json(new: ParsedSchema, old: ParsedSchema, old_version: int, base: str) -> list[str]:
+    """Confluent's JSON Schema rules (`jsoncompat`): BACKWARD diffs old -> new, FORWARD new -> old."""
+    if new.references or old.references:
+        raise RegistryError(
+            INVALID_SCHEMA,
+            "Compatibility rules for JSON schemas with references are not implemented by this registry: "
+            "set the subject's level to NONE to keep more than one version",
+        )
+    new_json, old_json = json.loads(new.text), json.loads(old.text)
+    pairs = []
+    if base in ("BACKWARD", "FULL"):
+        pairs.append(("BACKWARD (new schema reads old data)", old_json, new_json))
+    if base in ("FORWARD", "FULL"):
+        pairs.append(("FORWARD (old schema reads new data)", new_json, old_json))
+    messages = []
+    for direction, original, update in pairs:
+        for found in jsoncompat.incompatible(original, update):
+            messages.append(
+                f"{{errorType:'{found.kind}', description:'{direction} check against version {old_version} "
+                f"failed', location:'{found.path}'}}"
+            )
+    return messages
+
+
+def _check_protobuf(new: ParsedSchema, old: ParsedSchema, old_version: int, base: str) -> list[str]:
+    """Confluent's Protobuf rules (`protocompat`): BACKWARD diffs old -> new, FORWARD new -> old."""
+    new_proto, old_proto = protocompat.parse(new.text), protocompat.parse(old.text)
+    pairs = []
+    if base in ("BACKWARD", "FULL"):
+        pairs.append(("BACKWARD (new schema reads old data)", old_proto, new_proto))
+    if base in ("FORWARD", "FULL"):
+        pairs.append(("FORWARD (old schema reads new data)", new_proto, old_proto))
+    messages = []
+    for direction, original, update in pairs:
+        for found in protocompat.incompatible(original, update):
+            messages.append(
+                f"{{errorType:'{found.kind}', description:'{direction} check against version {old_version} "
+                f"failed', location:'{found.path}'}}"
+            )
     return messages

@@ -1,6 +1,8 @@
 """Compatibility levels and modes, global and per subject: the `config` and `modes` tables of the store.
 
-A mixin of `Store`: every public method is one transaction of the store's connection.
+A mixin of `Store`: every public method is one transaction of the store's connection. A subject of a
+non-default context without a level (mode) of its own has its context's (kept under `:.ctx:`), then the
+global one, as with Confluent.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import AbstractContextManager
 
-from . import compat
+from . import compat, contexts
 from .errors import (
     INVALID_MODE,
     OPERATION_NOT_PERMITTED,
@@ -33,11 +35,15 @@ class Settings:
         found = row.fetchone()
         return found[0] if found else None
 
+    def _context_mode(self, c: sqlite3.Connection, subject: str) -> str | None:
+        key = contexts.split(subject).context_key
+        return self._mode(c, key) if key and key != subject else None
+
     def _effective_mode(self, c: sqlite3.Connection, subject: str) -> str:
         glob = self._mode(c, None)
         if glob == "READONLY_OVERRIDE":
             return glob
-        return self._mode(c, subject) or glob or "READWRITE"
+        return self._mode(c, subject) or self._context_mode(c, subject) or glob or "READWRITE"
 
     def _writable(self, c: sqlite3.Connection, subject: str) -> str:
         """The subject's mode, or 42205 when it is read-only."""
@@ -57,8 +63,15 @@ class Settings:
         row = found.fetchone()
         return row[0] if row else None
 
+    def _context_level(self, c: sqlite3.Connection, subject: str) -> str | None:
+        key = contexts.split(subject).context_key
+        return self._level(c, key) if key and key != subject else None
+
     def _effective_level(self, c: sqlite3.Connection, subject: str) -> str:
-        return self._level(c, subject) or self._level(c, None) or compat.DEFAULT_LEVEL
+        return (
+            self._level(c, subject) or self._context_level(c, subject) or self._level(c, None)
+            or compat.DEFAULT_LEVEL
+        )
 
     # -- modes ----------------------------------------------------------------------------------------------
 
@@ -73,7 +86,7 @@ class Settings:
             if own is not None:
                 return own
             if default_to_global:
-                return glob or "READWRITE"
+                return self._context_mode(c, subject) or glob or "READWRITE"
         raise RegistryError(
             SUBJECT_LEVEL_MODE_NOT_CONFIGURED, f"Subject '{subject}' does not have subject-level mode configured"
         )
@@ -90,10 +103,15 @@ class Settings:
         mode = mode.upper()
         with self._tx(write=True) as c:
             if mode == "IMPORT" and not force:
-                sql, args = "SELECT 1 FROM versions WHERE deleted = 0", tuple[str, ...]()
-                if subject is not None:
-                    sql, args = sql + " AND subject = ?", (subject,)
-                if c.execute(sql + " LIMIT 1", args).fetchone():
+                live = [r[0] for r in c.execute("SELECT DISTINCT subject FROM versions WHERE deleted = 0")]
+                scope = contexts.split(subject or "")
+                if subject is None:
+                    found = live
+                elif scope.name:
+                    found = [s for s in live if s == subject]
+                else:  # a context: its subjects
+                    found = [s for s in live if contexts.context_of(s) == scope.context]
+                if found:
                     raise RegistryError(
                         OPERATION_NOT_PERMITTED,
                         "Cannot import since found existing subjects" + (f" ({subject})" if subject else ""),
@@ -127,7 +145,8 @@ class Settings:
             if own is not None:
                 return own
             if subject is None or default_to_global:
-                return self._level(c, None) or compat.DEFAULT_LEVEL
+                context = None if subject is None else self._context_level(c, subject)
+                return context or self._level(c, None) or compat.DEFAULT_LEVEL
         raise RegistryError(
             SUBJECT_LEVEL_NOT_CONFIGURED,
             f"Subject '{subject}' does not have subject-level compatibility configured",

@@ -1,4 +1,4 @@
-"""SQLite persistence of subjects, versions, global schema ids (with their type and references), and, through
+"""SQLite persistence of subjects, versions, schema ids (with their type and references), and, through
 `Settings`, compatibility levels and modes.
 
 One connection guarded by one lock, every operation in its own transaction (`BEGIN IMMEDIATE` for writes):
@@ -7,6 +7,10 @@ trivially unique under concurrent registrations. WAL mode keeps readers in other
 inspection with the sqlite3 shell) from blocking it. Schema rows are never deleted, so an id, once given
 out, always names the same schema — also after a permanent delete and a re-registration. Only IMPORT mode
 may give one schema a second id (Confluent allows it), so ids are unique, schema keys are not.
+
+Ids are per schema context (`contexts.py`), as with Confluent: a schema row belongs to one context and
+`sid` is its id there; `id` is only the row's own key, which versions point to. Subjects are stored in
+their normal qualified spelling.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import compat
+from . import compat, contexts
 from .compat import ParsedSchema, Reference, Resolved
 from .errors import (
     INCOMPATIBLE_SCHEMA,
@@ -46,9 +50,10 @@ CREATE TABLE IF NOT EXISTS schemas (
     normalized TEXT NOT NULL,
     text TEXT NOT NULL,
     schema_type TEXT NOT NULL DEFAULT 'AVRO',
-    refs TEXT NOT NULL DEFAULT '[]'
+    refs TEXT NOT NULL DEFAULT '[]',
+    context TEXT NOT NULL DEFAULT '.',
+    sid INTEGER
 );
-CREATE INDEX IF NOT EXISTS schemas_normalized ON schemas(normalized);
 CREATE TABLE IF NOT EXISTS versions (
     subject TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -65,6 +70,22 @@ CREATE TABLE IF NOT EXISTS modes (
     subject TEXT PRIMARY KEY,
     mode TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS contexts (
+    name TEXT PRIMARY KEY
+);
+"""
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS schemas_normalized ON schemas(context, normalized);
+CREATE INDEX IF NOT EXISTS schemas_key ON schemas(context, key);
+CREATE UNIQUE INDEX IF NOT EXISTS schemas_sid ON schemas(context, sid);
+"""
+#: a file from before contexts: every schema is in the default context, its id unchanged
+_ADD_CONTEXTS = """
+DROP INDEX IF EXISTS schemas_normalized;
+DROP INDEX IF EXISTS schemas_key;
+ALTER TABLE schemas ADD COLUMN context TEXT NOT NULL DEFAULT '.';
+ALTER TABLE schemas ADD COLUMN sid INTEGER;
+UPDATE schemas SET sid = id;
 """
 #: a file of the first release: `key` was unique (IMPORT may now give one schema two ids) and the type and
 #: references columns were missing; its rows are copied over as Avro schemas without references
@@ -80,7 +101,6 @@ CREATE TABLE schemas (
 );
 INSERT INTO schemas (id, key, normalized, text) SELECT id, key, normalized, text FROM schemas_v1;
 DROP TABLE schemas_v1;
-CREATE INDEX IF NOT EXISTS schemas_normalized ON schemas(normalized);
 """
 #: stored schemas were checked against the limits of the day: re-parsing them is not limited again
 _STORED = Limits(1 << 62, 1 << 20, 1 << 40, 1 << 40)
@@ -138,8 +158,10 @@ class Store(Settings):
         present = {r[1] for r in self._conn.execute("PRAGMA table_info(schemas)")}
         if present and "refs" not in present:
             self._conn.executescript("BEGIN IMMEDIATE;" + _UPGRADE + "COMMIT;")
-        self._conn.executescript(_DDL + "CREATE INDEX IF NOT EXISTS schemas_key ON schemas(key);")
-        self._parsed: dict[int, ParsedSchema] = {}
+        if present and "sid" not in present:
+            self._conn.executescript("BEGIN IMMEDIATE;" + _ADD_CONTEXTS + "COMMIT;")
+        self._conn.executescript(_DDL + _INDEXES)
+        self._parsed: dict[tuple[str, int], ParsedSchema] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -168,7 +190,7 @@ class Store(Settings):
 
     def _rows(self, c: sqlite3.Connection, subject: str, deleted: bool) -> list[Version]:
         sql = (
-            "SELECT v.version, v.schema_id, s.text, v.deleted, s.key, s.normalized, s.schema_type, s.refs "
+            "SELECT v.version, s.sid, s.text, v.deleted, s.key, s.normalized, s.schema_type, s.refs "
             "FROM versions v JOIN schemas s ON s.id = v.schema_id WHERE v.subject = ? ORDER BY v.version"
         )
         rows = [
@@ -190,20 +212,25 @@ class Store(Settings):
         raise version_not_found(subject, version)
 
     def _parsed_schema(self, c: sqlite3.Connection, row: Version) -> ParsedSchema:
-        if row.id not in self._parsed:
-            self._parsed[row.id] = compat.parse(
+        key = (contexts.context_of(row.subject), row.id)
+        if key not in self._parsed:
+            self._parsed[key] = compat.parse(
                 row.schema, row.schema_type, [r.to_json() for r in row.references], _STORED,
-                self._resolve(c, row.references),
+                self._resolve(c, row.references, row.subject),
             )
-        return self._parsed[row.id]
+        return self._parsed[key]
 
-    def _resolve(self, c: sqlite3.Connection, refs: tuple[Reference, ...], depth: int = 0) -> list[Resolved]:
-        """The schemas `refs` name, each one's own references first (42201 when one is missing)."""
+    def _resolve(
+        self, c: sqlite3.Connection, refs: tuple[Reference, ...], parent: str, depth: int = 0
+    ) -> list[Resolved]:
+        """The schemas `refs` name, each one's own references first (42201 when one is missing). A
+        reference without a context names a subject in the context of `parent`, the subject referring."""
         if depth > _MAX_REFERENCE_DEPTH:
             raise RegistryError(INVALID_SCHEMA, f"Invalid schema: references nested deeper than {_MAX_REFERENCE_DEPTH}")
         out: list[Resolved] = []
         for ref in refs:
-            rows = self._rows(c, ref.subject, deleted=True)
+            target = contexts.with_parent(ref.subject, parent)
+            rows = self._rows(c, target, deleted=True)
             live = [r for r in rows if not r.deleted]
             row = (live[-1] if live else None) if ref.version == -1 else next(
                 (r for r in rows if r.version == ref.version), None)
@@ -213,7 +240,7 @@ class Store(Settings):
                     f"Invalid schema: reference '{ref.name}' to subject '{ref.subject}' version {ref.version} "
                     "not found",
                 )
-            for dep in self._resolve(c, row.references, depth + 1) + [Resolved(row.schema, row.schema_type)]:
+            for dep in self._resolve(c, row.references, target, depth + 1) + [Resolved(row.schema, row.schema_type)]:
                 if dep not in out:
                     out.append(dep)
         return out
@@ -221,12 +248,16 @@ class Store(Settings):
     def _referrers(self, c: sqlite3.Connection, subject: str, version: int) -> list[int]:
         """Ids of the schemas that reference `subject` `version` and that a live version still uses."""
         found = c.execute(
-            "SELECT DISTINCT s.id, s.refs FROM schemas s JOIN versions v ON v.schema_id = s.id "
-            "WHERE v.deleted = 0 AND s.refs != '[]' ORDER BY s.id"
+            "SELECT DISTINCT s.id, s.sid, s.refs, s.context FROM schemas s JOIN versions v ON v.schema_id = s.id "
+            "WHERE v.deleted = 0 AND s.refs != '[]' ORDER BY s.sid"
         )
         return [
-            int(sid) for sid, raw in found
-            if any(r.subject == subject and r.version == version for r in _refs(raw))
+            int(sid) for _, sid, raw, context in found
+            if any(
+                contexts.with_parent(r.subject, contexts.Qualified(context, "").subject) == subject
+                and r.version == version
+                for r in _refs(raw)
+            )
         ]
 
     def _refuse_referenced(self, c: sqlite3.Connection, subject: str, rows: list[Version]) -> None:
@@ -240,15 +271,14 @@ class Store(Settings):
     def _incompatibilities(
         self, c: sqlite3.Connection, new: ParsedSchema, against: list[Version], level: str
     ) -> list[str]:
-        messages = []
-        for row in reversed(against):
+        for row in reversed(against):  # newest first, the first incompatible version answers (as Confluent)
             found = compat.check(new, self._parsed_schema(c, row), row.version, level)
             if found:
-                messages += found
-                messages += [f"{{oldSchemaVersion: {row.version}}}", f"{{oldSchema: '{row.schema}'}}"]
-        if messages:
-            messages.append(f"{{compatibility: '{level}'}}")
-        return messages
+                return found + [
+                    f"{{oldSchemaVersion: {row.version}}}", f"{{oldSchema: '{row.schema}'}}",
+                    f"{{compatibility: '{level}'}}",
+                ]
+        return []
 
     @staticmethod
     def _matches(row: Version, new: ParsedSchema, normalize: bool) -> bool:
@@ -256,11 +286,14 @@ class Store(Settings):
 
     # -- subjects and versions ------------------------------------------------------------------------------
 
-    def parse(self, text: object, schema_type: object, references: object, limits: Limits) -> ParsedSchema:
-        """Validate a schema from a request, its references resolved against the stored versions."""
+    def parse(
+        self, text: object, schema_type: object, references: object, limits: Limits, subject: str = ""
+    ) -> ParsedSchema:
+        """Validate a schema from a request, its references resolved against the stored versions (in the
+        context of `subject` when they name none)."""
         refs = compat.references_of(references)
         with self._tx() as c:
-            resolved = self._resolve(c, refs)
+            resolved = self._resolve(c, refs, subject)
         return compat.parse(text, schema_type, references, limits, resolved)
 
     def subjects(self, deleted: bool = False, deleted_only: bool = False, prefix: str = "") -> list[str]:
@@ -268,7 +301,7 @@ class Store(Settings):
             live = {r[0] for r in c.execute("SELECT DISTINCT subject FROM versions WHERE deleted = 0")}
             every = {r[0] for r in c.execute("SELECT DISTINCT subject FROM versions")}
         chosen = every - live if deleted_only else every if deleted else live
-        return sorted(s for s in chosen if s.startswith(prefix))
+        return sorted(s for s in chosen if contexts.in_prefix(s, prefix))
 
     def versions(self, subject: str, deleted: bool = False, deleted_only: bool = False) -> list[int]:
         with self._tx() as c:
@@ -279,17 +312,34 @@ class Store(Settings):
             raise subject_not_found(subject)
         return [r.version for r in rows]
 
+    def _other_contexts(self, c: sqlite3.Connection, subject: str) -> list[str]:
+        """An unqualified subject as each non-default context would qualify it (Confluent's "using
+        contexts" lookups: a client that knows only `topic-value` finds `:.ctx:topic-value`)."""
+        if contexts.context_of(subject) != contexts.DEFAULT:
+            return []
+        names = [r[0] for r in c.execute("SELECT name FROM contexts WHERE name != ? ORDER BY name", (contexts.DEFAULT,))]
+        return [contexts.Qualified(name, subject).subject for name in names]
+
     def version(self, subject: str, version: int | None, deleted: bool = False) -> Version:
+        """One version; an unqualified subject absent from the default context is looked for in the others."""
         with self._tx() as c:
-            return self._one(c, subject, version, deleted)
+            try:
+                return self._one(c, subject, version, deleted)
+            except RegistryError as missing:
+                for other in self._other_contexts(c, subject):
+                    try:
+                        return self._one(c, other, version, deleted)
+                    except RegistryError:
+                        continue
+                raise missing
 
     def all_versions(self, prefix: str = "", deleted: bool = False, latest_only: bool = False) -> list[Version]:
-        """`GET /schemas`: every (live) subject-version whose subject starts with `prefix`, by subject."""
+        """`GET /schemas`: every (live) subject-version whose subject is in `prefix`, by subject."""
         with self._tx() as c:
             names = [r[0] for r in c.execute("SELECT DISTINCT subject FROM versions ORDER BY subject")]
             out: list[Version] = []
             for name in names:
-                if name.startswith(prefix):
+                if contexts.in_prefix(name, prefix):
                     rows = self._rows(c, name, deleted)
                     out += rows[-1:] if latest_only else rows
         return out
@@ -347,58 +397,70 @@ class Store(Settings):
                         f"Schema being registered is incompatible with an earlier schema for subject "
                         f"'{subject}', details: [{', '.join(messages)}]",
                     )
-            stored_id, text = self._schema_row(c, new, normalize, schema_id)
+            context = contexts.context_of(subject)
+            row_id, sid, text = self._schema_row(c, new, normalize, schema_id, context)
             c.execute(
                 "INSERT INTO versions (subject, version, schema_id) VALUES (?, ?, ?)",
-                (subject, number, stored_id),
+                (subject, number, row_id),
             )
             c.execute(
                 "DELETE FROM versions WHERE subject = ? AND schema_id = ? AND deleted = 1",
-                (subject, stored_id),
+                (subject, row_id),
             )
+            c.execute("INSERT OR IGNORE INTO contexts (name) VALUES (?)", (context,))
             return Version(
-                subject, number, stored_id, text, False, new.key, new.normalized, new.schema_type, new.references
+                subject, number, sid, text, False, new.key, new.normalized, new.schema_type, new.references
             )
 
     def _schema_row(
-        self, c: sqlite3.Connection, new: ParsedSchema, normalize: bool, schema_id: int | None
-    ) -> tuple[int, str]:
-        """The global id of `new` (an existing one, or a new row; `schema_id` when importing)."""
+        self, c: sqlite3.Connection, new: ParsedSchema, normalize: bool, schema_id: int | None, context: str
+    ) -> tuple[int, int, str]:
+        """(row, id in `context`, text) of `new`: an existing row of the context, or a new one taking the
+        context's next id (`schema_id` when importing)."""
         if normalize:
-            found = c.execute("SELECT id, text FROM schemas WHERE normalized = ? ORDER BY id", (new.normalized,))
+            found = c.execute(
+                "SELECT id, sid, text FROM schemas WHERE context = ? AND normalized = ? ORDER BY sid",
+                (context, new.normalized),
+            )
         else:
-            found = c.execute("SELECT id, text FROM schemas WHERE key = ? ORDER BY id", (new.key,))
+            found = c.execute(
+                "SELECT id, sid, text FROM schemas WHERE context = ? AND key = ? ORDER BY sid", (context, new.key)
+            )
         hit = found.fetchone()
         if schema_id is not None:
-            at_id = c.execute("SELECT key, text FROM schemas WHERE id = ?", (schema_id,)).fetchone()
-            if at_id is not None and at_id[0] != new.key:
+            at_id = c.execute(
+                "SELECT id, key, text FROM schemas WHERE context = ? AND sid = ?", (context, schema_id)
+            ).fetchone()
+            if at_id is not None and at_id[1] != new.key:
                 raise RegistryError(
                     OPERATION_NOT_PERMITTED, "Overwrite schema for the same ID is not permitted."
                 )
             if at_id is not None:
-                return schema_id, str(at_id[1])
-            c.execute(
-                "INSERT INTO schemas (id, key, normalized, text, schema_type, refs) VALUES (?, ?, ?, ?, ?, ?)",
-                (schema_id, new.key, new.normalized, new.text, new.schema_type, _refs_json(new)),
-            )
-            return schema_id, new.text
-        if hit:
-            return int(hit[0]), str(hit[1])
+                return int(at_id[0]), schema_id, str(at_id[2])
+            sid = schema_id
+        elif hit:
+            return int(hit[0]), int(hit[1]), str(hit[2])
+        else:
+            top = c.execute("SELECT MAX(sid) FROM schemas WHERE context = ?", (context,)).fetchone()[0]
+            sid = int(top or 0) + 1
         cursor = c.execute(
-            "INSERT INTO schemas (key, normalized, text, schema_type, refs) VALUES (?, ?, ?, ?, ?)",
-            (new.key, new.normalized, new.text, new.schema_type, _refs_json(new)),
+            "INSERT INTO schemas (key, normalized, text, schema_type, refs, context, sid) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (new.key, new.normalized, new.text, new.schema_type, _refs_json(new), context, sid),
         )
-        return int(cursor.lastrowid or 0), new.text
+        return int(cursor.lastrowid or 0), sid, new.text
 
     def lookup(self, subject: str, new: ParsedSchema, normalize: bool, deleted: bool) -> Version:
         """The newest version of `subject` holding this schema (40401 no subject, 40403 not under it)."""
         with self._tx() as c:
             rows = self._rows(c, subject, deleted)
+            # as Confluent: the subject's own context first, then (unqualified) the same name in the others
+            for candidates in [rows] + [self._rows(c, o, deleted) for o in self._other_contexts(c, subject)]:
+                for row in reversed(candidates):
+                    if self._matches(row, new, normalize):
+                        return row
             if not rows:
                 raise subject_not_found(subject)
-            for row in reversed(rows):
-                if self._matches(row, new, normalize):
-                    return row
         raise schema_not_found(f"Schema not found under subject '{subject}'")
 
     def referenced_by(self, subject: str, version: int | None) -> list[int]:
@@ -493,33 +555,71 @@ class Store(Settings):
 
     # -- schemas by id --------------------------------------------------------------------------------------
 
-    def schema_by_id(self, schema_id: int, fetch_max_id: bool = False) -> dict[str, object]:
-        """A schema by global id while some subject-version (soft-deleted ones too) still uses it: consumers
-        must still decode old records after a soft delete, as with Confluent."""
-        with self._tx() as c:
-            hit = c.execute(
-                "SELECT text, schema_type, refs FROM schemas WHERE id = ? "
-                "AND EXISTS (SELECT 1 FROM versions WHERE schema_id = ?)",
-                (schema_id, schema_id),
-            ).fetchone()
-            top = c.execute("SELECT MAX(id) FROM schemas").fetchone()[0]
-        if not hit:
+    def _used(self, c: sqlite3.Connection, context: str, schema_id: int, subject: str | None) -> int | None:
+        """The row of id `schema_id` in `context` while a subject-version (`subject`'s, when given) uses it."""
+        hit = c.execute(
+            "SELECT s.id FROM schemas s WHERE s.context = ? AND s.sid = ? AND EXISTS "
+            "(SELECT 1 FROM versions v WHERE v.schema_id = s.id AND (? IS NULL OR v.subject = ?))",
+            (context, schema_id, subject, subject),
+        ).fetchone()
+        return int(hit[0]) if hit else None
+
+    def _row_by_id(self, c: sqlite3.Connection, schema_id: int, subject: str | None) -> tuple[int, str]:
+        """(row, context) of a schema id asked for with an optional `subject`, found as Confluent does: in
+        the subject's context (the default one without a subject); for an unqualified subject that does not
+        use the id there, in the first other context where that subject uses it, else any use in the
+        default context. 40403 when none is found."""
+        q = contexts.split(subject or "")
+        if subject is None or not q.name or q.context != contexts.DEFAULT:
+            row = self._used(c, q.context, schema_id, q.subject if q.name else None)
+            if row is None:
+                raise schema_not_found(f"Schema {schema_id} not found")
+            return row, q.context
+        row = self._used(c, contexts.DEFAULT, schema_id, q.name)
+        if row is not None:
+            return row, contexts.DEFAULT
+        for (name,) in c.execute("SELECT name FROM contexts ORDER BY name").fetchall():
+            row = self._used(c, name, schema_id, contexts.Qualified(name, q.name).subject)
+            if row is not None:
+                return row, name
+        row = self._used(c, contexts.DEFAULT, schema_id, None)
+        if row is None:
             raise schema_not_found(f"Schema {schema_id} not found")
+        return row, contexts.DEFAULT
+
+    def schema_by_id(
+        self, schema_id: int, fetch_max_id: bool = False, subject: str | None = None
+    ) -> dict[str, object]:
+        """A schema by id while some subject-version (soft-deleted ones too) still uses it: consumers must
+        still decode old records after a soft delete, as with Confluent. `maxId`: of the same context."""
+        with self._tx() as c:
+            row, context = self._row_by_id(c, schema_id, subject)
+            hit = c.execute("SELECT text, schema_type, refs FROM schemas WHERE id = ?", (row,)).fetchone()
+            top = c.execute("SELECT MAX(sid) FROM schemas WHERE context = ?", (context,)).fetchone()[0]
         body = schema_fields(str(hit[0]), str(hit[1]), _refs(hit[2]))
         if fetch_max_id:
             body["maxId"] = int(top or 0)
         return body
 
-    def schema_versions(self, schema_id: int, deleted: bool = False) -> list[tuple[str, int]]:
-        """The subject-versions using a schema id; 40403 when none, even soft-deleted, does."""
+    def schema_versions(
+        self, schema_id: int, deleted: bool = False, subject: str | None = None
+    ) -> list[tuple[str, int]]:
+        """The subject-versions using a schema id (in the context `subject` selects, as for `schema_by_id`);
+        40403 when none, even soft-deleted, does."""
         with self._tx() as c:
+            row, _ = self._row_by_id(c, schema_id, subject)
             rows = c.execute(
                 "SELECT subject, version, deleted FROM versions WHERE schema_id = ? ORDER BY subject, version",
-                (schema_id,),
+                (row,),
             ).fetchall()
-        if not rows:
-            raise schema_not_found(f"Schema {schema_id} not found")
         return [(r[0], r[1]) for r in rows if deleted or not r[2]]
+
+    def context_names(self) -> list[str]:
+        """The default context, then every context a subject was ever registered in (Confluent keeps a
+        context once created)."""
+        with self._tx() as c:
+            names = {r[0] for r in c.execute("SELECT name FROM contexts")}
+        return [contexts.DEFAULT] + sorted(names - {contexts.DEFAULT})
 
 
 def _refs_json(new: ParsedSchema) -> str:
