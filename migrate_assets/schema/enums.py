@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import psycopg
+if TYPE_CHECKING:  # spec loading imports this module; the database client and the operations load when planning
+    import psycopg
 
-from migrate_assets.schema import ops
 from migrate_assets.schema.model import Source, Table
 from migrate_assets.schema.plan import Change
 from migrate_assets.schema.types import parse_type
@@ -82,7 +83,7 @@ def all_live_enums(conn: psycopg.Connection, schemas: Iterable[str]) -> list[Enu
     return [Enum(str(s), str(n), tuple(v)) for s, n, v in rows]
 
 
-def _change(e: Enum, op: ops.Operation) -> Change:
+def _change(e: Enum, op: Any) -> Change:
     anchor = Table(e.schema, e.name)
     d = op.plain(anchor)
     return Change(e.qualified, op.change_kind, op.describe(anchor), d.forward, d.inverse, d.hazards,
@@ -91,6 +92,8 @@ def _change(e: Enum, op: ops.Operation) -> Change:
 
 def diff_enums(desired: Iterable[Enum], live: dict[tuple[str, str], Enum]) -> tuple[list[Change], list[str]]:
     """Changes that make each declared enum match, and refusals (a value removed or moved)."""
+    from migrate_assets.schema import ops
+
     changes: list[Change] = []
     refusals: list[str] = []
     for want in desired:
