@@ -29,6 +29,10 @@ class DiffResult:
     foreign_keys: list[tuple[Table, ops.AddForeignKey]] = field(default_factory=list)
     #: (table, columns) of PRIMARY KEY / UNIQUE constraints built after commit
     late_keys: set[tuple[TableKey, frozenset[str]]] = field(default_factory=set)
+    #: (table, columns) of PRIMARY KEY / UNIQUE constraints dropped (foreign keys using them go first)
+    dropped_keys: set[tuple[TableKey, frozenset[str]]] = field(default_factory=set)
+    #: (table, name) of foreign keys already dropped by the plan
+    dropped_fks: set[tuple[TableKey, str]] = field(default_factory=set)
 
 
 def default_equal(desired: Column, live: Column, canon: Canonical) -> bool:
@@ -209,12 +213,15 @@ def diff(
     drop_tables: Iterable[TableKey] = (),
     missing_schemas: Iterable[str] = (),
     first: Iterable[Change] = (),
+    context: Iterable[Table] = (),
 ) -> DiffResult:
     """All changes that turn `live` into `desired`, in a safe execution order.
 
     `nonempty=None` means "unknown": a NOT NULL column without default is then refused as if the table had
-    rows. Tables in `drop_tables` that exist live are dropped; `missing_schemas` are created first.
+    rows. Tables in `drop_tables` that exist live are dropped; `missing_schemas` are created first. `context`:
+    the other desired tables (in sync, not diffed), which say which foreign keys they still want.
     """
+    desired = list(desired)
     canon = canon or Canonical({}, {})
     nonempty = nonempty if nonempty is not None else {k for k in live}
     res = DiffResult()
@@ -233,6 +240,7 @@ def diff(
             res.foreign_keys.extend((t, ops.AddForeignKey(fk=fk, not_valid=False)) for fk in t.foreign_keys)
         else:
             _TableDiff(t, lt, canon, t.key in nonempty, res).run()
+    _rebuild_dependent_fks([*context, *desired], live, res)
     for t, op in res.foreign_keys:  # after every table exists; after commit when the key they need is built then
         late = (op.fk.ref_key, frozenset(op.fk.ref_columns)) in res.late_keys
         op = replace(op, late=late)
@@ -259,6 +267,32 @@ def diff(
             )
     res.changes.sort(key=_rank)
     return res
+
+
+def _rebuild_dependent_fks(desired: Iterable[Table], live: dict[TableKey, Table], res: DiffResult) -> None:
+    """A PRIMARY KEY / UNIQUE constraint that is dropped (or replaced) takes the foreign keys referencing it: each one
+    the specs still want is dropped first and added again (NOT VALID, then validated) once the key is back; one
+    they do not manage is a refusal (it would be lost)."""
+    if not res.dropped_keys:
+        return
+    wanted = {t.key: t for t in desired}
+    for lt in live.values():
+        for f in lt.foreign_keys:
+            if (f.ref_key, frozenset(f.ref_columns)) not in res.dropped_keys or (lt.key, f.name) in res.dropped_fks:
+                continue
+            want = wanted.get(lt.key)
+            keep = next((w for w in want.foreign_keys if w.name == f.name), None) if want else None
+            if want is None or "foreign_keys" not in want.manages or keep is None:
+                res.refusals.append(f"{lt.qualified}: foreign key {f.name} references a key of {f.ref_schema}.{f.ref_table} "
+                                    "that the plan drops; list the foreign key in the spec's foreign_keys (it is then "
+                                    "dropped and added again) or drop it by hand first")
+                continue
+            op = ops.DropConstraint(name=f.name, what="foreign_key",
+                                    restore=(ddl.add_foreign_key(lt.schema, lt.name, f, not_valid=False),))
+            d = op.plain(lt)
+            res.changes.append(Change(lt.qualified, "drop_foreign_key", op.describe(lt) + " (its key is rebuilt)",
+                                      d.forward, d.inverse, d.hazards, True, None))
+            res.foreign_keys.append((lt, ops.AddForeignKey(fk=keep, not_valid=True)))
 
 
 def _rank(c: Change) -> int:
@@ -433,6 +467,7 @@ class _TableDiff:
             if lpk and have.primary_key and not self.dropped & set(have.primary_key.columns):
                 self.con_op(ops.DropConstraint(name=lpk.name or "", what="primary key",
                                                restore=(ddl.add_constraint(s, t, "PRIMARY KEY", lpk),)), "drop_primary_key")
+                self.res.dropped_keys.add((want.key, frozenset(have.primary_key.columns)))
             if want.primary_key:
                 self._add_key(want.primary_key, primary=True)
         live_u = {self._live_cols(u.columns): u for u in have.uniques}
@@ -445,6 +480,7 @@ class _TableDiff:
                     or unmanaged.unique_reason(want, u, cols):
                 continue  # kept: wanted, gone with its column, or something the spec cannot express
             freed.add(u.name or "")
+            self.res.dropped_keys.add((want.key, frozenset(u.columns)))
             self.con_op(ops.DropConstraint(name=u.name or "", what="unique",
                                            restore=(ddl.add_constraint(s, t, "UNIQUE", replace(u, columns=cols)),)), "drop_unique")
         taken = ({u.name for u in have.uniques} | {i.name for i in have.indexes}) - freed
@@ -473,6 +509,7 @@ class _TableDiff:
                 continue
             if self.dropped & set(lf.columns):
                 continue  # goes with its column
+            self.res.dropped_fks.add((self.want.key, name))
             self.con_op(ops.DropConstraint(name=name, what="foreign_key",
                                            restore=(ddl.add_foreign_key(s, t, lf, not_valid=False),)), "drop_foreign_key")
         for name, wf in wanted.items():

@@ -120,7 +120,7 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     missing = new_schemas - existing_schemas(conn, new_schemas) if new_schemas else set()
     enum_changes, enum_refusals = diff_enums(declared, have_enums)
     res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing,
-               first=enum_changes)
+               first=enum_changes, context=chosen)
     return Plan(tuple(res.changes), scope_fingerprint(live, scope), scope, tuple(enum_refusals) + tuple(res.refusals),
                 unmanaged.listing(chosen, live))
 
