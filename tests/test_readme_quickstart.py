@@ -21,6 +21,17 @@ def quickstart_block() -> str:
     return m.group(1)
 
 
+def timings(trace: str) -> list[str]:
+    """`seconds  command` for each migrate-assets command of an xtrace (`PS4='+@$EPOCHREALTIME '`): the time to
+    the next traced command."""
+    marks = [(float(m.group(1)), m.group(2)) for m in re.finditer(r"^\++@(\d+\.\d+) (.*)$", trace, re.M)]
+    rows = [f"{b[0] - a[0]:8.2f}s  {a[1]}" for a, b in zip(marks, marks[1:], strict=False)
+            if a[1].startswith(".venv/bin/migrate-assets")]
+    if len(marks) > 1:
+        rows.append(f"{marks[-1][0] - marks[0][0]:8.2f}s  total")
+    return rows
+
+
 def test_the_block_is_the_one_documented() -> None:
     block = quickstart_block()
     lines = [ln for ln in block.splitlines() if ln.startswith(".venv/bin/migrate-assets")]
@@ -37,9 +48,11 @@ def test_readme_quickstart_runs_verbatim(tmp_path: Path) -> None:
     (work / ".venv").symlink_to(Path(sys.executable).parent.parent)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("MIGRATE_ASSETS_") and k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    script = "set -euo pipefail\n" + quickstart_block()
+    # every command traced with its start time (PS4), so the newcomer's transcript has wall times (`pytest -s`)
+    script = "set -euo pipefail\nexport PS4='+@${EPOCHREALTIME} '\nset -x\n" + quickstart_block() + ": end\n"
     try:
         r = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+        print("\n".join(timings(r.stderr)))
         assert r.returncode == 0, f"exit {r.returncode}\n--- stdout\n{r.stdout[-4000:]}\n--- stderr\n{r.stderr[-6000:]}"
         assert "pipeline add public.customers: succeeded" in r.stdout
         assert "evolution" in r.stdout and "succeeded" in r.stdout

@@ -131,6 +131,8 @@ class ChangeHazards:
     hazards: tuple[str, ...] = ()
     #: a primary-key column changes: the topic's key schema changes too
     key_changes: bool = False
+    #: the hazards of the DDL that undoes it (and, for a rollback, the values it would lose: `app.step_hazards`)
+    undo_hazards: tuple[str, ...] = ()
 
 
 def change_hazards(cfg: ProjectConfig, change: ChangeSet) -> ChangeHazards:

@@ -7,8 +7,12 @@ through the type map, the entry in `pipelines:` of the project file, and a verif
 * the connector exists: the table *joins* it through the evolution saga (`evolve_new_table`: subject, Iceberg
   table, signal table, connector filter with a safe restart and an incremental snapshot of the existing rows,
   verify), which compensates every completed step itself when one fails;
-* no such connector: it is created for the table (its initial snapshot carries the existing rows), as
-  sequential steps each with an explicit undo, run in reverse order when a later step (or verify) fails.
+* no such connector: it is created for the table (its initial snapshot carries the existing rows) by a saga of
+  its own (`_plan_new_connector`: signal table, connector, subject, Iceberg table, verify), a stored run like
+  every evolution (`runs list`, `evolve --resume/--rollback RUN`) whose failure compensates every completed step:
+  the connector goes with its source offsets, replication slot, publication and the subjects it registered.
+
+The Iceberg table gets the source table's primary key as its identifier fields (required columns).
 
 Nothing changes before every check passed (layers configured, table present, every column type mapped, no
 Iceberg table in the way). The project file is edited as text: the user's comments and formatting stay.
@@ -17,31 +21,32 @@ Iceberg table in the way). The project file is edited as text: the user's commen
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from migrate_assets import projectfile
 from migrate_assets.config import ProjectConfig
-from migrate_assets.errors import InvalidInputError, MigrateAssetsError, Problem, RuntimeFailure
-from migrate_assets.evolution.planner import PipelineTarget
+from migrate_assets.errors import InvalidInputError, Problem
+from migrate_assets.evolution.actions import (
+    CreateConnector,
+    CreateIcebergTable,
+    SourceDdl,
+    VerifyOnboarded,
+    WaitForSubject,
+)
+from migrate_assets.evolution.layers import Layer
+from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, PlannedStep
 from migrate_assets.evolution.preflight import with_user_types
 from migrate_assets.evolution.typemap import TypeMapOptions, map_type
 from migrate_assets.resources import debezium, project
 from migrate_assets.schema.ddl import q, table_ident
 
 Progress = Callable[[str], None]
-WAIT = 90.0  # seconds for the connector to run and the subject to appear
-
-
-class OnboardingFailed(RuntimeFailure):
-    """A step of `pipeline add` failed; what was done has been undone (see the report)."""
+WAIT = 90.0  # seconds for the subject to appear
 
 
 @dataclass
@@ -57,6 +62,7 @@ class Report:
     verify: dict[str, Any] | None = None
     run_id: str | None = None
     error: str | None = None
+    next: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -73,6 +79,18 @@ def default_connector(cfg: ProjectConfig) -> str:
         return used.pop()  # type: ignore[return-value]
     db = str(conninfo_to_dict(cfg.database.dsn).get("dbname") or "postgres")
     return debezium.slug(db).replace("_", "-") + "-cdc"
+
+
+def _free_prefix(client: Any, name: str, wanted: str) -> str:
+    """The topic prefix of a new connector: the database's name, unless another connector of the cluster has it,
+    then the connector's name. Two Debezium connectors of one prefix share their metrics' names: the second
+    one's task waits about two minutes for names that never come free before it snapshots (seen on Connect)."""
+    taken = {client.config(c).get("topic.prefix") for c in client.list()}
+    for prefix in (wanted, debezium.slug(name)):
+        if prefix not in taken:
+            return prefix
+    raise InvalidInputError(f"topic prefixes {wanted} and {debezium.slug(name)} are both used by other connectors: "
+                            "choose another --connector", file="<command line>", key="--connector")
 
 
 def _problem(cfg: ProjectConfig, key: str, message: str) -> InvalidInputError:
@@ -111,21 +129,35 @@ def add(cfg: ProjectConfig, table: str, connector: str | None = None, iceberg_ta
     if exists:
         prefix = ctx.connector.config(name).get("topic.prefix") or name
     else:
-        prefix = debezium.slug(str(conninfo_to_dict(cfg.database.dsn).get("dbname") or "cdc"))
+        prefix = _free_prefix(client, name, debezium.slug(str(conninfo_to_dict(cfg.database.dsn).get("dbname")
+                                                               or "cdc")))
     report = Report(table, name, f"{prefix}.{table}-value", ice, "join" if exists else "new_connector")
+    new = None if exists else _plan_new_connector(cfg, ctx, report, mapped)
     if dry_run:
         report.status = "dry_run"
-        report.steps = [{"step": s, "status": "pending"} for s in
-                        (["join saga (registry, lakehouse, signal table, connector, verify)"] if exists else
-                         ["signal table", "connector", "registry subject", "lakehouse"]) + ["project file",
-                                                                                           "verify"]]
+        plan = new.plan if new is not None else _join_plan(cfg, ctx, report)
+        report.warnings += list(plan.warnings)
+        steps = [{"step": f"{st.id}: {st.action.describe()}", "status": "pending", "compensation": st.compensation}
+                 for st in plan.steps]
+        entry = [{"step": f"add {report.table} to {cfg.source_file}", "status": "pending"}]
+        report.steps = entry + steps if new is not None else steps + entry
         return report
-    if exists:
+    if new is None:
         return _join(cfg, ctx, report, say)
-    return _create(cfg, ctx, client, report, mapped, ctx.source.count_values(table), say)
+    return _create(cfg, ctx, report, new, say)
 
 
 # -- the connector exists: the evolution saga ---------------------------------------------------------------------
+
+
+def _join_plan(cfg: ProjectConfig, ctx: Any, report: Report) -> EvolutionPlan:
+    """The join saga's plan after its pre-flight (reads only)."""
+    from migrate_assets.evolution import run as evo
+
+    target = PipelineTarget(report.table, report.connector, report.subject, report.iceberg_table)
+    pre, _rec = evo.evolve_new_table(None, target, ctx, project.policy(cfg), None, project.retry_policy(cfg),
+                                     dry_run=True)
+    return pre.plan
 
 
 def _join(cfg: ProjectConfig, ctx: Any, report: Report, say: Progress) -> Report:
@@ -151,108 +183,124 @@ def _join(cfg: ProjectConfig, ctx: Any, report: Report, say: Progress) -> Report
     return report
 
 
-# -- no connector yet: sequential steps, each with its undo -------------------------------------------------------
+# -- no connector yet: a saga that creates it ---------------------------------------------------------------------
 
 
-def _create(cfg: ProjectConfig, ctx: Any, client: Any, report: Report, mapped: list[tuple[str, str]], rows: int,
-            say: Progress) -> Report:
+@dataclass(frozen=True)
+class NewConnector:
+    """What pre-flight found for a connector to be created: names, row count, key, and the plan."""
+
+    slot: str
+    publication: str
+    signal: str
+    rows: int
+    key: tuple[str, ...]
+    plan: EvolutionPlan
+
+
+def _plan_new_connector(cfg: ProjectConfig, ctx: Any, report: Report, mapped: list[tuple[str, str]]) -> NewConnector:
+    """Read every layer and check before anything changes (the names the connector would take must be free), and
+    plan the saga: signal table, connector (its compensation deletes it with slot, publication and the subjects
+    its converters registered), the subject, the Iceberg table (primary key as identifier fields), verify."""
     schema = report.table.split(".", 1)[0]
     signal = f"{schema}.{debezium.SIGNAL_TABLE}"
     slot = debezium.slug(f"ma_{report.connector}")
     publication = slot + "_pub"
-    undo: list[tuple[str, Callable[[], object]]] = []
+    if ctx.source.slot(slot) is not None:
+        raise InvalidInputError(f"replication slot {slot} (of connector {report.connector}) already exists: drop it "
+                                "or choose another --connector", file="<command line>", key="--connector")
+    with ctx.source.connect() as conn:
+        if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone():
+            raise InvalidInputError(f"publication {publication} (of connector {report.connector}) already exists: "
+                                    "drop it or choose another --connector", file="<command line>", key="--connector")
+    key_subject = report.subject[: -len("-value")] + "-key"
+    new_subjects = tuple(s for s in (report.subject, key_subject) if ctx.registry.latest(s) is None)
+    rows = ctx.source.count_values(report.table)
+    key = tuple(ctx.source.primary_key(report.table))
+    assert cfg.schema_registry is not None
+    config = debezium.connector_config(cfg.database.dsn, cfg.schema_registry.url, [re.escape(report.table)],
+                                       report.subject.split(".", 1)[0], slot=slot, publication=publication,
+                                       signal_table=signal)
+    steps: list[PlannedStep] = []
+    warnings: list[str] = []
+    if ctx.source.columns(signal) is None:
+        ident = table_ident(*signal.split(".", 1))
+        create = q("CREATE TABLE {} (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))",
+                   ident)
+        steps.append(PlannedStep(Layer.SOURCE_DB.step, Layer.SOURCE_DB,
+                                 SourceDdl(signal, (create,), (q("DROP TABLE {}", ident),), cfg.lock_timeout,
+                                           ctx.source.fingerprint(signal)),
+                                 True, "absent", f"drop the signal table {signal}"))
+    steps.append(PlannedStep(Layer.CONNECTOR.step, Layer.CONNECTOR,
+                             CreateConnector(report.connector, tuple(sorted(config.items())), slot, publication,
+                                             new_subjects),
+                             True, "absent", f"delete connector {report.connector} with its source offsets, slot "
+                             f"{slot} and publication {publication}"
+                             + (f"; soft-delete {', '.join(new_subjects)}" if new_subjects else "")))
+    if rows:
+        steps.append(PlannedStep(Layer.SCHEMA_REGISTRY.step, Layer.SCHEMA_REGISTRY, WaitForSubject(report.subject, WAIT),
+                                 True, None, "nothing to undo (the subject goes with the connector)"))
+    else:  # not a skipped layer (those are the ones not configured): nothing to wait for yet
+        warnings.append(f"{report.table} is empty: the converter registers {report.subject} with its first row; "
+                        "verify reports the subject missing until then")
+    steps.append(PlannedStep(Layer.LAKEHOUSE.step, Layer.LAKEHOUSE,
+                             CreateIcebergTable(report.iceberg_table, tuple(mapped), key),
+                             True, "absent", f"drop {report.iceberg_table}"))
+    steps.append(PlannedStep(Layer.VERIFY.step, Layer.VERIFY, VerifyOnboarded(report.table, report.subject), True,
+                             None, "nothing to undo"))
+    plan = EvolutionPlan(report.table, ({"onboard": {"table": report.table, "connector": report.connector,
+                                                     "snapshot": "initial"}},),
+                         tuple(steps), (), (), tuple(warnings))
+    return NewConnector(slot, publication, signal, rows, key, plan)
 
-    def step(label: str, fn: Callable[[], Any]) -> Any:
-        say(f"{label} ...")
-        t0 = time.monotonic()
-        entry: dict[str, Any] = {"step": label, "status": "running"}
-        report.steps.append(entry)
-        out = fn()
-        entry.update(status="done", seconds=round(time.monotonic() - t0, 3))
-        return out
 
+def _create(cfg: ProjectConfig, ctx: Any, report: Report, new: NewConnector, say: Progress) -> Report:
+    """The entry goes into the project file first (a run interrupted here is finished by `evolve --resume RUN`,
+    whose verify needs it), then the saga runs; a run that does not succeed takes the entry out again."""
+    from migrate_assets.evolution import run as evo
+    from migrate_assets.evolution.saga import RunInterrupted, Saga
+
+    report.warnings += list(new.plan.warnings)
+    path = Path(cfg.source_file)
+    text_before = path.read_text()
+    _add_entry(cfg, report)
+    text_after = path.read_text()
+    report.steps.append({"step": f"add {report.table} to {cfg.source_file}", "status": "done"})
+    target = PipelineTarget(report.table, report.connector, report.subject, report.iceberg_table)
+    evo.attach_verifier(ctx, [target])
+    store = project.store(cfg)
     try:
-        if ctx.source.columns(signal) is None:
-            ident = table_ident(*signal.split(".", 1))
-            create = q("CREATE TABLE {} (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))",
-                       ident)
-            step(f"create signal table {signal}", lambda: ctx.source.execute_ddl([create], cfg.lock_timeout))
-            undo.append((f"drop signal table {signal}",
-                         lambda: ctx.source.execute_ddl([q("DROP TABLE IF EXISTS {}", ident)], cfg.lock_timeout)))
-        assert cfg.schema_registry is not None
-        config = debezium.connector_config(cfg.database.dsn, cfg.schema_registry.url,
-                                           [re.escape(report.table)], report.subject.split(".", 1)[0],
-                                           slot=slot, publication=publication, signal_table=signal)
-        step(f"create connector {report.connector}", lambda: client.create(report.connector, config))
-        undo.append((f"delete connector {report.connector}",
-                     lambda: _drop_connector(cfg, client, report.connector, slot, publication)))
-        step("wait for the connector to run", lambda: ctx.connector.wait_running(report.connector, WAIT))
-        if rows:
-            step(f"wait for subject {report.subject}", lambda: _wait_subject(ctx, report.subject))
-        else:
-            report.warnings.append(f"{report.table} is empty: the converter registers {report.subject} with its "
-                                   "first row; verify reports the subject missing until then")
-        step(f"create Iceberg table {report.iceberg_table}",
-             lambda: ctx.lakehouse.create_table(report.iceberg_table, tuple(mapped)))
-        undo.append((f"drop Iceberg table {report.iceberg_table}",
-                     lambda: ctx.lakehouse.drop_table(report.iceberg_table)))
-        step(f"add {report.table} to {cfg.source_file}", lambda: _add_entry(cfg, report))
-        undo.append((f"remove {report.table} from {cfg.source_file}",
-                     lambda: projectfile.remove_pipeline(Path(cfg.source_file), report.table,
-                                                         cfg.database.schema_)))
-        report.verify = step("verify", lambda: _verify(ctx, report))
-        differences = [d for layer, v in report.verify["layers"].items() if v["status"] != "consistent"
-                       and not (layer == "schema_registry" and not rows) for d in v["differences"] or [v["status"]]]
-        if differences:
-            raise OnboardingFailed("verify found drift after onboarding: " + "; ".join(differences))
-    except (MigrateAssetsError, psycopg.Error, OSError) as exc:
-        report.error = str(exc)
-        for entry in report.steps:
-            if entry["status"] == "running":
-                entry["status"], entry["error"] = "failed", str(exc)
-        report.status = _undo(undo, report, say)
+        rec = Saga(ctx, store, project.retry_policy(cfg), lambda st: say(f"{st.id}: {st.status}")).start(new.plan)
+    except RunInterrupted as stop:
+        rec = stop.record
+    finally:
+        store.close()
+    report.run_id = rec.run_id
+    report.steps += [{"step": s.id, "status": s.status, "seconds": round(s.seconds, 3), "error": s.error,
+                      "compensation": s.compensation} for s in rec.steps]
+    if rec.status == "succeeded":
+        report.verify = _verify(ctx, report)
+        report.status = "succeeded"
         return report
-    report.status = "succeeded"
+    report.error = rec.error
+    if rec.status == "interrupted":
+        report.status = "failed"
+        report.next = (f"interrupted: `migrate-assets evolve --resume {rec.run_id}` finishes the onboarding, "
+                       f"`migrate-assets evolve --rollback {rec.run_id}` and `migrate-assets pipeline remove "
+                       f"{report.table}` undo it")
+        return report
+    if path.read_text() == text_after:  # untouched since: exactly as it was (no empty `pipelines: []` left)
+        path.write_text(text_before)
+    else:
+        projectfile.remove_pipeline(path, report.table, cfg.database.schema_)
+    report.steps.append({"step": f"undo: remove {report.table} from {cfg.source_file}", "status": "done"})
+    if rec.status == "rolled_back":
+        report.status = "rolled_back"
+    else:
+        report.status = "failed"
+        report.next = (f"some layers are not undone yet (see each step's compensation): run `migrate-assets evolve "
+                       f"--rollback {rec.run_id}` again once they are reachable")
     return report
-
-
-def _undo(undo: list[tuple[str, Callable[[], object]]], report: Report, say: Progress) -> str:
-    ok = True
-    for label, fn in reversed(undo):
-        say(f"undo: {label} ...")
-        try:
-            fn()
-            report.steps.append({"step": f"undo: {label}", "status": "done"})
-        except Exception as exc:  # noqa: BLE001 - every undo is tried; the report names what is left
-            ok = False
-            report.steps.append({"step": f"undo: {label}", "status": "failed", "error": str(exc)})
-    return "rolled_back" if ok else "failed"
-
-
-def _wait_subject(ctx: Any, subject: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while ctx.registry.latest(subject) is None:
-        if time.monotonic() > deadline:
-            raise OnboardingFailed(f"subject {subject} did not appear in the registry within {WAIT:.0f}s")
-        time.sleep(0.3)
-
-
-def _drop_connector(cfg: ProjectConfig, client: Any, name: str, slot: str, publication: str) -> None:
-    """Delete the connector, then its replication slot (once released) and its publication."""
-    client.delete(name)
-    deadline = time.monotonic() + 30
-    with psycopg.connect(cfg.database.dsn, autocommit=True, connect_timeout=5) as conn:
-        while True:
-            row = conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
-            if row is None:
-                break
-            if not row[0]:
-                conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
-                break
-            if time.monotonic() > deadline:
-                raise OnboardingFailed(f"replication slot {slot} still in use 30s after deleting {name}")
-            time.sleep(0.2)
-        conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(publication)))
 
 
 def _add_entry(cfg: ProjectConfig, report: Report) -> None:

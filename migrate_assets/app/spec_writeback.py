@@ -18,7 +18,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,58 @@ def after_command(cfg: ProjectConfig, change: Any, before: Table | None, succeed
     if not succeeded or before is None:
         return None
     return write_back(cfg, change.qualified, before, renames_of(change)).to_dict()
+
+
+def touched_by(operations: Sequence[Mapping[str, Any]]) -> tuple[set[str], set[str], dict[str, str]]:
+    """What a stored plan's operations (their change-file form, `{kind: {key: value}}`) did to the columns:
+    (the live names they added or changed, the names they dropped as the spec declares them, {old: new} of
+    their renames)."""
+    touched: set[str] = set()
+    dropped: set[str] = set()
+    renames: dict[str, str] = {}
+    for op in operations:
+        ((kind, body),) = op.items()
+        if kind == "rename_column":
+            old, new = body["from"], body["to"]
+            first = next((k for k, v in renames.items() if v == old), old)
+            renames[first] = new
+            touched.discard(old)
+            touched.add(new)
+        elif kind == "drop_column":
+            name = body["column"]
+            first = next((k for k, v in renames.items() if v == name), name)
+            renames.pop(first, None)
+            touched.discard(name)
+            dropped.add(first)
+        elif kind == "add_column":
+            touched.add(body["name"])
+        elif isinstance(body, Mapping) and isinstance(body.get("column"), str):
+            touched.add(body["column"])
+    return touched, dropped, renames
+
+
+def after_resume(cfg: ProjectConfig, plan: Mapping[str, Any], succeeded: bool) -> dict[str, Any] | None:
+    """For `evolve --resume RUN`: once the resumed run succeeded, write its change back like a plain evolve.
+    The table as it was before the run is gone (an earlier process may have run the DDL), so the run's stored
+    operations say which columns it changed: each of them is made the same in the spec as it is now, each it
+    dropped is removed. None when nothing is written (not succeeded, a plan without column operations)."""
+    operations = plan.get("operations") or []
+    if not succeeded or not operations:
+        return None
+    table = str(plan["table"])
+    try:
+        touched, dropped, renames = touched_by(operations)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:  # a stored form this reading does not know
+        return WriteBack(table, status="failed", error=f"the run's operations cannot be read: {exc}").to_dict()
+    if not touched and not dropped:  # a new table, a join or an onboarding: the spec already said it
+        return None
+    after = live_table(cfg, table)
+    if after is None:
+        return WriteBack(table, status="failed", error=f"cannot read {table} from the database").to_dict()
+    live = {c.name for c in after.columns}
+    gone = tuple(Column(n, after.columns[0].type, True) for n in sorted(dropped - live) if after.columns)
+    before = replace(after, columns=tuple(c for c in after.columns if c.name not in touched) + gone)
+    return write_back(cfg, table, before, renames).to_dict()
 
 
 def warnings_of(spec: dict[str, Any] | None) -> list[str]:

@@ -3,8 +3,9 @@
 The one recipe the CLI (`migrate-assets verify`), the Dagster `verify_pipeline` job and the `layers_consistent`
 asset check share: each table's registry subject is resolved from its connector when it can be (verify still
 reports an unreachable connector itself when it cannot), the table is verified, and optionally the newest event
-of its topic is read back. The verdict is typed: `consistent`, `unreachable` (a layer could not be read: its
-state is unknown, exit 1) or `drift` (every layer answered and one differs, exit 4).
+of its topic is read back. Columns the connector's column filters leave out (an expand's helpers) are not
+published and expected in no downstream layer. The verdict is typed: `consistent`, `unreachable` (a layer could
+not be read: its state is unknown, exit 1) or `drift` (every layer answered and one differs, exit 4).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from migrate_assets.errors import DriftError, MigrateAssetsError, RuntimeFailure
 from migrate_assets.evolution.actions import RunContext
 from migrate_assets.evolution.planner import PipelineTarget
 from migrate_assets.evolution.preflight import resolve_target
-from migrate_assets.evolution.verify import TableVerification, verify_table
+from migrate_assets.evolution.verify import TableVerification, live_config, unpublished, verify_table
 
 if TYPE_CHECKING:
     from migrate_assets.config import ProjectConfig
@@ -118,7 +119,8 @@ def verify_project(cfg: ProjectConfig, ctx: RunContext, tables: Sequence[str], *
 
 
 def topic_probe(cfg: ProjectConfig) -> TopicProbe:
-    """The topic probe of a project: the newest event of each table's topic must carry every source column."""
+    """The topic probe of a project: the newest event of each table's topic must carry every source column the
+    connector publishes (one its column filters leave out is expected nowhere downstream, as in `verify_table`)."""
 
     def read(target: PipelineTarget, ctx: RunContext) -> dict[str, Any]:
         from migrate_assets.resources.topic_probe import probe
@@ -126,10 +128,11 @@ def topic_probe(cfg: ProjectConfig) -> TopicProbe:
         if cfg.kafka is None or cfg.schema_registry is None or not target.subject:
             return {"status": "skipped",
                     "differences": ["needs kafka.bootstrap_servers, schema_registry and a subject"]}
-        cols = ctx.source.columns(target.table) or []
+        names = [c.name for c in ctx.source.columns(target.table) or []]
+        left_out = set(unpublished(live_config(target, ctx), target.table, names))
         try:
             return probe(cfg.kafka.bootstrap_servers, target.subject, cfg.schema_registry.url,
-                         [c.name for c in cols])
+                         [n for n in names if n not in left_out])
         except MigrateAssetsError as exc:
             return {"status": "unreachable", "differences": [str(exc)]}
 

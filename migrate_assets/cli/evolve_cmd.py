@@ -80,6 +80,7 @@ def _record_state(data: dict[str, Any], store: Any, rec: Any) -> None:
 def run_evolve(args: argparse.Namespace) -> Result:
     from migrate_assets.app import evolve as app
     from migrate_assets.app.fanout import DatabaseLayerLock
+    from migrate_assets.app.step_hazards import plan_hazards
     from migrate_assets.evolution import run as evo
     from migrate_assets.evolution.saga import RunInterrupted
     from migrate_assets.resources import project
@@ -102,7 +103,12 @@ def run_evolve(args: argparse.Namespace) -> Result:
                 else:
                     rec = app.rollback_run(args.rollback, ctx, store, retry, lock, _progress, dry_run=args.dry_run)
                 data = evo.result_dict(rec)
-                _add_step_sql(data, rec.plan, None)
+                if args.resume and not args.dry_run:  # a resumed run that succeeded keeps the spec true too
+                    from migrate_assets.app import spec_writeback
+
+                    if (written := spec_writeback.after_resume(cfg, rec.plan, rec.status == "succeeded")) is not None:
+                        data["spec"] = written
+                _add_step_sql(data, rec.plan, plan_hazards(rec.plan, ctx, rollback=bool(args.rollback)))
             else:
                 return _evolve_tables(args, cfg, ctx, store, retry, lock)
         except RunInterrupted as stop:
@@ -147,8 +153,11 @@ def _evolve_tables(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store
     from the database, and those the connector does not capture yet, join the pipeline. Every table's pre-flight
     passes before any table changes (`app.evolve`); then they evolve one after another, each under the layer
     lock, and the first that does not succeed ends the launch."""
+    from dataclasses import replace
+
     from migrate_assets.app import evolve as app
     from migrate_assets.app import spec_writeback as spec  # specs stay true (issue 16)
+    from migrate_assets.app.step_hazards import plan_hazards
     from migrate_assets.evolution import run as evo
     from migrate_assets.resources import database, project
 
@@ -159,10 +168,13 @@ def _evolve_tables(args: argparse.Namespace, cfg: ProjectConfig, ctx: Any, store
             details[c.qualified] = app.change_hazards(cfg, c)
         planned = app.plan_changes(changes, ctx, lambda table: project.target(cfg, table),
                                    project.policy(cfg, args.allow_irreversible), retry, "<command line>")
+        for p in planned:  # and the hazards of each undo's DDL
+            details[p.table] = replace(details[p.table], undo_hazards=plan_hazards(p.record.plan, ctx).undo_hazards)
     else:
         pending = evo.tables_to_add(project.targets(cfg), database.specs(cfg, missing_ok=True), ctx)
         database.check_specs(cfg, [s for _, s in pending if s is not None])  # their SQL, before any DDL
         planned = app.plan_new_tables(pending, ctx, project.policy(cfg), retry, "<command line>")
+        details = {p.table: plan_hazards(p.record.plan, ctx) for p in planned}  # their DDL, as plan tags it
     by_table = {c.qualified: c for c in changes} if args.change_files and not args.dry_run else {}
     before = {t: spec.live_table(cfg, t) for t in by_table}
     outcome = app.evolve_tables(planned, ctx, store, retry, lock, _progress, dry_run=args.dry_run)
@@ -192,11 +204,12 @@ def _add_step_sql(data: dict[str, Any], plan: dict[str, Any], details: ChangeHaz
         action = p.get("action", {})
         kind = action.get("kind")
         step["sql"] = step["inverse_sql"] = None
-        step["hazards"], step["subjects"] = [], []
+        step["hazards"], step["undo_hazards"], step["subjects"] = [], [], []
         if kind == "source_ddl":
             step["sql"] = _sql(action.get("statements"))
             step["inverse_sql"] = _sql(action.get("inverse_statements"))
             step["hazards"] = list(details.hazards) if details else []
+            step["undo_hazards"] = list(details.undo_hazards) if details else []
         elif kind in ("register_schema", "soft_delete_version") and action.get("subject"):
             subject = action["subject"]
             step["subjects"] = [subject]
@@ -253,7 +266,8 @@ def _run_text(d: dict[str, Any]) -> str:
         if s.get("subjects"):
             lines.append(f"  {'':13} registry subject(s): {', '.join(s['subjects'])}")
         if s.get("inverse_sql"):
-            lines.append(f"  {'':13} undo ({s['compensation']}):")
+            undo_tags = f"  [{', '.join(s['undo_hazards'])}]" if s.get("undo_hazards") else ""
+            lines.append(f"  {'':13} undo ({s['compensation']}):{undo_tags}")
             lines += [f"  {'':15} {line}" for line in s["inverse_sql"].splitlines()]
         else:
             lines.append(f"  {'':13} undo: {s['compensation']}")
@@ -291,7 +305,8 @@ def _run_md(d: dict[str, Any]) -> str:
             out += ["", f"**{i}. {s['layer']}**" + (f" — hazards: {', '.join(s['hazards'])}" if s.get("hazards")
                                                      else ""), "", fenced(s["sql"])]
         if s.get("inverse_sql"):
-            out += ["", f"undo ({s['compensation']}):", "", fenced(s["inverse_sql"])]
+            undo_tags = f" — hazards: {', '.join(s['undo_hazards'])}" if s.get("undo_hazards") else ""
+            out += ["", f"undo ({s['compensation']}){undo_tags}:", "", fenced(s["inverse_sql"])]
         elif s.get("sql"):
             out += ["", f"undo: {s['compensation']}"]
     out += [f"\n> warning: {w}" for w in d.get("warnings", [])]

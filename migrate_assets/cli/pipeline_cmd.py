@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     actions = p.add_subparsers(dest="pipeline_action", metavar="ACTION", required=True)
     add = actions.add_parser(
         "add", help="capture an existing table: connector (created or extended), subject, Iceberg table, "
-        "project entry, verify", description="Bring SCHEMA.TABLE into a pipeline; every step is undone when a "
-        "later one fails.\n\n" + EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "project entry, verify", description="Bring SCHEMA.TABLE into a pipeline as one saga, a stored run "
+        "(`runs list`): every completed step is undone when a later one fails.\n\n" + EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add.add_argument("table", metavar="SCHEMA.TABLE")
     add.add_argument("--connector", help="Kafka Connect connector (created when missing; default: the one the "
                      "project's pipelines share, else <database>-cdc)")
@@ -78,13 +78,19 @@ def _add_text(d: dict[str, Any]) -> str:
         lines.append(f"  {s['status']:<10} {s['step']}{secs}")
         if s.get("error"):
             lines.append(f"             {s['error']}")
+        if s.get("compensation") and (d["status"] == "dry_run" or s["status"] != "done"):
+            lines.append(f"             undo: {s['compensation']}")
     if d.get("verify"):
         v = d["verify"]
         lines.append(f"  verify: {'consistent' if v['consistent'] else 'DRIFT'}")
     for w in d["warnings"]:
         lines.append(f"  warning: {w}")
+    if d.get("run_id"):
+        lines.append(f"  run {d['run_id']} (`migrate-assets runs show {d['run_id']}`)")
     if d.get("error"):
         lines.append(f"  error: {d['error']}")
+    if d.get("next"):
+        lines.append(f"  next: {d['next']}")
     return safe_text("\n".join(lines))
 
 

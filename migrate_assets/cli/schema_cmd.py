@@ -200,9 +200,10 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
-def _approve(plan: Plan) -> None:
-    """Show the plan on stderr and ask; anything but `yes`/`y` refuses (exit 3, nothing changed)."""
-    print(plan_text(plan.to_dict()), file=sys.stderr)
+def _approve(plan: Plan, pipeline: dict[str, Any] | None = None) -> None:
+    """Show the plan (with the pipeline tables' saga steps) on stderr and ask; anything but `yes`/`y` refuses
+    (exit 3, nothing changed)."""
+    print(plan_text({**plan.to_dict(), "pipeline": pipeline}), file=sys.stderr)
     print(f"\nApply these {len(plan.changes)} change(s)? Type 'yes' to apply: ", end="", file=sys.stderr,
           flush=True)
     answer = sys.stdin.readline().strip().lower()
@@ -259,7 +260,12 @@ def cmd_apply(args: argparse.Namespace) -> Result:
                                  "(scripts, CI), or --dry-run to only see the SQL; nothing changed",
                                  file="<command line>", key="--auto-approve")
             if plan.changes:
-                _approve(plan)  # autocommit: no lock is held while the prompt waits
+                piped = None
+                if cfg.pipelines:  # what the saga will do for pipeline tables, before the user says yes
+                    from migrate_assets.app.schema_apply import pipeline_section
+
+                    piped = pipeline_section(conn, cfg, plan, desired)
+                _approve(plan, piped)  # autocommit: no lock is held while the prompt waits
         if cfg.pipelines:  # pipeline tables' column changes go through the saga, never bare DDL
             from migrate_assets.app.schema_apply import apply_schema
 

@@ -166,8 +166,10 @@ class LakehouseLayer(Protocol):
     def count_values(self, identifier: str, column: str | None = None) -> int:
         """Rows of the current snapshot, or (with `column`) how many of them hold a non-null value there."""
 
-    def create_table(self, identifier: str, columns: tuple[tuple[str, str], ...]) -> IcebergState:
-        """Create a table of optional columns `(name, iceberg type)`; an existing table is an error."""
+    def create_table(self, identifier: str, columns: tuple[tuple[str, str], ...],
+                     identifier_fields: tuple[str, ...] = ()) -> IcebergState:
+        """Create a table of columns `(name, iceberg type)`, optional except `identifier_fields` (required, the
+        schema's identifier fields: the source's primary key); an existing table is an error."""
 
     def drop_table(self, identifier: str) -> None:
         """Drop the table (absent is fine): the inverse of create_table."""

@@ -385,11 +385,14 @@ class MemoryLakehouse(_Faults):
     def count_values(self, identifier: str, column: str | None = None) -> int:
         return int(self._call("count_values", lambda: self.values.get((identifier, column), 0)))
 
-    def create_table(self, identifier: str, columns: tuple[tuple[str, str], ...]) -> IcebergState:
+    def create_table(self, identifier: str, columns: tuple[tuple[str, str], ...],
+                     identifier_fields: tuple[str, ...] = ()) -> IcebergState:
         def create() -> IcebergState:
             if identifier in self.current:
                 raise ValueError(f"{identifier} already exists")
             self.add_table(identifier, list(columns), None)
+            self.schemas[identifier] = {0: tuple(IcebergField(f.field_id, f.name, f.type, f.name in identifier_fields)
+                                                 for f in self.schemas[identifier][0])}
             return self._state(identifier)  # type: ignore[return-value]
 
         return self._call("create_table", create)  # type: ignore[no-any-return]

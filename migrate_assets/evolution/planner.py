@@ -264,6 +264,10 @@ def plan_evolution(change: ChangeSet, snap: Snapshot, policy: Policy) -> Evoluti
     table = change.qualified
     if snap.columns is None:
         raise InvalidInputError([Problem(file=change.source, key="table", message=f"table {table} does not exist")])
+    from migrate_assets.evolution import enum_values
+
+    if enum_values.is_enum_change(change):  # a new enum label: its own steps (registry, ALTER TYPE, restart)
+        return enum_values.plan_enum_values(change, snap, policy)
     cols = {c.name: c for c in snap.columns}
     retyped: set[str] = set()
     for i, op in enumerate(ops):  # every type that will exist must map across the layers (refused at plan time)
@@ -381,7 +385,8 @@ def plan_new_table(table: Table, snap: Snapshot, policy: Policy, template: Regis
             raise InvalidInputError([Problem(file="<pipelines>", key="iceberg_table",
                                              message=f"Iceberg table {t.iceberg_table} already exists")])
         steps.append(PlannedStep(Layer.LAKEHOUSE.step, Layer.LAKEHOUSE,
-                                 CreateIcebergTable(t.iceberg_table, tuple((n, lt.iceberg) for n, lt in mapped)),
+                                 CreateIcebergTable(t.iceberg_table, tuple((n, lt.iceberg) for n, lt in mapped),
+                                                    table.primary_key.columns if table.primary_key else ()),
                                  True, "absent", f"drop {t.iceberg_table}"))
     else:
         skipped.append(Layer.LAKEHOUSE)
@@ -409,7 +414,7 @@ SIGNAL_TABLE = "debezium_signal"
 
 
 def plan_join_table(snap: Snapshot, policy: Policy, template: RegistryVersion | None, topic_prefix: str | None,
-                    signal_exists: bool) -> EvolutionPlan:
+                    signal_exists: bool, key: tuple[str, ...] = ()) -> EvolutionPlan:
     """An existing table (with rows) joins its connector: subject and Iceberg table are created, the connector's
     filters take the table and a signal table, and after the safe restart an incremental snapshot is requested
     through that signal table, so the rows that existed before the join reach the topic too."""
@@ -433,7 +438,7 @@ def plan_join_table(snap: Snapshot, policy: Policy, template: RegistryVersion | 
         skipped.append(Layer.SCHEMA_REGISTRY)
     if t.iceberg_table and snap.iceberg is None:
         steps.append(PlannedStep(Layer.LAKEHOUSE.step, Layer.LAKEHOUSE,
-                                 CreateIcebergTable(t.iceberg_table, tuple((n, lt.iceberg) for n, lt in mapped)),
+                                 CreateIcebergTable(t.iceberg_table, tuple((n, lt.iceberg) for n, lt in mapped), key),
                                  True, "absent", f"drop {t.iceberg_table}"))
     else:
         skipped.append(Layer.LAKEHOUSE)

@@ -201,6 +201,7 @@ def preflight_join_table(target: PipelineTarget, ctx: RunContext, policy: Policy
     template, prefix = sibling_template(target, ctx)
     cfg = dict(snap.connector_config or ())
     signal = cfg.get("signal.data.collection") or f"{target.table.split('.', 1)[0]}.debezium_signal"
+    key = getattr(ctx.source, "primary_key", lambda _t: ())(target.table)  # Iceberg identifier fields
     plan = plan_join_table(snap, connector_types(policy, snap, ctx), template, prefix,
-                           ctx.source.columns(signal) is not None)
+                           ctx.source.columns(signal) is not None, tuple(key))
     return _checked(snap, plan, ctx, (Layer.SOURCE_DB, f"{target.table} exists ({len(snap.columns or ())} columns)"))

@@ -2,9 +2,13 @@
 
 Per layer the verdict is `consistent`, `drift` (differences listed), `skipped` (not configured — never reported
 as consistent) or `unreachable` (the layer could not be read: not drift — the CLI exits 1 for it, not 4). A missing table or subject is drift. The connector is consistent only when it
-and all its tasks are RUNNING, its column filters let every column through, and its replication slot makes
-progress: `confirmed_flush_lsn` must reach a LSN taken when verify started, within a bound — a connector that
-says RUNNING while its slot is stuck is drift.
+and all its tasks are RUNNING and its replication slot makes progress: `confirmed_flush_lsn` must reach a LSN
+taken when verify started, within a bound — a connector that says RUNNING while its slot is stuck is drift.
+
+Only the columns the connector publishes are expected downstream: a column its live `column.include.list` /
+`column.exclude.list` leaves out (an expand's `_ma_*` helpers, a column kept out on purpose) is not published, so
+the registry, Iceberg, the sink and the topic are not asked to carry it; the connector's verdict names it in its
+notes and the table's `unpublished` list. When the connector's config cannot be read, every column is expected.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class LayerVerdict:
 class TableVerification:
     table: str
     layers: dict[str, LayerVerdict] = field(default_factory=dict)
+    #: source columns the connector's column filters leave out: not expected in the registry, Iceberg or sink
+    unpublished: tuple[str, ...] = ()
 
     @property
     def consistent(self) -> bool:
@@ -65,8 +71,9 @@ class TableVerification:
         return [f"{layer}: {d}" for layer, v in self.layers.items() for d in v.differences]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "consistent": self.consistent, "unreachable": self.unreachable,
-                "layers": {str(k): v.to_dict() for k, v in self.layers.items()}}
+        out = {"table": self.table, "consistent": self.consistent, "unreachable": self.unreachable,
+               "layers": {str(k): v.to_dict() for k, v in self.layers.items()}}
+        return out | ({"unpublished": list(self.unpublished)} if self.unpublished else {})
 
 
 def _unreachable(exc: Exception) -> LayerVerdict:
@@ -100,8 +107,9 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
                                          message=f"expected a finite number of seconds >= 0, got {progress_bound!r}")])
     out = TableVerification(target.table)
     problems: list[str] = []
+    cfg = live_config(target, ctx)
     if opts is None:  # what the live connector emits (decimal/time modes), as pre-flight planned with
-        opts, problem = connector_types(target, ctx)
+        opts, problem = connector_types(target, ctx, cfg)
         problems += [problem] if problem else []
     start_lsn: int | None = None
     try:
@@ -117,7 +125,10 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
         expected: dict[str, Any] = {}
     else:
         expected = {}
+        out.unpublished = tuple(unpublished(cfg, target.table, [c.name for c in cols]))
         for c in cols:
+            if c.name in out.unpublished:  # never reaches the topic: its type matters to no other layer
+                continue
             try:
                 expected[c.name] = map_type(c.type, opts)
             except MigrateAssetsError as exc:
@@ -158,7 +169,7 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
     if ctx.connector is None or not target.connector:
         out.layers[Layer.CONNECTOR] = LayerVerdict("skipped")
     else:
-        out.layers[Layer.CONNECTOR] = _verify_connector(target, ctx, list(expected), start_lsn, progress_bound)
+        out.layers[Layer.CONNECTOR] = _verify_connector(target, ctx, out.unpublished, start_lsn, progress_bound)
     if sink_data and target.sink and ctx.connector is not None and ctx.lakehouse is not None and target.iceberg_table:
         try:  # the named Iceberg sink: the source's rows and values read back from the table, and its lag
             out.layers["sink"] = LayerVerdict(*verify_sink(target, ctx, list(expected), progress_bound))
@@ -167,22 +178,37 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
     return out
 
 
-def connector_types(target: PipelineTarget, ctx: RunContext) -> tuple[TypeMapOptions, str | None]:
-    """The type map of the table's connector config; the defaults (and why) when it cannot be read or is not
-    one this map models — the connector layer then reports the connector itself."""
+def live_config(target: PipelineTarget, ctx: RunContext) -> dict[str, str] | None:
+    """The table's connector config as Kafka Connect holds it; None without a connector or when it cannot be
+    read (the connector layer then reports the connector itself)."""
     if ctx.connector is None or not target.connector:
+        return None
+    try:
+        return ctx.connector.config(target.connector)
+    except MigrateAssetsError:
+        return None
+
+
+def unpublished(cfg: dict[str, str] | None, table: str, columns: list[str]) -> list[str]:
+    """The columns of `table` the connector's column filters leave out (none when its config is unknown)."""
+    return [] if cfg is None else [c for c in columns if not captures_column(cfg, table, c)]
+
+
+def connector_types(target: PipelineTarget, ctx: RunContext,
+                    cfg: dict[str, str] | None = None) -> tuple[TypeMapOptions, str | None]:
+    """The type map of the table's connector config (`cfg`, else read); the defaults (and why) when it cannot be
+    read or is not one this map models — the connector layer then reports the connector itself."""
+    cfg = cfg if cfg is not None else live_config(target, ctx)
+    if cfg is None:
         return TypeMapOptions(), None
     try:
-        return TypeMapOptions.from_connector(ctx.connector.config(target.connector), None,
-                                             f"connector {target.connector}"), None
+        return TypeMapOptions.from_connector(cfg, None, f"connector {target.connector}"), None
     except InvalidInputError as exc:
         return TypeMapOptions(), str(exc)
-    except MigrateAssetsError:
-        return TypeMapOptions(), None
 
 
-def _verify_connector(target: PipelineTarget, ctx: RunContext, columns: list[str], start_lsn: int | None,
-                      bound: float) -> LayerVerdict:
+def _verify_connector(target: PipelineTarget, ctx: RunContext, left_out: tuple[str, ...],
+                      start_lsn: int | None, bound: float) -> LayerVerdict:
     assert ctx.connector is not None and target.connector is not None
     try:
         status = ctx.connector.status(target.connector)
@@ -195,8 +221,8 @@ def _verify_connector(target: PipelineTarget, ctx: RunContext, columns: list[str
                      + (f": {status.trace.splitlines()[0]}" if status.trace else ""))
     if not captures_table(cfg, target.table):
         diffs.append(f"{target.table} is not captured under the connector's table.include/exclude.list")
-    diffs += [f"column {c} is filtered out by the connector's column include/exclude list"
-              for c in columns if not captures_column(cfg, target.table, c)]
+    notes = tuple(f"column {c} is not published: the connector's column.include.list/column.exclude.list "
+                  "leaves it out, so no other layer is expected to carry it" for c in left_out)
     slot = cfg.get("slot.name", "debezium")
     try:
         if ctx.source.slot(slot) is None:
@@ -207,4 +233,4 @@ def _verify_connector(target: PipelineTarget, ctx: RunContext, columns: list[str
         diffs.append(f"replication slot {slot} makes no progress: {exc}; Kafka Connect says {status.state}")
     except MigrateAssetsError as exc:
         diffs.append(f"slot check failed: {exc}")
-    return LayerVerdict("drift" if diffs else "consistent", tuple(diffs))
+    return LayerVerdict("drift", tuple(diffs)) if diffs else LayerVerdict("consistent", (), notes)

@@ -21,6 +21,7 @@ from migrate_assets.expand.ops import (
     SetNotNull,
     op_columns,
 )
+from migrate_assets.schema.ops.add_enum_value import MAX_LABEL_BYTES, AddEnumValue
 from migrate_assets.schema.spec import ident_problem
 from migrate_assets.schema.yamlsrc import KeyPath, YamlDoc, load_yaml, parse_yaml
 
@@ -42,6 +43,12 @@ _SCHEMAS: dict[str, dict[str, tuple[str, type, bool]]] = {
     },
     "drop_column": {"column": ("column", str, True)},
     "set_not_null": {"column": ("column", str, True), "backfill": ("backfill", str, False)},
+    "add_enum_value": {
+        "type": ("type", str, True),
+        "value": ("value", str, True),
+        "before": ("before", str, False),
+        "after": ("after", str, False),
+    },
 }
 _CLASSES: dict[str, type] = {
     "add_column": AddColumn,
@@ -49,6 +56,7 @@ _CLASSES: dict[str, type] = {
     "change_type": ChangeType,
     "drop_column": DropColumn,
     "set_not_null": SetNotNull,
+    "add_enum_value": AddEnumValue,
 }
 _IDENT_KEYS = {"name", "from", "to", "column"}
 _EXPR_KEYS = {"default", "backfill", "up", "down"}
@@ -132,7 +140,27 @@ def _parse_op(
     if isinstance(op, RenameColumn) and op.from_ == op.to:
         problems.append(doc.problem((*opath, "to"), "`to` equals `from`"))
         return None
+    if isinstance(op, AddEnumValue) and not _enum_value_ok(op, opath, doc, problems):
+        return None
     return op, opath
+
+
+def _enum_value_ok(op: AddEnumValue, opath: KeyPath, doc: YamlDoc, problems: list[Problem]) -> bool:
+    """add_enum_value: `type` is `name` or `schema.name`, labels are 1-63 bytes, at most one of before/after."""
+    before = len(problems)
+    parts = op.type.split(".")
+    if len(parts) > 2 or any(ident_problem(p) for p in parts):
+        problems.append(doc.problem((*opath, "type"), "expected an enum type such as public.mood (`name` or "
+                                    "`schema.name`, plain identifiers)"))
+    for key in ("value", "before", "after"):
+        label = getattr(op, key)
+        if label is not None and not 0 < len(label.encode()) <= MAX_LABEL_BYTES:
+            problems.append(doc.problem((*opath, key), f"an enum label is 1 to {MAX_LABEL_BYTES} bytes long"))
+    if op.before is not None and op.after is not None:
+        problems.append(doc.problem((*opath, "after"), "give `before` or `after`, not both"))
+    if op.value in (op.before, op.after):
+        problems.append(doc.problem((*opath, "value"), "the new label cannot be placed next to itself"))
+    return len(problems) == before
 
 
 def change_set_from_doc(doc: YamlDoc, default_schema: str = "public") -> ChangeSet:
@@ -188,6 +216,11 @@ def change_set_from_doc(doc: YamlDoc, default_schema: str = "public") -> ChangeS
     for col, i in touched.items():
         if col in created and created[col] != i:
             problems.append(doc.problem(locs[i], f"column {col!r} is also created by another operation"))
+    kinds = {isinstance(op, AddEnumValue) for op in ops}
+    if len(kinds) > 1:  # a type change runs its own saga (registry labels, ALTER TYPE, connector restart)
+        first = next(i for i, op in enumerate(ops) if isinstance(op, AddEnumValue))
+        problems.append(doc.problem(locs[first], "add_enum_value changes a type, not the table's columns: put "
+                                    "it in a change file of its own"))
     if problems or table is None:
         raise ChangeFileError(problems)
     return ChangeSet(

@@ -47,6 +47,8 @@ class Options:
     state_schema: str = "public"
     batch_size: int = bf.DEFAULT_BATCH_SIZE
     batch_delay: float = 0.0
+    batch_seconds: float = bf.DEFAULT_BATCH_SECONDS
+    workers: int = bf.DEFAULT_WORKERS
     lock_timeout: float = 2.0
     attempts: int = 5
     backoff: float = 0.5
@@ -238,6 +240,8 @@ def expand(
             state_schema=opts.state_schema,
             batch_size=opts.batch_size,
             batch_delay=opts.batch_delay,
+            batch_seconds=opts.batch_seconds,
+            workers=opts.workers,
             lock_timeout=opts.lock_timeout,
             attempts=opts.attempts,
             backoff=opts.backoff,

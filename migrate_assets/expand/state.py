@@ -203,6 +203,17 @@ def cursor_statement(
     ).format(_t(schema), sql.Literal(json.dumps(cursor)), rows, sql.Literal(table), sql.Literal(fp))
 
 
+def watermark_statement(schema: str, table: str, fp: str, key: int, rows: int) -> sql.Composed:
+    """Move an integer-key backfill's cursor forward to `key`, with `rows` visited up to it (absolute), never
+    back: the statements of several backfill workers may commit out of order."""
+    return sql.SQL(
+        "UPDATE {} SET backfill_cursor = {}::jsonb, rows_done = {}, updated_at = now() "
+        "WHERE table_name = {} AND fingerprint = {} "
+        "AND (backfill_cursor IS NULL OR (backfill_cursor->>0)::numeric < {})"
+    ).format(_t(schema), sql.Literal(json.dumps([str(key)])), sql.Literal(rows), sql.Literal(table),
+             sql.Literal(fp), sql.Literal(key))
+
+
 def set_phase_sql(schema: str, table: str, fp: str, phase: str) -> sql.Composed:
     """`set_phase` as one statement with its values inlined (for a transaction another engine runs: the
     evolution saga's DDL step of a pipeline table's contract)."""

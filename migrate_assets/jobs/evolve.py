@@ -40,12 +40,12 @@ from dagster import (
 )
 from pydantic import Field
 
+from migrate_assets.app.verify import verify_project
 from migrate_assets.dagster_resources import MigrateProjectResource
 from migrate_assets.errors import DriftError
 from migrate_assets.evolution import run as evo
 from migrate_assets.evolution.layers import STEP_ORDER, Layer
-from migrate_assets.evolution.preflight import resolve_target
-from migrate_assets.evolution.verify import TableVerification, verify_table
+from migrate_assets.evolution.verify import TableVerification
 from migrate_assets.jobs.common import DDL_POOL, OP_RETRY, engine_errors, failure, md_table
 from migrate_assets.jobs.evolve_launch import (
     EVOLUTION_RUN_TAG,
@@ -63,7 +63,6 @@ from migrate_assets.jobs.fanout import layer_guard, mapping_keys
 from migrate_assets.jobs.observe import ASSET_LAYERS, observe_layers
 from migrate_assets.jobs.stepwise import rollback_record
 from migrate_assets.redact import scrub
-from migrate_assets.resources import project as projectlib
 
 
 class RollbackConfig(Config):
@@ -246,14 +245,10 @@ def verify_layers(context: OpExecutionContext, config: VerifyConfig, project: Mi
     """Verify every pipeline table across all layers; drift fails the run (a nightly alert), unreachable retries."""
     with engine_errors("verify"):
         ctx = project.run_context(log=context.log.info)
-        results = []
-        for t in projectlib.select_targets(project.load(), config.tables, file="<run config>", key="tables"):
-            try:
-                t = resolve_target(t, ctx)
-            except Exception as exc:  # noqa: BLE001 - verify reports the connector as unreachable itself
-                context.log.warning(f"cannot resolve the subject of {t.table}: {exc}")
-            results.append(verify_table(t, ctx, progress_bound=config.progress_bound))
-    data = {"consistent": all(r.consistent for r in results), "tables": [r.to_dict() for r in results]}
+        verified = verify_project(project.load(), ctx, config.tables, file="<run config>", key="tables",
+                                  progress_bound=config.progress_bound, require_tables=False,
+                                  warn=context.log.warning)
+    results, data = list(verified.tables), verified.to_dict()
     md = MetadataValue.md(verify_md(results))
     if not data["consistent"]:
         drift = DriftError("; ".join(f"{r.table}: {d}" for r in results for d in r.differences()) or "unreachable")

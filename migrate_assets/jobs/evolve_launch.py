@@ -11,6 +11,7 @@ from typing import Any, Literal
 from dagster import Config
 from pydantic import Field
 
+from migrate_assets.app import evolve as app
 from migrate_assets.config import ProjectConfig
 from migrate_assets.dagster_resources import MigrateProjectResource
 from migrate_assets.errors import UsageError
@@ -20,7 +21,7 @@ from migrate_assets.evolution.store import RunRecord
 from migrate_assets.expand.changefile import parse_change_text
 from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.jobs.common import md_table
-from migrate_assets.jobs.fanout import refuse_duplicate_tables, refuse_overlapping_plans
+from migrate_assets.jobs.fanout import refuse_duplicate_tables
 from migrate_assets.resources import database
 
 #: run tag linking a Dagster run to the evolution runs it persisted, comma-separated (read by the run-failure sensor)
@@ -97,19 +98,15 @@ def plan_tables(config: EvolveConfig, project: MigrateProjectResource, log: Call
         if not pending:
             what = f"{only} exists and is captured" if only else "every pipeline table exists and is captured"
             raise UsageError(f"nothing to evolve from the specs: {what}", file="<run config>", key="from_specs")
-        planned = [evo.evolve_new_table(spec, target, ctx, policy, None, retry, dry_run=True)
-                   for target, spec in pending]
+        planned = app.plan_new_tables(pending, ctx, policy, retry, "<run config from_specs>")
     else:
         changes = load_changes(config, project, cfg)
         refuse_duplicate_tables(changes)
         changes = [c for c in changes if only is None or c.qualified == only]
         if not changes:
             raise UsageError(f"the launch's changes no longer name {only}", file="<run config>", key="change_file")
-        planned = [evo.evolve(c, project.target(c.qualified), ctx, policy, None, retry, dry_run=True)
-                   for c in changes]
-    refuse_overlapping_plans([report.plan for report, _ in planned],
-                             "<run config from_specs>" if config.from_specs else "<run config changes>")
-    return planned
+        planned = app.plan_changes(changes, ctx, project.target, policy, retry, "<run config changes>")
+    return [(p.report, p.record) for p in planned]  # every check passed, plans disjoint (app.evolve)
 
 
 def launch_tags(config: EvolveConfig, changes_of: Sequence[RunRecord]) -> dict[str, str]:

@@ -66,8 +66,12 @@ def _java(root: Path) -> list[str]:
 
 
 def _cluster_id() -> str:
-    """A Kafka Uuid: 16 random bytes in URL-safe base64 without padding (what `random-uuid` prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka Uuid: 16 random bytes in URL-safe base64 without padding (what `random-uuid` prints). Never one
+    starting with `-` (1 in 64), which the tool's argument parser reads as an option, as Kafka's own
+    Uuid.randomUuid avoids: `format` then failed with "--cluster-id: expected one argument"."""
+    while (found := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return found
 
 
 def format_storage(root: Path, props: Path, data: Path) -> None:

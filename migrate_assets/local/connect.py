@@ -3,7 +3,8 @@ sink and the Confluent AvroConverter as isolated plugins.
 
 Distributed mode by default (connector configs and offsets live in broker topics, so the worker can be
 stopped and started again with its connectors), standalone on request. `offset.flush.interval.ms=1000` keeps
-Debezium's confirmed_flush_lsn moving every second, which the evolution's connector step waits on.
+Debezium's confirmed_flush_lsn moving every second; the connector step does not need it (it reads Debezium's
+progress from Kafka), and `offset_flush_ms=None` starts a worker with Connect's own 60 s default.
 The classpath is Kafka's own jars; each plugin is a folder of its own under `plugin.path` (found through its
 `META-INF/services` manifests, `plugin.discovery=service_load`), so their dependencies cannot clash.
 """

@@ -12,26 +12,26 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from migrate_assets.config import ProjectConfig, redact_dsn
 from migrate_assets.errors import ChangeFileError, ConfigError, LayerUnreachableError
-from migrate_assets.evolution.layers import Layer
-from migrate_assets.expand import load_change_file, runner
-from migrate_assets.expand.backfill import ProgressFn
-from migrate_assets.expand.handoff import split_for_expand, write_change_file
-from migrate_assets.expand.ops import ChangeSet
-from migrate_assets.expand.shape import read_live
-from migrate_assets.expand.validate import expression_problems
-from migrate_assets.schema.apply import ApplyOptions, ApplyResult, apply_plan
-from migrate_assets.schema.model import Table
 from migrate_assets.schema.plan import Plan, with_spec_gaps
 from migrate_assets.schema.planner import PlanOptions, build_plan, check_tables
 from migrate_assets.schema.session import read_only_options, set_timeouts
 from migrate_assets.schema.spec import load_specs
-from migrate_assets.versioned import MigrationRunner, StateTable, Step
+
+# `plan` (and every CI `plan --check`) needs only the lines above: the expand–contract engine, `apply` and the
+# migrations runner load in the functions that use them (tests/cli/test_startup_imports.py holds this)
+if TYPE_CHECKING:
+    from migrate_assets.expand import runner
+    from migrate_assets.expand.backfill import ProgressFn
+    from migrate_assets.expand.ops import ChangeSet
+    from migrate_assets.schema.apply import ApplyOptions, ApplyResult
+    from migrate_assets.schema.model import Table
+    from migrate_assets.versioned import MigrationRunner, StateTable, Step
 
 #: parsed-YAML cache of the spec files, by content hash, under the project folder; MIGRATE_ASSETS_NO_CACHE=1 disables it
 SPEC_CACHE = ".migrate/cache/specs"
@@ -56,6 +56,8 @@ def connect(cfg: ProjectConfig, application_name: str = "migrate-assets",
         conn = psycopg.connect(cfg.database.dsn, autocommit=autocommit, connect_timeout=10,
                                application_name=application_name, **extra)
     except psycopg.OperationalError as exc:
+        from migrate_assets.evolution.layers import Layer
+
         raise LayerUnreachableError(Layer.SOURCE_DB, f"{redact_dsn(cfg.database.dsn)}: {str(exc).strip()}") from None
     except psycopg.ProgrammingError as exc:
         raise ConfigError(f"invalid DSN: {str(exc).strip()}", file=cfg.source_file, key="database.dsn") from None
@@ -96,6 +98,8 @@ def check_specs(cfg: ProjectConfig, tables: Sequence[Table]) -> None:
 
 def state_table(cfg: ProjectConfig) -> StateTable:
     """The migrations' state table (`lock_table`); a malformed name is a config error."""
+    from migrate_assets.versioned.state import StateTable
+
     try:
         return StateTable.parse(cfg.lock_table, cfg.database.schema_)
     except ValueError as exc:
@@ -118,6 +122,8 @@ def schema_plan(cfg: ProjectConfig, tables: Sequence[str] = (), allow_drop_table
 
 
 def apply_options(cfg: ProjectConfig, opts: PlanOptions) -> ApplyOptions:
+    from migrate_assets.schema.apply import ApplyOptions
+
     return ApplyOptions(on_breaking_change=cfg.on_breaking_change, lock_timeout=cfg.lock_timeout,
                         statement_timeout=cfg.statement_timeout, attempts=cfg.retries.attempts,
                         backoff=cfg.retries.backoff, max_backoff=cfg.retries.max_backoff, ignore=opts.ignore)
@@ -132,6 +138,9 @@ def apply_schema(conn: psycopg.Connection[Any], cfg: ProjectConfig, plan: Plan, 
     file (unless `dry_run`) for a later `contract`. Returns the plan applied, its result, and per hand-off
     `{"table", "change_file", "result"}`.
     """
+    from migrate_assets.expand.handoff import split_for_expand, write_change_file
+    from migrate_assets.schema.apply import apply_plan
+
     change_sets: list[ChangeSet] = []
     if cfg.on_breaking_change == "expand_contract":
         plan, change_sets = split_for_expand(conn, plan, desired)
@@ -148,6 +157,10 @@ def read_change(cfg: ProjectConfig, path: str | Path) -> ChangeSet:
     """A change file; bare table names are in the project's schema. Its types and expressions are checked by
     Postgres on a read-only connection (`expand.validate.expression_problems`: nothing runs) before any
     command can embed them: a problem is a ChangeFileError (exit 2) naming file, line and key."""
+    from migrate_assets.expand import load_change_file
+    from migrate_assets.expand.shape import read_live
+    from migrate_assets.expand.validate import expression_problems
+
     change = load_change_file(str(path), cfg.database.schema_)
     with connect(cfg, "migrate-assets", read_only=True) as conn:
         problems = expression_problems(conn, change, read_live(conn, change.schema, change.table))
@@ -157,6 +170,8 @@ def read_change(cfg: ProjectConfig, path: str | Path) -> ChangeSet:
 
 
 def expand_options(cfg: ProjectConfig, batch_size: int | None = None, batch_delay: float = 0.0) -> runner.Options:
+    from migrate_assets.expand import runner
+
     return runner.Options(state_schema=cfg.database.schema_, batch_size=batch_size or runner.Options.batch_size,
                           batch_delay=batch_delay, lock_timeout=cfg.lock_timeout, attempts=cfg.retries.attempts,
                           backoff=cfg.retries.backoff, max_backoff=cfg.retries.max_backoff)
@@ -165,10 +180,14 @@ def expand_options(cfg: ProjectConfig, batch_size: int | None = None, batch_dela
 def expand(conn: psycopg.Connection[Any], cfg: ProjectConfig, change_set: ChangeSet, opts: runner.Options,
            dry_run: bool = False, on_progress: ProgressFn | None = None) -> dict[str, Any]:
     """`runner.expand`; a table one of the project's pipelines captures is reported as CDC-tracked."""
+    from migrate_assets.expand import runner
+
     return runner.expand(conn, change_set, opts, dry_run=dry_run,
                          cdc_tracked=cfg.pipeline_for(change_set.qualified) is not None, on_progress=on_progress)
 
 
 def migration_runner(cfg: ProjectConfig, on_step: Callable[[Step], None] | None = None) -> MigrationRunner:
+    from migrate_assets.versioned import MigrationRunner
+
     return MigrationRunner(cfg.database.dsn, cfg.path(cfg.migrations), state_table(cfg), lock_wait=cfg.lock_wait,
                            lock_timeout=cfg.lock_timeout, statement_timeout=cfg.statement_timeout, on_step=on_step)

@@ -331,20 +331,38 @@ class IcebergLakehouse:
         else:
             problems.append(f"unknown operation kind {op.kind!r} (known: {', '.join(OP_KINDS)})")
 
-    def create_table(self, identifier: str, columns: tuple[tuple[str, str], ...]) -> IcebergState:
-        """Create the table with every column optional (CDC rows may omit any value), and its namespace."""
+    def create_table(self, identifier: str, columns: tuple[tuple[str, str], ...],
+                     identifier_fields: tuple[str, ...] = ()) -> IcebergState:
+        """Create the table, and its namespace. Every column is optional (CDC rows may omit any value) except
+        `identifier_fields` — the source table's primary key: required, and the schema's identifier fields
+        (`identifier_field_ids`), so engines that upsert or deduplicate by key find it in the table."""
         from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
 
+        unknown = [n for n in identifier_fields if n not in {name for name, _ in columns}]
+        if unknown:
+            raise InvalidLakehouseUpdateError(identifier, [f"identifier field {n} is not a column" for n in unknown])
         namespace = identifier.rsplit(".", 1)[0]
-        fields = [NestedField(i + 1, name, parse_type(t), required=False) for i, (name, t) in enumerate(columns)]
+        fields = [NestedField(i + 1, name, parse_type(t), required=name in identifier_fields)
+                  for i, (name, t) in enumerate(columns)]
+        ids = [f.field_id for name in identifier_fields for f in fields if f.name == name]
+        try:
+            schema = Schema(*fields, identifier_field_ids=ids)
+        except (ValueError, ValidationError) as exc:  # e.g. a key column of a type Iceberg cannot identify by
+            raise InvalidLakehouseUpdateError(identifier, [str(exc)]) from exc
         try:
             try:
                 self.catalog.create_namespace(namespace)
             except NamespaceAlreadyExistsError:
                 pass
-            table = self.catalog.create_table(identifier, schema=Schema(*fields))
+            table = self.catalog.create_table(identifier, schema=schema)
         except TableAlreadyExistsError as exc:
             raise LayerRequestError(LAYER, f"Iceberg table {identifier} already exists") from exc
+        except (ValueError, TypeError, ValidationError):
+            raise
+        except Exception as exc:  # the backend's own I/O errors (sqlalchemy, HTTP, file system): retried; a
+            # create that landed although its answer was lost is then "already exists", and the saga's probe
+            # finds it ours by its columns
+            raise LayerUnreachableError(LAYER, f"create {identifier}: {type(exc).__name__}: {exc}") from exc
         return _state(identifier, table)
 
     def drop_table(self, identifier: str) -> None:

@@ -185,6 +185,20 @@ class PostgresSource:
             counted = conn.execute(query).fetchone()
         return int(counted[0]) if counted else 0
 
+    def primary_key(self, table: str) -> tuple[str, ...]:
+        """The table's primary-key columns in key order (one catalog query; empty: no key, or no table)."""
+        schema, name = self._key(table)
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
+                "WHERE n.nspname = %s AND c.relname = %s AND i.indisprimary "
+                "ORDER BY array_position(i.indkey::int2[], a.attnum)",
+                [schema, name],
+            ).fetchall()
+        return tuple(str(r[0]) for r in rows)
+
     def slot(self, slot_name: str) -> SlotState | None:
         with self.connect() as conn:
             row = conn.execute(

@@ -313,12 +313,6 @@ def drop_type(schema: str, name: str) -> str:
     return q("DROP TYPE {}", sql.Identifier(schema, name))
 
 
-def add_enum_value(schema: str, name: str, value: str, *, before: str | None, after: str | None) -> str:
-    where = sql.SQL(" BEFORE {}").format(sql.Literal(before)) if before is not None else (
-        sql.SQL(" AFTER {}").format(sql.Literal(after)) if after is not None else sql.SQL(""))
-    return q("ALTER TYPE {} ADD VALUE IF NOT EXISTS {}{}", sql.Identifier(schema, name), sql.Literal(value), where)
-
-
 def rename_enum_value(schema: str, name: str, old: str, new: str) -> str:
     return q("ALTER TYPE {} RENAME VALUE {} TO {}", sql.Identifier(schema, name), sql.Literal(old), sql.Literal(new))
 

@@ -83,11 +83,11 @@ def all_live_enums(conn: psycopg.Connection, schemas: Iterable[str]) -> list[Enu
     return [Enum(str(s), str(n), tuple(v)) for s, n, v in rows]
 
 
-def _change(e: Enum, op: Any) -> Change:
+def _change(e: Enum, op: Any, *, after_commit: bool = False) -> Change:
     anchor = Table(e.schema, e.name)
     d = op.plain(anchor)
     return Change(e.qualified, op.change_kind, op.describe(anchor), d.forward, d.inverse, d.hazards,
-                  not op.after_commit(), None)
+                  not (after_commit or op.after_commit()), None)
 
 
 def diff_enums(desired: Iterable[Enum], live: dict[tuple[str, str], Enum]) -> tuple[list[Change], list[str]]:
@@ -120,8 +120,9 @@ def diff_enums(desired: Iterable[Enum], live: dict[tuple[str, str], Enum]) -> tu
             if v in labels:
                 continue
             if i == 0:
-                op = ops.AddEnumValue(value=v, before=first_kept)
+                op = ops.AddEnumValue(type=want.type_name, value=v, before=first_kept)
             else:
-                op = ops.AddEnumValue(value=v, after=want.values[i - 1])
-            changes.append(_change(want, op))
+                op = ops.AddEnumValue(type=want.type_name, value=v, after=want.values[i - 1])
+            # outside the transaction block: a value added inside one cannot be used before it commits
+            changes.append(_change(want, op, after_commit=True))
     return changes, refusals

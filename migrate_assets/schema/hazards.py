@@ -79,8 +79,6 @@ DROP_CONSTRAINT = (AEL, Hazard.REMOVES_CONSTRAINT)
 NONE: tuple[Hazard, ...] = ()
 #: ALTER COLUMN … TYPE same COLLATE other: no rewrite of the table, its indexes on the column are rebuilt
 SET_COLLATION = (AEL, Hazard.LONG_RUNNING, Hazard.BREAKS_READERS)
-#: ALTER TYPE … ADD VALUE: no table lock, no rewrite; no way back (Postgres cannot drop an enum value)
-ADD_ENUM_VALUE = (Hazard.NOT_REVERSIBLE,)
 #: ALTER TYPE … RENAME VALUE: stored rows follow, readers using the old label do not
 RENAME_ENUM_VALUE = (Hazard.BREAKS_READERS,)
 

@@ -121,3 +121,16 @@ def test_breaking_spec_edit_under_expand_contract_is_cdc_aware(pipeline: Pipelin
     assert ver.code == 0 and ver.doc["consistent"] is True, ver
     assert run_cli(capsys, "plan", "--check", config=cfg).code == 0
     pipeline.assert_no_event_lost(w.ids)
+
+
+def test_the_approval_prompt_shows_every_layer(pipeline: Pipeline) -> None:
+    from tests.support import cli_argv, run_on_terminal
+
+    spec = _with_spec(pipeline)
+    spec.write_text(SPEC + "  - {name: note, type: text, nullable: true}\n")
+    before = pipeline.layer_state()
+    code, shown = run_on_terminal(cli_argv("apply", config=pipeline.config_path), terminal=("stdin", "stderr"),
+                                  answer=(b"Type 'yes' to apply", "no"))
+    assert code == 3, shown
+    assert "Pipeline tables" in shown and "schema_registry" in shown and "lakehouse" in shown, shown
+    assert pipeline.layer_state() == before

@@ -25,6 +25,9 @@ HEAVY = ("dagster", "pyiceberg", "confluent_kafka", "pyarrow", "httpx")
 OTHER_ENGINES = ("migrate_assets.evolution.run", "migrate_assets.evolution.saga", "migrate_assets.app",
                  "migrate_assets.local", "migrate_assets.resources.iceberg", "migrate_assets.resources.registry",
                  "migrate_assets.resources.kafka_connect", "migrate_assets.dagster_resources")
+#: what `plan` itself does not run: apply, the expand–contract engine, the migrations runner and its SQL splitter
+PLAN_NEEDS_NOT = ("migrate_assets.schema.apply", "migrate_assets.expand", "migrate_assets.versioned.runner",
+                  "migrate_assets.versioned.files", "migrate_assets.versioned.sqltext", "migrate_assets.evolution")
 
 
 def _imported(cli_env: dict[str, str], *args: str, config: str | None = None) -> tuple[set[str], str]:
@@ -59,6 +62,8 @@ def test_plan_on_one_table_loads_no_pipeline_client(tmp_path: Path, fresh_dsn: s
     assert {"psycopg", "migrate_assets.config", "migrate_assets.schema.planner"} <= names
     assert _loaded(names, HEAVY) == []
     assert _loaded(names, OTHER_ENGINES) == []
+    # nor the engines of apply, expand and migrations: resources.database and versioned load them on first use
+    assert _loaded(names, PLAN_NEEDS_NOT) == []
 
 
 def test_version_is_the_installed_distributions() -> None:

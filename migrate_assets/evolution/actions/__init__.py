@@ -26,11 +26,19 @@ from migrate_assets.evolution.actions.lakehouse import (
     IcebergRevert,
     IcebergUpdate,
 )
+from migrate_assets.evolution.actions.onboard import (
+    CreateConnector,
+    DeleteConnector,
+    VerifyOnboarded,
+    WaitForSubject,
+)
 from migrate_assets.evolution.actions.registry import RegisterSchema, SoftDeleteVersion
 from migrate_assets.evolution.actions.source import Hazard, SourceDdl, hazards
 from migrate_assets.evolution.actions.verify import VerifyLayers
 
-__all__ = ["ACTIONS", "Action", "Bounds", "ConnectorSync", "CreateIcebergTable", "DriftDetected", "DropIcebergTable",
+__all__ = ["ACTIONS", "Action", "Bounds", "ConnectorSync", "CreateConnector", "CreateIcebergTable", "DeleteConnector",
+           "DriftDetected", "DropIcebergTable",
            "Hazard", "IcebergRevert", "IcebergUpdate", "LayerNotConfigured", "RegisterSchema", "RunContext",
-           "SoftDeleteVersion", "SourceDdl", "StepFailed", "VerifyLayers", "action_from_dict", "hazards",
+           "SoftDeleteVersion", "SourceDdl", "StepFailed", "VerifyLayers", "VerifyOnboarded", "WaitForSubject",
+           "action_from_dict", "hazards",
            "is_transient", "refuse_losses", "wait_published", "wait_slot"]

@@ -32,6 +32,8 @@ class ConnectorSync(Action[ConnectorSynced]):
     #: connector's signal table (`signal.data.collection`) once it runs with the new config
     snapshot: tuple[str, ...] = ()
     signal_table: str | None = None
+    #: restart with the config unchanged (Debezium reads an enum's labels when its task starts)
+    restart: bool = False
 
     def run(self, ctx: RunContext) -> ConnectorSynced:
         conn = ctx.require_connector()
@@ -42,10 +44,11 @@ class ConnectorSync(Action[ConnectorSynced]):
             conn.status(self.name)  # raises LayerUnreachableError when the worker is down
 
         caught_up = wait_slot(ctx, self.slot, target, b.slot_catch_up, "the DDL's commit LSN", alive,
-                              streamed=self.new_config is None)
+                              streamed=self.new_config is None and not self.restart)
         restarted = False
-        if self.new_config is not None:
-            conn.put_config(self.name, dict(self.new_config))
+        if self.new_config is not None or self.restart:
+            if self.new_config is not None:
+                conn.put_config(self.name, dict(self.new_config))
             conn.restart(self.name, include_tasks=True, only_failed=False)
             restarted = True
         st = conn.wait_running(self.name, b.running)
@@ -73,6 +76,12 @@ class ConnectorSync(Action[ConnectorSynced]):
         return ConnectorSync(name=self.name, slot=self.slot, new_config=self.old_config,
                              old_config=self.new_config, reason="put back the previous config")
 
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if not self.restart:  # the stored form of every run planned before the flag existed stays the same
+            del out["restart"]
+        return out
+
     def touches(self) -> set[tuple[str, str]]:
         """The filter entries the config change adds (the connector itself is shared: its config changes are
         rebased on the live config, `app.fanout`)."""
@@ -87,7 +96,8 @@ class ConnectorSync(Action[ConnectorSynced]):
         return out
 
     def describe(self) -> str:
-        what = "update config and restart safely" if self.new_config is not None else "no restart needed"
+        what = ("update config and restart safely" if self.new_config is not None else
+                "restart safely, config unchanged" if self.restart else "no restart needed")
         return f"{self.name}: {what} ({self.reason}); wait for slot {self.slot} to pass the DDL and make progress"
 
 

@@ -179,9 +179,11 @@ class CreateIcebergTable(Action[IcebergTableCreated]):
     result_type: ClassVar[type[StepResult]] = IcebergTableCreated
     identifier: str
     columns: tuple[tuple[str, str], ...]  # (name, iceberg type)
+    identifier_fields: tuple[str, ...] = ()  # the source table's primary key: required, the identifier fields
 
     def run(self, ctx: RunContext) -> IcebergTableCreated:
-        st = ctx.require_lakehouse().create_table(self.identifier, tuple((n, t) for n, t in self.columns))
+        st = ctx.require_lakehouse().create_table(self.identifier, tuple((n, t) for n, t in self.columns),
+                                                  self.identifier_fields)
         return IcebergTableCreated(st.schema_id)
 
     def inverse(self, result: IcebergTableCreated) -> Action[Any] | None:
@@ -189,7 +191,9 @@ class CreateIcebergTable(Action[IcebergTableCreated]):
 
     def probe(self, ctx: RunContext) -> IcebergTableCreated | None:
         st = ctx.require_lakehouse().state(self.identifier)
-        return IcebergTableCreated(st.schema_id) if st is not None else None
+        # only a table of our columns is ours (another writer may have taken the name: never undo that one)
+        ours = st is not None and [f.name for f in st.fields] == [n for n, _ in self.columns]
+        return IcebergTableCreated(st.schema_id) if st is not None and ours else None
 
     def touches(self) -> set[tuple[str, str]]:
         return {("Iceberg table", self.identifier)}

@@ -1,29 +1,76 @@
-"""add_enum_value: `ALTER TYPE … ADD VALUE IF NOT EXISTS 'v' BEFORE|AFTER 'w'`, run after the main transaction
-commits, on its own (a value added inside a transaction cannot be used before it commits, and Postgres before 12
-refuses it there at all). No table is locked or rewritten. Postgres cannot drop an enum value, so there is no
-inverse."""
+"""add_enum_value: a new label of an enum type (`ALTER TYPE … ADD VALUE`); Postgres has no way to remove one.
+
+The operation changes a type, not the table's columns: in a change file it stands alone (the table named is the
+pipeline table whose columns use the enum, whose registry subject and connector carry the new label). Its DDL is
+`ADD VALUE IF NOT EXISTS`, so running it again after a failure later in the pipeline only finishes the other
+layers. It takes a lock on the type, not on the table, and cannot be undone: `NOT_REVERSIBLE` is its hazard.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from migrate_assets.schema import ddl, hazards
+from psycopg import sql
+
+from migrate_assets.schema import ddl
 from migrate_assets.schema.model import Table
-from migrate_assets.schema.ops.base import Ddl, Operation
+from migrate_assets.schema.ops.base import Ddl, Operation, Problem
+from migrate_assets.schema.plan import Hazard
+from migrate_assets.schema.types import parse_type
+
+#: the longest label Postgres stores (NAMEDATALEN - 1 bytes)
+MAX_LABEL_BYTES = 63
+
+
+def qualified_type(name: str, schema: str) -> str:
+    """The enum's name as PgType spells it, a bare name taken to be in `schema` (raises UnknownTypeError)."""
+    return parse_type(name if "." in name else f"{schema}.{name}").name
 
 
 @dataclass(frozen=True)
 class AddEnumValue(Operation):
     kind = "add_enum_value"
-    transactional = False
-    value: str = ""
+    phase = "misc"
+
+    type: str
+    value: str
     before: str | None = None
     after: str | None = None
 
+    def target(self) -> str:
+        return self.type
+
+    def position(self) -> str:
+        return f" before {self.before!r}" if self.before else f" after {self.after!r}" if self.after else ""
+
     def describe(self, table: Table) -> str:
-        where = f" before {self.before!r}" if self.before else f" after {self.after!r}" if self.after else ""
-        return f"add value {self.value!r} to enum {table.qualified}{where}"
+        return f"add value {self.value!r} to enum {qualified_type(self.type, table.schema)}{self.position()}"
+
+    def statement(self, schema: str) -> str:
+        schema_name, name = _split(qualified_type(self.type, schema))
+        where: sql.Composable = sql.SQL("")
+        if self.before is not None:
+            where = sql.SQL(" BEFORE {}").format(sql.Literal(self.before))
+        elif self.after is not None:
+            where = sql.SQL(" AFTER {}").format(sql.Literal(self.after))
+        return ddl.render(sql.SQL("ALTER TYPE {} ADD VALUE IF NOT EXISTS {}{}").format(
+            sql.Identifier(schema_name, name), sql.Literal(self.value), where))
 
     def plain(self, table: Table) -> Ddl:
-        return Ddl((ddl.add_enum_value(table.schema, table.name, self.value, before=self.before, after=self.after),),
-                   None, False, (), hazards.ADD_ENUM_VALUE)
+        return Ddl((self.statement(table.schema),), None, False, (), (Hazard.NOT_REVERSIBLE,))
+
+    def check_expand(self, table: Table, helper_column: Callable[[str], str]) -> list[Problem]:
+        return [Problem("type", "add_enum_value changes a type, not a column: expand–contract has nothing to "
+                                "copy; run it with `migrate-assets evolve`")]
+
+
+
+def _split(qualified: str) -> tuple[str, str]:
+    """(schema, name) of a PgType-spelt `schema.type`."""
+    from migrate_assets.schema.introspect import split_qualified
+
+    parts = split_qualified(qualified)
+    if len(parts) != 2:
+        raise ValueError(f"expected schema.type, got {qualified!r}")
+    return parts[0], parts[1]

@@ -1,0 +1,129 @@
+"""Planning a new enum label through the pipeline (issue 22 item 1: "adding an enum value is planned").
+
+Debezium carries an enum column as a string whose schema lists the type's labels (`connect.parameters.allowed`),
+read from the catalog when its task starts. A label added with `ALTER TYPE … ADD VALUE` therefore reaches the
+topic's schema only after a connector restart, and the AvroConverter would register a version of its own then.
+The plan does it in the order that leaves no unplanned version:
+
+1. registry — the subject's next version with the new `allowed` list (`derive.derive_enum_labels`); undone by
+   deleting that version while it is still the latest;
+2. DDL — `ALTER TYPE … ADD VALUE IF NOT EXISTS … [BEFORE|AFTER …]` under `lock_timeout` (a lock on the type,
+   not the table; allowed in a transaction since PostgreSQL 12, and the transaction commits at once so the label
+   is usable when the step ends). Postgres cannot remove a label: the step is not reversible, so the change needs
+   `--allow-irreversible` like any other, and a failure after it leaves the label in place while the registry
+   version is deleted; the same change file run again finishes the other layers (the DDL is then a no-op);
+3. connector — a restart with the config unchanged, the CDC-safe way (the slot first passes the DDL's commit,
+   then RUNNING and slot progress), so Debezium announces the new labels and the converter finds our version;
+4. verify.
+
+The Iceberg column is a string: nothing changes there.
+"""
+
+from __future__ import annotations
+
+import json
+
+from migrate_assets.errors import InvalidInputError, IrreversibleChangeError, Problem
+from migrate_assets.evolution.actions import ConnectorSync, RegisterSchema, SourceDdl, VerifyLayers
+from migrate_assets.evolution.derive import derive_enum_labels
+from migrate_assets.evolution.layers import Layer
+from migrate_assets.evolution.planner import EvolutionPlan, PlannedStep, Policy, Snapshot
+from migrate_assets.expand.ops import ChangeSet, op_to_dict
+from migrate_assets.schema.ops.add_enum_value import AddEnumValue, qualified_type
+from migrate_assets.schema.types import UnknownTypeError, parse_type
+from migrate_assets.schema.yamlsrc import format_path
+
+#: what the plan says about the one step that cannot be undone
+NOT_REVERSIBLE = ("Postgres cannot remove an enum label: if a later step fails, the registry version is deleted "
+                  "but the label stays in the type; run the same change file again to finish the other layers "
+                  "(ADD VALUE IF NOT EXISTS is then a no-op)")
+STALE_UNTIL_RESTART = ("until the connector restarts, Debezium announces the previous labels: rows written in "
+                       "between are published with the previous registry version")
+
+
+def is_enum_change(change: ChangeSet) -> bool:
+    return any(isinstance(op, AddEnumValue) for op in change.operations)
+
+
+def _problem(change: ChangeSet, i: int, key: str, message: str) -> InvalidInputError:
+    path = (*change.location(i), key)
+    return InvalidInputError([Problem(change.source, message, format_path(path), change.line_of(path))])
+
+
+def new_labels(change: ChangeSet, policy: Policy) -> dict[str, tuple[str, ...]]:
+    """{enum: its labels after the change} for every enum the change adds to, in sort order; a label already
+    there keeps its place (the DDL will not move it). Problems name the change file's line and key."""
+    enums = {u.name: u.labels for u in policy.type_options.user_types if u.kind == "enum"}
+    out: dict[str, tuple[str, ...]] = {}
+    for i, op in enumerate(change.operations):
+        assert isinstance(op, AddEnumValue)
+        try:
+            name = qualified_type(op.type, change.schema)
+        except UnknownTypeError as exc:
+            raise _problem(change, i, "type", exc.message) from None
+        if name not in enums:
+            raise _problem(change, i, "type", f"{name} is not an enum type of the source database")
+        labels = list(out.get(name, enums[name]))
+        anchor = op.before if op.before is not None else op.after
+        if anchor is not None and anchor not in labels:
+            raise _problem(change, i, "before" if op.before is not None else "after",
+                           f"{name} has no label {anchor!r} (labels: {', '.join(labels)})")
+        if op.value not in labels:
+            at = len(labels) if anchor is None else labels.index(anchor) + (0 if op.before is not None else 1)
+            labels.insert(at, op.value)
+        out[name] = tuple(labels)
+    return out
+
+
+def plan_enum_values(change: ChangeSet, snap: Snapshot, policy: Policy) -> EvolutionPlan:
+    """The plan of a change file of add_enum_value operations on the pipeline table `change` names (see the
+    module): registry → DDL → connector restart → verify."""
+    table, t = change.qualified, snap.target
+    if snap.columns is None:
+        raise InvalidInputError([Problem(file=change.source, key="table", message=f"table {table} does not exist")])
+    if not policy.allow_irreversible:
+        raise IrreversibleChangeError(f"adding an enum label to {table}'s type cannot be undone ({NOT_REVERSIBLE}); "
+                                      "pass --allow-irreversible to run it")
+    labels = new_labels(change, policy)
+    types = {c.name: c.type for c in snap.columns}
+    users = {e: [n for n, ty in types.items() if parse_type(ty).element.name == e] for e in labels}
+    for i, op in enumerate(change.operations):
+        assert isinstance(op, AddEnumValue)
+        name = qualified_type(op.type, change.schema)
+        if not users[name]:
+            raise _problem(change, i, "type", f"no column of {table} uses {name}: name the pipeline table whose "
+                                              "columns carry it")
+    fps = snap.fingerprints()
+    steps: list[PlannedStep] = []
+    skipped: list[str] = []
+    warnings = [NOT_REVERSIBLE]
+    if t.subject and snap.registry_latest is not None:
+        schema = snap.registry_latest.schema
+        for enum, new in labels.items():
+            schema = derive_enum_labels(schema, types, enum, new) or schema
+        if json.loads(schema) != json.loads(snap.registry_latest.schema):
+            steps.append(PlannedStep(Layer.SCHEMA_REGISTRY.step, Layer.SCHEMA_REGISTRY,
+                                     RegisterSchema(t.subject, schema, snap.registry_latest.version), True,
+                                     fps[Layer.SCHEMA_REGISTRY], "soft-delete the registered version if still the "
+                                     "latest (the label stays in Postgres)"))
+        else:
+            warnings.append(f"{t.subject} already lists the new labels: nothing to register")
+    else:
+        skipped.append(Layer.SCHEMA_REGISTRY)
+    statements = tuple(op.statement(change.schema) for op in change.operations if isinstance(op, AddEnumValue))
+    steps.append(PlannedStep(Layer.SOURCE_DB.step, Layer.SOURCE_DB,
+                             SourceDdl(table, statements, None, policy.lock_timeout, snap.source_fingerprint),
+                             False, fps[Layer.SOURCE_DB], "none: " + NOT_REVERSIBLE))
+    if t.connector and snap.connector_config is not None:
+        cfg = dict(snap.connector_config)
+        steps.append(PlannedStep(
+            Layer.CONNECTOR.step, Layer.CONNECTOR,
+            ConnectorSync(t.connector, cfg.get("slot.name", "debezium"), None, tuple(sorted(cfg.items())),
+                          "Debezium reads an enum's labels when its task starts", restart=True),
+            True, fps[Layer.CONNECTOR], "nothing to undo (the config is unchanged)"))
+        warnings.append(STALE_UNTIL_RESTART)
+    else:
+        skipped.append(Layer.CONNECTOR)
+    steps.append(PlannedStep(Layer.VERIFY.step, Layer.VERIFY, VerifyLayers(table), True, None, "nothing to undo"))
+    return EvolutionPlan(table, tuple(op_to_dict(o) for o in change.operations), tuple(steps), tuple(skipped),
+                         (), tuple(warnings))

@@ -1,0 +1,98 @@
+"""add_enum_value in a change file (issue 22: "adding an enum value is planned"): the parser's checks, and the
+plan evolve runs — registry version with the new `allowed` list, `ALTER TYPE … ADD VALUE IF NOT EXISTS` (not
+reversible, needs --allow-irreversible), a connector restart with the config unchanged, verify. No services; the
+same change on the real stack is tests/evolution/test_enum_live.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from migrate_assets.errors import ChangeFileError, InvalidInputError, IrreversibleChangeError
+from migrate_assets.evolution.actions import ConnectorSync, RegisterSchema, SourceDdl
+from migrate_assets.evolution.derive import avro_row_fields
+from migrate_assets.evolution.layers import Layer, RegistryVersion, SourceColumn
+from migrate_assets.evolution.planner import PipelineTarget, Policy, Snapshot, plan_evolution
+from migrate_assets.evolution.typemap import TypeMapOptions, UserType, map_type
+from migrate_assets.expand import parse_change_text
+
+OLD = TypeMapOptions(user_types=(UserType("public.tier", "enum", ("bronze", "silver")),))
+COLS = (SourceColumn("id", "integer", False), SourceColumn("tier", "public.tier", True),
+        SourceColumn("tiers", "public.tier[]", True))
+CONFIG = (("slot.name", "s"), ("table.include.list", "public.t"), ("topic.prefix", "app"))
+
+
+def _schema() -> str:
+    fields = [{"name": c.name, "type": ["null", map_type(c.type, OLD).avro_schema()], "default": None} for c in COLS]
+    return json.dumps({"type": "record", "name": "Envelope", "namespace": "app.public.t", "fields": [
+        {"name": "before", "type": ["null", {"type": "record", "name": "Value", "fields": fields}], "default": None},
+        {"name": "after", "type": ["null", "Value"], "default": None}, {"name": "op", "type": "string"}]})
+
+
+def _snap(columns: tuple[SourceColumn, ...] = COLS) -> Snapshot:
+    return Snapshot(PipelineTarget("public.t", "c", "app.public.t-value", "lake.t"), columns, "fp",
+                    RegistryVersion("app.public.t-value", 3, 7, _schema()), "BACKWARD", None, CONFIG, "RUNNING")
+
+
+def _plan(ops: str, *, allow: bool = True, columns: tuple[SourceColumn, ...] = COLS) -> object:
+    change = parse_change_text(f"table: public.t\noperations:\n{ops}", "c.yaml")
+    return plan_evolution(change, _snap(columns), Policy(allow_irreversible=allow, lock_timeout=1.5, type_options=OLD))
+
+
+def test_the_plan_registers_the_labels_adds_the_value_and_restarts_the_connector() -> None:
+    plan = _plan("  - add_enum_value: {type: public.tier, value: gold, after: silver}\n")
+    assert [s.layer for s in plan.steps] == [Layer.SCHEMA_REGISTRY, Layer.SOURCE_DB, Layer.CONNECTOR, Layer.VERIFY]
+    reg, ddl, conn, _ = (s.action for s in plan.steps)
+    assert isinstance(reg, RegisterSchema) and reg.expected_version == 3
+    new = TypeMapOptions(user_types=(UserType("public.tier", "enum", ("bronze", "silver", "gold")),))
+    fields = avro_row_fields(reg.schema)
+    assert fields["tier"] == ["null", map_type("public.tier", new).avro_schema()]
+    assert fields["tiers"] == ["null", map_type("public.tier[]", new).avro_schema()]
+    assert isinstance(ddl, SourceDdl) and ddl.lock_timeout == 1.5 and ddl.inverse_statements is None
+    assert ddl.statements == ("ALTER TYPE \"public\".\"tier\" ADD VALUE IF NOT EXISTS 'gold' AFTER 'silver'",)
+    assert not plan.steps[1].reversible and "cannot remove an enum label" in plan.steps[1].compensation
+    assert isinstance(conn, ConnectorSync) and conn.restart and conn.new_config is None
+    assert "restart safely" in conn.describe()
+    assert plan.operations == ({"add_enum_value": {"type": "public.tier", "value": "gold", "after": "silver"}},)
+    assert any("cannot remove an enum label" in w for w in plan.warnings)
+
+
+def test_before_places_the_label_and_a_bare_type_is_in_the_tables_schema() -> None:
+    plan = _plan("  - add_enum_value: {type: tier, value: tin, before: bronze}\n")
+    reg = plan.steps[0].action
+    assert isinstance(reg, RegisterSchema)
+    assert "tin,bronze,silver" in reg.schema
+    assert plan.steps[1].action.statements[0].endswith("'tin' BEFORE 'bronze'")  # type: ignore[attr-defined]
+
+
+def test_a_label_already_there_registers_nothing_new_but_still_restarts() -> None:
+    plan = _plan("  - add_enum_value: {type: public.tier, value: silver}\n")
+    assert [s.layer for s in plan.steps] == [Layer.SOURCE_DB, Layer.CONNECTOR, Layer.VERIFY]
+    assert any("already lists the new labels" in w for w in plan.warnings)
+
+
+def test_refusals_name_the_file_and_key() -> None:
+    with pytest.raises(IrreversibleChangeError, match="--allow-irreversible"):
+        _plan("  - add_enum_value: {type: public.tier, value: gold}\n", allow=False)
+    with pytest.raises(InvalidInputError, match=r"c\.yaml:3.*type.*public\.mood is not an enum"):
+        _plan("  - add_enum_value: {type: public.mood, value: gold}\n")
+    with pytest.raises(InvalidInputError, match=r"after.*has no label 'platinum'"):
+        _plan("  - add_enum_value: {type: public.tier, value: gold, after: platinum}\n")
+    with pytest.raises(InvalidInputError, match="no column of public.t uses public.tier"):
+        _plan("  - add_enum_value: {type: public.tier, value: gold}\n", columns=COLS[:1])
+
+
+@pytest.mark.parametrize(("ops", "message"), [
+    ("  - add_enum_value: {type: public.tier, value: gold, before: a, after: b}\n", "not both"),
+    ("  - add_enum_value: {type: a.b.c, value: gold}\n", "expected an enum type"),
+    ("  - add_enum_value: {type: public.tier, value: ''}\n", "1 to 63 bytes"),
+    ("  - add_enum_value: {type: public.tier, value: " + "x" * 64 + "}\n", "1 to 63 bytes"),
+    ("  - add_enum_value: {type: public.tier, value: gold, after: gold}\n", "next to itself"),
+    ("  - add_enum_value: {type: public.tier}\n", "required key is missing"),
+    ("  - add_enum_value: {type: public.tier, value: gold}\n  - drop_column: {column: x}\n", "of its own"),
+])
+def test_the_parser_refuses_bad_operations(ops: str, message: str) -> None:
+    with pytest.raises(ChangeFileError, match=message) as exc:
+        parse_change_text(f"table: public.t\noperations:\n{ops}", "c.yaml")
+    assert "c.yaml:3" in str(exc.value)
