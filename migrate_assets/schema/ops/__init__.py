@@ -56,13 +56,8 @@ from migrate_assets.schema.ops.set_not_null import SetNotNull
 from migrate_assets.schema.ops.validate_constraint import ValidateConstraint
 
 __all__ = [
-<<<<<<< HEAD
     "REGISTRY", "AddCheck", "AddEnumValue", "CreateEnum", "RenameEnumValue", "AddColumn", "AddForeignKey", "AddKey", "DropConstraint", "ValidateConstraint", "ChangeType", "CommentColumn", "Ddl", "DropColumn", "DropDefault", "DropNotNull",
     "ExpandBuilder", "Operation", "Problem", "Refused", "RenameColumn", "SetCollation", "SetDefault", "SetIdentity", "SetIdentityOptions", "SetNotNull",
-=======
-    "REGISTRY", "AddColumn", "AddEnumValue", "ChangeType", "CommentColumn", "Ddl", "DropColumn", "DropDefault", "DropNotNull",
-    "ExpandBuilder", "Operation", "Problem", "Refused", "RenameColumn", "SetDefault", "SetIdentity", "SetNotNull",
->>>>>>> main
     "ShapeSink", "op_from_dict", "op_to_dict",
 ]  # fmt: skip
 
