@@ -24,9 +24,10 @@ from dataclasses import replace
 from typing import Any
 
 from migrate_assets.config import ProjectConfig
-from migrate_assets.errors import SafetyRefusal
+from migrate_assets.errors import ChangeFileError, Problem, SafetyRefusal
 from migrate_assets.expand.naming import PREFIX, is_helper
 from migrate_assets.expand.ops import ChangeSet
+from migrate_assets.schema.yamlsrc import format_path
 
 
 class BeforeExpand:
@@ -106,9 +107,16 @@ def exclude_helpers(cfg: ProjectConfig, table: str, dry_run: bool = False,
 
 
 def before_expand(cfg: ProjectConfig, change: ChangeSet, dry_run: bool) -> dict[str, Any] | None:
-    """For `expand` of a pipeline table: `exclude_helpers` first (None: not a pipeline table)."""
+    """For `expand` of a pipeline table: `exclude_helpers` first (None: not a pipeline table). An operation
+    expand–contract cannot run (add_enum_value) is refused before the connector is touched."""
     if cfg.pipeline_for(change.qualified) is None:
         return None
+    refused = [Problem(change.source, f"{op.kind} cannot be run as expand–contract: run it with "
+                                      "`migrate-assets evolve`", format_path(change.location(i)),
+                       change.line_of(change.location(i)))
+               for i, op in enumerate(change.operations) if not op.expandable]
+    if refused:
+        raise ChangeFileError(refused)
     return exclude_helpers(cfg, change.qualified, dry_run=dry_run)
 
 

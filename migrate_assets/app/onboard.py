@@ -4,9 +4,9 @@ Two ways, one result — the table captured by a Debezium connector with the set
 (migrate_assets.resources.debezium), its registry subject present, an Iceberg table made from the live columns
 through the type map, the entry in `pipelines:` of the project file, and a verify at the end:
 
-* the connector exists: the table *joins* it through the evolution saga (`evolve_new_table`: subject, Iceberg
-  table, signal table, connector filter with a safe restart and an incremental snapshot of the existing rows,
-  verify), which compensates every completed step itself when one fails;
+* the connector exists: the table *joins* it through the evolution saga as `evolve` runs it (`app.evolve`: subject,
+  Iceberg table, signal table, connector filter with a safe restart under the layer lock and an incremental
+  snapshot of the existing rows, verify), which compensates every completed step itself when one fails;
 * no such connector: it is created for the table (its initial snapshot carries the existing rows) by a saga of
   its own (`_plan_new_connector`: signal table, connector, subject, Iceberg table, verify), a stored run like
   every evolution (`runs list`, `evolve --resume/--rollback RUN`) whose failure compensates every completed step:
@@ -15,7 +15,9 @@ through the type map, the entry in `pipelines:` of the project file, and a verif
 The Iceberg table gets the source table's primary key as its identifier fields (required columns).
 
 Nothing changes before every check passed (layers configured, table present, every column type mapped, no
-Iceberg table in the way). The project file is edited as text: the user's comments and formatting stay.
+Iceberg table in the way). Either way the entry goes into the project file before the saga runs (an interrupted
+run's `evolve --resume RUN` verifies it) and the file is put back when the run does not succeed; it is edited as
+text: the user's comments and formatting stay.
 """
 
 from __future__ import annotations
@@ -135,12 +137,12 @@ def add(cfg: ProjectConfig, table: str, connector: str | None = None, iceberg_ta
     new = None if exists else _plan_new_connector(cfg, ctx, report, mapped)
     if dry_run:
         report.status = "dry_run"
-        plan = new.plan if new is not None else _join_plan(cfg, ctx, report)
+        plan = new.plan if new is not None else _join_planned(cfg, ctx, report).report.plan
         report.warnings += list(plan.warnings)
         steps = [{"step": f"{st.id}: {st.action.describe()}", "status": "pending", "compensation": st.compensation}
                  for st in plan.steps]
         entry = [{"step": f"add {report.table} to {cfg.source_file}", "status": "pending"}]
-        report.steps = entry + steps if new is not None else steps + entry
+        report.steps = entry + steps
         return report
     if new is None:
         return _join(cfg, ctx, report, say)
@@ -150,37 +152,30 @@ def add(cfg: ProjectConfig, table: str, connector: str | None = None, iceberg_ta
 # -- the connector exists: the evolution saga ---------------------------------------------------------------------
 
 
-def _join_plan(cfg: ProjectConfig, ctx: Any, report: Report) -> EvolutionPlan:
-    """The join saga's plan after its pre-flight (reads only)."""
-    from migrate_assets.evolution import run as evo
+def _join_planned(cfg: ProjectConfig, ctx: Any, report: Report) -> Any:
+    """The join saga after its pre-flight (reads only): `app.evolve`'s plan of a table joining its connector."""
+    from migrate_assets.app import evolve as use_case
 
     target = PipelineTarget(report.table, report.connector, report.subject, report.iceberg_table)
-    pre, _rec = evo.evolve_new_table(None, target, ctx, project.policy(cfg), None, project.retry_policy(cfg),
-                                     dry_run=True)
-    return pre.plan
+    return use_case.plan_new_tables([(target, None)], ctx, project.policy(cfg), project.retry_policy(cfg),
+                                    "<command line>")[0]
 
 
 def _join(cfg: ProjectConfig, ctx: Any, report: Report, say: Progress) -> Report:
-    from migrate_assets.evolution import run as evo
+    """Run the join saga as `evolve` runs it: under the database's evolution layer lock (it restarts the connector,
+    its config change rebased on the live config)."""
+    from migrate_assets.app import evolve as use_case
+    from migrate_assets.app.fanout import DatabaseLayerLock
 
-    target = PipelineTarget(report.table, report.connector, report.subject, report.iceberg_table)
-    store = project.store(cfg)
-    try:
-        _pre, rec = evo.evolve_new_table(None, target, ctx, project.policy(cfg), store, project.retry_policy(cfg),
-                                         on_step=lambda st: say(f"{st.id}: {st.status}"))
-    finally:
-        store.close()
-    report.run_id = rec.run_id
-    report.steps = [{"step": s.id, "status": s.status, "seconds": round(s.seconds, 3), "error": s.error}
-                    for s in rec.steps]
-    if rec.status != "succeeded":
-        report.status, report.error = ("rolled_back" if rec.status == "rolled_back" else "failed"), rec.error
-        return report
-    _add_entry(cfg, report)
-    report.steps.append({"step": "project file", "status": "done"})
-    report.verify = _verify(ctx, report)
-    report.status = "succeeded"
-    return report
+    planned = _join_planned(cfg, ctx, report)
+    report.warnings += list(planned.report.plan.warnings)
+
+    def run(store: Any, on_step: Callable[[Any], None]) -> Any:
+        outcome = use_case.evolve_tables([planned], ctx, store, project.retry_policy(cfg), DatabaseLayerLock(cfg),
+                                         on_step)
+        return outcome.runs[0].record
+
+    return _onboard(cfg, ctx, report, run, say)
 
 
 # -- no connector yet: a saga that creates it ---------------------------------------------------------------------
@@ -255,22 +250,34 @@ def _plan_new_connector(cfg: ProjectConfig, ctx: Any, report: Report, mapped: li
 
 
 def _create(cfg: ProjectConfig, ctx: Any, report: Report, new: NewConnector, say: Progress) -> Report:
-    """The entry goes into the project file first (a run interrupted here is finished by `evolve --resume RUN`,
-    whose verify needs it), then the saga runs; a run that does not succeed takes the entry out again."""
+    """The saga that creates the connector (no layer lock: it restarts no connector another table shares)."""
     from migrate_assets.evolution import run as evo
-    from migrate_assets.evolution.saga import RunInterrupted, Saga
+    from migrate_assets.evolution.saga import Saga
 
     report.warnings += list(new.plan.warnings)
+
+    def run(store: Any, on_step: Callable[[Any], None]) -> Any:
+        evo.attach_verifier(ctx, [PipelineTarget(report.table, report.connector, report.subject,
+                                                 report.iceberg_table)])
+        return Saga(ctx, store, project.retry_policy(cfg), on_step).start(new.plan)
+
+    return _onboard(cfg, ctx, report, run, say)
+
+
+def _onboard(cfg: ProjectConfig, ctx: Any, report: Report, run: Callable[[Any, Callable[[Any], None]], Any],
+             say: Progress) -> Report:
+    """The entry goes into the project file first (a run interrupted here is finished by `evolve --resume RUN`,
+    whose verify reads it), then the saga runs (a stored run); a run that does not succeed puts the file back."""
+    from migrate_assets.evolution.saga import RunInterrupted
+
     path = Path(cfg.source_file)
     text_before = path.read_text()
     _add_entry(cfg, report)
     text_after = path.read_text()
     report.steps.append({"step": f"add {report.table} to {cfg.source_file}", "status": "done"})
-    target = PipelineTarget(report.table, report.connector, report.subject, report.iceberg_table)
-    evo.attach_verifier(ctx, [target])
     store = project.store(cfg)
     try:
-        rec = Saga(ctx, store, project.retry_policy(cfg), lambda st: say(f"{st.id}: {st.status}")).start(new.plan)
+        rec = run(store, lambda st: say(f"{st.id}: {st.status}"))
     except RunInterrupted as stop:
         rec = stop.record
     finally:

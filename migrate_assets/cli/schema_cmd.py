@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migrate_assets.cli.lazy import load_config
 from migrate_assets.cli.output import Result, markdown_table
 from migrate_assets.errors import (
-    InvalidInputError,
-    PlanMismatchError,
-    Problem,
     SafetyRefusal,
-    StalePlanError,
     UsageError,
 )
 
@@ -182,16 +177,6 @@ def cmd_plan(args: argparse.Namespace) -> Result:
     return Result(data=data, text=plan_text, markdown=plan_markdown, exit_code=code)
 
 
-def _load_stored(path: str) -> Plan:
-    from migrate_assets.schema.plan import Plan
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInputError([Problem(file=path, message=f"cannot read plan file: {exc}")]) from None
-    return Plan.from_json(text, path)
-
-
 class NotApproved(SafetyRefusal):
     """`apply` was not approved at the prompt; nothing changed."""
 
@@ -235,23 +220,17 @@ def pipeline_apply_text(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def cmd_apply(args: argparse.Namespace) -> Result:
+    from migrate_assets.app.stored_plan import read_stored_plan, replan_stored
     from migrate_assets.resources import database
-    from migrate_assets.schema.planner import build_plan, live_tables, scope_fingerprint
+    from migrate_assets.schema.planner import build_plan
 
     cfg = load_config(args.config)
-    stored = _load_stored(args.plan) if args.plan else None
+    stored = read_stored_plan(args.plan) if args.plan else None
     desired = database.specs(cfg)
     opts = database.plan_options(cfg, args.table, args.allow_drop_table)
     with database.schema_connection(cfg, read_only=args.dry_run) as conn:
-        if stored is not None:
-            actual = scope_fingerprint(live_tables(conn, stored.scope, opts.ignore), stored.scope)
-            if actual != stored.fingerprint:
-                raise StalePlanError(stored.fingerprint, actual)
-            plan = build_plan(conn, desired, opts, scope=stored.scope)
-            mine = [(c.kind, c.sql) for c in plan.changes]
-            theirs = [(c.kind, c.sql) for c in stored.changes]
-            if mine != theirs or plan.refusals != stored.refusals:
-                raise PlanMismatchError(args.plan, f"{len(theirs)} stored change(s) vs {len(mine)} planned now")
+        if stored is not None:  # refused when stale or when the specs now plan other changes
+            plan = replan_stored(conn, stored, desired, opts, args.plan)
         else:
             plan = build_plan(conn, desired, opts)
         if not args.dry_run and not args.auto_approve and not plan.refusals:  # (refusals: apply_schema refuses)

@@ -1,26 +1,30 @@
 """Batched, resumable backfill that runs entirely inside PostgreSQL.
 
-Rows are visited in primary-key order — by key ranges (`key > lo AND key <= hi`, gaps skipped) for a single
-dense integer key, and by keyset pagination for any other orderable key, including composite ones — up to the
-last key that existed when expand started: rows inserted later are written through the trigger and need no
-backfill, so the backfill always terminates under write load. Each batch is one short transaction that updates
-the rows that still need work and advances the cursor in the state table, so a crash loses at most the batches
-in flight and a re-run continues from there.
+Rows are visited in primary-key order — by key ranges (`key > lo AND key <= hi`) for a single dense integer key,
+and by keyset pagination for any other orderable key, including composite ones — up to the last key that existed
+when expand started: rows inserted later are written through the trigger and need no backfill, so the backfill
+always terminates under write load. Each batch is one short transaction that updates the rows that still need
+work; the cursor in the state table never gets ahead of the committed batches, so a crash loses at most the work
+since the last saved cursor and a re-run continues from there.
 
 What makes it as fast as one blocking `UPDATE` while writers keep their latency (issue 21, measured in
-benchmarks/bench_backfill.py): key ranges need no keyset join; each range batch is ONE autocommitted statement
-that also moves the cursor; batches are sized by time (~15 ms), not rows, so the per-statement overhead stays
-small while a writer never waits long behind a batch's row locks; two sessions backfill disjoint key ranges at
-once (see `ranges`); backfill sessions commit asynchronously (safe: see `_session`); and they set
-`migrate_assets.backfill = on`, which the sync trigger's WHEN clause skips, so no PL/pgSQL runs per backfilled
-row. `lock_timeout` bounds every wait for a row a writer holds; a batch that times out (or deadlocks) is retried
-with backoff.
+benchmarks/bench_backfill.py): for a single dense integer key, two sessions each run their stripe of key ranges
+as one `DO` block that commits every batch itself, so no client round trip sits between batches (on a busy
+machine each one costs a scheduler wake-up) and the batch statement is planned once; batches are sized by time
+(~15 ms), not rows, so a writer never waits long behind a batch's row locks; backfill sessions commit
+asynchronously (safe: see `_session`); and they set `migrate_assets.backfill = on`, which the sync trigger's WHEN
+clause skips, so no PL/pgSQL runs per backfilled row (the table's other triggers still fire). The persisted
+cursor is the watermark of committed batches (see `ranges`), written by the coordinating session. Any other key
+is walked by keyset pagination, one batch and its cursor per transaction. `lock_timeout` bounds every wait for a
+row a writer holds; a batch that times out (or deadlocks) is retried with backoff from the last committed batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +39,7 @@ from psycopg.conninfo import make_conninfo
 from migrate_assets.errors import TransientError
 from migrate_assets.expand import state
 from migrate_assets.expand.planner import BACKFILL_GUC, ExpandPlan
-from migrate_assets.expand.ranges import KeyRanges, next_batch_size
+from migrate_assets.expand.ranges import Watermark, chunk_width, first_key_of, next_batch_size
 from migrate_assets.schema.retry import retry_postgres
 from migrate_assets.schema.session import reset_timeouts, set_timeouts
 from migrate_assets.schema.types import parse_type
@@ -130,39 +134,6 @@ def integer_key(plan: ExpandPlan) -> bool:
     return len(plan.backfill.pk) == 1 and plan.backfill.pk[0][1] in _INTEGER_TYPES
 
 
-def range_query(plan: ExpandPlan, lo: int, hi: int, save: sql.Composable | None = None) -> sql.Composed:
-    """Update the rows with lo < key <= hi that need work; count them all (same snapshot).
-
-    When the backfill only fills new columns of rename/change_type pairs, every row is updated unconditionally:
-    rows the trigger already synced get the same value again, which is cheaper than testing every row. `save`
-    (a data-modifying statement using `n.s`, the rows visited) runs in the same statement, so one round trip
-    commits the batch together with its cursor.
-    """
-    tbl = sql.Identifier(plan.table.schema, plan.table.name)
-    key, typ = plan.backfill.pk[0]
-    rng = sql.SQL("{k} > CAST({lo} AS {t}) AND {k} <= CAST({hi} AS {t})").format(
-        k=sql.Identifier(key), lo=sql.Literal(lo), hi=sql.Literal(hi), t=sql.SQL(typ.render())
-    )
-    sets = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(c), e) for c, e in plan.backfill.assignments
-    )
-    seen: sql.Composable
-    if plan.backfill.rewrite_all:
-        upd = sql.SQL("UPDATE {} SET {} WHERE {} RETURNING 1").format(tbl, sets, rng)
-        seen = sql.SQL("(SELECT count(*) FROM upd)")
-    else:
-        pending = plan.backfill.pending or sql.SQL("true")
-        upd = sql.SQL("UPDATE {} SET {} WHERE {} AND ({}) RETURNING 1").format(tbl, sets, rng, pending)
-        seen = sql.SQL("(SELECT count(*) FROM {} WHERE {})").format(tbl, rng)
-    parts = [
-        sql.SQL("upd AS ({})").format(upd),
-        sql.SQL("n AS (SELECT (SELECT count(*) FROM upd) AS u, {} AS s)").format(seen),
-    ]
-    if save is not None:
-        parts.append(sql.SQL("saved AS ({})").format(save))
-    return sql.SQL("WITH {} SELECT u, s FROM n").format(sql.SQL(", ").join(parts))
-
-
 def _next_key(conn: psycopg.Connection[Any], plan: ExpandPlan, after: int | None) -> int | None:
     tbl = sql.Identifier(plan.table.schema, plan.table.name)
     key, typ = plan.backfill.pk[0]
@@ -222,14 +193,17 @@ def count_to(conn: psycopg.Connection[Any], plan: ExpandPlan, maxkey: list[str])
 
 
 def _session(conn: psycopg.Connection[Any], lock_timeout: float) -> None:
-    """A backfill session: bounded lock waits, the sync trigger skipped (its WHEN reads BACKFILL_GUC), and
-    asynchronous commit. The latter is safe here because the backfill is idempotent and resumable: a batch
-    commits together with the cursor that covers it, so a crash can only lose the last few batches *and* their
-    cursor updates at once (the WAL is replayed in order), and the re-run visits those rows again from the
-    older cursor, writing the same values. Nothing else runs in these sessions."""
+    """A backfill session: bounded lock waits, the sync trigger skipped (its WHEN reads BACKFILL_GUC), NOTICEs
+    delivered, and asynchronous commit. The latter is safe because the backfill is idempotent and resumable: the
+    cursor is only ever saved after (keyset: with) the batches it covers, so its commit record follows theirs in
+    the WAL, and a crash, which can only lose a tail of the WAL, never keeps a cursor without its batches. A
+    re-run visits the lost batches again from the older cursor and writes the same values. Nothing else runs in
+    these sessions."""
     set_timeouts(conn, local=False, lock_timeout=lock_timeout)
     conn.execute(
-        "SELECT set_config(%s, 'on', false), set_config('synchronous_commit', 'off', false)", (BACKFILL_GUC,)
+        "SELECT set_config(%s, 'on', false), set_config('synchronous_commit', 'off', false), "
+        "set_config('client_min_messages', 'notice', false)",  # the range workers' progress comes as NOTICEs
+        (BACKFILL_GUC,),
     )
     conn.commit()
 
@@ -242,6 +216,7 @@ def _end_session(conn: psycopg.Connection[Any], autocommit: bool) -> None:
     reset_timeouts(conn, "lock_timeout")
     conn.execute(sql.SQL("RESET {}").format(sql.Identifier(*BACKFILL_GUC.split("."))))
     conn.execute("RESET synchronous_commit")
+    conn.execute("RESET client_min_messages")
     conn.commit()
 
 
@@ -253,6 +228,74 @@ def _connect_like(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any] | No
     except psycopg.OperationalError as exc:
         log.warning("backfill: a second worker could not connect (%s); going on with fewer", exc)
         return None
+
+
+def range_block(
+    plan: ExpandPlan, *, lo: int, base: int, chunk: int, stride: int, top: int, size: int, target: float,
+    delay: float,
+) -> sql.Composed:
+    """The body of one range worker's `DO` block: it walks its stripe of chunks (see `ranges`) in batches, each
+    committed on its own (`COMMIT` inside `DO`, allowed at top level) and announced by a NOTICE
+    `migrate_assets backfill LO HI UPDATED VISITED`. The whole loop runs in the server: no round trip per batch,
+    and its statements are planned once (PL/pgSQL caches their plans).
+
+    When the backfill only fills new columns of rename/change_type pairs, every row is updated unconditionally:
+    rows the trigger already synced get the same value again, which is cheaper than testing every row. With
+    `target` > 0 each batch is sized to take about `target` seconds (the rule of `ranges.next_batch_size`);
+    `delay` pauses after each batch. `#variable_conflict use_column`: a user's column named like a variable of
+    the block is still the column.
+    """
+    tbl = sql.Identifier(plan.table.schema, plan.table.name)
+    rng = sql.SQL("{k} > _ma_lo AND {k} <= _ma_hi").format(k=sql.Identifier(plan.backfill.pk[0][0]))
+    sets = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(c), e) for c, e in plan.backfill.assignments
+    )
+    if plan.backfill.rewrite_all:
+        work = sql.SQL(
+            "UPDATE {t} SET {s} WHERE {r}; GET DIAGNOSTICS _ma_upd = ROW_COUNT; _ma_seen := _ma_upd;"
+        ).format(t=tbl, s=sets, r=rng)
+    else:
+        work = sql.SQL(
+            "SELECT count(*) INTO _ma_seen FROM {t} WHERE {r}; UPDATE {t} SET {s} WHERE {r} AND ({p}); "
+            "GET DIAGNOSTICS _ma_upd = ROW_COUNT;"
+        ).format(t=tbl, s=sets, r=rng, p=plan.backfill.pending or sql.SQL("true"))
+    lit = sql.Literal
+    return sql.SQL("""#variable_conflict use_column
+DECLARE
+  _ma_lo bigint := {lo}; _ma_hi bigint; _ma_end bigint; _ma_size bigint := {size};
+  _ma_t0 timestamptz; _ma_upd bigint; _ma_seen bigint;
+BEGIN
+  WHILE _ma_lo < {top} LOOP
+    _ma_end := least({base} + ((_ma_lo - {base}) / {chunk} + 1) * {chunk}, {top});
+    WHILE _ma_lo < _ma_end LOOP
+      _ma_hi := least(_ma_lo + _ma_size, _ma_end);
+      _ma_t0 := clock_timestamp();
+      {work}
+      COMMIT;
+      RAISE NOTICE 'migrate_assets backfill % % % %', _ma_lo, _ma_hi, _ma_upd, _ma_seen;
+      IF {target} > 0 THEN
+        _ma_size := greatest(100, least(200000, _ma_size * 2, greatest(_ma_size / 2, (_ma_size * {target}
+                    / greatest(extract(epoch FROM clock_timestamp() - _ma_t0), 0.0001))::bigint)));
+      END IF;
+      _ma_lo := _ma_hi;
+      IF {delay} > 0 AND _ma_lo < {top} THEN PERFORM pg_sleep({delay}); END IF;
+    END LOOP;
+    _ma_lo := _ma_end + ({stride} - 1) * {chunk};
+  END LOOP;
+END""").format(lo=lit(lo), size=lit(max(1, size)), top=lit(top), base=lit(base), chunk=lit(chunk),
+                 work=work, target=lit(float(target)), delay=lit(float(delay)), stride=lit(stride))
+
+
+_NOTICE = "migrate_assets backfill "
+
+
+def _run_block(conn: psycopg.Connection[Any], body: sql.Composed) -> None:
+    """`DO $tag$ body $tag$` with a random tag the body does not contain (user expressions may quote with $…$)."""
+    text = body.as_string(conn)
+    tag = f"$ma_{secrets.token_hex(8)}$"
+    while tag in text:  # pragma: no cover - 64 random bits
+        tag = f"$ma_{secrets.token_hex(8)}$"
+    conn.execute(f"DO {tag}\n{text}\n{tag}".encode())
 
 
 @dataclass
@@ -268,76 +311,92 @@ class _Pace:
             self.size = next_batch_size(self.size, took, self.target)
 
 
-class _Stop(Exception):
-    """Another worker failed or progress reporting raised: stop claiming ranges."""
+Report = tuple[int, int, int, int]  # lo, hi, rows updated, rows visited of one committed batch
 
 
 def _range_worker(
     conn: psycopg.Connection[Any],
     plan: ExpandPlan,
-    ranges: KeyRanges,
+    worker: int,
+    stripes: tuple[int, int, int, int],
     pace: _Pace,
-    save: Callable[[int, int], sql.Composed],
-    retry: Callable[[Callable[[int], tuple[int, int]]], tuple[int, int]],
-    report: queue.Queue[tuple[int, int] | BaseException | None],
-    stop: threading.Event,
+    retry: Callable[[Callable[[int], None]], None],
+    report: queue.Queue[Report | BaseException | None],
 ) -> None:
-    """Claim key ranges until none is left: each range is ONE autocommitted statement that also moves the
-    persisted cursor to the watermark as it was at claim time (a batch, its cursor: one round trip)."""
-    top = ranges.top
+    """Run this worker's `DO` block until its stripe is done; after a retryable error, run it again from the
+    last batch it committed (the NOTICEs say which)."""
+    base, chunk, stride, top = stripes
+    first = first_key_of(worker, base, chunk)
+    last: list[int] = []  # hi of the last committed batch
+
+    def on_notice(diag: psycopg.errors.Diagnostic) -> None:
+        msg = diag.message_primary or ""
+        if msg.startswith(_NOTICE):
+            lo, hi, upd, seen = (int(x) for x in msg[len(_NOTICE):].split())
+            last[:] = [hi]
+            report.put((lo, hi, upd, seen))
+
+    def attempt(_: int) -> None:
+        lo = last[0] if last else first
+        if last and (lo - base) % chunk == 0:  # its chunk is done: on to its next one
+            lo += (stride - 1) * chunk
+        _run_block(conn, range_block(plan, lo=lo, base=base, chunk=chunk, stride=stride, top=top,
+                                     size=pace.size, target=pace.target, delay=pace.delay))
+
+    conn.add_notice_handler(on_notice)
     try:
-        while not stop.is_set():
-            claim = ranges.claim(pace.size)
-            if claim is None:
+        while first < top:
+            before = list(last)
+            try:
+                retry(attempt)
                 break
-            mark = None if claim.save_cursor is None else save(claim.save_cursor, claim.save_rows)
-            query = range_query(plan, claim.lo, claim.hi, mark)
-
-            def one(_: int, query: sql.Composed = query) -> tuple[int, int]:
-                row = conn.execute(query).fetchone() or (0, 0)
-                return int(row[0]), int(row[1])
-
-            t0 = time.monotonic()
-            n_upd, n_seen = retry(one)
-            pace.after(time.monotonic() - t0)
-            ranges.finish(claim, n_seen)
-            if n_seen == 0 and claim.hi < top:  # a gap in the keys: jump to the next existing one
-                nxt = _next_key(conn, plan, claim.hi)
-                ranges.skip_to(top if nxt is None else nxt - 1)
-            report.put((n_upd, n_seen))
-            if pace.delay > 0 and not ranges.finished:
-                time.sleep(pace.delay)
+            except TransientError:
+                if last == before:  # retried `attempts` times without committing a batch
+                    raise
     except BaseException as exc:  # handed to the coordinating thread, which raises it
         report.put(exc)
     finally:
+        conn.remove_notice_handler(on_notice)
         report.put(None)
 
 
 def _parallel_ranges(
     conn: psycopg.Connection[Any],
     plan: ExpandPlan,
-    ranges: KeyRanges,
+    mark: Watermark,
+    top: int,
     paces: list[_Pace],
     lock_timeout: float,
     save: Callable[[int, int], sql.Composed],
-    retry: Callable[[Callable[[int], tuple[int, int]]], tuple[int, int]],
+    retry: Callable[[Callable[[int], None]], None],
     on_batch: Callable[[int, int], None],
 ) -> None:
-    """Run one worker per pace on disjoint key ranges (the first on `conn`, the others on their own sessions);
-    this thread only reports progress. The first error stops every worker and is raised here."""
-    conns = [conn] + [c for c in (_connect_like(conn) for _ in paces[1:]) if c is not None]
-    report: queue.Queue[tuple[int, int] | BaseException | None] = queue.Queue()
-    stop = threading.Event()
+    """One `DO` worker per pace, each on its own session, on striped chunks of the key space; this thread reports
+    progress and persists the watermark on `conn` (after the batches it covers committed: never ahead of the data).
+    The first error ends the run and is raised here; the other workers end when their session closes."""
+    conns = [c for c in (_connect_like(conn) for _ in paces) if c is not None]
+    if not conns:
+        raise TransientError(f"backfill of {plan.change.qualified}: no session for a worker could be opened")
+    stripes = (mark.key, chunk_width(mark.key, top, len(conns)), len(conns), top)
+    report: queue.Queue[Report | BaseException | None] = queue.Queue()
     threads = [
-        threading.Thread(
-            target=_range_worker, args=(c, plan, ranges, p, save, retry, report, stop), daemon=True,
-            name=f"backfill-{i}",
-        )
+        threading.Thread(target=_range_worker, args=(c, plan, i, stripes, p, retry, report), daemon=True,
+                         name=f"backfill-{i}")
         for i, (c, p) in enumerate(zip(conns, paces, strict=False))
     ]
-    failure: BaseException | None = None
+    saved = mark.key
+    last_save = time.monotonic()
+
+    def persist(force: bool = False) -> None:
+        """Save the watermark when it moved by a chunk, or at all in the last 0.2 s (or when `force`)."""
+        nonlocal saved, last_save
+        key, rows = mark.snapshot()
+        if key > saved and (force or key - saved >= stripes[1] or time.monotonic() - last_save >= 0.2):
+            conn.execute(save(key, rows))
+            saved, last_save = key, time.monotonic()
+
     try:
-        for c in conns[1:]:
+        for c in conns:
             _session(c, lock_timeout)
         for t in threads:
             t.start()
@@ -347,22 +406,21 @@ def _parallel_ranges(
             if item is None:
                 running -= 1
             elif isinstance(item, BaseException):
-                failure = failure or item
-                stop.set()
-            elif failure is None:
-                try:
-                    on_batch(*item)
-                except BaseException as exc:
-                    failure = exc
-                    stop.set()
+                raise item
+            else:
+                lo, hi, upd, seen = item
+                mark.committed(lo, hi, seen)
+                on_batch(upd, seen)
+                persist()
+        persist(force=True)
     finally:
-        stop.set()
-        for t in threads:
-            t.join()
-        for c in conns[1:]:
+        for c, t in zip(conns, threads, strict=True):  # a worker still in its DO block is cancelled
+            if t.is_alive():
+                with contextlib.suppress(psycopg.Error):
+                    c.cancel_safe()
             c.close()
-    if failure is not None:
-        raise failure
+        for t in threads:
+            t.join(30)
 
 
 def run_backfill(
@@ -445,15 +503,16 @@ def run_backfill(
             on_progress(Progress(done, total, updated, 0.0, batches))
         if ranges and cursor != maxkey:
             top = int(maxkey[0])
-            keys = KeyRanges(top if start_key is None else start_key, top, done)
+            mark = Watermark(top if start_key is None else start_key, done)
 
             def save(key: int, rows: int) -> sql.Composed:
                 return state.watermark_statement(state_schema, qualified, plan.fingerprint, key, rows)
 
             paces = [_Pace(batch_size, batch_seconds, batch_delay) for _ in range(max(1, workers))]
-            _parallel_ranges(conn, plan, keys, paces, lock_timeout, save, retry, on_batch)
-            # every range is finished: the final watermark (the cursor at the last key) in its own statement
-            conn.execute(save(top, keys.rows_at_watermark))
+            _parallel_ranges(conn, plan, mark, top, paces, lock_timeout, save, retry, on_batch)
+            if mark.key != top:  # pragma: no cover - every worker ended without error, so the stripes are done
+                raise RuntimeError(f"backfill of {qualified} stopped at key {mark.key}, not {top}")
+            conn.execute(save(top, mark.rows))  # the cursor at the last key (a no-op when already saved)
         else:
             pace = _Pace(batch_size, batch_seconds, batch_delay)
 

@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
@@ -79,17 +78,24 @@ def test_broker_stopped_mid_evolve_loses_no_event_and_no_row(
             assert doc is not None, ran.err
             assert doc["status"] in ("succeeded", "rolled_back"), (ran.out, ran.err)
             p.assert_no_event_lost(w.ids, timeout=120)
-            # Iceberg's sink 1.10.1 can come out of a broker outage with its commit coordinator holding a closed
-            # JDBC catalog pool ("Cannot get a client from a closed pool" every cycle, seen in 2 runs of 3): it then
-            # never commits again until its tasks are restarted, which is what an operator seeing verify report
-            # the sink's lag does. Restarting resends from the sink's committed offsets: appends, nothing lost.
-            httpx.post(f"{worker.url}/connectors/{sink}/restart", params={"includeTasks": "true"},
-                       timeout=30).raise_for_status()
             expected = set(w.ids) | {1, 2, 3, 4, 5}
-            poll_until(lambda: expected <= _iceberg_ids(p), 180, f"all {len(expected)} rows in Iceberg")
+            sink_stuck = False
+            try:
+                poll_until(lambda: expected <= _iceberg_ids(p), 90, f"all {len(expected)} rows in Iceberg")
+            except AssertionError:
+                # Iceberg's sink 1.10.1 can come out of the outage (its task restarted while the old instance was
+                # still stopping) with its commit coordinator on a closed JDBC catalog pool: "Cannot get a client
+                # from a closed pool" every cycle, nothing committed again (2 runs of 5; a REST restart of the
+                # connector and its tasks did the same). A restarted worker recovers it: its consumer resumes from
+                # the committed offsets, so nothing is lost. Verify reports the sink's lag meanwhile.
+                sink_stuck = True
+                worker.stop()
+                worker.start()
+                poll_until(lambda: expected <= _iceberg_ids(p), 180, f"all {len(expected)} rows in Iceberg")
             succeeded = doc["status"] == "succeeded"
             assert _has_note(dsn, p.table) == succeeded
             assert ("note" in {f.name for f in p.iceberg().schema().fields}) == succeeded
-            print(f"\nbroker fault: evolve {doc['status']}; {len(w.ids)} rows written, all in the topic and Iceberg")
+            print(f"\nbroker fault: evolve {doc['status']}; {len(w.ids)} rows written, all in the topic and Iceberg"
+                  f"{' (the sink recovered by a worker restart)' if sink_stuck else ''}")
         finally:
             p.teardown()

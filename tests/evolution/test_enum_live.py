@@ -30,13 +30,18 @@ def test_evolve_adds_an_enum_label_through_every_layer(make_pipeline: PipelineFa
                      "  - add_enum_value: {type: public.tier, value: gold, after: silver}\n")
     refused = run_cli(capsys, "evolve", str(cf), config=p.config_path, fmt="json")
     assert refused.code == 3 and "--allow-irreversible" in refused.err + refused.out, refused
-    assert _versions(p.registry_url, p.subject) == before  # refused at plan time: nothing changed
+    connector = httpx.get(f"{p.connect_url}/connectors/{p.name}/config", timeout=10).json()
+    expand = run_cli(capsys, "expand", str(cf), config=p.config_path, fmt="json")
+    assert expand.code == 2 and "run it with `migrate-assets evolve`" in expand.err + expand.out, expand
+    assert httpx.get(f"{p.connect_url}/connectors/{p.name}/config", timeout=10).json() == connector
+    assert _versions(p.registry_url, p.subject) == before  # both refused before any layer changed
     ran = run_cli(capsys, "evolve", str(cf), "--allow-irreversible", config=p.config_path, fmt="json")
     assert ran.code == 0, ran.out + ran.err
     steps = ran.doc["steps"]
     assert [s["layer"] for s in steps] == ["schema_registry", "source_db", "connector", "verify"], steps
     assert all(s["status"] == "done" for s in steps), steps
     assert [s["reversible"] for s in steps] == [True, False, True, True]
+    assert steps[1]["hazards"] == ["not_reversible"] and steps[1]["inverse_sql"] is None
     assert ran.doc["steps"][2]["result"]["restarted"] is True
     with psycopg.connect(p.dsn, autocommit=True) as conn:
         labels = [r[0] for r in conn.execute("SELECT unnest(enum_range(NULL::public.tier))::text").fetchall()]

@@ -11,38 +11,28 @@ import pytest
 
 from migrate_assets.expand import runner
 from migrate_assets.expand.backfill import Progress
-from migrate_assets.expand.ranges import KeyRanges, next_batch_size
+from migrate_assets.expand.ranges import Watermark, chunk_width, first_key_of, next_batch_size
 from tests.expand.conftest import change, make_items, status
 
 ROWS = 30_000
 CHANGE = "table: items\noperations:\n  - change_type: {column: amount, to_type: bigint}\n"
 
 
-def test_the_watermark_moves_only_over_finished_ranges() -> None:
-    keys = KeyRanges(start=0, top=100, rows_done=0)
-    a, b, c = keys.claim(10), keys.claim(20), keys.claim(30)
-    assert a and b and c and (a.lo, a.hi, b.lo, b.hi, c.lo, c.hi) == (0, 10, 10, 30, 30, 60)
-    assert a.save_cursor is None  # nothing finished yet: nothing to persist
-    keys.finish(c, 30)
-    keys.finish(b, 20)
-    assert (keys.watermark, keys.rows_at_watermark) == (0, 0)  # (0, 10] is still in flight
-    keys.finish(a, 9)
-    assert (keys.watermark, keys.rows_at_watermark) == (60, 59)
-    d = keys.claim(100)
-    assert d and (d.lo, d.hi, d.save_cursor, d.save_rows) == (60, 100, 60, 59)
-    assert keys.claim(5) is None and not keys.finished
-    keys.finish(d, 40)
-    assert keys.finished and keys.rows_at_watermark == 99
+def test_the_watermark_moves_only_over_committed_batches() -> None:
+    mark = Watermark(start=0, rows_done=5)
+    mark.committed(30, 60, 30)  # worker 1, past worker 0's unfinished (0, 30]
+    mark.committed(10, 30, 20)
+    assert mark.snapshot() == (0, 5)
+    mark.committed(0, 10, 9)
+    assert mark.snapshot() == (60, 64)
+    mark.committed(60, 100, 40)
+    assert mark.snapshot() == (100, 104)
 
 
-def test_a_gap_in_the_keys_counts_as_finished() -> None:
-    keys = KeyRanges(start=10, top=1000, rows_done=7)
-    a = keys.claim(10)
-    assert a and (a.lo, a.hi) == (10, 20)
-    keys.finish(a, 0)
-    keys.skip_to(899)  # no key in (20, 899]
-    b = keys.claim(500)
-    assert b and (b.lo, b.hi, b.save_cursor, b.save_rows) == (899, 1000, 899, 7)
+def test_chunks_are_striped_over_the_workers() -> None:
+    assert chunk_width(0, 1_000_000, 2) == 50_000  # a crash revisits at most a chunk per worker
+    assert chunk_width(0, 30_000, 2) == 1_876 and chunk_width(0, 500, 2) == 1_000
+    assert [first_key_of(w, 100, 1_000) for w in range(3)] == [100, 1_100, 2_100]
 
 
 def test_batch_size_follows_time_within_bounds() -> None:
@@ -82,7 +72,7 @@ def _writer(dsn: str, stop: threading.Event, out: dict[str, Any]) -> None:
     out["updates"] = n
 
 
-def test_two_workers_backfill_disjoint_ranges_under_a_writer(batch_log: str) -> None:
+def test_two_workers_backfill_striped_ranges_under_a_writer(batch_log: str) -> None:
     dsn = batch_log
     ch = change(CHANGE)
     stop, out = threading.Event(), {}
@@ -100,8 +90,9 @@ def test_two_workers_backfill_disjoint_ranges_under_a_writer(batch_log: str) -> 
     with psycopg.connect(dsn) as conn:
         # every batch was an UPDATE statement the user's trigger saw, from two backfill sessions (plus the writer)
         pids = conn.execute("SELECT pid, count(*) FROM batch_log GROUP BY pid ORDER BY 2 DESC").fetchall()
-        backfill = [n for pid, n in pids if n < out["updates"]]
-        assert len(backfill) >= 2 and sum(backfill) >= b["batches"]
+        counts = sorted(n for _, n in pids)
+        counts.remove(out["updates"])  # the writer's session
+        assert len(counts) == 2 and sum(counts) == b["batches"]
         assert conn.execute("SELECT count(*) FROM items WHERE _ma_new_amount IS DISTINCT FROM amount").fetchone() \
             == (0,)
         assert conn.execute("SELECT rows_done, backfill_cursor FROM migrate_assets_operations").fetchone() == (
