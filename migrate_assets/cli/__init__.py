@@ -33,7 +33,8 @@ from migrate_assets.cli.output import (
 from migrate_assets.errors import MigrateAssetsError, UsageError
 
 #: the command modules, in the order their commands appear in `--help`
-MODULES = ("stack_cmd", "schema_cmd", "migrations_cmd", "expand_cmd", "evolve_cmd", "runs_cmd", "pipeline_cmd")
+MODULES = ("stack_cmd", "schema_cmd", "export_cmd", "migrations_cmd", "expand_cmd", "evolve_cmd", "runs_cmd",
+           "pipeline_cmd")
 
 
 class _HelpRequested(Exception):  # noqa: N818 - a signal to main, not an error

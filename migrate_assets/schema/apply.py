@@ -160,9 +160,9 @@ def _run_concurrent_statement(conn: psycopg.Connection, change: Change, stmt: st
         try:
             conn.execute(stmt.encode())
         except psycopg.Error:
-            if change.kind == "add_index" and change.inverse_sql:  # drop the INVALID leftover a failed build leaves
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute(change.inverse_sql[0].encode())
+            if change.kind in ("add_index", "add_unique", "add_primary_key") and change.inverse_sql:
+                with contextlib.suppress(psycopg.Error):  # drop the INVALID leftover a failed build leaves
+                    conn.execute(change.inverse_sql[-1].encode())
             raise
 
     def give_up(_: psycopg.Error, attempts: int) -> NoReturn:

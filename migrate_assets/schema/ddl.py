@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from migrate_assets.schema.model import Column, Constraint, Index, Table, object_name
+from migrate_assets.schema.model import (
+    INDEX_METHODS,
+    Check,
+    Column,
+    Constraint,
+    ForeignKey,
+    Index,
+    IndexElement,
+    Table,
+    object_name,
+)
 
 __all__ = ["q", "render", "table_ident"]
 
@@ -58,8 +68,12 @@ def column_spec(name: str, type_sql: str, *, default: str | None = None, not_nul
 
 def column_def(col: Column, *, with_not_null: bool = True) -> sql.Composable:
     parts: list[sql.Composable] = [ident(col.name), type_sql(col)]
+    if col.collation is not None:
+        parts.append(sql.SQL("COLLATE {}").format(ident(col.collation)))
     if col.identity:
         parts.append(sql.SQL(identity_clause(col.identity)))
+        if col.identity_options:
+            parts.append(sql.SQL("({})").format(sequence_options(col.identity_options)))
     if col.generated:
         parts.append(sql.SQL("GENERATED ALWAYS AS ({}) STORED").format(expr(col.generated)))
     if col.default is not None and not col.serial:
@@ -72,9 +86,12 @@ def column_def(col: Column, *, with_not_null: bool = True) -> sql.Composable:
 def create_table(t: Table) -> list[str]:
     items: list[sql.Composable] = [column_def(c) for c in t.columns]
     if t.primary_key:
-        items.append(sql.SQL("CONSTRAINT {} PRIMARY KEY ({})").format(ident(t.primary_key.name or f"{t.name}_pkey"), idents(t.primary_key.columns)))
+        items.append(sql.SQL("CONSTRAINT {} ").format(ident(t.primary_key.name or f"{t.name}_pkey"))
+                     + key_clause("PRIMARY KEY", t.primary_key))
     for u in t.uniques:
-        items.append(sql.SQL("CONSTRAINT {} UNIQUE ({})").format(ident(u.name or ""), idents(u.columns)))
+        items.append(sql.SQL("CONSTRAINT {} ").format(ident(u.name or "")) + key_clause("UNIQUE", u))
+    for ck in t.checks:
+        items.append(sql.SQL("CONSTRAINT {} ").format(ident(ck.name)) + check_clause(ck))
     out = [render(sql.SQL("CREATE TABLE {} ({})").format(table_ident(t.schema, t.name), sql.SQL(", ").join(items)))]
     out += [create_index(t.schema, t.name, ix, concurrently=False) for ix in t.indexes]
     if t.comment is not None:
@@ -83,14 +100,32 @@ def create_table(t: Table) -> list[str]:
     return out
 
 
+def index_key(el: IndexElement) -> sql.Composable:
+    """`"col"` or `(expr)`, then `COLLATE "c"`, the operator class, `DESC`, `NULLS FIRST|LAST`."""
+    head: sql.Composable = ident(el.column) if el.column is not None else expr(el.expression or "")
+    parts = [head]
+    if el.collation is not None:
+        parts.append(sql.SQL("COLLATE {}").format(ident(el.collation)))
+    if el.opclass is not None:
+        parts.append(sql.Identifier(*el.opclass.split(".")))
+    if el.desc:
+        parts.append(sql.SQL("DESC"))
+    if el.nulls is not None:
+        parts.append(sql.SQL("NULLS FIRST" if el.nulls == "first" else "NULLS LAST"))
+    return sql.SQL(" ").join(parts)
+
+
 def create_index(schema: str, table: str, ix: Index, *, concurrently: bool) -> str:
-    stmt = sql.SQL("CREATE {unique}INDEX {conc}{name} ON {table} USING {method} ({cols}){where}").format(
+    keys = sql.SQL(", ").join(index_key(el) for el in ix.keys()) if ix.elements else idents(ix.columns)
+    stmt = sql.SQL("CREATE {unique}INDEX {conc}{name} ON {table} USING {method} ({cols}){include}{nnd}{where}").format(
         unique=sql.SQL("UNIQUE " if ix.unique else ""),
         conc=sql.SQL("CONCURRENTLY " if concurrently else ""),
         name=ident(ix.name),
         table=table_ident(schema, table),
-        method=sql.SQL(ix.method if ix.method in ("btree", "hash", "gist", "gin", "brin", "spgist") else "btree"),
-        cols=idents(ix.columns),
+        method=sql.SQL(ix.method) if ix.method in INDEX_METHODS else ident(ix.method),
+        cols=keys,
+        include=sql.SQL(" INCLUDE ({})").format(idents(ix.include)) if ix.include else sql.SQL(""),
+        nnd=sql.SQL(" NULLS NOT DISTINCT" if ix.nulls_not_distinct else ""),
         where=sql.SQL(" WHERE {}").format(expr(ix.where)) if ix.where else sql.SQL(""),
     )
     return render(stmt)
@@ -105,7 +140,55 @@ def alter(schema: str, table: str, action: str, *args: sql.Composable) -> str:
 
 
 def add_constraint(schema: str, table: str, kind: str, con: Constraint) -> str:
-    return alter(schema, table, "ADD CONSTRAINT {} " + kind + " ({})", ident(con.name or ""), idents(con.columns))
+    """`ADD CONSTRAINT name PRIMARY KEY|UNIQUE …` in one statement (scans under ACCESS EXCLUSIVE: inverses and new
+    tables only; existing tables get `create_key_index` + `add_key_using_index`)."""
+    return alter(schema, table, "ADD CONSTRAINT {} {}", ident(con.name or ""), key_clause(kind, con))
+
+
+def deferral(deferrable: bool, initially_deferred: bool) -> sql.SQL:
+    if not deferrable:
+        return sql.SQL("")
+    return sql.SQL(" DEFERRABLE INITIALLY DEFERRED" if initially_deferred else " DEFERRABLE")
+
+
+def key_clause(kind: str, con: Constraint) -> sql.Composable:
+    """`PRIMARY KEY (cols)` / `UNIQUE [NULLS NOT DISTINCT] (cols) [DEFERRABLE [INITIALLY DEFERRED]]`."""
+    nnd = " NULLS NOT DISTINCT" if con.nulls_not_distinct and kind == "UNIQUE" else ""
+    return sql.SQL(kind + nnd + " ({}){}").format(idents(con.columns), deferral(con.deferrable, con.initially_deferred))
+
+
+def create_key_index(schema: str, table: str, con: Constraint) -> str:
+    """The unique index a PRIMARY KEY / UNIQUE constraint is then made from, built without blocking writers."""
+    nnd = sql.SQL(" NULLS NOT DISTINCT" if con.nulls_not_distinct else "")
+    return q("CREATE UNIQUE INDEX CONCURRENTLY {} ON {} ({}){}", ident(con.name or ""), table_ident(schema, table),
+             idents(con.columns), nnd)
+
+
+def add_key_using_index(schema: str, table: str, kind: str, con: Constraint) -> str:
+    return alter(schema, table, "ADD CONSTRAINT {} " + kind + " USING INDEX {}{}", ident(con.name or ""),
+                 ident(con.name or ""), deferral(con.deferrable, con.initially_deferred))
+
+
+def fk_clause(fk: ForeignKey) -> sql.Composable:
+    match = sql.SQL(" MATCH FULL" if fk.match == "full" else "")
+    return sql.SQL("FOREIGN KEY ({}) REFERENCES {} ({}){} ON DELETE {} ON UPDATE {}{}").format(
+        idents(fk.columns), table_ident(fk.ref_schema, fk.ref_table), idents(fk.ref_columns), match,
+        sql.SQL(fk.on_delete.upper()), sql.SQL(fk.on_update.upper()), deferral(fk.deferrable, fk.initially_deferred),
+    )
+
+
+def add_foreign_key(schema: str, table: str, fk: ForeignKey, *, not_valid: bool) -> str:
+    """NOT VALID: only new writes are checked (brief SHARE ROW EXCLUSIVE on both tables); `validate_constraint`
+    then reads the rows under SHARE UPDATE EXCLUSIVE, writers going on."""
+    return alter(schema, table, "ADD CONSTRAINT {} {}" + (" NOT VALID" if not_valid else ""), ident(fk.name), fk_clause(fk))
+
+
+def check_clause(ck: Check) -> sql.Composable:
+    return sql.SQL("CHECK {}{}").format(expr(ck.expression), sql.SQL(" NO INHERIT" if ck.no_inherit else ""))
+
+
+def add_check(schema: str, table: str, ck: Check, *, not_valid: bool) -> str:
+    return alter(schema, table, "ADD CONSTRAINT {} {}" + (" NOT VALID" if not_valid else ""), ident(ck.name), check_clause(ck))
 
 
 def drop_constraint(schema: str, table: str, name: str, *, if_exists: bool = True) -> str:
@@ -215,3 +298,42 @@ def add_identity(schema: str, table: str, column: str, kind: str) -> str:
 def fill_nulls(schema: str, table: str, column: str, value: sql.Composable) -> str:
     """`UPDATE … SET c = value WHERE c IS NULL` (value: DEFAULT or a validated expression)."""
     return q("UPDATE {} SET {} = {} WHERE {} IS NULL", table_ident(schema, table), ident(column), value, ident(column))
+
+
+# --------------------------------------------------------------------------------------------------------
+# enums
+# --------------------------------------------------------------------------------------------------------
+
+
+def create_enum(schema: str, name: str, values: tuple[str, ...]) -> str:
+    return q("CREATE TYPE {} AS ENUM ({})", sql.Identifier(schema, name), sql.SQL(", ").join(map(sql.Literal, values)))
+
+
+def drop_type(schema: str, name: str) -> str:
+    return q("DROP TYPE {}", sql.Identifier(schema, name))
+
+
+def rename_enum_value(schema: str, name: str, old: str, new: str) -> str:
+    return q("ALTER TYPE {} RENAME VALUE {} TO {}", sql.Identifier(schema, name), sql.Literal(old), sql.Literal(new))
+
+
+def set_collation(schema: str, table: str, column: str, type_sql: str, collation: str) -> str:
+    """`ALTER COLUMN … TYPE <same type> COLLATE …`: the values stay (no rewrite), the column's indexes are rebuilt."""
+    return alter(schema, table, "ALTER COLUMN {} TYPE {} COLLATE {}", ident(column), sql.SQL(type_sql), ident(collation))
+
+
+_SEQ_WORDS = {"start": "START WITH", "increment": "INCREMENT BY", "minvalue": "MINVALUE", "maxvalue": "MAXVALUE",
+              "cache": "CACHE"}
+
+
+def sequence_options(options: tuple[tuple[str, int | bool], ...], *, alter: bool = False) -> sql.Composable:
+    """`START WITH 100 INCREMENT BY 5 …` (for ALTER COLUMN: each prefixed with SET); `cycle` as [NO] CYCLE."""
+    parts: list[sql.Composable] = []
+    for key, value in options:
+        word = ("CYCLE" if value else "NO CYCLE") if key == "cycle" else _SEQ_WORDS[key] + " " + str(int(value))
+        parts.append(sql.SQL(("SET " if alter else "") + word))
+    return sql.SQL(" ").join(parts)
+
+
+def set_identity_options(schema: str, table: str, column: str, options: tuple[tuple[str, int | bool], ...]) -> str:
+    return alter(schema, table, "ALTER COLUMN {} {}", ident(column), sequence_options(options, alter=True))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from migrate_assets.schema import ddl, hazards, ops, unmanaged
 from migrate_assets.schema.ddl import ident, q, table_ident
 from migrate_assets.schema.introspect import Canonical
-from migrate_assets.schema.model import Column, Constraint, Index, Table, object_name
+from migrate_assets.schema.model import Check, Column, Constraint, Index, Table, object_name
 from migrate_assets.schema.plan import Change
 from migrate_assets.schema.sqltext import defaults_match, normalize
 
@@ -25,6 +25,14 @@ TableKey = tuple[str, str]
 class DiffResult:
     changes: list[Change] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    #: foreign keys to add once every table is planned (table they belong to, operation)
+    foreign_keys: list[tuple[Table, ops.AddForeignKey]] = field(default_factory=list)
+    #: (table, columns) of PRIMARY KEY / UNIQUE constraints built after commit
+    late_keys: set[tuple[TableKey, frozenset[str]]] = field(default_factory=set)
+    #: (table, columns) of PRIMARY KEY / UNIQUE constraints dropped (foreign keys using them go first)
+    dropped_keys: set[tuple[TableKey, frozenset[str]]] = field(default_factory=set)
+    #: (table, name) of foreign keys already dropped by the plan
+    dropped_fks: set[tuple[TableKey, str]] = field(default_factory=set)
 
 
 def default_equal(desired: Column, live: Column, canon: Canonical) -> bool:
@@ -91,9 +99,69 @@ def in_sync(want: Table, have: Table | None) -> bool:
     pks = [t.primary_key.columns if t.primary_key else None for t in (want, have)]
     if pks[0] != pks[1] or {u.columns for u in want.uniques} != unmanaged.managed_uniques(want, have):
         return False
+    if want.manages and not _constraints_in_sync(want, have):
+        return False
     want_ix = {i.name: i for i in want.indexes}
     have_ix = unmanaged.managed_indexes(have)
+    if any(wi.featured for wi in want_ix.values()):
+        return False
     return want_ix.keys() == have_ix.keys() and all(_same_plain_index(wi, have_ix[n]) for n, wi in want_ix.items())
+
+
+def _constraints_in_sync(want: Table, have: Table) -> bool:
+    """The constraint lists the spec gives (`unique`, `foreign_keys`, `checks`) equal the live ones, spelled alike."""
+    if "unique" in want.manages:
+        live_u = {u.columns: u for u in have.uniques}
+        if not all(u.columns in live_u and u.same_options(live_u[u.columns]) for u in want.uniques):
+            return False
+    if "foreign_keys" in want.manages and (set(want.foreign_keys) != set(have.foreign_keys)
+                                           or not all(f.validated for f in have.foreign_keys)):
+        return False
+    if "checks" in want.manages:
+        live_c = {c.name: c for c in have.checks}
+        if live_c.keys() != {c.name for c in want.checks}:
+            return False
+        for c in want.checks:
+            lc = live_c[c.name]
+            if not lc.validated or lc.no_inherit != c.no_inherit or normalize(lc.expression) != normalize(c.expression):
+                return False
+    return True
+
+
+def pending_checks(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[TableKey, Check, Check]]:
+    """(table, desired, live) CHECK constraints of the same name whose expressions are spelled differently: Postgres
+    reads both before they are compared."""
+    out = []
+    for t in desired:
+        lt = live.get(t.key)
+        if lt is None or "checks" not in t.manages:
+            continue
+        live_c = {c.name: c for c in lt.checks}
+        for c in t.checks:
+            lc = live_c.get(c.name)
+            if lc is not None and normalize(lc.expression) != normalize(c.expression):
+                out.append((t.key, c, lc))
+    return out
+
+
+def generated_canon_key(key: TableKey, column: str) -> tuple[str, str, str]:
+    return (key[0], key[1], "generated:" + column)
+
+
+def pending_generated(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[TableKey, Column, Column]]:
+    """(table, desired, live) generated columns whose expressions are spelled differently."""
+    out = []
+    for t in desired:
+        lt = live.get(t.key)
+        for c in t.columns if lt is not None else ():
+            lc = lt.column(c.name) if lt is not None else None
+            if c.generated and lc is not None and lc.generated and normalize(c.generated) != normalize(lc.generated):
+                out.append((t.key, c, lc))
+    return out
+
+
+def check_canon_key(key: TableKey, name: str) -> tuple[str, str, str]:
+    return (key[0], key[1], "check:" + name)
 
 
 def _quiet(c: Column) -> bool:
@@ -144,12 +212,16 @@ def diff(
     nonempty: set[TableKey] | None = None,
     drop_tables: Iterable[TableKey] = (),
     missing_schemas: Iterable[str] = (),
+    first: Iterable[Change] = (),
+    context: Iterable[Table] = (),
 ) -> DiffResult:
     """All changes that turn `live` into `desired`, in a safe execution order.
 
     `nonempty=None` means "unknown": a NOT NULL column without default is then refused as if the table had
-    rows. Tables in `drop_tables` that exist live are dropped; `missing_schemas` are created first.
+    rows. Tables in `drop_tables` that exist live are dropped; `missing_schemas` are created first. `context`:
+    the other desired tables (in sync, not diffed), which say which foreign keys they still want.
     """
+    desired = list(desired)
     canon = canon or Canonical({}, {})
     nonempty = nonempty if nonempty is not None else {k for k in live}
     res = DiffResult()
@@ -160,12 +232,26 @@ def diff(
                 (q("CREATE SCHEMA IF NOT EXISTS {}", ident(schema)),), (q("DROP SCHEMA {}", ident(schema)),), hazards.NONE,
             )
         )  # fmt: skip
+    res.changes.extend(first)  # types (enums) the tables may use: after their schema, before any table
     for t in desired:
         lt = live.get(t.key)
         if lt is None:
             res.changes.append(_create_table(t))
+            res.foreign_keys.extend((t, ops.AddForeignKey(fk=fk, not_valid=False)) for fk in t.foreign_keys)
         else:
             _TableDiff(t, lt, canon, t.key in nonempty, res).run()
+    _rebuild_dependent_fks([*context, *desired], live, res)
+    for t, op in res.foreign_keys:  # after every table exists; after commit when the key they need is built then
+        late = (op.fk.ref_key, frozenset(op.fk.ref_columns)) in res.late_keys
+        op = replace(op, late=late)
+        d = op.plain(t)
+        res.changes.append(Change(t.qualified, op.change_kind, op.describe(t), d.forward, d.inverse, d.hazards,
+                                  not late, None))
+        if op.not_valid:
+            v = ops.ValidateConstraint(name=op.fk.name)
+            vd = v.plain(t)
+            res.changes.append(Change(t.qualified, v.change_kind, v.describe(t), vd.forward, vd.inverse, vd.hazards,
+                                      False, None))
     for key in drop_tables:
         lt = live.get(key)
         if lt is not None:
@@ -179,9 +265,44 @@ def diff(
                     hazards.DROP_TABLE,
                 )
             )
-    # transactional changes first (stable order), then concurrent index work (drops before builds)
-    res.changes.sort(key=lambda c: 0 if c.transactional else (1 if c.kind == "drop_index" else 2))
+    res.changes.sort(key=_rank)
     return res
+
+
+def _rebuild_dependent_fks(desired: Iterable[Table], live: dict[TableKey, Table], res: DiffResult) -> None:
+    """A PRIMARY KEY / UNIQUE constraint that is dropped (or replaced) takes the foreign keys referencing it: each one
+    the specs still want is dropped first and added again (NOT VALID, then validated) once the key is back; one
+    they do not manage is a refusal (it would be lost)."""
+    if not res.dropped_keys:
+        return
+    wanted = {t.key: t for t in desired}
+    for lt in live.values():
+        for f in lt.foreign_keys:
+            if (f.ref_key, frozenset(f.ref_columns)) not in res.dropped_keys or (lt.key, f.name) in res.dropped_fks:
+                continue
+            want = wanted.get(lt.key)
+            keep = next((w for w in want.foreign_keys if w.name == f.name), None) if want else None
+            if want is None or "foreign_keys" not in want.manages or keep is None:
+                res.refusals.append(f"{lt.qualified}: foreign key {f.name} references a key of {f.ref_schema}.{f.ref_table} "
+                                    "that the plan drops; list the foreign key in the spec's foreign_keys (it is then "
+                                    "dropped and added again) or drop it by hand first")
+                continue
+            op = ops.DropConstraint(name=f.name, what="foreign_key",
+                                    restore=(ddl.add_foreign_key(lt.schema, lt.name, f, not_valid=False),))
+            d = op.plain(lt)
+            res.changes.append(Change(lt.qualified, "drop_foreign_key", op.describe(lt) + " (its key is rebuilt)",
+                                      d.forward, d.inverse, d.hazards, True, None))
+            res.foreign_keys.append((lt, ops.AddForeignKey(fk=keep, not_valid=True)))
+
+
+def _rank(c: Change) -> int:
+    """Execution order (stable within a rank): in the transaction, foreign keys are dropped first and added last
+    (every table and key exists by then); after commit, index drops, then concurrent builds (indexes and the
+    unique keys of constraints), foreign keys that need such a key, and VALIDATE CONSTRAINT last."""
+    if c.transactional:
+        early = ("create_schema", "create_enum", "rename_enum_value", "drop_foreign_key")
+        return 0 if c.kind in early else 2 if c.kind == "add_foreign_key" else 1
+    return {"drop_index": 3, "add_foreign_key": 5, "validate_constraint": 6}.get(c.kind, 4)
 
 
 def _create_table(t: Table) -> Change:
@@ -301,7 +422,7 @@ class _TableDiff:
             # dropping an identity goes before any SET DEFAULT (phase "default"); adding one after NOT NULL
             self.op(ops.SetIdentity(c.name, c.identity, lc.identity, want=c, have=lc),
                     phase="default" if not c.identity else "misc", first=True)
-        if (c.generated or None) != (lc.generated or None):
+        if (c.generated or None) != (lc.generated or None) and not self._same_generated(c, lc):
             self.res.refusals.append(f"{qual}: changing a generated column's expression is not supported")
         want_notnull = not c.nullable or c.serial or bool(c.identity)
         if want_notnull and lc.nullable:
@@ -310,6 +431,11 @@ class _TableDiff:
             self.op(ops.DropNotNull(c.name))
         if (c.comment or None) != (lc.comment or None):
             self.op(ops.CommentColumn(c.name, c.comment, lc.comment))
+        if c.identity and c.identity_options is not None and (c.identity or None) == (lc.identity or None) \
+                and c.identity_options != (lc.identity_options or ()):
+            self.op(ops.SetIdentityOptions(c.name, c.identity_options, lc.identity_options or ()))
+        if c.collation is not None and c.collation != (lc.collation or "default"):
+            self.op(ops.SetCollation(c.name, c.collation, lc.collation or "default"), phase="type")
 
     def _in_pk(self, live_name: str) -> bool:
         pk = self.want.primary_key
@@ -319,58 +445,130 @@ class _TableDiff:
     def _live_cols(self, cols: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(self.renames.get(c, c) for c in cols) if self.renames else cols
 
+    def con_op(self, op: ops.Operation, kind: str | None = None) -> None:
+        """Plan one constraint operation: in its phase of the transaction, or after commit."""
+        d = op.plain(self.have)
+        change = Change(self.have.qualified, kind or op.change_kind, op.describe(self.have), d.forward, d.inverse,
+                        d.hazards, not op.after_commit(), None)
+        if change.transactional:
+            self.phase[op.phase].append(change)
+        else:
+            self.res.changes.append(change)
+
+    def _add_key(self, con: Constraint, primary: bool) -> None:
+        self.con_op(ops.AddKey(con=con, primary=primary), "add_primary_key" if primary else "add_unique")
+        self.res.late_keys.add((self.want.key, frozenset(con.columns)))
+
     def _constraints(self) -> None:
         want, have = self.want, self.have
+        s, t = self.s, self.t
         lpk = replace(have.primary_key, columns=self._live_cols(have.primary_key.columns)) if have.primary_key else None
         if (want.primary_key.columns if want.primary_key else None) != (lpk.columns if lpk else None):
             if lpk and have.primary_key and not self.dropped & set(have.primary_key.columns):
-                self.add(
-                    "drop_con", "drop_primary_key", f"drop primary key {lpk.name} of {have.qualified}",
-                    [ddl.drop_constraint(self.s, self.t, lpk.name or "")], [ddl.add_constraint(self.s, self.t, "PRIMARY KEY", lpk)],
-                    hazards.DROP_CONSTRAINT,
-                )  # fmt: skip
+                self.con_op(ops.DropConstraint(name=lpk.name or "", what="primary key",
+                                               restore=(ddl.add_constraint(s, t, "PRIMARY KEY", lpk),)), "drop_primary_key")
+                self.res.dropped_keys.add((want.key, frozenset(have.primary_key.columns)))
             if want.primary_key:
-                pk = want.primary_key
-                self.add(
-                    "add_con", "add_primary_key", f"add primary key ({', '.join(pk.columns)}) to {have.qualified}",
-                    [ddl.add_constraint(self.s, self.t, "PRIMARY KEY", pk)], [ddl.drop_constraint(self.s, self.t, pk.name or "")],
-                    hazards.ADD_CONSTRAINT,
-                )  # fmt: skip
+                self._add_key(want.primary_key, primary=True)
         live_u = {self._live_cols(u.columns): u for u in have.uniques}
         want_u = {u.columns: u for u in want.uniques}
+        options = "unique" in want.manages  # the spec lists the table's UNIQUE constraints with their options
+        freed: set[str] = set()
         for cols, u in live_u.items():
-            if cols in want_u or self.dropped & set(u.columns) or unmanaged.unique_reason(want, u, cols):
+            w = want_u.get(cols)
+            if (w is not None and (not options or w.same_options(u))) or self.dropped & set(u.columns) \
+                    or unmanaged.unique_reason(want, u, cols):
                 continue  # kept: wanted, gone with its column, or something the spec cannot express
-            self.add(
-                "drop_con", "drop_unique", f"drop unique ({', '.join(cols)}) of {have.qualified}",
-                [ddl.drop_constraint(self.s, self.t, u.name or "")], [ddl.add_constraint(self.s, self.t, "UNIQUE", replace(u, columns=cols))],
-                hazards.DROP_CONSTRAINT,
-            )  # fmt: skip
-        taken = {u.name for u in have.uniques} | {i.name for i in have.indexes}
+            freed.add(u.name or "")
+            self.res.dropped_keys.add((want.key, frozenset(u.columns)))
+            self.con_op(ops.DropConstraint(name=u.name or "", what="unique",
+                                           restore=(ddl.add_constraint(s, t, "UNIQUE", replace(u, columns=cols)),)), "drop_unique")
+        taken = ({u.name for u in have.uniques} | {i.name for i in have.indexes}) - freed
         for cols, u in want_u.items():
-            if cols not in live_u:
-                name = u.name or ""
-                if name in taken:
-                    name = object_name(self.t, "_".join(cols), "uniq")
-                con = Constraint(name, cols)
-                self.add(
-                    "add_con", "add_unique", f"add unique ({', '.join(cols)}) to {have.qualified}",
-                    [ddl.add_constraint(self.s, self.t, "UNIQUE", con)], [ddl.drop_constraint(self.s, self.t, name)],
-                    hazards.ADD_CONSTRAINT,
-                )  # fmt: skip
+            lu = live_u.get(cols)
+            if lu is not None and (not options or u.same_options(lu) or unmanaged.unique_reason(want, lu, cols)):
+                continue
+            name = u.name or ""
+            if name in taken:
+                name = object_name(self.t, "_".join(cols), "uniq")
+            self._add_key(replace(u, name=name), primary=False)
+        self._foreign_keys()
+        self._checks()
+
+    def _foreign_keys(self) -> None:
+        if "foreign_keys" not in self.want.manages:
+            return
+        s, t = self.s, self.t
+        live = {f.name: f for f in self.have.foreign_keys}
+        wanted = {f.name: f for f in self.want.foreign_keys}
+        for name, lf in live.items():
+            wf = wanted.get(name)
+            if wf is not None and wf == replace(lf, columns=self._live_cols(lf.columns)):
+                if not lf.validated:
+                    self.con_op(ops.ValidateConstraint(name=name))
+                continue
+            if self.dropped & set(lf.columns):
+                continue  # goes with its column
+            self.res.dropped_fks.add((self.want.key, name))
+            self.con_op(ops.DropConstraint(name=name, what="foreign_key",
+                                           restore=(ddl.add_foreign_key(s, t, lf, not_valid=False),)), "drop_foreign_key")
+        for name, wf in wanted.items():
+            have_fk = live.get(name)
+            if have_fk is not None and wf == replace(have_fk, columns=self._live_cols(have_fk.columns)):
+                continue
+            self.res.foreign_keys.append((self.have, ops.AddForeignKey(fk=wf, not_valid=True)))
+
+    def _checks(self) -> None:
+        if "checks" not in self.want.manages:
+            return
+        s, t = self.s, self.t
+        live = {c.name: c for c in self.have.checks}
+        wanted = {c.name: c for c in self.want.checks}
+        for name, lc in live.items():
+            wc = wanted.get(name)
+            if wc is not None and self._same_check(wc, lc):
+                if not lc.validated:
+                    self.con_op(ops.ValidateConstraint(name=name))
+                continue
+            self.con_op(ops.DropConstraint(name=name, what="check",
+                                           restore=(ddl.add_check(s, t, lc, not_valid=False),)), "drop_check")
+        for name, wc in wanted.items():
+            have_ck = live.get(name)
+            if have_ck is not None and self._same_check(wc, have_ck):
+                continue
+            self.con_op(ops.AddCheck(check=wc, not_valid=True))
+            self.con_op(ops.ValidateConstraint(name=name))
+
+    def _same_generated(self, c: Column, lc: Column) -> bool:
+        if c.generated is None or lc.generated is None:
+            return False
+        if normalize(c.generated) == normalize(lc.generated):
+            return True
+        got = self.canon.predicates.get(generated_canon_key(self.want.key, c.name))
+        return got is not None and normalize(got) == normalize(lc.generated)
+
+    def _same_check(self, wc: Check, lc: Check) -> bool:
+        if wc.no_inherit != lc.no_inherit:
+            return False
+        if normalize(wc.expression) == normalize(lc.expression):
+            return True
+        got = self.canon.predicates.get(check_canon_key(self.want.key, wc.name))
+        return got is not None and normalize(got) == normalize(lc.expression)
 
     def _indexes(self) -> None:
         have_ix = {i.name: i for i in self.have.indexes}
         want_ix = {i.name: i for i in self.want.indexes}
         for name, li in have_ix.items():
             why = unmanaged.index_reason(li)
-            if why is not None:  # never dropped; a wanted index of the same name cannot be built
-                if name in want_ix:
-                    self.res.refusals.append(
-                        f"{self.have.qualified}: index {name} exists with what the spec cannot express ({why}); "
-                        "it is left alone: give the spec's index another name, or drop the live one by hand"
-                    )
-                    del want_ix[name]
+            if why is not None and name not in want_ix:
+                continue  # what the spec does not list and could not say before is never dropped
+            if why is not None and not want_ix[name].named and not want_ix[name].featured:
+                self.res.refusals.append(  # a default name that happens to match: not taken as "rebuild it plain"
+                    f"{self.have.qualified}: index {name} exists with what the spec does not state ({why}); "
+                    "it is left alone: name the spec's index (it is then built as the spec says), give it another "
+                    "name, or drop the live one by hand"
+                )
+                del want_ix[name]
                 continue
             wi = want_ix.get(name)
             if wi is not None and self._same_index(wi, li):
@@ -399,18 +597,55 @@ class _TableDiff:
             )  # fmt: skip
 
     def _same_index(self, wi: Index, li: Index) -> bool:
-        if li.expression or wi.unique != li.unique or wi.method != li.method:
+        if wi.unique != li.unique or wi.method != li.method or wi.nulls_not_distinct != li.nulls_not_distinct:
             return False
-        if wi.columns != self._live_cols(li.columns):
+        if li.expression and li.unmanaged is None:  # an INVALID leftover, or keys not read
             return False
+        wk, lk = wi.keys(), li.keys()
+        if len(wk) != len(lk) or wi.include != self._live_cols(li.include):
+            return False
+        for k, (w, h) in enumerate(zip(wk, lk, strict=True)):
+            if (w.desc, w.nulls, w.opclass, w.collation) != (h.desc, h.nulls, h.opclass, h.collation):
+                return False
+            if w.column is not None or h.column is not None:
+                if h.column is None or w.column != self._live_cols((h.column,))[0]:
+                    return False
+            elif not self._same_text(w.expression or "", h.expression or "", index_expr_key(self.want.key, wi.name, k)):
+                return False
         if (wi.where is None) != (li.where is None):
             return False
         if wi.where is None or li.where is None:
             return True
-        if normalize(wi.where) == normalize(li.where):
+        return self._same_text(wi.where, li.where, (self.s, self.t, wi.name))
+
+    def _same_text(self, want: str, have: str, key: tuple[str, str, str]) -> bool:
+        """Two spellings of an expression are the same when they normalise alike or Postgres reads them alike."""
+        if normalize(want) == normalize(have):
             return True
-        got = self.canon.predicates.get((self.s, self.t, wi.name))
-        return got is not None and normalize(got) == normalize(li.where)
+        got = self.canon.predicates.get(key)
+        return got is not None and normalize(got) == normalize(have)
+
+
+def index_expr_key(key: TableKey, index: str, k: int) -> tuple[str, str, str]:
+    return (key[0], key[1], f"indexexpr:{index}:{k}")
+
+
+def pending_index_expressions(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[TableKey, str, str, str, int]]:
+    """(table, index, desired text, live text, key number) of index key expressions spelled differently."""
+    out = []
+    for t in desired:
+        lt = live.get(t.key)
+        if lt is None:
+            continue
+        lix = {i.name: i for i in lt.indexes}
+        for ix in t.indexes:
+            li = lix.get(ix.name)
+            if li is None or not ix.elements or len(li.keys()) != len(ix.elements):
+                continue
+            for k, (w, h) in enumerate(zip(ix.elements, li.keys(), strict=True)):
+                if w.expression and h.expression and normalize(w.expression) != normalize(h.expression):
+                    out.append((t.key, ix.name, w.expression, h.expression, k))
+    return out
 
 
 def _concurrently(definition: str) -> str:

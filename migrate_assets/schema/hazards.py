@@ -69,10 +69,18 @@ SET_NOT_NULL = (AEL, Hazard.LONG_RUNNING)
 ALTER_METADATA = (AEL,)
 ADD_CONSTRAINT = (AEL, Hazard.LONG_RUNNING)
 ADD_INDEX_CONCURRENTLY = (Hazard.LONG_RUNNING,)
+#: CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT … USING INDEX (an instant under ACCESS EXCLUSIVE)
+ADD_KEY_ONLINE = (AEL, Hazard.LONG_RUNNING)
+#: VALIDATE CONSTRAINT: reads every row under SHARE UPDATE EXCLUSIVE (writers go on)
+VALIDATE = (Hazard.LONG_RUNNING,)
 DROP_INDEX_CONCURRENTLY: tuple[Hazard, ...] = ()
 #: a PRIMARY KEY or UNIQUE constraint the spec no longer lists: its guarantee goes away
 DROP_CONSTRAINT = (AEL, Hazard.REMOVES_CONSTRAINT)
 NONE: tuple[Hazard, ...] = ()
+#: ALTER COLUMN … TYPE same COLLATE other: no rewrite of the table, its indexes on the column are rebuilt
+SET_COLLATION = (AEL, Hazard.LONG_RUNNING, Hazard.BREAKS_READERS)
+#: ALTER TYPE … RENAME VALUE: stored rows follow, readers using the old label do not
+RENAME_ENUM_VALUE = (Hazard.BREAKS_READERS,)
 
 
 def drop_index(*, replaced_by: Index | None, old: Index) -> tuple[Hazard, ...]:

@@ -13,12 +13,22 @@ import json
 import operator
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
 
-from migrate_assets.schema.model import Column, Constraint, Index, Table
+from migrate_assets.schema.model import (
+    FK_ACTIONS,
+    FK_MATCH,
+    Check,
+    Column,
+    Constraint,
+    ForeignKey,
+    Index,
+    IndexElement,
+    Table,
+)
 from migrate_assets.schema.plan import Unmanaged
 from migrate_assets.schema.types import from_catalog
 
@@ -65,18 +75,30 @@ LEFT JOIN defs df ON df.adrelid = a.attrelid AND df.adnum = a.attnum
 LEFT JOIN descs ds ON ds.objoid = a.attrelid AND ds.objsubid = a.attnum
 """  # noqa: S608
 
-#: key columns come back as attnums and are named from the columns already read; `unmanaged` says why the spec
-#: cannot express a constraint (it then stays in the model, so its columns count as covered, but is never dropped)
+#: key columns come back as attnums and are named from the columns already read; `unmanaged` says why the old
+#: spec form (no `unique:` list) cannot express a PRIMARY KEY / UNIQUE constraint (it then stays in the model, so
+#: its columns count as covered, but is never dropped). FOREIGN KEY and CHECK constraints come with everything the
+#: spec can say about them; the referenced table's columns are named here (it may be outside the scope)
 _CONSTRAINTS = _SCOPE + """
 SELECT con.conrelid, con.contype, con.conname, con.conkey,
-       CASE WHEN con.condeferrable THEN 'DEFERRABLE'
+       CASE WHEN con.contype NOT IN ('p', 'u') THEN NULL
             WHEN ix.indnkeyatts < ix.indnatts THEN 'INCLUDE columns'
+            WHEN con.condeferrable THEN 'DEFERRABLE'
             WHEN {nnd_con} THEN 'NULLS NOT DISTINCT'
             WHEN con.contype = 'u' AND cardinality(con.conkey) > 1 THEN 'UNIQUE over several columns'
-       END
+       END,
+       con.condeferrable, con.condeferred, con.convalidated, coalesce({nnd_con}, false),
+       fn.nspname, fc.relname,
+       (SELECT array_agg(fa.attname ORDER BY k.i) FROM unnest(con.confkey) WITH ORDINALITY AS k(n, i)
+        JOIN pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.n),
+       con.confupdtype, con.confdeltype, con.confmatchtype,
+       CASE WHEN con.contype = 'c' THEN pg_get_expr(con.conbin, con.conrelid) END, con.connoinherit,
+       CASE WHEN con.contype = 'f' THEN pg_get_constraintdef(con.oid) END, {delset}
 FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid
 LEFT JOIN pg_index ix ON ix.indexrelid = con.conindid
-WHERE con.contype IN ('p', 'u')
+LEFT JOIN pg_class fc ON fc.oid = con.confrelid
+LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+WHERE con.contype IN ('p', 'u', 'f', 'c')
 """  # noqa: S608
 
 #: the columns (attnums) an object uses, from pg_depend: only asked for the few unmanaged objects
@@ -93,10 +115,25 @@ nondefault AS (SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_opclass WHE
 SELECT x.indrelid, x.relname, x.indisunique, x.amname,
        CASE WHEN x.opaque IS NOT NULL OR NOT x.indisvalid THEN pg_get_indexdef(x.indexrelid) END,
        pg_get_expr(x.indpred, x.indrelid), x.indkey, x.opaque, x.indisvalid,
-       CASE WHEN x.opaque IS NOT NULL THEN """ + _USED.format(cls="pg_class", oid="x.indexrelid") + """ END
+       CASE WHEN x.opaque IS NOT NULL THEN """ + _USED.format(cls="pg_class", oid="x.indexrelid") + """ END,
+       CASE WHEN x.opaque IS NOT NULL THEN (
+           SELECT json_agg(json_build_array(
+                      k.attnum, CASE WHEN k.attnum = 0 THEN pg_get_indexdef(x.indexrelid, k.n::int, false) END, k.opt,
+                      CASE WHEN oc.opcdefault THEN NULL WHEN ocn.nspname = 'pg_catalog' THEN oc.opcname::text
+                           ELSE ocn.nspname || '.' || oc.opcname END,
+                      CASE WHEN k.coll = 0 OR k.coll = coalesce(a.attcollation, 100) THEN NULL ELSE co.collname::text END)
+                  ORDER BY k.n)
+           FROM unnest(x.allkeys, x.indoption::int2[], x.indclass::oid[], x.indcollation::oid[])
+                WITH ORDINALITY AS k(attnum, opt, cls, coll, n)
+           LEFT JOIN pg_opclass oc ON oc.oid = k.cls LEFT JOIN pg_namespace ocn ON ocn.oid = oc.opcnamespace
+           LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum AND k.attnum > 0
+           LEFT JOIN pg_collation co ON co.oid = k.coll
+           WHERE k.n <= x.indnkeyatts) END,
+       (x.allkeys)[x.indnkeyatts:], x.nnd
 FROM (
     SELECT i.indrelid, ic.relname, i.indisunique, am.amname, i.indexrelid, i.indpred,
-           (i.indkey::int2[])[:i.indnkeyatts - 1] AS indkey,
+           (i.indkey::int2[])[:i.indnkeyatts - 1] AS indkey, i.indkey::int2[] AS allkeys, i.indnkeyatts,
+           i.indoption, i.indclass, i.indcollation, coalesce({nnd_idx}, false) AS nnd,
            CASE WHEN i.indexprs IS NOT NULL THEN 'expression'
                 WHEN i.indnkeyatts < i.indnatts THEN 'INCLUDE columns'
                 WHEN 0 <> ANY(i.indoption::int2[]) THEN 'DESC / NULLS FIRST ordering'
@@ -118,11 +155,21 @@ FROM (
 ) x
 """  # noqa: S608
 
+#: the sequence options of identity columns (only those columns: most tables have one or none)
+_IDENTITY_SEQ = _SCOPE + """
+SELECT a.attrelid, a.attname, s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+       format_type(s.seqtypid, NULL)
+FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attidentity <> '' AND NOT a.attisdropped
+JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum
+     AND d.classid = 'pg_class'::regclass AND d.deptype = 'i'
+JOIN pg_sequence s ON s.seqrelid = d.objid
+"""  # noqa: S608
+
 #: objects of kinds the spec format has no words for, per table: (relid, kind, name, reason, attnums used)
 _OTHERS = _SCOPE + """
-SELECT con.conrelid, CASE con.contype WHEN 'c' THEN 'check' WHEN 'f' THEN 'foreign_key' ELSE 'exclusion' END,
-       con.conname, pg_get_constraintdef(con.oid), """ + _USED.format(cls="pg_constraint", oid="con.oid") + """
-FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid WHERE con.contype IN ('c', 'f', 'x')
+SELECT con.conrelid, 'exclusion', con.conname, pg_get_constraintdef(con.oid),
+       """ + _USED.format(cls="pg_constraint", oid="con.oid") + """
+FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid WHERE con.contype = 'x'
 UNION ALL
 SELECT t.tgrelid, 'trigger', t.tgname, pg_get_triggerdef(t.oid), """ + _USED.format(cls="pg_trigger", oid="t.oid") + """
 FROM rels r JOIN pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal
@@ -164,7 +211,7 @@ def _for_server(conn: psycopg.Connection, query: str) -> str:
     has = conn.info.server_version >= 150000
     return query.replace("{nnd_con}", "ix.indnullsnotdistinct" if has else "false").replace(
         "{nnd_idx}", "i.indnullsnotdistinct" if has else "false"
-    )
+    ).replace("{delset}", "con.confdelsetcols IS NOT NULL" if has else "false")
 
 
 class _CatalogPath:
@@ -181,6 +228,9 @@ class _CatalogPath:
     def __exit__(self, *exc: object) -> None:
         if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
             self.conn.execute("SELECT set_config('search_path', %s, false)", [self.old])
+
+
+catalog_path = _CatalogPath
 
 
 def introspect(
@@ -201,31 +251,69 @@ def introspect(
         con_rows = conn.execute(_for_server(conn, _CONSTRAINTS), params).fetchall()
         idx_rows = conn.execute(_for_server(conn, _INDEXES), params).fetchall()
         other_rows = conn.execute(_OTHERS, params).fetchall()
+        seq_rows = conn.execute(_IDENTITY_SEQ, params).fetchall()
     columns, attnames = _columns(col_rows)
     pks: dict[int, Constraint] = {}
     uniques: dict[int, list[Constraint]] = {}
-    for relid, contype, name, conkey, why in con_rows:
+    fkeys: dict[int, list[ForeignKey]] = {}
+    checks: dict[int, list[Check]] = {}
+    uses: dict[int, set[tuple[str, str, str]]] = {}  # (column, kind, name) of objects the spec may not manage
+    odd: list[tuple[int, str, str, str, str, list[int]]] = []
+    for (relid, contype, name, conkey, why, deferrable, deferred, valid, nnd, fnsp, frel, fcols, upd, dele, match,
+         check, noinherit, fdef, delset) in con_rows:  # fmt: skip
         names = attnames.get(relid, {})
-        con = Constraint(name, tuple(names[k] for k in conkey if k in names), why)
-        if contype == "p":
-            pks[relid] = con
+        cols = tuple(names[k] for k in conkey or () if k in names)
+        if contype in ("p", "u"):
+            con = Constraint(name, cols, why, nnd, deferrable, deferred)
+            if contype == "p":
+                pks[relid] = con
+            else:
+                uniques.setdefault(relid, []).append(con)
+        elif contype == "f" and (delset or match not in FK_MATCH or not fcols):
+            odd.append((relid, "foreign_key", name, fdef or "", "FOREIGN KEY", list(conkey or ())))
+        elif contype == "f":
+            fkeys.setdefault(relid, []).append(ForeignKey(
+                name, cols, fnsp, frel, tuple(fcols), FK_ACTIONS[dele], FK_ACTIONS[upd], FK_MATCH[match], deferrable,
+                deferred, valid))  # fmt: skip
+            _note_uses(uses, names, relid, "foreign_key", name, list(conkey or ()))
         else:
-            uniques.setdefault(relid, []).append(con)
+            checks.setdefault(relid, []).append(Check(name, check or "", noinherit, valid))
+            _note_uses(uses, names, relid, "check", name, list(conkey or ()))
     indexes: dict[int, list[Index]] = {}
     opaque_uses: list[tuple[int, str, list[int] | None]] = []
-    for relid, *irow, used in idx_rows:
-        indexes.setdefault(relid, []).append(_index(attnames.get(relid, {}), *irow))
+    for relid, *irow, used, elements, include, nnd in idx_rows:
+        names = attnames.get(relid, {})
+        ix = _index(names, *irow)
+        if elements is not None:
+            ix = replace(ix, elements=tuple(_element(names, *e) for e in elements),
+                         include=tuple(names.get(k, "") for k in include or ()), nulls_not_distinct=bool(nnd))
+        indexes.setdefault(relid, []).append(ix)
         if used:
             opaque_uses.append((relid, irow[0], used))
     names_of = {oid: f"{nsp}.{rel}" for oid, nsp, rel, _ in rels}
     others: dict[int, list[Unmanaged]] = {}
-    uses: dict[int, set[tuple[str, str, str]]] = {}  # (column, kind, name) of unmanaged objects using a column
+    for relid, kind, name, detail, what, used in odd:
+        others.setdefault(relid, []).append(Unmanaged(names_of[relid], kind, name, f"{what}: {detail}"))
+        _note_uses(uses, attnames.get(relid, {}), relid, kind, name, used)
     for relid, name, used in opaque_uses:
         _note_uses(uses, attnames.get(relid, {}), relid, "index", name, used)
+    collations: dict[int, dict[str, str]] = {}
     for relid, kind, name, detail, used in sorted(other_rows, key=lambda r: (r[0], r[1], r[2])):
         reason = f"{_OTHER_WHAT.get(kind, kind)}: {detail}" if kind not in ("collation", "policy") else detail
+        if kind == "collation":  # a property the spec can state (`collation:`); listed when it does not
+            collations.setdefault(relid, {})[name] = split_qualified(detail.removeprefix("column collation "))[0]
         others.setdefault(relid, []).append(Unmanaged(names_of[relid], kind, name, reason))
         _note_uses(uses, attnames.get(relid, {}), relid, kind, name, used)
+    seq_options: dict[int, dict[str, tuple[tuple[str, int | bool], ...]]] = {}
+    for relid, attname, start, inc, lo, hi, cache, cycle, typ in seq_rows:
+        opts = identity_options_of(typ, start, inc, lo, hi, cache, cycle)
+        if opts:
+            seq_options.setdefault(relid, {})[attname] = opts
+    for relid, opts_by_col in seq_options.items():
+        columns[relid] = [replace(c, identity_options=opts_by_col[c.name]) if c.name in opts_by_col else c
+                          for c in columns.get(relid, [])]
+    for relid, by_col in collations.items():
+        columns[relid] = [replace(c, collation=by_col[c.name]) if c.name in by_col else c for c in columns.get(relid, [])]
     return {
         (nsp, rel): Table(
             nsp,
@@ -235,6 +323,8 @@ def introspect(
             tuple(sorted(uniques.get(oid, ()), key=lambda u: u.columns)),
             tuple(sorted(indexes.get(oid, ()), key=lambda i: i.name)),
             comment,
+            foreign_keys=tuple(sorted(fkeys.get(oid, ()), key=lambda f: f.name)),
+            checks=tuple(sorted(checks.get(oid, ()), key=lambda c: c.name)),
             others=tuple(others.get(oid, ())),
             column_users=tuple(sorted(uses.get(oid, ()))),
         )
@@ -345,6 +435,28 @@ def _index(
         expression=opaque is not None or not names or not valid,
         unmanaged=opaque,
     )
+
+
+_TYPE_MAX = {"smallint": 32767, "integer": 2147483647, "bigint": 9223372036854775807}
+
+
+def identity_options_of(typ: str, start: int, inc: int, lo: int, hi: int, cache: int,
+                        cycle: bool) -> tuple[tuple[str, int | bool], ...]:
+    """The options of an identity sequence that differ from what Postgres gives one without options."""
+    top = _TYPE_MAX.get(typ, _TYPE_MAX["bigint"])
+    dlo, dhi = (1, top) if inc > 0 else (-top - 1, -1)
+    dstart = dlo if inc > 0 else dhi
+    got = {"increment": (inc, 1), "minvalue": (lo, dlo), "maxvalue": (hi, dhi), "start": (start, dstart if lo == dlo and
+           hi == dhi else (lo if inc > 0 else hi)), "cache": (cache, 1), "cycle": (cycle, False)}
+    return tuple(sorted((k, v) for k, (v, default) in got.items() if v != default))
+
+
+def _element(names: dict[int, str], attnum: int, expression: str | None, opt: int, opclass: str | None,
+             collation: str | None) -> IndexElement:
+    desc, nulls_first = bool(opt & 1), bool(opt & 2)
+    nulls = None if nulls_first == desc else ("first" if nulls_first else "last")
+    return IndexElement(names.get(attnum) if attnum else None, expression if not attnum else None, desc, nulls,
+                        opclass, collation)
 
 
 def existing_schemas(conn: psycopg.Connection, names: Iterable[str]) -> set[str]:

@@ -56,9 +56,32 @@ class Column:
     generated: str | None = None  #: expression of a STORED generated column
     comment: str | None = None
     renamed_from: tuple[str, ...] = ()  #: desired side only
+    #: a collation other than the type's (desired side: None = whatever the column has)
+    collation: str | None = None
+    #: identity sequence options that differ from Postgres' defaults, sorted by name (start, increment, minvalue,
+    #: maxvalue, cache, cycle); desired side: None when the spec gives `identity` as a word (options not managed)
+    identity_options: tuple[tuple[str, int | bool], ...] | None = None
     #: live serial columns: the owned sequence, schema-qualified as Postgres prints a regclass
     sequence: str | None = field(default=None, compare=False)
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexElement:
+    """One key of an index: a column or an expression, with its own ordering, operator class and collation
+    (`nulls` only when it is not the default for the order: `first` for ASC, `last` for DESC)."""
+
+    column: str | None = None
+    expression: str | None = None
+    desc: bool = False
+    nulls: str | None = None
+    opclass: str | None = None
+    collation: str | None = None
+
+    @property
+    def plain(self) -> bool:
+        return self.expression is None and not self.desc and self.nulls is None and self.opclass is None \
+            and self.collation is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +95,23 @@ class Index:
     definition: str | None = field(default=None, compare=False)
     expression: bool = False
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
-    #: live side: why the spec cannot express this index (expression, INCLUDE, DESC, ...); never dropped then
+    #: live side: why the old spec form cannot express this index (expression, INCLUDE, DESC, ...); it is kept
+    #: then unless the spec lists an index of that name (compared by `elements`, `include`, …)
     unmanaged: str | None = field(default=None, compare=False)
+    #: every key with its options, when any key is an expression or has options (else empty: `columns` says it)
+    elements: tuple[IndexElement, ...] = ()
+    include: tuple[str, ...] = ()
+    nulls_not_distinct: bool = False
+    #: desired side: False when the spec left the name to the default (`<table>_<columns>_idx`)
+    named: bool = field(default=True, compare=False)
+
+    @property
+    def featured(self) -> bool:
+        """Uses something beyond plain columns (then `elements` holds the keys)."""
+        return bool(self.elements or self.include or self.nulls_not_distinct)
+
+    def keys(self) -> tuple[IndexElement, ...]:
+        return self.elements or tuple(IndexElement(column=c) for c in self.columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +120,56 @@ class Constraint:
 
     name: str | None
     columns: tuple[str, ...]
-    #: live side: why the spec cannot express this constraint (several columns, DEFERRABLE, ...)
+    #: live side: why the spec cannot express this constraint (several columns, DEFERRABLE, ...) unless the
+    #: spec lists the table's UNIQUE constraints itself (`unique:`); `INCLUDE columns` never
     unmanaged: str | None = field(default=None, compare=False)
+    nulls_not_distinct: bool = False
+    deferrable: bool = False
+    initially_deferred: bool = False
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+
+    def same_options(self, other: Constraint) -> bool:
+        return (self.nulls_not_distinct, self.deferrable, self.initially_deferred) == (
+            other.nulls_not_distinct, other.deferrable, other.initially_deferred)  # fmt: skip
+
+
+#: referential actions as `pg_constraint.confupdtype` / `confdeltype` store them
+FK_ACTIONS = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default"}
+FK_MATCH = {"s": "simple", "f": "full"}
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignKey:
+    """A FOREIGN KEY constraint, compared by name and every property."""
+
+    name: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    on_delete: str = "no action"
+    on_update: str = "no action"
+    match: str = "simple"
+    deferrable: bool = False
+    initially_deferred: bool = False
+    #: live side: False while the constraint is NOT VALID (a VALIDATE is then planned)
+    validated: bool = field(default=True, compare=False)
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+
+    @property
+    def ref_key(self) -> tuple[str, str]:
+        return (self.ref_schema, self.ref_table)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A CHECK constraint, compared by name, NO INHERIT and the expression as Postgres reads it."""
+
+    name: str
+    expression: str
+    no_inherit: bool = False
+    validated: bool = field(default=True, compare=False)
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -100,6 +186,11 @@ class Table:
     others: tuple[Unmanaged, ...] = field(default=(), compare=False)
     #: live side: (column, kind, name) of each unmanaged index, constraint, trigger, policy and view using a column
     column_users: tuple[tuple[str, str, str], ...] = field(default=(), compare=False)
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    checks: tuple[Check, ...] = ()
+    #: desired side: the constraint lists the spec gives for this table (`unique`, `foreign_keys`, `checks`); a
+    #: kind it does not list stays unmanaged there: listed, never dropped
+    manages: frozenset[str] = field(default=frozenset(), compare=False)
     #: desired side: the spec says `unique: true` on the primary-key column, which the model folds into the key;
     #: a live UNIQUE constraint on exactly those columns is then kept, not dropped
     pk_unique: bool = field(default=False, compare=False)
@@ -126,13 +217,17 @@ def table_fingerprint_data(t: Table) -> tuple[object, ...]:
 
 
 def _column_data(c: Column) -> tuple[object, ...]:
-    return (c.name, c.type.render(), c.nullable, c.default, c.serial, c.identity, c.generated, c.comment)
+    return (c.name, c.type.render(), c.nullable, c.default, c.serial, c.identity, c.generated, c.comment, c.collation,
+            c.identity_options)
 
 
 def _constraint_data(t: Table) -> tuple[object, ...]:
     return (
         (t.primary_key.name, t.primary_key.columns) if t.primary_key else None,
-        tuple(sorted((u.name or "", u.columns) for u in t.uniques)),
+        tuple(sorted((u.name or "", u.columns, u.nulls_not_distinct, u.deferrable, u.initially_deferred) for u in t.uniques)),
+        tuple(sorted((f.name, f.columns, f.ref_key, f.ref_columns, f.on_delete, f.on_update, f.match, f.deferrable,
+                      f.initially_deferred, f.validated) for f in t.foreign_keys)),
+        tuple(sorted((c.name, c.expression, c.no_inherit, c.validated) for c in t.checks)),
         tuple(sorted((i.name, i.definition or "", i.columns, i.unique, i.where or "", i.method, i.expression) for i in t.indexes)),
         t.comment,
     )

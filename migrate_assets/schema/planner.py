@@ -19,12 +19,19 @@ from migrate_assets.errors import Problem, SpecError, UsageError
 from migrate_assets.schema import unmanaged
 from migrate_assets.schema.diff import (
     TableKey,
+    check_canon_key,
     diff,
+    generated_canon_key,
     in_sync,
+    index_expr_key,
+    pending_checks,
     pending_defaults,
+    pending_generated,
+    pending_index_expressions,
     pending_predicates,
     tables_needing_row_check,
 )
+from migrate_assets.schema.enums import diff_enums, enums_of, live_enums
 from migrate_assets.schema.exprcheck import (
     Expression,
     canonical_forms,
@@ -35,6 +42,7 @@ from migrate_assets.schema.exprcheck import (
 from migrate_assets.schema.introspect import Canonical, existing_schemas, introspect, tables_with_rows
 from migrate_assets.schema.model import Source, Table, fingerprint, gc_paused
 from migrate_assets.schema.plan import Plan, Scope
+from migrate_assets.schema.typecheck import resolve_types
 
 INTERNAL_PREFIX = "migrate_assets_"
 
@@ -92,18 +100,28 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
         opts = PlanOptions(opts.default_schema, opts.only_tables, scope.allow_drop_table, opts.ignore)
     live = live_tables(conn, scope, opts.ignore)
     _check_wanted(desired, opts, live)
+    check_references(conn, desired, live)
+    _check_methods(conn, chosen)
     todo = [t for t in chosen if not in_sync(t, live.get(t.key))]  # the rest plan nothing
-    canon = _canonical(conn, todo, live)
+    declared = enums_of(desired)
+    if todo:
+        todo = resolve_types(conn, todo, {c.type for t in live.values() for c in t.columns},
+                             {e.type_name for e in declared})
+
+    have_enums = live_enums(conn, [e.key for e in declared])
+    canon = _canonical(conn, todo, live, {e.type_name for e in declared if e.key not in have_enums})
     check = tables_needing_row_check(todo, live)
     nonempty = tables_with_rows(conn, check) if check else set()
     drops: list[TableKey] = []
     if opts.allow_drop_table:
         want = {t.key for t in desired}
         drops = sorted(k for k in live if k not in want)
-    new_schemas = {t.schema for t in chosen if t.key not in live}
+    new_schemas = {t.schema for t in chosen if t.key not in live} | {e.schema for e in declared}
     missing = new_schemas - existing_schemas(conn, new_schemas) if new_schemas else set()
-    res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing)
-    return Plan(tuple(res.changes), scope_fingerprint(live, scope), scope, tuple(res.refusals),
+    enum_changes, enum_refusals = diff_enums(declared, have_enums)
+    res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing,
+               first=enum_changes, context=chosen)
+    return Plan(tuple(res.changes), scope_fingerprint(live, scope), scope, tuple(enum_refusals) + tuple(res.refusals),
                 unmanaged.listing(chosen, live))
 
 
@@ -116,10 +134,11 @@ def _check_wanted(desired: Sequence[Table], opts: PlanOptions, live: dict[TableK
         raise UsageError([Problem("<command line>", f"table {n!r} is not in {where}", "--table") for n in unknown])
 
 
-def _canonical(conn: psycopg.Connection, todo: Sequence[Table], live: dict[TableKey, Table]) -> Canonical:
+def _canonical(conn: psycopg.Connection, todo: Sequence[Table], live: dict[TableKey, Table],
+               new_types: set[str] = frozenset()) -> Canonical:  # type: ignore[assignment]
     """Check every expression that may reach DDL, then get Postgres' reading of the ones whose spelling differs
     from the live one (both sides, one statement each; `exprcheck` says how nothing is run)."""
-    check_tables(conn, todo)
+    check_tables(conn, todo, new_types)
     pairs: list[tuple[Expression, Expression]] = []
     for t in todo:
         lt = live.get(t.key)
@@ -138,38 +157,79 @@ def _canonical(conn: psycopg.Connection, todo: Sequence[Table], live: dict[Table
         rel = _shape(live[key], w + " " + h)
         pairs.append((Expression(w, "", "", source=rel, predicate=True),
                       Expression(h, "", "", source=rel, predicate=True)))
+    gens = pending_generated(todo, live)
+    for key, gc, glc in gens:
+        rel = _shape(live[key], f"{gc.generated} {glc.generated}")
+        typ = glc.type.render()
+        pairs.append((Expression(gc.generated or "", "", "", type_sql=typ, source=rel),
+                      Expression(glc.generated or "", "", "", type_sql=typ, source=rel)))
+    exprs = pending_index_expressions(todo, live)
+    for key, _, wtext, htext, _ in exprs:
+        rel = _shape(live[key], wtext + " " + htext)
+        pairs.append((Expression(wtext, "", "", source=rel), Expression(htext, "", "", source=rel)))
+    checks = pending_checks(todo, live)
+    for key, wck, lck in checks:
+        rel = _shape(live[key], wck.expression + " " + lck.expression)
+        pairs.append((Expression(wck.expression, "", "", source=rel, predicate=True),
+                      Expression(lck.expression, "", "", source=rel, predicate=True)))
     if not pairs:
         return Canonical({}, {})
     forms = canonical_forms(conn, [e for pair in pairs for e in pair])
     out_d: dict[tuple[str, str], str] = {}
     out_p: dict[tuple[str, str, str], str] = {}
-    for i, (want, have) in enumerate(pairs[: len(pairs) - len(preds)]):
+    for i, (want, have) in enumerate(pairs[: len(pairs) - len(preds) - len(gens) - len(exprs) - len(checks)]):
         a, b = forms[2 * i], forms[2 * i + 1]
         assert want.type_sql is not None
         if a is not None:
             out_d[(want.type_sql, want.text)] = a
         if b is not None:
             out_d[(want.type_sql, have.text)] = b
+    for j, (key, iname, _, htext, k) in enumerate(exprs):
+        i = len(pairs) - len(checks) - len(exprs) + j
+        a, b = forms[2 * i], forms[2 * i + 1]
+        if a is not None and a == b:
+            out_p[index_expr_key(key, iname, k)] = htext
+    for j, (key, gc, glc) in enumerate(gens):
+        i = len(pairs) - len(checks) - len(exprs) - len(gens) + j
+        a, b = forms[2 * i], forms[2 * i + 1]
+        out_p[generated_canon_key(key, gc.name)] = (glc.generated or "") if a is not None and a == b else (gc.generated or "")
+    for j, (key, wck, lck) in enumerate(checks):
+        i = len(pairs) - len(checks) + j
+        a, b = forms[2 * i], forms[2 * i + 1]
+        out_p[check_canon_key(key, wck.name)] = lck.expression if a is not None and a == b else wck.expression
     for j, (key, ix) in enumerate(preds):
-        i = len(pairs) - len(preds) + j
+        i = len(pairs) - len(checks) - len(exprs) - len(gens) - len(preds) + j
         a, b = forms[2 * i], forms[2 * i + 1]
         same = a is not None and a == b
         out_p[(key[0], key[1], ix.name)] = (lwhere[(key, ix.name)] or "") if same else (ix.where or "")
     return Canonical(out_d, out_p)
 
 
-def check_tables(conn: psycopg.Connection, tables: Sequence[Table]) -> None:
+def check_tables(conn: psycopg.Connection, tables: Sequence[Table],
+                 new_types: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     """SpecError naming file, line and key of every default and index predicate of `tables` that is not one valid
     expression (`exprcheck`: Postgres parses, nothing runs). Every path that turns a spec into DDL calls it."""
     check: list[Expression] = []
     for t in tables:
         for c in t.columns:
-            if c.default is not None and not c.serial:
-                check.append(_located(c.default, c.source, "default", "default", type_sql=c.type.render()))
+            if c.default is not None and not c.serial:  # a type the plan creates cannot be cast to yet
+                typ = None if c.type.name in new_types else c.type.render()
+                check.append(_located(c.default, c.source, "default", "default", type_sql=typ))
         for ix in t.indexes:
+            for k, el in enumerate(ix.elements):
+                if el.expression is not None:
+                    check.append(_located(el.expression, ix.source, f"columns[{k}].expression", "index expression",
+                                          source=_shape(t, el.expression)))
             if ix.where is not None:
                 check.append(_located(ix.where, ix.source, "where", "index predicate", source=_shape(t, ix.where),
                                       predicate=True))
+        for c in t.columns:
+            if c.generated is not None:
+                check.append(_located(c.generated, c.source, "generated", "generated expression",
+                                      type_sql=c.type.render(), source=_shape(t, c.generated)))
+        for ck in t.checks:
+            check.append(_located(ck.expression, ck.source, "expression", "CHECK expression",
+                                  source=_shape(t, ck.expression), predicate=True))
     problems = check_expressions(conn, check)
     if problems:
         raise SpecError(problems)
@@ -188,3 +248,85 @@ def _shape(t: Table, text: str) -> sql.Composable:
     words = expression_words(text)
     alias = t.name if t.name in words else "_ma"
     return relation_shape([(c.name, c.type.render()) for c in t.columns if c.name in words], alias)
+
+
+def _keys_of(t: Table) -> set[frozenset[str]]:
+    """Column sets a FOREIGN KEY may reference: the primary key, UNIQUE constraints, plain unique indexes."""
+    keys = {frozenset(u.columns) for u in t.uniques}
+    keys |= {frozenset(i.columns) for i in t.indexes if i.unique and i.where is None and not i.expression}
+    return keys | ({frozenset(t.primary_key.columns)} if t.primary_key else set())
+
+
+_EXTERNAL_KEYS = """
+SELECT n.nspname, c.relname,
+       ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+       ARRAY(SELECT (SELECT json_agg(a.attname) FROM unnest(i.indkey::int2[]) AS k(n)
+                     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.n)::text
+             FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND (n.nspname, c.relname) IN (SELECT k->>0, k->>1 FROM json_array_elements(%s::json) k)
+"""
+
+
+def check_references(conn: psycopg.Connection, desired: Sequence[Table], live: dict[TableKey, Table]) -> None:
+    """SpecError naming file, line and key of every FOREIGN KEY whose referenced table or columns do not exist, or
+    whose referenced columns carry no PRIMARY KEY / UNIQUE constraint (the spec files say what a table they hold
+    will have; other tables are read from the database, in one query)."""
+    import json
+
+    fks = [(t, fk) for t in desired for fk in t.foreign_keys]
+    if not fks:
+        return
+    known: dict[TableKey, tuple[set[str], set[frozenset[str]]]] = {}
+    for t in desired:
+        known[t.key] = ({c.name for c in t.columns}, _keys_of(t))
+    outside = sorted({fk.ref_key for _, fk in fks if fk.ref_key not in known and fk.ref_key not in live})
+    for k in {fk.ref_key for _, fk in fks} - set(known):
+        if k in live:
+            known[k] = ({c.name for c in live[k].columns}, _keys_of(live[k]))
+    if outside:
+        for nsp, rel, cols, idx in conn.execute(_EXTERNAL_KEYS, [json.dumps(outside)]).fetchall():
+            known[(nsp, rel)] = (set(cols), {frozenset(json.loads(x)) for x in idx})
+    problems = []
+    for _, fk in fks:
+        src = fk.source
+        file, key, line = (src.file, src.key, src.lineno) if src else ("<spec>", "", None)
+        where = f"{key}.references" if key else "references"
+        ref = known.get(fk.ref_key)
+        target = f"{fk.ref_schema}.{fk.ref_table}"
+        if ref is None:
+            problems.append(Problem(file, f"foreign key {fk.name} references table {target}, which is neither in "
+                                          "the spec files nor in the database", where, line))
+            continue
+        cols, keys = ref
+        gone = [c for c in fk.ref_columns if c not in cols]
+        if gone:
+            problems.append(Problem(file, f"foreign key {fk.name} references unknown column(s) {', '.join(gone)} of "
+                                          f"{target}", f"{where}.columns", line))
+        elif frozenset(fk.ref_columns) not in keys:
+            problems.append(Problem(file, f"foreign key {fk.name} references ({', '.join(fk.ref_columns)}) of {target}, "
+                                          "which has no PRIMARY KEY or UNIQUE constraint on exactly those columns",
+                                    f"{where}.columns", line))
+    if problems:
+        raise SpecError(problems)
+
+
+def _check_methods(conn: psycopg.Connection, tables: Sequence[Table]) -> None:
+    """SpecError for an index access method the database does not have (asked only for names beyond the six
+    built-in ones, in one query)."""
+    from migrate_assets.schema.model import INDEX_METHODS
+
+    odd = [(t, ix) for t in tables for ix in t.indexes if ix.method not in INDEX_METHODS]
+    if not odd:
+        return
+    rows = conn.execute("SELECT amname FROM pg_am WHERE amtype = 'i' AND amname = ANY(%s)",
+                        [sorted({ix.method for _, ix in odd})]).fetchall()
+    have = {str(r[0]) for r in rows}
+    problems = []
+    for _, ix in odd:
+        if ix.method not in have:
+            e = _located("", ix.source, "method", "")
+            problems.append(Problem(e.file, f"unknown index method {ix.method!r}: the database has no such access "
+                                            "method (an extension may add it)", e.key, e.line))
+    if problems:
+        raise SpecError(problems)

@@ -13,21 +13,28 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from migrate_assets.errors import InvalidInputError, Problem, SpecError
+from migrate_assets.schema.enums import ENUM_KEYS, Enum, SpecSet
 from migrate_assets.schema.model import (
+    FK_MATCH,
     INDEX_METHODS,
     MAX_IDENT_BYTES,
+    Check,
     Column,
     Constraint,
+    ForeignKey,
     Index,
+    IndexElement,
     Source,
     Table,
     default_index_name,
     gc_paused,
+    object_name,
     pkey_name,
     unique_name,
 )
@@ -39,10 +46,21 @@ _ALIASES = {
     "primaryKey": "primary_key",
     "renamedFrom": "renamed_from",
     "isUnique": "unique",
+    "foreignKeys": "foreign_keys",
+    "onDelete": "on_delete",
+    "onUpdate": "on_update",
+    "noInherit": "no_inherit",
 }
-TABLE_KEYS = {"table", "schema", "columns", "indexes", "primary_key", "comment"}
-COLUMN_KEYS = {"name", "type", "nullable", "primary_key", "unique", "default", "renamed_from", "comment", "identity"}
-INDEX_KEYS = {"name", "columns", "unique", "where", "method"}
+TABLE_KEYS = {"table", "schema", "columns", "indexes", "primary_key", "comment", "unique", "foreign_keys", "checks"}
+UNIQUE_KEYS = {"name", "columns", "nulls_not_distinct", "deferrable", "initially_deferred"}
+PK_KEYS = {"name", "columns"}
+FK_KEYS = {"name", "columns", "references", "on_delete", "on_update", "match", "deferrable", "initially_deferred"}
+REF_KEYS = {"table", "schema", "columns"}
+CHECK_KEYS = {"name", "expression", "no_inherit"}
+FK_ACTION_WORDS = ("no action", "restrict", "cascade", "set null", "set default")
+COLUMN_KEYS = {"name", "type", "nullable", "primary_key", "unique", "default", "renamed_from", "comment", "identity",
+               "generated", "collation"}
+INDEX_KEYS = {"name", "columns", "unique", "where", "method", "include", "nulls_not_distinct"}
 _COLUMN_FIELDS = tuple(f.name for f in dataclasses.fields(Column) if f.name != "source")
 IDENTITY_VALUES = {"always": "always", "by_default": "by default", "by default": "by default"}
 
@@ -233,16 +251,28 @@ def _check_column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, boo
     renamed = [n for n, _ in ctx.names(e, "renamed_from")]
     comment = ctx.text(e, "comment")
     identity = None
+    identity_options = None
     if e.get("identity") is not None:
         v, p = e.get("identity"), e.at("identity")
-        identity = IDENTITY_VALUES.get(str(v).lower()) if isinstance(v, str) else None
-        if identity is None:
-            ctx.add(p, "expected 'always' or 'by_default'")
+        if isinstance(v, dict):
+            identity, identity_options = _identity_mapping(ctx, v, p, col_type)
+        else:
+            identity = IDENTITY_VALUES.get(str(v).lower()) if isinstance(v, str) else None
+            if identity is None:
+                ctx.add(p, "expected 'always' or 'by_default'")
     if col_type is not None and col_type.serial:
         if nullable:
             ctx.add((*path, "nullable"), "serial columns are always NOT NULL")
         if default is not None:
             ctx.add((*path, "default"), "serial columns get their default from their sequence")
+    collation = ctx.name(e, "collation", path, required=False)
+    generated = ctx.text(e, "generated")
+    if generated is not None:
+        why = check_expression(generated)
+        if why:
+            ctx.add(e.at("generated"), f"generated does not parse as an SQL expression: {why}")
+        if default is not None or identity:
+            ctx.add(e.at("generated"), "a generated column cannot also have a default or an identity")
     if identity and default is not None:
         ctx.add((*path, "identity"), "an identity column cannot also have a default")
     if identity and nullable:
@@ -258,11 +288,49 @@ def _check_column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, boo
         default=default,
         serial=col_type.serial,
         identity=identity,
+        generated=generated,
         comment=comment,
+        collation=collation,
+        identity_options=identity_options,
         renamed_from=tuple(renamed),
         source=ctx.src(path),
     )
     return col, pk, unique
+
+
+IDENTITY_KEYS = {"generated", "start", "increment", "minvalue", "maxvalue", "cache", "cycle"}
+
+
+def _identity_mapping(ctx: _Ctx, raw: dict[str, Any], path: KeyPath, col_type: Any,
+                      ) -> tuple[str | None, tuple[tuple[str, int | bool], ...] | None]:
+    """`identity: {generated: always, start: 100, increment: 5, …}`: the kind, and the options that differ from
+    Postgres' defaults for the column's type (every option is then managed; unstated ones are the defaults)."""
+    from migrate_assets.schema.introspect import _TYPE_MAX, identity_options_of
+
+    e = ctx.mapping(raw, path, IDENTITY_KEYS, "identity with generated and sequence options")
+    if e is None:
+        return None, None
+    kind = IDENTITY_VALUES.get(str(e.get("generated") or "").lower())
+    if kind is None:
+        ctx.add(e.at("generated") if "generated" in e else path, "expected generated: always or by_default")
+    nums: dict[str, int] = {}
+    for key in ("start", "increment", "minvalue", "maxvalue", "cache"):
+        v = e.get(key)
+        if v is not None and (v.__class__ is not int or (key in ("increment",) and v == 0) or (key == "cache" and v < 1)):
+            ctx.add(e.at(key), "expected a whole number" + (" other than 0" if key == "increment" else
+                                                             " of at least 1" if key == "cache" else ""))
+        elif v is not None:
+            nums[key] = v
+    cycle = ctx.boolean(e, "cycle", False)
+    typ = col_type.render() if col_type is not None else "bigint"
+    top = _TYPE_MAX.get(typ, _TYPE_MAX["bigint"])
+    inc = nums.get("increment", 1)
+    lo = nums.get("minvalue", 1 if inc > 0 else -top - 1)
+    hi = nums.get("maxvalue", top if inc > 0 else -1)
+    start = nums.get("start", lo if inc > 0 else hi)
+    if not lo <= start <= hi:
+        ctx.add(path, f"start {start} is outside minvalue {lo} .. maxvalue {hi}")
+    return kind, identity_options_of(typ, start, inc, lo, hi, nums.get("cache", 1), cycle)
 
 
 def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | None:
@@ -313,7 +381,16 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
                 pk_cols.append(col.name)
             if unique:
                 uniques.append(Constraint(unique_name(tname or "", (col.name,)), (col.name,)))
-    table_pk = ctx.names(e, "primary_key")
+    pk_name: str | None = None
+    if isinstance(e.get("primary_key"), dict):
+        pe = ctx.mapping(e.get("primary_key"), e.at("primary_key"), PK_KEYS, "a primary key with name and columns")
+        if pe is not None:
+            pk_name = ctx.name(pe, "name", e.at("primary_key"), required=False)
+            table_pk = ctx.names(pe, "columns")
+            if not table_pk:
+                ctx.add(e.at("primary_key"), "a primary key needs at least one column")
+    else:
+        table_pk = ctx.names(e, "primary_key")
     if table_pk:
         if pk_cols and [n for n, _ in table_pk] != pk_cols:
             ctx.add(e.at("primary_key"), "primary_key disagrees with the columns marked primary_key")
@@ -327,14 +404,124 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
                 ctx.add((*seen[n], "nullable"), "primary key columns cannot be nullable")
     indexes = _indexes(ctx, e, tname or "", seen)
     comment = ctx.text(e, "comment")
+    manages = frozenset(k for k in ("unique", "foreign_keys", "checks") if k in e)
+    uniques += _uniques(ctx, e, tname or "", seen)
+    fkeys = _foreign_keys(ctx, e, tname or "", schema, seen)
+    checks = _checks(ctx, e)
     if tname is None:
         return None
-    pkey = Constraint(pkey_name(tname), tuple(pk_cols)) if pk_cols else None
+    pkey = Constraint(pk_name or pkey_name(tname), tuple(pk_cols)) if pk_cols else None
     # a UNIQUE on exactly the primary key columns is redundant; Postgres drops it at CREATE TABLE too
     pk_unique = any(u.columns == tuple(pk_cols) for u in uniques)  # kept live if present (unmanaged.py)
     uniques = [u for u in uniques if u.columns != tuple(pk_cols)]
     return Table(schema, tname, tuple(columns), pkey, tuple(uniques), tuple(indexes), comment, ctx.src(path),
-                 pk_unique=pk_unique)
+                 pk_unique=pk_unique, foreign_keys=tuple(fkeys), checks=tuple(checks), manages=manages)
+
+
+def _list(ctx: _Ctx, e: _Entry, key: str, what: str) -> list[tuple[Any, KeyPath]]:
+    raw = e.get(key)
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        ctx.add(e.at(key), f"expected a list of {what}, got {_kind(raw)}")
+        return []
+    return [(item, (*e.at(key), i)) for i, item in enumerate(raw)]
+
+
+def _known_columns(ctx: _Ctx, entry: _Entry, key: str, cols: dict[str, KeyPath], what: str) -> tuple[str, ...]:
+    names = ctx.names(entry, key)
+    if not names:
+        ctx.add(entry.at(key) if key in entry else entry.path, f"{what} needs at least one column")
+    for n, p in names:
+        if n not in cols:
+            ctx.add(p, f"{what} on unknown column {n!r}")
+    return tuple(n for n, _ in names)
+
+
+def _uniques(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list[Constraint]:
+    out: list[Constraint] = []
+    for raw, path in _list(ctx, e, "unique", "UNIQUE constraints"):
+        ue = ctx.mapping(raw, path, UNIQUE_KEYS, "a UNIQUE constraint")
+        if ue is None:
+            continue
+        columns = _known_columns(ctx, ue, "columns", cols, "a UNIQUE constraint")
+        name = ctx.name(ue, "name", path, required=False) or unique_name(tname, columns)
+        deferrable = ctx.boolean(ue, "deferrable", False)
+        deferred = ctx.boolean(ue, "initially_deferred", False)
+        if deferred and not deferrable:
+            ctx.add(ue.at("initially_deferred"), "initially_deferred needs deferrable: true")
+        out.append(Constraint(name, columns, None, ctx.boolean(ue, "nulls_not_distinct", False), deferrable, deferred,
+                              ctx.src(path)))
+    return out
+
+
+def _action(ctx: _Ctx, entry: _Entry, key: str) -> str:
+    v = entry.get(key)
+    if v is None:
+        return "no action"
+    word = " ".join(str(v).lower().replace("_", " ").split()) if isinstance(v, str) else None
+    if word not in FK_ACTION_WORDS:
+        ctx.add(entry.at(key), f"expected one of: {', '.join(FK_ACTION_WORDS)}")
+        return "no action"
+    return word
+
+
+def _foreign_keys(ctx: _Ctx, e: _Entry, tname: str, schema: str, cols: dict[str, KeyPath]) -> list[ForeignKey]:
+    out: list[ForeignKey] = []
+    for raw, path in _list(ctx, e, "foreign_keys", "FOREIGN KEY constraints"):
+        fe = ctx.mapping(raw, path, FK_KEYS, "a FOREIGN KEY with columns and references")
+        if fe is None:
+            continue
+        columns = _known_columns(ctx, fe, "columns", cols, "a FOREIGN KEY")
+        name = ctx.name(fe, "name", path, required=False) or object_name(tname, "_".join(columns), "fkey")
+        ref = ctx.mapping(fe.get("references"), fe.at("references"), REF_KEYS, "references: table and columns")
+        if ref is None:
+            continue
+        rschema, rtable = schema, None
+        rt = ref.get("table")
+        if "schema" not in ref and isinstance(rt, str) and "." in rt:
+            rschema, _, rt = rt.partition(".")
+        if ident_problem(rt) or ident_problem(rschema):
+            ctx.add(ref.at("table"), ident_problem(rt) or f"schema {ident_problem(rschema)}")
+        else:
+            rtable = str(rt)
+        rschema = ctx.name(ref, "schema", ref.path, required=False) or rschema
+        rcols = tuple(n for n, _ in ctx.names(ref, "columns"))
+        if len(rcols) != len(columns):
+            ctx.add(ref.at("columns"), f"references {len(rcols)} columns for {len(columns)} columns")
+        match = str(fe.get("match") or "simple").lower()
+        if match not in FK_MATCH.values():
+            ctx.add(fe.at("match"), "expected simple or full")
+        deferrable = ctx.boolean(fe, "deferrable", False)
+        deferred = ctx.boolean(fe, "initially_deferred", False)
+        if deferred and not deferrable:
+            ctx.add(fe.at("initially_deferred"), "initially_deferred needs deferrable: true")
+        if rtable is None:
+            continue
+        out.append(ForeignKey(name, columns, rschema, rtable, rcols, _action(ctx, fe, "on_delete"),
+                              _action(ctx, fe, "on_update"), match, deferrable, deferred, source=ctx.src(path)))
+    return out
+
+
+def _checks(ctx: _Ctx, e: _Entry) -> list[Check]:
+    out: list[Check] = []
+    for raw, path in _list(ctx, e, "checks", "CHECK constraints"):
+        ce = ctx.mapping(raw, path, CHECK_KEYS, "a CHECK constraint with name and expression")
+        if ce is None:
+            continue
+        name = ctx.name(ce, "name", path)
+        text = ctx.text(ce, "expression")
+        if text is None:
+            ctx.add(path, "required key 'expression' is missing")
+        else:
+            why = check_expression(text)
+            if why:
+                ctx.add(ce.at("expression"), f"expression does not parse as an SQL expression: {why}")
+                text = None
+        no_inherit = ctx.boolean(ce, "no_inherit", False)
+        if name is not None and text is not None:
+            out.append(Check(name, text, no_inherit, source=ctx.src(path)))
+    return out
 
 
 def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list[Index]:
@@ -351,14 +538,11 @@ def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list
         ie = ctx.mapping(ri, ipath, INDEX_KEYS, "an index")
         if ie is None:
             continue
-        icols = ctx.names(ie, "columns")
-        if not icols and "columns" in ie:
-            ctx.add(ie.at("columns"), "an index needs at least one column")
-        elif "columns" not in ie:
-            ctx.add(ipath, "required key 'columns' is missing")
-        for n, p in icols:
+        icols, elements = _index_keys(ctx, ie, ipath, cols)
+        include = ctx.names(ie, "include")
+        for n, p in include:
             if n not in cols:
-                ctx.add(p, f"index on unknown column {n!r}")
+                ctx.add(p, f"index includes unknown column {n!r}")
         unique = ctx.boolean(ie, "unique", False)
         where = ctx.text(ie, "where")
         if where is not None:
@@ -366,9 +550,14 @@ def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list
             if why:
                 ctx.add(ie.at("where"), f"where does not parse as an SQL expression: {why}")
         method = ctx.text(ie, "method") or "btree"
-        if method.lower() not in INDEX_METHODS:
-            ctx.add(ie.at("method"), f"unknown index method {method!r} (expected one of: {', '.join(INDEX_METHODS)})")
+        if method.lower() not in INDEX_METHODS and not _WORD.fullmatch(method):
+            ctx.add(ie.at("method"), f"unknown index method {method!r} (an access method name: "
+                                     f"{', '.join(INDEX_METHODS)} or one an extension adds)")
+        nnd = ctx.boolean(ie, "nulls_not_distinct", False)
+        if nnd and not unique:
+            ctx.add(ie.at("nulls_not_distinct"), "nulls_not_distinct needs unique: true")
         name = ctx.name(ie, "name", ipath, required=False)
+        named = "name" in ie
         col_names = tuple(n for n, _ in icols)
         if name is None and "name" not in ie:
             name = default_index_name(tname, col_names, False)
@@ -378,16 +567,80 @@ def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list
             ctx.add(ipath, f"duplicate index name {name!r} (first at {format_path(names[name])})")
             continue
         names[name] = ipath
-        out.append(Index(name, col_names, unique, where, method.lower(), source=ctx.src(ipath)))
+        featured = any(not el.plain for el in elements)
+        out.append(Index(name, col_names if not featured else (), unique, where, method.lower(), source=ctx.src(ipath),
+                         elements=tuple(elements) if featured else (), include=tuple(n for n, _ in include),
+                         nulls_not_distinct=nnd, named=named))
     return out
 
 
-def parse_spec_text(text: str, file: str, default_schema: str = "public") -> list[Table]:
+_WORD = re.compile(r"[a-z_][a-z0-9_]*")
+ELEMENT_KEYS = {"column", "expression", "order", "nulls", "opclass", "collation"}
+
+
+def _index_keys(ctx: _Ctx, ie: _Entry, ipath: KeyPath, cols: dict[str, KeyPath]) -> tuple[list[tuple[str, KeyPath]], list[IndexElement]]:
+    """An index's `columns`: names, or mappings with `column` or `expression` and `order` (asc/desc), `nulls`
+    (first/last), `opclass`, `collation`. Returns the plain names and every key as an element."""
+    if "columns" not in ie:
+        ctx.add(ipath, "required key 'columns' is missing")
+        return [], []
+    raw, path = ie.get("columns"), ie.at("columns")
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        ctx.add(path, "an index needs at least one column")
+        return [], []
+    names: list[tuple[str, KeyPath]] = []
+    elements: list[IndexElement] = []
+    for i, item in enumerate(raw):
+        p = (*path, i)
+        if not isinstance(item, dict):
+            why = ident_problem(item)
+            if why:
+                ctx.add(p, why)
+            elif item not in cols:
+                ctx.add(p, f"index on unknown column {item!r}")
+            else:
+                names.append((str(item), p))
+                elements.append(IndexElement(column=str(item)))
+            continue
+        el = ctx.mapping(item, p, ELEMENT_KEYS, "an index key with column or expression")
+        if el is None:
+            continue
+        column = ctx.name(el, "column", p, required=False)
+        expression = ctx.text(el, "expression")
+        if (column is None) == (expression is None):
+            ctx.add(p, "an index key has either a column or an expression")
+            continue
+        if column is not None and column not in cols:
+            ctx.add(el.at("column"), f"index on unknown column {column!r}")
+        if expression is not None and (why := check_expression(expression)):
+            ctx.add(el.at("expression"), f"expression does not parse as an SQL expression: {why}")
+        order = str(el.get("order") or "asc").lower()
+        if order not in ("asc", "desc"):
+            ctx.add(el.at("order"), "expected asc or desc")
+        nulls = str(el.get("nulls")).lower() if el.get("nulls") is not None else None
+        if nulls not in (None, "first", "last"):
+            ctx.add(el.at("nulls"), "expected first or last")
+        desc = order == "desc"
+        if nulls == ("first" if desc else "last"):
+            nulls = None  # the default for the order
+        opclass = ctx.text(el, "opclass")
+        if opclass is not None and not all(_WORD.fullmatch(part) for part in opclass.split(".")):
+            ctx.add(el.at("opclass"), "an operator class name (optionally schema.name, lower case)")
+        collation = ctx.name(el, "collation", p, required=False)
+        elements.append(IndexElement(column, expression, desc, nulls, opclass, collation))
+        if column is not None:
+            names.append((column, p))
+    return names, elements
+
+
+def parse_spec_text(text: str, file: str, default_schema: str = "public") -> SpecSet:
     """Parse one spec document (a single table mapping or a list of them)."""
     return _from_doc(parse_yaml_fast(text, file), default_schema)
 
 
-def _from_doc(doc: YamlDoc, default_schema: str) -> list[Table]:
+def _from_doc(doc: YamlDoc, default_schema: str) -> SpecSet:
     ctx = _Ctx(doc)
     items: list[tuple[Any, KeyPath]]
     if isinstance(doc.data, list):
@@ -399,10 +652,56 @@ def _from_doc(doc: YamlDoc, default_schema: str) -> list[Table]:
     else:
         ctx.add((), f"expected a table mapping or a list of tables, got {_kind(doc.data)}")
         items = []
-    tables = [t for v, p in items if (t := _table(ctx, v, p, default_schema)) is not None]
+    out = SpecSet()
+    enums = []
+    for v, p in items:
+        if isinstance(v, dict) and "enum" in v and "table" not in v:
+            e = _enum(ctx, v, p, default_schema)
+            if e is not None:
+                enums.append(e)
+        elif (t := _table(ctx, v, p, default_schema)) is not None:
+            out.append(t)
     if ctx.problems:
         raise SpecError(ctx.problems)
-    return tables
+    out.enums = tuple(enums)
+    return out
+
+
+def _enum(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Enum | None:
+    e = ctx.mapping(raw, path, ENUM_KEYS, "an enum with enum and values")
+    if e is None:
+        return None
+    schema, name = default_schema, e.get("enum")
+    if "schema" not in e and isinstance(name, str) and "." in name:
+        schema, _, name = name.partition(".")
+    why = ident_problem(name) or ident_problem(schema)
+    if why:
+        ctx.add(e.at("enum"), why)
+    schema = ctx.name(e, "schema", path, required=False) or schema
+    values: list[str] = []
+    renamed: list[tuple[str, str]] = []
+    raw_values = e.get("values")
+    if not isinstance(raw_values, list) or not raw_values:
+        ctx.add(e.at("values") if "values" in e else path, "expected a non-empty list of values")
+        raw_values = []
+    for i, v in enumerate(raw_values):
+        vpath = (*e.at("values"), i)
+        if isinstance(v, dict):
+            ve = ctx.mapping(v, vpath, {"name", "renamed_from"}, "a value with name and renamed_from")
+            label = ve.get("name") if ve is not None else None
+            if ve is not None and isinstance(label, str):
+                renamed += [(old, label) for old, _ in ctx.names(ve, "renamed_from")]
+        else:
+            label = v
+        if not isinstance(label, str) or not label or len(label.encode()) > MAX_IDENT_BYTES:
+            ctx.add(vpath, "an enum value is a non-empty string of at most 63 bytes")
+        elif label in values:
+            ctx.add(vpath, f"duplicate value {label!r}")
+        else:
+            values.append(label)
+    if why or not values:
+        return None
+    return Enum(schema, str(name), tuple(values), tuple(renamed), ctx.src(path))
 
 
 _CACHE_VERSION = b"spec-data-v2"
@@ -494,7 +793,7 @@ def spec_files(paths: Iterable[str | Path]) -> list[Path]:
 
 def load_specs(
     paths: Sequence[str | Path], default_schema: str = "public", cache_dir: str | Path | None = None
-) -> list[Table]:
+) -> SpecSet:
     """Load every spec file; all problems of all files (and duplicate tables across files) are raised at once.
 
     `cache_dir` (optional) keeps parsed YAML data by content hash, signed; see `_read`.
@@ -503,9 +802,10 @@ def load_specs(
         return _load_specs(paths, default_schema, Path(cache_dir) if cache_dir is not None else None)
 
 
-def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Path | None) -> list[Table]:
+def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Path | None) -> SpecSet:
     problems: list[Problem] = []
-    tables: list[Table] = []
+    tables = SpecSet()
+    enums: dict[tuple[str, str], Enum] = {}
     seen: dict[tuple[str, str], Table] = {}
     for f in spec_files(paths):
         try:
@@ -513,6 +813,11 @@ def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Pat
         except InvalidInputError as exc:
             problems.extend(exc.problems)
             continue
+        for en in loaded.enums:
+            if en.key in enums:
+                src = en.source or Source(str(f))
+                problems.append(Problem(src.file, f"duplicate enum {en.qualified}", src.key or "enum", src.lineno))
+            enums[en.key] = en
         for t in loaded:
             first = seen.get(t.key)
             if first is not None:
@@ -524,4 +829,5 @@ def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Pat
             tables.append(t)
     if problems:
         raise SpecError(problems)
+    tables.enums = tuple(enums.values())
     return tables

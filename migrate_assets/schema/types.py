@@ -81,7 +81,7 @@ class PgType:
 
     @property
     def precision(self) -> int | None:
-        if (self.name == "numeric" or self.name in _TIME_TYPES) and self.modifiers:
+        if (self.name == "numeric" or self.name in _TIME_TYPES or self.name in _INTERVALS) and self.modifiers:
             return self.modifiers[0]
         return None
 
@@ -98,7 +98,7 @@ class PgType:
 
     def _render_uncached(self) -> str:
         mods = "(" + ",".join(str(m) for m in self.modifiers) + ")" if self.modifiers else ""
-        if self.name in _TIME_TYPES and " " in self.name:
+        if self.name in _TIME_TYPES and " " in self.name and not self.name.startswith("interval"):
             head, tail = self.name.split(" ", 1)
             base = f"{head}{mods} {tail}"
         else:
@@ -139,16 +139,25 @@ _TIME_TYPES = {
     "timestamp with time zone",
     "interval",
 }
+#: `interval` restricted to fields, as format_type prints it; a precision goes after the fields (`interval day
+#: to second(2)`) and only fields that end in SECOND take one
+_INTERVAL_FIELDS = (
+    "year", "month", "day", "hour", "minute", "second", "year to month", "day to hour", "day to minute",
+    "day to second", "hour to minute", "hour to second", "minute to second",
+)  # fmt: skip
+_INTERVALS = {f"interval {f}" for f in _INTERVAL_FIELDS}
 _LENGTH_TYPES = {"character varying", "character", "bit", "bit varying"}
-_MODIFIABLE = _TIME_TYPES | _LENGTH_TYPES | {"numeric"}
+_MODIFIABLE = _TIME_TYPES | _LENGTH_TYPES | {"numeric"} | {i for i in _INTERVALS if i.endswith("second")}
 _BUILTINS = _MODIFIABLE | {
     "smallint", "integer", "bigint", "real", "double precision", "boolean", "text", "bytea", "date", "uuid",
     "json", "jsonb", "inet", "cidr", "macaddr", "macaddr8", "money", "xml", "tsvector", "tsquery", "oid",
     "name", "point", "line", "lseg", "box", "path", "polygon", "circle", "int4range", "int8range", "numrange",
     "tsrange", "tstzrange", "daterange", "int4multirange", "int8multirange", "nummultirange",
     "tsmultirange", "tstzmultirange", "datemultirange", "pg_lsn", "regclass", "regtype", "regproc",
-    "txid_snapshot", "pg_snapshot", "bpchar", "\"char\"",
-}  # fmt: skip
+    "txid_snapshot", "pg_snapshot", "bpchar", "\"char\"", "jsonpath", "xid8", "xid", "cid", "tid",
+    "regnamespace", "regrole", "regoper", "regoperator", "regprocedure", "regconfig", "regdictionary",
+    "regcollation", "int2vector", "oidvector", "aclitem", "refcursor", "gtsvector",
+} | _INTERVALS  # fmt: skip
 
 #: alias → (canonical name, serial?)
 _ALIASES: dict[str, tuple[str, bool]] = {
@@ -240,6 +249,13 @@ def _builtin(raw: str, low: str, mod_text: str, dims: int) -> PgType:
     # timestamp(3) with time zone / time (3) without time zone
     tm = re.fullmatch(r"(timestamp|time)\s*(\(\s*\d+\s*\))?\s*(with time zone|without time zone)?", low)
     tz = re.fullmatch(r"(timestamptz|timetz)\s*(\(\s*\d+\s*\))?", low)
+    iv = re.fullmatch(r"interval\s+([a-z ]+?)\s*(\(\s*\d+\s*\))?", low)
+    if iv and re.sub(r"\s+", " ", iv.group(1)) in _INTERVAL_FIELDS:
+        name, mods = "interval " + re.sub(r"\s+", " ", iv.group(1)), _mods(iv.group(2) or "")
+        if mods and name not in _MODIFIABLE:
+            raise UnknownTypeError(raw, "only interval fields ending in SECOND take a precision")
+        _check_mods(raw, "interval", mods)
+        return PgType(name, mods, dims)
     if tm or tz:
         if tm:
             head, mods_s, zone = tm.group(1), tm.group(2), tm.group(3) or "without time zone"
@@ -331,7 +347,7 @@ def type_change(old: PgType, new: PgType) -> TypeChange:
         if o.modifiers and o.scale == n.scale and n.modifiers[0] >= o.modifiers[0]:
             return TypeChange(rewrite=False, widening=True)
         return TypeChange(rewrite=True, widening=False)
-    if o.name == n.name and o.name in _TIME_TYPES | {"bit varying"}:
+    if o.name == n.name and o.name in _TIME_TYPES | _INTERVALS | {"bit varying"}:
         if not n.modifiers or (o.modifiers and n.modifiers[0] >= o.modifiers[0]):
             return TypeChange(rewrite=False, widening=True)
         return TypeChange(rewrite=True, widening=False)

@@ -1,7 +1,9 @@
 """What the spec does not manage: live objects (or properties of them) the spec format cannot express.
 
-The spec speaks of columns, one primary key, single-column UNIQUE constraints and plain indexes (columns in
-order, `unique`, `where`, `method`). Anything else found live — an index with an expression, INCLUDE columns,
+The spec speaks of columns, one primary key, UNIQUE, FOREIGN KEY and CHECK constraints and plain indexes (columns
+in order, `unique`, `where`, `method`). UNIQUE constraints over several columns (or DEFERRABLE, NULLS NOT DISTINCT),
+FOREIGN KEY and CHECK constraints are managed for a table only when its spec has the list for them (`unique`,
+`foreign_keys`, `checks`; an empty list manages "none"); without it they stay as they are. Anything else found live — an index with an expression, INCLUDE columns,
 DESC ordering, an operator class or a collation of its own; a UNIQUE over several columns or DEFERRABLE;
 CHECK, FOREIGN KEY and EXCLUDE constraints; triggers, policies, views reading the table, column collations —
 is listed in the plan as *unmanaged* and never dropped or altered: a spec that cannot say it wants such an
@@ -21,13 +23,16 @@ from migrate_assets.schema.plan import Unmanaged
 
 TableKey = tuple[str, str]
 
+INCLUDE = "INCLUDE columns"
+#: the constraint kinds a spec manages once it lists them for a table (`Table.manages`), and the spec key
+MANAGED_KINDS = {"foreign_key": "foreign_keys", "check": "checks"}
 REDUNDANT_UNIQUE = "UNIQUE on the primary-key columns (the spec folds `unique: true` on a key column into the key)"
 
 
 def unique_reason(want: Table, live_unique: Constraint, live_columns: tuple[str, ...]) -> str | None:
     """Why a live UNIQUE constraint is outside the spec's reach (then it is kept), or None when the spec
     manages it. `live_columns` are its columns under the desired names (after renames)."""
-    if live_unique.unmanaged:
+    if live_unique.unmanaged and ("unique" not in want.manages or live_unique.unmanaged == INCLUDE):
         return live_unique.unmanaged
     if want.pk_unique and want.primary_key is not None and live_columns == want.primary_key.columns:
         return REDUNDANT_UNIQUE
@@ -52,7 +57,8 @@ def users_of(want: Table, have: Table, column: str) -> list[str]:
     """The unmanaged objects that `DROP COLUMN column` would take along (indexes and constraints on it go with
     it; a view or policy would make it fail), spelled `kind name`."""
     out = [f"unique {u.name}" for u in have.uniques if column in u.columns and unique_reason(want, u, u.columns)]
-    return out + [f"{kind} {name}" for col, kind, name in have.column_users if col == column]
+    return out + [f"{kind} {name}" for col, kind, name in have.column_users
+                  if col == column and MANAGED_KINDS.get(kind) not in want.manages]
 
 
 def listing(desired: Iterable[Table], live: dict[TableKey, Table]) -> tuple[Unmanaged, ...]:
@@ -66,9 +72,17 @@ def listing(desired: Iterable[Table], live: dict[TableKey, Table]) -> tuple[Unma
             why = unique_reason(want, u, u.columns)
             if why:
                 out.append(Unmanaged(have.qualified, "unique", u.name or "", why))
+        listed = {i.name for i in want.indexes if i.named or i.featured}
         for ix in have.indexes:
             why = index_reason(ix)
-            if why:
+            if why and ix.name not in listed:
                 out.append(Unmanaged(have.qualified, "index", ix.name, why))
-        out.extend(have.others)
+        if "foreign_keys" not in want.manages:
+            out.extend(Unmanaged(have.qualified, "foreign_key", f.name, "FOREIGN KEY (the spec has no foreign_keys list)")
+                       for f in have.foreign_keys)
+        if "checks" not in want.manages:
+            out.extend(Unmanaged(have.qualified, "check", c.name, f"CHECK ({c.expression}) (the spec has no checks list)")
+                       for c in have.checks)
+        stated = {c.name for c in want.columns if c.collation is not None}
+        out.extend(u for u in have.others if not (u.kind == "collation" and u.name in stated))
     return tuple(sorted(out, key=lambda u: (u.table, u.kind, u.name)))

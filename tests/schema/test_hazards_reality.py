@@ -34,7 +34,6 @@ CASES = [
     ("set_default", "{name: v, type: int}", "{name: v, type: int, default: '7'}"),
     ("rename", "{name: v, type: int}", "{name: w, type: int, renamed_from: [v]}"),
     ("drop_column", "{name: v, type: int}, {name: w, type: int}", "{name: v, type: int}"),
-    ("add_unique", "{name: v, type: int}", "{name: v, type: int, unique: true}"),
     ("comment", "{name: v, type: int}", "{name: v, type: int, comment: hello}"),
 ]  # fmt: skip
 

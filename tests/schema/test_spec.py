@@ -91,7 +91,7 @@ indexes:
         ("table: t\ncolumns: [{name: a, type: int, identity: always, nullable: true}]\n", "identity columns are always"),
         ("table: t\ncolumns: [{name: a, type: int, identity: sometimes}]\n", "'always' or 'by_default'"),
         ("table: t\ncolumns: [{name: a, type: int}]\nprimary_key: [b]\n", "unknown column 'b'"),
-        ("table: t\ncolumns: [{name: a, type: int}]\nindexes: [{columns: [a], method: btrie}]\n", "unknown index method"),
+        ("table: t\ncolumns: [{name: a, type: int}]\nindexes: [{columns: [a], method: 'b tree'}]\n", "unknown index method"),
         ("table: t\ncolumns: [{name: a, type: int}]\nindexes: [{columns: [a], where: \"(a > 0\"}]\n", "unbalanced"),
         ("table: t\ncolumns: [{name: a, type: int, name: b}]\n", "duplicate key"),
         ("table: [x]\ncolumns: [{name: a, type: int}]\n", "expected a name"),

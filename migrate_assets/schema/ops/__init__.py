@@ -26,8 +26,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from migrate_assets.schema.ops.add_check import AddCheck
 from migrate_assets.schema.ops.add_column import AddColumn
 from migrate_assets.schema.ops.add_enum_value import AddEnumValue
+from migrate_assets.schema.ops.add_foreign_key import AddForeignKey
+from migrate_assets.schema.ops.add_key import AddKey
 from migrate_assets.schema.ops.base import (
     REGISTRY,
     Ddl,
@@ -39,16 +42,22 @@ from migrate_assets.schema.ops.base import (
 )
 from migrate_assets.schema.ops.change_type import ChangeType
 from migrate_assets.schema.ops.comment_column import CommentColumn
+from migrate_assets.schema.ops.create_enum import CreateEnum
 from migrate_assets.schema.ops.drop_column import DropColumn
+from migrate_assets.schema.ops.drop_constraint import DropConstraint
 from migrate_assets.schema.ops.drop_not_null import DropNotNull
 from migrate_assets.schema.ops.rename_column import RenameColumn
+from migrate_assets.schema.ops.rename_enum_value import RenameEnumValue
+from migrate_assets.schema.ops.set_collation import SetCollation
 from migrate_assets.schema.ops.set_default import DropDefault, SetDefault
 from migrate_assets.schema.ops.set_identity import SetIdentity
+from migrate_assets.schema.ops.set_identity_options import SetIdentityOptions
 from migrate_assets.schema.ops.set_not_null import SetNotNull
+from migrate_assets.schema.ops.validate_constraint import ValidateConstraint
 
 __all__ = [
-    "REGISTRY", "AddColumn", "AddEnumValue", "ChangeType", "CommentColumn", "Ddl", "DropColumn", "DropDefault", "DropNotNull",
-    "ExpandBuilder", "Operation", "Problem", "Refused", "RenameColumn", "SetDefault", "SetIdentity", "SetNotNull",
+    "REGISTRY", "AddCheck", "AddEnumValue", "CreateEnum", "RenameEnumValue", "AddColumn", "AddForeignKey", "AddKey", "DropConstraint", "ValidateConstraint", "ChangeType", "CommentColumn", "Ddl", "DropColumn", "DropDefault", "DropNotNull",
+    "ExpandBuilder", "Operation", "Problem", "Refused", "RenameColumn", "SetCollation", "SetDefault", "SetIdentity", "SetIdentityOptions", "SetNotNull",
     "ShapeSink", "op_from_dict", "op_to_dict",
 ]  # fmt: skip
 

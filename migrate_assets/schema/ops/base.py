@@ -101,6 +101,12 @@ class Operation:
     phase: ClassVar[str] = "misc"
     #: can this operation appear in an expand–contract change file?
     expandable: ClassVar[bool] = False
+    #: False: runs after the main transaction commits, statement by statement in autocommit (CONCURRENTLY
+    #: builds, VALIDATE CONSTRAINT); `after_commit()` may decide per instance
+    transactional: ClassVar[bool] = True
+
+    def after_commit(self) -> bool:
+        return not self.transactional
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
