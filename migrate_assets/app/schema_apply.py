@@ -34,7 +34,11 @@ COLUMN_KINDS = frozenset({"add_column", "drop_column", "rename_column", "alter_t
                           "drop_not_null", "set_default", "drop_default", "set_identity"})
 #: kinds the pipeline does not see (the topic key follows the primary key only): applied directly even on a
 #: pipeline table
-DIRECT_KINDS = frozenset({"add_index", "drop_index", "add_unique", "drop_unique", "set_comment"})
+#: changes the published columns do not see (indexes, keys other than the primary key, CHECK and FOREIGN KEY
+#: constraints, comments, identity sequence options): applied directly on a pipeline table too
+DIRECT_KINDS = frozenset({"add_index", "drop_index", "add_unique", "drop_unique", "set_comment", "add_check",
+                          "drop_check", "add_foreign_key", "drop_foreign_key", "validate_constraint",
+                          "set_identity_options"})
 
 
 def pipeline_tables(cfg: ProjectConfig) -> set[str]:

@@ -72,3 +72,26 @@ def test_a_primary_key_change_of_a_pipeline_table_is_refused(cfg_path: Path) -> 
     with database.schema_connection(cfg, read_only=True) as conn:
         parts = split(conn, cfg, plan, database.specs(cfg))
     assert parts.refusals and all("public.orders" in r and "change file" in r for r in parts.refusals)
+
+
+def test_constraints_of_a_pipeline_table_run_directly(cfg_path: Path) -> None:
+    """A CHECK or FOREIGN KEY changes no published column: the plan keeps it direct, nothing for the saga."""
+    spec = cfg_path.parent / "schemas" / "orders.yaml"
+    spec.write_text(SPEC.replace("customer_name, type: text, renamed_from: [customer]", "customer, type: text")
+                    .replace("{name: total, type: bigint, nullable: true}", "{name: total, type: integer, "
+                             "nullable: true}")
+                    .replace("{name: state, type: text, default: \"'new'::text\"}", "{name: state, type: text}")
+                    .replace("  - {name: note, type: text, nullable: true}\n", "  - {name: legacy, type: text, "
+                             "nullable: true}\n  - {name: other_id, type: integer, nullable: true}\n")
+                    + "checks:\n  - {name: orders_total_positive, expression: total > 0}\n"
+                    + "foreign_keys:\n  - {name: orders_other_fk, columns: [other_id], "
+                      "references: {table: public.other, columns: [id]}}\n")
+    with psycopg.connect(load_config(str(cfg_path)).database.dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE orders ADD COLUMN other_id integer")
+    cfg = load_config(str(cfg_path))
+    plan = database.schema_plan(cfg)
+    with database.schema_connection(cfg, read_only=True) as conn:
+        parts = split(conn, cfg, plan, database.specs(cfg))
+    assert parts.changes == [] and parts.refusals == []
+    kinds = {(c.table, c.kind) for c in parts.direct.changes}
+    assert {("public.orders", "add_check"), ("public.orders", "add_foreign_key")} <= kinds, kinds
