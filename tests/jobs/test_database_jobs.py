@@ -7,10 +7,24 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dagster import Backoff, DagsterInstance, Jitter, RunRequest, build_schedule_context, build_sensor_context
+from dagster import (
+    Backoff,
+    DagsterInstance,
+    Jitter,
+    RunRequest,
+    SkipReason,
+    build_run_status_sensor_context,
+    build_schedule_context,
+    build_sensor_context,
+)
 
 from migrate_assets.jobs import JOBS
-from migrate_assets.jobs.automation import expand_ready, nightly_drift_check, spec_files_changed
+from migrate_assets.jobs.automation import (
+    expand_ready,
+    layers_changed,
+    nightly_drift_check,
+    spec_files_changed,
+)
 from migrate_assets.jobs.database import (
     abort_expand,
     contract,
@@ -68,10 +82,20 @@ def test_schema_plan_apply_and_drift_schedule(db_project: Path, fresh_dsn: str) 
     drift = schema_plan.execute_in_process(run_config=req.run_config, resources=res, raise_on_error=False)
     assert not drift.success and "drift" in drift.failure_data_for_node("plan_schema").error.message  # type: ignore[union-attr]
 
-    dry = schema_apply.execute_in_process(run_config=_ops("apply_schema", dry_run=True), resources=res)
+    instance = DagsterInstance.ephemeral()
+    dry = schema_apply.execute_in_process(run_config=_ops("apply_schema", dry_run=True), resources=res,
+                                          instance=instance)
     assert dry.output_for_node("apply_schema")["dry_run"] is True
-    applied = schema_apply.execute_in_process(resources=res)
+    applied = schema_apply.execute_in_process(resources=res, instance=instance)
     assert len(applied.output_for_node("apply_schema")["changes"]) == 1
+    # the layers_changed sensor: the applied run asks for an observation of the pipeline assets, the dry run not
+    for run, expect in ((dry, SkipReason), (applied, RunRequest)):
+        ctx = build_run_status_sensor_context(sensor_name="layers_changed", dagster_event=run.get_run_success_event(),
+                                              dagster_instance=instance, dagster_run=run.dagster_run)
+        out = layers_changed(ctx)
+        assert isinstance(out, expect), out
+    assert out.run_key == f"observe-after:{applied.run_id}"  # type: ignore[union-attr]
+    assert out.tags["migrate_assets/after_job"] == "schema_apply"  # type: ignore[union-attr]
     assert schema_plan.execute_in_process(run_config=req.run_config, resources=res).success  # converged
 
     # a breaking change is a semantic failure: Failure(allow_retries=False), never retried
