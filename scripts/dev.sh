@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE="${MIGRATE_ASSETS_RUN_STATE:-.migrate/run}"
 BIN=.venv/bin
-"$BIN/migrate-assets" stack up --state-dir "$STATE" --connect-mode standalone
+"$BIN/migrate-assets" stack up --state-dir "$STATE"
 eval "$("$BIN/python" examples/stack_env.py "$STATE")"
 "$BIN/python" examples/setup_shop.py
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.migrate/dagster}"
