@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add this area's sub-commands to the `migrate-assets` parser."""
     p = sub.add_parser("expand", help="expand a table: new columns, sync triggers, batched backfill")
     p.add_argument("change_file")
-    p.add_argument("--batch-size", type=argtypes.count(1), default=None, help="rows per backfill batch (default 1000)")
+    p.add_argument("--batch-size", type=argtypes.count(1), default=None, help="rows in the first backfill batch (default 1000); later batches are sized to ~15 ms, or stay fixed with --batch-delay")
     p.add_argument("--batch-delay", type=argtypes.seconds, default=0.0,
                    help="pause between batches, e.g. 50ms or 0.05s (default 0)")
     p.add_argument("--dry-run", action="store_true", help="validate and print the SQL; change nothing")
