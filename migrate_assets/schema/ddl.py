@@ -6,6 +6,8 @@ default and predicate expressions are user SQL by design and are validated befor
 
 from __future__ import annotations
 
+import re
+
 from psycopg import sql
 
 from migrate_assets.schema.model import (
@@ -13,6 +15,7 @@ from migrate_assets.schema.model import (
     Check,
     Column,
     Constraint,
+    Exclude,
     ForeignKey,
     Index,
     IndexElement,
@@ -92,6 +95,8 @@ def create_table(t: Table) -> list[str]:
         items.append(sql.SQL("CONSTRAINT {} ").format(ident(u.name or "")) + key_clause("UNIQUE", u))
     for ck in t.checks:
         items.append(sql.SQL("CONSTRAINT {} ").format(ident(ck.name)) + check_clause(ck))
+    for ex in t.excludes:
+        items.append(sql.SQL("CONSTRAINT {} ").format(ident(ex.name)) + exclude_clause(ex))
     out = [render(sql.SQL("CREATE TABLE {} ({})").format(table_ident(t.schema, t.name), sql.SQL(", ").join(items)))]
     out += [create_index(t.schema, t.name, ix, concurrently=False) for ix in t.indexes]
     if t.comment is not None:
@@ -185,6 +190,32 @@ def add_foreign_key(schema: str, table: str, fk: ForeignKey, *, not_valid: bool)
 
 def check_clause(ck: Check) -> sql.Composable:
     return sql.SQL("CHECK {}{}").format(expr(ck.expression), sql.SQL(" NO INHERIT" if ck.no_inherit else ""))
+
+
+#: an operator name as Postgres allows it (symbols, never `--` or `/*`), or OPERATOR(schema.symbols)
+OPERATOR_RE = re.compile(r"(?!.*(?:--|/\*))(?:[+\-*/<>=~!@#%^&|`?]{1,63}|OPERATOR\(\s*[A-Za-z_][A-Za-z0-9_$]*\s*\.\s*[+\-*/<>=~!@#%^&|`?]{1,63}\s*\))")
+
+
+def exclude_clause(ex: Exclude) -> sql.Composable:
+    """`EXCLUDE USING method (element WITH op, …) [INCLUDE (…)] [WHERE (…)] [DEFERRABLE …]`: expressions passed the
+    expression gate, operators the `OPERATOR_RE` shape (checked again here: nothing else reaches the SQL)."""
+    parts: list[sql.Composable] = []
+    for el in ex.elements:
+        if not OPERATOR_RE.fullmatch(el.operator):
+            raise ValueError(f"not an operator: {el.operator!r}")
+        key = ident(el.column) if el.column is not None else expr(el.expression or "")
+        parts.append(sql.SQL("{} WITH {}").format(key, sql.SQL(el.operator)))
+    return sql.SQL("EXCLUDE USING {} ({}){}{}{}").format(
+        sql.SQL(ex.using) if ex.using in INDEX_METHODS else ident(ex.using),
+        sql.SQL(", ").join(parts),
+        sql.SQL(" INCLUDE ({})").format(idents(ex.include)) if ex.include else sql.SQL(""),
+        sql.SQL(" WHERE {}").format(expr(ex.where)) if ex.where is not None else sql.SQL(""),
+        sql.SQL(" DEFERRABLE" + (" INITIALLY DEFERRED" if ex.initially_deferred else "")) if ex.deferrable
+        else sql.SQL(""))
+
+
+def add_exclude(schema: str, table: str, ex: Exclude) -> str:
+    return alter(schema, table, "ADD CONSTRAINT {} {}", ident(ex.name), exclude_clause(ex))
 
 
 def add_check(schema: str, table: str, ck: Check, *, not_valid: bool) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from migrate_assets.schema import ddl, hazards, ops, unmanaged
 from migrate_assets.schema.ddl import ident, q, table_ident
 from migrate_assets.schema.introspect import Canonical
-from migrate_assets.schema.model import Check, Column, Constraint, Index, Table, object_name
+from migrate_assets.schema.model import Check, Column, Constraint, Exclude, Index, Table, object_name
 from migrate_assets.schema.plan import Change
 from migrate_assets.schema.sqltext import defaults_match, normalize
 
@@ -117,6 +117,8 @@ def _constraints_in_sync(want: Table, have: Table) -> bool:
     if "foreign_keys" in want.manages and (set(want.foreign_keys) != set(have.foreign_keys)
                                            or not all(f.validated for f in have.foreign_keys)):
         return False
+    if "excludes" in want.manages and not same_excludes(want.excludes, have.excludes):
+        return False
     if "checks" in want.manages:
         live_c = {c.name: c for c in have.checks}
         if live_c.keys() != {c.name for c in want.checks}:
@@ -126,6 +128,21 @@ def _constraints_in_sync(want: Table, have: Table) -> bool:
             if not lc.validated or lc.no_inherit != c.no_inherit or normalize(lc.expression) != normalize(c.expression):
                 return False
     return True
+
+
+def _exclude_key(x: Exclude) -> tuple[object, ...]:
+    """Comparison form of an EXCLUDE constraint: expressions normalised (the live side is Postgres's spelling)."""
+    els = tuple((e.column if e.column is not None else normalize(e.expression or ""), e.operator) for e in x.elements)
+    return (x.name, x.using.lower(), els, x.include,
+            normalize(x.where) if x.where is not None else None, x.deferrable, x.initially_deferred)
+
+
+def same_exclude(want: Exclude, have: Exclude) -> bool:
+    return _exclude_key(want) == _exclude_key(have)
+
+
+def same_excludes(want: Iterable[Exclude], have: Iterable[Exclude]) -> bool:
+    return {_exclude_key(x) for x in want} == {_exclude_key(x) for x in have}
 
 
 def pending_checks(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[TableKey, Check, Check]]:
@@ -494,6 +511,7 @@ class _TableDiff:
             self._add_key(replace(u, name=name), primary=False)
         self._foreign_keys()
         self._checks()
+        self._excludes()
 
     def _foreign_keys(self) -> None:
         if "foreign_keys" not in self.want.manages:
@@ -538,6 +556,33 @@ class _TableDiff:
                 continue
             self.con_op(ops.AddCheck(check=wc, not_valid=True))
             self.con_op(ops.ValidateConstraint(name=name))
+
+    def _excludes(self) -> None:
+        """Excludes the spec lists: a changed one is dropped and added again (no ALTER for it exists)."""
+        if "excludes" not in self.want.manages:
+            return
+        s, t = self.s, self.t
+        live = {x.name: x for x in self.have.excludes}
+        wanted = {x.name: x for x in self.want.excludes}
+        for name, lx in live.items():
+            wx = wanted.get(name)
+            if (wx is not None and same_exclude(self._canon_exclude(wx), lx)) or self.dropped & {e.column for e in lx.elements}:
+                continue  # kept, or goes with its column
+            self.con_op(ops.DropConstraint(name=name, what="exclude", restore=(ddl.add_exclude(s, t, lx),)),
+                        "drop_exclude")
+        for name, wx in wanted.items():
+            have_x = live.get(name)
+            if have_x is None or not same_exclude(self._canon_exclude(wx), have_x):
+                self.con_op(ops.AddExclude(exclude=wx))
+
+    def _canon_exclude(self, x: Exclude) -> Exclude:
+        """`x` with each expression as the live one when Postgres reads both alike (`pending_excludes`)."""
+        get = self.canon.predicates.get
+        key = self.want.key
+        els = tuple(replace(e, expression=get(exclude_canon_key(key, x.name, k), e.expression)) if e.expression else e
+                    for k, e in enumerate(x.elements))
+        where = get(exclude_canon_key(key, x.name, -1), x.where) if x.where is not None else None
+        return replace(x, elements=els, where=where)
 
     def _same_generated(self, c: Column, lc: Column) -> bool:
         if c.generated is None or lc.generated is None:
@@ -624,6 +669,32 @@ class _TableDiff:
             return True
         got = self.canon.predicates.get(key)
         return got is not None and normalize(got) == normalize(have)
+
+
+def exclude_canon_key(key: TableKey, name: str, k: int) -> tuple[str, str, str]:
+    """Canonical-spelling key of an EXCLUDE constraint's element `k` (-1: its WHERE predicate)."""
+    return (key[0], key[1], f"exclude:{name}:{k}")
+
+
+def pending_excludes(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[TableKey, str, int, str, str]]:
+    """(table, exclude, element number or -1 for WHERE, desired text, live text) of EXCLUDE expressions spelled
+    differently from Postgres's spelling of the live constraint."""
+    out = []
+    for t in desired:
+        lt = live.get(t.key)
+        if lt is None or "excludes" not in t.manages:
+            continue
+        lx = {x.name: x for x in lt.excludes}
+        for x in t.excludes:
+            h = lx.get(x.name)
+            if h is None:
+                continue
+            for k, (w, he) in enumerate(zip(x.elements, h.elements, strict=False)):
+                if w.expression and he.expression and normalize(w.expression) != normalize(he.expression):
+                    out.append((t.key, x.name, k, w.expression, he.expression))
+            if x.where is not None and h.where is not None and normalize(x.where) != normalize(h.where):
+                out.append((t.key, x.name, -1, x.where, h.where))
+    return out
 
 
 def index_expr_key(key: TableKey, index: str, k: int) -> tuple[str, str, str]:

@@ -4,7 +4,7 @@ Postgres' own spelling (types as `format_type` prints them, expressions as `pg_g
 
 What the format cannot express is never skipped silently: every such object (or property) comes back in
 `Export.not_expressed` with its name, kind and why: the objects `plan` lists as unmanaged for a table (expression
-indexes, triggers, policies, EXCLUDE constraints, column collations…), and the objects of the schemas that are
+indexes, triggers, policies, column collations…), and the objects of the schemas that are
 not tables (views, materialized views, sequences of their own, domains, composite types, functions,
 partitions), read in one catalog query. Enums get a file each (`<schema>.<name>.enum.yaml`).
 """
@@ -26,6 +26,7 @@ from migrate_assets.schema.introspect import catalog_path, introspect
 from migrate_assets.schema.model import (
     Column,
     Constraint,
+    Exclude,
     ForeignKey,
     IndexElement,
     Table,
@@ -142,6 +143,23 @@ def _unique(u: Constraint) -> dict[str, Any]:
     return d
 
 
+def _exclude(x: Exclude) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": x.name}
+    if x.using != "gist":
+        d["using"] = x.using
+    d["elements"] = [{"column": e.column, "operator": e.operator} if e.column is not None
+                     else {"expression": e.expression, "operator": e.operator} for e in x.elements]
+    if x.include:
+        d["include"] = list(x.include)
+    if x.where is not None:
+        d["where"] = x.where
+    if x.deferrable:
+        d["deferrable"] = True
+    if x.initially_deferred:
+        d["initially_deferred"] = True
+    return d
+
+
 def table_document(t: Table, default_schema: str = "public") -> tuple[dict[str, Any], list[Unmanaged]]:
     """The spec mapping for live table `t`, and what it leaves out."""
     skipped: list[Unmanaged] = []
@@ -172,6 +190,8 @@ def table_document(t: Table, default_schema: str = "public") -> tuple[dict[str, 
     if t.checks:
         doc["checks"] = [{"name": c.name, "expression": c.expression, **({"no_inherit": True} if c.no_inherit else {})}
                          for c in t.checks]
+    if t.excludes:
+        doc["excludes"] = [_exclude(x) for x in t.excludes]
     indexes = []
     for ix in t.indexes:
         readable = bool(ix.elements) or not ix.expression  # keys read (an INVALID leftover's are not)
@@ -192,7 +212,7 @@ def table_document(t: Table, default_schema: str = "public") -> tuple[dict[str, 
         indexes.append(d)
     if indexes:
         doc["indexes"] = indexes
-    skipped.extend(u for u in t.others if u.kind != "collation")  # collations are written to the columns
+    skipped.extend(u for u in t.others if u.kind not in ("collation", "exclusion"))  # collations are written to the columns
     return doc, skipped
 
 

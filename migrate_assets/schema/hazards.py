@@ -68,6 +68,9 @@ RENAME_COLUMN = (AEL, Hazard.BREAKS_READERS)
 SET_NOT_NULL = (AEL, Hazard.LONG_RUNNING)
 ALTER_METADATA = (AEL,)
 ADD_CONSTRAINT = (AEL, Hazard.LONG_RUNNING)
+#: ADD CONSTRAINT … EXCLUDE: builds its index and checks every row while holding ACCESS EXCLUSIVE (readers and
+#: writers wait for the whole build); Postgres has no NOT VALID and no USING INDEX for an exclusion constraint
+ADD_EXCLUDE = (AEL, Hazard.LONG_RUNNING)
 ADD_INDEX_CONCURRENTLY = (Hazard.LONG_RUNNING,)
 #: CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT … USING INDEX (an instant under ACCESS EXCLUSIVE)
 ADD_KEY_ONLINE = (AEL, Hazard.LONG_RUNNING)

@@ -24,6 +24,8 @@ from migrate_assets.schema.model import (
     Check,
     Column,
     Constraint,
+    Exclude,
+    ExcludeElement,
     ForeignKey,
     Index,
     IndexElement,
@@ -93,12 +95,26 @@ SELECT con.conrelid, con.contype, con.conname, con.conkey,
         JOIN pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.n),
        con.confupdtype, con.confdeltype, con.confmatchtype,
        CASE WHEN con.contype = 'c' THEN pg_get_expr(con.conbin, con.conrelid) END, con.connoinherit,
-       CASE WHEN con.contype = 'f' THEN pg_get_constraintdef(con.oid) END, {delset}
+       CASE WHEN con.contype = 'f' THEN pg_get_constraintdef(con.oid) END, {delset},
+       CASE WHEN con.contype = 'x' THEN (SELECT am.amname FROM pg_class ic JOIN pg_am am ON am.oid = ic.relam
+                                         WHERE ic.oid = ix.indexrelid) END,
+       CASE WHEN con.contype = 'x' THEN pg_get_expr(ix.indpred, ix.indrelid) END,
+       CASE WHEN con.contype = 'x' THEN ARRAY(
+           SELECT a.attname FROM generate_series(1, ix.indnkeyatts) g(i) LEFT JOIN pg_attribute a
+           ON a.attrelid = ix.indrelid AND a.attnum = ix.indkey[g.i - 1] AND a.attnum > 0 ORDER BY g.i) END,
+       CASE WHEN con.contype = 'x' THEN ARRAY(
+           SELECT pg_get_indexdef(ix.indexrelid, g.i, true) FROM generate_series(1, ix.indnkeyatts) g(i) ORDER BY g.i) END,
+       CASE WHEN con.contype = 'x' THEN ARRAY(
+           SELECT o.oprname FROM unnest(con.conexclop) WITH ORDINALITY k(op, i) JOIN pg_operator o ON o.oid = k.op
+           ORDER BY k.i) END,
+       CASE WHEN con.contype = 'x' THEN ARRAY(
+           SELECT a.attname FROM generate_series(ix.indnkeyatts + 1, ix.indnatts) g(i) JOIN pg_attribute a
+           ON a.attrelid = ix.indrelid AND a.attnum = ix.indkey[g.i - 1] ORDER BY g.i) END
 FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid
 LEFT JOIN pg_index ix ON ix.indexrelid = con.conindid
 LEFT JOIN pg_class fc ON fc.oid = con.confrelid
 LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
-WHERE con.contype IN ('p', 'u', 'f', 'c')
+WHERE con.contype IN ('p', 'u', 'f', 'c', 'x')
 """  # noqa: S608
 
 #: the columns (attnums) an object uses, from pg_depend: only asked for the few unmanaged objects
@@ -257,10 +273,11 @@ def introspect(
     uniques: dict[int, list[Constraint]] = {}
     fkeys: dict[int, list[ForeignKey]] = {}
     checks: dict[int, list[Check]] = {}
+    excludes: dict[int, list[Exclude]] = {}
     uses: dict[int, set[tuple[str, str, str]]] = {}  # (column, kind, name) of objects the spec may not manage
     odd: list[tuple[int, str, str, str, str, list[int]]] = []
     for (relid, contype, name, conkey, why, deferrable, deferred, valid, nnd, fnsp, frel, fcols, upd, dele, match,
-         check, noinherit, fdef, delset) in con_rows:  # fmt: skip
+         check, noinherit, fdef, delset, xam, xwhere, xcols, xdefs, xops, xinclude) in con_rows:  # fmt: skip
         names = attnames.get(relid, {})
         cols = tuple(names[k] for k in conkey or () if k in names)
         if contype in ("p", "u"):
@@ -276,6 +293,11 @@ def introspect(
                 name, cols, fnsp, frel, tuple(fcols), FK_ACTIONS[dele], FK_ACTIONS[upd], FK_MATCH[match], deferrable,
                 deferred, valid))  # fmt: skip
             _note_uses(uses, names, relid, "foreign_key", name, list(conkey or ()))
+        elif contype == "x":  # listed among the others too (with the columns it uses) while no spec manages it
+            elements = tuple(ExcludeElement(c, None if c is not None else d, o)
+                             for c, d, o in zip(xcols, xdefs, xops, strict=False))
+            excludes.setdefault(relid, []).append(
+                Exclude(name, elements, xam, xwhere, tuple(xinclude), deferrable, deferred))
         else:
             checks.setdefault(relid, []).append(Check(name, check or "", noinherit, valid))
             _note_uses(uses, names, relid, "check", name, list(conkey or ()))
@@ -325,6 +347,7 @@ def introspect(
             comment,
             foreign_keys=tuple(sorted(fkeys.get(oid, ()), key=lambda f: f.name)),
             checks=tuple(sorted(checks.get(oid, ()), key=lambda c: c.name)),
+            excludes=tuple(sorted(excludes.get(oid, ()), key=lambda x: x.name)),
             others=tuple(others.get(oid, ())),
             column_users=tuple(sorted(uses.get(oid, ()))),
         )

@@ -172,6 +172,30 @@ class Check:
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ExcludeElement:
+    """One element of an EXCLUDE constraint: a column or an expression, and the operator rows are compared with."""
+
+    column: str | None
+    expression: str | None
+    operator: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exclude:
+    """An EXCLUDE constraint: compared by name, access method, elements, INCLUDE, WHERE and DEFERRABLE (expressions
+    as Postgres spells them: the live side comes from `pg_get_indexdef`/`pg_get_expr`)."""
+
+    name: str
+    elements: tuple[ExcludeElement, ...]
+    using: str = "gist"
+    where: str | None = None
+    include: tuple[str, ...] = ()
+    deferrable: bool = False
+    initially_deferred: bool = False
+    source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+
+
 @dataclass(frozen=True)
 class Table:
     schema: str
@@ -188,7 +212,9 @@ class Table:
     column_users: tuple[tuple[str, str, str], ...] = field(default=(), compare=False)
     foreign_keys: tuple[ForeignKey, ...] = ()
     checks: tuple[Check, ...] = ()
-    #: desired side: the constraint lists the spec gives for this table (`unique`, `foreign_keys`, `checks`); a
+    excludes: tuple[Exclude, ...] = ()
+    #: desired side: the constraint lists the spec gives for this table (`unique`, `foreign_keys`, `checks`,
+    #: `excludes`); a
     #: kind it does not list stays unmanaged there: listed, never dropped
     manages: frozenset[str] = field(default=frozenset(), compare=False)
     #: desired side: the spec says `unique: true` on the primary-key column, which the model folds into the key;
@@ -228,6 +254,7 @@ def _constraint_data(t: Table) -> tuple[object, ...]:
         tuple(sorted((f.name, f.columns, f.ref_key, f.ref_columns, f.on_delete, f.on_update, f.match, f.deferrable,
                       f.initially_deferred, f.validated) for f in t.foreign_keys)),
         tuple(sorted((c.name, c.expression, c.no_inherit, c.validated) for c in t.checks)),
+        tuple((x.name, x.using, x.elements, x.where, x.include, x.deferrable, x.initially_deferred) for x in t.excludes),
         tuple(sorted((i.name, i.definition or "", i.columns, i.unique, i.where or "", i.method, i.expression) for i in t.indexes)),
         t.comment,
     )

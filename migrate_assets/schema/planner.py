@@ -21,11 +21,13 @@ from migrate_assets.schema.diff import (
     TableKey,
     check_canon_key,
     diff,
+    exclude_canon_key,
     generated_canon_key,
     in_sync,
     index_expr_key,
     pending_checks,
     pending_defaults,
+    pending_excludes,
     pending_generated,
     pending_index_expressions,
     pending_predicates,
@@ -172,8 +174,9 @@ def _canonical(conn: psycopg.Connection, todo: Sequence[Table], live: dict[Table
         rel = _shape(live[key], wck.expression + " " + lck.expression)
         pairs.append((Expression(wck.expression, "", "", source=rel, predicate=True),
                       Expression(lck.expression, "", "", source=rel, predicate=True)))
+    out_x = _canonical_excludes(conn, todo, live)
     if not pairs:
-        return Canonical({}, {})
+        return Canonical({}, out_x)
     forms = canonical_forms(conn, [e for pair in pairs for e in pair])
     out_d: dict[tuple[str, str], str] = {}
     out_p: dict[tuple[str, str, str], str] = {}
@@ -202,7 +205,26 @@ def _canonical(conn: psycopg.Connection, todo: Sequence[Table], live: dict[Table
         a, b = forms[2 * i], forms[2 * i + 1]
         same = a is not None and a == b
         out_p[(key[0], key[1], ix.name)] = (lwhere[(key, ix.name)] or "") if same else (ix.where or "")
-    return Canonical(out_d, out_p)
+    return Canonical(out_d, {**out_p, **out_x})
+
+
+def _canonical_excludes(conn: psycopg.Connection, todo: Sequence[Table],
+                        live: dict[TableKey, Table]) -> dict[tuple[str, str, str], str]:
+    """EXCLUDE elements and predicates spelled unlike the live constraint: the live text when Postgres reads both
+    alike, else the desired one (its own statement: only asked for when a spec's spelling differs)."""
+    xs = pending_excludes(todo, live)
+    if not xs:
+        return {}
+    exprs: list[Expression] = []
+    for key, _, k, wtext, htext in xs:
+        rel = _shape(live[key], wtext + " " + htext)
+        exprs += [Expression(t, "", "", source=rel, predicate=k < 0) for t in (wtext, htext)]
+    forms = canonical_forms(conn, exprs)
+    out: dict[tuple[str, str, str], str] = {}
+    for i, (key, name, k, wtext, htext) in enumerate(xs):
+        a, b = forms[2 * i], forms[2 * i + 1]
+        out[exclude_canon_key(key, name, k)] = htext if a is not None and a == b else wtext
+    return out
 
 
 def check_tables(conn: psycopg.Connection, tables: Sequence[Table],
@@ -230,6 +252,14 @@ def check_tables(conn: psycopg.Connection, tables: Sequence[Table],
         for ck in t.checks:
             check.append(_located(ck.expression, ck.source, "expression", "CHECK expression",
                                   source=_shape(t, ck.expression), predicate=True))
+        for x in t.excludes:
+            for k, xel in enumerate(x.elements):
+                if xel.expression is not None:
+                    check.append(_located(xel.expression, x.source, f"elements[{k}].expression", "EXCLUDE element",
+                                          source=_shape(t, xel.expression)))
+            if x.where is not None:
+                check.append(_located(x.where, x.source, "where", "EXCLUDE predicate", source=_shape(t, x.where),
+                                      predicate=True))
     problems = check_expressions(conn, check)
     if problems:
         raise SpecError(problems)

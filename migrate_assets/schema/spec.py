@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate_assets.errors import InvalidInputError, Problem, SpecError
+from migrate_assets.schema.ddl import OPERATOR_RE
 from migrate_assets.schema.enums import ENUM_KEYS, Enum, SpecSet
 from migrate_assets.schema.model import (
     FK_MATCH,
@@ -27,6 +28,8 @@ from migrate_assets.schema.model import (
     Check,
     Column,
     Constraint,
+    Exclude,
+    ExcludeElement,
     ForeignKey,
     Index,
     IndexElement,
@@ -51,12 +54,15 @@ _ALIASES = {
     "onUpdate": "on_update",
     "noInherit": "no_inherit",
 }
-TABLE_KEYS = {"table", "schema", "columns", "indexes", "primary_key", "comment", "unique", "foreign_keys", "checks"}
+TABLE_KEYS = {"table", "schema", "columns", "indexes", "primary_key", "comment", "unique", "foreign_keys", "checks",
+              "excludes"}
 UNIQUE_KEYS = {"name", "columns", "nulls_not_distinct", "deferrable", "initially_deferred"}
 PK_KEYS = {"name", "columns"}
 FK_KEYS = {"name", "columns", "references", "on_delete", "on_update", "match", "deferrable", "initially_deferred"}
 REF_KEYS = {"table", "schema", "columns"}
 CHECK_KEYS = {"name", "expression", "no_inherit"}
+EXCLUDE_KEYS = {"name", "using", "elements", "where", "include", "deferrable", "initially_deferred"}
+EXCLUDE_ELEMENT_KEYS = {"column", "expression", "operator"}
 FK_ACTION_WORDS = ("no action", "restrict", "cascade", "set null", "set default")
 COLUMN_KEYS = {"name", "type", "nullable", "primary_key", "unique", "default", "renamed_from", "comment", "identity",
                "generated", "collation"}
@@ -404,10 +410,11 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
                 ctx.add((*seen[n], "nullable"), "primary key columns cannot be nullable")
     indexes = _indexes(ctx, e, tname or "", seen)
     comment = ctx.text(e, "comment")
-    manages = frozenset(k for k in ("unique", "foreign_keys", "checks") if k in e)
+    manages = frozenset(k for k in ("unique", "foreign_keys", "checks", "excludes") if k in e)
     uniques += _uniques(ctx, e, tname or "", seen)
     fkeys = _foreign_keys(ctx, e, tname or "", schema, seen)
     checks = _checks(ctx, e)
+    excludes = _excludes(ctx, e, seen)
     if tname is None:
         return None
     pkey = Constraint(pk_name or pkey_name(tname), tuple(pk_cols)) if pk_cols else None
@@ -415,7 +422,8 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
     pk_unique = any(u.columns == tuple(pk_cols) for u in uniques)  # kept live if present (unmanaged.py)
     uniques = [u for u in uniques if u.columns != tuple(pk_cols)]
     return Table(schema, tname, tuple(columns), pkey, tuple(uniques), tuple(indexes), comment, ctx.src(path),
-                 pk_unique=pk_unique, foreign_keys=tuple(fkeys), checks=tuple(checks), manages=manages)
+                 pk_unique=pk_unique, foreign_keys=tuple(fkeys), checks=tuple(checks), excludes=tuple(excludes),
+                 manages=manages)
 
 
 def _list(ctx: _Ctx, e: _Entry, key: str, what: str) -> list[tuple[Any, KeyPath]]:
@@ -521,6 +529,60 @@ def _checks(ctx: _Ctx, e: _Entry) -> list[Check]:
         no_inherit = ctx.boolean(ce, "no_inherit", False)
         if name is not None and text is not None:
             out.append(Check(name, text, no_inherit, source=ctx.src(path)))
+    return out
+
+
+def _expression(ctx: _Ctx, entry: _Entry, key: str) -> str | None:
+    text = ctx.text(entry, key)
+    why = check_expression(text) if text is not None else None
+    if why:
+        ctx.add(entry.at(key), f"{key} does not parse as an SQL expression: {why}")
+        return None
+    return text
+
+
+def _excludes(ctx: _Ctx, e: _Entry, cols: dict[str, KeyPath]) -> list[Exclude]:
+    out: list[Exclude] = []
+    for raw, path in _list(ctx, e, "excludes", "EXCLUDE constraints"):
+        xe = ctx.mapping(raw, path, EXCLUDE_KEYS, "an EXCLUDE constraint with name and elements")
+        if xe is None:
+            continue
+        name = ctx.name(xe, "name", path)
+        using = ctx.text(xe, "using") or "gist"
+        if using.lower() not in INDEX_METHODS and not _WORD.fullmatch(using):
+            ctx.add(xe.at("using"), f"unknown access method {using!r} (e.g. gist, btree, hash, spgist)")
+        elements: list[ExcludeElement] = []
+        for rel, epath in _list(ctx, xe, "elements", "elements (column or expression, and operator)"):
+            ee = ctx.mapping(rel, epath, EXCLUDE_ELEMENT_KEYS, "an element: column or expression, and operator")
+            if ee is None:
+                continue
+            column = ctx.name(ee, "column", epath, required=False)
+            if column is not None and column not in cols:
+                ctx.add(ee.at("column"), f"EXCLUDE element on unknown column {column!r}")
+            expression = _expression(ctx, ee, "expression")
+            if ("column" in ee) == ("expression" in ee):
+                ctx.add(epath, "an element needs exactly one of 'column' and 'expression'")
+            op = ctx.text(ee, "operator")
+            if op is None or not OPERATOR_RE.fullmatch(op):
+                ctx.add(ee.at("operator") if "operator" in ee else epath,
+                        "expected an operator such as =, && or OPERATOR(schema.=)")
+                op = None
+            if (column is not None or expression is not None) and op is not None:
+                elements.append(ExcludeElement(column, None if column is not None else expression, op))
+        if not elements:
+            ctx.add(xe.at("elements") if "elements" in xe else path, "an EXCLUDE constraint needs at least one element")
+        include = ctx.names(xe, "include")
+        for n, p in include:
+            if n not in cols:
+                ctx.add(p, f"EXCLUDE includes unknown column {n!r}")
+        where = _expression(ctx, xe, "where")
+        deferrable = ctx.boolean(xe, "deferrable", False)
+        deferred = ctx.boolean(xe, "initially_deferred", False)
+        if deferred and not deferrable:
+            ctx.add(xe.at("initially_deferred"), "initially_deferred needs deferrable: true")
+        if name is not None and elements:
+            out.append(Exclude(name, tuple(elements), using.lower() if using.lower() in INDEX_METHODS else using, where,
+                               tuple(n for n, _ in include), deferrable, deferred, ctx.src(path)))
     return out
 
 

@@ -1,9 +1,9 @@
 """What the spec does not manage: live objects (or properties of them) the spec format cannot express.
 
-The spec speaks of columns, one primary key, UNIQUE, FOREIGN KEY and CHECK constraints and plain indexes (columns
-in order, `unique`, `where`, `method`). UNIQUE constraints over several columns (or DEFERRABLE, NULLS NOT DISTINCT),
-FOREIGN KEY and CHECK constraints are managed for a table only when its spec has the list for them (`unique`,
-`foreign_keys`, `checks`; an empty list manages "none"); without it they stay as they are. Anything else found live — an index with an expression, INCLUDE columns,
+The spec speaks of columns, one primary key, UNIQUE, FOREIGN KEY, CHECK and EXCLUDE constraints and plain indexes
+(columns in order, `unique`, `where`, `method`). UNIQUE constraints over several columns (or DEFERRABLE, NULLS NOT
+DISTINCT), FOREIGN KEY, CHECK and EXCLUDE constraints are managed for a table only when its spec has the list for
+them (`unique`, `foreign_keys`, `checks`, `excludes`; an empty list manages "none"); without it they stay as they are. Anything else found live — an index with an expression, INCLUDE columns,
 DESC ordering, an operator class or a collation of its own; a UNIQUE over several columns or DEFERRABLE;
 CHECK, FOREIGN KEY and EXCLUDE constraints; triggers, policies, views reading the table, column collations —
 is listed in the plan as *unmanaged* and never dropped or altered: a spec that cannot say it wants such an
@@ -25,7 +25,7 @@ TableKey = tuple[str, str]
 
 INCLUDE = "INCLUDE columns"
 #: the constraint kinds a spec manages once it lists them for a table (`Table.manages`), and the spec key
-MANAGED_KINDS = {"foreign_key": "foreign_keys", "check": "checks"}
+MANAGED_KINDS = {"foreign_key": "foreign_keys", "check": "checks", "exclusion": "excludes"}
 REDUNDANT_UNIQUE = "UNIQUE on the primary-key columns (the spec folds `unique: true` on a key column into the key)"
 
 
@@ -84,5 +84,6 @@ def listing(desired: Iterable[Table], live: dict[TableKey, Table]) -> tuple[Unma
             out.extend(Unmanaged(have.qualified, "check", c.name, f"CHECK ({c.expression}) (the spec has no checks list)")
                        for c in have.checks)
         stated = {c.name for c in want.columns if c.collation is not None}
-        out.extend(u for u in have.others if not (u.kind == "collation" and u.name in stated))
+        out.extend(u for u in have.others if not (u.kind == "collation" and u.name in stated)
+                   and not (u.kind == "exclusion" and "excludes" in want.manages))
     return tuple(sorted(out, key=lambda u: (u.table, u.kind, u.name)))

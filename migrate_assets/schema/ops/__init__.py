@@ -29,6 +29,7 @@ from typing import Any
 from migrate_assets.schema.ops.add_check import AddCheck
 from migrate_assets.schema.ops.add_column import AddColumn
 from migrate_assets.schema.ops.add_enum_value import AddEnumValue
+from migrate_assets.schema.ops.add_exclude import AddExclude
 from migrate_assets.schema.ops.add_foreign_key import AddForeignKey
 from migrate_assets.schema.ops.add_key import AddKey
 from migrate_assets.schema.ops.base import (
@@ -56,7 +57,7 @@ from migrate_assets.schema.ops.set_not_null import SetNotNull
 from migrate_assets.schema.ops.validate_constraint import ValidateConstraint
 
 __all__ = [
-    "REGISTRY", "AddCheck", "AddEnumValue", "CreateEnum", "RenameEnumValue", "AddColumn", "AddForeignKey", "AddKey", "DropConstraint", "ValidateConstraint", "ChangeType", "CommentColumn", "Ddl", "DropColumn", "DropDefault", "DropNotNull",
+    "REGISTRY", "AddCheck", "AddExclude", "AddEnumValue", "CreateEnum", "RenameEnumValue", "AddColumn", "AddForeignKey", "AddKey", "DropConstraint", "ValidateConstraint", "ChangeType", "CommentColumn", "Ddl", "DropColumn", "DropDefault", "DropNotNull",
     "ExpandBuilder", "Operation", "Problem", "Refused", "RenameColumn", "SetCollation", "SetDefault", "SetIdentity", "SetIdentityOptions", "SetNotNull",
     "ShapeSink", "op_from_dict", "op_to_dict",
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""drop_constraint: a PRIMARY KEY, UNIQUE, FOREIGN KEY or CHECK constraint the spec no longer lists. ACCESS
+"""drop_constraint: a PRIMARY KEY, UNIQUE, FOREIGN KEY, CHECK or EXCLUDE constraint the spec no longer lists. ACCESS
 EXCLUSIVE for an instant (a FOREIGN KEY: on the referenced table too); its guarantee goes away, so the hazard is
 `removes_constraint` (breaking). The inverse adds it back as it was (`restore`, from the live definition)."""
 
@@ -16,7 +16,7 @@ class DropConstraint(Operation):
     kind = "drop_constraint"
     phase = "drop_con"
     name: str = ""
-    what: str = "constraint"  #: primary key | unique | foreign_key | check
+    what: str = "constraint"  #: primary key | unique | foreign_key | check | exclude
     restore: tuple[str, ...] = ()
 
     def target(self) -> str:
