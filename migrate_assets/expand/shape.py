@@ -11,13 +11,25 @@ contracted or aborted; abort then checks what it undoes — the columns, their N
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import psycopg
 
 from migrate_assets.expand.state import OperationState
 from migrate_assets.schema.introspect import introspect
-from migrate_assets.schema.model import Column, Constraint, Index, Table, fingerprint
+from migrate_assets.schema.model import (
+    Check,
+    Column,
+    Constraint,
+    Exclude,
+    ExcludeElement,
+    ForeignKey,
+    Index,
+    IndexElement,
+    Table,
+    fingerprint,
+)
 from migrate_assets.schema.types import PgType, UnknownTypeError, from_catalog, parse_type
 
 FORMAT = 2
@@ -47,53 +59,61 @@ def _undone_facts(t: Table) -> tuple[object, ...]:
     return tuple((c.name, c.nullable) for c in t.columns), t.primary_key.columns if t.primary_key else ()
 
 
+#: fields never kept: where a spec came from, and what the catalog said around the table (read again when needed)
+_SKIP = frozenset({"source", "others", "column_users", "resolve"})
+#: the record type of each nested field, by the record that holds it
+_NESTED: dict[type, dict[str, type]] = {
+    Table: {"columns": Column, "primary_key": Constraint, "uniques": Constraint, "indexes": Index,
+            "foreign_keys": ForeignKey, "checks": Check, "excludes": Exclude},
+    Index: {"elements": IndexElement},
+    Exclude: {"elements": ExcludeElement},
+}
+
+
 def to_json(t: Table) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "schema": t.schema,
-        "name": t.name,
-        "columns": [
-            {
-                "name": c.name, "type": c.type.render(), "nullable": c.nullable, "default": c.default,
-                "serial": c.serial, "identity": c.identity, "generated": c.generated, "comment": c.comment,
-            }
-            for c in t.columns
-        ],
-        "primary_key": _constraint_json(t.primary_key) if t.primary_key else None,
-        "uniques": [_constraint_json(u) for u in t.uniques],
-        "indexes": [
-            {
-                "name": i.name, "columns": list(i.columns), "unique": i.unique, "where": i.where,
-                "method": i.method, "definition": i.definition, "expression": i.expression,
-            }
-            for i in t.indexes
-        ],
-        "comment": t.comment,
-    }  # fmt: skip
+    """Every fact of the table model (each record's fields by name), so what expand recorded is what it read."""
+    return {"format": FORMAT, **_encode(t)}
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, PgType):
+        return value.render()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name not in _SKIP}
+    if isinstance(value, tuple | list | frozenset):
+        return [_encode(v) for v in (sorted(value) if isinstance(value, frozenset) else value)]
+    return value
 
 
 def from_json(data: dict[str, Any]) -> Table:
-    """Inverse of `to_json`; also reads the rows older versions wrote."""
+    """Inverse of `to_json`; also reads the rows older versions wrote (fields they lack take their defaults)."""
     if data.get("format") != FORMAT:
         return _from_format_1(data)
-    pk = data["primary_key"]
-    return Table(
-        schema=data["schema"],
-        name=data["name"],
-        columns=tuple(Column(**{**c, "type": parse_type(c["type"])}) for c in data["columns"]),
-        primary_key=_constraint(pk) if pk else None,
-        uniques=tuple(map(_constraint, data["uniques"])),
-        indexes=tuple(Index(**{**i, "columns": tuple(i["columns"])}) for i in data["indexes"]),
-        comment=data["comment"],
-    )
+    return _decode(Table, {k: v for k, v in data.items() if k != "format"})
 
 
-def _constraint_json(c: Constraint) -> dict[str, Any]:
-    return {"name": c.name, "columns": list(c.columns)}
+def _decode(cls: type, data: dict[str, Any]) -> Any:
+    nested = _NESTED.get(cls, {})
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key not in names:
+            continue  # a field a newer version wrote: ignored, as the table is read again where it matters
+        if key in nested:
+            inner = nested[key]
+            kwargs[key] = (None if raw is None else _decode(inner, raw)) if not isinstance(raw, list) else \
+                tuple(_decode(inner, item) for item in raw)
+        elif key == "type" and cls is Column:
+            kwargs[key] = parse_type(raw)
+        elif key == "manages":
+            kwargs[key] = frozenset(raw)
+        else:
+            kwargs[key] = _tuples(raw)
+    return cls(**kwargs)
 
 
-def _constraint(data: dict[str, Any]) -> Constraint:
-    return Constraint(data["name"], tuple(data["columns"]))
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _from_format_1(data: dict[str, Any]) -> Table:

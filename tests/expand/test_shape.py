@@ -51,10 +51,17 @@ def test_state_json_keeps_every_fact_schema_fingerprints(fresh_dsn: str) -> None
             "at timestamp(3) with time zone, UNIQUE (p, m))"
         )
         conn.execute('CREATE INDEX odd_desc ON "Odd ""T""" (at DESC) WHERE p > 0')
+        # the kinds #15 added: each must come back from the state row as it was read
+        conn.execute("CREATE TABLE parent (id int PRIMARY KEY)")
+        conn.execute('ALTER TABLE "Odd ""T""" ADD COLUMN parent_id int REFERENCES parent ON DELETE CASCADE, '
+                     'ADD COLUMN label text COLLATE "C", ADD CONSTRAINT p_positive CHECK (p > 0) NO INHERIT, '
+                     "ADD CONSTRAINT one_label EXCLUDE USING btree (label WITH =) WHERE (label <> '')")
+        conn.execute('CREATE INDEX odd_incl ON "Odd ""T""" (lower(label) text_pattern_ops NULLS FIRST) INCLUDE (p)')
         conn.execute('COMMENT ON COLUMN "Odd ""T""".p IS \'price\'')
         live = read_live(conn, "public", 'Odd "T"')
     assert live is not None
     back = shape.from_json(json.loads(json.dumps(shape.to_json(live))))
+    assert live.foreign_keys and live.checks and live.excludes and len(live.indexes) == 2
     assert back == live and fingerprint([back]) == fingerprint([live])
 
 
