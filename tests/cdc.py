@@ -78,8 +78,13 @@ def delete_connector(connect_url: str, name: str, dsn: str) -> None:
     poll_until(
         lambda: httpx.get(f"{connect_url}/connectors/{name}", timeout=5).status_code == 404, 30, "connector gone"
     )
+    drop_slots(dsn)
 
-    def drop_slots() -> bool:
+
+def drop_slots(dsn: str, timeout: float = 30) -> None:
+    """Drop the database's replication slots once no connector holds them (the database can then be dropped)."""
+
+    def dropped() -> bool:
         with psycopg.connect(dsn, autocommit=True) as conn:
             db = conn.info.dbname
             rows = conn.execute(
@@ -90,7 +95,7 @@ def delete_connector(connect_url: str, name: str, dsn: str) -> None:
                     conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
             return not any(active for _, active in rows)
 
-    poll_until(drop_slots, 30, "replication slots released")
+    poll_until(dropped, timeout, "replication slots released")
 
 
 def read_values(bootstrap: str, topic: str, registry_url: str, idle: float = 1.0) -> list[dict[str, Any]]:
