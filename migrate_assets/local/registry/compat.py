@@ -10,6 +10,7 @@ the Java registry uses, so answers match what Kafka Connect's AvroConverter woul
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,35 +258,23 @@ def _check_json(new: ParsedSchema, old: ParsedSchema, old_version: int, base: st
             "Compatibility rules for JSON schemas with references are not implemented by this registry: "
             "set the subject's level to NONE to keep more than one version",
         )
-    new_json, old_json = json.loads(new.text), json.loads(old.text)
-    pairs = []
-    if base in ("BACKWARD", "FULL"):
-        pairs.append(("BACKWARD (new schema reads old data)", old_json, new_json))
-    if base in ("FORWARD", "FULL"):
-        pairs.append(("FORWARD (old schema reads new data)", new_json, old_json))
-    messages = []
-    for direction, original, update in pairs:
-        for found in jsoncompat.incompatible(original, update):
-            messages.append(
-                f"{{errorType:'{found.kind}', description:'{direction} check against version {old_version} "
-                f"failed', location:'{found.path}'}}"
-            )
-    return messages
+    return _both_ways(json.loads(new.text), json.loads(old.text), old_version, base, jsoncompat.incompatible)
 
 
 def _check_protobuf(new: ParsedSchema, old: ParsedSchema, old_version: int, base: str) -> list[str]:
     """Confluent's Protobuf rules (`protocompat`): BACKWARD diffs old -> new, FORWARD new -> old."""
-    new_proto, old_proto = protocompat.parse(new.text), protocompat.parse(old.text)
+    return _both_ways(protocompat.parse(new.text), protocompat.parse(old.text), old_version, base,
+                      protocompat.incompatible)
+
+
+def _both_ways(new: Any, old: Any, old_version: int, base: str,
+               incompatible: Callable[[Any, Any], Iterable[Any]]) -> list[str]:
+    """Confluent's messages for a structural checker: BACKWARD diffs old -> new, FORWARD new -> old, FULL both."""
     pairs = []
     if base in ("BACKWARD", "FULL"):
-        pairs.append(("BACKWARD (new schema reads old data)", old_proto, new_proto))
+        pairs.append(("BACKWARD (new schema reads old data)", old, new))
     if base in ("FORWARD", "FULL"):
-        pairs.append(("FORWARD (old schema reads new data)", new_proto, old_proto))
-    messages = []
-    for direction, original, update in pairs:
-        for found in protocompat.incompatible(original, update):
-            messages.append(
-                f"{{errorType:'{found.kind}', description:'{direction} check against version {old_version} "
-                f"failed', location:'{found.path}'}}"
-            )
-    return messages
+        pairs.append(("FORWARD (old schema reads new data)", new, old))
+    return [f"{{errorType:'{found.kind}', description:'{direction} check against version {old_version} "
+            f"failed', location:'{found.path}'}}"
+            for direction, original, update in pairs for found in incompatible(original, update)]
