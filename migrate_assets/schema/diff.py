@@ -8,8 +8,9 @@ columns, plain indexes by name and definition.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from migrate_assets.schema import ddl, hazards, ops, unmanaged
 from migrate_assets.schema.ddl import ident, q, table_ident
@@ -148,17 +149,22 @@ def same_excludes(want: Iterable[Exclude], have: Iterable[Exclude]) -> bool:
 def pending_checks(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[TableKey, Check, Check]]:
     """(table, desired, live) CHECK constraints of the same name whose expressions are spelled differently: Postgres
     reads both before they are compared."""
-    out = []
+    return [(key, c, lc) for key, c, lc in _twins(desired, live, lambda t: t.checks, "checks")
+            if normalize(lc.expression) != normalize(c.expression)]
+
+
+def _twins(desired: Iterable[Table], live: dict[TableKey, Table], items: Callable[[Table], Iterable[Any]],
+           managed: str | None = None) -> Iterator[tuple[TableKey, Any, Any]]:
+    """(table, desired, live) items of the same name (checks, excludes, indexes …) of tables that exist on both
+    sides — and, with `managed`, whose spec manages that kind — whose spellings Postgres may have to compare."""
     for t in desired:
         lt = live.get(t.key)
-        if lt is None or "checks" not in t.manages:
+        if lt is None or (managed is not None and managed not in t.manages):
             continue
-        live_c = {c.name: c for c in lt.checks}
-        for c in t.checks:
-            lc = live_c.get(c.name)
-            if lc is not None and normalize(lc.expression) != normalize(c.expression):
-                out.append((t.key, c, lc))
-    return out
+        have = {i.name: i for i in items(lt)}
+        for want in items(t):
+            if want.name in have:
+                yield t.key, want, have[want.name]
 
 
 def generated_canon_key(key: TableKey, column: str) -> tuple[str, str, str]:
@@ -680,20 +686,12 @@ def pending_excludes(desired: Iterable[Table], live: dict[TableKey, Table]) -> l
     """(table, exclude, element number or -1 for WHERE, desired text, live text) of EXCLUDE expressions spelled
     differently from Postgres's spelling of the live constraint."""
     out = []
-    for t in desired:
-        lt = live.get(t.key)
-        if lt is None or "excludes" not in t.manages:
-            continue
-        lx = {x.name: x for x in lt.excludes}
-        for x in t.excludes:
-            h = lx.get(x.name)
-            if h is None:
-                continue
-            for k, (w, he) in enumerate(zip(x.elements, h.elements, strict=False)):
-                if w.expression and he.expression and normalize(w.expression) != normalize(he.expression):
-                    out.append((t.key, x.name, k, w.expression, he.expression))
-            if x.where is not None and h.where is not None and normalize(x.where) != normalize(h.where):
-                out.append((t.key, x.name, -1, x.where, h.where))
+    for key, x, h in _twins(desired, live, lambda t: t.excludes, "excludes"):
+        for k, (w, he) in enumerate(zip(x.elements, h.elements, strict=False)):
+            if w.expression and he.expression and normalize(w.expression) != normalize(he.expression):
+                out.append((key, x.name, k, w.expression, he.expression))
+        if x.where is not None and h.where is not None and normalize(x.where) != normalize(h.where):
+            out.append((key, x.name, -1, x.where, h.where))
     return out
 
 
@@ -704,18 +702,12 @@ def index_expr_key(key: TableKey, index: str, k: int) -> tuple[str, str, str]:
 def pending_index_expressions(desired: Iterable[Table], live: dict[TableKey, Table]) -> list[tuple[TableKey, str, str, str, int]]:
     """(table, index, desired text, live text, key number) of index key expressions spelled differently."""
     out = []
-    for t in desired:
-        lt = live.get(t.key)
-        if lt is None:
+    for key, ix, li in _twins(desired, live, lambda t: t.indexes):
+        if not ix.elements or len(li.keys()) != len(ix.elements):
             continue
-        lix = {i.name: i for i in lt.indexes}
-        for ix in t.indexes:
-            li = lix.get(ix.name)
-            if li is None or not ix.elements or len(li.keys()) != len(ix.elements):
-                continue
-            for k, (w, h) in enumerate(zip(ix.elements, li.keys(), strict=True)):
-                if w.expression and h.expression and normalize(w.expression) != normalize(h.expression):
-                    out.append((t.key, ix.name, w.expression, h.expression, k))
+        for k, (w, h) in enumerate(zip(ix.elements, li.keys(), strict=True)):
+            if w.expression and h.expression and normalize(w.expression) != normalize(h.expression):
+                out.append((key, ix.name, w.expression, h.expression, k))
     return out
 
 
