@@ -154,9 +154,6 @@ def main() -> int:
         op = ops[s["layer"]]
         print(f"  {op:<18} {dag_secs.get(op, 0):6.2f}s | {s['status']}, {s['seconds']:.2f}s, "
               f"{s['attempts']} attempt(s): {s['action']}")
-    rollback = [k for k in dag_secs if k.startswith("rollback_")]
-    if rollback:
-        print(f"  rollback ops ran: {', '.join(rollback)}")
     print(f"\nsetup {t_setup:.1f}s, evolve_pipeline {t_evolve:.1f}s (in process, incl. Dagster overhead)")
     if ver.success:
         out = ver.output_for_node("verify_layers")
