@@ -29,7 +29,7 @@ from migrate_assets.evolution.planner import (
     plan_new_table,
 )
 from migrate_assets.evolution.sink import check_sink
-from migrate_assets.evolution.typemap import TypeMapOptions, UserType
+from migrate_assets.evolution.typemap import EXTENSION_TYPES, TypeMapOptions, UserType
 from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.schema.model import Table
 
@@ -81,25 +81,28 @@ SELECT quote_ident(n.nspname) || '.' || quote_ident(t.typname), t.typtype::text,
        ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder),
        CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE t.typtype IN ('e', 'd') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+WHERE (t.typtype IN ('e', 'd') OR (t.typtype = 'b' AND t.typname = ANY(%s)))
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY 1"""
+_KINDS = {"e": "enum", "d": "domain", "b": "extension"}
 
 
 def user_types(ctx: RunContext) -> tuple[UserType, ...]:
-    """The source database's enums (labels in sort order, as Debezium's `allowed`) and domains (their base type,
-    which is what Debezium emits), for the type map. A source without a catalog (an in-memory layer) has none."""
+    """The source database's enums (labels in sort order, as Debezium's `allowed`), domains (their base type,
+    which is what Debezium emits) and the extension types Debezium knows by name (PostGIS, citext, …: where they
+    are installed), for the type map. A source without a catalog (an in-memory layer) has none."""
     connect = getattr(ctx.source, "connect", None)
     if connect is None:
         return ()
     with connect() as conn, conn.transaction():
         conn.execute("SET LOCAL search_path = pg_catalog")  # format_type qualifies user types, as PgType does
-        rows = conn.execute(_USER_TYPES).fetchall()
-    return tuple(UserType(name, "enum" if kind == "e" else "domain", tuple(labels or ()), base)
-                 for name, kind, labels, base in rows)
+        rows = conn.execute(_USER_TYPES, (list(EXTENSION_TYPES),)).fetchall()
+    return tuple(UserType(name, _KINDS[kind], tuple(labels or ()), base) for name, kind, labels, base in rows)
 
 
 def with_user_types(opts: TypeMapOptions, ctx: RunContext) -> TypeMapOptions:
-    return replace(opts, user_types=user_types(ctx))
+    """`opts` with the catalog's user types; with a catalog, an extension type it lacks is refused by the map."""
+    return replace(opts, user_types=user_types(ctx), catalog=getattr(ctx.source, "connect", None) is not None)
 
 
 def connector_types(policy: Policy, snap: Snapshot, ctx: RunContext | None = None) -> Policy:

@@ -29,6 +29,9 @@ STRING_TYPES = {"text", "character varying", "character", "bpchar", '"char"', "i
                 "macaddr8", "int4range", "int8range", "numrange", "tsrange", "tstzrange", "daterange"}
 #: extension types Debezium recognises by name (in any schema), as its TypeRegistry does
 EXTENSION_TYPES = ("citext", "hstore", "ltree", "geometry", "geography")
+#: the extension that brings each of them
+EXTENSION_OF = {"citext": "citext", "hstore": "hstore", "ltree": "ltree", "geometry": "postgis",
+                "geography": "postgis"}
 #: built-in types Debezium leaves out of its events unless `include.unknown.datatypes=true` (then: text as bytes)
 UNKNOWN_TYPES = {"tsquery", "pg_lsn", "line", "lseg", "box", "path", "polygon", "circle", "int4multirange",
                  "int8multirange", "nummultirange", "tsmultirange", "tstzmultirange", "datemultirange"}
@@ -37,15 +40,17 @@ ARRAY_ELEMENTS = {"smallint", "integer", "bigint", "oid", "real", "double precis
                   "character varying", "character", "bpchar", "numeric", "date", "time without time zone",
                   "time with time zone", "timestamp without time zone", "timestamp with time zone", "uuid", "bytea",
                   "json", "jsonb", "inet", "cidr", "macaddr", "macaddr8", '"char"', "int4range", "int8range", "numrange", "tsrange",
-                  "tstzrange", "daterange", "tsvector", "citext", "hstore", "ltree", "enum"}
+                  "tstzrange", "daterange", "tsvector", "citext", "hstore", "ltree", "geometry", "geography",
+                  "enum"}
 PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
 
 class UserType(NamedTuple):
-    """A user type from the catalog: `kind` enum (with `labels` in sort order) or domain (with its `base` type)."""
+    """A user type from the catalog: `kind` enum (with `labels` in sort order), domain (with its `base` type), or
+    extension (a type of EXTENSION_TYPES the database has, in the schema its extension was created in)."""
 
     name: str  # as PgType spells it: schema.type, quoted as needed
-    kind: str  # enum | domain
+    kind: str  # enum | domain | extension
     labels: tuple[str, ...] = ()
     base: str | None = None
 
@@ -101,6 +106,8 @@ class TypeMapOptions:
     money_fraction_digits: int = 2
     uuid_as: str = "uuid"  # or "string" for engines that cannot read Iceberg uuid
     user_types: tuple[UserType, ...] = ()
+    #: `user_types` is the source catalog's whole list (read by pre-flight): an extension type it lacks is refused
+    catalog: bool = False
 
     def user_type(self, name: str) -> UserType | None:
         return next((u for u in self.user_types if u.name == name), None)
@@ -290,6 +297,12 @@ def _binary(pg: PgType, opts: TypeMapOptions) -> LayerTypes:
 
 
 def _extension_type(pg: PgType, ext: str, opts: TypeMapOptions) -> LayerTypes:
+    if opts.catalog and opts.user_type(pg.name) is None:
+        extension = EXTENSION_OF[ext]
+        elsewhere = [u.name for u in opts.user_types if u.kind == "extension" and _extension(parse_type(u.name)) == ext]
+        where = (f"; this database has it as {elsewhere[0]}: name that type" if elsewhere else
+                 f": the {extension} extension is not installed in it (CREATE EXTENSION {extension})")
+        raise _unsupported(pg, f"the source database has no type {pg.name}{where}")
     if ext == "citext":
         return _lt(pg, "STRING", "string", "string")
     if ext == "ltree":

@@ -55,6 +55,8 @@ class PgType:
     modifiers: tuple[int, ...] = ()
     array_dims: int = 0
     serial: bool = False
+    #: a user type's modifier list that is not all numbers, as Postgres prints it (PostGIS: `Point,4326`)
+    typmod: str = ""
 
     # -- derived views -------------------------------------------------------------------------------------
     @property
@@ -98,6 +100,8 @@ class PgType:
 
     def _render_uncached(self) -> str:
         mods = "(" + ",".join(str(m) for m in self.modifiers) + ")" if self.modifiers else ""
+        if self.typmod:
+            mods = f"({self.typmod})"
         if self.name in _TIME_TYPES and " " in self.name and not self.name.startswith("interval"):
             head, tail = self.name.split(" ", 1)
             base = f"{head}{mods} {tail}"
@@ -187,6 +191,9 @@ _ARRAY_KW_RE = re.compile(r"\s+array(?:\s*\[\s*\d*\s*\])?\s*$")
 _MODS_RE = re.compile(r"\(\s*(-?\d+)\s*(?:,\s*(-?\d+)\s*)?\)")
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _QUALIFIED_RE = re.compile(rf"^({_IDENT})\s*\.\s*({_IDENT})\s*(\(\s*-?\d+\s*(?:,\s*-?\d+\s*)?\))?$")
+#: a user type's word-and-number modifiers, e.g. PostGIS's `(Point, 4326)`: plain words and integers only
+_USER_TYPMOD_RE = re.compile(rf"^({_IDENT})\s*\.\s*({_IDENT})\s*\(\s*((?:[A-Za-z_][A-Za-z0-9_]*|-?\d+)"
+                             r"(?:\s*,\s*(?:[A-Za-z_][A-Za-z0-9_]*|-?\d+))*)\s*\)$")
 _SIMPLE_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
 
 
@@ -227,6 +234,10 @@ def parse_type(text: str) -> PgType:
             return _builtin(raw, name, q.group(3) or "", dims)
         mods = _mods(q.group(3) or "")
         return PgType(f"{_quote(schema)}.{_quote(name)}", mods, dims)
+    u = _USER_TYPMOD_RE.match(body)
+    if u and u.group(1).lower() != "pg_catalog":
+        typmod = ",".join(x.strip() for x in u.group(3).split(","))
+        return PgType(f"{_quote(u.group(1))}.{_quote(u.group(2))}", (), dims, typmod=typmod)
     if body.lower() == '"char"':
         return PgType('"char"', (), dims)
     if '"' in body or ";" in body:
