@@ -21,7 +21,8 @@ from migrate_assets.expand.ops import (
     SetNotNull,
     op_columns,
 )
-from migrate_assets.schema.ops.add_enum_value import MAX_LABEL_BYTES, AddEnumValue
+from migrate_assets.schema.ops.add_enum_value import AddEnumValue
+from migrate_assets.schema.ops.base import shape_of
 from migrate_assets.schema.spec import ident_problem
 from migrate_assets.schema.yamlsrc import KeyPath, YamlDoc, load_yaml, parse_yaml
 
@@ -130,37 +131,9 @@ def _parse_op(
     if len(problems) != before:
         return None
     op: Operation = _CLASSES[kind](**fields)
-    if isinstance(op, AddColumn) and not op.nullable and op.default is None and op.backfill is None:
-        problems.append(
-            doc.problem(
-                (*opath, "nullable"), "a NOT NULL column needs a `default` or a `backfill` expression"
-            )
-        )
-        return None
-    if isinstance(op, RenameColumn) and op.from_ == op.to:
-        problems.append(doc.problem((*opath, "to"), "`to` equals `from`"))
-        return None
-    if isinstance(op, AddEnumValue) and not _enum_value_ok(op, opath, doc, problems):
-        return None
-    return op, opath
-
-
-def _enum_value_ok(op: AddEnumValue, opath: KeyPath, doc: YamlDoc, problems: list[Problem]) -> bool:
-    """add_enum_value: `type` is `name` or `schema.name`, labels are 1-63 bytes, at most one of before/after."""
-    before = len(problems)
-    parts = op.type.split(".")
-    if len(parts) > 2 or any(ident_problem(p) for p in parts):
-        problems.append(doc.problem((*opath, "type"), "expected an enum type such as public.mood (`name` or "
-                                    "`schema.name`, plain identifiers)"))
-    for key in ("value", "before", "after"):
-        label = getattr(op, key)
-        if label is not None and not 0 < len(label.encode()) <= MAX_LABEL_BYTES:
-            problems.append(doc.problem((*opath, key), f"an enum label is 1 to {MAX_LABEL_BYTES} bytes long"))
-    if op.before is not None and op.after is not None:
-        problems.append(doc.problem((*opath, "after"), "give `before` or `after`, not both"))
-    if op.value in (op.before, op.after):
-        problems.append(doc.problem((*opath, "value"), "the new label cannot be placed next to itself"))
-    return len(problems) == before
+    written = op.check_written()
+    problems.extend(doc.problem((*opath, p.key), p.message) for p in written)
+    return None if written else (op, opath)
 
 
 def change_set_from_doc(doc: YamlDoc, default_schema: str = "public") -> ChangeSet:
@@ -208,19 +181,18 @@ def change_set_from_doc(doc: YamlDoc, default_schema: str = "public") -> ChangeS
                     )
                 )
             touched[col] = i
-        new = op.name if isinstance(op, AddColumn) else op.to if isinstance(op, RenameColumn) else None
-        if new is not None:
+        for new in shape_of(op).new_names:
             if new in created or new in touched:
                 problems.append(doc.problem(locs[i], f"column name {new!r} is used by another operation"))
             created[new] = i
     for col, i in touched.items():
         if col in created and created[col] != i:
             problems.append(doc.problem(locs[i], f"column {col!r} is also created by another operation"))
-    kinds = {isinstance(op, AddEnumValue) for op in ops}
+    kinds = {op.changes_type for op in ops}
     if len(kinds) > 1:  # a type change runs its own saga (registry labels, ALTER TYPE, connector restart)
-        first = next(i for i, op in enumerate(ops) if isinstance(op, AddEnumValue))
-        problems.append(doc.problem(locs[first], "add_enum_value changes a type, not the table's columns: put "
-                                    "it in a change file of its own"))
+        first = next(i for i, op in enumerate(ops) if op.changes_type)
+        problems.append(doc.problem(locs[first], f"{ops[first].kind} changes a type, not the table's columns: "
+                                    "put it in a change file of its own"))
     if problems or table is None:
         raise ChangeFileError(problems)
     return ChangeSet(

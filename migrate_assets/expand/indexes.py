@@ -31,9 +31,9 @@ from psycopg import sql
 
 from migrate_assets.errors import ExpandFailedError, TransientError
 from migrate_assets.expand import naming
-from migrate_assets.expand.ops import DropColumn
 from migrate_assets.expand.planner import ExpandPlan
 from migrate_assets.schema import ddl
+from migrate_assets.schema.ops.base import shape_of
 from migrate_assets.schema.retry import retry_postgres
 from migrate_assets.schema.session import session_timeouts
 from migrate_assets.schema.sqltext import tokens
@@ -174,7 +174,7 @@ ORDER BY k.conname
 def discover(conn: psycopg.Connection[Any], plan: ExpandPlan) -> tuple[list[Rebuild], list[str]]:
     """What to rebuild for the pairs of `plan`, and what is left as it is (why). Reads catalogs only."""
     columns = {o.pair.old: o.pair.new for o in plan.ops if o.pair is not None}
-    dropped = {op.column for op in plan.change.operations if isinstance(op, DropColumn)}
+    dropped = set(shape_of(*plan.change.operations).drops)
     if not columns:
         return [], []
     t = sql.Identifier(plan.table.schema, plan.table.name)

@@ -28,14 +28,7 @@ from psycopg import sql
 
 from migrate_assets.errors import ChangeFileError, Problem
 from migrate_assets.expand import naming
-from migrate_assets.expand.ops import (
-    AddColumn,
-    ChangeSet,
-    ChangeType,
-    Operation,
-    RenameColumn,
-    SetNotNull,
-)
+from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.expand.planner import new_shape, primary_key
 from migrate_assets.expand.shape import read_live
 from migrate_assets.schema.exprcheck import (
@@ -48,6 +41,7 @@ from migrate_assets.schema.exprcheck import (
     relation_shape,
 )
 from migrate_assets.schema.model import Table
+from migrate_assets.schema.ops.base import Scope, shape_of
 from migrate_assets.schema.sqltext import check_expression
 from migrate_assets.schema.types import UnknownTypeError, parse_type
 from migrate_assets.schema.yamlsrc import format_path
@@ -73,22 +67,6 @@ class _Collector:
         )
 
 
-def _pg_message(exc: psycopg.Error) -> str:
-    diag = exc.diag
-    msg = diag.message_primary or str(exc).strip()
-    if diag.sqlstate:
-        msg += f" (SQLSTATE {diag.sqlstate})"
-    return msg
-
-
-def _savepoint(conn: psycopg.Connection[Any], fn: Callable[[], Any]) -> tuple[Any, psycopg.Error | None]:
-    try:
-        with conn.transaction():
-            return fn(), None
-    except psycopg.Error as exc:
-        return None, exc
-
-
 def _structure(change: ChangeSet, table: Table, col: _Collector) -> None:
     for i, op in enumerate(change.operations):
         loc = change.location(i)
@@ -112,6 +90,48 @@ def _canonical_type(conn: psycopg.Connection[Any], text: str) -> str:
         if oid is None:
             raise ValueError(f"type {t.render()} does not exist")
     return t.render()
+
+
+class _Checks:
+    """`ExpressionChecks` for operation `index`: Postgres parses each expression over the live table (`old`),
+    the change's new shape (`new`) or no columns (`none`); the columns it reads are kept under `ref` + index."""
+
+    def __init__(self, conn: psycopg.Connection[Any], change: ChangeSet, table: Table, col: _Collector) -> None:
+        self.conn, self.change, self.col = conn, change, col
+        self.old_rel = sql.Identifier(table.schema, table.name)
+        self.old_cols = [(c.name, c.type.render()) for c in table.columns]
+        self.new_cols = [(n, t) for n, t, _ in new_shape(change, table)]
+        self.new_rel = relation_shape(self.new_cols, table.name)  # the new shape, as a relation needing no table
+        self.alias = table.name
+        self.refs: dict[str, tuple[str, ...]] = {}
+        self.volatile: set[int] = set()
+        self.index = 0
+
+    def expression(self, ref: str, key: str, text: str, type_sql: str, scope: Scope) -> bool:
+        path = (*self.change.location(self.index), key)
+        source = {"old": self.old_rel, "new": self.new_rel, "none": None}[scope]
+        e = Expression(text, self.change.source, format_path(path), self.col.line_of(path), type_sql=type_sql,
+                       source=source, subqueries=source is not None)
+        problems = check_expressions(self.conn, [e])
+        if problems:
+            self.col.problems.extend(problems)
+            return False
+        columns = {"old": self.old_cols, "new": self.new_cols, "none": None}[scope]
+        self.reads(ref, () if columns is None else referenced_columns(self.conn, e, columns, self.alias))
+        return True
+
+    def reads(self, ref: str, columns: tuple[str, ...]) -> None:
+        self.refs[f"{ref}{self.index}"] = columns
+
+    def volatile_default(self, key: str, text: str, type_sql: str) -> bool:
+        try:
+            volatile = is_volatile(self.conn, Expression(text, self.change.source, "", type_sql=type_sql))
+        except ExpressionError as exc:
+            self.col.add((*self.change.location(self.index), key), f"invalid default {text!r}: {exc.message}")
+            return False
+        if volatile:
+            self.volatile.add(self.index)
+        return volatile
 
 
 def validate_change(conn: psycopg.Connection[Any], change: ChangeSet) -> Validated:
@@ -142,80 +162,26 @@ def _validate(conn: psycopg.Connection[Any], change: ChangeSet, col: _Collector)
     if col.problems:
         raise ChangeFileError(col.problems)
 
-    # canonical types
-    ops: list[Operation] = list(change.operations)
-    for i, op in enumerate(ops):
-        if isinstance(op, AddColumn | ChangeType):
-            text, key = (op.type, "type") if isinstance(op, AddColumn) else (op.to_type, "to_type")
+    ops = list(change.operations)
+    for i, op in enumerate(ops):  # canonical types
+        declared = op.declared_type()
+        if declared is not None:
+            key, text = declared
             try:
-                canon = _canonical_type(conn, text)
+                ops[i] = op.with_declared_type(_canonical_type(conn, text))
             except ValueError as exc:
                 col.add((*change.location(i), key), f"invalid type {text!r}: {exc}")
-                continue
-            ops[i] = (
-                dataclasses.replace(op, type=canon)
-                if isinstance(op, AddColumn)
-                else dataclasses.replace(op, to_type=canon)
-            )
     if col.problems:
         raise ChangeFileError(col.problems)
     resolved = dataclasses.replace(change, operations=tuple(ops))
 
-    old_rel = sql.Identifier(table.schema, table.name)
-    old_cols = [(c.name, c.type.render()) for c in table.columns]
-    new_cols = [(n, t) for n, t, _ in new_shape(resolved, table)]
-    new_rel = relation_shape(new_cols, table.name)  # the new shape, as a relation that needs no table
-    refs: dict[str, tuple[str, ...]] = {}
-
-    def check(key: str, path: tuple[str | int, ...], expr: str, typ: str, new: bool | None) -> None:
-        """`new`: written against the new shape (True), the live table (False) or no columns (None)."""
-        e = Expression(expr, change.source, format_path(path), col.line_of(path), type_sql=typ,
-                       source=None if new is None else new_rel if new else old_rel, subqueries=new is not None)
-        problems = check_expressions(conn, [e])
-        if problems:
-            col.problems.extend(problems)
-            return
-        refs[key] = () if new is None else referenced_columns(conn, e, new_cols if new else old_cols, table.name)
-
-    volatile: set[int] = set()
+    checks = _Checks(conn, resolved, table, col)
     for i, op in enumerate(resolved.operations):
-        loc = change.location(i)
-        if isinstance(op, ChangeType):
-            c = table.column(op.column)
-            assert c is not None
-            ident = sql.Identifier(op.column).as_string(conn)
-            if op.up is not None:
-                check(f"up{i}", (*loc, "up"), op.up, op.to_type, False)
-            else:
-                check(f"up{i}", (*loc, "to_type"), ident, op.to_type, False)
-            down = op.down if op.down is not None else ident
-            check(f"down{i}", (*loc, "down" if op.down else "to_type"), down, c.type.render(), True)
-            if c.default is not None:
-                check(f"default{i}", (*loc, "to_type"), c.default, op.to_type, None)
-        elif isinstance(op, RenameColumn):
-            refs[f"up{i}"], refs[f"down{i}"] = (op.from_,), (op.to,)
-        elif isinstance(op, SetNotNull) and op.backfill is not None:
-            c = table.column(op.column)
-            assert c is not None
-            check(f"fill{i}", (*loc, "backfill"), op.backfill, c.type.render(), False)
-        elif isinstance(op, AddColumn):
-            if op.backfill is not None:
-                check(f"fill{i}", (*loc, "backfill"), op.backfill, op.type, False)
-            if op.default is not None:
-                check(f"default{i}", (*loc, "default"), op.default, op.type, None)
-                if f"default{i}" in refs:
-                    e = Expression(op.default, change.source, "", type_sql=op.type)
-                    try:
-                        vol = is_volatile(conn, e)
-                    except ExpressionError as exc:
-                        col.add((*loc, "default"), f"invalid default {op.default!r}: {exc.message}")
-                        continue
-                    if vol:
-                        volatile.add(i)
-                        check(f"fill{i}", (*loc, "default"), op.backfill or op.default, op.type, False)
+        checks.index = i
+        op.check_expressions(table, checks)
     if col.problems:
         raise ChangeFileError(col.problems)
-    return Validated(change=resolved, table=table, refs=refs, volatile_defaults=frozenset(volatile))
+    return Validated(change=resolved, table=table, refs=checks.refs, volatile_defaults=frozenset(checks.volatile))
 
 
 def expression_problems(conn: psycopg.Connection[Any], change: ChangeSet, table: Table | None) -> list[Problem]:
@@ -228,41 +194,30 @@ def expression_problems(conn: psycopg.Connection[Any], change: ChangeSet, table:
     types: dict[int, str] = {}
     cols: dict[str, str] = {c.name: c.type.render() for c in table.columns} if table is not None else {}
     for i, op in enumerate(change.operations):
-        if isinstance(op, AddColumn | ChangeType):
-            text, key = (op.type, "type") if isinstance(op, AddColumn) else (op.to_type, "to_type")
+        declared = op.declared_type()
+        if declared is not None:
             try:
-                types[i] = parse_type(text).plain.render()
+                types[i] = parse_type(declared[1]).plain.render()
             except UnknownTypeError as exc:
-                col.add((*change.location(i), key), exc.message)
+                col.add((*change.location(i), declared[0]), exc.message)
                 continue
-            cols[op.name if isinstance(op, AddColumn) else op.column] = types[i]
-        elif isinstance(op, RenameColumn) and op.from_ in cols:
-            cols[op.to] = cols[op.from_]
+        shape = shape_of(op)
+        cols.update((name, types[i]) for name in shape.types)
+        cols.update((new, cols[old]) for old, new in shape.renames.items() if old in cols)
     old_rel = sql.Identifier(change.schema, change.table) if table is not None else None
     new_rel = relation_shape(list(cols.items()), change.table) if table is not None else None
     exprs: list[Expression] = []
     for i, op in enumerate(change.operations):
-        loc = change.location(i)
-        # (key, text, type, relation it reads: the live table, the new shape, or none for a default)
-        items: list[tuple[str, str | None, str | None, sql.Composable | None]] = []
-        if isinstance(op, AddColumn):
-            items = [("default", op.default, types.get(i), None), ("backfill", op.backfill, types.get(i), old_rel)]
-        elif isinstance(op, ChangeType):
-            c = table.column(op.column) if table is not None else None
-            items = [("up", op.up, types.get(i), old_rel), ("down", op.down, c.type.render() if c else None, new_rel)]
-        elif isinstance(op, SetNotNull):
-            items = [("backfill", op.backfill, cols.get(op.column), old_rel)]
-        for key, given, typ, source in items:
-            if given is None:
-                continue
-            text, path = given, (*loc, key)
-            reads = key != "default"
+        for w in op.expressions(table):
+            path = (*change.location(i), w.key)
+            reads = w.scope != "none"
+            source = old_rel if w.scope == "old" else new_rel if w.scope == "new" else None
             if reads and source is None:
-                why = check_expression(text, subqueries=True)
+                why = check_expression(w.text, subqueries=True)
                 if why:
-                    col.add(path, f"invalid expression {text!r}: {why}")
+                    col.add(path, f"invalid expression {w.text!r}: {why}")
                 continue
-            exprs.append(Expression(text, change.source, format_path(path), change.line_of(path), type_sql=typ,
-                                    source=source if reads else None, subqueries=reads,
-                                    label="expression" if reads else "default"))
+            exprs.append(Expression(w.text, change.source, format_path(path), change.line_of(path),
+                                    type_sql=types.get(i) if w.declared else w.type_sql, source=source,
+                                    subqueries=reads, label="expression" if reads else "default"))
     return col.problems + (check_expressions(conn, exprs) if exprs else [])

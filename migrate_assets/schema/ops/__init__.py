@@ -4,6 +4,10 @@ An operation is immutable data — the body a user writes in a change file, plus
 declarative diff fills in (`repr=False`, never serialised). Each operation class owns, side by side:
 
 * `check(table)`        — validation against the table as it is now (a list of `Problem(key, message)`);
+                          `check_written()` what its own fields say before any table is read,
+                          `check_expand(...)` expand's limits, `declared_type()` the type it declares,
+                          `expressions(table)` / `check_expressions(table, checks)` its SQL expressions, which
+                          `expand.validate` has Postgres check — so no validator switches on operation types;
 * `plain(table)`        — one-transaction DDL as a `Ddl`: forward statements, inverse statements (None: none),
                           an explicit `lossless` flag (False when values are lost, even if the shape comes
                           back), what breaks readers and the hazards. `Refused` when it cannot be planned;

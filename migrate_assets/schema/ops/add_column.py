@@ -8,7 +8,16 @@ from psycopg import sql
 
 from migrate_assets.schema import ddl, hazards
 from migrate_assets.schema.model import Column, Table
-from migrate_assets.schema.ops.base import Ddl, ExpandBuilder, Operation, Problem, Refused, ShapeSink
+from migrate_assets.schema.ops.base import (
+    Ddl,
+    ExpandBuilder,
+    ExpressionChecks,
+    Operation,
+    OpExpression,
+    Problem,
+    Refused,
+    ShapeSink,
+)
 from migrate_assets.schema.types import parse_type
 
 
@@ -38,6 +47,32 @@ class AddColumn(Operation):
         if table.column(self.name) is not None:
             return [Problem("name", f"column {self.name!r} already exists in {table.qualified}")]
         return []
+
+    def check_written(self) -> list[Problem]:
+        if not self.nullable and self.default is None and self.backfill is None:
+            return [Problem("nullable", "a NOT NULL column needs a `default` or a `backfill` expression")]
+        return []
+
+    def declared_type(self) -> tuple[str, str] | None:
+        return "type", self.type
+
+    def with_declared_type(self, type_sql: str) -> AddColumn:
+        return replace(self, type=type_sql)
+
+    def expressions(self, table: Table | None) -> tuple[OpExpression, ...]:
+        written = (OpExpression("default", self.default, self.type, "none", declared=True)
+                   if self.default is not None else None,
+                   OpExpression("backfill", self.backfill, self.type, "old", declared=True)
+                   if self.backfill is not None else None)
+        return tuple(e for e in written if e is not None)
+
+    def check_expressions(self, table: Table, x: ExpressionChecks) -> None:
+        if self.backfill is not None:
+            x.expression("fill", "backfill", self.backfill, self.type, "old")
+        if self.default is None or not x.expression("default", "default", self.default, self.type, "none"):
+            return
+        if x.volatile_default("default", self.default, self.type):  # expand fills the column from it
+            x.expression("fill", "default", self.backfill or self.default, self.type, "old")
 
     def _declared(self) -> Column:
         return self.column or Column(self.name, parse_type(self.type), self.nullable, self.default)

@@ -17,6 +17,7 @@ from migrate_assets.schema import ddl
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.ops.base import Ddl, Operation, Problem
 from migrate_assets.schema.plan import Hazard
+from migrate_assets.schema.spec import ident_problem
 from migrate_assets.schema.types import parse_type
 
 #: the longest label Postgres stores (NAMEDATALEN - 1 bytes)
@@ -32,6 +33,7 @@ def qualified_type(name: str, schema: str) -> str:
 class AddEnumValue(Operation):
     kind = "add_enum_value"
     phase = "misc"
+    changes_type = True
 
     type: str
     value: str
@@ -59,6 +61,22 @@ class AddEnumValue(Operation):
 
     def plain(self, table: Table) -> Ddl:
         return Ddl((self.statement(table.schema),), None, False, (), (Hazard.NOT_REVERSIBLE,))
+
+    def check_written(self) -> list[Problem]:
+        """`type` is `name` or `schema.name`, labels are 1-63 bytes, at most one of before/after."""
+        out = []
+        if len(self.type.split(".")) > 2 or any(ident_problem(p) for p in self.type.split(".")):
+            out.append(Problem("type", "expected an enum type such as public.mood (`name` or `schema.name`, plain "
+                                       "identifiers)"))
+        for key in ("value", "before", "after"):
+            label = getattr(self, key)
+            if label is not None and not 0 < len(label.encode()) <= MAX_LABEL_BYTES:
+                out.append(Problem(key, f"an enum label is 1 to {MAX_LABEL_BYTES} bytes long"))
+        if self.before is not None and self.after is not None:
+            out.append(Problem("after", "give `before` or `after`, not both"))
+        if self.value in (self.before, self.after):
+            out.append(Problem("value", "the new label cannot be placed next to itself"))
+        return out
 
     def check_expand(self, table: Table, helper_column: Callable[[str], str]) -> list[Problem]:
         return [Problem("type", "add_enum_value changes a type, not a column: expand–contract has nothing to "

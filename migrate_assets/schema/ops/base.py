@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from psycopg import sql
 
@@ -31,6 +31,43 @@ class Problem:
 
     key: str
     message: str
+
+
+#: the columns an expression may read: the table before the change ("old"), the change's new shape ("new"), or
+#: none at all ("none": a default)
+Scope = Literal["old", "new", "none"]
+
+
+@dataclass(frozen=True)
+class OpExpression:
+    """A SQL expression a change file holds under `key`: cast to `type_sql` (None: the type is not known), reading
+    `scope`. `declared`: of the operation's own declared type, which the caller has in canonical spelling."""
+
+    key: str
+    text: str
+    type_sql: str | None
+    scope: Scope
+    declared: bool = False
+
+
+class ExpressionChecks(Protocol):
+    """How an operation has its expressions checked against the live table (`expand.validate` asks Postgres:
+    parse-only, nothing runs). `ref` names the input of the function expand generates ("up", "down", "fill",
+    "default"); the checker records the columns each one reads. A refused expression is recorded as a problem
+    under the operation's `key`."""
+
+    def expression(self, ref: str, key: str, text: str, type_sql: str, scope: Scope) -> bool:
+        """Check one expression (written or implied, such as a plain cast); False: refused."""
+        ...
+
+    def reads(self, ref: str, columns: tuple[str, ...]) -> None:
+        """Record the columns `ref` reads without a check (a rename's plain copy)."""
+        ...
+
+    def volatile_default(self, key: str, text: str, type_sql: str) -> bool:
+        """Whether an accepted default is volatile (adding the column would rewrite the table); one Postgres
+        cannot plan is recorded as a problem and is not volatile."""
+        ...
 
 
 class ShapeSink(Protocol):
@@ -104,6 +141,8 @@ class Operation:
     #: False: runs after the main transaction commits, statement by statement in autocommit (CONCURRENTLY
     #: builds, VALIDATE CONSTRAINT); `after_commit()` may decide per instance
     transactional: ClassVar[bool] = True
+    #: it changes a type, not the table's columns: a change file holding it holds nothing else
+    changes_type: ClassVar[bool] = False
 
     def after_commit(self) -> bool:
         return not self.transactional
@@ -142,6 +181,28 @@ class Operation:
         `helper_column(c)` names the physical column expand would add for `c`."""
         return []
 
+    def check_written(self) -> list[Problem]:
+        """What the operation's own fields say is wrong, before any table is read (a change file's check)."""
+        return []
+
+    def declared_type(self) -> tuple[str, str] | None:
+        """(key, text) of the column type the operation declares, as written (None: it declares none)."""
+        return None
+
+    def with_declared_type(self, type_sql: str) -> Operation:
+        """The operation with its declared type spelt `type_sql` (validation puts in the canonical spelling)."""
+        return self
+
+    def expressions(self, table: Table | None) -> tuple[OpExpression, ...]:
+        """The SQL expressions the change file wrote for this operation, in key order (`table`: the live table,
+        for the types of existing columns; None when it does not exist)."""
+        return ()
+
+    def check_expressions(self, table: Table, x: ExpressionChecks) -> None:
+        """Have `x` check every expression expand will run for this operation against `table` (which has
+        passed `check`): the written ones and the implied ones (a plain cast, a live default under a new
+        type)."""
+
     # -- plain DDL -----------------------------------------------------------------------------------------
     def describe(self, table: Table) -> str:
         return self.kind
@@ -165,6 +226,46 @@ class Operation:
 
 
 REGISTRY: dict[str, type[Operation]] = {}
+
+
+class ShapeRecord:
+    """A `ShapeSink` that writes down what it is told, for callers that only ask what a change does to names:
+    the columns it names anew (added, or renamed to), the types it sets (added or retyped), what it renames
+    and drops."""
+
+    def __init__(self) -> None:
+        self.new_names: list[str] = []
+        self.types: dict[str, str] = {}
+        self.renames: dict[str, str] = {}
+        self.drops: list[str] = []
+
+    def added(self, name: str, type_: str, nullable: bool, default: str | None) -> None:
+        self.new_names.append(name)
+        self.types[name] = type_
+
+    def retyped(self, name: str, type_: str) -> None:
+        self.types[name] = type_
+
+    def renamed(self, old: str, new: str) -> None:
+        self.new_names.append(new)
+        self.renames[old] = new
+
+    def dropped(self, name: str) -> None:
+        self.drops.append(name)
+
+    def required(self, name: str) -> None:
+        pass
+
+    def optional(self, name: str) -> None:
+        pass
+
+
+def shape_of(*ops: Operation) -> ShapeRecord:
+    """What `ops` do to the table's names, in order."""
+    record = ShapeRecord()
+    for op in ops:
+        op.effects(record)
+    return record
 
 
 @dataclass(frozen=True)

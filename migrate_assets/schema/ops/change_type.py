@@ -8,7 +8,7 @@ can be put back. A live default that may not cast is dropped first and set again
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from psycopg import sql
 
@@ -18,7 +18,9 @@ from migrate_assets.schema.ops.base import (
     ColumnOperation,
     Ddl,
     ExpandBuilder,
+    ExpressionChecks,
     Operation,
+    OpExpression,
     Problem,
     ShapeSink,
     expand_problems,
@@ -42,6 +44,29 @@ class ChangeType(ColumnOperation):
 
     def check_expand(self, table: Table, helper_column: Callable[[str], str]) -> list[Problem]:
         return expand_problems(table, "column", self.column, copies=True, helper=helper_column(self.column))
+
+    def declared_type(self) -> tuple[str, str] | None:
+        return "to_type", self.to_type
+
+    def with_declared_type(self, type_sql: str) -> ChangeType:
+        return replace(self, to_type=type_sql)
+
+    def expressions(self, table: Table | None) -> tuple[OpExpression, ...]:
+        live = table.column(self.column) if table is not None else None
+        written = (OpExpression("up", self.up, self.to_type, "old", declared=True) if self.up is not None else None,
+                   OpExpression("down", self.down, live.type.render() if live else None, "new")
+                   if self.down is not None else None)
+        return tuple(e for e in written if e is not None)
+
+    def check_expressions(self, table: Table, x: ExpressionChecks) -> None:
+        live = live_column(table, self.column)
+        ident = ddl.ident(self.column).as_string(None)  # no up / down: a plain cast each way
+        x.expression("up", "up" if self.up is not None else "to_type", self.up if self.up is not None else ident,
+                     self.to_type, "old")
+        x.expression("down", "down" if self.down else "to_type", self.down if self.down is not None else ident,
+                     live.type.render(), "new")
+        if live.default is not None:  # contract sets it again, cast to the new type
+            x.expression("default", "to_type", live.default, self.to_type, "none")
 
     def describe(self, table: Table) -> str:
         old = live_column(table, self.column).type.render()

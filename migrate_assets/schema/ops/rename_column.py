@@ -12,6 +12,7 @@ from migrate_assets.schema.model import Table
 from migrate_assets.schema.ops.base import (
     Ddl,
     ExpandBuilder,
+    ExpressionChecks,
     Operation,
     Problem,
     ShapeSink,
@@ -38,8 +39,15 @@ class RenameColumn(Operation):
             return [Problem("to", f"column {self.to!r} already exists in {table.qualified}")]
         return []
 
+    def check_written(self) -> list[Problem]:
+        return [Problem("to", "`to` equals `from`")] if self.from_ == self.to else []
+
     def check_expand(self, table: Table, helper_column: Callable[[str], str]) -> list[Problem]:
         return expand_problems(table, "from", self.from_, copies=True)
+
+    def check_expressions(self, table: Table, x: ExpressionChecks) -> None:
+        x.reads("up", (self.from_,))
+        x.reads("down", (self.to,))
 
     def describe(self, table: Table) -> str:
         return f"rename column {table.qualified}.{self.from_} to {self.to}"

@@ -12,7 +12,9 @@ from migrate_assets.schema.ops.base import (
     ColumnOperation,
     Ddl,
     ExpandBuilder,
+    ExpressionChecks,
     Operation,
+    OpExpression,
     ShapeSink,
     live_column,
 )
@@ -24,6 +26,16 @@ class SetNotNull(ColumnOperation):
     phase = "null"
     expandable = True
     backfill: str | None = None
+
+    def expressions(self, table: Table | None) -> tuple[OpExpression, ...]:
+        if self.backfill is None:
+            return ()
+        live = table.column(self.column) if table is not None else None
+        return (OpExpression("backfill", self.backfill, live.type.render() if live else None, "old"),)
+
+    def check_expressions(self, table: Table, x: ExpressionChecks) -> None:
+        if self.backfill is not None:
+            x.expression("fill", "backfill", self.backfill, live_column(table, self.column).type.render(), "old")
 
     def describe(self, table: Table) -> str:
         return f"set NOT NULL on {table.qualified}.{self.column}"
