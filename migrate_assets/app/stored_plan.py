@@ -53,6 +53,17 @@ def replan_stored(conn: psycopg.Connection[Any], stored: Plan, desired: Sequence
     return plan
 
 
+def plan_to_apply(conn: psycopg.Connection[Any], desired: Sequence[Table], opts: PlanOptions,
+                  stored_file: str | None = None) -> Plan:
+    """What an apply runs: the stored plan in `stored_file` while it is still true (`replan_stored`: stale or
+    mismatched is refused, nothing changed), or without one the plan made now."""
+    if stored_file is None:
+        from migrate_assets.schema.planner import build_plan
+
+        return build_plan(conn, desired, opts)
+    return replan_stored(conn, read_stored_plan(stored_file), desired, opts, stored_file)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredPlanApplied:
     plan: Plan

@@ -17,6 +17,7 @@ from dagster import Config, Failure, MetadataValue, OpExecutionContext, job, op
 from pydantic import Field
 
 from migrate_assets.app import expand_pipeline, migrations, spec_writeback
+from migrate_assets.app.stored_plan import plan_to_apply
 from migrate_assets.config import ProjectConfig
 from migrate_assets.dagster_resources import MigrateProjectResource
 from migrate_assets.expand import runner
@@ -25,7 +26,6 @@ from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.jobs.common import DDL_POOL, OP_RETRY, engine_errors, md_table
 from migrate_assets.resources import database
 from migrate_assets.schema.plan import Plan
-from migrate_assets.schema.planner import build_plan
 from migrate_assets.versioned import MigrationRunner, RunReport, Step, status_dict
 
 #: how the jobs' sessions show in pg_stat_activity
@@ -52,6 +52,10 @@ class SchemaApplyConfig(Config):
     tables: list[str] = Field(default_factory=list, description="only these tables")
     allow_drop_table: bool = Field(default=False, description="drop tables that no spec lists")
     dry_run: bool = Field(default=False, description="check everything, change nothing")
+    plan_file: str | None = Field(default=None, description=(
+        "a reviewed stored plan (`migrate-assets plan --format json`, or schema_plan's output as JSON), "
+        "relative to the project file: applied only while the database still has the fingerprint it was "
+        "planned from and the specs still ask for the same changes, else the op fails and nothing changes"))
 
 
 @op(retry_policy=OP_RETRY)
@@ -70,17 +74,23 @@ def plan_schema(context: OpExecutionContext, config: SchemaPlanConfig, project: 
 
 @op(retry_policy=OP_RETRY, pool=DDL_POOL)
 def apply_schema(context: OpExecutionContext, config: SchemaApplyConfig, project: MigrateProjectResource) -> dict:
-    """Apply the declarative plan: one transaction, lock_timeout with retries, concurrent index builds after."""
+    """Apply the declarative plan (or the stored `plan_file`, while it is still true): one transaction,
+    lock_timeout with retries, concurrent index builds after."""
     with engine_errors("schema apply"):
         cfg = project.load()
         desired = database.specs(cfg)
         opts = database.plan_options(cfg, config.tables, config.allow_drop_table)
+        stored = str(project.resolve(config.plan_file)) if config.plan_file else None
         with database.schema_connection(cfg, APPLICATION_NAME, read_only=config.dry_run) as conn:
+            plan = plan_to_apply(conn, desired, opts, stored)  # a stale or mismatched stored plan: refused here
+            if stored is not None:
+                context.log.info(f"stored plan {stored} (fingerprint {plan.fingerprint}) is still true: "
+                                 f"{len(plan.changes)} change(s)")
             runs: list[dict[str, Any]] = []
             if cfg.pipelines:  # pipeline tables' column changes through the evolution saga, as the CLI's apply
                 from migrate_assets.app.schema_apply import apply_schema as apply_with_pipelines
 
-                applied = apply_with_pipelines(conn, cfg, build_plan(conn, desired, opts), desired, opts,
+                applied = apply_with_pipelines(conn, cfg, plan, desired, opts,
                                                dry_run=config.dry_run,
                                                on_step=lambda st: context.log.info(f"{st.id}: {st.status}"))
                 runs = applied.pipeline
@@ -92,7 +102,7 @@ def apply_schema(context: OpExecutionContext, config: SchemaApplyConfig, project
                 result, handed_off = applied.result, applied.expanded
             else:
                 _, result, handed_off = database.apply_schema(
-                    conn, cfg, build_plan(conn, desired, opts), desired, opts, dry_run=config.dry_run,
+                    conn, cfg, plan, desired, opts, dry_run=config.dry_run,
                     on_attempt=lambda n: context.log.info(f"apply attempt {n}"), on_progress=BackfillLog(context))
     expanded = [{"table": e["table"], "change_file": e["change_file"], "status": e["result"]["status"]}
                 for e in handed_off]
