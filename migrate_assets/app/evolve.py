@@ -90,7 +90,7 @@ def evolve_tables(planned: Sequence[PlannedTable], ctx: RunContext, store: Evolu
         return EvolveOutcome(tuple(planned))
     done: list[PlannedTable] = []
     for i, p in enumerate(planned):
-        evo.attach_verifier(ctx, [p.report.snapshot.target])
+        evo.attach_verifier(ctx, p.report.targets)
         rec = p.record
         with guard(lock, rec, "all", ctx) if lock is not None else nullcontext():
             rec = Saga(ctx, store, retry, on_step).start(EvolutionPlan.from_dict(rec.plan), rec.run_id)

@@ -88,6 +88,8 @@ class Policy:
     allow_irreversible: bool = False
     lock_timeout: float = 2.0
     type_options: TypeMapOptions = field(default_factory=TypeMapOptions)
+    #: every pipeline of the project: a change to a type (add_enum_value) carries the other tables that use it
+    pipelines: tuple[PipelineTarget, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from migrate_assets.errors import (
     RuntimeFailure,
     SafetyRefusal,
 )
+from migrate_assets.evolution import enum_values
 from migrate_assets.evolution.actions import IcebergUpdate, RegisterSchema, RunContext
 from migrate_assets.evolution.filters import in_list, listed_tables
 from migrate_assets.evolution.layers import Layer, RegistryVersion
@@ -43,6 +44,12 @@ class PreflightReport:
     snapshot: Snapshot
     plan: EvolutionPlan
     checks: tuple[tuple[str, str], ...]  # (layer, what was checked and found)
+    #: other pipeline tables the plan carries too (a new enum label reaches every table using the type)
+    related: tuple[Snapshot, ...] = ()
+
+    @property
+    def targets(self) -> list[PipelineTarget]:
+        return [self.snapshot.target, *(s.target for s in self.related)]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "checks", tuple((str(layer), what) for layer, what in self.checks))
@@ -123,8 +130,38 @@ def preflight(change: ChangeSet, target: PipelineTarget, ctx: RunContext, policy
                                          message=f"{change.qualified} is not the pipeline table {target.table}")])
     target = resolve_target(target, ctx)
     snap = read_snapshot(target, ctx)
-    plan = plan_evolution(change, snap, connector_types(policy, snap, ctx))
-    return _checked(snap, plan, ctx, (Layer.SOURCE_DB, f"fingerprint {snap.source_fingerprint}"))
+    typed = connector_types(policy, snap, ctx)
+    first = (Layer.SOURCE_DB, f"fingerprint {snap.source_fingerprint}")
+    if enum_values.is_enum_change(change) and snap.columns is not None:  # every table using the type goes along
+        related = related_snapshots(change, target, ctx, typed)
+        report = _checked(snap, enum_values.plan_enum_values(change, snap, typed, related), ctx, first)
+        return replace(report, related=related, checks=report.checks + _related_running(related, target, ctx))
+    return _checked(snap, plan_evolution(change, snap, typed), ctx, first)
+
+
+def related_snapshots(change: ChangeSet, target: PipelineTarget, ctx: RunContext,
+                      policy: Policy) -> tuple[Snapshot, ...]:
+    """The layers of every other pipeline table whose columns use an enum `change` adds a label to."""
+    enums = enum_values.new_labels(change, policy)
+    out = []
+    for other in policy.pipelines:
+        if other.table != target.table and enum_values.uses_enums(ctx.source.columns(other.table), enums):
+            out.append(read_snapshot(resolve_target(other, ctx), ctx))
+    return tuple(out)
+
+
+def _related_running(related: tuple[Snapshot, ...], target: PipelineTarget,
+                     ctx: RunContext) -> tuple[tuple[str, str], ...]:
+    """Every other connector the run restarts is RUNNING (checked like the table's own)."""
+    checks = []
+    for name in sorted({s.target.connector for s in related if s.target.connector} - {target.connector}):
+        if ctx.connector is not None:
+            st = ctx.connector.status(name)
+            if not st.running:
+                raise ConnectorNotRunning(f"connector {name} is {st.state} (tasks {list(st.tasks)}): fix it before "
+                                          "evolving")
+            checks.append((str(Layer.CONNECTOR), f"{name} RUNNING"))
+    return tuple(checks)
 
 
 def _checked(snap: Snapshot, plan: EvolutionPlan, ctx: RunContext, first: tuple[str, str]) -> PreflightReport:

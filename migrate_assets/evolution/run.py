@@ -33,7 +33,9 @@ def attach_verifier(ctx: RunContext, targets: list[PipelineTarget]) -> None:
 
     def verifier(table: str, c: RunContext) -> list[str]:
         target = by_table.get(table, PipelineTarget(table))
-        synced = c.result(Layer.CONNECTOR.step, ConnectorSynced)
+        # the restart of this table's connector, when the run restarted another connector than its own table's
+        synced = (c.result(f"{Layer.CONNECTOR.step}:{target.connector}", ConnectorSynced)
+                  or c.result(Layer.CONNECTOR.step, ConnectorSynced))
         proved = lsn_to_int(synced.progress_lsn) if synced is not None else None
         return verify_table(target, c, progress_bound=c.bounds.progress, progress_target=proved,
                             sink_data=False).differences()
@@ -72,7 +74,7 @@ def tables_to_add(targets: list[PipelineTarget], specs: list[Table],
 def _execute(report: PreflightReport, ctx: RunContext, store: EvolutionStore | None, retry: RetryPolicy,
              dry_run: bool, on_step: Callable[[StepState], None] | None) -> tuple[PreflightReport, RunRecord]:
     """After pre-flight: stop there for a dry run, else run the plan as a saga."""
-    attach_verifier(ctx, [report.snapshot.target])
+    attach_verifier(ctx, report.targets)
     if dry_run:
         rec = RunRecord(new_run_id(), report.plan.table, "dry_run", report.plan.to_dict(),
                         [StepState(s.id, s.layer) for s in report.plan.steps])

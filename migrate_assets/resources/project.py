@@ -102,7 +102,7 @@ def select_targets(cfg: ProjectConfig, tables: Sequence[str], file: str, key: st
 
 def policy(cfg: ProjectConfig, allow_irreversible: bool = False) -> Policy:
     return Policy(on_breaking_change=cfg.on_breaking_change, allow_irreversible=allow_irreversible,
-                  lock_timeout=cfg.lock_timeout)
+                  lock_timeout=cfg.lock_timeout, pipelines=tuple(targets(cfg)))
 
 
 def retry_policy(cfg: ProjectConfig) -> RetryPolicy:

@@ -12,6 +12,7 @@ import pytest
 from migrate_assets.errors import ChangeFileError, InvalidInputError, IrreversibleChangeError
 from migrate_assets.evolution.actions import ConnectorSync, RegisterSchema, SourceDdl
 from migrate_assets.evolution.derive import avro_row_fields
+from migrate_assets.evolution.enum_values import plan_enum_values
 from migrate_assets.evolution.layers import Layer, RegistryVersion, SourceColumn
 from migrate_assets.evolution.planner import PipelineTarget, Policy, Snapshot, plan_evolution
 from migrate_assets.evolution.typemap import TypeMapOptions, UserType, map_type
@@ -96,3 +97,37 @@ def test_the_parser_refuses_bad_operations(ops: str, message: str) -> None:
     with pytest.raises(ChangeFileError, match=message) as exc:
         parse_change_text(f"table: public.t\noperations:\n{ops}", "c.yaml")
     assert "c.yaml:3" in str(exc.value)
+
+
+def test_other_pipeline_tables_using_the_enum_go_along_in_one_run() -> None:
+    """Every pipeline table whose columns use the enum is carried: its subject gets the new labels, each
+    connector restarts once, each table is verified; a table without the enum is left alone."""
+    change = parse_change_text("table: public.t\noperations:\n  - add_enum_value: {type: public.tier, value: gold}\n",
+                               "c.yaml")
+    other_cfg = (("slot.name", "s2"), ("table.include.list", "public.u"), ("topic.prefix", "app2"))
+
+    def snap(table: str, connector: str, prefix: str, cfg: tuple[tuple[str, str], ...],
+             cols: tuple[SourceColumn, ...]) -> Snapshot:
+        subject = f"{prefix}.{table}-value"
+        return Snapshot(PipelineTarget(table, connector, subject, None), cols, "fp",
+                        RegistryVersion(subject, 1, 9, _schema()), "BACKWARD", None, cfg, "RUNNING")
+
+    related = (snap("public.u", "c2", "app2", other_cfg, COLS), snap("public.v", "c", "app", CONFIG, COLS[:2]),
+               snap("public.w", "c2", "app2", other_cfg, COLS[:1]))
+    plan = plan_evolution(change, _snap(), Policy(allow_irreversible=True, type_options=OLD))
+    alone = [s.id for s in plan.steps]
+    plan = plan_enum_values(change, _snap(), Policy(allow_irreversible=True, type_options=OLD), related)
+    assert [s.id for s in plan.steps] == [
+        "registry:public.u", "registry:public.v", "registry", "ddl", "connector:c2", "connector",
+        "verify:public.u", "verify:public.v", "verify"]
+    assert alone == ["registry", "ddl", "connector", "verify"]
+    subjects = [s.action.subject for s in plan.steps if isinstance(s.action, RegisterSchema)]
+    assert subjects == ["app2.public.u-value", "app.public.v-value", "app.public.t-value"]
+    restarts = [s.action for s in plan.steps if isinstance(s.action, ConnectorSync)]
+    assert [(a.name, a.slot, a.restart, a.new_config) for a in restarts] == [("c2", "s2", True, None),
+                                                                              ("c", "s", True, None)]
+    assert [s.reversible for s in plan.steps] == [True, True, True, False, True, True, True, True, True]
+    assert any("public.u uses the type too (columns tier, tiers)" in w and "connector c2 restarts" in w
+               for w in plan.warnings)
+    assert not any("public.w" in w for w in plan.warnings)
+    assert any("registry versions this run registered are deleted but the label stays" in w for w in plan.warnings)
