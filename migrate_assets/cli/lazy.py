@@ -1,7 +1,8 @@
 """Names the command modules use at their top level, loading their module only when called.
 
-`migrate_assets.config` brings in pydantic and the YAML reader (~0.2 s); a command's flags and `--help` need
-neither, so the command modules import `load_config` from here and the config model loads when a handler runs.
+`migrate_assets.config` brings in the YAML readers and psycopg's conninfo parser; a command's flags and `--help`
+need none of them, so the command modules import `load_config` from here and the config model loads when a
+handler runs.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import json
 import logging
 import signal
 import sys
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
@@ -46,6 +45,8 @@ def safe_text(text: str) -> str:
     """`text` with every control or format character except newline and tab escaped (`\\x1b`, `\\u202e`)."""
     if text.isprintable():
         return text
+    import unicodedata  # a C module of its own: loaded only for text that needs it
+
     return "".join(ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" or unicodedata.category(ch) == "Co"
                    else _escape_char(ch) for ch in text)
 

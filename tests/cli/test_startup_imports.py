@@ -62,6 +62,8 @@ def test_plan_on_one_table_loads_no_pipeline_client(tmp_path: Path, fresh_dsn: s
     assert {"psycopg", "migrate_assets.config", "migrate_assets.schema.planner"} <= names
     assert _loaded(names, HEAVY) == []
     assert _loaded(names, OTHER_ENGINES) == []
+    # the project file is read without pydantic (it cost ~0.1 s: its import and the models' schemas)
+    assert _loaded(names, ("pydantic", "pydantic_core")) == []
     # nor the engines of apply, expand and migrations: resources.database and versioned load them on first use
     assert _loaded(names, PLAN_NEEDS_NOT) == []
 
