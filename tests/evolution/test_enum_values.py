@@ -9,12 +9,20 @@ import json
 
 import pytest
 
-from migrate_assets.errors import ChangeFileError, InvalidInputError, IrreversibleChangeError
-from migrate_assets.evolution.actions import ConnectorSync, RegisterSchema, SourceDdl
+from migrate_assets.errors import (
+    ChangeFileError,
+    InvalidInputError,
+    IrreversibleChangeError,
+    LayerRequestError,
+)
+from migrate_assets.evolution.actions import Bounds, ConnectorSync, RegisterSchema, RunContext, SourceDdl
 from migrate_assets.evolution.derive import avro_row_fields
 from migrate_assets.evolution.enum_values import plan_enum_values
 from migrate_assets.evolution.layers import Layer, RegistryVersion, SourceColumn
-from migrate_assets.evolution.planner import PipelineTarget, Policy, Snapshot, plan_evolution
+from migrate_assets.evolution.memory import MemoryConnector, MemoryRegistry, MemorySource, MemoryStore
+from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, Policy, Snapshot, plan_evolution
+from migrate_assets.evolution.preflight import read_snapshot
+from migrate_assets.evolution.saga import RetryPolicy, Saga
 from migrate_assets.evolution.typemap import TypeMapOptions, UserType, map_type
 from migrate_assets.expand import parse_change_text
 
@@ -36,7 +44,7 @@ def _snap(columns: tuple[SourceColumn, ...] = COLS) -> Snapshot:
                     RegistryVersion("app.public.t-value", 3, 7, _schema()), "BACKWARD", None, CONFIG, "RUNNING")
 
 
-def _plan(ops: str, *, allow: bool = True, columns: tuple[SourceColumn, ...] = COLS) -> object:
+def _plan(ops: str, *, allow: bool = True, columns: tuple[SourceColumn, ...] = COLS) -> EvolutionPlan:
     change = parse_change_text(f"table: public.t\noperations:\n{ops}", "c.yaml")
     return plan_evolution(change, _snap(columns), Policy(allow_irreversible=allow, lock_timeout=1.5, type_options=OLD))
 
@@ -131,3 +139,29 @@ def test_other_pipeline_tables_using_the_enum_go_along_in_one_run() -> None:
                for w in plan.warnings)
     assert not any("public.w" in w for w in plan.warnings)
     assert any("registry versions this run registered are deleted but the label stays" in w for w in plan.warnings)
+
+
+def test_a_failure_at_the_other_connector_undoes_both_registry_versions_and_leaves_the_label() -> None:
+    """The run is one saga with real undo: when the second connector's restart fails, both subjects' new versions
+    are deleted again (in-memory layers); the DDL step has nothing to undo (Postgres keeps the label)."""
+    src = MemorySource({"public.t": list(COLS), "public.u": list(COLS)})
+    reg = MemoryRegistry()
+    for subject in ("app.public.t-value", "app2.public.u-value"):
+        reg.register(subject, _schema())
+    conn = MemoryConnector(src)
+    conn.add("c", dict(CONFIG))
+    conn.add("c2", {"slot.name": "s2", "table.include.list": "public.u", "topic.prefix": "app2"})
+    ctx = RunContext(src, reg, None, conn, bounds=Bounds(slot_catch_up=0.3, running=0.3, progress=0.3))
+    main = read_snapshot(PipelineTarget("public.t", "c", "app.public.t-value"), ctx)
+    other = read_snapshot(PipelineTarget("public.u", "c2", "app2.public.u-value"), ctx)
+    change = parse_change_text("table: public.t\noperations:\n  - add_enum_value: {type: public.tier, value: gold}\n",
+                               "c.yaml")
+    plan = plan_enum_values(change, main, Policy(allow_irreversible=True, type_options=OLD), (other,))
+    conn.fail("restart", LayerRequestError("kafka_connect", "restart refused"))  # the first restart: c2's
+    rec = Saga(ctx, MemoryStore(), RetryPolicy(attempts=1)).start(plan)
+    assert rec.status == "rolled_back" and rec.failed_step == "connector:c2", rec
+    states = {s.id: (s.status, s.compensation) for s in rec.steps}
+    assert states["registry"][0] == states["registry:public.u"][0] == "compensated"
+    assert states["ddl"] == ("compensated", "nothing to undo")
+    assert reg.versions("app.public.t-value") == reg.versions("app2.public.u-value") == [1]
+    assert src.ddl == [["ALTER TYPE \"public\".\"tier\" ADD VALUE IF NOT EXISTS 'gold'"]]  # the label stays
