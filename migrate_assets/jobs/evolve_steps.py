@@ -223,8 +223,9 @@ def forward_op(name: str, step_id: str, doc: str, pool: str | None = None) -> Op
                                                         "status": "skipped", "skipped_layers": skipped})
                 before = {s.id: s.status for s in rec.steps}
                 ctx = project.run_context(log=context.log.info)
-                if step_id == Layer.VERIFY.step:
-                    evo.attach_verifier(ctx, [resolve_target(project.target(rec.table), ctx)])
+                if step_id == Layer.VERIFY.step:  # also the other tables a new enum label carried (`verify:<t>`)
+                    evo.attach_verifier(ctx, [resolve_target(project.target(rec.table), ctx), *(
+                        resolve_target(t, ctx) for t in project.targets() if t.table != rec.table)])
                 with layer_guard(project.load(), rec, _guard_step(rec, step_id), ctx):
                     st = run_step(rec, step_id, ctx, store, project.retry_policy(), log_step(context))
                 if rec.failed_step:
