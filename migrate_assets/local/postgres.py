@@ -97,8 +97,16 @@ def ensure_binaries() -> Path:
     )
 
 
+def _debian_major(bindir: Path) -> str | None:
+    """"15" for Debian's /usr/lib/postgresql/15/bin (no process to start for it)."""
+    return bindir.parent.name if bindir.parent.parent == Path("/usr/lib/postgresql") and \
+        bindir.parent.name.isdigit() else None
+
+
 def server_major(bindir: Path) -> str:
     """The server's major version ("15"), from `postgres --version`."""
+    if found := _debian_major(bindir):
+        return found
     out = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False).stdout
     words = out.split()
     return words[-1].split(".")[0] if words else ""
@@ -110,6 +118,8 @@ def postgis_package(bindir: Path) -> str:
 
 def extension_dir(bindir: Path) -> Path:
     """Where the server looks for extension control files (`pg_config --sharedir`/extension)."""
+    if major := _debian_major(bindir):
+        return Path("/usr/share/postgresql") / major / "extension"
     pg_config = bindir / "pg_config"
     if pg_config.exists():
         r = subprocess.run([str(pg_config), "--sharedir"], capture_output=True, text=True, check=False)
