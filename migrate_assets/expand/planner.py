@@ -33,7 +33,7 @@ from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.expand.trigger import Fill, SyncPair, trigger_body
 from migrate_assets.schema import ddl
 from migrate_assets.schema.model import Constraint, Index, Table
-from migrate_assets.schema.ops.base import as_sql
+from migrate_assets.schema.ops.base import as_sql, shape_of
 from migrate_assets.schema.types import PgType
 
 BACKFILL_GUC = "migrate_assets.backfill"
@@ -125,42 +125,13 @@ def _shape_old(table: Table) -> list[tuple[str, str, str]]:
     return [(c.name, c.type.render(), c.name) for c in table.columns]
 
 
-class _NewShape:
-    """A `ShapeSink` that follows the operations to the new shape's columns."""
-
-    def __init__(self) -> None:
-        self.renames: dict[str, str] = {}
-        self.retypes: dict[str, str] = {}
-        self.drops: set[str] = set()
-        self.adds: list[tuple[str, str, str]] = []
-
-    def added(self, name: str, type_: str, nullable: bool, default: str | None) -> None:
-        self.adds.append((name, type_, name))
-
-    def retyped(self, name: str, type_: str) -> None:
-        self.retypes[name] = type_
-
-    def renamed(self, old: str, new: str) -> None:
-        self.renames[old] = new
-
-    def dropped(self, name: str) -> None:
-        self.drops.add(name)
-
-    def required(self, name: str) -> None:
-        pass
-
-    def optional(self, name: str) -> None:
-        pass
-
-
 def new_shape(change: ChangeSet, table: Table) -> list[tuple[str, str, str]]:
     """(name in the new shape, type, physical column during expand) — what `down` expressions see."""
-    sink = _NewShape()
-    for op in change.operations:
-        op.effects(sink)
+    sink = shape_of(*change.operations)
+    drops = set(sink.drops)
     out: list[tuple[str, str, str]] = []
     for c in table.columns:
-        if c.name in sink.drops:
+        if c.name in drops:
             continue
         if c.name in sink.renames:
             out.append((sink.renames[c.name], c.type.render(), sink.renames[c.name]))
@@ -168,7 +139,7 @@ def new_shape(change: ChangeSet, table: Table) -> list[tuple[str, str, str]]:
             out.append((c.name, sink.retypes[c.name], naming.new_column(c.name)))
         else:
             out.append((c.name, c.type.render(), c.name))
-    return out + sink.adds
+    return out + [(name, type_, name) for name, type_ in sink.adds]
 
 
 def _function(

@@ -11,16 +11,9 @@ import psycopg
 import pytest
 
 from migrate_assets.jobs.database import schema_apply, schema_plan
+from tests.app.test_stored_plan import SPEC  # the same spec and table as the app layer's stored-plan tests
 from tests.jobs.conftest import project_for, steps_with, write_db_project
 from tests.support import column_names
-
-SPEC = """\
-table: public.customers
-columns:
-  - {name: id, type: integer, primary_key: true}
-  - {name: name, type: text}
-  - {name: note, type: text, nullable: true}
-"""
 
 
 @pytest.fixture

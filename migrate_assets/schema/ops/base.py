@@ -229,25 +229,32 @@ REGISTRY: dict[str, type[Operation]] = {}
 
 
 class ShapeRecord:
-    """A `ShapeSink` that writes down what it is told, for callers that only ask what a change does to names:
-    the columns it names anew (added, or renamed to), the types it sets (added or retyped), what it renames
-    and drops."""
+    """A `ShapeSink` that writes down what it is told, for callers that ask what a change does to the table's
+    columns: what it adds (name, type, in order), retypes, renames and drops."""
 
     def __init__(self) -> None:
-        self.new_names: list[str] = []
-        self.types: dict[str, str] = {}
+        self.adds: list[tuple[str, str]] = []
+        self.retypes: dict[str, str] = {}
         self.renames: dict[str, str] = {}
         self.drops: list[str] = []
 
+    @property
+    def new_names(self) -> list[str]:
+        """The column names the change brings in: added, or renamed to."""
+        return [name for name, _ in self.adds] + list(self.renames.values())
+
+    @property
+    def types(self) -> dict[str, str]:
+        """The types the change sets: of the columns it adds and those it retypes."""
+        return {**dict(self.adds), **self.retypes}
+
     def added(self, name: str, type_: str, nullable: bool, default: str | None) -> None:
-        self.new_names.append(name)
-        self.types[name] = type_
+        self.adds.append((name, type_))
 
     def retyped(self, name: str, type_: str) -> None:
-        self.types[name] = type_
+        self.retypes[name] = type_
 
     def renamed(self, old: str, new: str) -> None:
-        self.new_names.append(new)
         self.renames[old] = new
 
     def dropped(self, name: str) -> None:
