@@ -27,6 +27,7 @@ from migrate_assets.config import ProjectConfig
 from migrate_assets.errors import ChangeFileError, Problem, SafetyRefusal
 from migrate_assets.expand.naming import PREFIX, is_helper
 from migrate_assets.expand.ops import ChangeSet
+from migrate_assets.schema.ops.base import shape_of
 from migrate_assets.schema.yamlsrc import format_path
 
 
@@ -38,8 +39,7 @@ class BeforeExpand:
     def __init__(self, inner: Any, change: ChangeSet) -> None:
         self._inner = inner
         self._table = change.qualified
-        self._new = {getattr(op, "name", None) if op.kind == "add_column" else getattr(op, "to", None)
-                     for op in change.operations if op.kind in ("add_column", "rename_column")} - {None}
+        self._new = set(shape_of(*change.operations).new_names)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
