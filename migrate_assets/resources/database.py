@@ -18,19 +18,19 @@ import psycopg
 
 from migrate_assets.config import ProjectConfig, redact_dsn
 from migrate_assets.errors import ChangeFileError, ConfigError, LayerUnreachableError
-from migrate_assets.schema.plan import Plan, with_spec_gaps
-from migrate_assets.schema.planner import PlanOptions, build_plan, check_tables
 from migrate_assets.schema.session import read_only_options, set_timeouts
-from migrate_assets.schema.spec import load_specs
 
-# `plan` (and every CI `plan --check`) needs only the lines above: the expand–contract engine, `apply` and the
-# migrations runner load in the functions that use them (tests/cli/test_startup_imports.py holds this)
+# `plan` (and every CI `plan --check`) needs only the lines above and the planner: the spec loader and planner,
+# the expand–contract engine, `apply` and the migrations runner load in the functions that use them, so
+# `migrations up` loads no planner and `plan` no runner (tests/cli/test_startup_imports.py holds this)
 if TYPE_CHECKING:
     from migrate_assets.expand import runner
     from migrate_assets.expand.backfill import ProgressFn
     from migrate_assets.expand.ops import ChangeSet
     from migrate_assets.schema.apply import ApplyOptions, ApplyResult
     from migrate_assets.schema.model import Table
+    from migrate_assets.schema.plan import Plan
+    from migrate_assets.schema.planner import PlanOptions
     from migrate_assets.versioned import MigrationRunner, StateTable, Step
 
 #: parsed-YAML cache of the spec files, by content hash, under the project folder; MIGRATE_ASSETS_NO_CACHE=1 disables it
@@ -82,6 +82,8 @@ def specs(cfg: ProjectConfig, missing_ok: bool = False) -> list[Table]:
 
     Parsed YAML is reused by content hash (validation still runs every time), so an unchanged spec set loads fast.
     """
+    from migrate_assets.schema.spec import load_specs
+
     paths = [cfg.path(p) for p in cfg.schemas]
     cache = None if os.environ.get("MIGRATE_ASSETS_NO_CACHE") else cfg.path(SPEC_CACHE)
     return load_specs([p for p in paths if p.exists()] if missing_ok else paths, cfg.database.schema_,
@@ -92,6 +94,8 @@ def check_specs(cfg: ProjectConfig, tables: Sequence[Table]) -> None:
     """Postgres checks the defaults and index predicates of `tables` on a read-only connection (nothing runs):
     for paths that build DDL from specs without a plan (evolve of tables joining the pipeline)."""
     if tables:
+        from migrate_assets.schema.planner import check_tables
+
         with connect(cfg, read_only=True) as conn:
             check_tables(conn, tables)
 
@@ -108,6 +112,8 @@ def state_table(cfg: ProjectConfig) -> StateTable:
 
 def plan_options(cfg: ProjectConfig, tables: Sequence[str] = (), allow_drop_table: bool = False) -> PlanOptions:
     """Plan options; the migrations' state table is never the planner's to drop or change."""
+    from migrate_assets.schema.planner import PlanOptions
+
     lock = state_table(cfg)
     return PlanOptions(default_schema=cfg.database.schema_, only_tables=tuple(tables),
                        allow_drop_table=allow_drop_table, ignore=frozenset({(lock.schema, lock.name)}))
@@ -116,6 +122,9 @@ def plan_options(cfg: ProjectConfig, tables: Sequence[str] = (), allow_drop_tabl
 def schema_plan(cfg: ProjectConfig, tables: Sequence[str] = (), allow_drop_table: bool = False,
                 application_name: str = "migrate-assets") -> Plan:
     """The declarative plan: the spec files against the live database."""
+    from migrate_assets.schema.plan import with_spec_gaps
+    from migrate_assets.schema.planner import build_plan
+
     desired, opts = specs(cfg), plan_options(cfg, tables, allow_drop_table)
     with schema_connection(cfg, application_name, read_only=True) as conn:
         return with_spec_gaps(build_plan(conn, desired, opts), desired)

@@ -68,6 +68,22 @@ def test_plan_on_one_table_loads_no_pipeline_client(tmp_path: Path, fresh_dsn: s
     assert _loaded(names, PLAN_NEEDS_NOT) == []
 
 
+def test_migrations_up_loads_no_planner(tmp_path: Path, fresh_dsn: str, cli_env: dict[str, str]) -> None:
+    # 1,000 migrations through the CLI are timed start-up included (issue 21 item 4): the spec loader, the
+    # planner and the config's pydantic are not part of running migrations
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "001_t.up.sql").write_text("CREATE TABLE t (id integer);\n")
+    cfg = tmp_path / "migrate.yaml"
+    cfg.write_text(f"database: {{dsn: '{fresh_dsn}'}}\nmigrations: migrations/\n")
+    names, out = _imported(cli_env, "--format", "json", "migrations", "up", config=str(cfg))
+    assert [s["version"] for s in json.loads(out)["steps"]] == [1]
+    assert "migrate_assets.versioned.files" in names
+    assert _loaded(names, ("migrate_assets.app",)) == ["migrate_assets.app", "migrate_assets.app.migrations"]
+    engines = tuple(e for e in OTHER_ENGINES if e != "migrate_assets.app")
+    assert _loaded(names, (*HEAVY, *engines, "pydantic", "migrate_assets.schema.planner",
+                           "migrate_assets.schema.spec", "migrate_assets.schema.diff", "migrate_assets.expand")) == []
+
+
 def test_version_is_the_installed_distributions() -> None:
     # --version prints migrate_assets.__version__ (reading the metadata costs more than the rest of --version)
     assert __version__ == version("migrate-assets")
