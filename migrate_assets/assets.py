@@ -144,15 +144,20 @@ def _layers_check(t: PipelineTarget, cfg: ProjectConfig, keys: PipelineAssetKeys
                                         "(one verify over source, registry, lakehouse and connector).")
              for layer in layers]
 
+    # subsettable: observing one asset (a run for one table's layer) selects that asset's check only
     @multi_asset_check(specs=specs, name=_node_name("layers_consistent", keys.key(t.table, "source")),
-                       required_resource_keys={resource_key}, description=f"Verify {t.table} across every layer.")
+                       required_resource_keys={resource_key}, description=f"Verify {t.table} across every layer.",
+                       can_subset=True)
     def _check(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
+        selected = {k.asset_key for k in context.selected_asset_check_keys}
         project = _project(context, resource_key)
         with engine_errors("verify"):
             ctx = project.run_context()
             (res,) = verify_pipeline([project.target(t.table)], ctx).tables
         whole = MetadataValue.md(verify_md([res]))
         for layer in layers:
+            if keys.key(t.table, layer) not in selected:
+                continue
             name = _VERDICT[layer]
             verdict = res.layers.get(name) if name else None
             passed = res.consistent if verdict is None else verdict.status in ("consistent", "skipped")
