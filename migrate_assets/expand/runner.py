@@ -206,13 +206,10 @@ def expand(
                 rebuilds, left = indexes.discover(conn, plan)  # before the new columns exist
                 for w in left:
                     log.warning("%s: %s", table, w)
-                for step in plan.expand_steps:
-                    for stmt in step.forward:
-                        conn.execute(stmt)
-                maxkey = bf.last_key(conn, plan)  # an index lookup: the ACCESS EXCLUSIVE lock is held
-                state.insert(
-                    conn,
-                    opts.state_schema,
+                # Writers wait from the first statement that locks the table (ADD COLUMN) to COMMIT, so that
+                # window holds round trips only: the state row is built before it, and the steps go in one
+                # pipeline (one round trip, not one per statement: on a busy machine each costs a wake-up)
+                record: dict[str, Any] = dict(
                     table=table,
                     fp=fp,
                     source=change.source,
@@ -221,10 +218,16 @@ def expand(
                     refs={k: list(v) for k, v in v.refs.items()},
                     volatile_defaults=sorted(v.volatile_defaults),
                     pre_fingerprint=pre,
-                    backfill_max=maxkey if plan.backfill.needed else None,
                     rows_total=0,
                     rebuilds=[r.to_dict() for r in rebuilds],
                 )
+                with conn.pipeline():
+                    for step in plan.expand_steps:
+                        for stmt in step.forward:
+                            conn.execute(stmt)
+                maxkey = bf.last_key(conn, plan)  # an index lookup: the ACCESS EXCLUSIVE lock is held
+                state.insert(conn, opts.state_schema, backfill_max=maxkey if plan.backfill.needed else None,
+                             **record)
 
             _ensure(conn, opts)  # only now: a change Postgres rejected leaves no trace at all
             _retry(conn, opts, f"expand {table}", ddl)
