@@ -6,7 +6,10 @@ one-table project, each beside its floor in the same run.
   `python -c "import psycopg, yaml"` (target ≤ 2×).
 
 Every contender runs in each round, in a rotating order, so background load on this shared machine hits them
-alike; best of `ROUNDS` is reported, with the median and the median of per-round ratios beside it. One more run
+alike; the target is read on the median of per-round ratios (each command against its floor run in the same
+round): on a loaded machine the best of `ROUNDS` of each side can come from different moments (one lucky 70 ms
+floor against a 0.4 s `--help` read 6× in a round whose per-round median was 2.2×). Best against best and the
+medians are reported beside it. One more run
 of each command with `python -X importtime` counts the modules it loads and lists the heavy ones among them.
 """
 
@@ -24,7 +27,7 @@ from typing import Any
 
 from benchmarks.common import bench_cluster, bench_database, write_results
 
-ROUNDS = 15
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "15"))
 #: the modules no start-up path below may load (tests/cli/test_startup_imports.py asserts the same)
 HEAVY = ("dagster", "pyiceberg", "confluent_kafka", "pyarrow", "httpx")
 SPEC = "table: t\ncolumns:\n  - {name: id, type: bigint, primaryKey: true}\n  - {name: email, type: text}\n"
@@ -105,20 +108,22 @@ def main() -> dict[str, Any]:
         rows.append({"command": f"migrate-assets {name}", "floor": f'python -c "{floor}"', "best_s": best,
                      "median_s": statistics.median(times[name]), "floor_best_s": floor_best,
                      "floor_median_s": statistics.median(times[floor]), "ratio_best": best / floor_best,
-                     "ratio_per_round_median": per_round, "target": target, "met": best / floor_best <= target,
+                     "ratio_per_round_median": per_round, "target": target, "met": per_round <= target,
                      **imports[name]})
     load_after = os.getloadavg()
     load = [round(x, 2) for x in (*load_before, *load_after)]
     data = {"rounds": ROUNDS, "rows": rows, "times_s": times, "load_average_before_after": load}
     md = ["## CLI start-up: `--help`, `--version` and `plan` on a 1-table project", "",
           "| command | best s | median s | floor | floor best s | × floor (best) | × floor (per-round median) "
-          "| target | met | modules | heavy loaded |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| target (per-round median) | met | modules | heavy loaded |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| `{r['command']}` | {r['best_s']:.3f} | {r['median_s']:.3f} | `{r['floor']}` | "
                   f"{r['floor_best_s']:.3f} | {r['ratio_best']:.2f} | {r['ratio_per_round_median']:.2f} | "
                   f"≤ {r['target']:g}× | {'yes' if r['met'] else 'NO'} | {r['modules']} | "
                   f"{', '.join(r['heavy']) or 'none'} |")
-    md += ["", f"Whole processes, best of {ROUNDS} interleaved rounds (rotating order). `plan` reads one spec file "
+    md += ["", f"Whole processes, {ROUNDS} interleaved rounds (rotating order); *met* is read on the median of "
+           "per-round ratios (command and floor in the same round), best against best beside it. `plan` reads one "
+           "spec file "
            "and a real database on a private cluster (spec cache warm, as on a second run; bytecode cached, as pip "
            "leaves an installed package). Modules: counted from "
            "one `python -X importtime` run; heavy = dagster, pyiceberg, confluent_kafka, pyarrow, httpx.",
@@ -132,5 +137,6 @@ def main() -> dict[str, Any]:
 if __name__ == "__main__":
     out = main()
     for row in out["rows"]:
-        print(f"{row['command']}: {row['best_s']:.3f}s = {row['ratio_best']:.2f}x {row['floor']} "
+        print(f"{row['command']}: {row['best_s']:.3f}s = {row['ratio_best']:.2f}x best, "
+              f"{row['ratio_per_round_median']:.2f}x per round, {row['floor']} "
               f"(target {row['target']:g}x: {'met' if row['met'] else 'NOT met'})")
