@@ -43,7 +43,7 @@ def _escape_char(ch: str) -> str:
 
 def safe_text(text: str) -> str:
     """`text` with every control or format character except newline and tab escaped (`\\x1b`, `\\u202e`)."""
-    if text.isprintable():
+    if text.isprintable() or text.replace("\n", "").replace("\t", "").isprintable():  # (a newline is not)
         return text
     import unicodedata  # a C module of its own: loaded only for text that needs it
 

@@ -167,7 +167,7 @@ class StateTable:
         elapsed = _ELAPSED
 
         def render(version: int, description: str, checksum: str, down_checksum: str | None) -> str:
-            if not all(c in _HEX for c in checksum + (down_checksum or "")):
+            if not _HEX.issuperset(checksum + (down_checksum or "")):
                 raise ValueError("checksums must be hex digests")
             down = f"'{down_checksum}'" if down_checksum is not None else "NULL"
             desc = sql.Literal(description).as_string(conn)

@@ -81,7 +81,8 @@ def test_migrations_up_loads_no_planner(tmp_path: Path, fresh_dsn: str, cli_env:
     assert _loaded(names, ("migrate_assets.app",)) == ["migrate_assets.app", "migrate_assets.app.migrations"]
     engines = tuple(e for e in OTHER_ENGINES if e != "migrate_assets.app")
     assert _loaded(names, (*HEAVY, *engines, "pydantic", "migrate_assets.schema.planner",
-                           "migrate_assets.schema.spec", "migrate_assets.schema.diff", "migrate_assets.expand")) == []
+                           "migrate_assets.schema.spec", "migrate_assets.schema.diff", "migrate_assets.schema.sqltext",
+                           "migrate_assets.expand")) == []
 
 
 def test_version_is_the_installed_distributions() -> None:
