@@ -1,7 +1,7 @@
 """`MigrateAssetsComponent`: everything migrate-assets defines for a project, built from a `defs.yaml`.
 
 In a `dg` project, `dg scaffold defs migrate_assets.component.MigrateAssetsComponent schema_changes` writes
-`defs/schema_changes/defs.yaml`:
+`defs/schema_changes/defs.yaml` (`dg list components` lists the type: the package registers this module for `dg`):
 
     type: migrate_assets.component.MigrateAssetsComponent
     attributes:
@@ -29,7 +29,6 @@ from dagster.components.scaffold.scaffold import Scaffolder, ScaffoldRequest, sc
 from pydantic import Field
 
 from migrate_assets.dagster_resources import MigrateProjectResource
-from migrate_assets.definitions import build_definitions, project_definitions
 
 
 class MigrateAssetsScaffolder(Scaffolder):  # type: ignore[type-arg]
@@ -65,5 +64,9 @@ class MigrateAssetsComponent(dg.Component, dg.Model, dg.Resolvable):
                                       auto_apply=self.auto_apply, auto_contract=self.auto_contract)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        # here, not at the top: `dg scaffold defs` / `dg list components` import this module only to describe the
+        # component, and migrate_assets.definitions builds the default code location when imported
+        from migrate_assets.definitions import build_definitions, project_definitions
+
         project = self.project(context.path)
         return project_definitions(project, self.name) if self.name else build_definitions(project=project)
