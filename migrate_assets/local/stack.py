@@ -14,7 +14,9 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,11 +169,25 @@ def part_healthy(name: str, part: dict[str, Any]) -> bool:
     return False
 
 
-def _port_for(part: dict[str, Any] | None) -> int:
-    old = (part or {}).get("port")
-    if old and not procs.port_open(int(old)):
-        return int(old)
-    return procs.free_port()
+class _Ports:
+    """Ports handed to the parts of one `up`: they start in parallel threads, and two free-port probes at the same
+    moment could name the same port."""
+
+    def __init__(self) -> None:
+        self.taken: set[int] = set()
+        self.lock = threading.Lock()
+
+    def pick(self, part: dict[str, Any] | None) -> int:
+        """The part's previous port when it is free again, else a free one."""
+        old = (part or {}).get("port")
+        with self.lock:
+            if old and int(old) not in self.taken and not procs.port_open(int(old)):
+                port = int(old)
+            else:
+                while (port := procs.free_port()) in self.taken:
+                    pass
+            self.taken.add(port)
+            return port
 
 
 def _start_registry(root: Path, port: int, timeout: float = 20.0) -> int:
@@ -191,25 +207,35 @@ def _record(name: str, pid: int, **fields: Any) -> dict[str, Any]:
     return {**ident, **fields}
 
 
+#: parts started one after another within a chain; the chains run at the same time (the Iceberg catalog lives in
+#: the PostgreSQL, Kafka Connect needs the broker, and only the last chain needs the jars)
+CHAINS = (("postgres", "iceberg"), ("registry",), ("broker", "kafka-connect"))
+NEEDS_JARS = ("broker", "kafka-connect")
+
+
 def up(
     state_dir: Path, parts: tuple[str, ...] = ALL_PARTS, connect_mode: str = "distributed",
     progress: Any = None,
 ) -> tuple[StackInfo, dict[str, float]]:
-    """Bring the requested parts up (keeping healthy ones); returns the state and seconds spent per part."""
+    """Bring the requested parts up (keeping healthy ones); returns the state and seconds spent per part.
+
+    The jars are fetched (on first use) while PostgreSQL, the registry and the Iceberg catalog start; the broker
+    and Kafka Connect start once the jars are there. apt-get installs (Java, Maven, PostgreSQL) run first, one at
+    a time."""
     state_dir = state_dir.resolve()
     info = load_state(state_dir)
     _private_state_dir(state_dir)
     timings: dict[str, float] = {}
     needs = {"broker": "kafka-connect", "postgres": "iceberg"}  # the Iceberg catalog lives in the PostgreSQL
-    order = [p for p in ALL_PARTS if p in parts or needs.get(p) in parts]
-    artifacts.preflight(tuple(order))
-    if "postgres" in order:
-        postgres.ensure_binaries()
-    for name in order:
+    order = tuple(p for p in ALL_PARTS if p in parts or needs.get(p) in parts)
+    artifacts.tools(order)
+    lock, ports = threading.Lock(), _Ports()
+
+    def bring_up(name: str) -> None:
         current = info.parts.get(name)
         if current and part_healthy(name, current):
             timings[name] = 0.0
-            continue
+            return
         if current and procs.is_ours(current):  # ours but not answering: replace it
             if name == "postgres":
                 postgres.stop(current)
@@ -218,31 +244,53 @@ def up(
         t0 = time.monotonic()
         if progress:
             progress(f"starting {name} ...")
-        if name == "postgres":
-            port = _port_for(current)
-            pg = postgres.start(state_dir / "pg", port)
-            info.parts[name] = _record(name, pg.pid, port=pg.port, datadir=pg.datadir, dsn=pg.dsn)
-        elif name == "broker":
-            port = _port_for(current)
-            cport = _port_for({"port": (current or {}).get("controller_port")})
-            while cport == port:
-                cport = procs.free_port()
-            pid = broker.start(state_dir / "kafka", port, cport)
-            info.parts[name] = _record(name, pid, port=port, controller_port=cport)
-        elif name == "registry":
-            port = _port_for(current)
-            info.parts[name] = _record(name, _start_registry(state_dir, port), port=port)
-        elif name == "kafka-connect":
-            port = _port_for(current)
-            pid = connect.start(state_dir / "connect", info.bootstrap, port, mode=connect_mode)
-            info.parts[name] = _record(name, pid, port=port, mode=connect_mode)
-        elif name == "iceberg":
-            info.parts[name] = {"properties": iceberg.ensure(state_dir / "iceberg", info.pg_dsn)}
+        record = _start_part(name, state_dir, info, current, connect_mode, ports)
         timings[name] = round(time.monotonic() - t0, 3)
-        info.parts[name]["start_seconds"] = timings[name]  # `stack status` reports it beside the RSS
-        save_state(info)
+        record["start_seconds"] = timings[name]  # `stack status` reports it beside the RSS
+        with lock:
+            info.parts[name] = record
+            save_state(info)
+
+    with ThreadPoolExecutor(len(CHAINS) + 1) as pool:
+        fetched = pool.submit(artifacts.preflight, order)
+        if "postgres" in order:
+            postgres.ensure_binaries()  # apt-get, if at all, while the jars download
+
+        def chain(names: tuple[str, ...]) -> None:
+            for name in names:
+                if name in order:
+                    if name in NEEDS_JARS:
+                        fetched.result()
+                    bring_up(name)
+
+        runs = [pool.submit(chain, c) for c in CHAINS]
+        errors = [e for e in (r.exception() for r in [fetched, *runs]) if e is not None]
+    if errors:
+        raise errors[0]  # every chain has ended: what did start is recorded, so `down` stops it
     write_config(info)
-    return info, timings
+    return info, {name: timings[name] for name in order}
+
+
+def _start_part(name: str, state_dir: Path, info: StackInfo, current: dict[str, Any] | None,
+                connect_mode: str, ports: _Ports) -> dict[str, Any]:
+    """Start one part; its state record."""
+    if name == "postgres":
+        pg = postgres.start(state_dir / "pg", ports.pick(current))
+        return _record(name, pg.pid, port=pg.port, datadir=pg.datadir, dsn=pg.dsn)
+    if name == "broker":
+        port = ports.pick(current)
+        cport = ports.pick({"port": (current or {}).get("controller_port")})
+        return _record(name, broker.start(state_dir / "kafka", port, cport), port=port, controller_port=cport)
+    if name == "registry":
+        port = ports.pick(current)
+        return _record(name, _start_registry(state_dir, port), port=port)
+    if name == "kafka-connect":
+        port = ports.pick(current)
+        pid = connect.start(state_dir / "connect", info.bootstrap, port, mode=connect_mode)
+        return _record(name, pid, port=port, mode=connect_mode)
+    if name == "iceberg":
+        return {"properties": iceberg.ensure(state_dir / "iceberg", info.pg_dsn)}
+    raise ValueError(f"unknown part {name}")
 
 
 def status(state_dir: Path) -> dict[str, dict[str, Any]]:
