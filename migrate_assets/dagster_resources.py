@@ -11,16 +11,21 @@ are built by the factories the CLI calls (`migrate_assets.resources.project`; th
 project to `migrate_assets.resources.database`). The per-layer resources serve code that needs one system only, e.g.
 `PostgresResource(dsn=EnvVar("DATABASE_URL"))`, hand out the very clients of a run context (same retry settings),
 and can be derived from a project with `from_project`.
+
+The resources are the primary configuration; migrate.yaml serves the CLI. `project_yaml(resource)` generates the
+file from a `MigrateProjectResource` (an `EnvVar` written as `${VAR}`, never its value), and `resource_from_yaml`
+goes the other way (`${VAR}` → `EnvVar`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from migrate_assets.config import (
@@ -30,7 +35,7 @@ from migrate_assets.config import (
     SchemaRegistryConfig,
     load_config,
 )
-from migrate_assets.errors import UsageError
+from migrate_assets.errors import ConfigError, UsageError
 from migrate_assets.evolution.actions import Bounds, RunContext
 from migrate_assets.evolution.planner import PipelineTarget, Policy
 from migrate_assets.evolution.saga import RetryPolicy
@@ -213,3 +218,111 @@ class MigrateProjectResource(ConfigurableResource):  # type: ignore[type-arg]
             "schema_registry": SchemaRegistryResource.from_project(cfg),
             "iceberg": IcebergCatalogResource.from_project(cfg),
         }
+
+
+# ------------------------------------------------------------------------------------------------------------
+# migrate.yaml <-> MigrateProjectResource
+# ------------------------------------------------------------------------------------------------------------
+
+#: the resource's field → where migrate.yaml keeps that setting
+_FILE_KEYS: dict[str, tuple[str, str]] = {"dsn": ("database", "dsn"), "kafka_connect_url": ("kafka_connect", "url"),
+                                          "schema_registry_url": ("schema_registry", "url"),
+                                          "iceberg_properties": ("iceberg", "properties")}
+#: a whole value that is one environment reference, `${VAR}` (with a default it stays in the file)
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: pyiceberg catalog properties that hold secrets (credential, token, s3.secret-access-key, …)
+_SECRET_PROPERTY = re.compile(r"password|secret|token|credential|private|session", re.IGNORECASE)
+
+
+def _secret(key: str, value: str) -> bool:
+    return bool(dsn_secrets(value)) or (key.startswith("iceberg_properties.") and
+                                        bool(_SECRET_PROPERTY.search(key.split(".", 1)[1])))
+
+
+def _to_file(key: str, value: Any, source: str) -> Any:
+    """A resource value as migrate.yaml writes it: an `EnvVar` as `${VAR}`; a literal secret is refused."""
+    if isinstance(value, dict):
+        return {k: _to_file(f"{key}.{k}", v, source) for k, v in value.items()}
+    if isinstance(value, EnvVar):
+        return "${" + value.env_var_name + "}"
+    if _secret(key, value):
+        raise UsageError(f"{key} holds a secret as plain text: it would be written into migrate.yaml; give it as "
+                         f"EnvVar('...') (written as ${{VAR}})", file=source, key=key)
+    return value
+
+
+def _from_file(key: str, value: Any) -> Any:
+    """A migrate.yaml value as the resource takes it: `${VAR}` → `EnvVar('VAR')`; a literal secret, or a value with
+    a reference inside (`${VAR:-default}`, `http://${HOST}:8081`) → None (it stays in the file, which the resource
+    still reads and expands); any other literal as it is."""
+    if isinstance(value, dict):
+        return {k: _from_file(f"{key}.{k}", v) for k, v in value.items()}
+    m = _ENV_REF.fullmatch(value)
+    if m:
+        return EnvVar(m[1])
+    return None if "${" in value or _secret(key, value) else value
+
+
+def project_yaml(project: MigrateProjectResource) -> str:
+    """migrate.yaml for the CLI, generated from the resource: the project file at `config_path` (pipelines, specs,
+    policies, and its own `${VAR}` references as written) with the layers the resource sets put in place of the
+    file's. An `EnvVar` field is written as a `${VAR}` reference, never as its value; a literal password (in a DSN
+    or URL) or catalog credential is refused with a UsageError naming the field. The file is not written here."""
+    import yaml
+
+    doc = _raw_project(project.config_path)
+    out = dict(doc.data)
+    for name, (section, key) in _FILE_KEYS.items():
+        value = getattr(project, name)
+        if value is None:
+            continue
+        current = out.get(section)
+        merged = dict(current) if isinstance(current, dict) else {}
+        merged[key] = _to_file(name, value, "<resource MigrateProjectResource>")
+        if section == "iceberg":
+            merged.setdefault("name", "lake")
+        out[section] = merged
+    text: str = yaml.safe_dump(out, sort_keys=False, allow_unicode=True)
+    return text
+
+
+def resource_from_yaml(path: str | Path, **fields: Any) -> MigrateProjectResource:
+    """The resource for a migrate.yaml (the reverse of `project_yaml`): `config_path` is the file, and each layer
+    the file locates becomes a field — `${VAR}` as `EnvVar('VAR')`, a plain URL as it is; a literal secret is left
+    in the file (the resource reads it from there at run time), never copied into the resource's config.
+    `fields`: the resource's other settings (asset_key_prefix, auto_apply …)."""
+    doc = _raw_project(path)
+    given: dict[str, Any] = {}
+    for name, (section, key) in _FILE_KEYS.items():
+        holder = doc.data.get(section)
+        if holder is None:
+            continue
+        if not isinstance(holder, dict):
+            raise ConfigError([doc.problem((section,), "expected a mapping")])
+        if key not in holder:
+            continue
+        value = holder[key]
+        expected = dict if name == "iceberg_properties" else str
+        if not isinstance(value, expected) or (isinstance(value, dict) and
+                                               not all(isinstance(v, str) for v in value.values())):
+            what = "a mapping of strings" if expected is dict else "a string"
+            raise ConfigError([doc.problem((section, key), f"expected {what} (got {value!r})")])
+        converted = _from_file(name, value)
+        if isinstance(converted, dict):
+            kept = {k: v for k, v in converted.items() if v is not None}
+            if len(kept) == len(converted):  # a secret among the properties: the file keeps them all
+                given[name] = kept
+        elif converted is not None:
+            given[name] = converted
+    return MigrateProjectResource(config_path=str(path), **given, **fields)
+
+
+def _raw_project(path: str | Path) -> Any:
+    """migrate.yaml as written (no `${VAR}` expanded): a missing file or a top level that is not a mapping is a
+    ConfigError naming the file (and the line)."""
+    from migrate_assets.schema.yamlsrc import load_yaml
+
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError([doc.problem((), "expected a mapping of settings at the top level")])
+    return doc
