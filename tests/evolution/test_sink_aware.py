@@ -12,9 +12,10 @@ import pytest
 
 from migrate_assets.errors import SafetyRefusal
 from migrate_assets.evolution.actions import CreateIcebergTable, IcebergUpdate, RunContext
-from migrate_assets.evolution.layers import IcebergOp
+from migrate_assets.evolution.layers import IcebergOp, SourceColumn
+from migrate_assets.evolution.memory import MemoryConnector, MemoryLakehouse, MemorySource
 from migrate_assets.evolution.planner import EvolutionPlan, PipelineTarget, PlannedStep
-from migrate_assets.evolution.sink import SINK_CLASS, check_sink
+from migrate_assets.evolution.sink import SINK_CLASS, check_sink, verify_sink
 from migrate_assets.local import iceberg
 from migrate_assets.local.stack import StackInfo
 from tests.cdc import poll_until, start_connector
@@ -154,3 +155,33 @@ def test_evolve_with_a_named_sink_then_verify_reads_the_new_column_back(
     ran = run_cli(capsys, "verify", "--progress-bound", "3", config=pipeline.config_path, fmt="json")
     assert ran.code == 4, ran.doc
     assert "PAUSED" in " ".join(ran.doc["tables"][0]["layers"]["sink"]["differences"])
+
+
+# -- verify: a FAILED sink task is restarted once, and said so ------------------------------------------------
+
+
+def _sink_world(state: str) -> tuple[RunContext, MemoryConnector]:
+    source = MemorySource({"public.t": [SourceColumn("id", "integer", False)]})
+    source.values[("public.t", None)] = 3
+    lake = MemoryLakehouse()
+    lake.add_table("ns.t", [("id", "int")])
+    lake.values[("ns.t", None)] = 3
+    conn = MemoryConnector(source)
+    conn.add("lake-sink", GOOD)
+    conn.connectors["lake-sink"].state = state
+    return RunContext(source=source, lakehouse=lake, connector=conn), conn
+
+
+def test_verify_restarts_a_failed_sink_task_and_reports_it() -> None:
+    ctx, conn = _sink_world("FAILED")
+    status, differences, notes = verify_sink(TARGET, ctx, [], bound=1.0)
+    assert (status, differences) == ("consistent", ())
+    assert conn.connectors["lake-sink"].restarts == 1
+    assert "had a FAILED task" in notes[0] and "RUNNING again" in notes[0] and "lag 0" in notes[1]
+
+
+def test_verify_leaves_a_paused_sink_alone() -> None:
+    ctx, conn = _sink_world("PAUSED")
+    status, differences, _ = verify_sink(TARGET, ctx, [], bound=1.0)
+    assert status == "drift" and "is PAUSED" in differences[0]
+    assert conn.connectors["lake-sink"].restarts == 0
