@@ -33,12 +33,12 @@ def test_definitions_hold_every_job_schedule_sensor_and_the_example_assets() -> 
     assert {s.name for s in repo.schedule_defs} == {"nightly_verify", "nightly_drift_check",
                                                     "refresh_pipeline_schemas"}
     assert {s.name for s in repo.sensor_defs} == {"spec_files_changed", "expand_ready", "evolution_failed_rollback",
-                                                  "connector_failed", "layers_changed"}
-    # every sensor and schedule says what it does and when to turn it on; all but the read-only observer start
+                                                  "connector_failed", "layers_changed", "cli_evolutions"}
+    # every sensor and schedule says what it does and when to turn it on; all but the read-only observers start
     # stopped
     for d in [*repo.sensor_defs, *repo.schedule_defs]:
         assert d.description and ("Turn on" in d.description or "keep it on" in d.description), d.name
-        assert d.default_status.value == ("RUNNING" if d.name == "layers_changed" else "STOPPED"), d.name
+        assert d.default_status.value == ("RUNNING" if d.name in ("layers_changed", "cli_evolutions") else "STOPPED"), d.name
     keys = {AssetKey(["pipeline", "customers", x]) for x in ("source", "registry", "iceberg")}
     assert keys <= set(repo.asset_graph.get_all_asset_keys())
     # observable: "Materialize" is an observation; lineage runs source → registry → iceberg

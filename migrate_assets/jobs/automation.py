@@ -3,7 +3,8 @@
 Sensors only decide; jobs do the work, so every action is a visible, retryable run. Run keys make decisions
 idempotent: the file sensor keys runs by the content fingerprint of the spec or migration files, the expand sensor
 by the change's fingerprint, the rollback sensor by the evolution run id, the connector sensor by the failure
-it saw — a tick that sees nothing new asks for nothing new.
+it saw, the CLI-evolution sensor by the evolution run and its status — a tick that sees nothing new asks for nothing
+new.
 
 `automation(jobs, …)` builds them for a set of jobs: the code location's (module level, reading the `project`
 resource), or one project's among several (names prefixed, that project bound).
@@ -18,6 +19,7 @@ from typing import Any
 
 import psycopg
 from dagster import (
+    AssetCheckKey,
     AssetSelection,
     DagsterRunStatus,
     DefaultScheduleStatus,
@@ -57,7 +59,7 @@ from migrate_assets.jobs.evolve import (
     verify_pipeline,
 )
 from migrate_assets.jobs.evolve_launch import EVOLUTION_RUN_TAG, ON_FAILURE_TAG, TABLES_TAG
-from migrate_assets.jobs.observe import GROUP
+from migrate_assets.jobs.observe import ASSET_LAYERS, FINISHED, GROUP, STORE_START, has_layer, recorded_since
 from migrate_assets.resources import database
 
 #: tag of a rollback run: the evolve_pipeline run whose failure asked for it
@@ -226,6 +228,61 @@ def _layers_changed(context: RunStatusSensorContext) -> RunRequest | SkipReason:
 
 
 # ------------------------------------------------------------------------------------------------------------
+# evolutions made outside Dagster (the CLI) → observe their tables
+# ------------------------------------------------------------------------------------------------------------
+
+#: tag of an observation run the cli_evolutions sensor asked for: the evolution run it follows
+AFTER_EVOLUTION_TAG = "migrate_assets/after_evolution"
+
+
+def _cli_evolutions(context: SensorEvaluationContext, project: MigrateProjectResource,
+                    observe: Any) -> SensorResult:
+    """An evolution run recorded in the run store since the last tick, by a process other than a Dagster run
+    (the CLI), finished → observe that table's assets and check `layers_consistent` on them, so the asset pages
+    show the columns it left.
+
+    The cursor is the store's (updated_at, run_id) of the last run seen; the first tick starts at the newest run
+    (history is not replayed). A run a Dagster job made is left out: its job observed the layers itself (its id is
+    in a run's `migrate_assets/evolution_run` tag)."""
+    cursor = tuple(json.loads(context.cursor)) if context.cursor else None
+    cfg = project.load()
+    store = project.store()
+    try:
+        runs = recorded_since(store, cursor)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    if cursor is None:
+        start = runs[-1].position if runs else STORE_START
+        return SensorResult(skip_reason=SkipReason("watching the run store from now on"), cursor=json.dumps(start))
+    if not runs:
+        return SensorResult(skip_reason=SkipReason("no evolution recorded since the last tick"),
+                            cursor=context.cursor)
+    by_dagster = {i for _, values in context.instance.get_run_tags(tag_keys=[EVOLUTION_RUN_TAG])
+                  for value in values for i in value.split(",") if i}
+    keys, registry = project.asset_keys(), cfg.schema_registry is not None
+    tables = {t.table: t for t in project.targets()}
+    requests, skipped = [], []
+    for run in runs:
+        t = tables.get(run.table)
+        if run.status not in FINISHED or run.run_id in by_dagster or t is None:
+            why = ("not finished" if run.status not in FINISHED else "a Dagster run's" if run.run_id in by_dagster
+                   else "not a pipeline table")
+            skipped.append(f"{run.run_id} ({run.table}, {run.status}): {why}")
+            continue
+        selected = [keys.key(t.table, layer) for layer in ASSET_LAYERS if has_layer(t, layer, registry)]
+        requests.append(RunRequest(
+            run_key=f"observe-after-evolution:{run.run_id}:{run.status}", job_name=observe.name,
+            asset_selection=selected,  # and verify them (layers_consistent); spec drift is the nightly check's
+            asset_check_keys=[AssetCheckKey(k, "layers_consistent") for k in selected],
+            tags={AFTER_EVOLUTION_TAG: run.run_id, TABLES_TAG: run.table, "migrate_assets/evolution_status":
+                  run.status}))
+    cursor_now = json.dumps(runs[-1].position)
+    if not requests:
+        return SensorResult(skip_reason=SkipReason("; ".join(skipped)), cursor=cursor_now)
+    return SensorResult(run_requests=requests, cursor=cursor_now)
+
+
+# ------------------------------------------------------------------------------------------------------------
 # the schedules and sensors of a set of jobs
 # ------------------------------------------------------------------------------------------------------------
 
@@ -305,11 +362,18 @@ def automation(jobs: Mapping[str, Any], bound: MigrateProjectResource | None = N
                     "expand/contract/abort) → observe the pipeline assets, so they show the new columns. On by "
                     "default (it only reads); keep it on.",
     )(_layers_changed)
+    out["cli_evolutions"] = sensor(
+        name=f"{prefix}cli_evolutions", job=observe, minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="An evolution made outside Dagster (migrate-assets evolve / apply from the CLI) finished, as "
+                    "the run store records it → observe that table's assets, so they show its columns. On by "
+                    "default (it only reads); keep it on.",
+    )(_with_project(_cli_evolutions, bound, observe=observe))
     return out
 
 
 #: what exists only when the project has pipeline assets (an asset job cannot select nothing)
-WITH_ASSETS = ("observe_pipeline_schemas", "refresh_pipeline_schemas", "layers_changed")
+WITH_ASSETS = ("observe_pipeline_schemas", "refresh_pipeline_schemas", "layers_changed", "cli_evolutions")
 _ALL = automation({j.name: j for j in (schema_plan, schema_apply, migrations_status, migrations_up, migrations_down,
                                        expand, contract, abort_expand, evolve_pipeline, rollback_evolution,
                                        verify_pipeline, restart_failed_connector)})
@@ -317,10 +381,10 @@ nightly_verify, nightly_drift_check = _ALL["nightly_verify"], _ALL["nightly_drif
 spec_files_changed, expand_ready = _ALL["spec_files_changed"], _ALL["expand_ready"]
 evolution_failed_rollback, connector_failed = _ALL["evolution_failed_rollback"], _ALL["connector_failed"]
 observe_pipeline_schemas, refresh_pipeline_schemas = _ALL["observe_pipeline_schemas"], _ALL["refresh_pipeline_schemas"]
-layers_changed = _ALL["layers_changed"]
+layers_changed, cli_evolutions = _ALL["layers_changed"], _ALL["cli_evolutions"]
 
 SCHEDULES = [nightly_verify, nightly_drift_check]
 SENSORS = [spec_files_changed, expand_ready, evolution_failed_rollback, connector_failed]
 ASSET_JOBS = [observe_pipeline_schemas]
 ASSET_SCHEDULES = [refresh_pipeline_schemas]
-ASSET_SENSORS = [layers_changed]
+ASSET_SENSORS = [layers_changed, cli_evolutions]

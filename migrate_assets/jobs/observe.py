@@ -5,6 +5,9 @@ Three assets per pipeline table — the source table, the registry subject, the 
 (`PipelineAssetKeys`, the key translator). The observable assets (`assets.py`) and every job that changes a layer
 report the same metadata through `observe_layer`: `dagster/column_schema` (a `TableSchema`) and what identifies the
 layer's state (fingerprint, subject version, Iceberg schema id), so an asset page shows the columns a change left.
+
+`recorded_since` reads the evolution runs the run store holds past a cursor — how the `cli_evolutions` sensor sees
+evolutions made outside Dagster (the CLI) and observes their tables.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from migrate_assets.evolution.derive import avro_row_fields
 from migrate_assets.evolution.layers import Layer
 from migrate_assets.evolution.planner import PipelineTarget
 from migrate_assets.evolution.preflight import resolve_target
+from migrate_assets.evolution.store import EvolutionStore
 from migrate_assets.evolution.typemap import avro_signature
 
 #: the asset group of every pipeline layer asset
@@ -127,3 +131,45 @@ def observe_layers(t: PipelineTarget, ctx: RunContext, keys: PipelineAssetKeys, 
             continue
         out.append(AssetObservation(asset_key=keys.key(t.table, layer), metadata={**meta, **extra}))
     return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# evolutions recorded in the run store (by the CLI or any other process)
+# ------------------------------------------------------------------------------------------------------------
+
+#: statuses after which a run leaves the layers as they will stay (a running one is seen again when it ends)
+FINISHED = ("succeeded", "rolled_back", "failed", "rollback_failed", "interrupted")
+#: the cursor before the first record: every run recorded from then on is new
+STORE_START = ("1970-01-01T00:00:00+00:00", "")
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    run_id: str
+    table: str
+    status: str
+    position: tuple[str, str]  # (updated_at, run_id): the store cursor just past this run's last save
+
+
+def recorded_since(store: EvolutionStore, after: tuple[str, str] | None, limit: int = 100) -> list[RecordedRun]:
+    """The evolution runs saved (created or updated) after the store cursor `after`, oldest first; `after=None`:
+    the newest run only (where a new cursor starts). No table yet: nothing recorded yet."""
+    from psycopg import sql
+
+    from migrate_assets.evolution.store import TABLE
+
+    conn = store.conn
+    (exists,) = conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                             (sql.Identifier(store.schema, TABLE).as_string(conn),)).fetchone() or (False,)
+    if not exists:
+        return []
+    ident = sql.Identifier(store.schema, TABLE)
+    if after is None:
+        query = sql.SQL("SELECT run_id, table_name, status, updated_at FROM {} ORDER BY updated_at DESC, run_id DESC "
+                        "LIMIT 1").format(ident)
+        rows = conn.execute(query).fetchall()
+    else:
+        query = sql.SQL("SELECT run_id, table_name, status, updated_at FROM {} WHERE (updated_at, run_id) > "
+                        "(%s::timestamptz, %s) ORDER BY updated_at, run_id LIMIT %s").format(ident)
+        rows = conn.execute(query, (after[0], after[1], limit)).fetchall()
+    return [RecordedRun(r[0], r[1], r[2], (r[3].isoformat(), r[0])) for r in rows]
