@@ -242,11 +242,20 @@ class KafkaConnectClient:
 
     def create(self, name: str, config: dict[str, str]) -> dict[str, Any]:
         """POST /connectors; a name already taken is a LayerRequestError (409 is not retried forever).
-        Returns Connect's answer with secret values masked."""
+        Returns Connect's answer with secret values masked.
+
+        A POST that timed out can still have created the connector, so the retry meets "already exists":
+        when the live config is exactly the one asked for, that is this call's own connector and counts as
+        created; any other config under the name stays an error."""
         remember(*config_secrets(config))
-        body: dict[str, Any] = self.request(
-            "POST", "/connectors", json={"name": name, "config": config}
-        ).json()
+        try:
+            body: dict[str, Any] = self.request(
+                "POST", "/connectors", json={"name": name, "config": config}
+            ).json()
+        except LayerRequestError as exc:
+            if exc.status != 409 or self._live_config(name) != {**config, "name": name}:
+                raise
+            body = {"name": name, "config": {**config, "name": name}}
         return scrub(body)
 
     def delete(self, name: str) -> None:
