@@ -51,7 +51,15 @@ STALE_UNTIL_RESTART = ("until the connector restarts, Debezium announces the pre
 
 
 def is_enum_change(change: ChangeSet) -> bool:
-    return any(isinstance(op, AddEnumValue) for op in change.operations)
+    return any(op.changes_type for op in change.operations)
+
+
+def _enum_ops(change: ChangeSet) -> list[AddEnumValue]:
+    """The change's operations, typed: a change file that adds enum labels holds nothing else (the change-file
+    loader refuses a mix), so this only narrows the type."""
+    ops = [op for op in change.operations if isinstance(op, AddEnumValue)]
+    assert len(ops) == len(change.operations)
+    return ops
 
 
 def _problem(change: ChangeSet, i: int, key: str, message: str) -> InvalidInputError:
@@ -64,8 +72,7 @@ def new_labels(change: ChangeSet, policy: Policy) -> dict[str, tuple[str, ...]]:
     there keeps its place (the DDL will not move it). Problems name the change file's line and key."""
     enums = {u.name: u.labels for u in policy.type_options.user_types if u.kind == "enum"}
     out: dict[str, tuple[str, ...]] = {}
-    for i, op in enumerate(change.operations):
-        assert isinstance(op, AddEnumValue)
+    for i, op in enumerate(_enum_ops(change)):
         try:
             name = qualified_type(op.type, change.schema)
         except UnknownTypeError as exc:
@@ -140,8 +147,7 @@ def plan_enum_values(change: ChangeSet, snap: Snapshot, policy: Policy,
                                       "pass --allow-irreversible to run it")
     labels = new_labels(change, policy)
     users = enum_columns(snap.columns, labels)
-    for i, op in enumerate(change.operations):
-        assert isinstance(op, AddEnumValue)
+    for i, op in enumerate(_enum_ops(change)):
         name = qualified_type(op.type, change.schema)
         if not users[name]:
             raise _problem(change, i, "type", f"no column of {table} uses {name}: name the pipeline table whose "
@@ -158,7 +164,7 @@ def plan_enum_values(change: ChangeSet, snap: Snapshot, policy: Policy,
             warnings.append(planned)
     if not any(s.layer == Layer.SCHEMA_REGISTRY for s in steps) and not (t.subject and snap.registry_latest):
         skipped.append(Layer.SCHEMA_REGISTRY)
-    statements = tuple(op.statement(change.schema) for op in change.operations if isinstance(op, AddEnumValue))
+    statements = tuple(op.statement(change.schema) for op in _enum_ops(change))
     steps.append(PlannedStep(Layer.SOURCE_DB.step, Layer.SOURCE_DB,
                              SourceDdl(table, statements, None, policy.lock_timeout, snap.source_fingerprint),
                              False, snap.fingerprints()[Layer.SOURCE_DB], "none: " + NOT_REVERSIBLE))
