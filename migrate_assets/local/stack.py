@@ -252,7 +252,12 @@ def up(
             save_state(info)
 
     with ThreadPoolExecutor(len(CHAINS) + 1) as pool:
-        fetched = pool.submit(artifacts.preflight, order)
+        def fetch() -> None:
+            took = artifacts.preflight(order)
+            if progress and took:
+                progress("jars fetched: " + ", ".join(f"{what} {secs:.1f}s" for what, secs in took.items()))
+
+        fetched = pool.submit(fetch)
         if "postgres" in order:
             postgres.ensure_binaries()  # apt-get, if at all, while the jars download
 
