@@ -11,11 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
-from dagster import AssetKey
+from dagster import AssetKey, EnvVar
 from dagster.components.testing import create_defs_folder_sandbox
 
 from migrate_assets.component import MigrateAssetsComponent
+from migrate_assets.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +33,9 @@ def test_scaffolded_defs_yaml_builds_the_project_definitions(tmp_path: Path) -> 
             src = ROOT / "examples" / item
             (shutil.copytree if src.is_dir() else shutil.copy)(src, defs_path / item)
         scaffolded["attributes"].update(asset_key_prefix=["shop"],
-                                        asset_keys_map={"public.customers:source": ["dbt_shop", "customers"]})
+                                        asset_keys_map={"public.customers:source": ["dbt_shop", "customers"]},
+                                        env={"dsn": "SHOP_DATABASE_URL",
+                                             "iceberg_properties.credential": "SHOP_CATALOG_CREDENTIAL"})
         (defs_path / "defs.yaml").write_text(yaml.safe_dump(scaffolded))
         with sandbox.load_component_and_build_defs(defs_path=defs_path) as (component, defs):
             assert isinstance(component, MigrateAssetsComponent)
@@ -44,6 +48,20 @@ def test_scaffolded_defs_yaml_builds_the_project_definitions(tmp_path: Path) -> 
                     AssetKey(["shop", "pipeline", "customers", "iceberg"])} <= keys
             project = defs.resources["project"]
             assert Path(project.config_path) == defs_path / "migrate.yaml"  # relative to the defs folder
+            # the layers from the environment: EnvVar fields, resolved when a run starts, never in the config
+            assert isinstance(project.dsn, EnvVar) and project.dsn.env_var_name == "SHOP_DATABASE_URL"
+            assert project.iceberg_properties == {"credential": EnvVar("SHOP_CATALOG_CREDENTIAL")}
+        scaffolded["attributes"]["env"] = {"database_url": "SHOP_DATABASE_URL"}
+        (defs_path / "defs.yaml").write_text(yaml.safe_dump(scaffolded))
+        with pytest.raises(Exception) as err:  # noqa: B017 - Dagster wraps it; the cause is ours
+            with sandbox.load_component_and_build_defs(defs_path=defs_path):
+                pass
+        cause = err.value
+        while not isinstance(cause, UsageError) and (cause.__cause__ or cause.__context__):
+            cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+        assert isinstance(cause, UsageError) and "expected one of dsn" in str(cause)
+        assert (cause.problems[0].file, cause.problems[0].key) == (str(defs_path / "defs.yaml"),
+                                                                   "attributes.env.database_url")
 
 
 def test_two_named_components_are_two_projects_in_one_code_location() -> None:
@@ -117,7 +135,8 @@ def test_dg_cli_scaffolds_checks_and_lists_the_component(tmp_path: Path) -> None
     doc = yaml.safe_load((folder / "defs.yaml").read_text())
     assert doc == {"type": "migrate_assets.component.MigrateAssetsComponent",
                    "attributes": {"config_path": "migrate.yaml", "name": None, "asset_key_prefix": [],
-                                  "asset_keys_map": {}, "auto_apply": False, "auto_contract": False}}
+                                  "asset_keys_map": {}, "auto_apply": False, "auto_contract": False,
+                                  "env": {}}}
     for item in ("migrate.yaml", "schemas", "migrations", "changes"):
         src = ROOT / "examples" / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, folder / item)
