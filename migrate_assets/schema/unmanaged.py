@@ -58,7 +58,8 @@ def users_of(want: Table, have: Table, column: str) -> list[str]:
     it; a view or policy would make it fail), spelled `kind name`."""
     out = [f"unique {u.name}" for u in have.uniques if column in u.columns and unique_reason(want, u, u.columns)]
     return out + [f"{kind} {name}" for col, kind, name in have.column_users
-                  if col == column and MANAGED_KINDS.get(kind) not in want.manages]
+                  if col == column and MANAGED_KINDS.get(kind) not in want.manages
+                  and kind not in ("view", "materialized_view")]  # views are re-created (schema/viewplan.py)
 
 
 def listing(desired: Iterable[Table], live: dict[TableKey, Table]) -> tuple[Unmanaged, ...]:
