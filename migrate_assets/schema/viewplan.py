@@ -132,8 +132,10 @@ def plan_extensions(conn: psycopg.Connection[Any], desired: Sequence[Table]) -> 
             continue
         if x.version is not None and x.version not in available.get(x.name, set()) and \
                 (have is None or have.version != x.version):
-            problems.append(_problem(x, "version", f"extension {x.name} has no version {x.version!r} on this server "
-                                                   f"(available: {', '.join(sorted(available.get(x.name, ())))})"))
+            why = (f"extension {x.name} has no version {x.version!r} on this server "
+                   f"(available: {', '.join(sorted(available.get(x.name, ())))})")
+            vs = x.version_source
+            problems.append(Problem(vs.file, why, vs.key, vs.lineno) if vs else _problem(x, "version", why))
             continue
         anchor = Table(x.schema or "", x.name)
         if have is None:

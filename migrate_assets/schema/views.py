@@ -108,6 +108,7 @@ class Extension:
     version: str | None = None  #: None: the default version, never updated (desired side)
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
     relocatable: bool = field(default=False, compare=False)
+    version_source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,8 @@ def _extension(ctx: Any, raw: dict[str, Any], path: tuple[Any, ...]) -> Extensio
     if version is not None and not isinstance(version, str | int | float) or isinstance(version, bool):
         ctx.add(e.at("version"), "expected a version string such as \"1.6\"")
         version = None
-    return Extension(name, schema, None if version is None else str(version), ctx.src(path)) if name else None
+    return Extension(name, schema, None if version is None else str(version), ctx.src(path),
+                     version_source=ctx.src(e.at("version")) if version is not None else None) if name else None
 
 
 def merge(objects: Iterable[SchemaObject]) -> tuple[list[SchemaObject], list[tuple[SchemaObject, str]]]:
