@@ -21,6 +21,7 @@ USES_CITEXT = """
   columns:
     - {name: id, type: int, primary_key: true}
     - {name: email, type: public.citext}
+    - {name: domain, type: public.citext, default: "'example.org'::public.citext"}
 - view: contact_emails
   schema: crm
   definition: SELECT id, email FROM contacts
