@@ -370,6 +370,19 @@ def diff_views(want: dict[Key, View], readings: dict[Key, Reading], live: dict[K
     creates: dict[Key, View] = {}  # views created (new, or dropped and created again)
     replaces: dict[Key, Change] = {}  # CREATE OR REPLACE
     tail: list[Change] = []  # options, comments, indexes
+    # Postgres read these definitions over columns whose type the plan changes (its reading spells the old types
+    # in casts): they are created as written, after the change, and a live one is dropped and created again
+    shifted: set[Key] = set()
+    grew = True
+    while grew:
+        grew = False
+        for key in want:
+            r = readings[key]
+            if key not in shifted and r.definition is not None and any(
+                    ((_qual(s, t), c) in blocked and (_qual(s, t), c) not in dropped_cols) or (s, t) in shifted
+                    for s, t, c in r.reads):
+                shifted.add(key)
+                grew = True
     for key, v in want.items():
         r = readings[key]
         lv = live.get(key)
@@ -382,6 +395,8 @@ def diff_views(want: dict[Key, View], readings: dict[Key, Reading], live: dict[K
             continue
         if lv.materialized != v.materialized:
             rebuild[key] = f"it becomes a {v.what}"
+        elif key in shifted:
+            rebuild[key] = "its definition reads a column whose type this plan changes"
         elif r.definition is None:
             rebuild[key] = "its definition reads what this plan adds"
         elif not same_definition(r.definition, lv.definition):
@@ -461,7 +476,7 @@ def diff_views(want: dict[Key, View], readings: dict[Key, Reading], live: dict[K
         v = creates[key]
         if key in want:
             r = readings[key]
-            planned = r.definition if r.definition is not None else v.definition
+            planned = r.definition if r.definition is not None and key not in shifted else v.definition
             lv = live.get(key)
             # a declared view keeps its live owner, grants and column comments when it is created again
             kept = {c for c, _ in r.columns}

@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 import psycopg
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from migrate_assets.schema.apply import ApplyOptions, apply_plan
@@ -71,6 +71,10 @@ def _views(conn: psycopg.Connection, schema: str) -> dict[str, str]:
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(a=state(), b=state())
+@example(  # found by this test: Postgres read the new views over the old column type (casts to numeric stayed)
+    a={"amount": "numeric(12,2)", "note": None, "views": {}},
+    b={"amount": "int", "note": None, "views": {"v_amount": {"definition": "SELECT id, amount FROM t"},
+       "v_big": {"definition": "SELECT id, amount FROM v_amount WHERE amount > 5"}}})
 def test_random_view_pairs_converge(module_dsn: str, a: dict[str, Any], b: dict[str, Any]) -> None:
     schema = f"pv{next(_counter)}"
     opts = ApplyOptions(on_breaking_change="warn", attempts=1)
