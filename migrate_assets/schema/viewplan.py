@@ -26,7 +26,9 @@ reason: it would be lost.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -164,6 +166,19 @@ def plan_extensions(conn: psycopg.Connection[Any], desired: Sequence[Table]) -> 
     return out
 
 
+@contextmanager
+def scratch_transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """A transaction that is always rolled back, in which the planner creates what it needs Postgres to read
+    (views, the plan's new tables and extensions). The plan's session is READ ONLY (`read_only_options`); this
+    transaction alone is READ WRITE — the only place a plan writes, and nothing it writes is ever committed. Inside
+    a caller's transaction it is a savepoint (written only if the caller's transaction may write)."""
+    idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
+    with conn.transaction(force_rollback=True):
+        if idle:
+            conn.execute("SET TRANSACTION READ WRITE")
+        yield
+
+
 class extensions_present:  # noqa: N801 - a context manager used like a function
     """While planning tables: the extensions the plan creates exist (their types resolve), in a transaction that
     is always rolled back; a no-op when there are none."""
@@ -175,7 +190,7 @@ class extensions_present:  # noqa: N801 - a context manager used like a function
     def __enter__(self) -> None:
         if not self.pre.new_extensions:
             return
-        self.tx = self.conn.transaction(force_rollback=True)
+        self.tx = scratch_transaction(self.conn)
         self.tx.__enter__()
         for c in self.pre.changes:
             if c.kind == "create_extension":
@@ -236,14 +251,15 @@ def _json(v: Any) -> list[Any]:
 
 
 def read_definitions(conn: psycopg.Connection[Any], views: Sequence[View], live: dict[Key, View],
-                     setup: Sequence[str], pending_changes: bool) -> tuple[dict[Key, Reading], list[Problem]]:
+                     setup: Sequence[str], pending_columns: set[str] = frozenset(),  # type: ignore[assignment]
+                     retyping: bool = False) -> tuple[dict[Key, Reading], list[Problem]]:
     """Postgres' reading of each view's definition (see the module docstring); nothing is kept."""
     out: dict[Key, Reading] = {}
     problems: list[Problem] = []
     if not views:
         return out, problems
     errors: dict[Key, tuple[str, str]] = {}
-    with conn.transaction(force_rollback=True):
+    with scratch_transaction(conn):
         conn.execute("SET LOCAL lock_timeout = '2s'")
         conn.execute("SET LOCAL statement_timeout = '20s'")
         for stmt in setup:
@@ -288,13 +304,25 @@ def read_definitions(conn: psycopg.Connection[Any], views: Sequence[View], live:
     by_key = {v.key: v for v in views}
     for key, (state, msg) in errors.items():
         v = by_key[key]
-        if state in _MISSING and pending_changes:
+        if _pending(state, msg, pending_columns, retyping):
             out[key] = Reading(None)  # reads what the plan adds to an existing table: planned as written
         else:
             src = v.definition_source
             problems.append(Problem(src.file, f"invalid view definition: {msg}", src.key, src.lineno) if src
                             else _problem(v, "definition", f"invalid view definition: {msg}"))
     return out, problems
+
+
+_COLUMN_MISSING = re.compile(r'column "?(?:[^"\s]+\.)?"?([^"]+?)"? does not exist')
+
+
+def _pending(state: str, message: str, columns: set[str], retyping: bool) -> bool:
+    """Whether Postgres' complaint may be about what the plan itself adds: a column an existing table gains (added
+    or renamed to), or a function over a column whose type changes."""
+    if state == "42703":
+        m = _COLUMN_MISSING.search(message)
+        return m is not None and m.group(1) in columns
+    return state == "42883" and retyping
 
 
 def _check_index_predicates(conn: psycopg.Connection[Any], v: View, name: sql.Composable) -> Problem | None:
@@ -349,8 +377,9 @@ def plan_views(conn: psycopg.Connection[Any], desired: Sequence[Table], table_ch
     want = {v.key: v for v in declared}
     unread = [v for v in declared if v.key not in live or not same_definition(v.definition, live[v.key].definition)]
     setup = [s for c in table_changes if c.kind in SETUP_KINDS and c.transactional for s in c.sql]
-    pending = any(c.kind in ("add_column", "rename_column", "alter_type") for c in table_changes)
-    readings, problems = read_definitions(conn, unread, live, setup, pending)
+    adds = {c.column for c in table_changes if c.kind in ("add_column", "rename_column") and c.column is not None}
+    retyping = any(c.kind == "alter_type" for c in table_changes)
+    readings, problems = read_definitions(conn, unread, live, setup, adds, retyping)
     if problems:
         raise SpecError(problems)
     for v in declared:

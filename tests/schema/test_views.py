@@ -210,3 +210,18 @@ def test_undeclared_views_are_never_dropped(module_dsn: str) -> None:
     assert any(u.kind == "view" and u.name == "public.o_keep_v" for u in p.unmanaged)
     declared = plan(module_dsn, _orders(t) + _view("o_keep_v", f"SELECT id FROM {t}"))
     assert not any(u.kind == "view" for u in declared.unmanaged)
+
+
+def test_view_reading_a_column_the_plan_adds(module_dsn: str) -> None:
+    t = "o_add"
+    converge(module_dsn, _orders(t) + _view("o_add_v", f"SELECT id FROM {t}"))
+    spec = _orders(t) + "    - {name: note, type: text, nullable: true}\n" + \
+        _view("o_add_v", f"SELECT id, note FROM {t}") + _view("o_add_w", "SELECT note FROM o_add_v")
+    p = converge(module_dsn, spec)  # read by Postgres only after the column exists: planned as written
+    assert _kinds(p) == ["add_column", "drop_view", "create_view", "create_view"] or \
+        _kinds(p) == ["drop_view", "add_column", "create_view", "create_view"], [c.description for c in p.changes]
+    # a column no change adds is still bad input, whatever else the plan does
+    with pytest.raises(SpecError) as err, psycopg.connect(module_dsn, autocommit=True) as conn:
+        build_plan(conn, parse_spec_text(_orders(t).replace("type: int}\n", "type: bigint}\n", 1) +
+                                         _view("o_add_x", f"SELECT nope FROM {t}"), "v.yaml"), PlanOptions())
+    assert 'column "nope" does not exist' in err.value.problems[0].message
