@@ -87,6 +87,8 @@ class View:
     reads: tuple[tuple[str, str, str], ...] = field(default=(), compare=False)
     #: why it cannot be re-created exactly as it is (triggers, rules, column defaults), or None
     odd: str | None = field(default=None, compare=False)
+    #: a materialized view that holds its query's rows (False: created WITH NO DATA, never refreshed)
+    populated: bool = field(default=True, compare=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -367,7 +369,8 @@ SELECT c.oid, n.nspname, c.relname, c.relkind = 'm', pg_get_viewdef(c.oid, true)
               THEN 'rules' END,
          CASE WHEN EXISTS (SELECT FROM pg_attrdef ad WHERE ad.adrelid = c.oid) THEN 'column defaults' END,
          CASE WHEN EXISTS (SELECT FROM pg_seclabel s WHERE s.objoid = c.oid AND s.classoid = 'pg_class'::regclass)
-              THEN 'security labels' END)
+              THEN 'security labels' END),
+       c.relispopulated
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
@@ -404,7 +407,7 @@ def live_views(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], View]:
         indexes.setdefault(relid, []).append(ViewIndex(str(name), tuple(cols), bool(unique), str(method), where,
                                                        str(definition), bool(plain)))
     out: dict[tuple[str, str], View] = {}
-    for oid, nsp, rel, mat, definition, opts, comment, owner, cols, grants, ccomments, reads, odd in rows:
+    for oid, nsp, rel, mat, definition, opts, comment, owner, cols, grants, ccomments, reads, odd, filled in rows:
         out[(str(nsp), str(rel))] = View(
             str(nsp), str(rel), viewdef_text(definition), bool(mat), tuple(sorted(str(o) for o in opts)), comment,
             tuple(sorted(indexes.get(oid, ()), key=lambda x: x.name)),
@@ -412,7 +415,7 @@ def live_views(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], View]:
             owner=str(owner), grants=tuple(sorted((str(g), str(p), bool(w)) for g, p, w in _json(grants))),
             column_comments=tuple(sorted((str(a), str(b)) for a, b in _json(ccomments))),
             reads=tuple(sorted((str(s), str(r), str(c)) for s, r, c in _json(reads))),
-            odd=str(odd) or None,
+            odd=str(odd) or None, populated=bool(filled),
         )
     return out
 
@@ -531,7 +534,8 @@ def grant_sql(v: View, grants: Iterable[tuple[str, str, bool]]) -> list[str]:
 def recreate_sql(v: View, *, definition: str | None = None, replace: bool = False) -> list[str]:
     """Everything that makes `v` again: the view, its options, comments, indexes, owner and grants (a live view
     re-created exactly as it was; a desired one with `definition` as planned)."""
-    out = create_view_sql(v, definition if definition is not None else v.definition, replace=replace)
+    out = create_view_sql(v, definition if definition is not None else v.definition, replace=replace,
+                          with_data=v.populated)
     name = sql.Identifier(v.schema, v.name)
     if not replace:
         out += [view_index_sql(v, ix, concurrently=False) for ix in v.indexes]

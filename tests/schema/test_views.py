@@ -225,3 +225,17 @@ def test_view_reading_a_column_the_plan_adds(module_dsn: str) -> None:
         build_plan(conn, parse_spec_text(_orders(t).replace("type: int}\n", "type: bigint}\n", 1) +
                                          _view("o_add_x", f"SELECT nope FROM {t}"), "v.yaml"), PlanOptions())
     assert 'column "nope" does not exist' in err.value.problems[0].message
+
+
+def test_unpopulated_matview_stays_unpopulated_and_dropped_table_refused(module_dsn: str) -> None:
+    t = "o_nodata"
+    converge(module_dsn, _orders(t))
+    execute(module_dsn, f"CREATE MATERIALIZED VIEW o_nodata_m AS SELECT amount FROM {t} WITH NO DATA")
+    p = converge(module_dsn, _orders(t, "bigint"))
+    assert [c.kind for c in p.changes] == ["drop_view", "alter_type", "create_view"]
+    assert scalar(module_dsn, "SELECT relispopulated FROM pg_class WHERE relname = 'o_nodata_m'") is False
+    # --allow-drop-table never takes a view along
+    keep = "- table: o_basic\n  columns: [{name: id, type: int, primary_key: true}]\n"
+    dropping = plan(module_dsn, keep, allow_drop_table=True)
+    assert any("o_nodata_m reads table public.o_nodata, which the plan drops" in r for r in dropping.refusals), \
+        dropping.refusals
