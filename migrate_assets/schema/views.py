@@ -1,23 +1,20 @@
 """Views, materialized views, schemas and extensions in spec files: the model, the spec documents, the live
 catalog and `export`'s documents. Planning them is `schema/viewplan.py`.
 
-    view: recent_orders                   # or `schema.name`; `schema:` as for tables
-    definition: |                         # exactly one query (SELECT / WITH / VALUES / TABLE)
-      SELECT id, total FROM orders WHERE total > 0
-    options: {security_barrier: true, check_option: local}   # views only (ALTER VIEW … SET)
-    comment: Orders with a total
-    ---
-    view: order_totals
-    materialized: true
-    definition: SELECT customer, sum(total) AS total FROM orders GROUP BY customer
-    indexes:                              # materialized views only
-      - {name: order_totals_customer, columns: [customer], unique: true}
-    ---
-    extension: citext                     # CREATE EXTENSION; `version:` → … VERSION / ALTER EXTENSION … UPDATE TO
-    schema: public
-    version: "1.6"
-    ---
-    schema: analytics                     # CREATE SCHEMA when missing (a mapping with `schema` and no other kind)
+    - view: recent_orders                 # or `schema.name`; `schema:` as for tables
+      definition: |                       # exactly one query (SELECT / WITH / VALUES / TABLE)
+        SELECT id, total FROM orders WHERE total > 0
+      options: {security_barrier: true, check_option: local}   # views only (ALTER VIEW … SET)
+      comment: Orders with a total
+    - view: order_totals
+      materialized: true
+      definition: SELECT customer, sum(total) AS total FROM orders GROUP BY customer
+      indexes:                            # materialized views only
+        - {name: order_totals_customer, columns: [customer], unique: true}
+    - extension: citext                   # CREATE EXTENSION; `version:` → … VERSION / ALTER EXTENSION … UPDATE TO
+      schema: public
+      version: "1.6"
+    - schema: analytics                   # CREATE SCHEMA when missing (a mapping with `schema` and no other kind)
 
 Unqualified names in a definition are read with `search_path` = the view's schema, then `public` (when planning
 and when applying). A definition is compared with the live view as Postgres normalises it (`pg_get_viewdef`).
@@ -570,7 +567,7 @@ def export_documents(conn: psycopg.Connection[Any], schemas: Sequence[str],
     for v in live_views(conn).values():
         if v.schema not in schemas:
             continue
-        doc: dict[str, Any] = {"view": v.name if v.schema == default_schema and "." not in v.name else v.name}
+        doc: dict[str, Any] = {"view": v.name}
         if v.schema != default_schema or "." in v.name:
             doc["schema"] = v.schema
         if v.materialized:
