@@ -192,12 +192,16 @@ class extensions_present:  # noqa: N801 - a context manager used like a function
             return
         self.tx = scratch_transaction(self.conn)
         self.tx.__enter__()
+        for s in sorted(self.pre.schemas):
+            self.conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(s)))
         for c in self.pre.changes:
             if c.kind == "create_extension":
-                for s in sorted(self.pre.schemas):
-                    self.conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(s)))
-                for stmt in c.sql:
-                    self.conn.execute(stmt.encode())
+                self.conn.execute("SAVEPOINT ma_extension")
+                try:
+                    for stmt in c.sql:
+                        self.conn.execute(stmt.encode())
+                except psycopg.Error:  # e.g. not allowed to: the types stay unknown, apply says why
+                    self.conn.execute("ROLLBACK TO SAVEPOINT ma_extension")
 
     def __exit__(self, *exc: Any) -> None:
         if self.tx is not None:
@@ -386,7 +390,44 @@ def plan_views(conn: psycopg.Connection[Any], desired: Sequence[Table], table_ch
         if v.key not in readings:
             lv = live[v.key]
             readings[v.key] = Reading(lv.definition, lv.columns, lv.reads)
-    return diff_views(want, readings, live, blocked, dropped_cols, dropped_tables)
+    vp = diff_views(want, readings, live, blocked, dropped_cols, dropped_tables)
+    vp.refusals += _renamed_under(vp.changes, readings, live, table_changes)
+    return vp
+
+
+_RENAME = re.compile(r'RENAME COLUMN "((?:[^"]|"")*)" TO "((?:[^"]|"")*)"')
+
+
+def _renamed_under(changes: Sequence[Change], readings: dict[Key, Reading], live: dict[Key, View],
+                   table_changes: Sequence[Change]) -> list[str]:
+    """A view created (again) from a text read before the plan renames a column it names would fail at apply:
+    refused at plan time with the reason."""
+    renamed: dict[tuple[str, str], str] = {}
+    for c in table_changes:
+        if c.kind == "rename_column":
+            for stmt in c.sql:
+                if (m := _RENAME.search(stmt)) is not None:
+                    renamed[(c.table, m.group(1).replace('""', '"'))] = m.group(2).replace('""', '"')
+    if not renamed:
+        return []
+    out = []
+    for c in changes:
+        if c.kind != "create_view":
+            continue
+        schema, _, name = c.table.partition(".")
+        r = readings.get((schema, name))
+        lv = live.get((schema, name))
+        if r is not None:  # declared: what Postgres read (nothing when it is planned as written)
+            reads = r.reads if r.definition is not None else ()
+        else:
+            reads = lv.reads if lv is not None else ()
+        for s, t, col in reads:
+            new = renamed.get((_qual(s, t), col))
+            if new is not None:
+                out.append(f"view {c.table} reads column {col} of {s}.{t}, which the plan renames to {new}, and must "
+                           "be created again in the same transaction from a text that names the old column: name the "
+                           "new column in its spec, or rename in a plan of its own")
+    return out
 
 
 def diff_views(want: dict[Key, View], readings: dict[Key, Reading], live: dict[Key, View],

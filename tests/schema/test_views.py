@@ -239,3 +239,18 @@ def test_unpopulated_matview_stays_unpopulated_and_dropped_table_refused(module_
     dropping = plan(module_dsn, keep, allow_drop_table=True)
     assert any("o_nodata_m reads table public.o_nodata, which the plan drops" in r for r in dropping.refusals), \
         dropping.refusals
+
+
+def test_rename_under_a_view_that_is_rebuilt_is_refused(module_dsn: str) -> None:
+    t = "o_ren"
+    converge(module_dsn, _orders(t))
+    execute(module_dsn, f"CREATE VIEW o_ren_v AS SELECT id, customer, amount FROM {t}")
+    spec = _orders(t, "bigint").replace("{name: customer, type: text}",
+                                        "{name: buyer, type: text, renamed_from: [customer]}")
+    p = plan(module_dsn, spec)
+    assert any("o_ren_v reads column customer" in r and "renames to buyer" in r for r in p.refusals), p.refusals
+    # the rename alone keeps the view (Postgres follows the column), then the type change goes through
+    converge(module_dsn, _orders(t).replace("{name: customer, type: text}",
+                                            "{name: buyer, type: text, renamed_from: [customer]}"))
+    converge(module_dsn, spec)
+    assert scalar(module_dsn, "SELECT count(*) FROM o_ren_v") == 0
