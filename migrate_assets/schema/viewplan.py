@@ -104,7 +104,8 @@ def plan_extensions(conn: psycopg.Connection[Any], desired: Sequence[Table]) -> 
     out = Prepared()
     decl_schemas = schemas_of(desired)
     exts = extensions_of(desired)
-    wanted = {s.name for s in decl_schemas} | {x.schema for x in exts if x.schema}
+    # declared schemas, an extension's, and a view's (created with it, as a new table's schema is)
+    wanted = {s.name for s in decl_schemas} | {x.schema for x in exts if x.schema} | {v.schema for v in views_of(desired)}
     if not wanted and not exts:
         return out
     have_schemas = live_schemas(conn, wanted)

@@ -254,3 +254,8 @@ def test_rename_under_a_view_that_is_rebuilt_is_refused(module_dsn: str) -> None
                                             "{name: buyer, type: text, renamed_from: [customer]}"))
     converge(module_dsn, spec)
     assert scalar(module_dsn, "SELECT count(*) FROM o_ren_v") == 0
+
+
+def test_view_in_a_new_schema(module_dsn: str) -> None:
+    converge(module_dsn, _orders("o_ns") + "- view: o_ns_reports.summary\n  definition: SELECT count(*) AS n FROM public.o_ns\n")
+    assert scalar(module_dsn, "SELECT n FROM o_ns_reports.summary") == 0
