@@ -33,9 +33,6 @@ from migrate_assets.schema.diff import (
     pending_predicates,
     tables_needing_row_check,
 )
-from migrate_assets.schema.diff import (
-    _rank as rank,
-)
 from migrate_assets.schema.enums import diff_enums, enums_of, live_enums
 from migrate_assets.schema.exprcheck import (
     Expression,
@@ -128,7 +125,7 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing | pre.schemas,
                first=pre.changes + enum_changes, context=chosen)
     vp = viewplan.plan_views(conn, desired, res.changes, manage=not opts.only_tables)  # views after the tables
-    return Plan(tuple(sorted(res.changes + vp.changes, key=rank)), scope_fingerprint(live, scope), scope,
+    return Plan(tuple(viewplan.in_order(res.changes + vp.changes)), scope_fingerprint(live, scope), scope,
                 tuple(enum_refusals) + tuple(res.refusals) + tuple(pre.refusals) + tuple(vp.refusals),
                 viewplan.managed_listing(unmanaged.listing(chosen, live), desired))
 

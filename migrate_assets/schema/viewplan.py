@@ -630,11 +630,18 @@ def _topological(deps: dict[Key, set[Key]]) -> list[Key]:
     return out
 
 
+def in_order(changes: Iterable[Change]) -> list[Change]:
+    """The table plan's changes and the view plan's in one execution order (`diff._rank`, stable)."""
+    from migrate_assets.schema.diff import _rank
+
+    return sorted(changes, key=_rank)
+
+
 def managed_listing(unmanaged: Iterable[Unmanaged], desired: Sequence[Table]) -> tuple[Unmanaged, ...]:
     """The planner's unmanaged list without the views the specs declare (they are managed now)."""
     names = {v.qualified for v in views_of(desired)}
     return tuple(u for u in unmanaged if not (u.kind in VIEW_KINDS and u.name in names))
 
 
-__all__ = ["BLOCKING_KINDS", "Prepared", "Reading", "SchemaDecl", "ViewPlan", "diff_views", "extensions_present",
+__all__ = ["BLOCKING_KINDS", "Prepared", "Reading", "SchemaDecl", "ViewPlan", "diff_views", "extensions_present", "in_order",
            "managed_listing", "plan_extensions", "plan_views", "read_definitions", "same_definition"]
