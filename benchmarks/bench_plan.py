@@ -1,6 +1,7 @@
 """Plan time and memory vs schema size, beside `pg_dump --schema-only` on the same database.
 
-For 100, 500 and 2,000 tables × 20 columns × 3 indexes: create the tables, write matching spec files, then
+For 100, 500 and 2,000 tables × 22 columns × 3 indexes, a CHECK, a FOREIGN KEY to the table before, a column of
+one enum, and a view over every tenth table: create them, write matching spec files, then
 time `plan` (spec load + catalog read + diff; the expected result is "no changes") in a fresh subprocess,
 reporting its wall time and peak RSS, and the Python-heap peak via tracemalloc in a separate run.
 """
@@ -40,7 +41,9 @@ def table_spec(i: int) -> dict[str, Any]:
         if c == 2:
             col["unique"] = True
         cols.append(col)
-    return {
+    cols += [{"name": "state", "type": "public.bench_state", "nullable": True},
+             {"name": "parent", "type": "bigint", "nullable": True}]
+    doc: dict[str, Any] = {
         "table": f"t{i:05d}",
         "comment": f"table {i}",
         "columns": cols,
@@ -49,7 +52,53 @@ def table_spec(i: int) -> dict[str, Any]:
             {"name": f"t{i:05d}_multi", "columns": ["c3", "c4"]},
             {"name": f"t{i:05d}_part", "columns": ["c11"], "where": "(c11 > 0)"},
         ],
+        "checks": [{"name": f"t{i:05d}_c1_check", "expression": "(c1 >= 0)"}],
+        "foreign_keys": [],
     }
+    if i > 0:  # a chain of foreign keys: each table references the one before
+        doc["foreign_keys"] = [{"name": f"t{i:05d}_parent_fkey", "columns": ["parent"],
+                                "references": {"table": f"t{i - 1:05d}", "columns": ["id"]}}]
+    return doc
+
+
+#: one enum every table uses, and a view over every tenth table (written as pg_get_viewdef prints it)
+ENUM_DOC = {"enum": "public.bench_state", "values": ["new", "active", "done"]}
+VIEW_EVERY = 10
+
+
+def view_spec(i: int) -> dict[str, Any]:
+    t = f"t{i:05d}"
+    definition = f"SELECT {t}.id, {t}.c1, {t}.state FROM public.{t} WHERE {t}.c1 > 0"  # noqa: S608 - a spec text
+    return {"view": f"v{i:05d}", "definition": definition}
+
+
+def spec_documents(n: int) -> list[list[dict[str, Any]]]:
+    """The spec files' documents, 100 tables (and their views) per file; the enum in the first."""
+    files = []
+    for start in range(0, n, 100):
+        docs: list[dict[str, Any]] = [ENUM_DOC] if start == 0 else []
+        docs += [table_spec(i) for i in range(start, min(n, start + 100))]
+        docs += [view_spec(i) for i in range(start, min(n, start + 100)) if i % VIEW_EVERY == 0]
+        files.append(docs)
+    return files
+
+
+def create_schema(conn: psycopg.Connection, specs: Any) -> None:
+    """The benchmark's database from its own spec set: the enum, the tables (with CHECKs), then the foreign keys
+    and the views."""
+    from migrate_assets.schema.views import create_view_sql, views_of
+
+    for e in specs.enums:
+        conn.execute(ddl.create_enum(e.schema, e.name, e.values).encode())
+    for t in specs:
+        for stmt in ddl.create_table(t):
+            conn.execute(stmt.encode())
+    for t in specs:
+        for fk in t.foreign_keys:
+            conn.execute(ddl.add_foreign_key(t.schema, t.name, fk, not_valid=False).encode())
+    for v in views_of(specs):
+        for stmt in create_view_sql(v, v.definition):
+            conn.execute(stmt.encode())
 
 
 _CHILD = r"""
@@ -103,19 +152,16 @@ def _pg_dump(dsn: str) -> float:
 
 def run_size(admin_dsn: str, n: int) -> dict[str, Any]:
     with bench_database(admin_dsn) as dsn, tempfile.TemporaryDirectory() as tmp:
-        specs = [table_spec(i) for i in range(n)]
+        files = spec_documents(n)
         json_dir, yaml_dir = Path(tmp, "json"), Path(tmp, "yaml")
         json_dir.mkdir()
         yaml_dir.mkdir()
-        for start in range(0, n, 100):  # 100 tables per file, once as JSON-style YAML, once in block style
-            chunk = specs[start : start + 100]
-            (json_dir / f"s{start:05d}.yaml").write_text(json.dumps(chunk, indent=1))
-            (yaml_dir / f"s{start:05d}.yaml").write_text(yaml.safe_dump(chunk, sort_keys=False))
-        tables = parse_spec_text(json.dumps(specs), "all.yaml")
+        for k, chunk in enumerate(files):  # 100 tables per file, once as JSON-style YAML, once in block style
+            (json_dir / f"s{k:05d}.yaml").write_text(json.dumps(chunk, indent=1))
+            (yaml_dir / f"s{k:05d}.yaml").write_text(yaml.safe_dump(chunk, sort_keys=False))
+        specs = parse_spec_text(json.dumps([d for chunk in files for d in chunk]), "all.yaml")
         with psycopg.connect(dsn) as conn:
-            for t in tables:
-                for stmt in ddl.create_table(t):
-                    conn.execute(stmt.encode())
+            create_schema(conn, specs)
             conn.commit()
             conn.autocommit = True
             conn.execute("VACUUM ANALYZE")
@@ -139,7 +185,8 @@ def run_size(admin_dsn: str, n: int) -> dict[str, Any]:
             "plan_json_style_specs_s": jbest["plan_s"],
             "spec_load_json_style_s": jbest["load_s"],
             "tables": n,
-            "columns_per_table": 20,
+            "columns_per_table": 22,
+            "views": n // VIEW_EVERY + (1 if n % VIEW_EVERY else 0),
             "indexes_per_table": 3,
             "plan_s": best["plan_s"],
             "plan_s_runs": [round(r["plan_s"], 4) for r in runs],

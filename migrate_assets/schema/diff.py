@@ -323,8 +323,10 @@ def _rank(c: Change) -> int:
     (every table and key exists by then); after commit, index drops, then concurrent builds (indexes and the
     unique keys of constraints), foreign keys that need such a key, and VALIDATE CONSTRAINT last."""
     if c.transactional:
-        early = ("create_schema", "create_enum", "rename_enum_value", "drop_foreign_key")
-        return 0 if c.kind in early else 2 if c.kind == "add_foreign_key" else 1
+        early = ("create_schema", "create_extension", "update_extension", "move_extension", "create_enum",
+                 "rename_enum_value", "drop_foreign_key", "drop_view")
+        late = ("add_foreign_key", "create_view", "replace_view", "alter_view")  # views: schema/viewplan.py
+        return 0 if c.kind in early else 2 if c.kind in late else 1
     return {"drop_index": 3, "add_foreign_key": 5, "validate_constraint": 6}.get(c.kind, 4)
 
 

@@ -52,6 +52,8 @@ class SpecSet(list[Table]):
     """The tables of a spec set (it is the list of them), plus the enums it declares."""
 
     enums: tuple[Enum, ...] = ()
+    #: views, materialized views, schemas and extensions it declares (`schema/views.py`)
+    schema_objects: tuple[Any, ...] = ()
 
 
 def enums_of(desired: Sequence[Table]) -> tuple[Enum, ...]:

@@ -5,8 +5,10 @@ Postgres' own spelling (types as `format_type` prints them, expressions as `pg_g
 What the format cannot express is never skipped silently: every such object (or property) comes back in
 `Export.not_expressed` with its name, kind and why: the objects `plan` lists as unmanaged for a table (expression
 indexes, triggers, policies, column collations…), and the objects of the schemas that are
-not tables (views, materialized views, sequences of their own, domains, composite types, functions,
-partitions), read in one catalog query. Enums get a file each (`<schema>.<name>.enum.yaml`).
+not tables (sequences of their own, domains, composite types, functions, partitions), read in one catalog
+query. Enums get a file each (`<schema>.<name>.enum.yaml`); so do views and materialized views
+(`<schema>.<name>.view.yaml` / `.matview.yaml`, the definition as `pg_get_viewdef` prints it), schemas other than
+the default one (`<name>.schema.yaml`) and extensions (`<name>.extension.yaml`, with their version).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import psycopg
 import yaml
 
-from migrate_assets.schema import unmanaged
+from migrate_assets.schema import unmanaged, viewplan, views
 from migrate_assets.schema.enums import all_live_enums
 from migrate_assets.schema.introspect import catalog_path, introspect
 from migrate_assets.schema.model import (
@@ -37,15 +39,14 @@ from migrate_assets.schema.plan import Unmanaged
 
 #: the schema objects that are not tables (nor a table's own parts); `owned` sequences belong to a column
 _OTHER_OBJECTS = """
-SELECT n.nspname, c.relname::text, CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized_view'
-       WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign_table' WHEN 'c' THEN 'composite_type' ELSE 'partition' END,
+SELECT n.nspname, c.relname::text, CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign_table' WHEN 'c' THEN 'composite_type' ELSE 'partition' END,
        CASE WHEN c.relispartition THEN 'partition of ' || (SELECT i.inhparent::regclass::text FROM pg_inherits i
                                                          WHERE i.inhrelid = c.oid LIMIT 1)
                                        || ' ' || pg_get_expr(c.relpartbound, c.oid)
             ELSE 'the spec format has no words for this kind' END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY(%(schemas)s)
-  AND (c.relkind IN ('v', 'm', 'f', 'c') OR (c.relkind IN ('r', 'p') AND c.relispartition)
+  AND (c.relkind IN ('f', 'c') OR (c.relkind IN ('r', 'p') AND c.relispartition)
        OR (c.relkind = 'S' AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                                            AND d.objid = c.oid AND d.deptype IN ('a', 'i'))))
   AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.objid = c.oid AND e.deptype = 'e')
@@ -88,7 +89,7 @@ def export(conn: psycopg.Connection, schemas: Iterable[str], default_schema: str
         t = live[key]
         doc, skipped = table_document(t, default_schema)
         out.files[_file_name(t)] = dump(doc)
-        out.not_expressed.extend(skipped)
+        out.not_expressed.extend(u for u in skipped if u.kind not in viewplan.VIEW_KINDS)  # views: files of their own
     with catalog_path(conn):
         rows = conn.execute(_OTHER_OBJECTS, {"schemas": names}).fetchall()
         for e in all_live_enums(conn, names):
@@ -97,6 +98,9 @@ def export(conn: psycopg.Connection, schemas: Iterable[str], default_schema: str
             if "." in e.name:
                 doc = {"enum": e.name, "schema": e.schema, "values": list(e.values)}
             out.files[_file_name(Table(e.schema, e.name)).replace(".yaml", ".enum.yaml")] = dump(doc)
+        for fname, vdoc in views.export_documents(conn, names, default_schema).items():
+            out.files[fname] = dump(vdoc)
+        out.not_expressed.extend(Unmanaged(*row) for row in views.not_expressed(conn, names))
     out.not_expressed.extend(Unmanaged(str(nsp), str(kind), str(name), str(why)) for nsp, name, kind, why in rows)
     out.not_expressed.sort(key=lambda u: (u.table, u.kind, u.name))
     return out

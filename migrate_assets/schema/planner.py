@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from migrate_assets.errors import Problem, SpecError, UsageError
-from migrate_assets.schema import unmanaged
+from migrate_assets.schema import unmanaged, viewplan
 from migrate_assets.schema.diff import (
     TableKey,
     check_canon_key,
@@ -106,12 +106,13 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     _check_methods(conn, chosen)
     todo = [t for t in chosen if not in_sync(t, live.get(t.key))]  # the rest plan nothing
     declared = enums_of(desired)
-    if todo:
-        todo = resolve_types(conn, todo, {c.type for t in live.values() for c in t.columns},
-                             {e.type_name for e in declared})
-
+    pre = viewplan.plan_extensions(conn, desired)  # schemas and extensions (views.py)
     have_enums = live_enums(conn, [e.key for e in declared])
-    canon = _canonical(conn, todo, live, {e.type_name for e in declared if e.key not in have_enums})
+    with viewplan.extensions_present(conn, pre):  # types of an extension the plan creates resolve
+        if todo:
+            todo = resolve_types(conn, todo, {c.type for t in live.values() for c in t.columns},
+                                 {e.type_name for e in declared})
+        canon = _canonical(conn, todo, live, {e.type_name for e in declared if e.key not in have_enums})
     check = tables_needing_row_check(todo, live)
     nonempty = tables_with_rows(conn, check) if check else set()
     drops: list[TableKey] = []
@@ -121,10 +122,12 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     new_schemas = {t.schema for t in chosen if t.key not in live} | {e.schema for e in declared}
     missing = new_schemas - existing_schemas(conn, new_schemas) if new_schemas else set()
     enum_changes, enum_refusals = diff_enums(declared, have_enums)
-    res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing,
-               first=enum_changes, context=chosen)
-    return Plan(tuple(res.changes), scope_fingerprint(live, scope), scope, tuple(enum_refusals) + tuple(res.refusals),
-                unmanaged.listing(chosen, live))
+    res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing | pre.schemas,
+               first=pre.changes + enum_changes, context=chosen)
+    vp = viewplan.plan_views(conn, desired, res.changes, manage=not opts.only_tables)  # views after the tables
+    return Plan(tuple(viewplan.in_order(res.changes + vp.changes)), scope_fingerprint(live, scope), scope,
+                tuple(enum_refusals) + tuple(res.refusals) + tuple(pre.refusals) + tuple(vp.refusals),
+                viewplan.managed_listing(unmanaged.listing(chosen, live), desired))
 
 
 def _check_wanted(desired: Sequence[Table], opts: PlanOptions, live: dict[TableKey, Table]) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate_assets.errors import InvalidInputError, Problem, SpecError
+from migrate_assets.schema import views
 from migrate_assets.schema.ddl import OPERATOR_RE
 from migrate_assets.schema.enums import ENUM_KEYS, Enum, SpecSet
 from migrate_assets.schema.model import (
@@ -716,16 +717,21 @@ def _from_doc(doc: YamlDoc, default_schema: str) -> SpecSet:
         items = []
     out = SpecSet()
     enums = []
+    objects = []
     for v, p in items:
         if isinstance(v, dict) and "enum" in v and "table" not in v:
             e = _enum(ctx, v, p, default_schema)
             if e is not None:
                 enums.append(e)
+        elif isinstance(v, dict) and views.is_object(v):  # view, materialized view, extension, schema
+            if (o := views.parse_object(ctx, v, p, default_schema)) is not None:
+                objects.append(o)
         elif (t := _table(ctx, v, p, default_schema)) is not None:
             out.append(t)
     if ctx.problems:
         raise SpecError(ctx.problems)
     out.enums = tuple(enums)
+    out.schema_objects = tuple(objects)
     return out
 
 
@@ -868,6 +874,7 @@ def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Pat
     problems: list[Problem] = []
     tables = SpecSet()
     enums: dict[tuple[str, str], Enum] = {}
+    objects: list[Any] = []
     seen: dict[tuple[str, str], Table] = {}
     for f in spec_files(paths):
         try:
@@ -880,6 +887,7 @@ def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Pat
                 src = en.source or Source(str(f))
                 problems.append(Problem(src.file, f"duplicate enum {en.qualified}", src.key or "enum", src.lineno))
             enums[en.key] = en
+        objects.extend(loaded.schema_objects)
         for t in loaded:
             first = seen.get(t.key)
             if first is not None:
@@ -889,7 +897,11 @@ def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Pat
                 continue
             seen[t.key] = t
             tables.append(t)
+    kept, dups = views.merge(objects)
+    problems += [views.duplicate_problem(o, why) for o, why in dups]
+    problems += views.name_clashes(kept, seen)
     if problems:
         raise SpecError(problems)
     tables.enums = tuple(enums.values())
+    tables.schema_objects = tuple(kept)
     return tables

@@ -26,6 +26,7 @@ TableKey = tuple[str, str]
 INCLUDE = "INCLUDE columns"
 #: the constraint kinds a spec manages once it lists them for a table (`Table.manages`), and the spec key
 MANAGED_KINDS = {"foreign_key": "foreign_keys", "check": "checks", "exclusion": "excludes"}
+_VIEWS = ("view", "materialized_view")
 REDUNDANT_UNIQUE = "UNIQUE on the primary-key columns (the spec folds `unique: true` on a key column into the key)"
 
 
@@ -57,8 +58,12 @@ def users_of(want: Table, have: Table, column: str) -> list[str]:
     """The unmanaged objects that `DROP COLUMN column` would take along (indexes and constraints on it go with
     it; a view or policy would make it fail), spelled `kind name`."""
     out = [f"unique {u.name}" for u in have.uniques if column in u.columns and unique_reason(want, u, u.columns)]
-    return out + [f"{kind} {name}" for col, kind, name in have.column_users
-                  if col == column and MANAGED_KINDS.get(kind) not in want.manages]
+    users = [(kind, name) for col, kind, name in have.column_users
+             if col == column and MANAGED_KINDS.get(kind) not in want.manages]
+    out += [f"{kind} {name}" for kind, name in users if kind not in _VIEWS]
+    # a view alone does not stop the drop (schema/viewplan.py moves it out of the way, or refuses itself); named
+    # beside the others when the drop is refused anyway
+    return out + [f"{kind} {name}" for kind, name in users if kind in _VIEWS] if out else out
 
 
 def listing(desired: Iterable[Table], live: dict[TableKey, Table]) -> tuple[Unmanaged, ...]:
