@@ -56,6 +56,7 @@ _INDICATORS = frozenset(",[]{}#&*!|>'\"%@`")  # a plain scalar cannot start with
 #: characters that, at the start of a node, mean a flow collection, anchor, alias, tag, block scalar, ...
 _NODE_INDICATOR = re.compile(r"[][{}&*!|>%@`,?]")
 _DOUBTFUL: dict[str, bool] = {}
+_CLEAN_KEYS: set[str] = set()  # mapping keys known not to be `_doubtful`
 _PLAIN: dict[bytes, Any] = {}  # plain scalar text -> PyYAML's value (immutable values only)
 _PLAIN_MAX = 200_000
 _MISSING = object()
@@ -238,9 +239,46 @@ class _Reader:
         Why the rest need no lookup: rapidyaml's JSON gives a quoted scalar's content and a plain scalar's text
         unchanged, except the nan/inf family, which it writes as `.nan` / `.inf` / `-.inf` (values only when
         plain, keys always) - and PyYAML reads those as floats, so they are doubtful. Bare `true`, `false` and
-        `null` come only from those plain words (or an empty value), which PyYAML reads alike."""
-        if isinstance(emitted, list):
-            return [self._lean_item(item) for item in emitted]
+        `null` come only from those plain words (or an empty value), which PyYAML reads alike.
+
+        It runs once per node of every spec file, so it is written for speed: the JSON data is fresh and ours,
+        so values are replaced in place (most containers stay as they are), one subset test clears a mapping's
+        keys (`_CLEAN_KEYS`), and leaves are handled inline rather than by a call each."""
+        if isinstance(emitted, dict):
+            keys = emitted.keys()
+            if not keys <= _CLEAN_KEYS:
+                if any(_doubtful(k) for k in keys):
+                    return self._lean_keys(emitted)
+                if len(_CLEAN_KEYS) < _PLAIN_MAX:
+                    _CLEAN_KEYS.update(keys)
+            pairs: Any = emitted.items()
+        else:
+            pairs = enumerate(emitted)
+        get = _DOUBTFUL.get
+        node = self.next
+        for slot, item in pairs:
+            c = item.__class__
+            if c is str:
+                doubt = get(item)
+                if doubt or (doubt is None and _doubtful(item)):
+                    emitted[slot] = self._from_tree(node)  # type: ignore[index]
+                node += 1
+            elif c is dict or c is list:
+                self.next = node + 1
+                value = self._lean(item)
+                if value is not item:
+                    emitted[slot] = value  # type: ignore[index]
+                node = self.next
+            elif item is None or c is bool:
+                node += 1
+            else:  # a number: its text decides (PyYAML reads 1e3 as a string)
+                emitted[slot] = self._from_tree(node)  # type: ignore[index]
+                node += 1
+        self.next = node
+        return emitted
+
+    def _lean_keys(self, emitted: dict[str, Any]) -> Any:
+        """`_lean` for a mapping with a doubtful key: keys are read from the tree, the mapping built anew."""
         out: dict[Any, Any] = {}
         for key, item in emitted.items():
             node = self.next
