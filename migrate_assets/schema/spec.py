@@ -69,6 +69,8 @@ COLUMN_KEYS = {"name", "type", "nullable", "primary_key", "unique", "default", "
                "generated", "collation"}
 INDEX_KEYS = {"name", "columns", "unique", "where", "method", "include", "nulls_not_distinct"}
 _COLUMN_FIELDS = tuple(f.name for f in dataclasses.fields(Column) if f.name != "source")
+#: `_column` rebuilds a cached Column from positional values followed by its source
+assert dataclasses.fields(Column)[-1].name == "source", "Column.source must stay the last field"
 IDENTITY_VALUES = {"always": "always", "by_default": "by default", "by default": "by default"}
 
 
@@ -109,11 +111,15 @@ class _Ctx:
     def __init__(self, doc: YamlDoc) -> None:
         self.doc = doc
         self.problems: list[Problem] = list(doc.duplicates)
+        # what `src` needs, looked up once: it runs for every column and index
+        self._lazy = (doc.file, doc.locator) if not (doc.lines or not doc.data) else None
 
     def add(self, path: KeyPath, message: str) -> None:
         self.problems.append(self.doc.problem(path, message))
 
     def src(self, path: KeyPath) -> Source:
+        if self._lazy is not None:
+            return Source(self._lazy[0], None, path, self._lazy[1])
         if self.doc.lines or not self.doc.data:
             return Source(self.doc.file, self.doc.line_of(path), path)
         return Source(self.doc.file, None, path, self.doc.locator)
@@ -202,7 +208,7 @@ def _default_text(v: Any) -> str | None:
 
 #: columns already validated, by their spec entry: spec sets repeat columns (id, created_at, …) in many tables,
 #: and the checks below cost more than building the Column again
-_VALID_COLUMNS: dict[tuple[Any, ...], tuple[dict[str, Any], bool, bool]] = {}
+_VALID_COLUMNS: dict[tuple[Any, ...], tuple[tuple[Any, ...], bool, bool]] = {}
 _VALID_COLUMNS_MAX = 50_000
 
 
@@ -210,19 +216,19 @@ def _column(ctx: _Ctx, raw: Any, path: KeyPath) -> tuple[Column, bool, bool] | N
     key: tuple[Any, ...] | None = None
     if raw.__class__ is dict:
         try:  # the value's class is part of the key: `nullable: 1` must not pass as `nullable: true`
-            key = tuple((k, v, v.__class__) for k, v in raw.items())
+            key = (*raw.items(), *map(type, raw.values()))
             hit = _VALID_COLUMNS.get(key)
         except TypeError:  # a list value (renamed_from): not kept
             key = hit = None
         if hit is not None:
             fields, pk, unique = hit
-            return Column(**fields, source=ctx.src(path)), pk, unique
+            return Column(*fields, ctx.src(path)), pk, unique  # type: ignore[call-arg]  # source is last
     before = len(ctx.problems)
     got = _check_column(ctx, raw, path)
     if got is not None and key is not None and len(ctx.problems) == before:
         if len(_VALID_COLUMNS) >= _VALID_COLUMNS_MAX:
             _VALID_COLUMNS.clear()
-        fields = {f: getattr(got[0], f) for f in _COLUMN_FIELDS}
+        fields = tuple(getattr(got[0], f) for f in _COLUMN_FIELDS)
         _VALID_COLUMNS[key] = (fields, got[1], got[2])
     return got
 
