@@ -85,8 +85,8 @@ def verdict_error(tables: Sequence[Mapping[str, Any]]) -> MigrateAssetsError | N
 
 
 def verify_pipeline(targets: Sequence[PipelineTarget], ctx: RunContext, *, progress_bound: float = 20.0,
-                    probe: TopicProbe | None = None,
-                    warn: Callable[[str], None] | None = None) -> PipelineVerification:
+                    probe: TopicProbe | None = None, warn: Callable[[str], None] | None = None,
+                    restart_failed_sink: bool = False) -> PipelineVerification:
     """Verify every target (resolving its registry subject first) and, with `probe`, read its topic back."""
     results, probes = [], {}
     for t in targets:
@@ -95,7 +95,7 @@ def verify_pipeline(targets: Sequence[PipelineTarget], ctx: RunContext, *, progr
         except Exception as exc:  # noqa: BLE001 - verify reports the connector as unreachable itself
             if warn is not None:
                 warn(f"cannot resolve the subject of {t.table}: {exc}")
-        results.append(verify_table(t, ctx, progress_bound=progress_bound))
+        results.append(verify_table(t, ctx, progress_bound=progress_bound, restart_failed_sink=restart_failed_sink))
         if probe is not None:
             probes[t.table] = probe(t, ctx)
     return PipelineVerification(tuple(results), probes)
@@ -103,7 +103,8 @@ def verify_pipeline(targets: Sequence[PipelineTarget], ctx: RunContext, *, progr
 
 def verify_project(cfg: ProjectConfig, ctx: RunContext, tables: Sequence[str], *, file: str, key: str,
                    progress_bound: float = 20.0, probe: bool = False, require_tables: bool = True,
-                   warn: Callable[[str], None] | None = None) -> PipelineVerification:
+                   warn: Callable[[str], None] | None = None,
+                   restart_failed_sink: bool = False) -> PipelineVerification:
     """`verify_pipeline` for the pipelines of a project (`tables`: only these; a table that is no pipeline's is a
     usage error at `file`/`key`). With `require_tables`, a project without pipelines is a usage error: "consistent"
     on zero tables would be a lie."""
@@ -115,7 +116,7 @@ def verify_project(cfg: ProjectConfig, ctx: RunContext, tables: Sequence[str], *
                          "list them under `pipelines:` (docs/configuration.md)", file=cfg.source_file,
                          key="pipelines")
     return verify_pipeline(targets, ctx, progress_bound=progress_bound, warn=warn,
-                           probe=topic_probe(cfg) if probe else None)
+                           probe=topic_probe(cfg) if probe else None, restart_failed_sink=restart_failed_sink)
 
 
 def topic_probe(cfg: ProjectConfig) -> TopicProbe:

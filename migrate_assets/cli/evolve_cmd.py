@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.add_argument("--probe", action="store_true", help="also read the newest event of each table's topic")
     v.add_argument("--progress-bound", type=argtypes.seconds, default=20.0,
                    help="seconds a slot may take to show progress (default 20)")
+    v.add_argument("--restart-failed-sink", action="store_true",
+                   help="restart a named sink's FAILED task(s) once before checking its rows (Kafka Connect never "
+                        "does; without this flag verify changes nothing)")
     v.set_defaults(func=run_verify)
 
 
@@ -327,7 +330,8 @@ def run_verify(args: argparse.Namespace) -> Result:
     ctx = project.build_context(cfg, log=log.info)
     _read_only(ctx, True)  # verify only reads
     result = verify_project(cfg, ctx, args.table or [], file="<command line>", key="--table",
-                            progress_bound=args.progress_bound, probe=args.probe)
+                            progress_bound=args.progress_bound, probe=args.probe,
+                            restart_failed_sink=args.restart_failed_sink)
     data = result.to_dict()
     return Result(data, text=_verify_text, markdown=_verify_md, exit_code=_verify_exit(data["tables"]))
 

@@ -124,20 +124,24 @@ def _restart_failed(ctx: RunContext, sink: str, status: ConnectorStatus,
 
 
 def verify_sink(target: PipelineTarget, ctx: RunContext, columns: list[str],
-                bound: float) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+                bound: float, restart_failed: bool = False) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """(status, differences, notes) of the named sink: RUNNING with all tasks, and within `bound` seconds the
     Iceberg table holds the source's rows and, per column, at least as many non-null values as the source had
     when verify started — a column added by an evolution is read back filled, not only present in the schema.
-    What is still missing when the bound passes is the sink's lag, in rows and values. A FAILED sink task is
-    restarted once (`_restart_failed`) before the check: the saga leaves the sink running, not failed."""
+    What is still missing when the bound passes is the sink's lag, in rows and values. With `restart_failed` (the
+    user asked: `verify --restart-failed-sink`), a FAILED sink task is restarted once (`_restart_failed`) before the
+    check; without it verify only reads, and a FAILED sink is drift that names the flag."""
     assert ctx.connector is not None and ctx.lakehouse is not None and target.sink and target.iceberg_table
     status = ctx.connector.status(target.sink)
     recovered: tuple[str, ...] = ()
-    if not status.running and FAILED in (status.state, *status.tasks):
+    failed = not status.running and FAILED in (status.state, *status.tasks)
+    if failed and restart_failed:
         status, recovered = _restart_failed(ctx, target.sink, status, bound)
     if not status.running:
+        hint = ("; `verify --restart-failed-sink` restarts its failed task(s) (Connect never does)"
+                if failed and not restart_failed else "")
         return "drift", (f"sink {target.sink} is {status.state}, tasks {list(status.tasks)}"
-                         + (f": {status.trace.splitlines()[0]}" if status.trace else ""),), recovered
+                         + (f": {status.trace.splitlines()[0]}" if status.trace else "") + hint,), recovered
     want: dict[str | None, int] = {None: ctx.source.count_values(target.table)}
     want.update({c: ctx.source.count_values(target.table, c) for c in columns})
     started = time.monotonic()

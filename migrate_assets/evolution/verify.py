@@ -96,12 +96,13 @@ def _compare(expected: dict[str, LayerTypes], actual: dict[str, Any], want: Call
 
 def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions | None = None,
                  progress_bound: float = 20.0, progress_target: int | None = None,
-                 sink_data: bool = True) -> TableVerification:
+                 sink_data: bool = True, restart_failed_sink: bool = False) -> TableVerification:
     """`progress_target`: the LSN the slot must reach (default: the current LSN when verify starts). Inside
     an evolution run, the connector step's fresh post-DDL LSN is passed, so a slot that already proved
     progress in this run is not made to wait for another offset flush. `sink_data`: wait for the pipeline's
     named sink to bring the source's rows into Iceberg (the saga's own verify step does not wait on the sink's
-    commit interval)."""
+    commit interval). `restart_failed_sink`: restart a FAILED sink task once (`evolution.sink.verify_sink`);
+    otherwise verify changes nothing anywhere."""
     if not math.isfinite(progress_bound) or progress_bound < 0:  # nan never ends a wait; < 0 never waits
         raise InvalidInputError([Problem(file="<arguments>", key="progress_bound",
                                          message=f"expected a finite number of seconds >= 0, got {progress_bound!r}")])
@@ -172,7 +173,8 @@ def verify_table(target: PipelineTarget, ctx: RunContext, opts: TypeMapOptions |
         out.layers[Layer.CONNECTOR] = _verify_connector(target, ctx, out.unpublished, start_lsn, progress_bound)
     if sink_data and target.sink and ctx.connector is not None and ctx.lakehouse is not None and target.iceberg_table:
         try:  # the named Iceberg sink: the source's rows and values read back from the table, and its lag
-            out.layers["sink"] = LayerVerdict(*verify_sink(target, ctx, list(expected), progress_bound))
+            out.layers["sink"] = LayerVerdict(*verify_sink(target, ctx, list(expected), progress_bound,
+                                                               restart_failed_sink))
         except MigrateAssetsError as exc:
             out.layers["sink"] = _unreachable(exc)
     return out

@@ -174,14 +174,21 @@ def _sink_world(state: str) -> tuple[RunContext, MemoryConnector]:
 
 def test_verify_restarts_a_failed_sink_task_and_reports_it() -> None:
     ctx, conn = _sink_world("FAILED")
-    status, differences, notes = verify_sink(TARGET, ctx, [], bound=1.0)
+    status, differences, notes = verify_sink(TARGET, ctx, [], bound=1.0, restart_failed=True)
     assert (status, differences) == ("consistent", ())
     assert conn.connectors["lake-sink"].restarts == 1
     assert "had a FAILED task" in notes[0] and "RUNNING again" in notes[0] and "lag 0" in notes[1]
 
 
+def test_plain_verify_reports_a_failed_sink_and_changes_nothing() -> None:
+    ctx, conn = _sink_world("FAILED")
+    status, differences, _ = verify_sink(TARGET, ctx, [], bound=1.0)
+    assert status == "drift" and "is FAILED" in differences[0] and "--restart-failed-sink" in differences[0]
+    assert conn.connectors["lake-sink"].restarts == 0
+
+
 def test_verify_leaves_a_paused_sink_alone() -> None:
     ctx, conn = _sink_world("PAUSED")
-    status, differences, _ = verify_sink(TARGET, ctx, [], bound=1.0)
+    status, differences, _ = verify_sink(TARGET, ctx, [], bound=1.0, restart_failed=True)
     assert status == "drift" and "is PAUSED" in differences[0]
     assert conn.connectors["lake-sink"].restarts == 0
