@@ -3,6 +3,7 @@ generated from the project resource and loads into it (EnvVar ↔ `${VAR}`, secr
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from migrate_assets.dagster_resources import (
 from migrate_assets.errors import ConfigError, InvalidInputError, UsageError
 from migrate_assets.redact import redact_text
 from migrate_assets.resources import project
+from tests.support import run_cli
 
 
 def _settings(client: object) -> dict[str, object]:
@@ -185,3 +187,34 @@ def test_a_bad_project_file_is_named_with_its_key(tmp_path: Path, text: str, key
     assert (problem.file, problem.key, problem.line) == (str(path), key, line)
     with pytest.raises(InvalidInputError, match="file not found"):
         resource_from_yaml(tmp_path / "missing.yaml")
+
+
+# the resource defined in a module, as `dagster-config from-resource` finds it
+CLI_PROJECT = None
+
+
+def test_cli_dagster_config_both_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "migrate.yaml"
+    path.write_text(PROJECT_FILE)
+    monkeypatch.setenv("PROD_DATABASE_URL", "postgresql://app:pr0d-s3cret@db.internal:5432/shop")
+    monkeypatch.setattr(sys.modules[__name__], "CLI_PROJECT", MigrateProjectResource(
+        config_path=str(path), dsn=EnvVar("PROD_DATABASE_URL")))
+    out = tmp_path / "generated.yaml"
+    ran = run_cli(capsys, "dagster-config", "from-resource", f"{__name__}:CLI_PROJECT", "--out", str(out))
+    assert ran.code == 0, ran
+    assert yaml.safe_load(out.read_text())["database"]["dsn"] == "${PROD_DATABASE_URL}"
+    assert "pr0d-s3cret" not in out.read_text() + ran.out + ran.err
+    again = run_cli(capsys, "dagster-config", "from-resource", f"{__name__}:CLI_PROJECT", "--out", str(out))
+    assert again.code == 2 and "--force" in again.err, again
+    wrong = run_cli(capsys, "dagster-config", "from-resource", f"{__name__}:PROJECT_FILE")
+    assert wrong.code == 2 and "expected a MigrateProjectResource" in wrong.err, wrong
+
+    back = run_cli(capsys, "dagster-config", "to-resource", config=path, fmt="json")
+    assert back.code == 0, back
+    assert back.doc["fields"] == {"dsn": {"env": "TEST_DATABASE_URL"},
+                                  "schema_registry_url": "http://registry.example:8081",
+                                  "iceberg_properties": {"uri": {"env": "TEST_CATALOG_URI"},
+                                                         "warehouse": "file:///tmp/warehouse"}}
+    shown = run_cli(capsys, "dagster-config", "to-resource", config=path)
+    assert "dsn=EnvVar('TEST_DATABASE_URL')" in shown.out, shown

@@ -34,7 +34,7 @@ from migrate_assets.errors import MigrateAssetsError, UsageError
 
 #: the command modules, in the order their commands appear in `--help`
 MODULES = ("stack_cmd", "schema_cmd", "export_cmd", "migrations_cmd", "expand_cmd", "evolve_cmd", "runs_cmd",
-           "pipeline_cmd")
+           "pipeline_cmd", "config_cmd")
 
 
 class _HelpRequested(Exception):  # noqa: N818 - a signal to main, not an error

@@ -94,7 +94,7 @@ def test_parser_built_for_one_command_prints_the_same_help() -> None:
     whole = build_parser()
     assert build_parser(["--help"]).format_help() == whole.format_help()
     commands = _commands(whole)
-    assert len(commands) == 13 and len(MODULES) == 8
+    assert len(commands) == 14 and len(MODULES) == 9
     for name, parser in commands.items():
         one = build_parser([name, "--help"])
         assert _commands(one)[name].format_help() == parser.format_help(), name
