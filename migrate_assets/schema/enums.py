@@ -52,6 +52,7 @@ class SpecSet(list[Table]):
     """The tables of a spec set (it is the list of them), plus the enums it declares."""
 
     enums: tuple[Enum, ...] = ()
+    sequences: tuple[Any, ...] = ()  #: `schema.sequence_objects.Sequence`s
 
 
 def enums_of(desired: Sequence[Table]) -> tuple[Enum, ...]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from migrate_assets.schema import partitions
 from migrate_assets.schema.model import (
     FK_ACTIONS,
     FK_MATCH,
@@ -268,6 +269,7 @@ def introspect(
         idx_rows = conn.execute(_for_server(conn, _INDEXES), params).fetchall()
         other_rows = conn.execute(_OTHERS, params).fetchall()
         seq_rows = conn.execute(_IDENTITY_SEQ, params).fetchall()
+        parted = partitions.read_live(conn, _SCOPE, params)  # partitioned tables: key and partitions
     columns, attnames = _columns(col_rows)
     pks: dict[int, Constraint] = {}
     uniques: dict[int, list[Constraint]] = {}
@@ -350,6 +352,7 @@ def introspect(
             excludes=tuple(sorted(excludes.get(oid, ()), key=lambda x: x.name)),
             others=tuple(others.get(oid, ())),
             column_users=tuple(sorted(uses.get(oid, ()))),
+            partitioning=parted.get(oid),
         )
         for oid, nsp, rel, comment in rels
     }
