@@ -464,7 +464,9 @@ def check(conn: psycopg.Connection, desired: Sequence[Table], live: dict[tuple[s
         types = _key_types(t)
         assert t.partitioning is not None
         lt = live.get(t.key)
-        parts = list(t.partitioning.partitions) + (list(lt.partitioning.partitions) if lt and lt.partitioning else [])
+        lp = lt.partitioning if lt is not None else None
+        same_key = lp is not None and (lp.strategy, lp.columns) == (t.partitioning.strategy, t.partitioning.columns)
+        parts = list(t.partitioning.partitions) + (list(lp.partitions) if lp is not None and same_key else [])
         for p in parts:
             for j, v in enumerate(p.bound.lower + p.bound.upper):
                 if v is not None and v not in (MINVALUE, MAXVALUE):
