@@ -480,9 +480,9 @@ def check(conn: psycopg.Connection, desired: Sequence[Table], live: dict[tuple[s
     if problems:
         raise SpecError(problems)
     marks: dict[tuple[str, str, str], str] = {}
-    for t, p, lp in pending_values(desired, live):
+    for t, p, have in pending_values(desired, live):
         types = _key_types(t)
-        if _ranked(p.bound, types, ranks) == _ranked(lp.bound, types, ranks):
+        if _ranked(p.bound, types, ranks) == _ranked(have.bound, types, ranks):
             marks[_canon_key(t, p)] = "same"
     return marks
 

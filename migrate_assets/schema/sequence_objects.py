@@ -61,6 +61,8 @@ class Sequence:
     column_of: str | None = field(default=None, compare=False)
     last_value: int | None = field(default=None, compare=False)
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
+    #: desired side: where `owned_by` is written (its own line, for messages)
+    owned_source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -140,7 +142,8 @@ def parse_spec(ctx: Any, raw: Any, path: Any, default_schema: str) -> Sequence |
     owned = _owned_by(ctx, e, schema)
     if why or not isinstance(name, str):
         return None
-    return Sequence(schema, name, type_, inc, mn, mx, start, cache, cycle, owned, None, None, ctx.src(path))
+    return Sequence(schema, name, type_, inc, mn, mx, start, cache, cycle, owned, None, None, ctx.src(path),
+                    ctx.src(e.at("owned_by")) if owned else None)
 
 
 def _owned_by(ctx: Any, e: Any, schema: str) -> tuple[str, str, str] | None:
@@ -220,11 +223,10 @@ def check(conn: psycopg.Connection, declared: Seq[Sequence], desired: Seq[Table]
         cols.update({(str(n), str(r)): set(a) for n, r, a in rows})
     for s in declared:
         if s.owned_by and s.owned_by[2] not in cols.get(s.owned_by[:2], set()):
-            src = s.source
+            src = s.owned_source or s.source
             problems.append(Problem(src.file if src else "<spec>", f"sequence {s.qualified} is owned_by "
                                     f"{'.'.join(s.owned_by)}, a column that neither the spec files nor the database "
-                                    "have", f"{src.key}.owned_by" if src and src.key else "owned_by",
-                                    src.lineno if src else None))
+                                    "have", src.key if src and src.key else "owned_by", src.lineno if src else None))
     if problems:
         raise SpecError(problems)
 
