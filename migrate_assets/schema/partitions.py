@@ -133,7 +133,7 @@ class Partitioning:
     columns: tuple[str, ...]
     partitions: tuple[Partition, ...] = ()
     #: desired side: the spec lists the partitions (else they are left alone)
-    manages: bool = field(default=True, compare=False)
+    listed: bool = field(default=True, compare=False)
     #: live side: why the key cannot be said with columns (expressions, an operator class or collation)
     unmanaged: str | None = field(default=None, compare=False)
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
@@ -382,7 +382,7 @@ def in_sync(want: Table, have: Table) -> bool:
         return True  # a live partitioning the spec does not state is left alone (listed)
     if hp is None or (wp.strategy, wp.columns) != (hp.strategy, hp.columns):
         return False
-    if not wp.manages:
+    if not wp.listed:
         return True
     live = {p.key: p for p in hp.partitions}
     for p in wp.partitions:
@@ -682,7 +682,7 @@ def _default_of(want: Table, have: Table | None) -> Partition | None:
         return d
     kept = {p.key: p for p in want.partitioning.partitions}
     w = kept.get(d.key)
-    return d if (w is not None and not w.drop and w.bound.strategy == "default") or not want.partitioning.manages else None
+    return d if (w is not None and not w.drop and w.bound.strategy == "default") or not want.partitioning.listed else None
 
 
 def plan(want: Table, have: Table | None, canon: Canonical, res: DiffResult,
@@ -703,7 +703,7 @@ def plan(want: Table, have: Table | None, canon: Canonical, res: DiffResult,
         res.refusals.append(f"{want.qualified}: the partition key would change from {hp.unmanaged or hp.keydef()} to "
                             f"{wp.keydef()}; Postgres cannot change a partition key (create a new table and copy the rows)")
         return
-    if not wp.manages:
+    if not wp.listed:
         return
     live = {p.key: p for p in hp.partitions}
     default = _default_of(want, have)
@@ -793,7 +793,7 @@ def _attached(lt: Table, want: Table | None) -> list[Partition] | None:
     no concurrent index build)."""
     assert lt.partitioning is not None
     parts = list(lt.partitioning.partitions)
-    if want is not None and want.partitioning is not None and want.partitioning.manages:
+    if want is not None and want.partitioning is not None and want.partitioning.listed:
         parts = [p for p in want.partitioning.partitions if not p.drop]
         subs = {p.key for p in lt.partitioning.partitions if p.subpartitioned}
         if any(p.key in subs for p in parts):
@@ -864,7 +864,7 @@ def unmanaged(want: Table, have: Table) -> list[Unmanaged]:
     if want.partitioning is None:
         out.append(Unmanaged(have.qualified, "partitioning", hp.unmanaged or hp.keydef(),
                              "PARTITION BY (the spec has no partition_by)"))
-    if want.partitioning is None or not want.partitioning.manages:
+    if want.partitioning is None or not want.partitioning.listed:
         out += [Unmanaged(have.qualified, "partition", p.qualified, f"partition {p.bound.text()} (the spec has no "
                           "partitions list)") for p in hp.partitions]
     out += [Unmanaged(have.qualified, "partition", p.qualified, f"partitioned itself ({p.subpartitioned}); its own "

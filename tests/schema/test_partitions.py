@@ -256,3 +256,27 @@ def test_bounds_read_back_as_postgres_prints_them() -> None:
     h = parse_bound("FOR VALUES WITH (modulus 4, remainder 3)")
     assert h is not None and (h.modulus, h.remainder) == (4, 3)
     assert parse_bound("DEFAULT").strategy == "default"  # type: ignore[union-attr]
+
+
+def test_expand_state_row_keeps_the_partitioning(fresh_dsn: str) -> None:
+    import json
+
+    from migrate_assets.expand import read_live, shape
+
+    execute(fresh_dsn, RANGE_DB)
+    with psycopg.connect(fresh_dsn) as conn:
+        live = read_live(conn, "public", "m")
+    assert live is not None and live.partitioning is not None
+    assert shape.from_json(json.loads(json.dumps(shape.to_json(live)))) == live
+
+
+def test_docs_examples_converge(fresh_dsn: str) -> None:
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "partition_by" in b or "sequence:" in b]
+    assert len(blocks) == 2
+    for b in blocks:
+        p = converge(fresh_dsn, b)
+        assert p.changes and not p.refusals
