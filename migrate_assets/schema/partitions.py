@@ -756,8 +756,10 @@ def adapt(res: DiffResult, live: dict[tuple[str, str], Table], desired: Sequence
     NOT VALID foreign key there): an index is built `ON ONLY` the parent, concurrently on each partition and attached
     (the parent index becomes valid with the last one); a dropped index is a plain DROP INDEX (ACCESS EXCLUSIVE on
     the parent and every partition, no scan); a UNIQUE / PRIMARY KEY gets its unique index built concurrently on
-    each partition first, then `ADD CONSTRAINT` attaches them (an instant); a foreign key is added valid (it
-    checks the rows under SHARE ROW EXCLUSIVE: writers wait)."""
+    each partition and made that partition's constraint (`USING INDEX`), then `ADD CONSTRAINT` on the parent
+    attaches those (an instant, SHARE on the partitions: without a partition constraint Postgres would build new
+    indexes under the lock); a foreign key is added valid (it checks the rows under SHARE ROW EXCLUSIVE: writers
+    wait)."""
     parted = {lt.qualified: lt for lt in live.values() if lt.partitioning is not None}
     if not parted:
         return
@@ -773,7 +775,10 @@ def adapt(res: DiffResult, live: dict[tuple[str, str], Table], desired: Sequence
             out.append(_online_index(c, lt, parts))
         elif c.kind == "drop_index":
             stmts = tuple(s.replace("DROP INDEX CONCURRENTLY ", "DROP INDEX ", 1) for s in c.sql)
-            out.append(replace(c, sql=stmts, transactional=True, hazards=(Hazard.ACCESS_EXCLUSIVE_LOCK, *c.hazards),
+            undo = None if c.inverse_sql is None else tuple(s.replace(" INDEX CONCURRENTLY ", " INDEX ", 1)
+                                                            for s in c.inverse_sql)
+            out.append(replace(c, sql=stmts, inverse_sql=undo, transactional=True,
+                               hazards=(Hazard.ACCESS_EXCLUSIVE_LOCK, *c.hazards),
                                description=c.description + " (a partitioned index: no CONCURRENTLY, ACCESS EXCLUSIVE "
                                                            "on the table and its partitions for an instant)"))
         elif c.kind in ("add_unique", "add_primary_key") and parts is not None and len(c.sql) == 2:
@@ -842,12 +847,13 @@ def _online_key(c: Change, lt: Table, parts: list[Partition]) -> Change:
     on = " ON " + ddl.render(table_ident(lt.schema, lt.name)) + " "
     fwd = []
     suffix = "pkey" if c.kind == "add_primary_key" else "key"
-    for p in parts:
+    kind = "PRIMARY KEY" if c.kind == "add_primary_key" else "UNIQUE"
+    for p in parts:  # each partition's own constraint from its index: ADD CONSTRAINT on the parent attaches those
         pname = object_name(p.name, None, suffix) if suffix == "pkey" else _partition_index_name(p, name, lt.name)
         fwd.append(build.replace(on, " ON " + ddl.render(table_ident(p.schema, p.name)) + " ", 1).replace(
             " " + ddl.render(ident(name)) + " ON ", " " + ddl.render(ident(pname)) + " ON ", 1))
+        fwd.append(ddl.alter(p.schema, p.name, "ADD CONSTRAINT {} " + kind + " USING INDEX {}", ident(pname), ident(pname)))
     cols = build.rsplit("(", 1)[1].split(")", 1)[0]
-    kind = "PRIMARY KEY" if c.kind == "add_primary_key" else "UNIQUE"
     nnd = " NULLS NOT DISTINCT" if "NULLS NOT DISTINCT" in build else ""
     fwd.append(ddl.alter(lt.schema, lt.name, "ADD CONSTRAINT {} " + kind + nnd + " (" + cols + ")", ident(name)))
     return replace(c, sql=tuple(fwd), inverse_sql=(ddl.drop_constraint(lt.schema, lt.name, name),),

@@ -183,6 +183,8 @@ def test_indexes_and_keys_reach_every_partition_online(fresh_dsn: str) -> None:
     assert "ON ONLY" in ix.sql[0] and sum("CONCURRENTLY" in s for s in ix.sql) == 2 and not ix.transactional
     key = next(c for c in p.changes if c.kind == "add_unique")
     assert sum("CONCURRENTLY" in s for s in key.sql) == 2 and "ADD CONSTRAINT" in key.sql[-1]
+    # each partition's unique index was attached, not built again by ADD CONSTRAINT: pkey, h_0_k_idx, h_0_id_k_key
+    assert scalar(fresh_dsn, "SELECT count(*) FROM pg_index WHERE indrelid = 'h_0'::regclass") == 3
     assert scalar(fresh_dsn, "SELECT bool_and(indisvalid) FROM pg_index WHERE indrelid = 'h'::regclass") is True
     assert scalar(fresh_dsn, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'h_k'::regclass") == 2
     locks, _ = _run_watching(fresh_dsn, "CREATE INDEX h_probe ON ONLY h (k)")
@@ -280,3 +282,25 @@ def test_docs_examples_converge(fresh_dsn: str) -> None:
     for b in blocks:
         p = converge(fresh_dsn, b)
         assert p.changes and not p.refusals
+
+
+def test_column_and_constraint_changes_on_the_parent_are_planned_once(fresh_dsn: str) -> None:
+    execute(fresh_dsn, RANGE_DB, "ALTER TABLE m ATTACH PARTITION m_2023 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');"
+                       "UPDATE m SET v = 0 WHERE v IS NULL;"
+                       "CREATE TABLE ref (id bigint PRIMARY KEY); INSERT INTO ref SELECT generate_series(0, 3000)")
+    spec = RANGE_SPEC.replace("  - {name: m_2030, from: ['2030-01-01'], to: ['2031-01-01']}\n", "").replace(
+        "{name: v, type: numeric, nullable: true}", "{name: v, type: numeric}, {name: w, type: text, default: \"'x'\"}")
+    spec += "checks: [{name: m_v_positive, expression: v >= 0}]\n"
+    spec += "foreign_keys: [{name: m_id_fk, columns: [id], references: {table: ref, columns: [id]}}]\n"
+    spec = "- table: ref\n  columns: [{name: id, type: bigint, primary_key: true}]\n- " + spec.strip().replace("\n", "\n  ")
+    p = converge(fresh_dsn, spec)
+    assert {c.table for c in p.changes} == {"public.m"}  # nothing per partition: Postgres carries it to each
+    kinds = [c.kind for c in p.changes]
+    assert kinds.count("add_column") == 1 and "set_not_null" in kinds and "add_check" in kinds
+    fk = next(c for c in p.changes if c.kind == "add_foreign_key")
+    assert "NOT VALID" not in fk.sql[0] and Hazard.LONG_RUNNING in fk.hazards
+    for part in ("m_2023", "m_2024", "m_rest"):
+        assert scalar(fresh_dsn, "SELECT attnotnull FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'v'",
+                      part) is True
+        assert scalar(fresh_dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = %s::regclass "
+                                 "AND conname IN ('m_v_positive', 'm_id_fk')", part) == 2
