@@ -23,8 +23,9 @@ Planned online (locks as `pg_locks` shows them on Postgres 15, tests/schema/test
   UPDATE EXCLUSIVE on the parent; ACCESS EXCLUSIVE on the new partition and on the default partition, without a
   scan: the checks prove the bound), then the checks are dropped (ACCESS EXCLUSIVE for an instant).
   `CREATE TABLE … PARTITION OF` would take ACCESS EXCLUSIVE on the parent and scan the default partition under it.
-- a partition the spec no longer lists is detached, never dropped: `DETACH PARTITION … CONCURRENTLY` (SHARE UPDATE
-  EXCLUSIVE, outside a transaction) where Postgres allows it, i.e. when the parent has no default partition; else a
+- a partition the spec no longer lists is detached, never dropped: `DETACH PARTITION … CONCURRENTLY` (outside a
+  transaction; SHARE UPDATE EXCLUSIVE on the parent, then, once the parent's transactions are done, ACCESS EXCLUSIVE
+  on the partition alone for an instant) where Postgres allows it, i.e. when the parent has no default partition; else a
   plain DETACH (ACCESS EXCLUSIVE on the parent, the partition and the default partition). Its rows stay, in a table
   of its own; the undo attaches it again. Only `drop: true` drops one (`deletes_data`, breaking).
 - a bound that changes is a plain detach (a concurrent one leaves a CHECK of the old bound on the table), then the

@@ -304,3 +304,34 @@ def test_column_and_constraint_changes_on_the_parent_are_planned_once(fresh_dsn:
                       part) is True
         assert scalar(fresh_dsn, "SELECT count(*) FROM pg_constraint WHERE conrelid = %s::regclass "
                                  "AND conname IN ('m_v_positive', 'm_id_fk')", part) == 2
+
+
+def test_detach_concurrently_takes_access_exclusive_on_the_partition_only(fresh_dsn: str) -> None:
+    """Seen from a third session while a reader of the partition holds it up: SHARE UPDATE EXCLUSIVE on the parent
+    (granted), ACCESS EXCLUSIVE on the partition (waiting) — never on the parent."""
+    import threading
+    import time
+
+    execute(fresh_dsn, LIST_DB)
+    (c,) = plan(fresh_dsn, LIST_SPEC.replace("  - {name: c_us, in: [us]}\n", "")).changes
+    assert Hazard.ACCESS_EXCLUSIVE_LOCK in c.hazards and "ACCESS EXCLUSIVE on the partition" in c.description
+    with psycopg.connect(fresh_dsn) as reader, psycopg.connect(fresh_dsn, autocommit=True) as detacher, \
+            psycopg.connect(fresh_dsn, autocommit=True) as watcher:
+        reader.execute("SELECT count(*) FROM c_us").fetchone()  # an open transaction reading the partition
+        pid = detacher.info.backend_pid
+        worker = threading.Thread(target=lambda: detacher.execute(c.sql[0].encode()))
+        worker.start()
+        locks: dict[str, set[tuple[str, bool]]] = {}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(not g for m in locks.values() for _, g in m):
+            time.sleep(0.02)  # poll interval
+            locks = {}
+            for rel, mode, granted in watcher.execute(
+                    "SELECT c.relname, l.mode, l.granted FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE l.pid = %s AND c.relkind IN ('r', 'p')", [pid]).fetchall():
+                locks.setdefault(str(rel), set()).add((str(mode), bool(granted)))
+        reader.rollback()
+        worker.join(timeout=30)
+    assert locks.get("c_us") == {("AccessExclusiveLock", False)}, locks
+    assert locks.get("c") == {("ShareUpdateExclusiveLock", True)}, locks
+    assert scalar(fresh_dsn, "SELECT count(*) FROM c") == 600

@@ -1,9 +1,12 @@
 """detach_partition: a partition the spec no longer lists (or whose bound changes) leaves its parent; its rows stay,
 in a table of its own. Never a drop unless the spec says `drop: true` for it (then `deletes_data`).
 
-`DETACH PARTITION … CONCURRENTLY` (SHARE UPDATE EXCLUSIVE on the parent and the partition; it waits for the
-transactions that use the partition, outside any transaction block) when Postgres allows it: the parent has no
-default partition. Otherwise a plain DETACH in the main transaction: ACCESS EXCLUSIVE on the parent, the partition
+`DETACH PARTITION … CONCURRENTLY` when Postgres allows it (the parent has no default partition), outside any
+transaction block: a first transaction marks the partition detach-pending under SHARE UPDATE EXCLUSIVE on the
+parent and the partition; then it waits for the transactions that use the parent, and a second one takes SHARE
+UPDATE EXCLUSIVE on the parent and ACCESS EXCLUSIVE on the partition (`pg_locks` shows it waiting behind a reader of
+the partition: tests/schema/test_partitions.py) — queries through the parent no longer read the partition by then,
+its direct readers wait for the instant. Otherwise a plain DETACH in the main transaction: ACCESS EXCLUSIVE on the parent, the partition
 and the default partition (`pg_locks`), for an instant. A concurrent detach that is interrupted leaves the
 partition "detach pending": `ALTER TABLE … DETACH PARTITION … FINALIZE` completes it. The undo attaches the table
 again under its old bound (Postgres scans it under ACCESS EXCLUSIVE on the partition)."""
@@ -36,7 +39,8 @@ class DetachPartition(Operation):
         return self.partition
 
     def describe(self, table: Table) -> str:
-        how = "CONCURRENTLY (SHARE UPDATE EXCLUSIVE, after commit)" if self.concurrently else \
+        how = "CONCURRENTLY (after commit: SHARE UPDATE EXCLUSIVE on the parent; waits for its transactions, then ACCESS " \
+            "EXCLUSIVE on the partition for an instant)" if self.concurrently else \
             "(ACCESS EXCLUSIVE on the parent, the partition and the default partition for an instant; no " \
             "CONCURRENTLY: the parent has a default partition)"
         if self.drop:
@@ -46,7 +50,7 @@ class DetachPartition(Operation):
     def plain(self, table: Table) -> Ddl:
         parent, part = table_ident(table.schema, table.name), table_ident(self.partition_schema, self.partition)
         fwd = [q("ALTER TABLE {} DETACH PARTITION {}" + (" CONCURRENTLY" if self.concurrently else ""), parent, part)]
-        hz = [Hazard.BREAKS_READERS] + ([Hazard.LONG_RUNNING] if self.concurrently else [Hazard.ACCESS_EXCLUSIVE_LOCK])
+        hz = [Hazard.BREAKS_READERS, Hazard.ACCESS_EXCLUSIVE_LOCK] + ([Hazard.LONG_RUNNING] if self.concurrently else [])
         if self.drop:
             fwd.append(q("DROP TABLE {}", part))
             return Ddl(tuple(fwd), None, False, ("its rows are deleted",),
