@@ -9,6 +9,10 @@ After commit (`plain`, one statement per transaction): VALIDATE the checks (SHAR
 on while the rows are read), `ATTACH PARTITION` (SHARE UPDATE EXCLUSIVE on the parent; ACCESS EXCLUSIVE on the
 partition and the default partition for an instant: the validated checks prove the bound, so neither is scanned),
 then the checks are dropped. The undo detaches it again: its rows stay, in a table of its own.
+
+An existing table that lacks an index of the parent gets it built by ATTACH, and the parent's foreign keys are
+checked on its rows, both under the ACCESS EXCLUSIVE lock on that table (its description says so); a new partition
+is made with the parent's indexes and is empty.
 """
 
 from __future__ import annotations
@@ -89,7 +93,9 @@ class AttachPartition(Operation):
         return (f"attach partition {self.partition_schema}.{self.partition} {self.bound} to {table.qualified}: {how}"
                 "ATTACH PARTITION (SHARE UPDATE EXCLUSIVE on the parent, ACCESS EXCLUSIVE on the partition"
                 + (" and the default partition" if self.default_partition else "") + " for an instant"
-                + (", no scan" if self.condition else "; a default partition is scanned") + "), then drop the checks")
+                + (", no scan" if self.condition else "; a default partition is scanned") + "), then drop the checks"
+                + ("" if self.new else "; an index or foreign key of the parent that the table lacks is built or checked "
+                                       "by ATTACH under that ACCESS EXCLUSIVE lock"))
 
     def plain(self, table: Table) -> Ddl:
         s, n = self.partition_schema, self.partition
