@@ -117,6 +117,8 @@ class Partition:
     drop: bool = False
     #: live side: the partition is itself partitioned (`pg_get_partkeydef`): its own partitions are not managed
     subpartitioned: str | None = field(default=None, compare=False)
+    #: live side: a `DETACH … CONCURRENTLY` was interrupted: the partition is "detach pending" until FINALIZE
+    pending: bool = field(default=False, compare=False)
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
     @property
@@ -284,7 +286,7 @@ def _partition(ctx: Any, raw: Any, path: Any, strategy: str, ncols: int, schema:
             bound = Bound("hash", modulus=m, remainder=r)
     if name is None or bound is None:
         return None
-    return Partition(name, pschema, bound, drop, None, ctx.src(path))
+    return Partition(name, pschema, bound, drop, source=ctx.src(path))
 
 
 # -- live side ---------------------------------------------------------------------------------------------------
@@ -297,7 +299,8 @@ SELECT r.oid, pt.partstrat, pg_get_partkeydef(r.oid),
                WITH ORDINALITY k(n, i) JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = k.n),
        pt.partexprs IS NOT NULL OR 0 = ANY(pt.partattrs::int2[]),
        (SELECT coalesce(json_agg(json_build_array(pn.nspname, pc.relname, pg_get_expr(pc.relpartbound, pc.oid),
-                                                  CASE WHEN pc.relkind = 'p' THEN pg_get_partkeydef(pc.oid) END)
+                                                  CASE WHEN pc.relkind = 'p' THEN pg_get_partkeydef(pc.oid) END,
+                                                  coalesce((to_jsonb(i) ->> 'inhdetachpending')::boolean, false))
                                  ORDER BY pn.nspname, pc.relname), '[]')
         FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
         WHERE i.inhparent = r.oid)
@@ -358,9 +361,10 @@ def read_live(conn: psycopg.Connection, scope_sql: str, params: dict[str, Any]) 
         if exprs or keydef != f"{strategy.upper()} ({quoted})":
             odd = keydef  # expressions, an operator class or a collation of its own
         got = []
-        for nsp, rel, bound, sub in json.loads(parts) if isinstance(parts, str) else parts:
+        for nsp, rel, bound, sub, pending in json.loads(parts) if isinstance(parts, str) else parts:
             b = parse_bound(bound)
-            got.append(Partition(rel, nsp, b if b is not None else Bound("unknown", values=(bound,)), False, sub))
+            got.append(Partition(rel, nsp, b if b is not None else Bound("unknown", values=(bound,)), False, sub,
+                                 bool(pending)))
         out[oid] = Partitioning(strategy, tuple(cols), tuple(got), True, odd)
     return out
 
@@ -388,7 +392,7 @@ def in_sync(want: Table, have: Table) -> bool:
     live = {p.key: p for p in hp.partitions}
     for p in wp.partitions:
         lp = live.pop(p.key, None)
-        if p.drop != (lp is None) or (lp is not None and lp.bound != p.bound):
+        if p.drop != (lp is None) or (lp is not None and (lp.bound != p.bound or lp.pending)):
             return False
     return not live
 
@@ -713,6 +717,16 @@ def plan(want: Table, have: Table | None, canon: Canonical, res: DiffResult,
     late: list[Change] = []
     for p in wp.partitions:
         lp = live.get(p.key)
+        if lp is not None and lp.pending:  # an interrupted concurrent detach: finish it, then go on from a table
+            tx.append(_change(have, ops.DetachPartition(partition=lp.name, partition_schema=lp.schema,
+                                                        bound=lp.bound.text(), finalize=True)))
+            if p.drop:
+                tx.append(Change(have.qualified, "drop_partition", f"drop table {lp.qualified} (its rows go)",
+                                 (q("DROP TABLE {}", table_ident(lp.schema, lp.name)),), None,
+                                 (Hazard.DELETES_DATA, Hazard.NOT_REVERSIBLE, Hazard.ACCESS_EXCLUSIVE_LOCK), True, None))
+                continue
+            lp = None
+            standalone = {*standalone, p.key}
         if p.drop:
             if lp is not None:
                 op = ops.DetachPartition(partition=p.name, partition_schema=p.schema, bound=lp.bound.text(),
@@ -740,7 +754,8 @@ def plan(want: Table, have: Table | None, canon: Canonical, res: DiffResult,
     for key, lp in live.items():
         if not any(p.key == key for p in wp.partitions):
             op = ops.DetachPartition(partition=lp.name, partition_schema=lp.schema, bound=lp.bound.text(),
-                                     concurrently=detach_online and lp.bound.strategy != "default")
+                                     concurrently=detach_online and lp.bound.strategy != "default" and not lp.pending,
+                                     finalize=lp.pending)
             (late if op.after_commit() else tx).insert(0, _change(have, op))
     res.changes.extend(tx)
     res.changes.extend(late)

@@ -335,3 +335,46 @@ def test_detach_concurrently_takes_access_exclusive_on_the_partition_only(fresh_
     assert locks.get("c_us") == {("AccessExclusiveLock", False)}, locks
     assert locks.get("c") == {("ShareUpdateExclusiveLock", True)}, locks
     assert scalar(fresh_dsn, "SELECT count(*) FROM c") == 600
+
+
+def _interrupted_detach(dsn: str, stmt: str) -> None:
+    """Start `stmt` (DETACH … CONCURRENTLY) while a reader holds the partition, then cancel it once it waits."""
+    import threading
+    import time
+
+    with psycopg.connect(dsn) as reader, psycopg.connect(dsn, autocommit=True) as detacher, \
+            psycopg.connect(dsn, autocommit=True) as watcher:
+        reader.execute("SELECT count(*) FROM c_us").fetchone()
+        pid = detacher.info.backend_pid
+        failed: list[Exception] = []
+
+        def run() -> None:
+            try:
+                detacher.execute(stmt.encode())
+            except psycopg.Error as exc:
+                failed.append(exc)
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not watcher.execute(
+                "SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", [pid]).fetchone()[0]:  # type: ignore[index]
+            time.sleep(0.02)  # poll interval
+        watcher.execute("SELECT pg_cancel_backend(%s)", [pid])
+        worker.join(timeout=30)
+        reader.rollback()
+    assert failed, "the detach was meant to be interrupted"
+
+
+@pytest.mark.parametrize("listed", [False, True], ids=["left_out", "still_listed"])
+def test_an_interrupted_concurrent_detach_is_finalized(fresh_dsn: str, listed: bool) -> None:
+    execute(fresh_dsn, LIST_DB)
+    (c,) = plan(fresh_dsn, LIST_SPEC.replace("  - {name: c_us, in: [us]}\n", "")).changes
+    _interrupted_detach(fresh_dsn, c.sql[0])
+    assert scalar(fresh_dsn, "SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = 'c_us'::regclass") is True
+    spec = LIST_SPEC if listed else LIST_SPEC.replace("  - {name: c_us, in: [us]}\n", "")
+    p = converge(fresh_dsn, spec)
+    assert "FINALIZE" in p.changes[0].sql[0] and p.changes[0].transactional
+    assert [c.kind for c in p.changes][-1] == ("attach_partition" if listed else "detach_partition")
+    assert scalar(fresh_dsn, "SELECT count(*) FROM c") == (900 if listed else 600)
+    assert scalar(fresh_dsn, "SELECT count(*) FROM c_us") == 300

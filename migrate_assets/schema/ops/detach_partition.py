@@ -8,7 +8,8 @@ UPDATE EXCLUSIVE on the parent and ACCESS EXCLUSIVE on the partition (`pg_locks`
 the partition: tests/schema/test_partitions.py) — queries through the parent no longer read the partition by then,
 its direct readers wait for the instant. Otherwise a plain DETACH in the main transaction: ACCESS EXCLUSIVE on the parent, the partition
 and the default partition (`pg_locks`), for an instant. A concurrent detach that is interrupted leaves the
-partition "detach pending": `ALTER TABLE … DETACH PARTITION … FINALIZE` completes it. The undo attaches the table
+partition "detach pending": the next plan completes it with `ALTER TABLE … DETACH PARTITION … FINALIZE` (in the
+transaction), then attaches it again if the spec still lists it. The undo attaches the table
 again under its old bound (Postgres scans it under ACCESS EXCLUSIVE on the partition)."""
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class DetachPartition(Operation):
     bound: str = ""  #: the live bound (for the undo)
     concurrently: bool = False
     drop: bool = False  #: the spec says the partition goes, with its rows
+    #: finish a `DETACH … CONCURRENTLY` that was interrupted (the partition is "detach pending")
+    finalize: bool = False
 
     def after_commit(self) -> bool:
         return self.concurrently
@@ -39,6 +42,9 @@ class DetachPartition(Operation):
         return self.partition
 
     def describe(self, table: Table) -> str:
+        if self.finalize:
+            return (f"finish the interrupted detach of {self.partition_schema}.{self.partition} from {table.qualified} "
+                    "(DETACH PARTITION … FINALIZE: ACCESS EXCLUSIVE on the partition for an instant); its rows stay in it")
         how = "CONCURRENTLY (after commit: SHARE UPDATE EXCLUSIVE on the parent; waits for its transactions, then ACCESS " \
             "EXCLUSIVE on the partition for an instant)" if self.concurrently else \
             "(ACCESS EXCLUSIVE on the parent, the partition and the default partition for an instant; no " \
@@ -49,7 +55,8 @@ class DetachPartition(Operation):
 
     def plain(self, table: Table) -> Ddl:
         parent, part = table_ident(table.schema, table.name), table_ident(self.partition_schema, self.partition)
-        fwd = [q("ALTER TABLE {} DETACH PARTITION {}" + (" CONCURRENTLY" if self.concurrently else ""), parent, part)]
+        fwd = [q("ALTER TABLE {} DETACH PARTITION {}" + (" CONCURRENTLY" if self.concurrently else "")
+                 + (" FINALIZE" if self.finalize else ""), parent, part)]
         hz = [Hazard.BREAKS_READERS, Hazard.ACCESS_EXCLUSIVE_LOCK] + ([Hazard.LONG_RUNNING] if self.concurrently else [])
         if self.drop:
             fwd.append(q("DROP TABLE {}", part))
