@@ -439,11 +439,14 @@ def value_ranks(conn: psycopg.Connection, values: dict[str, set[str]]) -> dict[t
     return out
 
 
-def check(conn: psycopg.Connection, desired: Sequence[Table], live: dict[tuple[str, str], Table]) -> dict[tuple[str, str, str], str]:
+def check(conn: psycopg.Connection, desired: Sequence[Table], live: dict[tuple[str, str], Table],
+          new_types: Iterable[str] = ()) -> dict[tuple[str, str, str], str]:
     """SpecError naming file, line and key for: a bound value its key column's type does not accept, bounds that
     overlap (or an empty range), a declared table that is a live partition, a declared partition that is a
     partition of another table. Returns the canonical-equality marks for `Canonical.predicates` (bound values
-    spelled unlike the live ones that Postgres reads alike)."""
+    spelled unlike the live ones that Postgres reads alike). Values of a type the plan creates (`new_types`: an
+    enum) cannot be cast yet: they are compared as written, and Postgres checks them when the partition is made."""
+    fresh = set(new_types)
     from migrate_assets.schema.exprcheck import Expression, check_expressions
 
     tables = [t for t in desired if t.partitioning is not None]
@@ -457,6 +460,8 @@ def check(conn: psycopg.Connection, desired: Sequence[Table], live: dict[tuple[s
                     if v is None or v in (MINVALUE, MAXVALUE):
                         continue
                     typ = types[j if key != "in" else 0]
+                    if typ in fresh:
+                        continue
                     exprs.append(Expression(ddl.render(sql.Literal(v)), src.file if src else "<spec>",
                                             f"{src.key}.{key}[{j}]" if src and src.key else f"{key}[{j}]",
                                             src.lineno if src else None, type_sql=typ, label="partition bound value"))
@@ -479,6 +484,7 @@ def check(conn: psycopg.Connection, desired: Sequence[Table], live: dict[tuple[s
             for v in p.bound.values:
                 if v is not None:
                     values.setdefault(types[0], set()).add(v)
+    values = {typ: vs for typ, vs in values.items() if typ not in fresh}
     ranks = value_ranks(conn, values) if values else {}
     for t in tables:
         problems += _overlaps(t, ranks)

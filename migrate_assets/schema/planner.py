@@ -113,7 +113,7 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     have_enums = live_enums(conn, [e.key for e in declared])
     canon = _canonical(conn, todo, live, {e.type_name for e in declared if e.key not in have_enums})
     # partitions: bound values checked and compared by Postgres; tables a partition would be made from
-    canon.predicates.update(partitions.check(conn, chosen, live))
+    canon.predicates.update(partitions.check(conn, chosen, live, {e.type_name for e in declared if e.key not in have_enums}))
     standalone = partitions.standalone_tables(conn, [p.key for t in todo if t.partitioning and t.key in live
                                                      for p in t.partitioning.partitions if not p.drop])
     seqs = sequence_objects.sequences_of(desired)

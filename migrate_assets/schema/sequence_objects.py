@@ -222,6 +222,11 @@ def check(conn: psycopg.Connection, declared: Seq[Sequence], desired: Seq[Table]
             "json_array_elements(%s::json) k) GROUP BY 1, 2", [json.dumps(outside)]).fetchall()
         cols.update({(str(n), str(r)): set(a) for n, r, a in rows})
     for s in declared:
+        if s.key in tables:
+            src = s.source
+            problems.append(Problem(src.file if src else "<spec>", f"sequence {s.qualified} has the name of a table the "
+                                    "spec files declare (a schema holds one relation of a name)",
+                                    f"{src.key}.sequence" if src and src.key else "sequence", src.lineno if src else None))
         if s.owned_by and s.owned_by[2] not in cols.get(s.owned_by[:2], set()):
             src = s.owned_source or s.source
             problems.append(Problem(src.file if src else "<spec>", f"sequence {s.qualified} is owned_by "

@@ -378,3 +378,16 @@ def test_an_interrupted_concurrent_detach_is_finalized(fresh_dsn: str, listed: b
     assert [c.kind for c in p.changes][-1] == ("attach_partition" if listed else "detach_partition")
     assert scalar(fresh_dsn, "SELECT count(*) FROM c") == (900 if listed else 600)
     assert scalar(fresh_dsn, "SELECT count(*) FROM c_us") == 300
+
+
+def test_a_list_key_of_an_enum_the_plan_creates(fresh_dsn: str) -> None:
+    spec = ("- enum: state\n  values: [open, paid, void]\n"
+            "- table: bills\n  columns: [{name: id, type: bigint}, {name: st, type: public.state}]\n"
+            "  primary_key: [id, st]\n  partition_by: {strategy: list, columns: [st]}\n"
+            "  partitions: [{name: bills_open, in: [open]}, {name: bills_done, in: [paid, void]}]\n")
+    converge(fresh_dsn, spec)
+    execute(fresh_dsn, "INSERT INTO bills VALUES (1, 'open'), (2, 'void')")
+    assert scalar(fresh_dsn, "SELECT count(*) FROM bills_done") == 1
+    with pytest.raises(SpecError) as exc:  # the enum exists now: Postgres reads the values, and sees the overlap
+        plan(fresh_dsn, spec.replace("in: [paid, void]", "in: [paid, open]"))
+    assert any("overlaps partition bills_open" in pr.message for pr in exc.value.problems)

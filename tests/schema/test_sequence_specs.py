@@ -154,3 +154,9 @@ def test_cli_export_then_plan_check_and_bad_bound_exit_2(tmp_path: Path, fresh_d
     code, _, err = run_cli(capsys, "--config", str(cfg), "plan")
     assert code == 2 and "public.m.yaml" in err and "overlaps partition m_old" in err and "partitions[2]" in err, err
     assert scalar(fresh_dsn, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'm'::regclass") == 2
+
+
+def test_a_sequence_named_like_a_declared_table_is_exit_2(fresh_dsn: str) -> None:
+    with pytest.raises(SpecError) as exc:
+        plan(fresh_dsn, SPEC.replace("sequence: batch_seq", "sequence: orders"))
+    assert any("has the name of a table" in p.message and p.key == "[0].sequence" for p in exc.value.problems)
