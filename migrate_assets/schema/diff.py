@@ -239,7 +239,7 @@ def diff(
     missing_schemas: Iterable[str] = (),
     first: Iterable[Change] = (),
     context: Iterable[Table] = (),
-    standalone: frozenset[TableKey] | set[TableKey] = frozenset(),
+    standalone: dict[TableKey, Table] | None = None,
 ) -> DiffResult:
     """All changes that turn `live` into `desired`, in a safe execution order.
 

@@ -37,7 +37,7 @@ Planned online (locks as `pg_locks` shows them on Postgres 15, tests/schema/test
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -614,13 +614,45 @@ def _relations(conn: psycopg.Connection, desired: Sequence[Table], tables: Seque
     return problems
 
 
-def standalone_tables(conn: psycopg.Connection, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of `keys` are tables that are not partitions (a detached partition, a table to adopt)."""
+def standalone_tables(conn: psycopg.Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Table]:
+    """Those of `keys` that are tables but not partitions (a detached partition, a table to adopt), read whole: the
+    attach builds the parent's indexes they lack first (one query, and an introspection only when there is one)."""
+    from migrate_assets.schema.introspect import introspect
+
     names = sorted(set(keys))
     if not names:
-        return set()
+        return {}
     rows = conn.execute(_RELATIONS, [json.dumps(names)]).fetchall()
-    return {(str(n), str(r)) for n, r, kind, part, _ in rows if kind == "r" and not part}
+    found = sorted((str(n), str(r)) for n, r, kind, part, _ in rows if kind == "r" and not part)
+    return introspect(conn, {s for s, _ in found}, found) if found else {}
+
+
+def _index_sig(ix: Any) -> tuple[object, ...]:
+    return (ix.unique, ix.method, ix.keys(), ix.include, ix.where, ix.nulls_not_distinct)
+
+
+def _builds(want: Table, have: Table, table: Table, p: Partition) -> tuple[str, ...]:
+    """`CREATE INDEX CONCURRENTLY` (and `ADD CONSTRAINT … USING INDEX` for keys) of the parent's indexes and keys that
+    stay and that `table`, about to be attached as partition `p`, lacks: ATTACH would build them under its ACCESS
+    EXCLUSIVE lock on the table."""
+    out: list[str] = []
+    kept = {i.name for i in want.indexes}
+    theirs = {_index_sig(x) for x in table.indexes}
+    for ix in have.indexes:
+        if ix.name in kept and not (ix.definition or "").endswith("INVALID") and _index_sig(ix) not in theirs:
+            out.append(ddl.create_index(p.schema, p.name, replace(ix, name=_partition_index_name(p, ix.name, have.name)),
+                                        concurrently=True))
+    keys = [(have.primary_key, "PRIMARY KEY")] if have.primary_key and want.primary_key and \
+        want.primary_key.columns == have.primary_key.columns else []
+    keys += [(u, "UNIQUE") for u in have.uniques if any(w.columns == u.columns for w in want.uniques)]
+    present = {frozenset(u.columns) for u in table.uniques} | ({frozenset(table.primary_key.columns)} if table.primary_key else set())
+    for con, kind in keys:
+        if con is None or frozenset(con.columns) in present:
+            continue
+        pname = object_name(p.name, None, "pkey") if kind == "PRIMARY KEY" else object_name(p.name, "_".join(con.columns), "key")
+        mine = replace(con, name=pname)
+        out += [ddl.create_key_index(p.schema, p.name, mine), ddl.add_key_using_index(p.schema, p.name, kind, mine)]
+    return tuple(out)
 
 
 # -- planning ----------------------------------------------------------------------------------------------------
@@ -697,13 +729,14 @@ def _default_of(want: Table, have: Table | None) -> Partition | None:
 
 
 def plan(want: Table, have: Table | None, canon: Canonical, res: DiffResult,
-         standalone: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset()) -> None:
+         standalone: Mapping[tuple[str, str], Table | None] | None = None) -> None:
     """The partition changes of one existing table (`have`) into `res`: refusals for what cannot be done online,
     detaches, online attaches, drops the spec asks for."""
     from migrate_assets.schema import ops
 
     wp = want.partitioning
     hp = have.partitioning if have is not None else None
+    standalone = dict(standalone or {})
     if wp is None or have is None:
         return
     if hp is None:
@@ -732,7 +765,7 @@ def plan(want: Table, have: Table | None, canon: Canonical, res: DiffResult,
                                  (Hazard.DELETES_DATA, Hazard.NOT_REVERSIBLE, Hazard.ACCESS_EXCLUSIVE_LOCK), True, None))
                 continue
             lp = None
-            standalone = {*standalone, p.key}
+            standalone[p.key] = None  # a partition until now: it has the parent's indexes
         if p.drop:
             if lp is not None:
                 op = ops.DetachPartition(partition=p.name, partition_schema=p.schema, bound=lp.bound.text(),
@@ -752,7 +785,8 @@ def plan(want: Table, have: Table | None, canon: Canonical, res: DiffResult,
             default_partition=default.name if default is not None and p.bound.strategy != "default" else "",
             default_schema=default.schema if default is not None else "",
             default_check=_check_name(default.name, "not_" + p.name) if default is not None else "",
-            check_name=_check_name(p.name, "bound"))
+            check_name=_check_name(p.name, "bound"),
+            builds=_builds(want, have, found, p) if (found := standalone.get(p.key)) is not None else ())
         prep = attach.prepare(have)
         tx.append(Change(have.qualified, "prepare_partition", attach.describe_prepare(have), prep.forward, prep.inverse,
                          prep.hazards, True, None))

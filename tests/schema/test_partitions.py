@@ -391,3 +391,21 @@ def test_a_list_key_of_an_enum_the_plan_creates(fresh_dsn: str) -> None:
     with pytest.raises(SpecError) as exc:  # the enum exists now: Postgres reads the values, and sees the overlap
         plan(fresh_dsn, spec.replace("in: [paid, void]", "in: [paid, open]"))
     assert any("overlaps partition bills_open" in pr.message for pr in exc.value.problems)
+
+
+def test_an_existing_table_gets_the_parents_indexes_concurrently_before_the_attach(fresh_dsn: str) -> None:
+    execute(fresh_dsn, RANGE_DB, "CREATE INDEX m_v_idx ON m (v)",
+            "CREATE TABLE m_2022 (id bigint NOT NULL, taken date NOT NULL, v numeric);"
+            "INSERT INTO m_2022 SELECT g, DATE '2022-01-01' + g % 365, g FROM generate_series(1, 300) g")
+    spec = RANGE_SPEC.replace("partitions:\n", "indexes: [{name: m_v_idx, columns: [v]}]\npartitions:\n"
+                              "  - {name: m_2022, from: ['2022-01-01'], to: ['2023-01-01']}\n")
+    p = converge(fresh_dsn, spec)
+    a22 = next(c for c in p.changes if c.kind == "attach_partition" and '"m_2022"' in c.sql[0])
+    assert [s.split(" ON ")[0] for s in a22.sql if "CONCURRENTLY" in s] == [
+        'CREATE INDEX CONCURRENTLY "m_2022_v_idx"', 'CREATE UNIQUE INDEX CONCURRENTLY "m_2022_pkey"']
+    assert any("USING INDEX" in s for s in a22.sql) and "build the 2 index(es)" in a22.description
+    for part in ("m_2022", "m_2023"):  # the prebuilt ones were attached: ATTACH built none of its own
+        assert scalar(fresh_dsn, "SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass", part) == 2
+        assert scalar(fresh_dsn, "SELECT count(*) FROM pg_index x JOIN pg_inherits i ON i.inhrelid = x.indexrelid "
+                                 "WHERE x.indrelid = %s::regclass", part) == 2
+    assert scalar(fresh_dsn, "SELECT count(*) FROM m") == 2800

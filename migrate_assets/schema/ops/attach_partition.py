@@ -10,9 +10,10 @@ on while the rows are read), `ATTACH PARTITION` (SHARE UPDATE EXCLUSIVE on the p
 partition and the default partition for an instant: the validated checks prove the bound, so neither is scanned),
 then the checks are dropped. The undo detaches it again: its rows stay, in a table of its own.
 
-An existing table that lacks an index of the parent gets it built by ATTACH, and the parent's foreign keys are
-checked on its rows, both under the ACCESS EXCLUSIVE lock on that table (its description says so); a new partition
-is made with the parent's indexes and is empty.
+An existing table first gets the parent's indexes it lacks, `CONCURRENTLY` (its keys as constraints `USING INDEX`),
+so that ATTACH finds and attaches them instead of building them under its ACCESS EXCLUSIVE lock; the parent's
+foreign keys are still checked on its rows by ATTACH under that lock (the description says so). A new partition is
+made with the parent's indexes and is empty.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class AttachPartition(Operation):
     default_partition: str = ""  #: the parent's default partition, which gets CHECK (NOT bound)
     default_schema: str = ""
     default_check: str = ""
+    #: the parent's indexes (and keys) an existing table lacks, built CONCURRENTLY before the attach
+    builds: tuple[str, ...] = ()
 
     def target(self) -> str:
         return self.partition
@@ -90,16 +93,19 @@ class AttachPartition(Operation):
         if self.default_partition and self.condition:
             scans.append(f"default partition {self.default_partition}")
         how = (f"validate the bound on {', '.join(scans)} (SHARE UPDATE EXCLUSIVE, writers go on), " if scans else "")
+        if self.builds:
+            how = (f"build the {sum('CONCURRENTLY' in b for b in self.builds)} index(es) of the parent it lacks "
+                   "CONCURRENTLY, " + how)
         return (f"attach partition {self.partition_schema}.{self.partition} {self.bound} to {table.qualified}: {how}"
                 "ATTACH PARTITION (SHARE UPDATE EXCLUSIVE on the parent, ACCESS EXCLUSIVE on the partition"
                 + (" and the default partition" if self.default_partition else "") + " for an instant"
                 + (", no scan" if self.condition else "; a default partition is scanned") + "), then drop the checks"
-                + ("" if self.new else "; an index or foreign key of the parent that the table lacks is built or checked "
-                                       "by ATTACH under that ACCESS EXCLUSIVE lock"))
+                + ("" if self.new else "; the parent's foreign keys are checked on its rows by ATTACH under that ACCESS "
+                                       "EXCLUSIVE lock"))
 
     def plain(self, table: Table) -> Ddl:
         s, n = self.partition_schema, self.partition
-        fwd: list[str] = []
+        fwd: list[str] = list(self.builds)
         if self.condition and not self.new:
             fwd.append(ddl.validate_constraint(s, n, self.check_name))
         if self.default_partition and self.condition:
