@@ -757,8 +757,11 @@ def plan(want: Table, have: Table | None, canon: Canonical, res: DiffResult,
     for p in wp.partitions:
         lp = live.get(p.key)
         if lp is not None and lp.pending:  # an interrupted concurrent detach: finish it, then go on from a table
+            # FINALIZE adds a CHECK of the old bound (named as Postgres names it): dropped when the table is attached
+            # again, where the partition constraint takes its place
+            old_check = "" if p.drop else object_name(lp.name, wp.columns[0], "check")
             tx.append(_change(have, ops.DetachPartition(partition=lp.name, partition_schema=lp.schema,
-                                                        bound=lp.bound.text(), finalize=True)))
+                                                        bound=lp.bound.text(), finalize=True, drop_check=old_check)))
             if p.drop:
                 tx.append(Change(have.qualified, "drop_partition", f"drop table {lp.qualified} (its rows go)",
                                  (q("DROP TABLE {}", table_ident(lp.schema, lp.name)),), None,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from migrate_assets.schema import ddl
 from migrate_assets.schema.ddl import q, table_ident
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.ops.base import Ddl, Operation
@@ -34,6 +35,8 @@ class DetachPartition(Operation):
     drop: bool = False  #: the spec says the partition goes, with its rows
     #: finish a `DETACH … CONCURRENTLY` that was interrupted (the partition is "detach pending")
     finalize: bool = False
+    #: a CHECK the detach left on the table (FINALIZE adds one of the old bound) to drop, when it is attached again
+    drop_check: str = ""
 
     def after_commit(self) -> bool:
         return self.concurrently
@@ -57,6 +60,8 @@ class DetachPartition(Operation):
         parent, part = table_ident(table.schema, table.name), table_ident(self.partition_schema, self.partition)
         fwd = [q("ALTER TABLE {} DETACH PARTITION {}" + (" CONCURRENTLY" if self.concurrently else "")
                  + (" FINALIZE" if self.finalize else ""), parent, part)]
+        if self.drop_check:
+            fwd.append(ddl.drop_constraint(self.partition_schema, self.partition, self.drop_check))
         hz = [Hazard.BREAKS_READERS, Hazard.ACCESS_EXCLUSIVE_LOCK] + ([Hazard.LONG_RUNNING] if self.concurrently else [])
         if self.drop:
             fwd.append(q("DROP TABLE {}", part))
