@@ -30,6 +30,7 @@ from migrate_assets.schema.model import (
     Table,
     fingerprint,
 )
+from migrate_assets.schema.partitions import Bound, Partition, Partitioning
 from migrate_assets.schema.types import PgType, UnknownTypeError, from_catalog, parse_type
 
 FORMAT = 2
@@ -64,7 +65,9 @@ _SKIP = frozenset({"source", "others", "column_users", "resolve"})
 #: the record type of each nested field, by the record that holds it
 _NESTED: dict[type, dict[str, type]] = {
     Table: {"columns": Column, "primary_key": Constraint, "uniques": Constraint, "indexes": Index,
-            "foreign_keys": ForeignKey, "checks": Check, "excludes": Exclude},
+            "foreign_keys": ForeignKey, "checks": Check, "excludes": Exclude, "partitioning": Partitioning},
+    Partitioning: {"partitions": Partition},
+    Partition: {"bound": Bound},
     Index: {"elements": IndexElement},
     Exclude: {"elements": ExcludeElement},
 }

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from migrate_assets.schema import ddl, hazards, ops, unmanaged
+from migrate_assets.schema import ddl, hazards, ops, partitions, unmanaged
 from migrate_assets.schema.ddl import ident, q, table_ident
 from migrate_assets.schema.introspect import Canonical
 from migrate_assets.schema.model import Check, Column, Constraint, Exclude, Index, Table, object_name
@@ -94,6 +94,8 @@ def in_sync(want: Table, have: Table | None) -> bool:
     spares building SQL and descriptions that would be thrown away. False only means "diff it in detail".
     """
     if have is None or (want.comment or None) != (have.comment or None) or want.columns != have.columns:
+        return False
+    if not partitions.in_sync(want, have):
         return False
     if not all(_quiet(c) for c in want.columns):
         return False
@@ -237,12 +239,14 @@ def diff(
     missing_schemas: Iterable[str] = (),
     first: Iterable[Change] = (),
     context: Iterable[Table] = (),
+    standalone: dict[TableKey, Table] | None = None,
 ) -> DiffResult:
     """All changes that turn `live` into `desired`, in a safe execution order.
 
     `nonempty=None` means "unknown": a NOT NULL column without default is then refused as if the table had
     rows. Tables in `drop_tables` that exist live are dropped; `missing_schemas` are created first. `context`:
-    the other desired tables (in sync, not diffed), which say which foreign keys they still want.
+    the other desired tables (in sync, not diffed), which say which foreign keys they still want. `standalone`:
+    tables (not partitions) that a partition the specs declare would be made from (`partitions.plan`).
     """
     desired = list(desired)
     canon = canon or Canonical({}, {})
@@ -263,6 +267,7 @@ def diff(
             res.foreign_keys.extend((t, ops.AddForeignKey(fk=fk, not_valid=False)) for fk in t.foreign_keys)
         else:
             _TableDiff(t, lt, canon, t.key in nonempty, res).run()
+            partitions.plan(t, lt, canon, res, standalone)  # attach / detach, after the table's own changes
     _rebuild_dependent_fks([*context, *desired], live, res)
     for t, op in res.foreign_keys:  # after every table exists; after commit when the key they need is built then
         late = (op.fk.ref_key, frozenset(op.fk.ref_columns)) in res.late_keys
@@ -288,6 +293,7 @@ def diff(
                     hazards.DROP_TABLE,
                 )
             )
+    partitions.adapt(res, live, desired)  # what a partitioned table cannot run (CONCURRENTLY, USING INDEX …)
     res.changes.sort(key=_rank)
     return res
 
@@ -327,15 +333,17 @@ def _rank(c: Change) -> int:
                  "rename_enum_value", "drop_foreign_key", "drop_view")
         late = ("add_foreign_key", "create_view", "replace_view", "alter_view")  # views: schema/viewplan.py
         return 0 if c.kind in early else 2 if c.kind in late else 1
-    return {"drop_index": 3, "add_foreign_key": 5, "validate_constraint": 6}.get(c.kind, 4)
+    return {"drop_index": 3, "detach_partition": 3, "attach_partition": 3, "add_foreign_key": 5,
+            "validate_constraint": 6}.get(c.kind, 4)
 
 
 def _create_table(t: Table) -> Change:
     return Change(
         t.qualified,
         "create_table",
-        f"create table {t.qualified} ({len(t.columns)} columns, {len(t.indexes)} indexes)",
-        tuple(ddl.create_table(t)),
+        f"create table {t.qualified} ({len(t.columns)} columns, {len(t.indexes)} indexes)"
+        + (f", partitioned by {t.partitioning.keydef()}" if t.partitioning else ""),
+        tuple(partitions.create_statements(t, ddl.create_table(t))),
         (q("DROP TABLE {}", table_ident(t.schema, t.name)),),
         hazards.NONE,
     )

@@ -54,6 +54,7 @@ class SpecSet(list[Table]):
     enums: tuple[Enum, ...] = ()
     #: views, materialized views, schemas and extensions it declares (`schema/views.py`)
     schema_objects: tuple[Any, ...] = ()
+    sequences: tuple[Any, ...] = ()  #: `schema.sequence_objects.Sequence`s
 
 
 def enums_of(desired: Sequence[Table]) -> tuple[Enum, ...]:

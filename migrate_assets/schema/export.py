@@ -5,10 +5,12 @@ Postgres' own spelling (types as `format_type` prints them, expressions as `pg_g
 What the format cannot express is never skipped silently: every such object (or property) comes back in
 `Export.not_expressed` with its name, kind and why: the objects `plan` lists as unmanaged for a table (expression
 indexes, triggers, policies, column collations…), and the objects of the schemas that are
-not tables (sequences of their own, domains, composite types, functions, partitions), read in one catalog
-query. Enums get a file each (`<schema>.<name>.enum.yaml`); so do views and materialized views
-(`<schema>.<name>.view.yaml` / `.matview.yaml`, the definition as `pg_get_viewdef` prints it), schemas other than
-the default one (`<name>.schema.yaml`) and extensions (`<name>.extension.yaml`, with their version).
+not tables (domains, composite types, functions, partitions of partitions), read in one catalog query. Enums get
+a file each (`<schema>.<name>.enum.yaml`); so do views and materialized views (`<schema>.<name>.view.yaml` /
+`.matview.yaml`, the definition as `pg_get_viewdef` prints it), schemas other than the default one
+(`<name>.schema.yaml`), extensions (`<name>.extension.yaml`, with their version) and sequences of their own (not
+an identity's or a serial's: `<schema>.<name>.sequence.yaml`). A partitioned table's file has its `partition_by`
+and `partitions`; partitions have no file of their own.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import psycopg
 import yaml
 
-from migrate_assets.schema import unmanaged, viewplan, views
+from migrate_assets.schema import partitions, sequence_objects, unmanaged, viewplan, views
 from migrate_assets.schema.enums import all_live_enums
 from migrate_assets.schema.introspect import catalog_path, introspect
 from migrate_assets.schema.model import (
@@ -46,15 +48,10 @@ SELECT n.nspname, c.relname::text, CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 
             ELSE 'the spec format has no words for this kind' END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY(%(schemas)s)
-  AND (c.relkind IN ('f', 'c') OR (c.relkind IN ('r', 'p') AND c.relispartition)
-       OR (c.relkind = 'S' AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                                           AND d.objid = c.oid AND d.deptype IN ('a', 'i'))))
+  AND (c.relkind IN ('f', 'c')
+       OR (c.relkind IN ('r', 'p') AND c.relispartition AND (SELECT p.relispartition FROM pg_inherits i
+                                                             JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid)))
   AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.objid = c.oid AND e.deptype = 'e')
-UNION ALL
-SELECT n.nspname, c.relname::text, 'partitioned_table',
-       'PARTITION BY ' || pg_get_partkeydef(c.oid) || ' (exported as a plain table: the format has no partitioning)'
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY(%(schemas)s) AND c.relkind = 'p' AND NOT c.relispartition
 UNION ALL
 SELECT n.nspname, t.typname::text, CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'range_type' END, 'columns may use it by name (' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
        || '); the type itself is not managed'
@@ -101,6 +98,9 @@ def export(conn: psycopg.Connection, schemas: Iterable[str], default_schema: str
         for fname, vdoc in views.export_documents(conn, names, default_schema).items():
             out.files[fname] = dump(vdoc)
         out.not_expressed.extend(Unmanaged(*row) for row in views.not_expressed(conn, names))
+        for s in sequence_objects.all_live_sequences(conn, names):
+            out.files[_file_name(Table(s.schema, s.name)).replace(".yaml", ".sequence.yaml")] = dump(
+                sequence_objects.document(s, default_schema))
     out.not_expressed.extend(Unmanaged(str(nsp), str(kind), str(name), str(why)) for nsp, name, kind, why in rows)
     out.not_expressed.sort(key=lambda u: (u.table, u.kind, u.name))
     return out
@@ -216,6 +216,9 @@ def table_document(t: Table, default_schema: str = "public") -> tuple[dict[str, 
         indexes.append(d)
     if indexes:
         doc["indexes"] = indexes
+    parted, left = partitions.document(t)  # `partition_by`, `partitions`
+    doc.update(parted)
+    skipped.extend(left)
     skipped.extend(u for u in t.others if u.kind not in ("collation", "exclusion"))  # collations are written to the columns
     return doc, skipped
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from migrate_assets.schema import partitions
 from migrate_assets.schema.model import (
     FK_ACTIONS,
     FK_MATCH,
@@ -45,9 +46,10 @@ WITH rels AS (
 )"""
 
 _TABLES = _SCOPE + """
-SELECT r.oid, r.nspname, r.relname, d.description FROM rels r
+SELECT r.oid, r.nspname, r.relname, d.description,
+       EXISTS (SELECT FROM pg_partitioned_table pt WHERE pt.partrelid = r.oid) FROM rels r
 LEFT JOIN pg_description d ON d.objoid = r.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
-"""
+"""  # noqa: S608
 
 #: defaults (with whether the column owns a sequence) and comments are gathered for the tables in scope and
 #: joined in, not looked up column by column; a default cannot reference columns, so it is printed without
@@ -268,6 +270,8 @@ def introspect(
         idx_rows = conn.execute(_for_server(conn, _INDEXES), params).fetchall()
         other_rows = conn.execute(_OTHERS, params).fetchall()
         seq_rows = conn.execute(_IDENTITY_SEQ, params).fetchall()
+        # partitioned tables: key and partitions (asked only when there is one)
+        parted = partitions.read_live(conn, _SCOPE, params) if any(r[4] for r in rels) else {}
     columns, attnames = _columns(col_rows)
     pks: dict[int, Constraint] = {}
     uniques: dict[int, list[Constraint]] = {}
@@ -312,7 +316,7 @@ def introspect(
         indexes.setdefault(relid, []).append(ix)
         if used:
             opaque_uses.append((relid, irow[0], used))
-    names_of = {oid: f"{nsp}.{rel}" for oid, nsp, rel, _ in rels}
+    names_of = {oid: f"{nsp}.{rel}" for oid, nsp, rel, *_ in rels}
     others: dict[int, list[Unmanaged]] = {}
     for relid, kind, name, detail, what, used in odd:
         others.setdefault(relid, []).append(Unmanaged(names_of[relid], kind, name, f"{what}: {detail}"))
@@ -350,8 +354,9 @@ def introspect(
             excludes=tuple(sorted(excludes.get(oid, ()), key=lambda x: x.name)),
             others=tuple(others.get(oid, ())),
             column_users=tuple(sorted(uses.get(oid, ()))),
+            partitioning=parted.get(oid),
         )
-        for oid, nsp, rel, comment in rels
+        for oid, nsp, rel, comment, _ in rels
     }
 
 

@@ -13,10 +13,13 @@ import gc
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from migrate_assets.schema.plan import Unmanaged
 from migrate_assets.schema.types import PgType
+
+if TYPE_CHECKING:
+    from migrate_assets.schema.partitions import Partitioning
 
 MAX_IDENT_BYTES = 63
 INDEX_METHODS = ("btree", "hash", "gist", "gin", "brin", "spgist")
@@ -220,6 +223,8 @@ class Table:
     #: desired side: the spec says `unique: true` on the primary-key column, which the model folds into the key;
     #: a live UNIQUE constraint on exactly those columns is then kept, not dropped
     pk_unique: bool = field(default=False, compare=False)
+    #: a partitioned table: its key and partitions (`schema.partitions`); None for a plain table
+    partitioning: Partitioning | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -257,6 +262,7 @@ def _constraint_data(t: Table) -> tuple[object, ...]:
         tuple((x.name, x.using, x.elements, x.where, x.include, x.deferrable, x.initially_deferred) for x in t.excludes),
         tuple(sorted((i.name, i.definition or "", i.columns, i.unique, i.where or "", i.method, i.expression) for i in t.indexes)),
         t.comment,
+        *((t.partitioning,) if t.partitioning is not None else ()),
     )
 
 

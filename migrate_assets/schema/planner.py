@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from migrate_assets.errors import Problem, SpecError, UsageError
-from migrate_assets.schema import unmanaged, viewplan
+from migrate_assets.schema import partitions, sequence_objects, unmanaged, viewplan
 from migrate_assets.schema.diff import (
     TableKey,
     check_canon_key,
@@ -113,20 +113,30 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
             todo = resolve_types(conn, todo, {c.type for t in live.values() for c in t.columns},
                                  {e.type_name for e in declared})
         canon = _canonical(conn, todo, live, {e.type_name for e in declared if e.key not in have_enums})
+        # partitions: bound values checked and compared by Postgres; tables a partition would be made from
+        canon.predicates.update(partitions.check(conn, chosen, live,
+                                                 {e.type_name for e in declared if e.key not in have_enums}))
+    standalone = partitions.standalone_tables(conn, [p.key for t in todo if t.partitioning and t.key in live
+                                                     for p in t.partitioning.partitions if not p.drop])
+    seqs = sequence_objects.sequences_of(desired)
+    sequence_objects.check(conn, seqs, desired)
+    seq_early, seq_late, seq_refusals = sequence_objects.plan(seqs, sequence_objects.live_sequences(conn, [s.key for s in seqs]))
     check = tables_needing_row_check(todo, live)
     nonempty = tables_with_rows(conn, check) if check else set()
     drops: list[TableKey] = []
     if opts.allow_drop_table:
         want = {t.key for t in desired}
         drops = sorted(k for k in live if k not in want)
-    new_schemas = {t.schema for t in chosen if t.key not in live} | {e.schema for e in declared}
+    new_schemas = {t.schema for t in chosen if t.key not in live} | {e.schema for e in declared} | {s.schema for s in seqs}
     missing = new_schemas - existing_schemas(conn, new_schemas) if new_schemas else set()
     enum_changes, enum_refusals = diff_enums(declared, have_enums)
     res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing | pre.schemas,
-               first=pre.changes + enum_changes, context=chosen)
-    vp = viewplan.plan_views(conn, desired, res.changes, manage=not opts.only_tables)  # views after the tables
-    return Plan(tuple(viewplan.in_order(res.changes + vp.changes)), scope_fingerprint(live, scope), scope,
-                tuple(enum_refusals) + tuple(res.refusals) + tuple(pre.refusals) + tuple(vp.refusals),
+               first=pre.changes + enum_changes + seq_early, context=chosen, standalone=standalone)
+    changes = sequence_objects.place(res.changes, seq_late)  # OWNED BY once the tables exist
+    vp = viewplan.plan_views(conn, desired, changes, manage=not opts.only_tables)  # views after the tables
+    return Plan(tuple(viewplan.in_order(changes + vp.changes)), scope_fingerprint(live, scope), scope,
+                tuple(enum_refusals) + tuple(seq_refusals) + tuple(res.refusals) + tuple(pre.refusals)
+                + tuple(vp.refusals),
                 viewplan.managed_listing(unmanaged.listing(chosen, live), desired))
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate_assets.errors import InvalidInputError, Problem, SpecError
-from migrate_assets.schema import views
+from migrate_assets.schema import partitions, sequence_objects, views
 from migrate_assets.schema.ddl import OPERATOR_RE
 from migrate_assets.schema.enums import ENUM_KEYS, Enum, SpecSet
 from migrate_assets.schema.model import (
@@ -56,7 +56,7 @@ _ALIASES = {
     "noInherit": "no_inherit",
 }
 TABLE_KEYS = {"table", "schema", "columns", "indexes", "primary_key", "comment", "unique", "foreign_keys", "checks",
-              "excludes"}
+              "excludes", "partition_by", "partitions"}
 UNIQUE_KEYS = {"name", "columns", "nulls_not_distinct", "deferrable", "initially_deferred"}
 PK_KEYS = {"name", "columns"}
 FK_KEYS = {"name", "columns", "references", "on_delete", "on_update", "match", "deferrable", "initially_deferred"}
@@ -422,6 +422,7 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
     fkeys = _foreign_keys(ctx, e, tname or "", schema, seen)
     checks = _checks(ctx, e)
     excludes = _excludes(ctx, e, seen)
+    partitioning = partitions.parse_spec(ctx, e, tname or "", schema, seen, pk_cols, uniques)  # `partition_by`
     if tname is None:
         return None
     pkey = Constraint(pk_name or pkey_name(tname), tuple(pk_cols)) if pk_cols else None
@@ -430,7 +431,7 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
     uniques = [u for u in uniques if u.columns != tuple(pk_cols)]
     return Table(schema, tname, tuple(columns), pkey, tuple(uniques), tuple(indexes), comment, ctx.src(path),
                  pk_unique=pk_unique, foreign_keys=tuple(fkeys), checks=tuple(checks), excludes=tuple(excludes),
-                 manages=manages)
+                 manages=manages, partitioning=partitioning)
 
 
 def _list(ctx: _Ctx, e: _Entry, key: str, what: str) -> list[tuple[Any, KeyPath]]:
@@ -724,6 +725,7 @@ def _from_doc(doc: YamlDoc, default_schema: str) -> SpecSet:
     out = SpecSet()
     enums = []
     objects = []
+    sequences = []
     for v, p in items:
         if isinstance(v, dict) and "enum" in v and "table" not in v:
             e = _enum(ctx, v, p, default_schema)
@@ -732,12 +734,17 @@ def _from_doc(doc: YamlDoc, default_schema: str) -> SpecSet:
         elif isinstance(v, dict) and views.is_object(v):  # view, materialized view, extension, schema
             if (o := views.parse_object(ctx, v, p, default_schema)) is not None:
                 objects.append(o)
+        elif isinstance(v, dict) and "sequence" in v and "table" not in v:
+            s = sequence_objects.parse_spec(ctx, v, p, default_schema)
+            if s is not None:
+                sequences.append(s)
         elif (t := _table(ctx, v, p, default_schema)) is not None:
             out.append(t)
     if ctx.problems:
         raise SpecError(ctx.problems)
     out.enums = tuple(enums)
     out.schema_objects = tuple(objects)
+    out.sequences = tuple(sequences)
     return out
 
 
@@ -894,6 +901,7 @@ def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Pat
                 problems.append(Problem(src.file, f"duplicate enum {en.qualified}", src.key or "enum", src.lineno))
             enums[en.key] = en
         objects.extend(loaded.schema_objects)
+        sequence_objects.merge(tables, loaded, problems)
         for t in loaded:
             first = seen.get(t.key)
             if first is not None:

@@ -9,6 +9,10 @@ CHECK, FOREIGN KEY and EXCLUDE constraints; triggers, policies, views reading th
 is listed in the plan as *unmanaged* and never dropped or altered: a spec that cannot say it wants such an
 object cannot be taken to say it wants it gone.
 
+A partitioned table's key and partitions are managed when its spec has `partition_by` (and `partitions`); without
+them they are listed and left alone (`partitions.unmanaged`). Sequences of their own are managed when a spec
+declares them (`sequence:` documents) and never dropped otherwise.
+
 One more case is kept: a UNIQUE constraint on exactly the primary-key columns when the spec says `unique: true`
 on the primary-key column. The model folds that into the key (Postgres does the same at CREATE TABLE), so a
 spec written from such a database would otherwise plan to drop it. A spec that does not say it drops it.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from migrate_assets.schema import partitions
 from migrate_assets.schema.model import Constraint, Index, Table
 from migrate_assets.schema.plan import Unmanaged
 
@@ -91,4 +96,5 @@ def listing(desired: Iterable[Table], live: dict[TableKey, Table]) -> tuple[Unma
         stated = {c.name for c in want.columns if c.collation is not None}
         out.extend(u for u in have.others if not (u.kind == "collation" and u.name in stated)
                    and not (u.kind == "exclusion" and "excludes" in want.manages))
+        out.extend(partitions.unmanaged(want, have))
     return tuple(sorted(out, key=lambda u: (u.table, u.kind, u.name)))

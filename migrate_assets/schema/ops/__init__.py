@@ -36,6 +36,7 @@ from migrate_assets.schema.ops.add_enum_value import AddEnumValue
 from migrate_assets.schema.ops.add_exclude import AddExclude
 from migrate_assets.schema.ops.add_foreign_key import AddForeignKey
 from migrate_assets.schema.ops.add_key import AddKey
+from migrate_assets.schema.ops.attach_partition import AttachPartition
 from migrate_assets.schema.ops.base import (
     REGISTRY,
     Ddl,
@@ -48,11 +49,15 @@ from migrate_assets.schema.ops.base import (
 from migrate_assets.schema.ops.change_type import ChangeType
 from migrate_assets.schema.ops.comment_column import CommentColumn
 from migrate_assets.schema.ops.create_enum import CreateEnum
+from migrate_assets.schema.ops.create_extension import CreateExtension, MoveExtension, UpdateExtension
+from migrate_assets.schema.ops.create_view import AlterView, CreateView, DropView, ReplaceView
+from migrate_assets.schema.ops.detach_partition import DetachPartition
 from migrate_assets.schema.ops.drop_column import DropColumn
 from migrate_assets.schema.ops.drop_constraint import DropConstraint
 from migrate_assets.schema.ops.drop_not_null import DropNotNull
 from migrate_assets.schema.ops.rename_column import RenameColumn
 from migrate_assets.schema.ops.rename_enum_value import RenameEnumValue
+from migrate_assets.schema.ops.sequence_ops import AlterSequence, CreateSequence, SequenceOwnedBy
 from migrate_assets.schema.ops.set_collation import SetCollation
 from migrate_assets.schema.ops.set_default import DropDefault, SetDefault
 from migrate_assets.schema.ops.set_identity import SetIdentity
@@ -64,6 +69,8 @@ __all__ = [
     "REGISTRY", "AddCheck", "AddExclude", "AddEnumValue", "CreateEnum", "RenameEnumValue", "AddColumn", "AddForeignKey", "AddKey", "DropConstraint", "ValidateConstraint", "ChangeType", "CommentColumn", "Ddl", "DropColumn", "DropDefault", "DropNotNull",
     "ExpandBuilder", "Operation", "Problem", "Refused", "RenameColumn", "SetCollation", "SetDefault", "SetIdentity", "SetIdentityOptions", "SetNotNull",
     "ShapeSink", "op_from_dict", "op_to_dict",
+    "AttachPartition", "DetachPartition", "CreateSequence", "AlterSequence", "SequenceOwnedBy",
+    "CreateView", "ReplaceView", "DropView", "AlterView", "CreateExtension", "UpdateExtension", "MoveExtension",
 ]  # fmt: skip
 
 
