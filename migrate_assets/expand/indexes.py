@@ -118,11 +118,10 @@ def _group_end(toks: list[str], open_at: int) -> int:
 def index_build(definition: str, temp: str, columns: Mapping[str, str]) -> str:
     """`CREATE [UNIQUE] INDEX CONCURRENTLY temp ON … (…)` from a `pg_get_indexdef`, the columns swapped in the
     key list, the INCLUDE list and the predicate."""
-    toks = tokens(definition)
-    at = toks.index("INDEX")
+    toks = tokens(ddl.concurrently(definition))
+    at = toks.index("CONCURRENTLY")
     using = toks.index("USING", at)
-    toks = [*toks[:at + 1], "CONCURRENTLY", _quote(temp), *toks[at + 2:]]
-    using += 1
+    toks[at + 1] = _quote(temp)
     keys = using + 2
     keys_end = _group_end(toks, keys)
     toks = swap_columns(toks, keys, keys_end, columns)
@@ -198,26 +197,25 @@ def discover(conn: psycopg.Connection[Any], plan: ExpandPlan) -> tuple[list[Rebu
             left.append(f"{kind} {name} on {used[0]!r} is not rebuilt ({why}); contract drops it with the column")
             continue
         temp = temp_name(plan.fingerprint, len(out))
-        out.append(_rebuild(kind, name, temp, used[0], definition, extra, columns, plan.table.schema, t,
+        out.append(_rebuild(kind, name, temp, used[0], definition, extra, columns, plan.table.schema,
                             plan.table.name))
     return out, left
 
 
 def _rebuild(kind: str, name: str, temp: str, column: str, definition: str, extra: dict[str, Any],
-             columns: Mapping[str, str], schema: str, t: sql.Identifier, table: str) -> Rebuild:
-    tbl = t.as_string(None)
+             columns: Mapping[str, str], schema: str, table: str) -> Rebuild:
     if kind == "index":
         return Rebuild(kind, name, temp, column, definition, index_build(definition, temp, columns), None,
-                       f"ALTER INDEX {sql.Identifier(schema, temp).as_string(None)} RENAME TO {_quote(name)}")
+                       ddl.rename_index(schema, temp, name))
     if kind == "unique":
-        timing = (" DEFERRABLE" + (" INITIALLY DEFERRED" if extra["deferred"] else "")) if extra["deferrable"] else ""
         return Rebuild(kind, name, temp, column, extra["condef"], index_build(definition, temp, columns), None,
-                       f"ALTER TABLE {tbl} ADD CONSTRAINT {_quote(name)} UNIQUE USING INDEX {_quote(temp)}{timing}")
+                       ddl.add_unique_using_index(schema, table, name, temp, deferrable=extra["deferrable"],
+                                                  initially_deferred=extra["deferred"]))
     body = _constraint_body(extra["condef"], kind, columns)
     return Rebuild(kind, name, temp, column, extra["condef"],
-                   f"ALTER TABLE {tbl} ADD CONSTRAINT {_quote(temp)} {body} NOT VALID",
+                   ddl.add_constraint_text(schema, table, temp, body, not_valid=True),
                    ddl.validate_constraint(schema, table, temp) if extra["valid"] else None,
-                   f"ALTER TABLE {tbl} RENAME CONSTRAINT {_quote(temp)} TO {_quote(name)}")
+                   ddl.rename_constraint(schema, table, temp, name))
 
 
 # --------------------------------------------------------------------------------------------------------

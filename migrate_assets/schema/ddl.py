@@ -140,6 +140,36 @@ def drop_index(schema: str, name: str, *, concurrently: bool) -> str:
     return q("DROP INDEX {}IF EXISTS {}", sql.SQL("CONCURRENTLY " if concurrently else ""), sql.Identifier(schema, name))
 
 
+def concurrently(definition: str) -> str:
+    """A `pg_get_indexdef` definition built without blocking writers: `CREATE [UNIQUE] INDEX CONCURRENTLY …`."""
+    for head in ("CREATE UNIQUE INDEX ", "CREATE INDEX "):
+        if definition.startswith(head):
+            return head + "CONCURRENTLY " + definition[len(head) :]
+    return definition
+
+
+def rename_index(schema: str, old: str, new: str) -> str:
+    return q("ALTER INDEX {} RENAME TO {}", sql.Identifier(schema, old), ident(new))
+
+
+def add_constraint_text(schema: str, table: str, name: str, body: str, *, not_valid: bool) -> str:
+    """`ADD CONSTRAINT name <body>` where `body` is Postgres' own `pg_get_constraintdef` reading (a CHECK or a
+    FOREIGN KEY, columns already swapped by expand), optionally `NOT VALID` (validated later without blocking
+    writers)."""
+    return alter(schema, table, "ADD CONSTRAINT {} " + body.replace("{", "{{").replace("}", "}}")
+                 + (" NOT VALID" if not_valid else ""), ident(name))
+
+
+def add_unique_using_index(schema: str, table: str, name: str, index: str, *, deferrable: bool,
+                           initially_deferred: bool) -> str:
+    return alter(schema, table, "ADD CONSTRAINT {} UNIQUE USING INDEX {}{}", ident(name), ident(index),
+                 deferral(deferrable, initially_deferred))
+
+
+def rename_constraint(schema: str, table: str, old: str, new: str) -> str:
+    return alter(schema, table, "RENAME CONSTRAINT {} TO {}", ident(old), ident(new))
+
+
 def alter(schema: str, table: str, action: str, *args: sql.Composable) -> str:
     return render(sql.SQL("ALTER TABLE {} ").format(table_ident(schema, table)) + sql.SQL(action).format(*args))
 

@@ -637,7 +637,7 @@ class _TableDiff:
             if li.definition is None:
                 inverse: list[str] | None = [ddl.create_index(self.s, self.t, li, concurrently=True)]
             else:
-                inverse = [_concurrently(li.definition)] if not li.definition.endswith("INVALID") else None
+                inverse = [ddl.concurrently(li.definition)] if not li.definition.endswith("INVALID") else None
             self.res.changes.append(
                 Change(
                     self.have.qualified, "drop_index", f"drop index {self.s}.{name}",
@@ -721,8 +721,3 @@ def pending_index_expressions(desired: Iterable[Table], live: dict[TableKey, Tab
     return out
 
 
-def _concurrently(definition: str) -> str:
-    for head in ("CREATE UNIQUE INDEX ", "CREATE INDEX "):
-        if definition.startswith(head):
-            return head + "CONCURRENTLY " + definition[len(head) :]
-    return definition
