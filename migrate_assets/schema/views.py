@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from migrate_assets.schema import ddl
 from migrate_assets.schema.model import INDEX_METHODS, Source
 
 if TYPE_CHECKING:
@@ -501,8 +502,7 @@ def set_options_sql(v: View, add: Sequence[str], reset: Sequence[str]) -> list[s
 
 def view_index_sql(v: View, ix: ViewIndex, *, concurrently: bool) -> str:
     if ix.definition is not None and not ix.plain:  # a live index kept as Postgres wrote it
-        head = "CREATE UNIQUE INDEX " if ix.definition.startswith("CREATE UNIQUE INDEX ") else "CREATE INDEX "
-        return head + ("CONCURRENTLY " if concurrently else "") + ix.definition[len(head):]
+        return ddl.concurrently(ix.definition) if concurrently else ix.definition
     stmt = sql.SQL("CREATE {}INDEX {}{} ON {} USING {} ({}){}").format(
         sql.SQL("UNIQUE " if ix.unique else ""), sql.SQL("CONCURRENTLY " if concurrently else ""),
         sql.Identifier(ix.name), sql.Identifier(v.schema, v.name),
@@ -514,8 +514,7 @@ def view_index_sql(v: View, ix: ViewIndex, *, concurrently: bool) -> str:
 
 
 def drop_view_index_sql(v: View, name: str, *, concurrently: bool) -> str:
-    return _r(sql.SQL("DROP INDEX {}IF EXISTS {}").format(sql.SQL("CONCURRENTLY " if concurrently else ""),
-                                                          sql.Identifier(v.schema, name)))
+    return ddl.drop_index(v.schema, name, concurrently=concurrently)
 
 
 def grant_sql(v: View, grants: Iterable[tuple[str, str, bool]]) -> list[str]:
