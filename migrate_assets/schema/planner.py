@@ -333,9 +333,11 @@ def check_references(conn: psycopg.Connection, desired: Sequence[Table], live: d
     problems = []
     for _, fk in fks:
         src = fk.source
+        ref = known.get(fk.ref_key)
+        if ref is not None and frozenset(fk.ref_columns) in ref[1] and all(c in ref[0] for c in fk.ref_columns):
+            continue  # the usual case; a line number is looked up only for a problem (the first costs a re-parse)
         file, key, line = (src.file, src.key, src.lineno) if src else ("<spec>", "", None)
         where = f"{key}.references" if key else "references"
-        ref = known.get(fk.ref_key)
         target = f"{fk.ref_schema}.{fk.ref_table}"
         if ref is None:
             problems.append(Problem(file, f"foreign key {fk.name} references table {target}, which is neither in "
