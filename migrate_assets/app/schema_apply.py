@@ -27,6 +27,7 @@ from migrate_assets.expand.ops import ChangeSet
 from migrate_assets.expand.shape import read_live
 from migrate_assets.schema import ops
 from migrate_assets.schema.model import Table
+from migrate_assets.schema.ops.base import for_change_kind
 from migrate_assets.schema.plan import Change, Plan
 
 #: declarative change kinds that are column operations the pipeline sees (carried by the saga)
@@ -47,29 +48,12 @@ def pipeline_tables(cfg: ProjectConfig) -> set[str]:
 
 
 def _operation(conn: psycopg.Connection[Any], c: Change, want: Table) -> ops.Operation | None:
-    """The change-file operation of one declarative column change (None: not a column operation)."""
-    col = want.column(c.column) if c.column else None
-    name = c.column or ""
-    if c.kind == "add_column" and col is not None:
-        return ops.AddColumn(name=col.name, type=col.type.render_declared(), nullable=col.nullable,
-                             default=col.default)
-    if c.kind == "drop_column":
-        return ops.DropColumn(name)
-    if c.kind == "rename_column" and col is not None:
-        live = read_live(conn, want.schema, want.name)
-        old = next((o for o in col.renamed_from if live is not None and live.column(o) is not None), None)
-        return ops.RenameColumn(from_=old, to=name) if old else None
-    if c.kind == "alter_type" and col is not None:
-        return ops.ChangeType(name, col.type.render())
-    if c.kind == "set_not_null":
-        return ops.SetNotNull(name)
-    if c.kind == "drop_not_null":
-        return ops.DropNotNull(name)
-    if c.kind == "set_default" and col is not None and col.default is not None:
-        return ops.SetDefault(name, col.default)
-    if c.kind == "drop_default":
-        return ops.DropDefault(name)
-    return None
+    """The change-file operation of one declarative column change (None: not a column operation); each
+    operation class builds itself (`Operation.from_declared`)."""
+    cls = for_change_kind(c.kind)
+    if cls is None or not c.column:
+        return None
+    return cls.from_declared(c.column, want.column(c.column), lambda: read_live(conn, want.schema, want.name))
 
 
 @dataclass

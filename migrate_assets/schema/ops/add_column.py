@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from psycopg import sql
@@ -35,6 +36,11 @@ class AddColumn(Operation):
     column: Column | None = field(default=None, repr=False, compare=False)
     #: declarative diff only: the table is known to be empty, so NOT NULL without a default is fine
     empty_table: bool = field(default=False, repr=False, compare=False)
+
+    @classmethod
+    def from_declared(cls, name: str, col: Column | None, live: Callable[[], Table | None]) -> Operation | None:
+        return None if col is None else cls(name=col.name, type=col.type.render_declared(), nullable=col.nullable,
+                                            default=col.default)
 
     @classmethod
     def of(cls, c: Column, *, empty_table: bool) -> AddColumn:

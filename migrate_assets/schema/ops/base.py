@@ -153,6 +153,13 @@ class Operation:
             REGISTRY[cls.kind] = cls
             cls.change_kind = cls.__dict__.get("change_kind") or cls.kind
 
+    @classmethod
+    def from_declared(cls, name: str, col: Column | None, live: Callable[[], Table | None]) -> Operation | None:
+        """The change-file operation carrying a declarative plan's change of this kind (`change_kind`) to column
+        `name` of a pipeline table, `col` being its declared column (`live`: the table as it is, read on demand),
+        so `apply` runs it through the evolution saga. None: this kind has no change-file form."""
+        return None
+
     # -- data ----------------------------------------------------------------------------------------------
     def columns(self) -> tuple[str, ...]:
         """Existing columns (of the table before the change) the operation works on."""
@@ -226,6 +233,11 @@ class Operation:
 
 
 REGISTRY: dict[str, type[Operation]] = {}
+
+
+def for_change_kind(kind: str) -> type[Operation] | None:
+    """The operation class whose declarative `Change.kind` is `kind` (None: none has it)."""
+    return next((c for c in REGISTRY.values() if c.change_kind == kind), None)
 
 
 class ShapeRecord:

@@ -42,6 +42,10 @@ class ChangeType(ColumnOperation):
     #: declarative diff only: the column stays serial (serial -> bigserial), so its sequence follows the type
     keeps_serial: bool = field(default=False, repr=False, compare=False)
 
+    @classmethod
+    def from_declared(cls, name: str, col: Column | None, live: Callable[[], Table | None]) -> Operation | None:
+        return None if col is None else cls(name, col.type.render())
+
     def check_expand(self, table: Table, helper_column: Callable[[str], str]) -> list[Problem]:
         return expand_problems(table, "column", self.column, copies=True, helper=helper_column(self.column))
 

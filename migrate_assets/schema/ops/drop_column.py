@@ -11,6 +11,7 @@ from migrate_assets.schema.ops.base import (
     ColumnOperation,
     Ddl,
     ExpandBuilder,
+    Operation,
     Problem,
     ShapeSink,
     expand_problems,
@@ -28,6 +29,10 @@ class DropColumn(ColumnOperation):
     kind = "drop_column"
     phase = "drop_col"
     expandable = True
+
+    @classmethod
+    def from_declared(cls, name: str, col: Column | None, live: Callable[[], Table | None]) -> Operation | None:
+        return cls(name)
 
     def check_expand(self, table: Table, helper_column: Callable[[str], str]) -> list[Problem]:
         return expand_problems(table, "column", self.column, copies=False)

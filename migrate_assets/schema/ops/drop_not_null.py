@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from migrate_assets.schema import ddl, hazards
-from migrate_assets.schema.model import Table
+from migrate_assets.schema.model import Column, Table
 from migrate_assets.schema.ops.base import ColumnOperation, Ddl, Operation, ShapeSink
 
 
@@ -13,6 +14,10 @@ from migrate_assets.schema.ops.base import ColumnOperation, Ddl, Operation, Shap
 class DropNotNull(ColumnOperation):
     kind = "drop_not_null"
     phase = "null"
+
+    @classmethod
+    def from_declared(cls, name: str, col: Column | None, live: Callable[[], Table | None]) -> Operation | None:
+        return cls(name)
 
     def describe(self, table: Table) -> str:
         return f"drop NOT NULL on {table.qualified}.{self.column}"

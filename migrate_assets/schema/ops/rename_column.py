@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from migrate_assets.schema import ddl, hazards
-from migrate_assets.schema.model import Table
+from migrate_assets.schema.model import Column, Table
 from migrate_assets.schema.ops.base import (
     Ddl,
     ExpandBuilder,
@@ -28,6 +28,12 @@ class RenameColumn(Operation):
     expandable = True
     from_: str
     to: str
+
+    @classmethod
+    def from_declared(cls, name: str, col: Column | None, live: Callable[[], Table | None]) -> Operation | None:
+        table = live() if col is not None else None
+        old = next((o for o in col.renamed_from if table.column(o) is not None), None) if col and table else None
+        return cls(from_=old, to=name) if old else None
 
     def columns(self) -> tuple[str, ...]:
         return (self.from_,)

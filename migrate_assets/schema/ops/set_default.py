@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from migrate_assets.schema import ddl, hazards
-from migrate_assets.schema.model import Table
+from migrate_assets.schema.model import Column, Table
 from migrate_assets.schema.ops.base import ColumnOperation, Ddl, Operation
 
 
@@ -22,6 +23,10 @@ class SetDefault(ColumnOperation):
     default: str
     #: the default to put back on undo (None: drop it); the declarative diff knows it from the live column
     previous: str | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_declared(cls, name: str, col: Column | None, live: Callable[[], Table | None]) -> Operation | None:
+        return None if col is None or col.default is None else cls(name, col.default)
 
     def describe(self, table: Table) -> str:
         return f"set default of {table.qualified}.{self.column} to {self.default}"
@@ -41,6 +46,10 @@ class DropDefault(ColumnOperation):
     kind = "drop_default"
     phase = "default"
     previous: str | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_declared(cls, name: str, col: Column | None, live: Callable[[], Table | None]) -> Operation | None:
+        return cls(name)
 
     def describe(self, table: Table) -> str:
         return f"drop default of {table.qualified}.{self.column}"

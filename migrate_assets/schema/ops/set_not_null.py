@@ -4,10 +4,11 @@ operation is not lossless even though DROP NOT NULL puts the shape back."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from migrate_assets.schema import ddl, hazards
-from migrate_assets.schema.model import Table
+from migrate_assets.schema.model import Column, Table
 from migrate_assets.schema.ops.base import (
     ColumnOperation,
     Ddl,
@@ -26,6 +27,10 @@ class SetNotNull(ColumnOperation):
     phase = "null"
     expandable = True
     backfill: str | None = None
+
+    @classmethod
+    def from_declared(cls, name: str, col: Column | None, live: Callable[[], Table | None]) -> Operation | None:
+        return cls(name)
 
     def expressions(self, table: Table | None) -> tuple[OpExpression, ...]:
         if self.backfill is None:
