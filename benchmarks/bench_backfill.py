@@ -49,8 +49,12 @@ EXPAND_RUNS: dict[str, dict[str, Any]] = {
 #: run every round beside the default with BENCH_CANDIDATES=1, as candidates for it. 8 ms batches lost to the
 #: 15 ms default on 2 December 2026 (1M: 1.05x vs 1.24x the single UPDATE, writer p99 17.6 vs 19.9 ms, max 150
 #: vs 131 ms; 10M: 1.27x vs 1.88x, max 196 vs 99 ms): a row waits at most a batch, but the extra commits cost more
-CANDIDATES: dict[str, dict[str, Any]] = {"expand_8ms": {"batch_seconds": 0.008}} \
-    if os.environ.get("BENCH_CANDIDATES", "0") == "1" else {}
+#: BENCH_CANDIDATES=name,... picks others from EXPAND_RUNS (e.g. expand_1_session_fixed_1000)
+_CANDIDATE_RUNS = {"expand_8ms": {"batch_seconds": 0.008}, **EXPAND_RUNS}
+CANDIDATES: dict[str, dict[str, Any]] = (
+    {"expand_8ms": _CANDIDATE_RUNS["expand_8ms"]} if os.environ.get("BENCH_CANDIDATES", "0") == "1"
+    else {n: _CANDIDATE_RUNS[n] for n in os.environ.get("BENCH_CANDIDATES", "").split(",") if n in _CANDIDATE_RUNS
+          and n != "expand"})
 IDLE_SECONDS = 3.0
 CHANGE = "table: t\noperations:\n  - change_type: {column: amount, to_type: bigint}\n"
 
@@ -237,17 +241,19 @@ def main() -> dict[str, Any]:
             admin.execute("ALTER SYSTEM SET log_lock_waits = on")
             admin.execute("SELECT pg_reload_conf()")
         log = server_log(info.datadir)
-        runs: list[tuple[str, Any]] = [("alter_type", alter_type)]
+        runs: list[tuple[str, str, Any]] = [("alter_type", "alter_type", alter_type)]  # (name, method, op)
         for i in range(ROUNDS):  # the pair the target compares, side by side, ROUNDS times (load on this machine)
             suffix = "" if i == 0 else f"_{i + 1}"
-            runs += [(f"writer_idle{suffix}", writer_idle), (f"single_update{suffix}", single_update),
-                     (f"expand{suffix}", ours({}))]
-            runs += [(f"{name}{suffix}", ours(o)) for name, o in CANDIDATES.items()]
-        runs += [(name, ours(overrides)) for name, overrides in EXPAND_RUNS.items() if overrides]
+            runs += [(f"writer_idle{suffix}", "writer_idle", writer_idle),
+                     (f"single_update{suffix}", "single_update", single_update),
+                     (f"expand{suffix}", "expand", ours({}))]
+            runs += [(f"{name}{suffix}", name, ours(o)) for name, o in CANDIDATES.items()]
+        runs += [(name, name, ours(overrides)) for name, overrides in EXPAND_RUNS.items()
+                 if overrides and name not in CANDIDATES]
         if os.environ.get("BENCH_RUNS"):  # e.g. single_update,expand for a long run at 10M rows
             wanted = set(os.environ["BENCH_RUNS"].split(","))
-            runs = [(name, op) for name, op in runs if name.rstrip("_0123456789") in wanted or name in wanted]
-        for name, op in runs:
+            runs = [r for r in runs if r[1] in wanted]
+        for name, _, op in runs:
             with bench_database(info.dsn) as dsn:
                 make_table(dsn)
                 results["runs"][name] = measure(dsn, op, log)
