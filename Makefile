@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	@# test-only: dagster-iceberg declares pyiceberg<0.12 (we need 0.12); installed without its pins (pyproject.toml)
+	$(PY) -m pip install -q --no-deps 'dagster-iceberg==0.3.14'
 	@touch $(STAMP)
 
 install: $(STAMP)

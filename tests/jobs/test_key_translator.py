@@ -1,12 +1,12 @@
 """The key translator joins a user's graph (issue 19 item 3): a real dbt project (dbt-postgres, `dbt parse` for its
 manifest, a `sources:` entry for the pipeline table) loaded with dagster-dbt, a consumer of the Iceberg table under
-the key dagster-iceberg gives it, and the pipeline assets mapped onto those keys, all in one `Definitions`.
+the key dagster-iceberg gives it — loaded through dagster-iceberg's own IO manager — and the pipeline assets mapped
+onto those keys, all in one `Definitions`.
 
-dagster-iceberg itself cannot be installed beside this package: its latest release (0.3.14) requires
-`pyiceberg[pyarrow]>=0.8,<0.12` and this package `pyiceberg>=0.12,<0.13` (pip: ResolutionImpossible). Its IO
-manager reads and writes the Iceberg table `<namespace>.<table>` for the asset key `[..., namespace, table]` (the
-key's last two parts: `_get_table_slice` in dagster_iceberg/_db_io_manager), so the consumer below declares its
-input by that key; with dagster-iceberg installed it would be `AssetIn(key=...)` with the Iceberg IO manager.
+dagster-iceberg 0.3.14 declares `pyiceberg[pyarrow]>=0.8,<0.12` and this package needs 0.12, so `make install`
+adds it with `--no-deps`. Its IO manager reads the Iceberg table `<namespace>.<table>` for the asset key
+`[..., namespace, table]` (the key's last two parts), and on pyiceberg 0.12 it works once the namespace exists
+(it lists the namespace first, which 0.12 refuses for a missing one) — a pipeline's Iceberg table always has one.
 """
 
 from __future__ import annotations
@@ -15,10 +15,14 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
 import pytest
 import yaml
-from dagster import AssetKey, DagsterInstance, Definitions, asset, materialize
+from dagster import AssetIn, AssetKey, DagsterInstance, Definitions, asset, materialize
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+from dagster_iceberg.config import IcebergCatalogConfig
+from dagster_iceberg.io_manager.arrow import PyArrowIcebergIOManager
+from pyiceberg.catalog.sql import SqlCatalog
 
 from migrate_assets.dagster_resources import MigrateProjectResource
 from migrate_assets.definitions import build_definitions
@@ -63,9 +67,22 @@ def test_dbt_source_and_iceberg_key_join_the_pipeline_assets(tmp_path: Path, fre
     def shop_dbt(context, dbt: DbtCliResource):  # type: ignore[no-untyped-def]
         yield from dbt.cli(["build"], context=context).stream()
 
-    @asset(deps=[dagster_iceberg_key(ICEBERG_TABLE)], kinds={"iceberg"})
-    def customers_in_lake() -> None:
-        """A consumer of the Iceberg table the pipeline's sink writes (dagster-iceberg would load it as input)."""
+    # the Iceberg table the pipeline's sink writes, in a real SQL catalog, with two rows
+    warehouse = tmp_path / "warehouse"
+    warehouse.mkdir()
+    props = {"uri": f"sqlite:///{tmp_path / 'catalog.db'}", "warehouse": warehouse.as_uri()}
+    catalog = SqlCatalog("lake", **props)
+    catalog.create_namespace("lake")
+    catalog.create_table(ICEBERG_TABLE, schema=pa.schema([("id", pa.int64()), ("name", pa.string())])).append(
+        pa.table({"id": [1, 2], "name": ["a", "b"]}))
+    iceberg_io = PyArrowIcebergIOManager(name="lake", config=IcebergCatalogConfig(properties={"type": "sql", **props}),
+                                         namespace="lake")
+
+    @asset(ins={"customers": AssetIn(key=dagster_iceberg_key(ICEBERG_TABLE), input_manager_key="iceberg_io")},
+           kinds={"iceberg"})
+    def customers_in_lake(customers: pa.Table) -> int:
+        """A consumer of the Iceberg table, loaded by dagster-iceberg's IO manager from our asset's key."""
+        return int(customers.num_rows)
 
     (tmp_path / "schemas").mkdir()
     (tmp_path / "schemas" / "customers.yaml").write_text(  # the live table's spec: matches_declared_spec passes
@@ -81,7 +98,8 @@ def test_dbt_source_and_iceberg_key_join_the_pipeline_assets(tmp_path: Path, fre
         "public.customers:source": list(SOURCE_KEY.path),
         "public.customers:iceberg": list(dagster_iceberg_key(ICEBERG_TABLE).path)})
     defs = Definitions.merge(build_definitions(project=ours),
-                             Definitions(assets=[shop_dbt, customers_in_lake], resources={"dbt": dbt}))
+                             Definitions(assets=[shop_dbt, customers_in_lake],
+                                         resources={"dbt": dbt, "iceberg_io": iceberg_io}))
     Definitions.validate_loadable(defs)
 
     graph = defs.resolve_asset_graph()
@@ -114,3 +132,7 @@ def test_dbt_source_and_iceberg_key_join_the_pipeline_assets(tmp_path: Path, fre
     assert built.success and model in {e.asset_key for e in built.get_asset_materialization_events()}
     with psycopg.connect(fresh_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM analytics.customer_names").fetchone() == (0,)
+    # and dagster-iceberg loads the Iceberg table through the key our asset has
+    read = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[AssetKey(["customers_in_lake"])])
+    assert read.success and read.output_for_node("customers_in_lake") == 2
