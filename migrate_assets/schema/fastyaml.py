@@ -94,14 +94,53 @@ def plain_value(text: bytes) -> Any:
 
 def _starts_a_node(text: str) -> bool:
     """Whether one of `_NODE_INDICATOR`'s characters stands at the start of a node: first on its line, after
-    `[`, `{` or `,`, or after `: `, `? `, `- ` (spaces allowed in between). `(c11 > 0)` does not count."""
+    `[`, `{` or `,`, or after `: `, `? `, `- ` (spaces allowed in between). `(c11 > 0)` does not count, nor two
+    forms PyYAML's dumper writes: an empty `[]` / `{}` ending a line, and a line continuing a plain scalar
+    (`_continues_plain`), such as a long view definition folded before its `> 0`."""
+    if "[]" in text or "{}" in text:
+        text = _EMPTY_FLOW.sub("x", text)
     for m in _NODE_INDICATOR.finditer(text):
         i = j = m.start()
         while j > 0 and text[j - 1] == " ":
             j -= 1
         if j == 0 or text[j - 1] in "\n[{," or (j < i and text[j - 1] in ":?-"):
+            if j > 0 and text[j - 1] == "\n" and _continues_plain(text, j, i):
+                continue
             return True
     return False
+
+
+#: an empty flow collection as a whole value (`key: []`, `- {}`), read alike by both libraries
+_EMPTY_FLOW = re.compile(r"(?m)(?<=[:-] )(?:\[\]|\{\}) *$")
+#: a block mapping entry with a plain value: indentation, `- ` entries, key, value (no comment, no quote, no
+#: indicator first)
+_PLAIN_ENTRY = re.compile(r"( *(?:- +)*)([^\s#'\"\[\]{}&*!|>%@`,?:-][^#]*?): +([^\s#'\"\[\]{}&*!|>%@`,?:-][^#]*)")
+
+
+def _continues_plain(text: str, start: int, at: int) -> bool:
+    """Whether the line at `start` (its first non-space character at `at`) continues a plain scalar: above it,
+    after more such lines, stands `key: plain text` with no comment; every line in between and this one is
+    indented more than that key, does not start with `-`, `?`, `:`, `#` or a quote, and has nothing that could
+    end the scalar (`: `, ` #`, a trailing `:`). PyYAML then reads the line as more text of the scalar,
+    whatever character it starts with. Anything else counts as a node start."""
+    least = at - start  # the smallest indentation of the continuation lines
+    while True:
+        end = text.find("\n", at)
+        line = text[at:] if end < 0 else text[at:end]
+        if line[:1] in "-?:#'\"" or ": " in line or " #" in line or line.rstrip().endswith(":"):
+            return False
+        if start == 0:
+            return False
+        prev_start = text.rfind("\n", 0, start - 1) + 1
+        m = _PLAIN_ENTRY.fullmatch(text, prev_start, start - 1)
+        if m is not None:
+            value = m.group(3).rstrip()
+            return least > len(m.group(1)) and ": " not in value and not value.endswith(":")
+        prev = text[prev_start:start - 1]
+        indent = len(prev) - len(prev.lstrip(" "))
+        if indent == len(prev):
+            return False  # a blank line
+        start, at, least = prev_start, prev_start + indent, min(least, indent)
 
 
 def _doubtful(s: str) -> bool:

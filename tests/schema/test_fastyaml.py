@@ -92,6 +92,20 @@ def test_the_benchmark_style_spec_is_taken_by_the_fast_path_and_equals_pyyaml() 
     assert same(parse_yaml_fast(wrapped_flow, "f.yaml").data, pyyaml(wrapped_flow))
 
 
+def test_dumped_view_definitions_and_empty_lists_stay_on_the_lean_path() -> None:
+    """PyYAML's dumper folds a long plain scalar before an indicator (`WHERE t.c1\n    > 0`) and writes an empty
+    list as `[]`: neither is a node start, so such files are read without a tree lookup per node."""
+    docs = [{"table": "t", "foreign_keys": [], "checks": {}},
+            {"view": "v", "definition": "SELECT t00100.id, t00100.c1, t00100.state FROM public.t00100 WHERE t00100.c1 > 0"},
+            {"view": "w", "definition": "SELECT a FROM b WHERE a | 1 = 1 AND c @> d AND e ? 'x' AND f[1] = 2" + " AND a > 0" * 12}]
+    for width in (40, 80, 200):
+        text = yaml.safe_dump(docs, sort_keys=False, width=width)
+        assert not fastyaml._starts_a_node(text), text
+        assert same(fastyaml.load(text), pyyaml(text))
+    for text in ("a:\n  > 0\n", "a: b # c\n  > 0\n", "a: b\n  > 0: c\n", "a: b\n> 0\n"):
+        assert fastyaml._starts_a_node(text)  # a node start, a comment before, a key, too little indentation
+
+
 @pytest.mark.parametrize(
     "text",
     [
