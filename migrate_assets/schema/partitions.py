@@ -606,11 +606,12 @@ def _relations(conn: psycopg.Connection, desired: Sequence[Table], tables: Seque
         if key in wanted:
             t, p = wanted[key]
             src = p.source
-            where = (src.file if src else "<spec>", src.key if src else "", src.lineno if src else None)
-            if is_part and parent != f"{t.schema}.{t.name}" and parent != t.qualified:
-                problems.append(Problem(where[0], f"{p.qualified} is already a partition of {parent}", where[1], where[2]))
-            elif kind not in ("r", "p"):
-                problems.append(Problem(where[0], f"{p.qualified} exists and is not a table", where[1], where[2]))
+            message = (f"{p.qualified} is already a partition of {parent}"
+                       if is_part and parent != f"{t.schema}.{t.name}" and parent != t.qualified
+                       else f"{p.qualified} exists and is not a table" if kind not in ("r", "p") else None)
+            if message:  # the line only on a problem: reading it re-parses the spec file (lazy line map)
+                problems.append(Problem(src.file if src else "<spec>", message, src.key if src else "",
+                                        src.lineno if src else None))
     return problems
 
 

@@ -125,11 +125,25 @@ def marked(stack_info: StackInfo, tmp_path: Path) -> Iterator[Marked]:
 
 
 def live_config(p: Pipeline) -> dict[str, str]:
-    return dict(httpx.get(f"{p.connect_url}/connectors/{p.name}/config", timeout=10).json())
+    """The connector's config straight from Connect (no masking). A distributed worker answers 409 while its group
+    rebalances (e.g. just after the connector was created): polled until it answers 200."""
+    got: list[dict[str, str]] = []
+
+    def answered() -> bool:
+        r = httpx.get(f"{p.connect_url}/connectors/{p.name}/config", timeout=10)
+        if r.status_code == 200:
+            got.append(dict(r.json()))
+        return bool(got)
+
+    poll_until(answered, 60, f"{p.name}'s config from Connect")
+    return got[0]
 
 
 def connector_running(p: Pipeline) -> bool:
-    body = httpx.get(f"{p.connect_url}/connectors/{p.name}/status", timeout=10).json()
+    r = httpx.get(f"{p.connect_url}/connectors/{p.name}/status", timeout=10)
+    if r.status_code != 200:  # 409 while the group rebalances: not RUNNING yet, ask again
+        return False
+    body = r.json()
     return body["connector"]["state"] == "RUNNING" and all(t["state"] == "RUNNING" for t in body["tasks"])
 
 
