@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # spec loading imports this module; the database client and the operations load when planning
     import psycopg
 
-from migrate_assets.schema.model import Source, Table
+from migrate_assets.schema.model import Named, Source, Table
 from migrate_assets.schema.plan import Change
 from migrate_assets.schema.types import parse_type
 
@@ -26,20 +26,13 @@ ENUM_KEYS = {"enum", "schema", "values"}
 
 
 @dataclass(frozen=True)
-class Enum:
+class Enum(Named):
     schema: str
     name: str
     values: tuple[str, ...]
     renamed: tuple[tuple[str, str], ...] = ()  #: (old label, new label), desired side only
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.schema, self.name)
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
 
     @property
     def type_name(self) -> str:

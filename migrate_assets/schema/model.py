@@ -199,8 +199,24 @@ class Exclude:
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
 
+class Named:
+    """What every object named by schema and name has: its `key` (the pair) and its `qualified` name."""
+
+    __slots__ = ()  # the dataclasses below keep their slots
+    schema: str
+    name: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.schema, self.name)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
 @dataclass(frozen=True)
-class Table:
+class Table(Named):
     schema: str
     name: str
     columns: tuple[Column, ...] = ()
@@ -226,13 +242,6 @@ class Table:
     #: a partitioned table: its key and partitions (`schema.partitions`); None for a plain table
     partitioning: Partitioning | None = None
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.schema, self.name)
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
 
     @functools.cached_property
     def _by_name(self) -> dict[str, Column]:

@@ -46,7 +46,7 @@ from psycopg import sql
 from migrate_assets.errors import Problem, SpecError
 from migrate_assets.schema import ddl
 from migrate_assets.schema.ddl import ident, q, table_ident
-from migrate_assets.schema.model import Source, Table, object_name
+from migrate_assets.schema.model import Named, Source, Table, object_name
 from migrate_assets.schema.plan import Change, Hazard, Unmanaged
 from migrate_assets.schema.sqltext import tokens
 
@@ -109,7 +109,7 @@ def _value_sql(v: BoundValue) -> sql.Composable:
 
 
 @dataclass(frozen=True)
-class Partition:
+class Partition(Named):
     name: str
     schema: str
     bound: Bound
@@ -121,13 +121,6 @@ class Partition:
     pending: bool = field(default=False, compare=False)
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.schema, self.name)
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 from migrate_assets.errors import Problem, SpecError
-from migrate_assets.schema.model import Source, Table
+from migrate_assets.schema.model import Named, Source, Table
 from migrate_assets.schema.plan import Change
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ OPTIONS = ("type", "increment", "minvalue", "maxvalue", "start", "cache", "cycle
 
 
 @dataclass(frozen=True)
-class Sequence:
+class Sequence(Named):
     schema: str
     name: str
     type: str = "bigint"
@@ -64,13 +64,6 @@ class Sequence:
     #: desired side: where `owned_by` is written (its own line, for messages)
     owned_source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.schema, self.name)
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
 
     def options(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in OPTIONS}

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 from migrate_assets.schema import ddl
-from migrate_assets.schema.model import INDEX_METHODS, Source
+from migrate_assets.schema.model import INDEX_METHODS, Named, Source
 
 if TYPE_CHECKING:
     import psycopg
@@ -62,7 +62,7 @@ class ViewIndex:
 
 
 @dataclass(frozen=True)
-class View:
+class View(Named):
     schema: str
     name: str
     definition: str
@@ -88,13 +88,6 @@ class View:
     #: a materialized view that holds its query's rows (False: created WITH NO DATA, never refreshed)
     populated: bool = field(default=True, compare=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.schema, self.name)
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
 
     @property
     def what(self) -> str:
