@@ -55,6 +55,7 @@ class SpecSet(list[Table]):
     #: views, materialized views, schemas and extensions it declares (`schema/views.py`)
     schema_objects: tuple[Any, ...] = ()
     sequences: tuple[Any, ...] = ()  #: `schema.sequence_objects.Sequence`s
+    domains: tuple[Any, ...] = ()  #: `schema.domains.Domain`s
 
 
 def enums_of(desired: Sequence[Table]) -> tuple[Enum, ...]:

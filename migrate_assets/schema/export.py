@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 import yaml
 
-from migrate_assets.schema import partitions, sequence_objects, unmanaged, viewplan, views
+from migrate_assets.schema import domains, partitions, sequence_objects, unmanaged, viewplan, views
 from migrate_assets.schema.enums import all_live_enums
 from migrate_assets.schema.introspect import catalog_path, introspect
 from migrate_assets.schema.model import (
@@ -53,10 +53,10 @@ WHERE n.nspname = ANY(%(schemas)s)
                                                              JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid)))
   AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.objid = c.oid AND e.deptype = 'e')
 UNION ALL
-SELECT n.nspname, t.typname::text, CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'range_type' END, 'columns may use it by name (' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
+SELECT n.nspname, t.typname::text, 'range_type', 'columns may use it by name (' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
        || '); the type itself is not managed'
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('d', 'r')
+WHERE n.nspname = ANY(%(schemas)s) AND t.typtype = 'r'
   AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.objid = t.oid AND e.deptype = 'e')
 UNION ALL
 SELECT n.nspname, p.oid::regprocedure::text, CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate'
@@ -101,6 +101,9 @@ def export(conn: psycopg.Connection, schemas: Iterable[str], default_schema: str
         for s in sequence_objects.all_live_sequences(conn, names):
             out.files[_file_name(Table(s.schema, s.name)).replace(".yaml", ".sequence.yaml")] = dump(
                 sequence_objects.document(s, default_schema))
+        for d in domains.all_live_domains(conn, names):  # issue 15 types: domains
+            out.files[_file_name(Table(d.schema, d.name)).replace(".yaml", ".domain.yaml")] = dump(
+                domains.document(d, default_schema))
     out.not_expressed.extend(Unmanaged(str(nsp), str(kind), str(name), str(why)) for nsp, name, kind, why in rows)
     out.not_expressed.sort(key=lambda u: (u.table, u.kind, u.name))
     return out
