@@ -400,6 +400,14 @@ class Planned:
     new: set[str]
     schemas: set[str]
 
+    def merge(self, other: Any) -> None:
+        """Put `other`'s (composites.Planned) changes first: a domain may be over a composite type."""
+        self.changes[:0] = other.changes
+        self.refusals += other.refusals
+        self.names |= other.names
+        self.new |= other.new
+        self.schemas |= other.schemas
+
 
 def prepare(conn: psycopg.Connection[Any], desired: Sequence[Table], new_types: set[str]) -> Planned:
     """The planner's hook: the declared domains read, compared with the live ones and planned (`new_types`: type

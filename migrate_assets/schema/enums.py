@@ -56,6 +56,7 @@ class SpecSet(list[Table]):
     schema_objects: tuple[Any, ...] = ()
     sequences: tuple[Any, ...] = ()  #: `schema.sequence_objects.Sequence`s
     domains: tuple[Any, ...] = ()  #: `schema.domains.Domain`s
+    composites: tuple[Any, ...] = ()  #: `schema.composites.Composite`s
 
 
 def enums_of(desired: Sequence[Table]) -> tuple[Enum, ...]:

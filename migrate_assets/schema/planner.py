@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from migrate_assets.errors import Problem, SpecError, UsageError
-from migrate_assets.schema import domains, partitions, sequence_objects, unmanaged, viewplan
+from migrate_assets.schema import composites, domains, partitions, sequence_objects, unmanaged, viewplan
 from migrate_assets.schema.diff import (
     TableKey,
     check_canon_key,
@@ -110,7 +110,9 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     have_enums = live_enums(conn, [e.key for e in declared])
     new_enums = {e.type_name for e in declared if e.key not in have_enums}
     with viewplan.extensions_present(conn, pre):  # types of an extension the plan creates resolve
-        doms = domains.prepare(conn, desired, new_enums)  # issue 15 types: declared domains (domains.py)
+        comps = composites.prepare(conn, desired, new_enums)  # issue 15 types: composites.py, domains.py
+        doms = domains.prepare(conn, desired, new_enums | comps.new)
+        doms.merge(comps)
         if todo:
             todo = resolve_types(conn, todo, {c.type for t in live.values() for c in t.columns},
                                  {e.type_name for e in declared} | doms.names)

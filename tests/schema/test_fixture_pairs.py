@@ -69,6 +69,12 @@ SELECT 'domain', n.nspname || '.' || t.typname, format_type(t.typbasetype, t.typ
        || ' ' || pg_get_constraintdef(c.oid), ', ' ORDER BY c.conname) FROM pg_constraint c WHERE c.contypid = t.oid))
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE t.typtype = 'd' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+UNION ALL
+SELECT 'composite', n.nspname || '.' || t.typname, '', (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid,
+       a.atttypmod) || ' ' || a.attcollation, ', ' ORDER BY a.attnum) FROM pg_attribute a
+       WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_class c ON c.oid = t.typrelid
+WHERE t.typtype = 'c' AND c.relkind = 'c' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 """
 
 
