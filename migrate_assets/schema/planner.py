@@ -16,7 +16,15 @@ import psycopg
 from psycopg import sql
 
 from migrate_assets.errors import Problem, SpecError, UsageError
-from migrate_assets.schema import composites, domains, partitions, sequence_objects, unmanaged, viewplan
+from migrate_assets.schema import (
+    composites,
+    domains,
+    enum_drops,
+    partitions,
+    sequence_objects,
+    unmanaged,
+    viewplan,
+)
 from migrate_assets.schema.diff import (
     TableKey,
     check_canon_key,
@@ -108,7 +116,7 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     declared = enums_of(desired)
     pre = viewplan.plan_extensions(conn, desired)  # schemas and extensions (views.py)
     have_enums = live_enums(conn, [e.key for e in declared])
-    new_enums = {e.type_name for e in declared if e.key not in have_enums}
+    new_enums = {e.type_name for e in declared if e.key not in have_enums and not e.drop}
     with viewplan.extensions_present(conn, pre):  # types of an extension the plan creates resolve
         comps = composites.prepare(conn, desired, new_enums)  # issue 15 types: composites.py, domains.py
         doms = domains.prepare(conn, desired, new_enums | comps.new)
@@ -133,9 +141,11 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     new_schemas = {t.schema for t in chosen if t.key not in live} | {e.schema for e in declared} | {s.schema for s in seqs} | doms.schemas
     missing = new_schemas - existing_schemas(conn, new_schemas) if new_schemas else set()
     enum_changes, enum_refusals = diff_enums(declared, have_enums)
+    enum_dropped, drop_refusals = enum_drops.plan(conn, declared, have_enums)  # issue 15 types: `drop: true`
+    enum_refusals += drop_refusals
     res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing | pre.schemas,
                first=pre.changes + enum_changes + doms.changes + seq_early, context=chosen, standalone=standalone)
-    changes = sequence_objects.place(res.changes, seq_late)  # OWNED BY once the tables exist
+    changes = sequence_objects.place(res.changes, seq_late) + enum_dropped  # OWNED BY once the tables exist
     vp = viewplan.plan_views(conn, desired, changes, manage=not opts.only_tables)  # views after the tables
     return Plan(tuple(viewplan.in_order(changes + vp.changes)), scope_fingerprint(live, scope), scope,
                 tuple(enum_refusals) + tuple(doms.refusals) + tuple(seq_refusals) + tuple(res.refusals) + tuple(pre.refusals)

@@ -790,9 +790,10 @@ def _enum(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Enum | Non
             ctx.add(vpath, f"duplicate value {label!r}")
         else:
             values.append(label)
+    drop = ctx.boolean(e, "drop", False)  # issue 15 types: dropped when unused (enum_drops.py)
     if why or not values:
         return None
-    return Enum(schema, str(name), tuple(values), tuple(renamed), ctx.src(path))
+    return Enum(schema, str(name), tuple(values), tuple(renamed), source=ctx.src(path), drop=drop)
 
 
 _CACHE_VERSION = b"spec-data-v2"

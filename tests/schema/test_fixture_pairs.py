@@ -118,6 +118,10 @@ def test_pair_converges(fresh_db_factory, tmp_path: Path, case: str) -> None:  #
     execute(b, b_sql)
     execute(b, inserts)  # B itself takes the rows
     listed = _export(b, tmp_path)
+    for line in b_sql.splitlines():  # `-- @drop-enums: s.name …`: enums A has and B does not, declared `drop: true`
+        if line.startswith("-- @drop-enums:"):
+            for name in line.split(":", 1)[1].split("(")[0].split():
+                (tmp_path / f"{name}.dropped.enum.yaml").write_text(f"enum: {name}\nvalues: [x]\ndrop: true\n")
     assert _plan(b, tmp_path, _schemas(b)).empty, "export then plan against the same database must plan nothing"
     first = _plan(a, tmp_path, _schemas(a))
     apply(a, first, on_breaking_change="warn")
@@ -136,6 +140,11 @@ def test_pair_converges(fresh_db_factory, tmp_path: Path, case: str) -> None:  #
             assert conn.execute("SELECT last_value FROM batch_seq").fetchone() == (100,)
             assert conn.execute("SELECT count(*) FROM totals").fetchone() == (0,)  # built before the rows, never refreshed
             assert conn.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'measurements'::regclass").fetchone() == (2,)
+    if case == "domains_composites":  # the enum declared `drop: true` is gone; domains and composites exported
+        with psycopg.connect(a, autocommit=True) as conn:
+            assert conn.execute("SELECT to_regtype('public.old_status')").fetchone() == (None,)
+        assert not {"domain", "composite_type"} & {x.split(" ")[0] for x in listed}, listed
+        assert any(c.kind == "drop_enum" for c in first.changes)
     if case == "unmanaged_kept":  # everything the format has no words for is named, with its kind
         kinds = {x.split(" ")[0] for x in listed}
         assert {"trigger", "function"} <= kinds, listed
