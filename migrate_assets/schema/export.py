@@ -9,7 +9,8 @@ not tables (range types, functions, partitions of partitions), read in one catal
 a file each (`<schema>.<name>.enum.yaml`); so do views and materialized views (`<schema>.<name>.view.yaml` /
 `.matview.yaml`, the definition as `pg_get_viewdef` prints it), schemas other than the default one
 (`<name>.schema.yaml`), extensions (`<name>.extension.yaml`, with their version) and sequences of their own (not
-an identity's or a serial's: `<schema>.<name>.sequence.yaml`). A partitioned table's file has its `partition_by`
+an identity's or a serial's: `<schema>.<name>.sequence.yaml`), domains (`.domain.yaml`) and composite types
+(`.composite.yaml`). A partitioned table's file has its `partition_by`
 and `partitions`; partitions have no file of their own.
 """
 
