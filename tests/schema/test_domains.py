@@ -156,3 +156,18 @@ def test_a_check_postgres_cannot_validate_under_an_array_column_is_refused(fresh
                                                         "length(VALUE) < 9}]\n"))
     assert any("public.bags.codes" in r and "array or composite" in r for r in p.refusals), p.refusals
     assert not p.changes
+
+
+def test_the_documented_domain_composite_and_enum_examples_converge(fresh_dsn: str) -> None:
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S)
+              if "domain:" in b or "composite:" in b or "drop: true            #" in b]
+    assert len(blocks) == 3
+    execute(fresh_dsn, "CREATE TYPE old_status AS ENUM ('draft', 'sent')")
+    for b in blocks:
+        p = converge(fresh_dsn, b)
+        assert p.changes and not p.refusals
+    assert scalar(fresh_dsn, "SELECT to_regtype('old_status')") is None
