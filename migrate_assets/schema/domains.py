@@ -248,6 +248,7 @@ def read_desired(conn: psycopg.Connection[Any], declared: Sequence[Domain], live
     in a transaction that is always rolled back, one statement per key so a refusal names its key. Domains
     spelled as the live one are taken as they are; a new domain over a type the plan itself creates is planned
     as written (Postgres reads it at apply). SpecError (file, line, key) for what Postgres refuses."""
+    from migrate_assets.schema import ddl
     from migrate_assets.schema.viewplan import _one_statement, scratch_transaction
 
     out: dict[tuple[str, str], Domain] = {}
@@ -271,10 +272,9 @@ def read_desired(conn: psycopg.Connection[Any], declared: Sequence[Domain], live
                     tmp, sql.SQL(d.type),  # checked offline: one type, no ';'
                     sql.SQL(" COLLATE {}").format(collation_sql(d.collation)) if d.collation else sql.SQL("")))]
             if d.default is not None:
-                steps.append(("default", sql.SQL("ALTER DOMAIN {} SET DEFAULT ({})").format(tmp, sql.SQL(d.default))))
+                steps.append(("default", sql.SQL(ddl.domain_default("pg_temp", f"ma_domain_{i}", d.default))))
             for cname, expr in d.checks:
-                steps.append((f"checks.{cname}", sql.SQL("ALTER DOMAIN {} ADD CONSTRAINT {} CHECK ({}) NOT VALID").format(
-                    tmp, sql.Identifier(cname), sql.SQL(expr))))
+                steps.append((f"checks.{cname}", sql.SQL(ddl.domain_add_check("pg_temp", f"ma_domain_{i}", cname, expr))))
             failed = False
             for key, stmt in steps:
                 state, msg = _one_statement(conn, stmt.as_bytes(conn))

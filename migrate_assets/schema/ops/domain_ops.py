@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from migrate_assets.schema import hazards
+from migrate_assets.schema import ddl, hazards
 from migrate_assets.schema.ddl import q
 from migrate_assets.schema.model import Table
 from migrate_assets.schema.ops.base import Ddl, Operation
@@ -76,12 +76,9 @@ class SetDomainDefault(Operation):
         return f"domain {table.qualified}: {to} (was {self.previous if self.previous is not None else 'none'})"
 
     def plain(self, table: Table) -> Ddl:
-        def stmt(v: str | None) -> str:
-            if v is None:
-                return q("ALTER DOMAIN {} DROP DEFAULT", _dom(table))
-            return q("ALTER DOMAIN {} SET DEFAULT {}", _dom(table), _expr(v))
-
-        return Ddl((stmt(self.default),), (stmt(self.previous),), True, (), hazards.NONE)
+        s, n = table.schema, table.name
+        return Ddl((ddl.domain_default(s, n, self.default),), (ddl.domain_default(s, n, self.previous),), True, (),
+                   hazards.NONE)
 
 
 @dataclass(frozen=True)
@@ -99,8 +96,8 @@ class DomainNotNull(Operation):
         return f"domain {table.qualified}: set not null ({_users(self.used_by)})"
 
     def plain(self, table: Table) -> Ddl:
-        on = q("ALTER DOMAIN {} SET NOT NULL", _dom(table))
-        off = q("ALTER DOMAIN {} DROP NOT NULL", _dom(table))
+        on = ddl.domain_not_null(table.schema, table.name, True)
+        off = ddl.domain_not_null(table.schema, table.name, False)
         if self.not_null:
             return Ddl((on,), (off,), True, (), (Hazard.LONG_RUNNING,) if self.used_by else hazards.NONE)
         return Ddl((off,), (on,), True, (), hazards.NONE)
@@ -119,10 +116,9 @@ class AddDomainCheck(Operation):
         return f"domain {table.qualified}: add check {self.name} {self.expression} NOT VALID (no table locked)"
 
     def plain(self, table: Table) -> Ddl:
-        return Ddl((q("ALTER DOMAIN {} ADD CONSTRAINT {} CHECK {} NOT VALID", _dom(table), sql.Identifier(self.name),
-                      _expr(self.expression)),),
-                   (q("ALTER DOMAIN {} DROP CONSTRAINT {}", _dom(table), sql.Identifier(self.name)),), True, (),
-                   hazards.NONE)
+        s, n = table.schema, table.name
+        return Ddl((ddl.domain_add_check(s, n, self.name, self.expression),),
+                   (ddl.domain_drop_check(s, n, self.name),), True, (), hazards.NONE)
 
 
 @dataclass(frozen=True)
@@ -139,8 +135,8 @@ class ValidateDomainCheck(Operation):
         return f"domain {table.qualified}: validate check {self.name} ({_users(self.used_by)})"
 
     def plain(self, table: Table) -> Ddl:
-        return Ddl((q("ALTER DOMAIN {} VALIDATE CONSTRAINT {}", _dom(table), sql.Identifier(self.name)),), (), True,
-                   (), (Hazard.LONG_RUNNING,) if self.used_by else hazards.NONE)
+        return Ddl((ddl.domain_validate(table.schema, table.name, self.name),), (), True, (),
+                   (Hazard.LONG_RUNNING,) if self.used_by else hazards.NONE)
 
 
 @dataclass(frozen=True)
@@ -156,8 +152,7 @@ class DropDomainCheck(Operation):
         return f"domain {table.qualified}: drop check {self.name} {self.expression}"
 
     def plain(self, table: Table) -> Ddl:
-        return Ddl((q("ALTER DOMAIN {} DROP CONSTRAINT {}", _dom(table), sql.Identifier(self.name)),),
-                   (q("ALTER DOMAIN {} ADD CONSTRAINT {} CHECK {} NOT VALID", _dom(table), sql.Identifier(self.name),
-                      _expr(self.expression)),
-                    q("ALTER DOMAIN {} VALIDATE CONSTRAINT {}", _dom(table), sql.Identifier(self.name))), True, (),
-                   (Hazard.REMOVES_CONSTRAINT,))
+        s, n = table.schema, table.name
+        return Ddl((ddl.domain_drop_check(s, n, self.name),),
+                   (ddl.domain_add_check(s, n, self.name, self.expression), ddl.domain_validate(s, n, self.name)),
+                   True, (), (Hazard.REMOVES_CONSTRAINT,))
