@@ -4,6 +4,8 @@ the locks each statement takes read from pg_locks, and bad input exit 2 naming f
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -160,7 +162,6 @@ def test_a_check_postgres_cannot_validate_under_an_array_column_is_refused(fresh
 
 def test_the_documented_domain_composite_and_enum_examples_converge(fresh_dsn: str) -> None:
     import re
-    from pathlib import Path
 
     doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
     blocks = [b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S)
@@ -171,3 +172,32 @@ def test_the_documented_domain_composite_and_enum_examples_converge(fresh_dsn: s
         p = converge(fresh_dsn, b)
         assert p.changes and not p.refusals
     assert scalar(fresh_dsn, "SELECT to_regtype('old_status')") is None
+
+
+def test_cli_export_plan_check_and_refusals(fresh_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the CLI: export writes domain and composite files, `plan --check` finds nothing, a bad check is exit 2
+    naming file and key, and an enum `drop: true` still in use is exit 3 naming its user — nothing changed."""
+    import json
+
+    from tests.support import run_cli
+
+    execute(fresh_dsn, "CREATE DOMAIN pos AS int CONSTRAINT pos_check CHECK (VALUE > 0); CREATE TYPE pair AS (a pos, "
+                       "b text); CREATE TYPE st AS ENUM ('x'); CREATE TABLE t (id int PRIMARY KEY, p pair, s st)")
+    cfg = tmp_path / "migrate.yaml"
+    cfg.write_text(f"database: {{dsn: '{fresh_dsn}'}}\nschemas: schemas/\nlock_timeout: 1s\n")
+    code, out, _ = run_cli(capsys, "--config", str(cfg), "--format", "json", "export", "--schema", "public")
+    doc = json.loads(out)
+    assert code == 0 and {"public.pos.domain.yaml", "public.pair.composite.yaml"} <= set(doc["files"]), doc
+    assert not [u for u in doc["not_expressed"] if u["kind"] in ("domain", "composite_type")], doc
+    code, out, _ = run_cli(capsys, "--config", str(cfg), "plan", "--check")
+    assert code == 0 and "No changes" in out, out
+    dom = tmp_path / "schemas" / "public.pos.domain.yaml"
+    text = dom.read_text()
+    dom.write_text(text.replace("(VALUE > 0)", "(VALUE > 0) OR nope"))
+    code, _, err = run_cli(capsys, "--config", str(cfg), "plan")
+    assert code == 2 and "public.pos.domain.yaml" in err and "checks[0].expression" in err, err
+    dom.write_text(text)
+    (tmp_path / "schemas" / "public.st.enum.yaml").write_text("enum: st\nvalues: [x]\ndrop: true\n")
+    code, out, err = run_cli(capsys, "--config", str(cfg), "apply", "--auto-approve")
+    assert code == 3 and "column s of table t" in out + err, out + err
+    assert scalar(fresh_dsn, "SELECT to_regtype('st')::text") == "st"
