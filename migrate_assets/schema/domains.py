@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
@@ -416,6 +416,12 @@ def prepare(conn: psycopg.Connection[Any], desired: Sequence[Table], new_types: 
     if not declared:
         return Planned([], [], set(), set(), set())
     live = live_domains(conn, [d.key for d in declared])
+    for d in declared:  # array columns of the domain the specs declare (maybe new in this plan): as live ones
+        have = live.get(d.key)
+        arrays = {f"{t.qualified}.{c.name}" for t in desired for c in t.columns
+                  if c.type.array_dims and c.type.name == d.type_name}
+        if have is not None and arrays - set(have.contained_in):
+            live[d.key] = replace(have, contained_in=tuple(sorted(set(have.contained_in) | arrays)))
     new = {d.type_name for d in declared if d.key not in live}
     read = read_desired(conn, declared, live, set(new_types) | new)
     changes, refusals = plan(declared, live, read)

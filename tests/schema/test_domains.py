@@ -158,6 +158,13 @@ def test_a_check_postgres_cannot_validate_under_an_array_column_is_refused(fresh
                                                         "length(VALUE) < 9}]\n"))
     assert any("public.bags.codes" in r and "array or composite" in r for r in p.refusals), p.refusals
     assert not p.changes
+    # the same when the array column is new in the same plan (VALIDATE would fail after commit otherwise)
+    execute(fresh_dsn, "DROP TABLE bags")
+    p = plan(fresh_dsn, SPEC.replace("  collation: C\n", "  collation: C\n  checks: [{name: short, expression: "
+                                                        "length(VALUE) < 9}]\n")
+             + "- table: bags\n  columns: [{name: id, type: integer, primary_key: true}, "
+               "{name: codes, type: 'billing.code[]', nullable: true}]\n")
+    assert any("public.bags.codes" in r for r in p.refusals), p.refusals
 
 
 def test_the_documented_domain_composite_and_enum_examples_converge(fresh_dsn: str) -> None:
