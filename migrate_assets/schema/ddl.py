@@ -398,3 +398,33 @@ def sequence_options(options: tuple[tuple[str, int | bool], ...], *, alter: bool
 
 def set_identity_options(schema: str, table: str, column: str, options: tuple[tuple[str, int | bool], ...]) -> str:
     return alter(schema, table, "ALTER COLUMN {} {}", ident(column), sequence_options(options, alter=True))
+
+
+# -- domains (issue 15 types; schema/domains.py, schema/ops/domain_ops.py) ------------------------------------------
+def alter_domain(schema: str, name: str, action: str, *args: sql.Composable) -> str:
+    """`ALTER DOMAIN <schema.name> <action>`: SET/DROP DEFAULT, SET/DROP NOT NULL, ADD CONSTRAINT … CHECK (…) [NOT
+    VALID], VALIDATE CONSTRAINT, DROP CONSTRAINT. Expressions come in as one bracketed, checked expression."""
+    return q("ALTER DOMAIN {} " + action, sql.Identifier(schema, name), *args)
+
+
+def domain_default(schema: str, name: str, default: str | None) -> str:
+    if default is None:
+        return alter_domain(schema, name, "DROP DEFAULT")
+    return alter_domain(schema, name, "SET DEFAULT ({})", sql.SQL(default))  # noqa: S608 - checked, read by Postgres
+
+
+def domain_not_null(schema: str, name: str, on: bool) -> str:
+    return alter_domain(schema, name, "SET NOT NULL" if on else "DROP NOT NULL")
+
+
+def domain_add_check(schema: str, name: str, check: str, expression: str, *, not_valid: bool = True) -> str:
+    return alter_domain(schema, name, "ADD CONSTRAINT {} CHECK ({})" + (" NOT VALID" if not_valid else ""),
+                        ident(check), sql.SQL(expression))  # noqa: S608 - checked, read by Postgres
+
+
+def domain_validate(schema: str, name: str, check: str) -> str:
+    return alter_domain(schema, name, "VALIDATE CONSTRAINT {}", ident(check))
+
+
+def domain_drop_check(schema: str, name: str, check: str) -> str:
+    return alter_domain(schema, name, "DROP CONSTRAINT {}", ident(check))

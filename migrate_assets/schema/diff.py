@@ -330,11 +330,13 @@ def _rank(c: Change) -> int:
     unique keys of constraints), foreign keys that need such a key, and VALIDATE CONSTRAINT last."""
     if c.transactional:
         early = ("create_schema", "create_extension", "update_extension", "move_extension", "create_enum",
-                 "rename_enum_value", "drop_foreign_key", "drop_view")
+                 "rename_enum_value", "drop_foreign_key", "drop_view",
+                 "create_domain", "set_domain_default", "domain_not_null", "add_domain_check", "drop_domain_check",
+                 "create_composite", "add_attribute", "drop_attribute", "alter_attribute")
         late = ("add_foreign_key", "create_view", "replace_view", "alter_view")  # views: schema/viewplan.py
         return 0 if c.kind in early else 2 if c.kind in late else 1
     return {"drop_index": 3, "detach_partition": 3, "attach_partition": 3, "add_foreign_key": 5,
-            "validate_constraint": 6}.get(c.kind, 4)
+            "validate_constraint": 6, "validate_domain_check": 6}.get(c.kind, 4)
 
 
 def _create_table(t: Table) -> Change:

@@ -22,7 +22,7 @@ from migrate_assets.schema.model import Named, Source, Table
 from migrate_assets.schema.plan import Change
 from migrate_assets.schema.types import parse_type
 
-ENUM_KEYS = {"enum", "schema", "values"}
+ENUM_KEYS = {"enum", "schema", "values", "drop"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class Enum(Named):
     name: str
     values: tuple[str, ...]
     renamed: tuple[tuple[str, str], ...] = ()  #: (old label, new label), desired side only
+    #: desired side: `drop: true` — drop it when nothing uses it (`schema.enum_drops`)
+    drop: bool = field(default=False, compare=False)
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
 
 
@@ -48,6 +50,8 @@ class SpecSet(list[Table]):
     #: views, materialized views, schemas and extensions it declares (`schema/views.py`)
     schema_objects: tuple[Any, ...] = ()
     sequences: tuple[Any, ...] = ()  #: `schema.sequence_objects.Sequence`s
+    domains: tuple[Any, ...] = ()  #: `schema.domains.Domain`s
+    composites: tuple[Any, ...] = ()  #: `schema.composites.Composite`s
 
 
 def enums_of(desired: Sequence[Table]) -> tuple[Enum, ...]:
@@ -94,6 +98,8 @@ def diff_enums(desired: Iterable[Enum], live: dict[tuple[str, str], Enum]) -> tu
     refusals: list[str] = []
     for want in desired:
         have = live.get(want.key)
+        if want.drop:  # planned by schema.enum_drops
+            continue
         if have is None:
             changes.append(_change(want, ops.CreateEnum(values=want.values)))
             continue

@@ -5,11 +5,12 @@ Postgres' own spelling (types as `format_type` prints them, expressions as `pg_g
 What the format cannot express is never skipped silently: every such object (or property) comes back in
 `Export.not_expressed` with its name, kind and why: the objects `plan` lists as unmanaged for a table (expression
 indexes, triggers, policies, column collations…), and the objects of the schemas that are
-not tables (domains, composite types, functions, partitions of partitions), read in one catalog query. Enums get
+not tables (range types, functions, partitions of partitions), read in one catalog query. Enums get
 a file each (`<schema>.<name>.enum.yaml`); so do views and materialized views (`<schema>.<name>.view.yaml` /
 `.matview.yaml`, the definition as `pg_get_viewdef` prints it), schemas other than the default one
 (`<name>.schema.yaml`), extensions (`<name>.extension.yaml`, with their version) and sequences of their own (not
-an identity's or a serial's: `<schema>.<name>.sequence.yaml`). A partitioned table's file has its `partition_by`
+an identity's or a serial's: `<schema>.<name>.sequence.yaml`), domains (`.domain.yaml`) and composite types
+(`.composite.yaml`). A partitioned table's file has its `partition_by`
 and `partitions`; partitions have no file of their own.
 """
 
@@ -24,7 +25,15 @@ from typing import Any
 import psycopg
 import yaml
 
-from migrate_assets.schema import partitions, sequence_objects, unmanaged, viewplan, views
+from migrate_assets.schema import (
+    composites,
+    domains,
+    partitions,
+    sequence_objects,
+    unmanaged,
+    viewplan,
+    views,
+)
 from migrate_assets.schema.enums import all_live_enums
 from migrate_assets.schema.introspect import catalog_path, introspect
 from migrate_assets.schema.model import (
@@ -48,15 +57,15 @@ SELECT n.nspname, c.relname::text, CASE c.relkind WHEN 'S' THEN 'sequence' WHEN 
             ELSE 'the spec format has no words for this kind' END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = ANY(%(schemas)s)
-  AND (c.relkind IN ('f', 'c')
+  AND (c.relkind = 'f'
        OR (c.relkind IN ('r', 'p') AND c.relispartition AND (SELECT p.relispartition FROM pg_inherits i
                                                              JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid)))
   AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.objid = c.oid AND e.deptype = 'e')
 UNION ALL
-SELECT n.nspname, t.typname::text, CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'range_type' END, 'columns may use it by name (' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
+SELECT n.nspname, t.typname::text, 'range_type', 'columns may use it by name (' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
        || '); the type itself is not managed'
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE n.nspname = ANY(%(schemas)s) AND t.typtype IN ('d', 'r')
+WHERE n.nspname = ANY(%(schemas)s) AND t.typtype = 'r'
   AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.objid = t.oid AND e.deptype = 'e')
 UNION ALL
 SELECT n.nspname, p.oid::regprocedure::text, CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate'
@@ -101,6 +110,12 @@ def export(conn: psycopg.Connection, schemas: Iterable[str], default_schema: str
         for s in sequence_objects.all_live_sequences(conn, names):
             out.files[_file_name(Table(s.schema, s.name)).replace(".yaml", ".sequence.yaml")] = dump(
                 sequence_objects.document(s, default_schema))
+        for d in domains.all_live_domains(conn, names):  # issue 15 types: domains
+            out.files[_file_name(Table(d.schema, d.name)).replace(".yaml", ".domain.yaml")] = dump(
+                domains.document(d, default_schema))
+        for cm in composites.all_live_composites(conn, names):
+            out.files[_file_name(Table(cm.schema, cm.name)).replace(".yaml", ".composite.yaml")] = dump(
+                composites.document(cm, default_schema))
     out.not_expressed.extend(Unmanaged(str(nsp), str(kind), str(name), str(why)) for nsp, name, kind, why in rows)
     out.not_expressed.sort(key=lambda u: (u.table, u.kind, u.name))
     return out

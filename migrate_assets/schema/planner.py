@@ -16,7 +16,15 @@ import psycopg
 from psycopg import sql
 
 from migrate_assets.errors import Problem, SpecError, UsageError
-from migrate_assets.schema import partitions, sequence_objects, unmanaged, viewplan
+from migrate_assets.schema import (
+    composites,
+    domains,
+    enum_drops,
+    partitions,
+    sequence_objects,
+    unmanaged,
+    viewplan,
+)
 from migrate_assets.schema.diff import (
     TableKey,
     check_canon_key,
@@ -108,14 +116,17 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     declared = enums_of(desired)
     pre = viewplan.plan_extensions(conn, desired)  # schemas and extensions (views.py)
     have_enums = live_enums(conn, [e.key for e in declared])
+    new_enums = {e.type_name for e in declared if e.key not in have_enums and not e.drop}
     with viewplan.extensions_present(conn, pre):  # types of an extension the plan creates resolve
+        comps = composites.prepare(conn, desired, new_enums)  # issue 15 types: composites.py, domains.py
+        doms = domains.prepare(conn, desired, new_enums | comps.new)
+        doms.merge(comps)
         if todo:
             todo = resolve_types(conn, todo, {c.type for t in live.values() for c in t.columns},
-                                 {e.type_name for e in declared})
-        canon = _canonical(conn, todo, live, {e.type_name for e in declared if e.key not in have_enums})
+                                 {e.type_name for e in declared} | doms.names)
+        canon = _canonical(conn, todo, live, new_enums | doms.new)
         # partitions: bound values checked and compared by Postgres; tables a partition would be made from
-        canon.predicates.update(partitions.check(conn, chosen, live,
-                                                 {e.type_name for e in declared if e.key not in have_enums}))
+        canon.predicates.update(partitions.check(conn, chosen, live, new_enums | doms.new))
     standalone = partitions.standalone_tables(conn, [p.key for t in todo if t.partitioning and t.key in live
                                                      for p in t.partitioning.partitions if not p.drop])
     seqs = sequence_objects.sequences_of(desired)
@@ -127,15 +138,17 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     if opts.allow_drop_table:
         want = {t.key for t in desired}
         drops = sorted(k for k in live if k not in want)
-    new_schemas = {t.schema for t in chosen if t.key not in live} | {e.schema for e in declared} | {s.schema for s in seqs}
+    new_schemas = {t.schema for t in chosen if t.key not in live} | {e.schema for e in declared} | {s.schema for s in seqs} | doms.schemas
     missing = new_schemas - existing_schemas(conn, new_schemas) if new_schemas else set()
     enum_changes, enum_refusals = diff_enums(declared, have_enums)
+    enum_dropped, drop_refusals = enum_drops.plan(conn, declared, have_enums)  # issue 15 types: `drop: true`
+    enum_refusals += drop_refusals
     res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing | pre.schemas,
-               first=pre.changes + enum_changes + seq_early, context=chosen, standalone=standalone)
-    changes = sequence_objects.place(res.changes, seq_late)  # OWNED BY once the tables exist
+               first=pre.changes + enum_changes + doms.changes + seq_early, context=chosen, standalone=standalone)
+    changes = sequence_objects.place(res.changes, seq_late) + enum_dropped  # OWNED BY once the tables exist
     vp = viewplan.plan_views(conn, desired, changes, manage=not opts.only_tables)  # views after the tables
     return Plan(tuple(viewplan.in_order(changes + vp.changes)), scope_fingerprint(live, scope), scope,
-                tuple(enum_refusals) + tuple(seq_refusals) + tuple(res.refusals) + tuple(pre.refusals)
+                tuple(enum_refusals) + tuple(doms.refusals) + tuple(seq_refusals) + tuple(res.refusals) + tuple(pre.refusals)
                 + tuple(vp.refusals),
                 viewplan.managed_listing(unmanaged.listing(chosen, live), desired))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate_assets.errors import InvalidInputError, Problem, SpecError
-from migrate_assets.schema import partitions, sequence_objects, views
+from migrate_assets.schema import composites, domains, partitions, sequence_objects, views
 from migrate_assets.schema.ddl import OPERATOR_RE
 from migrate_assets.schema.enums import ENUM_KEYS, Enum, SpecSet
 from migrate_assets.schema.model import (
@@ -726,6 +726,8 @@ def _from_doc(doc: YamlDoc, default_schema: str) -> SpecSet:
     enums = []
     objects = []
     sequences = []
+    domain_docs: list[Any] = []
+    composite_docs: list[Any] = []
     for v, p in items:
         if isinstance(v, dict) and "enum" in v and "table" not in v:
             e = _enum(ctx, v, p, default_schema)
@@ -734,6 +736,12 @@ def _from_doc(doc: YamlDoc, default_schema: str) -> SpecSet:
         elif isinstance(v, dict) and views.is_object(v):  # view, materialized view, extension, schema
             if (o := views.parse_object(ctx, v, p, default_schema)) is not None:
                 objects.append(o)
+        elif isinstance(v, dict) and "domain" in v and "table" not in v:  # issue 15 types: domains.py
+            if (dm := domains.parse_spec(ctx, v, p, default_schema)) is not None:
+                domain_docs.append(dm)
+        elif isinstance(v, dict) and "composite" in v and "table" not in v:  # issue 15 types: composites.py
+            if (cm := composites.parse_spec(ctx, v, p, default_schema)) is not None:
+                composite_docs.append(cm)
         elif isinstance(v, dict) and "sequence" in v and "table" not in v:
             s = sequence_objects.parse_spec(ctx, v, p, default_schema)
             if s is not None:
@@ -745,6 +753,8 @@ def _from_doc(doc: YamlDoc, default_schema: str) -> SpecSet:
     out.enums = tuple(enums)
     out.schema_objects = tuple(objects)
     out.sequences = tuple(sequences)
+    out.domains = tuple(domain_docs)
+    out.composites = tuple(composite_docs)
     return out
 
 
@@ -780,9 +790,10 @@ def _enum(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Enum | Non
             ctx.add(vpath, f"duplicate value {label!r}")
         else:
             values.append(label)
+    drop = ctx.boolean(e, "drop", False)  # issue 15 types: dropped when unused (enum_drops.py)
     if why or not values:
         return None
-    return Enum(schema, str(name), tuple(values), tuple(renamed), ctx.src(path))
+    return Enum(schema, str(name), tuple(values), tuple(renamed), source=ctx.src(path), drop=drop)
 
 
 _CACHE_VERSION = b"spec-data-v2"
@@ -902,6 +913,8 @@ def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Pat
             enums[en.key] = en
         objects.extend(loaded.schema_objects)
         sequence_objects.merge(tables, loaded, problems)
+        domains.merge(tables, loaded, problems)
+        composites.merge(tables, loaded, problems)
         for t in loaded:
             first = seen.get(t.key)
             if first is not None:

@@ -73,3 +73,27 @@ def test_an_unknown_enum_in_a_column_is_exit_2(fresh_dsn: str) -> None:
     with pytest.raises(SpecError) as exc:
         apply(fresh_dsn, plan(fresh_dsn, TABLE))
     assert exc.value.exit_code == 2 and exc.value.problems[0].key == "[0].columns[1].type"
+
+
+def test_enum_with_drop_true_is_dropped_only_when_unused(fresh_dsn: str) -> None:
+    """issue 15: `drop: true` drops an unused enum; a used one is refused (exit 3) naming each user."""
+    from migrate_assets.errors import SafetyRefusal
+
+    execute(fresh_dsn, "CREATE TYPE old_mood AS ENUM ('a', 'b'); CREATE TABLE t (id int PRIMARY KEY, m old_mood); "
+                        "CREATE DOMAIN dm AS old_mood[]; CREATE FUNCTION f(old_mood) RETURNS int LANGUAGE sql AS 'select 1'")
+    spec = "- enum: old_mood\n  values: [a]\n  drop: true\n"
+    p = plan(fresh_dsn, spec)
+    (refusal,) = p.refusals
+    assert "column m of table t" in refusal and "type dm" in refusal and "function f(old_mood)" in refusal, refusal
+    with pytest.raises(SafetyRefusal) as exc:
+        apply(fresh_dsn, p)
+    assert exc.value.exit_code == 3
+    execute(fresh_dsn, "ALTER TABLE t DROP COLUMN m; DROP DOMAIN dm; DROP FUNCTION f(old_mood)")
+    p = plan(fresh_dsn, spec)
+    assert [c.kind for c in p.changes] == ["drop_enum"] and p.changes[0].breaking
+    assert p.changes[0].inverse_sql == ("CREATE TYPE \"public\".\"old_mood\" AS ENUM ('a', 'b')",)
+    apply(fresh_dsn, p, on_breaking_change="warn")
+    assert scalar(fresh_dsn, "SELECT to_regtype('old_mood')") is None
+    assert plan(fresh_dsn, spec).empty  # gone: nothing more to do
+    execute(fresh_dsn, "CREATE TYPE kept AS ENUM ('x')")
+    assert plan(fresh_dsn, spec).empty and scalar(fresh_dsn, "SELECT to_regtype('kept')::text") == "kept"

@@ -69,4 +69,4 @@ def test_docs_spec_examples_parse() -> None:
     assert len(blocks) >= 2
     for b in blocks:
         got = parse_spec_text(b, "docs/configuration.md")
-        assert [t for t in got if t.columns] or got.enums or got.schema_objects, b
+        assert [t for t in got if t.columns] or got.enums or got.schema_objects or got.domains or got.composites, b

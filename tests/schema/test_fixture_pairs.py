@@ -63,6 +63,18 @@ SELECT 'sequence', c.relname, '', concat_ws(' ', format_type(s.seqtypid, NULL), 
        AND d.deptype = 'a'))
 FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+UNION ALL
+SELECT 'domain', n.nspname || '.' || t.typname, format_type(t.typbasetype, t.typtypmod),
+       concat_ws(' ', t.typdefault, t.typnotnull, t.typcollation, (SELECT string_agg(c.conname || ' ' || c.convalidated
+       || ' ' || pg_get_constraintdef(c.oid), ', ' ORDER BY c.conname) FROM pg_constraint c WHERE c.contypid = t.oid))
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE t.typtype = 'd' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+UNION ALL
+SELECT 'composite', n.nspname || '.' || t.typname, '', (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid,
+       a.atttypmod) || ' ' || a.attcollation, ', ' ORDER BY a.attnum) FROM pg_attribute a
+       WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_class c ON c.oid = t.typrelid
+WHERE t.typtype = 'c' AND c.relkind = 'c' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 """
 
 
@@ -106,13 +118,17 @@ def test_pair_converges(fresh_db_factory, tmp_path: Path, case: str) -> None:  #
     execute(b, b_sql)
     execute(b, inserts)  # B itself takes the rows
     listed = _export(b, tmp_path)
+    for line in b_sql.splitlines():  # `-- @drop-enums: s.name …`: enums A has and B does not, declared `drop: true`
+        if line.startswith("-- @drop-enums:"):
+            for name in line.split(":", 1)[1].split("(")[0].split():
+                (tmp_path / f"{name}.dropped.enum.yaml").write_text(f"enum: {name}\nvalues: [x]\ndrop: true\n")
     assert _plan(b, tmp_path, _schemas(b)).empty, "export then plan against the same database must plan nothing"
     first = _plan(a, tmp_path, _schemas(a))
     apply(a, first, on_breaking_change="warn")
     again = _plan(a, tmp_path, _schemas(a))
     assert again.empty, [c.description for c in again.changes] + list(again.refusals)
     assert _catalog(a) == _catalog(b)
-    if case.startswith(("partitions_", "sequences")) and shutil.which("pg_dump"):  # a tool that is not ours agrees
+    if case.startswith(("partitions_", "sequences", "domains")) and shutil.which("pg_dump"):  # a tool that is not ours agrees
         assert _dump(a) == _dump(b)
     execute(a, inserts)
     if case == "partitions_views":  # views, the sequence and the partitions all managed now, and intact
@@ -124,6 +140,11 @@ def test_pair_converges(fresh_db_factory, tmp_path: Path, case: str) -> None:  #
             assert conn.execute("SELECT last_value FROM batch_seq").fetchone() == (100,)
             assert conn.execute("SELECT count(*) FROM totals").fetchone() == (0,)  # built before the rows, never refreshed
             assert conn.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'measurements'::regclass").fetchone() == (2,)
+    if case == "domains_composites":  # the enum declared `drop: true` is gone; domains and composites exported
+        with psycopg.connect(a, autocommit=True) as conn:
+            assert conn.execute("SELECT to_regtype('public.old_status')").fetchone() == (None,)
+        assert not {"domain", "composite_type"} & {x.split(" ")[0] for x in listed}, listed
+        assert any(c.kind == "drop_enum" for c in first.changes)
     if case == "unmanaged_kept":  # everything the format has no words for is named, with its kind
         kinds = {x.split(" ")[0] for x in listed}
         assert {"trigger", "function"} <= kinds, listed
