@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 from migrate_assets.errors import Problem, SpecError
-from migrate_assets.schema.model import Source, Table
+from migrate_assets.schema.model import Named, Source, Table
 from migrate_assets.schema.plan import Change
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ ATTRIBUTE_KEYS = {"name", "type", "collation"}
 
 
 @dataclass(frozen=True)
-class Composite:
+class Composite(Named):
     schema: str
     name: str
     attributes: tuple[tuple[str, str, str | None], ...]  #: (name, type, collation)
@@ -45,13 +45,6 @@ class Composite:
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
     sources: tuple[tuple[str, Source], ...] = field(default=(), compare=False, hash=False, repr=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.schema, self.name)
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
 
     @property
     def type_name(self) -> str:

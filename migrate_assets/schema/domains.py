@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 from migrate_assets.errors import Problem, SpecError
-from migrate_assets.schema.model import Source, Table
+from migrate_assets.schema.model import Named, Source, Table
 from migrate_assets.schema.plan import Change
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ CHECK_KEYS = {"name", "expression"}
 
 
 @dataclass(frozen=True)
-class Domain:
+class Domain(Named):
     schema: str
     name: str
     type: str
@@ -61,13 +61,6 @@ class Domain:
     #: desired side: where each key is written ("type", "default", "collation", "checks[i]")
     sources: tuple[tuple[str, Source], ...] = field(default=(), compare=False, hash=False, repr=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.schema, self.name)
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
 
     @property
     def type_name(self) -> str:

@@ -48,10 +48,24 @@ from migrate_assets.schema.ops.base import (
 )
 from migrate_assets.schema.ops.change_type import ChangeType
 from migrate_assets.schema.ops.comment_column import CommentColumn
+from migrate_assets.schema.ops.composite_ops import (
+    AddAttribute,
+    AlterAttribute,
+    CreateComposite,
+    DropAttribute,
+)
 from migrate_assets.schema.ops.create_enum import CreateEnum
 from migrate_assets.schema.ops.create_extension import CreateExtension, MoveExtension, UpdateExtension
 from migrate_assets.schema.ops.create_view import AlterView, CreateView, DropView, ReplaceView
 from migrate_assets.schema.ops.detach_partition import DetachPartition
+from migrate_assets.schema.ops.domain_ops import (
+    AddDomainCheck,
+    CreateDomain,
+    DomainNotNull,
+    DropDomainCheck,
+    SetDomainDefault,
+    ValidateDomainCheck,
+)
 from migrate_assets.schema.ops.drop_column import DropColumn
 from migrate_assets.schema.ops.drop_constraint import DropConstraint
 from migrate_assets.schema.ops.drop_not_null import DropNotNull
@@ -71,6 +85,8 @@ __all__ = [
     "ShapeSink", "op_from_dict", "op_to_dict",
     "AttachPartition", "DetachPartition", "CreateSequence", "AlterSequence", "SequenceOwnedBy",
     "CreateView", "ReplaceView", "DropView", "AlterView", "CreateExtension", "UpdateExtension", "MoveExtension",
+    "CreateDomain", "SetDomainDefault", "DomainNotNull", "AddDomainCheck", "ValidateDomainCheck", "DropDomainCheck",
+    "CreateComposite", "AddAttribute", "DropAttribute", "AlterAttribute",
 ]  # fmt: skip
 
 
