@@ -215,6 +215,27 @@ def _load() -> str:
 LOAD_BEFORE = _load()
 
 
+def issue_targets(rows: list[dict[str, Any]]) -> str:
+    """Issues 15 and 21: at every size >= 500 the whole process <= 0.5x pg_dump, peak RSS <= 150 MiB, and
+    ms/table within +-25 % of their mean (linear growth)."""
+    big = [r for r in rows if r["tables"] >= 500]
+    if not big:
+        return ""
+    ratios = ", ".join(f"{r['tables']}: {r['process_ratio_vs_pg_dump']:.2f}x" for r in big)
+    per = [1000 * r["plan_s"] / r["tables"] for r in big]
+    mean = sum(per) / len(per)
+    spread = max(abs(x - mean) / mean for x in per)
+    rss = max(r["peak_rss_mib"] for r in big)
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**missed**"
+
+    return (f"Issue targets at >= 500 tables: whole process <= 0.5x pg_dump ({ratios}): "
+            f"{verdict(all(r['process_ratio_vs_pg_dump'] <= 0.5 for r in big))}; peak RSS <= 150 MiB (max {rss:.0f}): "
+            f"{verdict(rss <= 150)}; ms/table within +-25 % of the mean (largest deviation {100 * spread:.0f} %): "
+            f"{verdict(spread <= 0.25)}.")
+
+
 def main() -> dict[str, Any]:
     rows = []
     with bench_cluster() as info:
@@ -248,6 +269,7 @@ def main() -> dict[str, Any]:
         f"(SPEC §10's absolute ≤ 1.0 s: **{'met' if big['plan_s'] <= 1.0 else 'missed'}**), peak RSS "
         f"{big['peak_rss_mib']:.0f} MiB (≤ 100: **{'met' if big['peak_rss_mib'] <= 100 else 'missed'}**).",
         f"Milliseconds per table (linear growth keeps this flat): {per_table}.",
+        issue_targets(rows),
         f"Load average before / after: {LOAD_BEFORE} / {_load()}. Best of {REPEATS} runs, each in a fresh process "
         "(imports excluded from plan time), interleaved with pg_dump.",
     ]
