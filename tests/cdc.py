@@ -58,6 +58,22 @@ def create_connector(connect_url: str, name: str, config: dict[str, str]) -> Non
     assert r.status_code in (200, 201), r.text
 
 
+def live_connector_config(connect_url: str, name: str, timeout: float = 60) -> dict[str, Any]:
+    """A connector's config straight from Connect. A distributed worker answers 409/500 ("a rebalance is
+    expected") while its group rebalances, e.g. right after a create or a restart: asked again until it answers
+    200."""
+    got: list[dict[str, Any]] = []
+
+    def answered() -> bool:
+        r = httpx.get(f"{connect_url}/connectors/{name}/config", timeout=10)
+        if r.status_code == 200:
+            got.append(dict(r.json()))
+        return bool(got)
+
+    poll_until(answered, timeout, f"{name}'s config from Connect")
+    return got[0]
+
+
 def connector_running(connect_url: str, name: str) -> bool:
     r = httpx.get(f"{connect_url}/connectors/{name}/status", timeout=10)
     if r.status_code != 200:

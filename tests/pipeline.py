@@ -20,7 +20,14 @@ from pyiceberg.types import NestedField, StringType
 from migrate_assets.evolution.typemap import map_type
 from migrate_assets.local.stack import StackInfo
 from migrate_assets.resources.iceberg import parse_type as parse_iceberg_type
-from tests.cdc import delete_connector, poll_until, read_values, stack_debezium_config, start_connector
+from tests.cdc import (
+    delete_connector,
+    live_connector_config,
+    poll_until,
+    read_values,
+    stack_debezium_config,
+    start_connector,
+)
 from tests.support import table_columns
 
 #: the change most evolution tests make: a nullable column `note` on the pipeline's default table
@@ -196,8 +203,7 @@ class Pipeline:
             "registry": (latest.version, latest.schema.schema_str),
             "iceberg": (table.metadata.current_schema_id, [(f.field_id, f.name, str(f.field_type))
                                                             for f in table.schema().fields]),
-            "connector": sorted(httpx.get(f"{self.connect_url}/connectors/{self.name}/config",
-                                          timeout=10).json().items()),
+            "connector": sorted(live_connector_config(self.connect_url, self.name).items()),
         }
 
 

@@ -9,6 +9,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.cdc import live_connector_config
 from tests.evolution.test_types_live import _schema_ids, _versions
 from tests.pipeline import PipelineFactory, change_file
 from tests.support import run_cli
@@ -30,10 +31,10 @@ def test_evolve_adds_an_enum_label_through_every_layer(make_pipeline: PipelineFa
                      "  - add_enum_value: {type: public.tier, value: gold, after: silver}\n")
     refused = run_cli(capsys, "evolve", str(cf), config=p.config_path, fmt="json")
     assert refused.code == 3 and "--allow-irreversible" in refused.err + refused.out, refused
-    connector = httpx.get(f"{p.connect_url}/connectors/{p.name}/config", timeout=10).json()
+    connector = live_connector_config(p.connect_url, p.name)
     expand = run_cli(capsys, "expand", str(cf), config=p.config_path, fmt="json")
     assert expand.code == 2 and "run it with `migrate-assets evolve`" in expand.err + expand.out, expand
-    assert httpx.get(f"{p.connect_url}/connectors/{p.name}/config", timeout=10).json() == connector
+    assert live_connector_config(p.connect_url, p.name) == connector
     assert _versions(p.registry_url, p.subject) == before  # both refused before any layer changed
     ran = run_cli(capsys, "evolve", str(cf), "--allow-irreversible", config=p.config_path, fmt="json")
     assert ran.code == 0, ran.out + ran.err

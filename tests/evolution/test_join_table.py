@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import httpx
 import psycopg
 import pytest
 
-from tests.cdc import poll_until
+from tests.cdc import live_connector_config, poll_until
 from tests.pipeline import Pipeline
 from tests.support import run_cli
 
@@ -27,7 +26,7 @@ def test_existing_table_joins_with_snapshot_and_streaming(pipeline: Pipeline,
     conn_step = next(s for s in res["steps"] if s["layer"] == "connector")
     assert conn_step["result"]["restarted"] is True
     assert conn_step["result"]["snapshot_requested"] == ["public.orders"]
-    config = httpx.get(f"{p.connect_url}/connectors/{p.name}/config", timeout=10).json()
+    config = live_connector_config(p.connect_url, p.name)
     assert config["signal.data.collection"] == "public.debezium_signal"
     with psycopg.connect(p.dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO public.orders VALUES (1000, 1, 2.50)")

@@ -3,12 +3,11 @@ updated with a safe restart (publication.autocreate.mode=filtered), and its even
 
 from __future__ import annotations
 
-import httpx
 import psycopg
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from tests.cdc import poll_until
+from tests.cdc import live_connector_config, poll_until
 from tests.pipeline import Pipeline
 from tests.support import run_cli
 
@@ -29,7 +28,7 @@ def test_new_table_joins_the_pipeline(pipeline: Pipeline, capsys: pytest.Capture
     assert res["status"] == "succeeded"
     conn_step = next(s for s in res["steps"] if s["layer"] == "connector")
     assert conn_step["result"]["restarted"] is True
-    include = httpx.get(f"{p.connect_url}/connectors/{p.name}/config", timeout=10).json()["table.include.list"]
+    include = live_connector_config(p.connect_url, p.name)["table.include.list"]
     assert "orders" in include
     with psycopg.connect(p.dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO public.orders VALUES (1, 1, 9.99, now())")

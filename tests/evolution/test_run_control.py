@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from migrate_assets.jobs.evolve import evolve_pipeline, rollback_evolution
-from tests.cdc import poll_until
+from tests.cdc import live_connector_config, poll_until
 from tests.evolution.faults import evolve_held_in_ddl, run_steps
 from tests.jobs.conftest import project_for
 from tests.pipeline import ADD_NOTE, Pipeline, change_file
@@ -46,7 +46,7 @@ def snapshot(p: Pipeline) -> dict[str, Any]:
         "registry_versions": reg,
         "iceberg": (table.metadata.current_schema_id, current.snapshot_id if current else None,
                     [(f.field_id, f.name, str(f.field_type)) for f in table.schema().fields]),
-        "connector": (httpx.get(f"{p.connect_url}/connectors/{p.name}/config", timeout=10).json(),
+        "connector": (live_connector_config(p.connect_url, p.name),
                       status["connector"]["state"], [t["state"] for t in status["tasks"]]),
         "runs": runs,
     }

@@ -24,7 +24,7 @@ from psycopg import sql
 
 from migrate_assets.local.stack import StackInfo
 from migrate_assets.redact import MASK, redact_config, redact_dsn, redact_text, redact_url, restore_masked
-from tests.cdc import poll_until
+from tests.cdc import live_connector_config, poll_until
 from tests.pipeline import ADD_NOTE, Pipeline
 from tests.support import CliResult, new_database, run_cli_process
 
@@ -125,18 +125,7 @@ def marked(stack_info: StackInfo, tmp_path: Path) -> Iterator[Marked]:
 
 
 def live_config(p: Pipeline) -> dict[str, str]:
-    """The connector's config straight from Connect (no masking). A distributed worker answers 409 while its group
-    rebalances (e.g. just after the connector was created): polled until it answers 200."""
-    got: list[dict[str, str]] = []
-
-    def answered() -> bool:
-        r = httpx.get(f"{p.connect_url}/connectors/{p.name}/config", timeout=10)
-        if r.status_code == 200:
-            got.append(dict(r.json()))
-        return bool(got)
-
-    poll_until(answered, 60, f"{p.name}'s config from Connect")
-    return got[0]
+    return live_connector_config(p.connect_url, p.name)
 
 
 def connector_running(p: Pipeline) -> bool:
