@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 from migrate_assets.errors import Problem, SpecError
-from migrate_assets.schema.model import Named, Source, Table
+from migrate_assets.schema.model import NamedType, Source, Table
 from migrate_assets.schema.plan import Change
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ ATTRIBUTE_KEYS = {"name", "type", "collation"}
 
 
 @dataclass(frozen=True)
-class Composite(Named):
+class Composite(NamedType):
     schema: str
     name: str
     attributes: tuple[tuple[str, str, str | None], ...]  #: (name, type, collation)
@@ -45,16 +45,6 @@ class Composite(Named):
     source: Source | None = field(default=None, compare=False, hash=False, repr=False)
     sources: tuple[tuple[str, Source], ...] = field(default=(), compare=False, hash=False, repr=False)
 
-
-    @property
-    def type_name(self) -> str:
-        from migrate_assets.schema.types import parse_type
-
-        quoted = ".".join('"' + p.replace('"', '""') + '"' for p in (self.schema, self.name))
-        return parse_type(quoted).name
-
-    def where(self, key: str) -> Source | None:
-        return dict(self.sources).get(key, self.source)
 
 
 def composites_of(desired: Sequence[Table]) -> tuple[Composite, ...]:

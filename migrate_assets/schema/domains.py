@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 
 from migrate_assets.errors import Problem, SpecError
-from migrate_assets.schema.model import Named, Source, Table
+from migrate_assets.schema.model import NamedType, Source, Table
 from migrate_assets.schema.plan import Change
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ CHECK_KEYS = {"name", "expression"}
 
 
 @dataclass(frozen=True)
-class Domain(Named):
+class Domain(NamedType):
     schema: str
     name: str
     type: str
@@ -61,16 +61,6 @@ class Domain(Named):
     #: desired side: where each key is written ("type", "default", "collation", "checks[i]")
     sources: tuple[tuple[str, Source], ...] = field(default=(), compare=False, hash=False, repr=False)
 
-
-    @property
-    def type_name(self) -> str:
-        from migrate_assets.schema.types import parse_type
-
-        quoted = ".".join('"' + p.replace('"', '""') + '"' for p in (self.schema, self.name))
-        return parse_type(quoted).name
-
-    def where(self, key: str) -> Source | None:
-        return dict(self.sources).get(key, self.source)
 
 
 def domains_of(desired: Sequence[Table]) -> tuple[Domain, ...]:

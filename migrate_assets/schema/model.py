@@ -215,6 +215,25 @@ class Named:
         return f"{self.schema}.{self.name}"
 
 
+class NamedType(Named):
+    """A type the specs declare (domain, composite): its name as `PgType` spells it, and where each key is
+    written (`sources`, else the document's `source`)."""
+
+    __slots__ = ()
+    source: Source | None
+    sources: tuple[tuple[str, Source], ...]
+
+    @property
+    def type_name(self) -> str:
+        from migrate_assets.schema.types import parse_type
+
+        quoted = ".".join('"' + p.replace('"', '""') + '"' for p in (self.schema, self.name))
+        return parse_type(quoted).name
+
+    def where(self, key: str) -> Source | None:
+        return dict(self.sources).get(key, self.source)
+
+
 @dataclass(frozen=True)
 class Table(Named):
     schema: str
