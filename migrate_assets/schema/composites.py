@@ -52,19 +52,13 @@ def composites_of(desired: Sequence[Table]) -> tuple[Composite, ...]:
 
 
 def parse_spec(ctx: Any, raw: Any, path: Any, default_schema: str) -> Composite | None:
-    from migrate_assets.schema.spec import ident_problem
     from migrate_assets.schema.sqltext import check_expression
 
     e = ctx.mapping(raw, path, COMPOSITE_KEYS, "a composite type with its attributes")
     if e is None:
         return None
-    schema, name = default_schema, e.get("composite")
-    if "schema" not in e and isinstance(name, str) and "." in name:
-        schema, _, name = name.partition(".")
-    why = ident_problem(name) or ident_problem(schema)
-    if why:
-        ctx.add(e.at("composite"), why)
-    schema = ctx.name(e, "schema", path, required=False) or schema
+    named = ctx.object_name(e, "composite", path, default_schema)
+    schema, name = named or (default_schema, "")
     raw_attrs = e.get("attributes")
     if not isinstance(raw_attrs, list) or not raw_attrs:
         ctx.add(e.at("attributes") if "attributes" in e else path, "expected a non-empty list of attributes, each "
@@ -93,7 +87,7 @@ def parse_spec(ctx: Any, raw: Any, path: Any, default_schema: str) -> Composite 
             continue
         attrs.append((aname, typ.strip(), coll))
         sources.append((f"attributes.{aname}", ctx.src(ae.at("type"))))
-    if why or not isinstance(name, str) or not attrs:
+    if named is None or not isinstance(name, str) or not attrs:
         return None
     return Composite(schema, name, tuple(attrs), (), ctx.src(path), tuple(sources))
 

@@ -70,19 +70,13 @@ def domains_of(desired: Sequence[Table]) -> tuple[Domain, ...]:
 # -- spec files --------------------------------------------------------------------------------------------------
 def parse_spec(ctx: Any, raw: Any, path: Any, default_schema: str) -> Domain | None:
     """A `domain:` document (`ctx`: spec.py's checker); expressions checked offline here, by Postgres at plan."""
-    from migrate_assets.schema.spec import ident_problem
     from migrate_assets.schema.sqltext import check_expression
 
     e = ctx.mapping(raw, path, DOMAIN_KEYS, "a domain with its type, default, not_null, collation and checks")
     if e is None:
         return None
-    schema, name = default_schema, e.get("domain")
-    if "schema" not in e and isinstance(name, str) and "." in name:
-        schema, _, name = name.partition(".")
-    why = ident_problem(name) or ident_problem(schema)
-    if why:
-        ctx.add(e.at("domain"), why)
-    schema = ctx.name(e, "schema", path, required=False) or schema
+    named = ctx.object_name(e, "domain", path, default_schema)
+    schema, name = named or (default_schema, "")
     sources: list[tuple[str, Source]] = []
     type_ = e.get("type")
     if not isinstance(type_, str) or not type_.strip():
@@ -134,7 +128,7 @@ def parse_spec(ctx: Any, raw: Any, path: Any, default_schema: str) -> Domain | N
             continue
         checks.append((cname, expr))
         sources.append((f"checks.{cname}", ctx.src(ce.at("expression"))))
-    if why or not isinstance(name, str) or type_ is None:
+    if named is None or not isinstance(name, str) or type_ is None:
         return None
     return Domain(schema, name, type_.strip(), default, not_null, collation, tuple(checks), (), (), (), ctx.src(path),
                   tuple(sources))

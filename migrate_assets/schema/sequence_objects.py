@@ -86,15 +86,8 @@ def parse_spec(ctx: Any, raw: Any, path: Any, default_schema: str) -> Sequence |
     e = ctx.mapping(raw, path, SEQUENCE_KEYS, "a sequence with its options")
     if e is None:
         return None
-    schema, name = default_schema, e.get("sequence")
-    if "schema" not in e and isinstance(name, str) and "." in name:
-        schema, _, name = name.partition(".")
-    from migrate_assets.schema.spec import ident_problem
-
-    why = ident_problem(name) or ident_problem(schema)
-    if why:
-        ctx.add(e.at("sequence"), why)
-    schema = ctx.name(e, "schema", path, required=False) or schema
+    named = ctx.object_name(e, "sequence", path, default_schema)
+    schema, name = named or (default_schema, "")
     type_ = TYPES.get(str(e.get("as") or "bigint").lower())
     if type_ is None:
         ctx.add(e.at("as"), "expected smallint, integer or bigint")
@@ -133,7 +126,7 @@ def parse_spec(ctx: Any, raw: Any, path: Any, default_schema: str) -> Sequence |
     if abs(inc) > hi - lo:
         ctx.add(e.at("increment"), f"INCREMENT {inc} is out of range for type {type_}")
     owned = _owned_by(ctx, e, schema)
-    if why or not isinstance(name, str):
+    if named is None or not isinstance(name, str):
         return None
     return Sequence(schema, name, type_, inc, mn, mx, start, cache, cycle, owned, None, None, ctx.src(path),
                     ctx.src(e.at("owned_by")) if owned else None)

@@ -157,6 +157,19 @@ class _Ctx:
         self.add(entry.at(key), f"expected a string, got {_kind(v)}")
         return None
 
+    def object_name(self, entry: _Entry, key: str, path: KeyPath, default_schema: str) -> tuple[str, str] | None:
+        """(schema, name) of a document naming its object under `key` (`enum`, `view`, `sequence`, `domain`,
+        `composite`): `schema.name` in that key, or the name with `schema` beside it, else the default schema.
+        A bad name is a problem at `key`, and None (the caller still checks the document's other keys)."""
+        schema, name = default_schema, entry.get(key)
+        if "schema" not in entry and isinstance(name, str) and "." in name:
+            schema, _, name = name.partition(".")
+        why = ident_problem(name) or ident_problem(schema)
+        if why:
+            self.add(entry.at(key), why)
+        schema = self.name(entry, "schema", path, required=False) or schema
+        return None if why else (schema, str(name))
+
     def name(self, entry: _Entry, key: str, path: KeyPath, required: bool = True) -> str | None:
         if key not in entry.values:
             if required:
@@ -762,13 +775,8 @@ def _enum(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Enum | Non
     e = ctx.mapping(raw, path, ENUM_KEYS, "an enum with enum and values")
     if e is None:
         return None
-    schema, name = default_schema, e.get("enum")
-    if "schema" not in e and isinstance(name, str) and "." in name:
-        schema, _, name = name.partition(".")
-    why = ident_problem(name) or ident_problem(schema)
-    if why:
-        ctx.add(e.at("enum"), why)
-    schema = ctx.name(e, "schema", path, required=False) or schema
+    named = ctx.object_name(e, "enum", path, default_schema)
+    schema, name = named or (default_schema, "")
     values: list[str] = []
     renamed: list[tuple[str, str]] = []
     raw_values = e.get("values")
@@ -791,7 +799,7 @@ def _enum(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Enum | Non
         else:
             values.append(label)
     drop = ctx.boolean(e, "drop", False)  # issue 15 types: dropped when unused (enum_drops.py)
-    if why or not values:
+    if named is None or not values:
         return None
     return Enum(schema, str(name), tuple(values), tuple(renamed), source=ctx.src(path), drop=drop)
 

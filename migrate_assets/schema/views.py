@@ -152,20 +152,6 @@ def parse_object(ctx: Any, raw: dict[str, Any], path: tuple[Any, ...], default_s
     return SchemaDecl(name, comment, ctx.src(path)) if name else None
 
 
-def _qualified_name(ctx: Any, e: Any, key: str, path: tuple[Any, ...], default_schema: str) -> tuple[str, str] | None:
-    from migrate_assets.schema.spec import ident_problem
-
-    schema, name = default_schema, e.get(key)
-    if "schema" not in e and isinstance(name, str) and "." in name:
-        schema, _, name = name.partition(".")
-    why = ident_problem(name) or ident_problem(schema)
-    if why:
-        ctx.add(e.at(key), why)
-        return None
-    schema = ctx.name(e, "schema", path, required=False) or schema
-    return schema, str(name)
-
-
 def check_query_text(text: str) -> str | None:
     """Why `text` cannot be one query (offline: the same lexer rules as expressions; no `;`, no comments,
     brackets balanced), or None. Postgres then parses it (`viewplan`)."""
@@ -200,7 +186,7 @@ def _view(ctx: Any, raw: dict[str, Any], path: tuple[Any, ...], default_schema: 
     e = ctx.mapping(raw, path, VIEW_KEYS, "a view with view and definition")
     if e is None:
         return None
-    key = _qualified_name(ctx, e, "view", path, default_schema)
+    key = ctx.object_name(e, "view", path, default_schema)
     definition = ctx.text(e, "definition")
     if definition is None:
         if "definition" not in e:
