@@ -40,6 +40,15 @@ def timeouts_sql(
     )
 
 
+def local_timeouts_calls(*, lock_timeout: float | None = None, statement_timeout: float | None = None) -> sql.Composed:
+    """`set_config('lock_timeout', '…', true), …` for a SELECT list: the same as `SET LOCAL` for each timeout
+    given, but one statement can carry them with other settings (a versioned migration's prefix, run per file)."""
+    return sql.SQL(", ").join(
+        sql.SQL("set_config({}, {}, true)").format(sql.Literal(name), sql.Literal(pg_duration(seconds)))
+        for name, seconds in _given(lock_timeout, statement_timeout).items()
+    )
+
+
 def set_timeouts(
     conn: psycopg.Connection[Any],
     *,

@@ -26,7 +26,7 @@ import psycopg
 from psycopg import pq
 
 from migrate_assets.errors import MigrationFailedError, PipelineTableChangeRefused, UsageError
-from migrate_assets.schema.session import set_timeouts, timeouts_sql
+from migrate_assets.schema.session import local_timeouts_calls, set_timeouts
 from migrate_assets.versioned import guard, sqltext
 from migrate_assets.versioned import lock as advisory
 from migrate_assets.versioned.files import Migration, load_migrations
@@ -93,11 +93,11 @@ class MigrationRunner:
         self.batch_bytes = 1 << 20
         #: `schema.table` of every table a pipeline captures: scripts that would change one are refused
         self.pipeline_tables = tuple(pipeline_tables)
-        self._prefix = (
-            "BEGIN;\nSELECT set_config('migrate_assets.started', clock_timestamp()::text, true);\n"
-            + timeouts_sql(local=True, lock_timeout=lock_timeout, statement_timeout=statement_timeout).as_string()
-            + ";\n"
-        )
+        # one statement per file for the bookkeeping: the start time the state row measures from, and the
+        # timeouts again for this transaction (an earlier file may have SET them for the session)
+        timeouts = local_timeouts_calls(lock_timeout=lock_timeout, statement_timeout=statement_timeout).as_string()
+        self._prefix = ("BEGIN;\nSELECT set_config('migrate_assets.started', clock_timestamp()::text, true)"
+                        + (f", {timeouts}" if timeouts else "") + ";\n")
 
     # -- connection and lock -------------------------------------------------------------------------------
 
