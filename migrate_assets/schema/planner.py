@@ -8,6 +8,7 @@ expression whose spelling differs from the live one (and per live counterpart).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,14 +74,64 @@ def _qualify(name: str, default_schema: str) -> TableKey:
 def select_tables(desired: Sequence[Table], opts: PlanOptions) -> tuple[list[Table], Scope]:
     wanted = {_qualify(n, opts.default_schema) for n in opts.only_tables}
     chosen = [t for t in desired if not wanted or t.key in wanted]
-    schemas = tuple(sorted({t.schema for t in desired} | {opts.default_schema}))
+    return chosen, scope_of([t.key for t in desired], opts)
+
+
+def scope_of(keys: Sequence[TableKey], opts: PlanOptions) -> Scope:
+    """The live tables a plan of the spec tables `keys` reads."""
+    wanted = {_qualify(n, opts.default_schema) for n in opts.only_tables}
+    schemas = tuple(sorted({s for s, _ in keys} | {opts.default_schema}))
     if wanted:
         tables: tuple[TableKey, ...] | None = tuple(sorted(wanted))
     elif opts.allow_drop_table:
         tables = None
     else:
-        tables = tuple(sorted(t.key for t in chosen))
-    return chosen, Scope(schemas, tables, opts.allow_drop_table)
+        tables = tuple(sorted(set(keys)))
+    return Scope(schemas, tables, opts.allow_drop_table)
+
+
+class Prefetch:
+    """The live tables of a plan's scope, read in a background thread while the spec files are still being
+    validated: the server's share of a plan (most of the catalog read) then overlaps the Python side.
+
+    Started from the table keys of the parsed, not yet validated, spec documents; `build_plan` uses the result
+    only when the validated specs give the same scope (otherwise, or if the read failed, it reads again itself,
+    so a wrong guess costs time, never correctness). The connection is the plan's own: nothing else uses it until
+    `wait` returns, and `wait` always runs (context manager) before the connection may close.
+    """
+
+    def __init__(self, conn: psycopg.Connection, keys: Sequence[TableKey], opts: PlanOptions) -> None:
+        self.conn, self.scope, self.ignore = conn, scope_of(keys, opts), opts.ignore
+        self._live: dict[TableKey, Table] | None = None
+        self._thread = threading.Thread(target=self._read, name="migrate-assets catalog prefetch", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            self._live = live_tables(self.conn, self.scope, self.ignore)
+        except Exception:  # noqa: BLE001 - build_plan reads again on its own thread and raises there
+            self._live = None
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self, scope: Scope, ignore: Iterable[TableKey]) -> dict[TableKey, Table] | None:
+        """The prefetched live tables if they were read for exactly `scope` (and `ignore`), else None."""
+        self.wait()
+        if self._live is None or scope != self.scope or frozenset(ignore) != self.ignore:
+            return None
+        return self._live
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread.is_alive() and exc[0] is not None:
+            try:  # the specs were refused: stop the catalog read instead of waiting for it
+                self.conn.cancel_safe()
+            except Exception:  # noqa: BLE001, S110 - best effort; the join below still waits for it
+                pass
+        self.wait()
 
 
 def live_tables(conn: psycopg.Connection, scope: Scope, ignore: Iterable[TableKey] = ()) -> dict[TableKey, Table]:
@@ -94,21 +145,26 @@ def scope_fingerprint(live: dict[TableKey, Table], scope: Scope) -> str:
 
 
 def build_plan(
-    conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOptions = PlanOptions(), scope: Scope | None = None
+    conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOptions = PlanOptions(), scope: Scope | None = None,
+    prefetch: Prefetch | None = None,
 ) -> Plan:
-    """Plan the changes that make the database match `desired` (within `scope` when replaying a stored plan)."""
+    """Plan the changes that make the database match `desired` (within `scope` when replaying a stored plan;
+    with the live tables `prefetch` read meanwhile when its scope is the plan's)."""
     with gc_paused():
-        return _build_plan(conn, desired, opts, scope)
+        return _build_plan(conn, desired, opts, scope, prefetch)
 
 
-def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOptions, scope: Scope | None) -> Plan:
+def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOptions, scope: Scope | None,
+                prefetch: Prefetch | None = None) -> Plan:
     if scope is None:
         chosen, scope = select_tables(desired, opts)
     else:
         in_scope = set(scope.tables) if scope.tables is not None else None
         chosen = [t for t in desired if (t.key in in_scope if in_scope is not None else t.schema in scope.schemas)]
         opts = PlanOptions(opts.default_schema, opts.only_tables, scope.allow_drop_table, opts.ignore)
-    live = live_tables(conn, scope, opts.ignore)
+    live = prefetch.result(scope, opts.ignore) if prefetch is not None else None
+    if live is None:
+        live = live_tables(conn, scope, opts.ignore)
     _check_wanted(desired, opts, live)
     check_references(conn, desired, live)
     _check_methods(conn, chosen)
