@@ -1,8 +1,10 @@
 """Reading live tables from `pg_catalog`, schema-scoped, in a constant number of queries.
 
-Four bulk queries (tables, columns, constraints, indexes) cover any number of tables, with `search_path`
-set to `pg_catalog` so that `format_type`, `pg_get_expr` and `pg_get_indexdef` print every non-catalog name
-qualified — the same text whatever the caller's search_path. `Canonical` carries Postgres' reading of desired
+Five bulk queries (tables, columns, constraints, indexes, other objects) cover any number of tables, with
+`search_path` set to `pg_catalog` so that `format_type`, `pg_get_expr` and `pg_get_indexdef` print every
+non-catalog name qualified — the same text whatever the caller's search_path. The tables query finds the scope
+once; the others get its oids as one array (exact row estimates, no repeated scan of pg_class) and are read row
+by row in chunks (`_stream`), so that no query's whole result is held beside the objects built from it. `Canonical` carries Postgres' reading of desired
 and live expressions whose text differs (`exprcheck.canonical_forms`), so equal expressions written differently
 do not show up as changes.
 """
@@ -12,8 +14,8 @@ from __future__ import annotations
 import json
 import operator
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -51,39 +53,52 @@ SELECT r.oid, r.nspname, r.relname, d.description,
 LEFT JOIN pg_description d ON d.objoid = r.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
 """  # noqa: S608
 
+#: the tables found by `_TABLES`, by oid: the other queries start from it
+_RELS = """
+WITH rels AS (SELECT unnest(%(oids)s::oid[]) AS oid)"""
+
 #: defaults (with whether the column owns a sequence) and comments are gathered for the tables in scope and
 #: joined in, not looked up column by column; a default cannot reference columns, so it is printed without
 #: the table as context (relid 0): with it, every call opens the table and builds its column names — only
-#: generated columns need that. `defs` is MATERIALIZED: with catalog statistics (after ANALYZE) the planner
-#: otherwise ran its sequence-ownership scan of pg_depend once per column (0.45 s instead of 0.07 s for 100
-#: tables)
-_COLUMNS = _SCOPE + """,
-defs AS MATERIALIZED (
-    SELECT ad.adrelid, ad.adnum, ad.adbin, o.refobjid IS NOT NULL AS owns_seq
-    FROM rels r JOIN pg_attrdef ad ON ad.adrelid = r.oid
-    LEFT JOIN (
-        SELECT DISTINCT dep.refobjid, dep.refobjsubid FROM pg_depend dep JOIN pg_class s ON s.oid = dep.objid
-        WHERE dep.classid = 'pg_class'::regclass AND dep.objsubid = 0 AND dep.refclassid = 'pg_class'::regclass
-          AND dep.deptype = 'a' AND s.relkind = 'S'
-    ) o ON o.refobjid = ad.adrelid AND o.refobjsubid = ad.adnum
+#: generated columns need that. Which columns own a sequence is read from the sequences' side (pg_sequence, then
+#: each one's dependencies by index) instead of a scan of pg_depend. A column's collation (when not its type's)
+#: and an identity column's sequence options are looked up for those columns only (CASE around a subquery: most
+#: columns have neither), so that no separate query is needed for them
+_COLUMNS = _RELS + """,
+owned AS MATERIALIZED (
+    SELECT DISTINCT dep.refobjid, dep.refobjsubid FROM pg_sequence s
+    JOIN pg_depend dep ON dep.classid = 'pg_class'::regclass AND dep.objid = s.seqrelid AND dep.objsubid = 0
+         AND dep.refclassid = 'pg_class'::regclass AND dep.deptype = 'a'
 ),
 descs AS (
     SELECT d.objoid, d.objsubid, d.description FROM rels r
     JOIN pg_description d ON d.objoid = r.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid > 0
 )
 SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attndims, a.attnotnull,
-       pg_get_expr(df.adbin, CASE WHEN a.attgenerated = '' THEN 0 ELSE a.attrelid END),
-       a.attidentity, a.attgenerated, ds.description, df.owns_seq, a.attnum
+       pg_get_expr(ad.adbin, CASE WHEN a.attgenerated = '' THEN 0 ELSE a.attrelid END),
+       a.attidentity, a.attgenerated, ds.description,
+       CASE WHEN ad.adbin IS NOT NULL THEN o.refobjid IS NOT NULL END, a.attnum,
+       CASE WHEN a.attcollation NOT IN (0, 100) THEN (
+           SELECT 'column collation ' || quote_ident(co.collname) FROM pg_type ty JOIN pg_collation co ON co.oid = a.attcollation
+           WHERE ty.oid = a.atttypid AND ty.typcollation <> a.attcollation) END,
+       CASE WHEN a.attidentity <> '' THEN (
+           SELECT json_build_array(s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
+                                   format_type(s.seqtypid, NULL))
+           FROM pg_depend d JOIN pg_sequence s ON s.seqrelid = d.objid
+           WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum
+             AND d.classid = 'pg_class'::regclass AND d.deptype = 'i' LIMIT 1) END
 FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-LEFT JOIN defs df ON df.adrelid = a.attrelid AND df.adnum = a.attnum
+LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+LEFT JOIN owned o ON o.refobjid = a.attrelid AND o.refobjsubid = a.attnum
 LEFT JOIN descs ds ON ds.objoid = a.attrelid AND ds.objsubid = a.attnum
 """  # noqa: S608
 
 #: key columns come back as attnums and are named from the columns already read; `unmanaged` says why the old
 #: spec form (no `unique:` list) cannot express a PRIMARY KEY / UNIQUE constraint (it then stays in the model, so
 #: its columns count as covered, but is never dropped). FOREIGN KEY and CHECK constraints come with everything the
-#: spec can say about them; the referenced table's columns are named here (it may be outside the scope)
-_CONSTRAINTS = _SCOPE + """
+#: spec can say about them; the referenced table's columns are named here (it may be outside the scope), for
+#: FOREIGN KEYs only, and a FOREIGN KEY's whole definition only when the spec cannot express it (it is listed)
+_CONSTRAINTS = _RELS + """
 SELECT con.conrelid, con.contype, con.conname, con.conkey,
        CASE WHEN con.contype NOT IN ('p', 'u') THEN NULL
             WHEN ix.indnkeyatts < ix.indnatts THEN 'INCLUDE columns'
@@ -92,12 +107,10 @@ SELECT con.conrelid, con.contype, con.conname, con.conkey,
             WHEN con.contype = 'u' AND cardinality(con.conkey) > 1 THEN 'UNIQUE over several columns'
        END,
        con.condeferrable, con.condeferred, con.convalidated, coalesce({nnd_con}, false),
-       fn.nspname, fc.relname,
-       (SELECT array_agg(fa.attname ORDER BY k.i) FROM unnest(con.confkey) WITH ORDINALITY AS k(n, i)
-        JOIN pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.n),
-       con.confupdtype, con.confdeltype, con.confmatchtype,
+       fn.nspname, fc.relname, f.cols, con.confupdtype, con.confdeltype, con.confmatchtype,
        CASE WHEN con.contype = 'c' THEN pg_get_expr(con.conbin, con.conrelid) END, con.connoinherit,
-       CASE WHEN con.contype = 'f' THEN pg_get_constraintdef(con.oid) END, {delset},
+       CASE WHEN con.contype = 'f' AND ({delset} OR con.confmatchtype NOT IN ('s', 'f') OR f.cols IS NULL)
+            THEN pg_get_constraintdef(con.oid) END, {delset},
        CASE WHEN con.contype = 'x' THEN (SELECT am.amname FROM pg_class ic JOIN pg_am am ON am.oid = ic.relam
                                          WHERE ic.oid = ix.indexrelid) END,
        CASE WHEN con.contype = 'x' THEN pg_get_expr(ix.indpred, ix.indrelid) END,
@@ -116,6 +129,10 @@ FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid
 LEFT JOIN pg_index ix ON ix.indexrelid = con.conindid
 LEFT JOIN pg_class fc ON fc.oid = con.confrelid
 LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+LEFT JOIN LATERAL (
+    SELECT array_agg(fa.attname ORDER BY k.i) AS cols FROM unnest(con.confkey) WITH ORDINALITY AS k(n, i)
+    JOIN pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.n WHERE con.contype = 'f'
+) f ON true
 WHERE con.contype IN ('p', 'u', 'f', 'c', 'x')
 """  # noqa: S608
 
@@ -128,7 +145,7 @@ _USED = """(SELECT array_agg(DISTINCT u.refobjsubid) FROM pg_depend u WHERE u.cl
 #: column's own, or an access method the spec does not know; the reason comes back as text. The collation test
 #: looks at the columns only for an index with a non-default collation (most have none: 2.3x faster at 2,000
 #: tables); an explicit COLLATE "default" on a column of another collation is thus not seen
-_INDEXES = _SCOPE + """,
+_INDEXES = _RELS + """,
 nondefault AS (SELECT coalesce(array_agg(oid), '{}') AS oids FROM pg_opclass WHERE NOT opcdefault)
 SELECT x.indrelid, x.relname, x.indisunique, x.amname,
        CASE WHEN x.opaque IS NOT NULL OR NOT x.indisvalid THEN pg_get_indexdef(x.indexrelid) END,
@@ -173,18 +190,10 @@ FROM (
 ) x
 """  # noqa: S608
 
-#: the sequence options of identity columns (only those columns: most tables have one or none)
-_IDENTITY_SEQ = _SCOPE + """
-SELECT a.attrelid, a.attname, s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
-       format_type(s.seqtypid, NULL)
-FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attidentity <> '' AND NOT a.attisdropped
-JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum
-     AND d.classid = 'pg_class'::regclass AND d.deptype = 'i'
-JOIN pg_sequence s ON s.seqrelid = d.objid
-"""  # noqa: S608
-
-#: objects of kinds the spec format has no words for, per table: (relid, kind, name, reason, attnums used)
-_OTHERS = _SCOPE + """
+#: objects of kinds the spec format has no words for, per table: (relid, kind, name, reason, attnums used); column
+#: collations come with the columns. Views are found from the rewrite rules' side (few) rather than by looking up
+#: every table's dependents
+_OTHERS = _RELS + """
 SELECT con.conrelid, 'exclusion', con.conname, pg_get_constraintdef(con.oid),
        """ + _USED.format(cls="pg_constraint", oid="con.oid") + """
 FROM rels r JOIN pg_constraint con ON con.conrelid = r.oid WHERE con.contype = 'x'
@@ -194,18 +203,11 @@ FROM rels r JOIN pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal
 UNION ALL
 SELECT r.oid, CASE v.relkind WHEN 'm' THEN 'materialized_view' ELSE 'view' END, v.oid::regclass::text,
        'reads this table', array_agg(DISTINCT d.refobjsubid) FILTER (WHERE d.refobjsubid > 0)
-FROM rels r
-JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = r.oid AND d.classid = 'pg_rewrite'::regclass
-JOIN pg_rewrite rw ON rw.oid = d.objid
+FROM pg_rewrite rw
+JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+JOIN rels r ON r.oid = d.refobjid
 JOIN pg_class v ON v.oid = rw.ev_class AND v.oid <> r.oid
 GROUP BY r.oid, v.oid, v.relkind
-UNION ALL
-SELECT a.attrelid, 'collation', a.attname, 'column collation ' || quote_ident(co.collname), NULL
-FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-    AND a.attcollation NOT IN (0, 100)
-JOIN pg_type ty ON ty.oid = a.atttypid
-JOIN pg_collation co ON co.oid = a.attcollation
-WHERE a.attcollation <> ty.typcollation
 UNION ALL
 SELECT p.polrelid, 'policy', p.polname, 'row-level security policy', """ + _USED.format(cls="pg_policy", oid="p.oid") + """
 FROM rels r JOIN pg_policy p ON p.polrelid = r.oid
@@ -233,19 +235,24 @@ def _for_server(conn: psycopg.Connection, query: str) -> str:
 
 
 class _CatalogPath:
-    """Context manager: search_path = pg_catalog for the duration, restored afterwards (same transaction)."""
+    """Context manager: search_path = pg_catalog for the duration, restored afterwards (same transaction).
+
+    JIT is off meanwhile: the catalog queries are cheap per row but, with exact row estimates, costly enough in
+    total for the planner to compile them (0.12-0.2 s of LLVM at 10,000 tables, more than it ever saves here)."""
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn
-        self.old = "public"
+        self.old = ("public", "on")
 
     def __enter__(self) -> None:
-        row = self.conn.execute("SELECT current_setting('search_path'), set_config('search_path', 'pg_catalog', false)").fetchone()
-        self.old = row[0] if row else "public"
+        row = self.conn.execute(
+            "SELECT current_setting('search_path'), current_setting('jit'), set_config('search_path', 'pg_catalog', false), "
+            "set_config('jit', 'off', false)").fetchone()  # fmt: skip
+        self.old = (row[0], row[1]) if row else ("public", "on")
 
     def __exit__(self, *exc: object) -> None:
         if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
-            self.conn.execute("SELECT set_config('search_path', %s, false)", [self.old])
+            self.conn.execute("SELECT set_config('search_path', %s, false), set_config('jit', %s, false)", list(self.old))
 
 
 catalog_path = _CatalogPath
@@ -254,110 +261,118 @@ catalog_path = _CatalogPath
 def introspect(
     conn: psycopg.Connection, schemas: Iterable[str], tables: Iterable[TableKey] | None = None
 ) -> dict[TableKey, Table]:
-    """Live tables of `schemas` (all of them, or only `tables`), keyed by (schema, name)."""
+    """Live tables of `schemas` (all of them, or only `tables`), keyed by (schema, name).
+
+    Uses `conn` alone (no module state): it may run in a thread of its own while specs load."""
     wanted = list(tables) if tables is not None else []
     params = {
         "schemas": sorted(set(schemas) | {s for s, _ in wanted}),
         "all": tables is None,
-        "tables": json.dumps(wanted, ensure_ascii=False),  # one string: cheaper to send 4 times than 2 arrays
+        "tables": json.dumps(wanted, ensure_ascii=False),  # one string: one JSON parse, not 2 arrays
     }
     with _CatalogPath(conn):
         rels = conn.execute(_TABLES, params).fetchall()
         if not rels:
             return {}
-        col_rows = conn.execute(_COLUMNS, params).fetchall()
-        con_rows = conn.execute(_for_server(conn, _CONSTRAINTS), params).fetchall()
-        idx_rows = conn.execute(_for_server(conn, _INDEXES), params).fetchall()
-        other_rows = conn.execute(_OTHERS, params).fetchall()
-        seq_rows = conn.execute(_IDENTITY_SEQ, params).fetchall()
-        # partitioned tables: key and partitions (asked only when there is one)
-        parted = partitions.read_live(conn, _SCOPE, params) if any(r[4] for r in rels) else {}
-    columns, attnames = _columns(col_rows)
-    pks: dict[int, Constraint] = {}
-    uniques: dict[int, list[Constraint]] = {}
-    fkeys: dict[int, list[ForeignKey]] = {}
-    checks: dict[int, list[Check]] = {}
-    excludes: dict[int, list[Exclude]] = {}
-    uses: dict[int, set[tuple[str, str, str]]] = {}  # (column, kind, name) of objects the spec may not manage
-    odd: list[tuple[int, str, str, str, str, list[int]]] = []
-    for (relid, contype, name, conkey, why, deferrable, deferred, valid, nnd, fnsp, frel, fcols, upd, dele, match,
-         check, noinherit, fdef, delset, xam, xwhere, xcols, xdefs, xops, xinclude) in con_rows:  # fmt: skip
-        names = attnames.get(relid, {})
-        cols = tuple(names[k] for k in conkey or () if k in names)
-        if contype in ("p", "u"):
-            con = Constraint(name, cols, why, nnd, deferrable, deferred)
-            if contype == "p":
-                pks[relid] = con
+        scope = {"oids": [r[0] for r in rels]}
+        columns, attnames, other_rows = _columns(_stream(conn, _COLUMNS, scope))
+        pks: dict[int, Constraint] = {}
+        uniques: dict[int, list[Constraint]] = {}
+        fkeys: dict[int, list[ForeignKey]] = {}
+        checks: dict[int, list[Check]] = {}
+        excludes: dict[int, list[Exclude]] = {}
+        uses: dict[int, set[tuple[str, str, str]]] = {}  # (column, kind, name) of objects the spec may not manage
+        odd: list[tuple[int, str, str, str, str, list[int]]] = []
+        no_names: dict[int, str] = {}
+        for (relid, contype, name, conkey, why, deferrable, deferred, valid, nnd, fnsp, frel, fcols, upd, dele, match,
+             check, noinherit, fdef, delset, xam, xwhere, xcols, xdefs, xops, xinclude) in _stream(
+                conn, _for_server(conn, _CONSTRAINTS), scope):  # fmt: skip
+            names = attnames.get(relid, no_names)
+            cols = tuple(names[k] for k in conkey or () if k in names)
+            if contype in ("p", "u"):
+                con = Constraint(name, cols, why, nnd, deferrable, deferred)
+                if contype == "p":
+                    pks[relid] = con
+                else:
+                    uniques.setdefault(relid, []).append(con)
+            elif contype == "f" and (delset or match not in FK_MATCH or not fcols):
+                odd.append((relid, "foreign_key", name, fdef or "", "FOREIGN KEY", list(conkey or ())))
+            elif contype == "f":
+                fkeys.setdefault(relid, []).append(ForeignKey(
+                    name, cols, fnsp, frel, tuple(fcols), FK_ACTIONS[dele], FK_ACTIONS[upd], FK_MATCH[match],
+                    deferrable, deferred, valid))  # fmt: skip
+                _note_uses(uses, names, relid, "foreign_key", name, conkey)
+            elif contype == "x":  # listed among the others too (with the columns it uses) while no spec manages it
+                elements = tuple(ExcludeElement(c, None if c is not None else d, o)
+                                 for c, d, o in zip(xcols, xdefs, xops, strict=False))
+                excludes.setdefault(relid, []).append(
+                    Exclude(name, elements, xam, xwhere, tuple(xinclude), deferrable, deferred))
             else:
-                uniques.setdefault(relid, []).append(con)
-        elif contype == "f" and (delset or match not in FK_MATCH or not fcols):
-            odd.append((relid, "foreign_key", name, fdef or "", "FOREIGN KEY", list(conkey or ())))
-        elif contype == "f":
-            fkeys.setdefault(relid, []).append(ForeignKey(
-                name, cols, fnsp, frel, tuple(fcols), FK_ACTIONS[dele], FK_ACTIONS[upd], FK_MATCH[match], deferrable,
-                deferred, valid))  # fmt: skip
-            _note_uses(uses, names, relid, "foreign_key", name, list(conkey or ()))
-        elif contype == "x":  # listed among the others too (with the columns it uses) while no spec manages it
-            elements = tuple(ExcludeElement(c, None if c is not None else d, o)
-                             for c, d, o in zip(xcols, xdefs, xops, strict=False))
-            excludes.setdefault(relid, []).append(
-                Exclude(name, elements, xam, xwhere, tuple(xinclude), deferrable, deferred))
-        else:
-            checks.setdefault(relid, []).append(Check(name, check or "", noinherit, valid))
-            _note_uses(uses, names, relid, "check", name, list(conkey or ()))
-    indexes: dict[int, list[Index]] = {}
-    opaque_uses: list[tuple[int, str, list[int] | None]] = []
-    for relid, *irow, used, elements, include, nnd in idx_rows:
-        names = attnames.get(relid, {})
-        ix = _index(names, *irow)
-        if elements is not None:
-            ix = replace(ix, elements=tuple(_element(names, *e) for e in elements),
-                         include=tuple(names.get(k, "") for k in include or ()), nulls_not_distinct=bool(nnd))
-        indexes.setdefault(relid, []).append(ix)
-        if used:
-            opaque_uses.append((relid, irow[0], used))
+                checks.setdefault(relid, []).append(Check(name, check or "", noinherit, valid))
+                _note_uses(uses, names, relid, "check", name, conkey)
+        indexes: dict[int, list[Index]] = {}
+        opaque_uses: list[tuple[int, str, list[int] | None]] = []
+        for (relid, iname, unique, method, idef, pred, keys, opaque, valid, used, elements, include,
+             nnd) in _stream(conn, _for_server(conn, _INDEXES), scope):  # fmt: skip
+            ix = _index(attnames.get(relid, no_names), iname, unique, method, idef, pred, keys, opaque, valid,
+                        elements, include, nnd)
+            indexes.setdefault(relid, []).append(ix)
+            if used:
+                opaque_uses.append((relid, ix.name, used))
+        other_rows.extend(_stream(conn, _OTHERS, scope))
+        # partitioned tables: key and partitions (asked only when there is one)
+        parted_oids = [r[0] for r in rels if r[4]]
+        parted = partitions.read_live(conn, _RELS, {"oids": parted_oids}) if parted_oids else {}
     names_of = {oid: f"{nsp}.{rel}" for oid, nsp, rel, *_ in rels}
     others: dict[int, list[Unmanaged]] = {}
     for relid, kind, name, detail, what, used in odd:
         others.setdefault(relid, []).append(Unmanaged(names_of[relid], kind, name, f"{what}: {detail}"))
-        _note_uses(uses, attnames.get(relid, {}), relid, kind, name, used)
+        _note_uses(uses, attnames.get(relid, no_names), relid, kind, name, used)
     for relid, name, used in opaque_uses:
-        _note_uses(uses, attnames.get(relid, {}), relid, "index", name, used)
-    collations: dict[int, dict[str, str]] = {}
-    for relid, kind, name, detail, used in sorted(other_rows, key=lambda r: (r[0], r[1], r[2])):
+        _note_uses(uses, attnames.get(relid, no_names), relid, "index", name, used)
+    for relid, kind, name, detail, used in sorted(other_rows, key=_BY_KIND_NAME):
         reason = f"{_OTHER_WHAT.get(kind, kind)}: {detail}" if kind not in ("collation", "policy") else detail
-        if kind == "collation":  # a property the spec can state (`collation:`); listed when it does not
-            collations.setdefault(relid, {})[name] = split_qualified(detail.removeprefix("column collation "))[0]
         others.setdefault(relid, []).append(Unmanaged(names_of[relid], kind, name, reason))
-        _note_uses(uses, attnames.get(relid, {}), relid, kind, name, used)
-    seq_options: dict[int, dict[str, tuple[tuple[str, int | bool], ...]]] = {}
-    for relid, attname, start, inc, lo, hi, cache, cycle, typ in seq_rows:
-        opts = identity_options_of(typ, start, inc, lo, hi, cache, cycle)
-        if opts:
-            seq_options.setdefault(relid, {})[attname] = opts
-    for relid, opts_by_col in seq_options.items():
-        columns[relid] = [replace(c, identity_options=opts_by_col[c.name]) if c.name in opts_by_col else c
-                          for c in columns.get(relid, [])]
-    for relid, by_col in collations.items():
-        columns[relid] = [replace(c, collation=by_col[c.name]) if c.name in by_col else c for c in columns.get(relid, [])]
+        _note_uses(uses, attnames.get(relid, no_names), relid, kind, name, used)
+    del attnames
     return {
         (nsp, rel): Table(
             nsp,
             rel,
             tuple(columns.get(oid, ())),
             pks.get(oid),
-            tuple(sorted(uniques.get(oid, ()), key=lambda u: u.columns)),
-            tuple(sorted(indexes.get(oid, ()), key=lambda i: i.name)),
+            _sorted(uniques.get(oid), _BY_COLUMNS),
+            _sorted(indexes.get(oid), _BY_NAME),
             comment,
-            foreign_keys=tuple(sorted(fkeys.get(oid, ()), key=lambda f: f.name)),
-            checks=tuple(sorted(checks.get(oid, ()), key=lambda c: c.name)),
-            excludes=tuple(sorted(excludes.get(oid, ()), key=lambda x: x.name)),
+            foreign_keys=_sorted(fkeys.get(oid), _BY_NAME),
+            checks=_sorted(checks.get(oid), _BY_NAME),
+            excludes=_sorted(excludes.get(oid), _BY_NAME),
             others=tuple(others.get(oid, ())),
-            column_users=tuple(sorted(uses.get(oid, ()))),
+            column_users=tuple(sorted(uses[oid])) if oid in uses else (),
             partitioning=parted.get(oid),
         )
         for oid, nsp, rel, comment, _ in rels
     }
+
+
+#: rows per chunk when reading a query's result (`_stream`): enough to keep the per-chunk overhead small, few
+#: enough that a 10,000-table catalog is never held whole (220,000 column rows were 110 MiB at once)
+_CHUNK = 4096
+_BY_NAME = operator.attrgetter("name")
+_BY_COLUMNS = operator.attrgetter("columns")
+_BY_KIND_NAME = operator.itemgetter(0, 1, 2)
+
+
+def _stream(conn: psycopg.Connection, query: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+    """The rows of `query`, received in chunks of `_CHUNK` (libpq's chunked rows mode)."""
+    return conn.cursor().stream(query, params, size=_CHUNK)
+
+
+def _sorted(items: list[Any] | None, key: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """`items` sorted by `key` as a tuple (most tables have none or one of each kind: no sort for those)."""
+    if not items:
+        return ()
+    return tuple(items) if len(items) == 1 else tuple(sorted(items, key=key))
 
 
 def _note_uses(uses: dict[int, set[tuple[str, str, str]]], names: dict[int, str], relid: int, kind: str, name: str,
@@ -369,31 +384,53 @@ def _note_uses(uses: dict[int, set[tuple[str, str, str]]], names: dict[int, str]
             uses.setdefault(relid, set()).add((names[attnum], kind, name))
 
 
-def _columns(rows: list[tuple[Any, ...]]) -> tuple[dict[int, list[Column]], dict[int, dict[int, str]]]:
-    """Columns by table oid (in attnum order), and each table's attnum → name map for keys."""
-    rows.sort(key=_BY_ATTNUM)  # mostly in order already; a server-side sort would spill the wide rows
+def _columns(rows: Iterable[tuple[Any, ...]]) -> tuple[
+        dict[int, list[Column]], dict[int, dict[int, str]], list[tuple[int, str, str, str, None]]]:  # fmt: skip
+    """Columns by table oid (in attnum order), each table's attnum → name map for keys, and the rows of `_OTHERS`'
+    shape for columns with a collation of their own."""
     columns: dict[int, list[Column]] = {}
     attnames: dict[int, dict[int, str]] = {}
+    collated: list[tuple[int, str, str, str, None]] = []
     made: dict[tuple[object, ...], Column] = {}  # equal catalog rows share one Column (schemas repeat shapes)
+    unordered: set[int] = set()
+    last_rel, last_num = None, 0
+    cols: list[Column] = []
+    names: dict[int, str] = {}
     for row in rows:
-        key = row[1:10]
+        relid, name, fmt, ndims, notnull, default, ident, gen, comment, owns, attnum, collation, sequence = row
+        key = row[1:10] if collation is None and sequence is None else (*row[1:10], collation, str(sequence))
         col = made.get(key)
         if col is None:
-            col = made[key] = _column(*key)
-        relid = row[0]
-        cols = columns.get(relid)
-        if cols is None:
-            cols = columns[relid] = []
-            attnames[relid] = {}
+            col = made[key] = _column(name, fmt, ndims, notnull, default, ident, gen, comment, owns, collation, sequence)
+        if relid != last_rel:
+            got = columns.get(relid)
+            if got is None:
+                cols = columns[relid] = []
+                names = attnames[relid] = {}
+            else:  # the rows of a table came in more than one run
+                cols, names = got, attnames[relid]
+                unordered.add(relid)
+            last_rel = relid
+        elif attnum < last_num:
+            unordered.add(relid)
+        last_num = attnum
         cols.append(col)
-        attnames[relid][row[10]] = row[1]
-    return columns, attnames
+        names[attnum] = col.name
+        if collation is not None:
+            collated.append((relid, "collation", col.name, collation, None))
+    for relid in unordered:  # attnum order (rows mostly come in it: an index scan per table)
+        named = {c.name: c for c in columns[relid]}
+        names = attnames[relid]
+        columns[relid] = [named[names[n]] for n in sorted(names)]
+    return columns, attnames, collated
 
 
 def _column(
     name: str, fmt: str, ndims: int, notnull: bool, default: str | None, identity: str, generated: str,
-    comment: str | None, owns_seq: bool | None,
+    comment: str | None, owns_seq: bool | None, collation: str | None = None, sequence: list[Any] | None = None,
 ) -> Column:  # fmt: skip
+    """One column from its catalog row (`collation`: `_OTHERS`' detail text; `sequence`: the identity sequence's
+    start, increment, min, max, cache, cycle and type)."""
     serial = bool(owns_seq) and default is not None and default.startswith("nextval(")
     return Column(
         sequence=_nextval_target(default) if serial else None,
@@ -405,6 +442,8 @@ def _column(
         identity=_IDENTITY.get(identity),
         generated=default if generated == "s" else None,
         comment=comment,
+        collation=None if collation is None else split_qualified(collation.removeprefix("column collation "))[0],
+        identity_options=identity_options_of(sequence[6], *sequence[:6]) or None if sequence is not None else None,
     )
 
 
@@ -444,15 +483,24 @@ def split_qualified(text: str) -> tuple[str, ...]:
         if i < n and text[i] == ".":
             i += 1
     return tuple(parts)
-_BY_ATTNUM = operator.itemgetter(0, 10)
 
 
 def _index(
     attnames: dict[int, str], name: str, unique: bool, method: str, definition: str | None, pred: str | None,
-    keys: list[int], opaque: str | None, valid: bool,
+    keys: list[int], opaque: str | None, valid: bool, elements: list[list[Any]] | None, include: list[int] | None,
+    nnd: bool,
 ) -> Index:  # fmt: skip
+    """One index from its catalog row; `elements` (every key with its options) only for an opaque index."""
     cols = [attnames.get(k) for k in keys]
     names = tuple(c for c in cols if c is not None) if opaque is None and None not in cols else ()
+    if elements is not None:
+        return Index(
+            name=name, columns=names, unique=unique, where=pred, method=method,
+            definition=None if definition is None else definition + ("" if valid else " -- INVALID"),
+            expression=opaque is not None or not names or not valid, unmanaged=opaque,
+            elements=tuple(_element(attnames, *e) for e in elements),
+            include=tuple(attnames.get(k, "") for k in include or ()), nulls_not_distinct=bool(nnd),
+        )  # fmt: skip
     return Index(
         name=name,
         columns=names,
