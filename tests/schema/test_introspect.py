@@ -189,3 +189,33 @@ def test_whole_plan_query_count_is_constant(fresh_dsn: str) -> None:
             counts.append(CountingConnection.statements)
         assert again.empty
     assert counts[0] == counts[1]
+
+
+def test_checks_and_predicates_printed_once_per_tree_still_name_each_tables_columns(fresh_dsn: str) -> None:
+    """CHECK expressions and index predicates are printed once per distinct stored tree and names: tables whose
+    trees are equal but whose columns (same attnum, other name) or own name (whole-row reference) differ still
+    get their own text."""
+    ddl = []
+    for t in ("a1", "a2"):  # the same tree and names: printed once, alike
+        ddl += [f"CREATE TABLE {t} (x int, y int, CONSTRAINT c_x CHECK (x > 0), CONSTRAINT c_row CHECK ({t} IS NOT NULL))",
+                f"CREATE INDEX {t}_p ON {t} (y) WHERE x > 0 AND y < 5", f"CREATE INDEX {t}_w ON {t} (y) WHERE {t} IS NOT NULL"]
+    ddl += ["CREATE TABLE b1 (z int, y int, CONSTRAINT c_x CHECK (z > 0))",  # attnum 1 is z here: same tree as x > 0
+            "CREATE INDEX b1_p ON b1 (y) WHERE z > 0 AND y < 5",
+            "CREATE TABLE b2 (x int, y int, CONSTRAINT c_x CHECK (x > 0))",
+            "ALTER TABLE b2 RENAME COLUMN x TO w",  # renamed after the CHECK was stored: the tree is unchanged
+            "CREATE INDEX b2_s ON b2 (y) WHERE w > 0 AND y < 5",
+            "ALTER TABLE b2 ADD CONSTRAINT c_s CHECK (tableoid <> 0 AND w > 0)"]
+    execute(fresh_dsn, *ddl)
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        live = introspect(conn, ["public"])
+
+    def texts(name: str) -> dict[str, str | None]:
+        t = live[("public", name)]
+        return {c.name: c.expression for c in t.checks} | {i.name: i.where for i in t.indexes}
+
+    assert texts("a1") == {"c_x": "(x > 0)", "c_row": "(a1.* IS NOT NULL)", "a1_p": "((x > 0) AND (y < 5))",
+                           "a1_w": "(a1.* IS NOT NULL)"}
+    assert texts("a2") == {"c_x": "(x > 0)", "c_row": "(a2.* IS NOT NULL)", "a2_p": "((x > 0) AND (y < 5))",
+                           "a2_w": "(a2.* IS NOT NULL)"}
+    assert texts("b1") == {"c_x": "(z > 0)", "b1_p": "((z > 0) AND (y < 5))"}
+    assert texts("b2") == {"c_x": "(w > 0)", "b2_s": "((w > 0) AND (y < 5))", "c_s": "((tableoid <> (0)::oid) AND (w > 0))"}
