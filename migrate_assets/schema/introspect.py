@@ -306,7 +306,7 @@ def introspect(
              tree, noinherit, fdef, delset, xam, xwhere, xcols, xdefs, xops, xinclude, conoid) in _stream(
                 conn, _for_server(conn, _CONSTRAINTS), scope):  # fmt: skip
             names = attnames.get(relid, no_names)
-            cols = tuple(names[k] for k in conkey or () if k in names)
+            cols = tuple([names[k] for k in conkey if k in names]) if conkey else ()
             if contype in ("p", "u"):
                 con = Constraint(name, cols, why, nnd, deferrable, deferred)
                 if contype == "p":
@@ -409,10 +409,14 @@ class _Printed:
         self.groups: dict[tuple[Any, ...], int] = {}
         self.ones: dict[str, list[int]] = {"c": [], "i": []}  # the constraint / index printed for each group
         self.kinds: list[tuple[str, int]] = []  # group -> (kind, oid printed)
+        self.attnos: dict[str, list[int]] = {}  # tree -> the attnos of its Vars (trees repeat)
 
     def group(self, kind: str, tree: str, oid: int, names: dict[int, str], relname: str) -> int:
         """The group of an expression `tree` of a table with columns `names` (attnum -> name) called `relname`."""
-        key = (kind, tree, *_var_key(tree, names, relname))
+        nums = self.attnos.get(tree)
+        if nums is None:
+            nums = self.attnos[tree] = _var_attnos(tree)
+        key = (kind, tree, tuple([names.get(n) for n in nums if n > 0]), relname if 0 in nums else None)
         got = self.groups.get(key)
         if got is None:
             got = self.groups[key] = len(self.kinds)
@@ -429,12 +433,12 @@ class _Printed:
         return {(kind, g): by_oid[(kind, oid)] for g, (kind, oid) in enumerate(self.kinds) if (kind, oid) in by_oid}
 
 
-def _var_key(tree: str, names: dict[int, str], relname: str) -> tuple[object, ...]:
-    """What, besides the stored tree, `pg_get_expr(tree, table)` prints: the name of each column a Var refers to
-    (`:varattno N`; a system column's is the same in every table) and, for a whole-row Var (attno 0), the table's
-    name. Equal trees with equal keys print alike."""
-    nums = sorted({int(n) for n in _VARATTNO.findall(tree)})
-    return (tuple((n, names.get(n)) for n in nums if n > 0), relname if 0 in nums else None)
+def _var_attnos(tree: str) -> list[int]:
+    """The attnos of the Vars of a stored expression tree (`:varattno N`), sorted. Besides the tree,
+    `pg_get_expr(tree, table)` prints only the names of those columns (a system column's, attno < 0, is the same
+    in every table) and, for a whole-row Var (attno 0), the table's name: equal trees whose Vars name the same
+    columns print alike (`_Printed.group`)."""
+    return sorted({int(n) for n in _VARATTNO.findall(tree)})
 
 
 def _sorted(items: list[Any] | None, key: Callable[[Any], Any]) -> tuple[Any, ...]:
@@ -561,7 +565,7 @@ def _index(
 ) -> Index:  # fmt: skip
     """One index from its catalog row; `elements` (every key with its options) only for an opaque index."""
     cols = [attnames.get(k) for k in keys]
-    names = tuple(c for c in cols if c is not None) if opaque is None and None not in cols else ()
+    names: tuple[str, ...] = tuple(cols) if opaque is None and None not in cols else ()  # type: ignore[arg-type]
     if elements is not None:
         return Index(
             name=name, columns=names, unique=unique, where=pred, method=method,
