@@ -394,8 +394,11 @@ _BY_KIND_NAME = operator.itemgetter(0, 1, 2)
 
 
 def _stream(conn: psycopg.Connection, query: str, params: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
-    """The rows of `query`, received in chunks of `_CHUNK` (libpq's chunked rows mode)."""
-    return conn.cursor().stream(query, params, size=_CHUNK)
+    """The rows of `query`, received in chunks of `_CHUNK` (libpq's chunked rows mode, libpq 17+; with an older
+    libpq the whole result is received at once, and rows are still made one at a time)."""
+    if psycopg.capabilities.has_stream_chunked():
+        return conn.cursor().stream(query, params, size=_CHUNK)
+    return iter(conn.execute(query, params))
 
 
 _VARATTNO = re.compile(r":varattno (-?[0-9]+) ")
