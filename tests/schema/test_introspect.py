@@ -219,3 +219,15 @@ def test_checks_and_predicates_printed_once_per_tree_still_name_each_tables_colu
                            "a2_w": "(a2.* IS NOT NULL)"}
     assert texts("b1") == {"c_x": "(z > 0)", "b1_p": "((z > 0) AND (y < 5))"}
     assert texts("b2") == {"c_x": "(w > 0)", "b2_s": "((w > 0) AND (y < 5))", "c_s": "((tableoid <> (0)::oid) AND (w > 0))"}
+
+
+def test_introspection_restores_the_sessions_search_path_and_jit(fresh_dsn: str) -> None:
+    """The catalog reads run with search_path = pg_catalog and JIT off; both are the caller's again afterwards."""
+    execute(fresh_dsn, "CREATE TABLE t (id int PRIMARY KEY, n int CHECK (n > 0))", "CREATE INDEX t_p ON t (n) WHERE n > 1")
+    with psycopg.connect(fresh_dsn, autocommit=True) as conn:
+        conn.execute("SET search_path = public, pg_temp")
+        conn.execute("SET jit = on")
+        (t,) = introspect(conn, ["public"]).values()
+        row = conn.execute("SELECT current_setting('search_path'), current_setting('jit')").fetchone()
+    assert row == ("public, pg_temp", "on")
+    assert [c.expression for c in t.checks] == ["(n > 0)"] and [i.where for i in t.indexes] == ["(n > 1)"]
