@@ -26,7 +26,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import yaml
@@ -96,9 +96,38 @@ def _starts_a_node(text: str) -> bool:
     """Whether one of `_NODE_INDICATOR`'s characters stands at the start of a node: first on its line, after
     `[`, `{` or `,`, or after `: `, `? `, `- ` (spaces allowed in between). `(c11 > 0)` does not count, nor two
     forms PyYAML's dumper writes: an empty `[]` / `{}` ending a line, and a line continuing a plain scalar
-    (`_continues_plain`), such as a long view definition folded before its `> 0`."""
-    if "[]" in text or "{}" in text:
-        text = _EMPTY_FLOW.sub("x", text)
+    (`_continues_plain`), such as a long view definition folded before its `> 0`.
+
+    Written for speed (it reads every spec file): each indicator character is found by `str.find`, much
+    faster than a regular expression's scan for a character class, and in any order, as each occurrence is
+    judged on its own. The empty collections are passed over where they stand (`_empty_flow_at`) rather than
+    replaced in a copy of the text, as the first version of this did (`_starts_a_node_in`, kept); only a
+    continuation line, whose test reads the lines above, is decided on that copy."""
+    empties = "[]" in text or "{}" in text
+    find = text.find
+    for c in _INDICATOR_CHARS:
+        i = find(c)
+        while i >= 0:
+            j = i
+            if empties and c in "[]{}" and (_empty_flow_at(text, i) or (c in "]}" and _empty_flow_at(text, i - 1))):
+                i = find(c, i + 1)
+                continue
+            while j > 0 and text[j - 1] == " ":
+                j -= 1
+            if j == 0 or text[j - 1] in "\n[{," or (j < i and text[j - 1] in ":?-"):
+                if j > 0 and text[j - 1] == "\n":
+                    if empties:  # the lines above may hold an empty collection, which reads as `x` there
+                        return _starts_a_node_in(_EMPTY_FLOW.sub("x", text))
+                    if not _continues_plain(text, j, i):
+                        return True
+                else:
+                    return True
+            i = find(c, i + 1)
+    return False
+
+
+def _starts_a_node_in(text: str) -> bool:
+    """`_starts_a_node` on a text whose empty collections ending a line were replaced by `x`."""
     for m in _NODE_INDICATOR.finditer(text):
         i = j = m.start()
         while j > 0 and text[j - 1] == " ":
@@ -108,6 +137,19 @@ def _starts_a_node(text: str) -> bool:
                 continue
             return True
     return False
+
+
+#: the characters of `_NODE_INDICATOR`
+_INDICATOR_CHARS = ",[]{}&*!|>%@`?"
+
+
+def _empty_flow_at(text: str, i: int) -> bool:
+    """Whether `_EMPTY_FLOW` matches at `i`: `[]` or `{}` after `: ` or `- `, then only spaces to the end of
+    the line."""
+    if i < 2 or text[i - 1] != " " or text[i - 2] not in ":-" or text[i:i + 2] not in ("[]", "{}"):
+        return False
+    end = text.find("\n", i + 2)
+    return not text[i + 2:end if end >= 0 else len(text)].strip(" ")
 
 
 #: an empty flow collection as a whole value (`key: []`, `- {}`), read alike by both libraries
@@ -147,8 +189,9 @@ def _doubtful(s: str) -> bool:
     """Whether PyYAML could read the JSON string `s` as something else than `s` (see `_Reader._lean`)."""
     doubt = _DOUBTFUL.get(s)
     if doubt is None:
+        typed = _typed_matchers().get(s[:1], _resolved_typed)
         doubt = (
-            _RESOLVER.resolve(ScalarNode, s, (True, False)) != _STR_TAG
+            typed(s) is not None
             or s[:1] in _INDICATORS
             or (s[:1] in "-?:" and s[1:2] in ("", " "))
         )
@@ -156,6 +199,50 @@ def _doubtful(s: str) -> bool:
             _DOUBTFUL.clear()
         _DOUBTFUL[s] = doubt
     return doubt
+
+
+def _resolved_typed(s: str) -> bool | None:
+    """True where PyYAML's resolver gives the plain scalar `s` another tag than str, else None."""
+    return True if _RESOLVER.resolve(ScalarNode, s, (True, False)) != _STR_TAG else None
+
+
+_TYPED: dict[str, Callable[[str], object | None]] = {}
+
+
+def _typed_matchers() -> dict[str, Callable[[str], object | None]]:
+    """By first character: one regular expression that matches where one of PyYAML's implicit resolvers for that
+    character does (each gives a tag other than str, so any match means "typed"): one match instead of a
+    `resolve` call trying them in turn. A character without resolvers maps to "never typed"; one whose
+    resolvers cannot be joined so (or any wildcard resolver) is left to `_resolved_typed`. Built on first use."""
+    if not _TYPED:
+        resolvers = _RESOLVER.yaml_implicit_resolvers
+        joined: dict[tuple[tuple[str, int], ...], Callable[[str], object | None]] = {}
+        out: dict[str, Callable[[str], object | None]] = {}
+        if None not in resolvers:
+            for ch in [chr(c) for c in range(0x20, 0x7F)] + [""]:
+                found = resolvers.get(ch, [])
+                if any(tag == _STR_TAG or "#" in rx.pattern or rx.flags & ~(re.X | re.U) for tag, rx in found):
+                    continue
+                key = tuple((rx.pattern, rx.flags & re.X) for _, rx in found)
+                if key not in joined:
+                    joined[key] = re.compile("|".join(f"(?{'x' if x else ''}:{p})" for p, x in key)).match \
+                        if key else _never
+                out[ch] = joined[key]
+        _TYPED.update(out)
+        _TYPED.setdefault("\x00", _resolved_typed)  # marks the table built even if every character was left out
+    return _TYPED
+
+
+def _never(s: str) -> None:
+    return None
+
+
+def _doubtful_key(s: str) -> bool:
+    """`_doubtful`, or a space or line break in the key: a quoted scalar begun on an earlier line may end as a
+    key (`k: 'a` then `  b': c`), which rapidyaml reads as the key `a b` and PyYAML refuses, as YAML keeps an
+    implicit key on one line. The tree then tells how the key was written (`_Reader._from_tree`, which declines
+    a quoted one: such keys are rare in spec files)."""
+    return _doubtful(s) or " " in s or "\n" in s
 
 
 @contextlib.contextmanager
@@ -286,7 +373,7 @@ class _Reader:
         if isinstance(emitted, dict):
             keys = emitted.keys()
             if not keys <= _CLEAN_KEYS:
-                if any(_doubtful(k) for k in keys):
+                if any(_doubtful_key(k) for k in keys):
                     return self._lean_keys(emitted)
                 if len(_CLEAN_KEYS) < _PLAIN_MAX:
                     _CLEAN_KEYS.update(keys)
@@ -322,7 +409,7 @@ class _Reader:
         for key, item in emitted.items():
             node = self.next
             value = self._lean_item(item)
-            if _doubtful(key):
+            if _doubtful_key(key):
                 _put(out, self._from_tree(node, key=True), value)
             else:
                 out[key] = value
@@ -349,6 +436,8 @@ class _Reader:
         view = (_raw.Tree_key if key else _raw.Tree_val)(self.tree, node)
         text = b"" if view is None else view.tobytes()
         if f & (_KEY_QUOTED if key else _VAL_QUOTED):
+            if key and (b" " in text or b"\n" in text):
+                raise Declined("a quoted key with a space may have spanned lines")  # see `_doubtful_key`
             return text.decode()
         return None if f & ryml.VALNIL and not key else plain_value(text)
 

@@ -127,6 +127,8 @@ def test_dumped_view_definitions_and_empty_lists_stay_on_the_lean_path() -> None
         "a: \x07\n",  # a character PyYAML refuses
         "- :\n",  # an empty implicit key: rapidyaml reads {null: null}, PyYAML refuses it
         "!\n!\n",  # rapidyaml reads an empty document
+        "k: 'yes\n  k: ':\n",  # a quoted key over two lines: rapidyaml reads the key "yes k: ", PyYAML refuses it
+        'k:\n  "a\n  b": c\n',
     ],
 )
 def test_what_it_cannot_reproduce_is_declined_and_left_to_pyyaml(text: str, capfd: pytest.CaptureFixture[str]) -> None:
@@ -208,3 +210,22 @@ def test_json_text_reads_numbers_as_yaml_1_1_does() -> None:
                                                               "default": "0"}], "n": "1e3"}  # fmt: skip
     with pytest.raises(fastyaml.Declined):
         fastyaml.load('{"a": 1, "a": 2}')  # PyYAML's path reports the repeated key
+
+
+NODE_TEXT = st.text(alphabet=" \n-:?#'\"[]{},>|&*!%@`abx0", max_size=40)
+
+
+@settings(max_examples=int(os.environ.get("FASTYAML_EXAMPLES", "400")) * 5, deadline=None)
+@given(text=NODE_TEXT)
+def test_node_starts_are_found_as_the_first_version_found_them(text: str) -> None:
+    """`_starts_a_node` passes over empty collections where they stand, with `str.find` per character; the first
+    version replaced them in a copy and scanned that with a regular expression (`_starts_a_node_in`)."""
+    assert fastyaml._starts_a_node(text) == fastyaml._starts_a_node_in(fastyaml._EMPTY_FLOW.sub("x", text))
+
+
+@settings(max_examples=int(os.environ.get("FASTYAML_EXAMPLES", "400")) * 5, deadline=None)
+@given(word=WORDS | st.text(max_size=8) | st.from_regex(r"[-+.0-9_:eExXoObB]{0,12}", fullmatch=True))
+def test_typed_plain_scalars_are_told_as_pyyamls_resolver_tells_them(word: str) -> None:
+    """One joined regular expression per first character says what PyYAML's implicit resolvers say."""
+    typed = fastyaml._typed_matchers().get(word[:1], fastyaml._resolved_typed)(word) is not None
+    assert typed == (fastyaml._RESOLVER.resolve(yaml.nodes.ScalarNode, word, (True, False)) != fastyaml._STR_TAG)
