@@ -8,6 +8,7 @@ format (`primaryKey`, `renamedFrom`) are accepted as aliases.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import hmac
@@ -40,10 +41,11 @@ from migrate_assets.schema.model import (
     gc_paused,
     object_name,
     pkey_name,
+    positional_constructor,
     unique_name,
 )
 from migrate_assets.schema.sqltext import check_expression
-from migrate_assets.schema.types import UnknownTypeError, parse_type
+from migrate_assets.schema.types import PgType, UnknownTypeError, parse_type
 from migrate_assets.schema.yamlsrc import KeyPath, YamlDoc, doc_from_data, format_path, parse_yaml_fast
 
 _ALIASES = {
@@ -87,6 +89,25 @@ def ident_problem(value: Any) -> str | None:
     return None
 
 
+#: names `ident_problem` found nothing wrong with (a spec set repeats its column names in every table)
+_GOOD_NAMES: set[str] = set()
+_CACHE_MAX = 100_000
+
+
+def _good_name(value: Any) -> bool:
+    """`ident_problem(value) is None`, remembered for strings."""
+    if value.__class__ is not str:
+        return False
+    if value in _GOOD_NAMES:
+        return True
+    if ident_problem(value) is not None:
+        return False
+    if len(_GOOD_NAMES) >= _CACHE_MAX:
+        _GOOD_NAMES.clear()
+    _GOOD_NAMES.add(value)
+    return True
+
+
 class _Entry:
     """A spec mapping whose keys were checked: values by canonical key. Key paths are only built when a
     message needs one (a 2,000-table spec set has ~150,000 keys and, usually, no problem at all)."""
@@ -107,19 +128,28 @@ class _Entry:
         return (*self.path, self.spelled.get(key, key) if self.spelled else key)
 
 
+#: `Source(file, line, path, resolve)`, filling the slots directly (one per column of every table)
+_new_source = positional_constructor(Source)
+#: key paths shared by the `Source`s that name them: `[5].columns[3]` recurs in every file of a spec set
+_PATHS: dict[KeyPath, KeyPath] = {}
+
+
 class _Ctx:
     def __init__(self, doc: YamlDoc) -> None:
         self.doc = doc
         self.problems: list[Problem] = list(doc.duplicates)
         # what `src` needs, looked up once: it runs for every column and index
         self._lazy = (doc.file, doc.locator) if not (doc.lines or not doc.data) else None
+        if len(_PATHS) >= _CACHE_MAX:
+            _PATHS.clear()
 
     def add(self, path: KeyPath, message: str) -> None:
         self.problems.append(self.doc.problem(path, message))
 
     def src(self, path: KeyPath) -> Source:
+        path = _PATHS.setdefault(path, path)
         if self._lazy is not None:
-            return Source(self._lazy[0], None, path, self._lazy[1])
+            return _new_source(self._lazy[0], None, path, self._lazy[1])
         if self.doc.lines or not self.doc.data:
             return Source(self.doc.file, self.doc.line_of(path), path)
         return Source(self.doc.file, None, path, self.doc.locator)
@@ -217,6 +247,54 @@ def _default_text(v: Any) -> str | None:
     if isinstance(v, str):
         return v
     return None
+
+
+#: the keys a column written the plain way uses (`_quick_column`)
+_QUICK_COLUMN_KEYS = frozenset({"name", "type", "nullable", "primary_key", "unique", "default", "comment"})
+#: type text -> (`PgType.plain`, serial) of the type texts that parse
+_QUICK_TYPES: dict[str, tuple[PgType, bool]] = {}
+#: `Column(*fields, source)`, filling the slots directly
+_new_column = positional_constructor(Column)
+assert [f.name for f in dataclasses.fields(Column)] == [
+    "name", "type", "nullable", "default", "serial", "identity", "generated", "comment", "renamed_from", "collation",
+    "identity_options", "sequence", "source"], "_table builds Columns positionally"
+
+
+def _quick_column(raw: Any) -> tuple[str, PgType, bool, bool, str | None, str | None, bool, bool] | None:
+    """(name, plain type, serial, nullable, default, comment, primary_key, unique) of a column entry written the
+    common way (canonical keys among `_QUICK_COLUMN_KEYS`, values of the expected kind, a name, type and default
+    that pass their checks, no conflicting options), or None: `_column` then reads it and reports what is wrong.
+    It never reports anything itself, so whatever it accepts is exactly what `_column` would build, without a
+    problem (tests/schema/test_spec_quick.py compares both)."""
+    if raw.__class__ is not dict or not raw.keys() <= _QUICK_COLUMN_KEYS:
+        return None
+    get = raw.get
+    name = get("name")
+    if name.__class__ is not str or (name not in _GOOD_NAMES and not _good_name(name)):
+        return None
+    text = get("type")
+    if text.__class__ is not str:
+        return None
+    typ = _QUICK_TYPES.get(text)
+    if typ is None:
+        try:
+            parsed = parse_type(text)
+        except UnknownTypeError:
+            return None
+        if len(_QUICK_TYPES) >= _CACHE_MAX:
+            _QUICK_TYPES.clear()
+        typ = _QUICK_TYPES[text] = (parsed.plain, parsed.serial)
+    nullable, pk, unique = get("nullable", False), get("primary_key", False), get("unique", False)
+    if nullable.__class__ is not bool or pk.__class__ is not bool or unique.__class__ is not bool:
+        return None
+    default, comment = get("default"), get("comment")
+    if default is not None and (default.__class__ is not str or check_expression(default) is not None):
+        return None
+    if comment is not None and comment.__class__ is not str:
+        return None
+    if nullable and (pk or typ[1]) or (typ[1] and default is not None):
+        return None
+    return name, typ[0], typ[1], nullable, default, comment, pk, unique
 
 
 #: columns already validated, by their spec entry: spec sets repeat columns (id, created_at, …) in many tables,
@@ -390,8 +468,20 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
     if not isinstance(raw_cols, list) or not raw_cols:
         ctx.add(cols_path, "expected a non-empty list of columns")
     else:
+        src = ctx.src
         for i, rc in enumerate(raw_cols):
             cpath = (*cols_path, i)
+            quick = _quick_column(rc)
+            if quick is not None and quick[0] not in seen:
+                name, plain, serial, nullable, default, comment, pk, unique = quick
+                seen[name] = cpath
+                columns.append(_new_column(name, plain, nullable, default, serial, None, None, comment, (), None, None,
+                                           None, src(cpath)))
+                if pk:
+                    pk_cols.append(name)
+                if unique:
+                    uniques.append(Constraint(unique_name(tname or "", (name,)), (name,)))
+                continue
             raw_name = rc.get("name") if isinstance(rc, dict) else None
             duplicate = isinstance(raw_name, str) and raw_name in seen
             if duplicate:
@@ -495,9 +585,68 @@ def _action(ctx: _Ctx, entry: _Entry, key: str) -> str:
     return word
 
 
+_QUICK_FK_KEYS = frozenset({"name", "columns", "references", "on_delete", "on_update"})
+_QUICK_REF_KEYS = frozenset({"table", "columns"})
+#: how `_action` reads a referential action word, for the words it accepts
+_ACTION_WORDS = {w: w for w in FK_ACTION_WORDS}
+
+
+def _quick_names(raw: Any, cols: dict[str, KeyPath] | None) -> tuple[str, ...] | None:
+    """A non-empty list of good names (all columns of `cols`, if given) as a tuple, else None."""
+    if raw.__class__ is not list or not raw:
+        return None
+    for c in raw:
+        if c.__class__ is not str or (cols is not None and c not in cols) or (c not in _GOOD_NAMES and not _good_name(c)):
+            return None
+    return tuple(raw)
+
+
+def _quick_action(v: Any) -> str | None:
+    if v is None:
+        return "no action"
+    if v.__class__ is not str:
+        return None
+    word = _ACTION_WORDS.get(v)
+    return word if word is not None else _ACTION_WORDS.get(" ".join(v.lower().replace("_", " ").split()))
+
+
+def _quick_fk(raw: Any, tname: str, schema: str, cols: dict[str, KeyPath],
+              ) -> tuple[str, tuple[str, ...], str, str, tuple[str, ...], str, str] | None:
+    """The `ForeignKey` fields (but the source) of a FOREIGN KEY written the common way (like `_quick_column`:
+    None sends it to the full reading, which reports)."""
+    if raw.__class__ is not dict or not raw.keys() <= _QUICK_FK_KEYS:
+        return None
+    get = raw.get
+    columns = _quick_names(get("columns"), cols)
+    ref = get("references")
+    if columns is None or ref.__class__ is not dict or not ref.keys() <= _QUICK_REF_KEYS:
+        return None
+    rcols = _quick_names(ref.get("columns"), None)
+    rt = ref.get("table")
+    if rcols is None or len(rcols) != len(columns) or rt.__class__ is not str:
+        return None
+    rschema = schema
+    if "." in rt:
+        rschema, _, rt = rt.partition(".")
+    if not _good_name(rt) or not _good_name(rschema):
+        return None
+    on_delete, on_update = _quick_action(get("on_delete")), _quick_action(get("on_update"))
+    if on_delete is None or on_update is None:
+        return None
+    if "name" not in raw:
+        name = object_name(tname, "_".join(columns), "fkey")
+    elif not _good_name(name := get("name")):
+        return None
+    return name, columns, rschema, rt, rcols, on_delete, on_update
+
+
 def _foreign_keys(ctx: _Ctx, e: _Entry, tname: str, schema: str, cols: dict[str, KeyPath]) -> list[ForeignKey]:
     out: list[ForeignKey] = []
     for raw, path in _list(ctx, e, "foreign_keys", "FOREIGN KEY constraints"):
+        quick = _quick_fk(raw, tname, schema, cols)
+        if quick is not None:
+            out.append(ForeignKey(*quick, source=ctx.src(path)))  # type: ignore[misc]  # seven fields, then source
+            continue
         fe = ctx.mapping(raw, path, FK_KEYS, "a FOREIGN KEY with columns and references")
         if fe is None:
             continue
@@ -532,9 +681,23 @@ def _foreign_keys(ctx: _Ctx, e: _Entry, tname: str, schema: str, cols: dict[str,
     return out
 
 
+def _quick_check(raw: Any) -> tuple[str, str, bool] | None:
+    """(name, expression, no_inherit) of a CHECK written the common way, or None (see `_quick_column`)."""
+    if raw.__class__ is not dict or not raw.keys() <= CHECK_KEYS:
+        return None
+    name, text, no_inherit = raw.get("name"), raw.get("expression"), raw.get("no_inherit", False)
+    if _good_name(name) and text.__class__ is str and no_inherit.__class__ is bool and check_expression(text) is None:
+        return name, text, no_inherit
+    return None
+
+
 def _checks(ctx: _Ctx, e: _Entry) -> list[Check]:
     out: list[Check] = []
     for raw, path in _list(ctx, e, "checks", "CHECK constraints"):
+        quick = _quick_check(raw)
+        if quick is not None:
+            out.append(Check(*quick, source=ctx.src(path)))
+            continue
         ce = ctx.mapping(raw, path, CHECK_KEYS, "a CHECK constraint with name and expression")
         if ce is None:
             continue
@@ -618,6 +781,12 @@ def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list
     names: dict[str, KeyPath] = {}
     for i, ri in enumerate(raw):
         ipath = (*path, i)
+        quick = _quick_index(ri, tname, cols)
+        if quick is not None and quick[0] not in names:
+            names[quick[0]] = ipath
+            out.append(Index(quick[0], quick[1], quick[2], quick[3], "btree", None, False, ctx.src(ipath), None, (), (),
+                             False, quick[4]))
+            continue
         ie = ctx.mapping(ri, ipath, INDEX_KEYS, "an index")
         if ie is None:
             continue
@@ -655,6 +824,38 @@ def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list
                          elements=tuple(elements) if featured else (), include=tuple(n for n, _ in include),
                          nulls_not_distinct=nnd, named=named))
     return out
+
+
+_QUICK_INDEX_KEYS = frozenset({"name", "columns", "unique", "where", "method"})
+assert [f.name for f in dataclasses.fields(Index)] == [
+    "name", "columns", "unique", "where", "method", "definition", "expression", "source", "unmanaged", "elements",
+    "include", "nulls_not_distinct", "named"], "_indexes builds Indexes positionally"
+
+
+def _quick_index(raw: Any, tname: str, cols: dict[str, KeyPath]) -> tuple[str, tuple[str, ...], bool, str | None, bool] | None:
+    """(name, columns, unique, where, named) of a btree index on plain columns of the table written the common way,
+    or None: the index is then read (and reported on) key by key. Like `_quick_column`, it reports nothing."""
+    if raw.__class__ is not dict or not raw.keys() <= _QUICK_INDEX_KEYS:
+        return None
+    get = raw.get
+    columns = get("columns")
+    if columns.__class__ is not list or not columns:
+        return None
+    for c in columns:
+        if c.__class__ is not str or c not in cols or (c not in _GOOD_NAMES and not _good_name(c)):
+            return None
+    unique, where, method = get("unique", False), get("where"), get("method")
+    if unique.__class__ is not bool or (method is not None and method != "btree"):
+        return None
+    if where is not None and (where.__class__ is not str or check_expression(where) is not None):
+        return None
+    col_names = tuple(columns)
+    if "name" not in raw:
+        return default_index_name(tname, col_names, False), col_names, unique, where, False
+    name = get("name")
+    if name.__class__ is not str or (name not in _GOOD_NAMES and not _good_name(name)):
+        return None
+    return name, col_names, unique, where, True
 
 
 _WORD = re.compile(r"[a-z_][a-z0-9_]*")
@@ -742,7 +943,10 @@ def _from_doc(doc: YamlDoc, default_schema: str) -> SpecSet:
     domain_docs: list[Any] = []
     composite_docs: list[Any] = []
     for v, p in items:
-        if isinstance(v, dict) and "enum" in v and "table" not in v:
+        if v.__class__ is dict and "table" in v:  # the other kinds below all have no `table`
+            if (t := _table(ctx, v, p, default_schema)) is not None:
+                out.append(t)
+        elif isinstance(v, dict) and "enum" in v and "table" not in v:
             e = _enum(ctx, v, p, default_schema)
             if e is not None:
                 enums.append(e)
@@ -840,18 +1044,26 @@ def _cache_key() -> bytes | None:
 
 
 def _read(path: Path, cache_dir: Path | None = None) -> YamlDoc:
-    """Parse one file; with `cache_dir`, parsed YAML data is reused (JSON files, no pickle), so unchanged spec
-    sets skip the YAML parser. An entry is used only when it names the file's current content hash and carries
-    a valid HMAC of that hash and the data under the user's key (`cache_key_file`); anything else is ignored and
-    the file parsed. Validation always runs on the data."""
+    """Read and parse one file (`_read_text`, then `_parse`)."""
+    return _parse(path, _read_text(path), cache_dir)
+
+
+def _read_text(path: Path) -> str:
     try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Problem(file=str(path), message=f"cannot read: {exc}")]) from exc
+
+
+def _parse(path: Path, text: str, cache_dir: Path | None = None) -> YamlDoc:
+    """Parse one file's text; with `cache_dir`, parsed YAML data is reused (JSON files, no pickle), so unchanged
+    spec sets skip the YAML parser. An entry is used only when it names the file's current content hash and
+    carries a valid HMAC of that hash and the data under the user's key (`cache_key_file`); anything else is
+    ignored and the file parsed. Validation always runs on the data."""
     key = None if cache_dir is None or text.lstrip()[:1] in ("[", "{") else _cache_key()
     if cache_dir is None or key is None:
         return parse_yaml_fast(text, str(path))
+    raw = text.encode()  # the file's bytes: they decoded as UTF-8
     digest = hashlib.sha256(_CACHE_VERSION + raw).hexdigest()
     entry = cache_dir / (digest + ".json")
     try:
@@ -896,47 +1108,203 @@ def load_specs(
 ) -> SpecSet:
     """Load every spec file; all problems of all files (and duplicate tables across files) are raised at once.
 
-    `cache_dir` (optional) keeps parsed YAML data by content hash, signed; see `_read`.
+    `cache_dir` (optional) keeps parsed YAML data by content hash, signed; see `_parse`. The same as
+    `read_specs(...).build()`.
     """
-    with gc_paused():
-        return _load_specs(paths, default_schema, Path(cache_dir) if cache_dir is not None else None)
+    return read_specs(paths, default_schema, cache_dir).build()
 
 
-def _load_specs(paths: Sequence[str | Path], default_schema: str, cache_dir: Path | None) -> SpecSet:
-    problems: list[Problem] = []
-    tables = SpecSet()
-    enums: dict[tuple[str, str], Enum] = {}
-    objects: list[Any] = []
-    seen: dict[tuple[str, str], Table] = {}
+def read_specs(
+    paths: Sequence[str | Path], default_schema: str = "public", cache_dir: str | Path | None = None
+) -> RawSpecs:
+    """The first half of `load_specs`: find and read the spec files (a missing path raises its SpecError here,
+    before anything is read, as `load_specs` does). `RawSpecs.build` parses, validates and builds; meanwhile a
+    caller may read the live catalog for `RawSpecs.table_keys`."""
+    files: list[tuple[Path, str | Problem]] = []
     for f in spec_files(paths):
         try:
-            loaded = _from_doc(_read(f, cache_dir), default_schema)
-        except InvalidInputError as exc:
-            problems.extend(exc.problems)
-            continue
-        for en in loaded.enums:
-            if en.key in enums:
-                src = en.source or Source(str(f))
-                problems.append(Problem(src.file, f"duplicate enum {en.qualified}", src.key or "enum", src.lineno))
-            enums[en.key] = en
-        objects.extend(loaded.schema_objects)
-        sequence_objects.merge(tables, loaded, problems)
-        domains.merge(tables, loaded, problems)
-        composites.merge(tables, loaded, problems)
-        for t in loaded:
-            first = seen.get(t.key)
-            if first is not None:
-                src = t.source or Source(str(f))
-                where = f"{first.source.file}:{first.source.lineno}" if first.source else "?"
-                problems.append(Problem(src.file, f"duplicate table {t.qualified} (first at {where})", src.key or "table", src.lineno))
+            files.append((f, _read_text(f)))
+        except SpecError as exc:
+            files.append((f, exc.problems[0]))
+    return RawSpecs(files, default_schema, Path(cache_dir) if cache_dir is not None else None)
+
+
+class RawSpecs:
+    """Spec files read but not yet parsed (`read_specs`).
+
+    - `table_keys`: the (schema, table) keys `build` will most likely return, guessed from the text alone
+      (`_guess_table_keys`: `table:` and `schema:` entries of block-style documents, or the data of JSON ones),
+      in a few milliseconds per thousand tables. Only a hint, to start reading the live catalog early: a
+      document written otherwise (flow style, anchors, ...) may be missed, and a table with a problem is
+      counted. Compare it with what `build` returns before relying on it.
+    - `build()`: parse (cache-aware), validate and build, one file at a time (a file's parsed data is dropped
+      before the next is read), with the cyclic GC paused; returns the `SpecSet` or raises the `SpecError` that
+      `load_specs` would, with the same problems in the same order. Its outcome is kept: a second call returns
+      (or raises) the same.
+    """
+
+    def __init__(self, files: list[tuple[Path, str | Problem]], default_schema: str, cache_dir: Path | None) -> None:
+        self._files = files
+        self.paths = tuple(f for f, _ in files)
+        self.default_schema = default_schema
+        self.cache_dir = cache_dir
+        self._keys: tuple[tuple[str, str], ...] | None = None
+        self._outcome: SpecSet | BaseException | None = None
+
+    @property
+    def table_keys(self) -> tuple[tuple[str, str], ...]:
+        if self._keys is None:
+            if self._outcome is not None and not isinstance(self._outcome, BaseException):
+                self._keys = tuple(t.key for t in self._outcome)
+            else:
+                seen: dict[tuple[str, str], None] = {}
+                for _, text in self._files:
+                    if isinstance(text, str):
+                        seen.update(dict.fromkeys(_guess_table_keys(text, self.default_schema)))
+                self._keys = tuple(seen)
+        return self._keys
+
+    def build(self) -> SpecSet:
+        if self._outcome is None:
+            try:
+                with gc_paused():
+                    self._outcome = self._build()
+            except BaseException as exc:
+                self._outcome = exc
+                raise
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        return self._outcome
+
+    def _build(self) -> SpecSet:
+        problems: list[Problem] = []
+        tables = SpecSet()
+        enums: dict[tuple[str, str], Enum] = {}
+        objects: list[Any] = []
+        seen: dict[tuple[str, str], Table] = {}
+        files, self._files = self._files, []  # texts are dropped as they are built
+        for i, (f, text) in enumerate(files):
+            files[i] = (f, "")
+            if isinstance(text, Problem):
+                problems.append(text)
                 continue
-            seen[t.key] = t
-            tables.append(t)
-    kept, dups = views.merge(objects)
-    problems += [views.duplicate_problem(o, why) for o, why in dups]
-    problems += views.name_clashes(kept, seen)
-    if problems:
-        raise SpecError(problems)
-    tables.enums = tuple(enums.values())
-    tables.schema_objects = tuple(kept)
-    return tables
+            try:
+                loaded = _from_doc(_parse(f, text, self.cache_dir), self.default_schema)
+            except InvalidInputError as exc:
+                problems.extend(exc.problems)
+                continue
+            finally:
+                del text
+            for en in loaded.enums:
+                if en.key in enums:
+                    src = en.source or Source(str(f))
+                    problems.append(Problem(src.file, f"duplicate enum {en.qualified}", src.key or "enum", src.lineno))
+                enums[en.key] = en
+            objects.extend(loaded.schema_objects)
+            sequence_objects.merge(tables, loaded, problems)
+            domains.merge(tables, loaded, problems)
+            composites.merge(tables, loaded, problems)
+            for t in loaded:
+                first = seen.get(t.key)
+                if first is not None:
+                    src = t.source or Source(str(f))
+                    where = f"{first.source.file}:{first.source.lineno}" if first.source else "?"
+                    problems.append(Problem(src.file, f"duplicate table {t.qualified} (first at {where})", src.key or "table",
+                                            src.lineno))
+                    continue
+                seen[t.key] = t
+                tables.append(t)
+        kept, dups = views.merge(objects)
+        problems += [views.duplicate_problem(o, why) for o, why in dups]
+        problems += views.name_clashes(kept, seen)
+        if problems:
+            raise SpecError(problems)
+        tables.enums = tuple(enums.values())
+        tables.schema_objects = tuple(kept)
+        return tables
+
+
+def _guess_table_keys(text: str, default_schema: str) -> list[tuple[str, str]]:
+    """The table keys a spec file most likely declares (see `RawSpecs.table_keys`): read from the data of a
+    JSON document, else, without parsing YAML, from the `table:` and `schema:` entries of a block-style
+    document as `yaml.safe_dump` writes it: keys of the top-level mapping (column 0), or of top-level list
+    items (`- ` or two spaces before the key). Found by `str.find` (a regular expression's scan of every line
+    costs several times more). Empty where it cannot tell."""
+    if text.lstrip()[:1] in ("[", "{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return []
+        items = data if isinstance(data, list) else [data]
+        found = [(v.get("schema"), v.get("table")) for v in items if isinstance(v, dict)]
+    else:
+        text = "\n" + text
+        lead = ("\n- ", "\n  ") if _first_line(text).startswith("- ") else ("\n",)
+        entries = {key: _entries(text, key + ":", lead) for key in ("table", "schema")}
+        if not entries["schema"]:
+            found = [(None, value) for _, value in sorted(entries["table"])]
+        else:  # group by top-level list item (or the one mapping)
+            starts = _entries_at(text, "\n- ") if len(lead) == 2 else []
+            by_item: dict[int, dict[str, Any]] = {}
+            for key, values in entries.items():
+                for where, value in values:
+                    by_item.setdefault(bisect.bisect_right(starts, where), {})[key] = value
+            found = [(v.get("schema"), v.get("table")) for _, v in sorted(by_item.items())]
+    out = []
+    for schema, table in found:
+        if not isinstance(table, str) or not table:
+            continue
+        if schema is None and "." in table:
+            schema, _, table = table.partition(".")
+        out.append((schema if isinstance(schema, str) and schema else default_schema, table))
+    return out
+
+
+def _entries(text: str, key: str, lead: tuple[str, ...]) -> list[tuple[int, str | None]]:
+    """Where `key` stands in `text` right after one of `lead` (a line start and what may follow it), and the
+    scalar after it on that line."""
+    out = []
+    for i in _entries_at(text, key):
+        if any(text.startswith(p, i - len(p), i) for p in lead):
+            end = text.find("\n", i + len(key))
+            rest = text[i + len(key):end if end >= 0 else len(text)]
+            if not rest or rest[0] in " \t":
+                out.append((i, _plain_or_quoted(rest)))
+    return out
+
+
+def _entries_at(text: str, needle: str) -> list[int]:
+    out = []
+    i = text.find(needle)
+    while i >= 0:
+        out.append(i)
+        i = text.find(needle, i + 1)
+    return out
+
+
+def _first_line(text: str) -> str:
+    """The first line that is neither blank, a comment nor a document marker."""
+    for line in text.split("\n", 50)[:50]:
+        if line.strip() and not line.startswith(("#", "---", "%")):
+            return line
+    return ""
+
+
+_SINGLE_QUOTED = re.compile(r"'((?:[^']|'')*)'(?:\s+#.*)?$")
+
+
+def _plain_or_quoted(value: str) -> str | None:
+    """A one-line YAML scalar's text, roughly: quotes removed, a trailing comment dropped; None if it is
+    something else (a flow collection, an alias, ...)."""
+    value = value.strip()
+    if value[:1] == "'":
+        quoted = _SINGLE_QUOTED.match(value)
+        return quoted.group(1).replace("''", "'") if quoted else None
+    if value[:1] == '"':
+        try:
+            got = json.loads(value)
+        except ValueError:
+            return None
+        return got if isinstance(got, str) else None
+    value = value.split(" #", 1)[0].rstrip()
+    return value if value and value[0] not in "[]{}&*!|>%@`#" else None
