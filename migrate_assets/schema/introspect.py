@@ -133,7 +133,9 @@ LEFT JOIN pg_class fc ON fc.oid = con.confrelid
 LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
 LEFT JOIN LATERAL (
     SELECT array_agg(fa.attname ORDER BY k.i) AS cols FROM unnest(con.confkey) WITH ORDINALITY AS k(n, i)
-    JOIN pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.n WHERE con.contype = 'f'
+    CROSS JOIN LATERAL (  -- each key looked up by index (OFFSET 0: not turned into a hash of every column)
+        SELECT fa.attname FROM pg_attribute fa WHERE fa.attrelid = con.confrelid AND fa.attnum = k.n OFFSET 0) fa
+    WHERE con.contype = 'f'
 ) f ON true
 WHERE con.contype IN ('p', 'u', 'f', 'c', 'x')
 """  # noqa: S608
