@@ -33,6 +33,7 @@ from migrate_assets.schema.model import (
     Index,
     IndexElement,
     Table,
+    positional_constructor,
 )
 from migrate_assets.schema.plan import Unmanaged
 from migrate_assets.schema.types import from_catalog
@@ -310,7 +311,7 @@ def introspect(
             names = attnames.get(relid, no_names)
             cols = tuple([names[k] for k in conkey if k in names]) if conkey else ()
             if contype in ("p", "u"):
-                con = Constraint(name, cols, why, nnd, deferrable, deferred)
+                con = _new_constraint(name, cols, why, nnd, deferrable, deferred, None)
                 if contype == "p":
                     pks[relid] = con
                 else:
@@ -318,9 +319,9 @@ def introspect(
             elif contype == "f" and (delset or match not in FK_MATCH or not fcols):
                 odd.append((relid, "foreign_key", name, fdef or "", "FOREIGN KEY", list(conkey or ())))
             elif contype == "f":
-                fkeys.setdefault(relid, []).append(ForeignKey(
+                fkeys.setdefault(relid, []).append(_new_foreign_key(
                     name, cols, fnsp, frel, tuple(fcols), FK_ACTIONS[dele], FK_ACTIONS[upd], FK_MATCH[match],
-                    deferrable, deferred, valid))  # fmt: skip
+                    deferrable, deferred, valid, None))  # fmt: skip
                 _note_uses(uses, names, relid, "foreign_key", name, conkey)
             elif contype == "x":  # listed among the others too (with the columns it uses) while no spec manages it
                 elements = tuple(ExcludeElement(c, None if c is not None else d, o)
@@ -346,7 +347,7 @@ def introspect(
                 opaque_uses.append((relid, iname, used))
         texts = printed.texts(conn)
         for relid, name, noinherit, valid, group in check_rows:
-            checks.setdefault(relid, []).append(Check(name, texts.get(("c", group)) or "", noinherit, valid))
+            checks.setdefault(relid, []).append(_new_check(name, texts.get(("c", group)) or "", noinherit, valid, None))
         for relid, group, (iname, unique, method, idef, _, keys, opaque, valid, elements, include, nnd) in partial:
             indexes.setdefault(relid, []).append(_index(
                 attnames.get(relid, no_names), iname, unique, method, idef, texts.get(("i", group)), keys, opaque, valid,
@@ -579,17 +580,17 @@ def _index(
             elements=tuple(_element(attnames, *e) for e in elements),
             include=tuple(attnames.get(k, "") for k in include or ()), nulls_not_distinct=bool(nnd),
         )  # fmt: skip
-    return Index(
-        name=name,
-        columns=names,
-        unique=unique,
-        where=pred,
-        method=method,
-        definition=None if definition is None else definition + ("" if valid else " -- INVALID"),
-        expression=opaque is not None or not names or not valid,
-        unmanaged=opaque,
-    )
+    return _new_index(name, names, unique, pred, method,
+                      None if definition is None else definition + ("" if valid else " -- INVALID"),
+                      opaque is not None or not names or not valid, None, opaque, (), (), False, True)
 
+
+#: the objects built per row, by their fields in declaration order (filling the slots directly is about half the
+#: cost of the generated keyword `__init__`: 30,000 indexes and 40,000 constraints at 10,000 tables)
+_new_index = positional_constructor(Index)
+_new_constraint = positional_constructor(Constraint)
+_new_foreign_key = positional_constructor(ForeignKey)
+_new_check = positional_constructor(Check)
 
 _TYPE_MAX = {"smallint": 32767, "integer": 2147483647, "bigint": 9223372036854775807}
 
