@@ -1,9 +1,11 @@
 """The I/O half of planning: introspect the live tables in scope, let Postgres canonicalise and check the
 desired expressions, probe emptiness where a NOT NULL column needs it, then run the pure `diff`.
 
-Round trips: 4 catalog queries + 2 search_path toggles, one emptiness probe (only when needed), one parse per
-distinct expression that may reach DDL (`exprcheck`: Postgres parses, nothing runs) and one EXPLAIN per
-expression whose spelling differs from the live one (and per live counterpart).
+Round trips: the catalog (tables, columns, constraints, indexes, other objects, and one small statement printing
+each distinct CHECK/predicate tree once when there are any; search_path and jit set and restored in one statement
+each way), one emptiness probe (only when needed), one parse per distinct expression that may reach DDL
+(`exprcheck`: Postgres parses, nothing runs) and one EXPLAIN per expression whose spelling differs from the live
+one (and per live counterpart). `Prefetch` lets the catalog read run while the spec files are still validated.
 """
 
 from __future__ import annotations
