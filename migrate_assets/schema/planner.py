@@ -27,6 +27,7 @@ from migrate_assets.schema import (
     sequence_objects,
     unmanaged,
     viewplan,
+    views,
 )
 from migrate_assets.schema.diff import (
     TableKey,
@@ -105,14 +106,18 @@ class Prefetch:
     def __init__(self, conn: psycopg.Connection, keys: Sequence[TableKey], opts: PlanOptions) -> None:
         self.conn, self.scope, self.ignore = conn, scope_of(keys, opts), opts.ignore
         self._live: dict[TableKey, Table] | None = None
+        self.used = False  #: the plan took the prefetched tables (and then also takes the views read with them)
+        self.views: dict[TableKey, views.View] | None = None  #: every view of the database, read after the tables
         self._thread = threading.Thread(target=self._read, name="migrate-assets catalog prefetch", daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
         try:
             self._live = live_tables(self.conn, self.scope, self.ignore)
+            self.views = views.live_views(self.conn)  # not scoped: the same read plan_views makes
         except Exception:  # noqa: BLE001 - build_plan reads again on its own thread and raises there
             self._live = None
+            self.views = None
 
     def wait(self) -> None:
         self._thread.join()
@@ -122,6 +127,7 @@ class Prefetch:
         self.wait()
         if self._live is None or scope != self.scope or frozenset(ignore) != self.ignore:
             return None
+        self.used = True
         return self._live
 
     def __enter__(self) -> Prefetch:
@@ -204,7 +210,8 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
     res = diff(todo, live, canon=canon, nonempty=nonempty, drop_tables=drops, missing_schemas=missing | pre.schemas,
                first=pre.changes + enum_changes + doms.changes + seq_early, context=chosen, standalone=standalone)
     changes = sequence_objects.place(res.changes, seq_late) + enum_dropped  # OWNED BY once the tables exist
-    vp = viewplan.plan_views(conn, desired, changes, manage=not opts.only_tables)  # views after the tables
+    vp = viewplan.plan_views(conn, desired, changes, manage=not opts.only_tables,  # views after the tables
+                             live=prefetch.views if prefetch is not None and prefetch.used else None)
     return Plan(tuple(viewplan.in_order(changes + vp.changes)), scope_fingerprint(live, scope), scope,
                 tuple(enum_refusals) + tuple(doms.refusals) + tuple(seq_refusals) + tuple(res.refusals) + tuple(pre.refusals)
                 + tuple(vp.refusals),

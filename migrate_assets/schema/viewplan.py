@@ -369,15 +369,17 @@ def _qual(s: str, t: str) -> str:
 
 
 def plan_views(conn: psycopg.Connection[Any], desired: Sequence[Table], table_changes: Sequence[Change],
-               *, manage: bool = True) -> ViewPlan:
-    """Changes for the declared views (when `manage`) and for every view a table change needs out of the way."""
+               *, manage: bool = True, live: dict[Key, View] | None = None) -> ViewPlan:
+    """Changes for the declared views (when `manage`) and for every view a table change needs out of the way
+    (`live`: the database's views when already read, e.g. by the planner's prefetch)."""
     declared = views_of(desired) if manage else ()
     blocked = {(c.table, c.column) for c in table_changes if c.kind in BLOCKING_KINDS and c.column is not None}
     dropped_cols = {(c.table, c.column) for c in table_changes if c.kind == "drop_column" and c.column is not None}
     dropped_tables = {c.table for c in table_changes if c.kind == "drop_table"}
     if not declared and not blocked and not dropped_tables:
         return ViewPlan()
-    live = live_views(conn)
+    if live is None:
+        live = live_views(conn)
     # what needs Postgres' reading: definitions not spelled exactly as the live view prints them
     want = {v.key: v for v in declared}
     unread = [v for v in declared if v.key not in live or not same_definition(v.definition, live[v.key].definition)]

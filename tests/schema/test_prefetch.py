@@ -19,15 +19,19 @@ SPECS = """
 - table: pf_b
   columns:
     - {name: id, type: bigint, primary_key: true}
+- view: pf_v
+  definition: SELECT pf_b.id FROM pf_b
 """
 
 
 @pytest.fixture
 def conn(module_dsn: str):
     with psycopg.connect(module_dsn, autocommit=True) as c:
+        c.execute("DROP VIEW IF EXISTS pf_v")
         c.execute("DROP TABLE IF EXISTS pf_a, pf_b")
         c.execute("CREATE TABLE pf_a (id bigint PRIMARY KEY)")  # `note` is missing: the plan adds it
         c.execute("CREATE TABLE pf_b (id bigint PRIMARY KEY)")
+        c.execute("CREATE VIEW pf_v AS SELECT pf_b.id FROM pf_b")
         yield c
 
 
@@ -43,8 +47,10 @@ def test_a_prefetch_of_the_right_scope_is_used_and_plans_the_same(conn: psycopg.
     with Prefetch(conn, [("public", "pf_b"), ("public", "pf_a")], PlanOptions()) as pre:
         assert pre.result(select_tables(desired, PlanOptions())[1], PlanOptions().ignore) is not None
         overlapped = build_plan(conn, desired, prefetch=pre)
+        assert pre.used and pre.views is not None and ("public", "pf_v") in pre.views  # read with the tables
     assert [c.kind for c in overlapped.changes] == [c.kind for c in plain.changes] != []
     assert overlapped.fingerprint == plain.fingerprint
+    assert not any(c.kind.endswith("view") for c in overlapped.changes)  # the declared view is the live one
 
 
 def test_a_wrong_guess_is_not_used_and_the_plan_reads_again(conn: psycopg.Connection) -> None:
