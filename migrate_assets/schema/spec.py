@@ -89,23 +89,49 @@ def ident_problem(value: Any) -> str | None:
     return None
 
 
-#: names `ident_problem` found nothing wrong with (a spec set repeats its column names in every table)
-_GOOD_NAMES: set[str] = set()
+#: names `ident_problem` found nothing wrong with, each to the first string object seen with its text: a spec
+#: set repeats its column names in every table, and the model then holds one string per name, not one per use
+_GOOD_NAMES: dict[str, str] = {}
+#: the same for expressions `check_expression` accepts (defaults, index predicates, CHECKs)
+_GOOD_EXPRESSIONS: dict[str, str] = {}
+#: tuples of names (index and constraint columns) and sets of keys (`Table.manages`), shared alike
+_SHARED: dict[Any, Any] = {}
 _CACHE_MAX = 100_000
 
 
-def _good_name(value: Any) -> bool:
-    """`ident_problem(value) is None`, remembered for strings."""
+def _good_name(value: Any) -> str | None:
+    """`value` (as the first string seen with its text) if `ident_problem(value)` is None, else None."""
     if value.__class__ is not str:
-        return False
-    if value in _GOOD_NAMES:
-        return True
-    if ident_problem(value) is not None:
-        return False
-    if len(_GOOD_NAMES) >= _CACHE_MAX:
-        _GOOD_NAMES.clear()
-    _GOOD_NAMES.add(value)
-    return True
+        return None
+    good = _GOOD_NAMES.get(value)
+    if good is None:
+        if ident_problem(value) is not None:
+            return None
+        if len(_GOOD_NAMES) >= _CACHE_MAX:
+            _GOOD_NAMES.clear()
+        good = _GOOD_NAMES[value] = value
+    return good
+
+
+def _good_expression(value: Any) -> str | None:
+    """`value` (shared as in `_good_name`) if it is a string `check_expression` accepts, else None."""
+    if value.__class__ is not str:
+        return None
+    good = _GOOD_EXPRESSIONS.get(value)
+    if good is None:
+        if check_expression(value) is not None:
+            return None
+        if len(_GOOD_EXPRESSIONS) >= _CACHE_MAX:
+            _GOOD_EXPRESSIONS.clear()
+        good = _GOOD_EXPRESSIONS[value] = value
+    return good
+
+
+def _shared(value: Any) -> Any:
+    """An equal object seen before (hashable values: tuples of names, frozensets of keys), else `value`."""
+    if len(_SHARED) >= _CACHE_MAX:
+        _SHARED.clear()
+    return _SHARED.setdefault(value, value)
 
 
 class _Entry:
@@ -132,6 +158,21 @@ class _Entry:
 _new_source = positional_constructor(Source)
 #: key paths shared by the `Source`s that name them: `[5].columns[3]` recurs in every file of a spec set
 _PATHS: dict[KeyPath, KeyPath] = {}
+
+
+#: the key paths of a list's items, by the list's key path (`[5].columns` -> `[5].columns[0]`, ...): made once
+#: for every file of a spec set
+_ITEM_PATHS: dict[KeyPath, list[KeyPath]] = {}
+
+
+def _item_paths(path: KeyPath, n: int) -> list[KeyPath]:
+    """`[(*path, 0), ..., (*path, n - 1)]`, shared (and interned in `_PATHS`)."""
+    paths = _ITEM_PATHS.get(path)
+    if paths is None or len(paths) < n:
+        if len(_ITEM_PATHS) >= _CACHE_MAX:
+            _ITEM_PATHS.clear()
+        paths = _ITEM_PATHS[path] = [_PATHS.setdefault(p, p) for p in ((*path, i) for i in range(n))]
+    return paths
 
 
 class _Ctx:
@@ -269,8 +310,8 @@ def _quick_column(raw: Any) -> tuple[str, PgType, bool, bool, str | None, str | 
     if raw.__class__ is not dict or not raw.keys() <= _QUICK_COLUMN_KEYS:
         return None
     get = raw.get
-    name = get("name")
-    if name.__class__ is not str or (name not in _GOOD_NAMES and not _good_name(name)):
+    name = _good_name(get("name"))
+    if name is None:
         return None
     text = get("type")
     if text.__class__ is not str:
@@ -288,7 +329,7 @@ def _quick_column(raw: Any) -> tuple[str, PgType, bool, bool, str | None, str | 
     if nullable.__class__ is not bool or pk.__class__ is not bool or unique.__class__ is not bool:
         return None
     default, comment = get("default"), get("comment")
-    if default is not None and (default.__class__ is not str or check_expression(default) is not None):
+    if default is not None and (default := _good_expression(default)) is None:
         return None
     if comment is not None and comment.__class__ is not str:
         return None
@@ -468,15 +509,17 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
     if not isinstance(raw_cols, list) or not raw_cols:
         ctx.add(cols_path, "expected a non-empty list of columns")
     else:
-        src = ctx.src
+        paths = _item_paths(cols_path, len(raw_cols))
+        file, locator = ctx._lazy or (None, None)
         for i, rc in enumerate(raw_cols):
-            cpath = (*cols_path, i)
+            cpath = paths[i]
             quick = _quick_column(rc)
             if quick is not None and quick[0] not in seen:
                 name, plain, serial, nullable, default, comment, pk, unique = quick
                 seen[name] = cpath
+                source = _new_source(file, None, cpath, locator) if file is not None else ctx.src(cpath)
                 columns.append(_new_column(name, plain, nullable, default, serial, None, None, comment, (), None, None,
-                                           None, src(cpath)))
+                                           None, source))
                 if pk:
                     pk_cols.append(name)
                 if unique:
@@ -520,7 +563,7 @@ def _table(ctx: _Ctx, raw: Any, path: KeyPath, default_schema: str) -> Table | N
                 ctx.add((*seen[n], "nullable"), "primary key columns cannot be nullable")
     indexes = _indexes(ctx, e, tname or "", seen)
     comment = ctx.text(e, "comment")
-    manages = frozenset(k for k in ("unique", "foreign_keys", "checks", "excludes") if k in e)
+    manages = _shared(frozenset(k for k in ("unique", "foreign_keys", "checks", "excludes") if k in e))
     uniques += _uniques(ctx, e, tname or "", seen)
     fkeys = _foreign_keys(ctx, e, tname or "", schema, seen)
     checks = _checks(ctx, e)
@@ -596,9 +639,9 @@ def _quick_names(raw: Any, cols: dict[str, KeyPath] | None) -> tuple[str, ...] |
     if raw.__class__ is not list or not raw:
         return None
     for c in raw:
-        if c.__class__ is not str or (cols is not None and c not in cols) or (c not in _GOOD_NAMES and not _good_name(c)):
+        if c.__class__ is not str or (cols is not None and c not in cols) or _good_name(c) is None:
             return None
-    return tuple(raw)
+    return _shared(tuple(map(_GOOD_NAMES.__getitem__, raw)))
 
 
 def _quick_action(v: Any) -> str | None:
@@ -625,19 +668,19 @@ def _quick_fk(raw: Any, tname: str, schema: str, cols: dict[str, KeyPath],
     rt = ref.get("table")
     if rcols is None or len(rcols) != len(columns) or rt.__class__ is not str:
         return None
-    rschema = schema
+    ref_schema = schema
     if "." in rt:
-        rschema, _, rt = rt.partition(".")
-    if not _good_name(rt) or not _good_name(rschema):
+        ref_schema, _, rt = rt.partition(".")
+    ref_table, rschema = _good_name(rt), _good_name(ref_schema)
+    if ref_table is None or rschema is None:
         return None
     on_delete, on_update = _quick_action(get("on_delete")), _quick_action(get("on_update"))
     if on_delete is None or on_update is None:
         return None
-    if "name" not in raw:
-        name = object_name(tname, "_".join(columns), "fkey")
-    elif not _good_name(name := get("name")):
+    name = object_name(tname, "_".join(columns), "fkey") if "name" not in raw else _good_name(get("name"))
+    if name is None:
         return None
-    return name, columns, rschema, rt, rcols, on_delete, on_update
+    return name, columns, rschema, ref_table, rcols, on_delete, on_update
 
 
 def _foreign_keys(ctx: _Ctx, e: _Entry, tname: str, schema: str, cols: dict[str, KeyPath]) -> list[ForeignKey]:
@@ -685,8 +728,8 @@ def _quick_check(raw: Any) -> tuple[str, str, bool] | None:
     """(name, expression, no_inherit) of a CHECK written the common way, or None (see `_quick_column`)."""
     if raw.__class__ is not dict or not raw.keys() <= CHECK_KEYS:
         return None
-    name, text, no_inherit = raw.get("name"), raw.get("expression"), raw.get("no_inherit", False)
-    if _good_name(name) and text.__class__ is str and no_inherit.__class__ is bool and check_expression(text) is None:
+    name, text, no_inherit = _good_name(raw.get("name")), _good_expression(raw.get("expression")), raw.get("no_inherit", False)
+    if name is not None and text is not None and no_inherit.__class__ is bool:
         return name, text, no_inherit
     return None
 
@@ -842,18 +885,18 @@ def _quick_index(raw: Any, tname: str, cols: dict[str, KeyPath]) -> tuple[str, t
     if columns.__class__ is not list or not columns:
         return None
     for c in columns:
-        if c.__class__ is not str or c not in cols or (c not in _GOOD_NAMES and not _good_name(c)):
+        if c.__class__ is not str or c not in cols or _good_name(c) is None:
             return None
     unique, where, method = get("unique", False), get("where"), get("method")
     if unique.__class__ is not bool or (method is not None and method != "btree"):
         return None
-    if where is not None and (where.__class__ is not str or check_expression(where) is not None):
+    if where is not None and (where := _good_expression(where)) is None:
         return None
-    col_names = tuple(columns)
+    col_names = _shared(tuple(map(_GOOD_NAMES.__getitem__, columns)))
     if "name" not in raw:
         return default_index_name(tname, col_names, False), col_names, unique, where, False
-    name = get("name")
-    if name.__class__ is not str or (name not in _GOOD_NAMES and not _good_name(name)):
+    name = _good_name(get("name"))
+    if name is None:
         return None
     return name, col_names, unique, where, True
 
@@ -1167,7 +1210,7 @@ class RawSpecs:
     def build(self) -> SpecSet:
         if self._outcome is None:
             try:
-                with gc_paused():
+                with gc_paused(promote=True):  # a spec set stays alive: not worth a young collection's scan
                     self._outcome = self._build()
             except BaseException as exc:
                 self._outcome = exc
