@@ -72,6 +72,13 @@ if ryml is not None:
     )  # fmt: skip
 
 
+def forget() -> None:
+    """Empty the caches of scalars and keys read (a spec loader calls it after a spec set)."""
+    _DOUBTFUL.clear()
+    _CLEAN_KEYS.clear()
+    _PLAIN.clear()
+
+
 def plain_value(text: bytes) -> Any:
     """What PyYAML's SafeLoader makes of a plain (unquoted) scalar."""
     value = _PLAIN.get(text, _MISSING)

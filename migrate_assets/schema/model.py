@@ -236,8 +236,16 @@ class NamedType(Named):
         return dict(self.sources).get(key, self.source)
 
 
+class _ColumnIndex(Named):
+    """A slot for `Table.column`'s index by name, built on the first question: no dataclass field, so not a
+    constructor argument, not compared, copied (`replace`), pickled or encoded (`expand/shape.py`)."""
+
+    __slots__ = ("_by_name",)
+    _by_name: dict[str, Column]
+
+
 @dataclass(frozen=True, slots=True)
-class Table(Named):
+class Table(_ColumnIndex):
     schema: str
     name: str
     columns: tuple[Column, ...] = ()
@@ -262,12 +270,11 @@ class Table(Named):
     pk_unique: bool = field(default=False, compare=False)
     #: a partitioned table: its key and partitions (`schema.partitions`); None for a plain table
     partitioning: Partitioning | None = None
-    #: `column`'s index by name, built on its first question (not a constructor argument)
-    _by_name: dict[str, Column] | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     def column(self, name: str) -> Column | None:
-        by_name = self._by_name
-        if by_name is None:
+        try:
+            by_name = self._by_name
+        except AttributeError:
             by_name = {c.name: c for c in self.columns}
             object.__setattr__(self, "_by_name", by_name)
         return by_name.get(name)

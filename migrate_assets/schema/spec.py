@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate_assets.errors import InvalidInputError, Problem, SpecError
-from migrate_assets.schema import composites, domains, partitions, sequence_objects, views
+from migrate_assets.schema import composites, domains, fastyaml, partitions, sequence_objects, views
 from migrate_assets.schema.ddl import OPERATOR_RE
 from migrate_assets.schema.enums import ENUM_KEYS, Enum, SpecSet
 from migrate_assets.schema.model import (
@@ -1215,6 +1215,8 @@ class RawSpecs:
             except BaseException as exc:
                 self._outcome = exc
                 raise
+            finally:
+                _forget()
         if isinstance(self._outcome, BaseException):
             raise self._outcome
         return self._outcome
@@ -1265,6 +1267,15 @@ class RawSpecs:
         tables.enums = tuple(enums.values())
         tables.schema_objects = tuple(kept)
         return tables
+
+
+def _forget() -> None:
+    """Empty the caches that serve one build (names and expressions checked, shared paths and tuples, the YAML
+    reader's): what the model uses stays in the model; the rest (tens of thousands of entries for 10,000 tables)
+    would otherwise stay for the life of the process."""
+    for cache in (_GOOD_NAMES, _GOOD_EXPRESSIONS, _SHARED, _PATHS, _ITEM_PATHS, _VALID_COLUMNS):
+        cache.clear()
+    fastyaml.forget()
 
 
 def _guess_table_keys(text: str, default_schema: str) -> list[tuple[str, str]]:
