@@ -384,6 +384,9 @@ def object_name(name1: str, name2: str | None, label: str | None) -> str:
     """`name1_name2_label` the way Postgres builds a generated name (makeObjectName in indexcmds.c): while the
     whole is longer than 63 bytes, the longer of name1 and name2 loses a byte; each part is then cut back to
     a character boundary. So `<63-byte table>_pkey` keeps 58 bytes of the table name, not 63."""
+    if name1.isascii() and (name2 is None or name2.isascii()) and (not label or label.isascii()) and \
+            len(name1) + (len(name2) + 1 if name2 is not None else 0) + (len(label) + 1 if label else 0) <= MAX_IDENT_BYTES:
+        return "_".join([name1, *([name2] if name2 is not None else []), *([label] if label else [])])  # no cut
     b1, b2 = name1.encode(), (name2 or "").encode()
     overhead = (1 if name2 is not None else 0) + (len(label.encode()) + 1 if label else 0)
     avail = MAX_IDENT_BYTES - overhead

@@ -827,8 +827,8 @@ def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list
         quick = _quick_index(ri, tname, cols)
         if quick is not None and quick[0] not in names:
             names[quick[0]] = ipath
-            out.append(Index(quick[0], quick[1], quick[2], quick[3], "btree", None, False, ctx.src(ipath), None, (), (),
-                             False, quick[4]))
+            out.append(_new_index(quick[0], quick[1], quick[2], quick[3], "btree", None, False, ctx.src(ipath), None, (),
+                                  (), False, quick[4]))
             continue
         ie = ctx.mapping(ri, ipath, INDEX_KEYS, "an index")
         if ie is None:
@@ -870,6 +870,7 @@ def _indexes(ctx: _Ctx, e: _Entry, tname: str, cols: dict[str, KeyPath]) -> list
 
 
 _QUICK_INDEX_KEYS = frozenset({"name", "columns", "unique", "where", "method"})
+_new_index = positional_constructor(Index)
 assert [f.name for f in dataclasses.fields(Index)] == [
     "name", "columns", "unique", "where", "method", "definition", "expression", "source", "unmanaged", "elements",
     "include", "nulls_not_distinct", "named"], "_indexes builds Indexes positionally"
