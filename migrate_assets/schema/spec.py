@@ -310,8 +310,8 @@ def _quick_column(raw: Any) -> tuple[str, PgType, bool, bool, str | None, str | 
     if raw.__class__ is not dict or not raw.keys() <= _QUICK_COLUMN_KEYS:
         return None
     get = raw.get
-    name = _good_name(get("name"))
-    if name is None:
+    name = get("name")
+    if name.__class__ is not str or ((name := _GOOD_NAMES.get(name) or _good_name(name)) is None):
         return None
     text = get("type")
     if text.__class__ is not str:
@@ -639,7 +639,7 @@ def _quick_names(raw: Any, cols: dict[str, KeyPath] | None) -> tuple[str, ...] |
     if raw.__class__ is not list or not raw:
         return None
     for c in raw:
-        if c.__class__ is not str or (cols is not None and c not in cols) or _good_name(c) is None:
+        if c.__class__ is not str or (cols is not None and c not in cols) or (c not in _GOOD_NAMES and _good_name(c) is None):
             return None
     return _shared(tuple(map(_GOOD_NAMES.__getitem__, raw)))
 
@@ -886,7 +886,7 @@ def _quick_index(raw: Any, tname: str, cols: dict[str, KeyPath]) -> tuple[str, t
     if columns.__class__ is not list or not columns:
         return None
     for c in columns:
-        if c.__class__ is not str or c not in cols or _good_name(c) is None:
+        if c.__class__ is not str or c not in cols or (c not in _GOOD_NAMES and _good_name(c) is None):
             return None
     unique, where, method = get("unique", False), get("where"), get("method")
     if unique.__class__ is not bool or (method is not None and method != "btree"):
