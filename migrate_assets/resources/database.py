@@ -8,6 +8,7 @@ database-only commands never load the layer clients (pyiceberg, confluent-kafka,
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -84,10 +85,14 @@ def specs(cfg: ProjectConfig, missing_ok: bool = False) -> list[Table]:
     """
     from migrate_assets.schema.spec import load_specs
 
+    return load_specs(*_spec_sources(cfg, missing_ok))
+
+
+def _spec_sources(cfg: ProjectConfig, missing_ok: bool = False) -> tuple[list[Path], str, Path | None]:
+    """The spec paths, default schema and parsed-YAML cache directory of the project."""
     paths = [cfg.path(p) for p in cfg.schemas]
     cache = None if os.environ.get("MIGRATE_ASSETS_NO_CACHE") else cfg.path(SPEC_CACHE)
-    return load_specs([p for p in paths if p.exists()] if missing_ok else paths, cfg.database.schema_,
-                      cache_dir=cache)
+    return [p for p in paths if p.exists()] if missing_ok else paths, cfg.database.schema_, cache
 
 
 def check_specs(cfg: ProjectConfig, tables: Sequence[Table]) -> None:
@@ -123,11 +128,20 @@ def schema_plan(cfg: ProjectConfig, tables: Sequence[str] = (), allow_drop_table
                 application_name: str = "migrate-assets") -> Plan:
     """The declarative plan: the spec files against the live database."""
     from migrate_assets.schema.plan import with_spec_gaps
-    from migrate_assets.schema.planner import build_plan
+    from migrate_assets.schema.planner import Prefetch, build_plan
+    from migrate_assets.schema.spec import read_specs
 
-    desired, opts = specs(cfg), plan_options(cfg, tables, allow_drop_table)
-    with schema_connection(cfg, application_name, read_only=True) as conn:
-        return with_spec_gaps(build_plan(conn, desired, opts), desired)
+    opts = plan_options(cfg, tables, allow_drop_table)
+    raw = read_specs(*_spec_sources(cfg))  # read and parsed; validated below, while the catalog is read
+    with contextlib.ExitStack() as stack:
+        try:
+            conn = stack.enter_context(schema_connection(cfg, application_name, read_only=True))
+        except LayerUnreachableError:
+            raw.build()  # a spec problem is reported before an unreachable database, as without the overlap
+            raise
+        prefetch = stack.enter_context(Prefetch(conn, raw.table_keys, opts))
+        desired = raw.build()
+        return with_spec_gaps(build_plan(conn, desired, opts, prefetch=prefetch), desired)
 
 
 def apply_options(cfg: ProjectConfig, opts: PlanOptions) -> ApplyOptions:

@@ -126,6 +126,17 @@ def test_password_never_printed(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 1 and "supersecret" not in out + err and "***" in err
 
 
+def test_a_bad_spec_is_reported_before_an_unreachable_database(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan` connects while the specs still validate (the catalog read overlaps it); a spec problem must still
+    be what the user sees first, exit 2 naming file, line and key, not the connection failure."""
+    cfg = project(tmp_path, "postgresql://u@127.0.0.1:1/x", {"t.yaml": "table: t\ncolumns:\n  - {name: id, type: nosuchtype}\n"})
+    code, _, err = run_cli(capsys, "--config", cfg, "plan")
+    assert code == 2 and "t.yaml:3" in err and "nosuchtype" in err
+    cfg = project(tmp_path, "postgresql://u@127.0.0.1:1/x", {"t.yaml": GOOD})
+    assert run_cli(capsys, "--config", cfg, "plan")[0] == 1  # good specs: the connection failure
+
+
 def test_real_subprocess(tmp_path: Path, fresh_dsn: str) -> None:
     cfg = project(tmp_path, fresh_dsn, {"t.yaml": GOOD})
     r = run_cli_process("apply", "--auto-approve", config=cfg, fmt="json", entry_point=True, timeout=60)
