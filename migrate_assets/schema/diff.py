@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from migrate_assets.schema import ddl, hazards, ops, partitions, unmanaged
+from migrate_assets.schema import ddl, hazards, partitions, unmanaged
 from migrate_assets.schema.ddl import ident, q, table_ident
 from migrate_assets.schema.introspect import Canonical
 from migrate_assets.schema.model import Check, Column, Constraint, Exclude, Index, Table, object_name
 from migrate_assets.schema.plan import Change
 from migrate_assets.schema.sqltext import defaults_match, normalize
+
+if TYPE_CHECKING:
+    from migrate_assets.schema import ops
+else:  # imported on first use: an unchanged schema plans without it (lazy_ops)
+    from migrate_assets.schema.lazy_ops import ops
 
 TableKey = tuple[str, str]
 

@@ -30,16 +30,13 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import pq, sql
 
 from migrate_assets.errors import Problem, SpecError
-from migrate_assets.schema import ops as _ops  # noqa: F401 - the operation registry
 from migrate_assets.schema.model import Table
-from migrate_assets.schema.ops.create_extension import CreateExtension, MoveExtension, UpdateExtension
-from migrate_assets.schema.ops.create_view import AlterView, CreateView, DropView, ReplaceView
 from migrate_assets.schema.plan import Change, Hazard, Unmanaged
 from migrate_assets.schema.views import (
     Extension,
@@ -56,6 +53,11 @@ from migrate_assets.schema.views import (
     viewdef_text,
     views_of,
 )
+
+if TYPE_CHECKING:
+    from migrate_assets.schema import ops
+else:  # imported on first use: an unchanged schema plans without it (lazy_ops)
+    from migrate_assets.schema.lazy_ops import ops
 
 Key = tuple[str, str]
 #: table changes Postgres refuses while a view reads the column
@@ -142,7 +144,7 @@ def plan_extensions(conn: psycopg.Connection[Any], desired: Sequence[Table]) -> 
             continue
         anchor = Table(x.schema or "", x.name)
         if have is None:
-            out.changes.append(_change(x.name, CreateExtension(name=x.name, schema=x.schema, version=x.version), anchor))
+            out.changes.append(_change(x.name, ops.CreateExtension(name=x.name, schema=x.schema, version=x.version), anchor))
             out.new_extensions.append(x)
             continue
         if x.version is not None and x.version != have.version:
@@ -152,7 +154,7 @@ def plan_extensions(conn: psycopg.Connection[Any], desired: Sequence[Table]) -> 
                 out.refusals.append(f"extension {x.name}: no update path from version {have.version} to {x.version} "
                                     "on this server")
             else:
-                op = UpdateExtension(name=x.name, version=x.version, old_version=have.version or "",
+                op = ops.UpdateExtension(name=x.name, version=x.version, old_version=have.version or "",
                                      reversible=(x.version, have.version) in paths)
                 out.changes.append(_change(x.name, op, anchor))
         if x.schema is not None and x.schema != have.schema:
@@ -160,7 +162,7 @@ def plan_extensions(conn: psycopg.Connection[Any], desired: Sequence[Table]) -> 
                 out.refusals.append(f"extension {x.name}: it is in schema {have.schema}, the spec says {x.schema}, "
                                     "and the extension cannot be moved (not relocatable)")
             else:
-                out.changes.append(_change(x.name, MoveExtension(name=x.name, schema=x.schema,
+                out.changes.append(_change(x.name, ops.MoveExtension(name=x.name, schema=x.schema,
                                                                  old_schema=have.schema or ""), anchor))
     if problems:
         raise SpecError(problems)
@@ -474,7 +476,7 @@ def diff_views(want: dict[Key, View], readings: dict[Key, Reading], live: dict[K
             rebuild[key] = "its definition reads what this plan adds"
         elif not same_definition(r.definition, lv.definition):
             if not v.materialized and r.columns[: len(lv.columns)] == lv.columns:
-                op = ReplaceView(view=replace(v, options=lv.options), definition=r.definition, old=lv,
+                op = ops.ReplaceView(view=replace(v, options=lv.options), definition=r.definition, old=lv,
                                  same_columns=r.columns == lv.columns)
                 replaces[key] = _change(v.qualified, op, _anchor(v))
             else:
@@ -483,7 +485,7 @@ def diff_views(want: dict[Key, View], readings: dict[Key, Reading], live: dict[K
         if key in rebuild:
             continue
         if v.options != lv.options or (v.comment or None) != (lv.comment or None):
-            tail.append(_change(v.qualified, AlterView(view=v, old=lv), _anchor(v)))
+            tail.append(_change(v.qualified, ops.AlterView(view=v, old=lv), _anchor(v)))
         tail.extend(_index_changes(v, lv))
     # views a table change needs out of the way
     for key, lv in live.items():
@@ -528,7 +530,7 @@ def diff_views(want: dict[Key, View], readings: dict[Key, Reading], live: dict[K
         if key in want and readings[key].definition is not None:
             new_cols = set(readings[key].columns)
             lost = tuple(c for c, typ in lv.columns if (c, typ) not in new_cols)
-        out.changes.append(_change(lv.qualified, DropView(view=lv, because=rebuild[key], loses_columns=lost,
+        out.changes.append(_change(lv.qualified, ops.DropView(view=lv, because=rebuild[key], loses_columns=lost,
                                                           managed=key in want),
                                    _anchor(lv)))
     made = set(creates) | set(replaces)
@@ -557,9 +559,9 @@ def diff_views(want: dict[Key, View], readings: dict[Key, Reading], live: dict[K
                            column_comments=tuple(cc for cc in lv.column_comments if cc[0] in kept)) if lv else v
             if lv is not None and lv.materialized and v.materialized:
                 view = replace(view, indexes=_rebuilt_indexes(v, lv))
-            create = CreateView(view=view, definition=planned, rebuilt=key in rebuild, because=rebuild.get(key, ""))
+            create = ops.CreateView(view=view, definition=planned, rebuilt=key in rebuild, because=rebuild.get(key, ""))
         else:
-            create = CreateView(view=v, definition=v.definition, rebuilt=True, because=rebuild[key])
+            create = ops.CreateView(view=v, definition=v.definition, rebuilt=True, because=rebuild[key])
         out.changes.append(_change(v.qualified, create, _anchor(v)))
     out.changes.extend(tail)
     return out
