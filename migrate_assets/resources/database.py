@@ -127,13 +127,16 @@ def plan_options(cfg: ProjectConfig, tables: Sequence[str] = (), allow_drop_tabl
 def schema_plan(cfg: ProjectConfig, tables: Sequence[str] = (), allow_drop_table: bool = False,
                 application_name: str = "migrate-assets") -> Plan:
     """The declarative plan: the spec files against the live database."""
+    from migrate_assets.schema.model import gc_paused
     from migrate_assets.schema.plan import with_spec_gaps
     from migrate_assets.schema.planner import Prefetch, build_plan
     from migrate_assets.schema.spec import read_specs
 
     opts = plan_options(cfg, tables, allow_drop_table)
-    raw = read_specs(*_spec_sources(cfg))  # read and parsed; validated below, while the catalog is read
+    raw = read_specs(*_spec_sources(cfg))  # read; parsed and validated below, while the catalog is read
     with contextlib.ExitStack() as stack:
+        # no cyclic-GC passes over the many small objects of both sides while they are built and compared
+        stack.enter_context(gc_paused(promote=True))
         try:
             conn = stack.enter_context(schema_connection(cfg, application_name, read_only=True))
         except LayerUnreachableError:

@@ -22,6 +22,11 @@ from migrate_assets.schema.model import Named, Source, Table
 from migrate_assets.schema.plan import Change
 from migrate_assets.schema.types import parse_type
 
+if TYPE_CHECKING:
+    from migrate_assets.schema import ops
+else:  # imported on first use: an unchanged schema plans without it (lazy_ops)
+    from migrate_assets.schema.lazy_ops import ops
+
 ENUM_KEYS = {"enum", "schema", "values", "drop"}
 
 
@@ -92,7 +97,6 @@ def _change(e: Enum, op: Any, *, after_commit: bool = False) -> Change:
 
 def diff_enums(desired: Iterable[Enum], live: dict[tuple[str, str], Enum]) -> tuple[list[Change], list[str]]:
     """Changes that make each declared enum match, and refusals (a value removed or moved)."""
-    from migrate_assets.schema import ops
 
     changes: list[Change] = []
     refusals: list[str] = []

@@ -51,6 +51,11 @@ from migrate_assets.schema.plan import Change, Hazard, Unmanaged
 from migrate_assets.schema.sqltext import tokens
 
 if TYPE_CHECKING:
+    from migrate_assets.schema import ops
+else:  # imported on first use: an unchanged schema plans without it (lazy_ops)
+    from migrate_assets.schema.lazy_ops import ops
+
+if TYPE_CHECKING:
     import psycopg
 
     from migrate_assets.schema.diff import DiffResult
@@ -726,7 +731,6 @@ def plan(want: Table, have: Table | None, canon: Canonical, res: DiffResult,
          standalone: Mapping[tuple[str, str], Table | None] | None = None) -> None:
     """The partition changes of one existing table (`have`) into `res`: refusals for what cannot be done online,
     detaches, online attaches, drops the spec asks for."""
-    from migrate_assets.schema import ops
 
     wp = want.partitioning
     hp = have.partitioning if have is not None else None

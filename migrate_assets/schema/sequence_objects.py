@@ -35,6 +35,11 @@ from migrate_assets.schema.model import Named, Source, Table
 from migrate_assets.schema.plan import Change
 
 if TYPE_CHECKING:
+    from migrate_assets.schema import ops
+else:  # imported on first use: an unchanged schema plans without it (lazy_ops)
+    from migrate_assets.schema.lazy_ops import ops
+
+if TYPE_CHECKING:
     import psycopg
 
 SEQUENCE_KEYS = {"sequence", "schema", "as", "start", "increment", "minvalue", "maxvalue", "cache", "cycle", "owned_by"}
@@ -224,7 +229,6 @@ def check(conn: psycopg.Connection, declared: Seq[Sequence], desired: Seq[Table]
 
 def plan(declared: Iterable[Sequence], live: dict[tuple[str, str], Sequence]) -> tuple[list[Change], list[Change], list[str]]:
     """(changes early in the transaction, changes after every table is made, refusals)."""
-    from migrate_assets.schema import ops
 
     early: list[Change] = []
     late: list[Change] = []

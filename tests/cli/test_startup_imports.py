@@ -30,10 +30,11 @@ PLAN_NEEDS_NOT = ("migrate_assets.schema.apply", "migrate_assets.expand", "migra
                   "migrate_assets.versioned.files", "migrate_assets.versioned.sqltext", "migrate_assets.evolution")
 
 
-def _imported(cli_env: dict[str, str], *args: str, config: str | None = None) -> tuple[set[str], str]:
+def _imported(cli_env: dict[str, str], *args: str, config: str | None = None,
+              code: int = 0) -> tuple[set[str], str]:
     """(modules imported, stdout) of one `migrate-assets ARGS` process."""
     r = run_cli_process(*args, config=config, env={**cli_env, "PYTHONPROFILEIMPORTTIME": "1"}, timeout=120)
-    assert r.code == 0, r.err[-2000:]
+    assert r.code == code, r.err[-2000:]
     names = {line.rsplit("|", 1)[1].strip() for line in r.err.splitlines() if line.startswith("import time:")}
     assert "migrate_assets.cli" in names, "the import log was not captured"
     return names, r.out
@@ -66,6 +67,23 @@ def test_plan_on_one_table_loads_no_pipeline_client(tmp_path: Path, fresh_dsn: s
     assert _loaded(names, ("pydantic", "pydantic_core")) == []
     # nor the engines of apply, expand and migrations: resources.database and versioned load them on first use
     assert _loaded(names, PLAN_NEEDS_NOT) == []
+
+
+def test_plan_of_an_unchanged_schema_loads_no_operation(tmp_path: Path, fresh_dsn: str,
+                                                        cli_env: dict[str, str]) -> None:
+    # every CI `plan --check` of an unchanged schema: the ~30 operation modules (~80 ms) load only when a
+    # change is planned (schema/lazy_ops.py); an enum, a sequence and a view take the paths that used to load them
+    specs = {"t.yaml": GOOD, "kinds.yaml": "- enum: public.mood\n  values: [ok, sad]\n"
+             "- sequence: public.counter\n- view: public.v\n  definition: SELECT t.id FROM t\n"}
+    cfg = project(tmp_path, fresh_dsn, specs)
+    r = run_cli_process("apply", "--auto-approve", config=cfg, env=cli_env, timeout=120)
+    assert r.code == 0, r.err[-2000:]
+    names, out = _imported(cli_env, "plan", "--check", config=cfg)
+    assert "No changes" in out
+    assert _loaded(names, ("migrate_assets.schema.ops",)) == []
+    names, _ = _imported(cli_env, "plan", "--check", config=project(tmp_path, fresh_dsn, {
+        **specs, "t.yaml": GOOD + "  - {name: extra, type: text}\n"}), code=4)
+    assert "migrate_assets.schema.ops.add_column" in names  # a change loads them
 
 
 def test_migrations_up_loads_no_planner(tmp_path: Path, fresh_dsn: str, cli_env: dict[str, str]) -> None:
