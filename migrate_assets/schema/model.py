@@ -387,6 +387,11 @@ def object_name(name1: str, name2: str | None, label: str | None) -> str:
     if name1.isascii() and (name2 is None or name2.isascii()) and (not label or label.isascii()) and \
             len(name1) + (len(name2) + 1 if name2 is not None else 0) + (len(label) + 1 if label else 0) <= MAX_IDENT_BYTES:
         return "_".join([name1, *([name2] if name2 is not None else []), *([label] if label else [])])  # no cut
+    return _cut_object_name(name1, name2, label)
+
+
+def _cut_object_name(name1: str, name2: str | None, label: str | None) -> str:
+    """makeObjectName's loop, always run (`object_name` takes a direct join when nothing needs cutting)."""
     b1, b2 = name1.encode(), (name2 or "").encode()
     overhead = (1 if name2 is not None else 0) + (len(label.encode()) + 1 if label else 0)
     avail = MAX_IDENT_BYTES - overhead

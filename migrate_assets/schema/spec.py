@@ -15,7 +15,7 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,29 +101,24 @@ _CACHE_MAX = 100_000
 
 def _good_name(value: Any) -> str | None:
     """`value` (as the first string seen with its text) if `ident_problem(value)` is None, else None."""
-    if value.__class__ is not str:
-        return None
-    good = _GOOD_NAMES.get(value)
-    if good is None:
-        if ident_problem(value) is not None:
-            return None
-        if len(_GOOD_NAMES) >= _CACHE_MAX:
-            _GOOD_NAMES.clear()
-        good = _GOOD_NAMES[value] = value
-    return good
+    return _good(value, _GOOD_NAMES, ident_problem)
 
 
 def _good_expression(value: Any) -> str | None:
     """`value` (shared as in `_good_name`) if it is a string `check_expression` accepts, else None."""
+    return _good(value, _GOOD_EXPRESSIONS, check_expression)
+
+
+def _good(value: Any, seen: dict[str, str], problem: Callable[[str], str | None]) -> str | None:
     if value.__class__ is not str:
         return None
-    good = _GOOD_EXPRESSIONS.get(value)
+    good = seen.get(value)
     if good is None:
-        if check_expression(value) is not None:
+        if problem(value) is not None:
             return None
-        if len(_GOOD_EXPRESSIONS) >= _CACHE_MAX:
-            _GOOD_EXPRESSIONS.clear()
-        good = _GOOD_EXPRESSIONS[value] = value
+        if len(seen) >= _CACHE_MAX:
+            seen.clear()
+        good = seen[value] = value
     return good
 
 

@@ -71,16 +71,7 @@ def test_the_positional_constructor_builds_what_the_class_builds() -> None:
 
 def _object_name_by_cutting(name1: str, name2: str | None, label: str | None) -> str:
     """makeObjectName's loop, always run (what `object_name` does when a part must be cut)."""
-    b1, b2 = name1.encode(), (name2 or "").encode()
-    avail = model.MAX_IDENT_BYTES - (1 if name2 is not None else 0) - (len(label.encode()) + 1 if label else 0)
-    n1, n2 = len(b1), len(b2)
-    while n1 + n2 > avail:
-        if n1 > n2:
-            n1 -= 1
-        else:
-            n2 -= 1
-    parts = [model._clip(b1, n1)] + ([model._clip(b2, n2)] if name2 is not None else []) + ([label] if label else [])
-    return "_".join(parts)
+    return model._cut_object_name(name1, name2, label)
 
 
 @settings(max_examples=500, deadline=None)
