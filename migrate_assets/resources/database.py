@@ -139,8 +139,8 @@ def schema_plan(cfg: ProjectConfig, tables: Sequence[str] = (), allow_drop_table
         stack.enter_context(gc_paused(promote=True))
         try:
             conn = stack.enter_context(schema_connection(cfg, application_name, read_only=True))
-        except LayerUnreachableError:
-            raw.build()  # a spec problem is reported before an unreachable database, as without the overlap
+        except (LayerUnreachableError, ConfigError):
+            raw.build()  # a spec problem is reported before a bad or unreachable database, as without the overlap
             raise
         prefetch = stack.enter_context(Prefetch(conn, raw.table_keys, opts))
         desired = raw.build()

@@ -135,6 +135,9 @@ def test_a_bad_spec_is_reported_before_an_unreachable_database(tmp_path: Path,
     assert code == 2 and "t.yaml:3" in err and "nosuchtype" in err
     cfg = project(tmp_path, "postgresql://u@127.0.0.1:1/x", {"t.yaml": GOOD})
     assert run_cli(capsys, "--config", cfg, "plan")[0] == 1  # good specs: the connection failure
+    cfg = project(tmp_path, "host=127.0.0.1 port=", {"t.yaml": "table: t\ncolumns:\n  - {name: id, type: nosuchtype}\n"})
+    code, _, err = run_cli(capsys, "--config", cfg, "plan")  # an empty port: the spec problem still comes first
+    assert code == 2 and "t.yaml:3" in err and "nosuchtype" in err
 
 
 def test_real_subprocess(tmp_path: Path, fresh_dsn: str) -> None:
