@@ -223,6 +223,21 @@ class _Ctx:
         self.add(entry.at(key), f"expected a string, got {_kind(v)}")
         return None
 
+    def checked_text(self, entry: _Entry, key: str, path: KeyPath, check: Callable[[str], str | None],
+                     missing: str, invalid: str) -> str | None:
+        """A required string `key` that `check` accepts (it returns why not, or None): a missing key is a problem
+        of the document at `path`, a text that does not pass one at the key (`invalid: why`)."""
+        text = self.text(entry, key)
+        if text is None:
+            if key not in entry:
+                self.add(path, f"required key '{key}' is missing{missing}")
+            return None
+        why = check(text)
+        if why:
+            self.add(entry.at(key), f"{invalid}: {why}")
+            return None
+        return text
+
     def object_name(self, entry: _Entry, key: str, path: KeyPath, default_schema: str) -> tuple[str, str] | None:
         """(schema, name) of a document naming its object under `key` (`enum`, `view`, `sequence`, `domain`,
         `composite`): `schema.name` in that key, or the name with `schema` beside it, else the default schema.
@@ -740,14 +755,8 @@ def _checks(ctx: _Ctx, e: _Entry) -> list[Check]:
         if ce is None:
             continue
         name = ctx.name(ce, "name", path)
-        text = ctx.text(ce, "expression")
-        if text is None:
-            ctx.add(path, "required key 'expression' is missing")
-        else:
-            why = check_expression(text)
-            if why:
-                ctx.add(ce.at("expression"), f"expression does not parse as an SQL expression: {why}")
-                text = None
+        text = ctx.checked_text(ce, "expression", path, check_expression, "",
+                                "expression does not parse as an SQL expression")
         no_inherit = ctx.boolean(ce, "no_inherit", False)
         if name is not None and text is not None:
             out.append(Check(name, text, no_inherit, source=ctx.src(path)))

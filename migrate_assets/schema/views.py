@@ -187,15 +187,8 @@ def _view(ctx: Any, raw: dict[str, Any], path: tuple[Any, ...], default_schema: 
     if e is None:
         return None
     key = ctx.object_name(e, "view", path, default_schema)
-    definition = ctx.text(e, "definition")
-    if definition is None:
-        if "definition" not in e:
-            ctx.add(path, "required key 'definition' is missing (the view's query)")
-    else:
-        why = check_query_text(definition)
-        if why:
-            ctx.add(e.at("definition"), f"invalid view definition: {why}")
-            definition = None
+    definition = ctx.checked_text(e, "definition", path, check_query_text, " (the view's query)",
+                                  "invalid view definition")
     materialized = ctx.boolean(e, "materialized", False)
     options: list[str] = []
     raw_opts = e.get("options")

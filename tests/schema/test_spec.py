@@ -176,3 +176,17 @@ def test_a_column_repeated_across_tables_is_checked_by_value_and_kind() -> None:
     tables = parse_spec_text(text.replace("nullable: 1", "nullable: true").replace(", {name: x, type: nosuchtype}", ""), "t.yaml")
     assert [t.columns[0].source.key for t in tables] == ["[0].columns[0]", "[1].columns[0]", "[2].columns[0]"]
     assert all(t.columns[0].nullable for t in tables)
+
+
+def test_a_required_text_of_the_wrong_kind_is_one_problem_at_its_key() -> None:
+    # a CHECK expression and a view definition read the same way (SpecCtx.checked_text): a missing key is a problem
+    # of the document, a number where text belongs only "expected a string" at the key (not also "missing")
+    base = "- table: t\n  columns: [{name: id, type: integer}]\n  checks: [{name: c, %s}]\n- view: v\n  %s\n"
+    assert problems(base % ("expression: 3", "definition: 4")) == [
+        (3, "[0].checks[0].expression", "expected a string, got a number"),
+        (5, "[1].definition", "expected a string, got a number"),
+    ]
+    got = problems(base % ("note: x", "materialized: false"))
+    assert [m for _, _, m in got] == ["unknown key (expected one of: expression, name, no_inherit)",
+                                      "required key 'expression' is missing",
+                                      "required key 'definition' is missing (the view's query)"]
