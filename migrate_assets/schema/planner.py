@@ -106,7 +106,6 @@ class Prefetch:
     def __init__(self, conn: psycopg.Connection, keys: Sequence[TableKey], opts: PlanOptions) -> None:
         self.conn, self.scope, self.ignore = conn, scope_of(keys, opts), opts.ignore
         self._live: dict[TableKey, Table] | None = None
-        self.used = False  #: the plan took the prefetched tables (and then also takes the views read with them)
         self.views: dict[TableKey, views.View] | None = None  #: every view of the database, read after the tables
         self._thread = threading.Thread(target=self._read, name="migrate-assets catalog prefetch", daemon=True)
         self._thread.start()
@@ -127,7 +126,6 @@ class Prefetch:
         self.wait()
         if self._live is None or scope != self.scope or frozenset(ignore) != self.ignore:
             return None
-        self.used = True
         return self._live
 
     def __enter__(self) -> Prefetch:
@@ -171,6 +169,7 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
         chosen = [t for t in desired if (t.key in in_scope if in_scope is not None else t.schema in scope.schemas)]
         opts = PlanOptions(opts.default_schema, opts.only_tables, scope.allow_drop_table, opts.ignore)
     live = prefetch.result(scope, opts.ignore) if prefetch is not None else None
+    live_views = prefetch.views if live is not None and prefetch is not None else None  # read with those tables
     if live is None:
         live = live_tables(conn, scope, opts.ignore)
     _check_wanted(desired, opts, live)
@@ -211,7 +210,7 @@ def _build_plan(conn: psycopg.Connection, desired: Sequence[Table], opts: PlanOp
                first=pre.changes + enum_changes + doms.changes + seq_early, context=chosen, standalone=standalone)
     changes = sequence_objects.place(res.changes, seq_late) + enum_dropped  # OWNED BY once the tables exist
     vp = viewplan.plan_views(conn, desired, changes, manage=not opts.only_tables,  # views after the tables
-                             live=prefetch.views if prefetch is not None and prefetch.used else None)
+                             live=live_views)
     return Plan(tuple(viewplan.in_order(changes + vp.changes)), scope_fingerprint(live, scope), scope,
                 tuple(enum_refusals) + tuple(doms.refusals) + tuple(seq_refusals) + tuple(res.refusals) + tuple(pre.refusals)
                 + tuple(vp.refusals),
