@@ -1,0 +1,24 @@
+"""The plan benchmark's verdicts read the targets as issues 15 and 21 state them."""
+
+from benchmarks.bench_plan import issue_targets
+
+
+def _row(n: int, seconds: float, rss: float, ratio: float = 0.4) -> dict:
+    return {"tables": n, "plan_s": seconds, "peak_rss_mib": rss, "process_ratio_vs_pg_dump": ratio}
+
+
+def test_rss_is_judged_at_2000_tables_and_by_its_growth() -> None:
+    rows = [_row(100, 0.1, 48), _row(500, 0.25, 59), _row(2000, 1.0, 89), _row(10000, 5.0, 230)]
+    text = issue_targets(rows)
+    assert "at 2,000 tables (89): **met**" in text
+    assert "at most linearly" in text and "): **met**; ms/table" in text
+    assert "pg_dump (500: 0.40x, 2000: 0.40x, 10000: 0.40x): **met**" in text
+
+
+def test_each_target_can_be_missed() -> None:
+    text = issue_targets([_row(100, 0.1, 48), _row(500, 0.25, 59), _row(2000, 1.0, 160, 0.6),
+                          _row(10000, 9.0, 900)])
+    assert "at 2,000 tables (160): **missed**" in text
+    assert "): **missed**; ms/table" in text  # MiB per table rose from 0.0584 to 0.1049
+    assert "**missed**; peak RSS <= 150" in text  # 0.6x pg_dump at 2,000
+    assert text.endswith("**missed**.")  # ms/table 0.50, 0.50, 0.90
