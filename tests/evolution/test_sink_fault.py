@@ -1,9 +1,11 @@
 """The Iceberg sink's task fails mid-evolve (issue 17, real faults).
 
 The sink reads the registry through a registry process of its own, serving the stack registry's database (the
-same schemas and ids). That process is stopped for real once the evolve's DDL has committed: the first event in
-the new shape carries a schema id the sink's converter has not seen, the lookup fails and Connect marks the sink's
-task FAILED. The evolve completes or compensates; with the registry back, restarting the failed task (what an
+same schemas and ids). That process is stopped for real before the evolve starts, once the sink has decoded the
+old shape (its converter caches the ids it has seen, so old-shape events keep flowing): the first event in the new
+shape, after the evolve's DDL, carries a schema id the sink has not seen, the lookup fails and Connect marks the
+sink's task FAILED. Stopping it only after the DDL was seen raced the sink: when the first new-shape event was
+decoded within that poll, the task never failed (CI, stop 27). The evolve completes or compensates; with the registry back, restarting the failed task (what an
 operator does) brings every row into Iceberg, and no CDC event is lost."""
 
 from __future__ import annotations
@@ -71,10 +73,12 @@ def test_sink_task_failed_mid_evolve_then_restarted_writes_every_row(
         cf = change_file(p.tmp, ADD_NOTE)
         with p.writer(rate=50) as w, ThreadPoolExecutor(1) as pool:
             poll_until(lambda: len(w.ids) > 20, 10, "writer progress")
+            poll_until(lambda: len(_iceberg_ids(p)) > 10, 60, "streamed old-shape rows in Iceberg")
+            sink_registry.stop()
+            assert _sink_tasks(p, sink)[0]["state"] == "RUNNING"  # old-shape events need no lookup
             run = pool.submit(run_cli_process, "evolve", str(cf), config=p.config_path, fmt="json", timeout=300)
             poll_until(lambda: _has_note(p.dsn, p.table) or run.done(), 120, "the evolve's DDL")
             assert not run.done(), run.result()  # the fault must land mid-run
-            sink_registry.stop()
             failed = poll_until(lambda: [t for t in _sink_tasks(p, sink) if t["state"] == "FAILED"], 120,
                                 "the sink's task FAILED")
             ran = run.result(timeout=300)
