@@ -182,7 +182,17 @@ class Pipeline:
             upd.add_column(name, StringType())
 
     def pause(self) -> None:
+        """Pause the connector and wait until it and its tasks say PAUSED: the request only asks (202), and a task
+        keeps sending records until its next loop, so a caller that wants nothing streamed must wait."""
         assert httpx.put(f"{self.connect_url}/connectors/{self.name}/pause", timeout=10).status_code == 202
+
+        def paused() -> bool:
+            r = httpx.get(f"{self.connect_url}/connectors/{self.name}/status", timeout=10)
+            body = r.json() if r.status_code == 200 else {}
+            states = [body.get("connector", {}).get("state")] + [t["state"] for t in body.get("tasks", [])]
+            return len(states) > 1 and set(states) == {"PAUSED"}
+
+        poll_until(paused, 60, f"{self.name} and its tasks PAUSED")
 
     def resume(self) -> None:
         assert httpx.put(f"{self.connect_url}/connectors/{self.name}/resume", timeout=10).status_code == 202

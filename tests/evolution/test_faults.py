@@ -131,8 +131,11 @@ def test_slot_that_never_passes_the_ddl_fails_the_step_and_compensates(pipeline:
     p = pipeline
     before = p.layer_state()
     with p.writer(rate=50) as w:
-        res = run_evolve(p, ADD_NOTE, at="connector", fault=p.pause, bounds=Bounds(slot_catch_up=3, running=10,
-                                                                                   progress=5))
+        # paused (and its task seen PAUSED) as the DDL step starts: every record Connect could still have sent is
+        # below the DDL. Pausing only at the connector step let rows after the DDL stream (and their offsets
+        # commit) before the pause landed, and the slot passed the DDL.
+        res = run_evolve(p, ADD_NOTE, at="ddl", fault=p.pause, bounds=Bounds(slot_catch_up=3, running=10,
+                                                                             progress=5))
         assert res["failed_step"] == "connector"
         assert "did not reach" in res["error"]
         p.resume()
