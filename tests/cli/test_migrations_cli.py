@@ -97,11 +97,12 @@ def test_two_concurrent_runs_apply_each_migration_exactly_once(fresh_dsn: str, t
 def test_loser_with_short_lock_wait_fails_with_the_lock_message(fresh_dsn: str, tmp_path: Path) -> None:
     cfg = project(tmp_path, fresh_dsn, SLOW, lock_wait="0.5s", lock_timeout="60s")
     with gate_closed(fresh_dsn) as gate:
-        procs = [cli(cfg, "up"), cli(cfg, "up")]
-        poll_until(lambda: any(p.poll() is not None for p in procs), 60, "one run to give up", interval=0.05)
-        loser = next(p for p in procs if p.returncode is not None)
-        winner = next(p for p in procs if p is not loser)
-        loser_out, loser_err = loser.communicate(timeout=10)
+        # the winner first, seen inside 002, then the loser: started together, the loser's 0.5 s could run out
+        # before the winner had applied 001 and reached the gate on a loaded machine
+        winner = cli(cfg, "up")
+        poll_until(lambda: blocked_on_gate(fresh_dsn), 60, "the first run inside 002", interval=0.05)
+        loser = cli(cfg, "up")
+        loser_out, loser_err = loser.communicate(timeout=60)
         assert loser.returncode == 1, loser_err
         assert "another migration run holds the lock" in loser_err and "held by pid" in loser_err
         assert "migrate-assets migrations" in loser_err  # the holder's application_name

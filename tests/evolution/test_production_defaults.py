@@ -64,6 +64,7 @@ def test_add_column_under_a_60s_offset_flush_and_no_heartbeat_takes_seconds(
         poll_until(lambda: len(w.ids) > 20, 10, "writer progress")
         with psycopg.connect(p.dsn) as conn:
             before = int(conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()[0])  # type: ignore[index]
+        load_before = _load_factor()
         t0 = time.monotonic()
         ran = run_cli(capsys, "evolve", str(cf), config=p.config_path, fmt="json")
         took = time.monotonic() - t0
@@ -72,7 +73,7 @@ def test_add_column_under_a_60s_offset_flush_and_no_heartbeat_takes_seconds(
         # reported when the bound is missed: did an offset flush happen to fall inside the run?
         slot_moved = _confirmed(p.dsn, p.config["slot.name"]) >= before
     steps = {s["layer"]: s["seconds"] for s in ran.doc["steps"]}
-    factor = _load_factor()
+    factor = max(load_before, _load_factor())  # the 1-minute average lags a burst (another test starting a JVM)
     assert took <= EVOLVE_BOUND_S * factor, (f"evolve took {took:.2f}s, load factor {factor:.1f} (steps {steps}, "
                                              f"slot confirmed during the run: {slot_moved})")
     # a step that waited for an offset flush would take up to 60 s per wait

@@ -114,6 +114,10 @@ def _holder_pid(dsn: str, run_id: str) -> int | None:
 def test_a_second_rollback_or_resume_of_a_run_in_use_is_refused_naming_the_holder(pipeline: Pipeline) -> None:
     p = pipeline
     run_id = evolved(p)
+    # the first rollback's inverse DDL must outlast two polls and two whole CLI runs: the module's 60 retries
+    # (~20 s) could run out on a loaded machine, the most the config allows (100) give ~35 s; releasing the lock
+    # ends the wait anyway
+    p.write_config(retries={"attempts": 100, "backoff": "0.1s", "max_backoff": "0.2s"}, lock_timeout="200ms")
     holder = psycopg.connect(p.dsn)
     holder.execute("SELECT count(*) FROM public.customers")  # the inverse DDL retries its lock timeout meanwhile
     try:
