@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psycopg
@@ -48,13 +48,23 @@ def stack_debezium_config(stack: StackInfo, dsn: str, tables: list[str], prefix:
                            registry_url or stack.registry_url, tables, prefix or "p" + uuid.uuid4().hex[:6])
 
 
-def create_connector(connect_url: str, name: str, config: dict[str, str]) -> None:
-    """POST the connector; a distributed worker answers 409 while its group rebalances: polled until it takes it."""
-    def post() -> httpx.Response | None:
-        r = httpx.post(f"{connect_url}/connectors", json={"name": name, "config": config}, timeout=30)
-        return None if r.status_code == 409 and "already exists" not in r.text else r
+def connect_request(method: str, url: str, timeout: float = 60, **kw: Any) -> httpx.Response:
+    """A Kafka Connect REST call, asked again while a distributed worker's group rebalances (after a config change
+    by any test): it then answers 409 ("stale configuration"; not "already exists", which is an answer) or 500
+    ("a rebalance is expected") to the requests its herder serves, which is 'not yet', not the answer."""
+    def once() -> httpx.Response | None:
+        r = httpx.request(method, url, timeout=30, **kw)
+        if (r.status_code == 409 and "already exists" not in r.text) or (
+                r.status_code == 500 and "rebalance" in r.text.lower()):
+            return None
+        return r
 
-    r = poll_until(post, 60, f"Connect to accept connector {name} (HTTP 409: rebalancing)", 0.5)
+    return cast(httpx.Response, poll_until(once, timeout, f"{method} {url} answered past a rebalance", 0.5))
+
+
+def create_connector(connect_url: str, name: str, config: dict[str, str]) -> None:
+    """POST the connector (asked again while the worker's group rebalances) and check it was created."""
+    r = connect_request("POST", f"{connect_url}/connectors", json={"name": name, "config": config})
     assert r.status_code in (200, 201), r.text
 
 

@@ -19,7 +19,7 @@ from pyiceberg.catalog import load_catalog
 from migrate_assets.app import onboard
 from migrate_assets.config import load_config
 from migrate_assets.local.stack import StackInfo
-from tests.cdc import delete_connector, poll_until, read_values
+from tests.cdc import connect_request, delete_connector, poll_until, read_values
 from tests.support import run_cli
 
 HEAD = "# my project -- this comment must survive\n"
@@ -47,7 +47,7 @@ def project(stack_info: StackInfo, stack_dsn: str, tmp_path: Path) -> dict[str, 
     connector = f"cdc-{uid}"
     yield {"cfg": cfg, "dsn": stack_dsn, "connector": connector, "ns": f"ns_{uid}", "stack": stack_info}
     left = [n for n in (connector, connector + "-2")
-            if httpx.get(f"{stack_info.connect_url}/connectors/{n}", timeout=10).status_code == 200]
+            if connect_request("GET", f"{stack_info.connect_url}/connectors/{n}").status_code == 200]
     for name in left[:-1]:  # the last one's delete waits until every slot of the database is released
         httpx.delete(f"{stack_info.connect_url}/connectors/{name}", timeout=30)
     if left:
@@ -64,7 +64,7 @@ def identifier_fields(stack: StackInfo, identifier: str) -> tuple[list[str], lis
 def nothing_left(project: dict[str, Any], registry_url: str, subject: str, ice: str) -> None:
     """The connector, its slot and publication, the signal table, the subjects and the Iceberg table are gone."""
     stack = project["stack"]
-    assert httpx.get(f"{stack.connect_url}/connectors/{project['connector']}", timeout=10).status_code == 404
+    assert connect_request("GET", f"{stack.connect_url}/connectors/{project['connector']}").status_code == 404
     slot = onboard.debezium.slug(f"ma_{project['connector']}")
     with psycopg.connect(project["dsn"]) as conn:
         assert conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone() is None
@@ -84,7 +84,7 @@ def test_add_list_join_remove(capsys: pytest.CaptureFixture[str], project: dict[
     assert [st["step"].split(":")[0] for st in dry.doc["steps"][1:]] == ["ddl", "connector", "registry",
                                                                          "lakehouse", "verify"]
     assert dry.doc["steps"][0]["step"].startswith("add public.customers to ")
-    assert httpx.get(f"{stack.connect_url}/connectors/{project['connector']}", timeout=10).status_code == 404
+    assert connect_request("GET", f"{stack.connect_url}/connectors/{project['connector']}").status_code == 404
 
     added = run_cli(capsys, "pipeline", "add", "public.customers", "--connector", project["connector"],
                     "--iceberg-table", ice, config=cfg, fmt="json")
@@ -92,7 +92,7 @@ def test_add_list_join_remove(capsys: pytest.CaptureFixture[str], project: dict[
     d = added.doc
     assert d["status"] == "succeeded" and d["mode"] == "new_connector" and d["verify"]["consistent"] is True
     # the connector carries the settings the tool relies on
-    live = httpx.get(f"{stack.connect_url}/connectors/{project['connector']}/config", timeout=10).json()
+    live = connect_request("GET", f"{stack.connect_url}/connectors/{project['connector']}/config").json()
     assert live["plugin.name"] == "pgoutput" and live["publication.autocreate.mode"] == "filtered"
     assert live["signal.data.collection"] == "public.debezium_signal"
     assert live["value.converter"].endswith("AvroConverter") and live["value.converter.schema.registry.url"]
@@ -122,7 +122,7 @@ def test_add_list_join_remove(capsys: pytest.CaptureFixture[str], project: dict[
     text = run_cli(capsys, "evolve", "--rollback", d["run_id"], "--dry-run", config=cfg)
     undo_line = next(ln for ln in text.out.splitlines() if ln.strip().startswith("undo (would undo: DROP TABLE"))
     assert undo_line.endswith("[access_exclusive_lock, deletes_data, breaks_readers, not_reversible]"), text.out
-    assert httpx.get(f"{stack.connect_url}/connectors/{project['connector']}", timeout=10).status_code == 200
+    assert connect_request("GET", f"{stack.connect_url}/connectors/{project['connector']}").status_code == 200
     # a change's dry run tags its undo too: dropping the added column again deletes what was written into it
     change = tmp_path / "add_note.yaml"
     change.write_text("table: public.customers\noperations:\n  - add_column: {name: note, type: text, nullable: true}\n")
@@ -146,14 +146,14 @@ def test_add_list_join_remove(capsys: pytest.CaptureFixture[str], project: dict[
     assert missing.code == 2 and "does not exist" in missing.doc["error"]["message"]
 
     # a second table joins the same connector (the default: the one the pipelines share) through the saga
-    include = httpx.get(f"{stack.connect_url}/connectors/{project['connector']}/config", timeout=10).json()[
+    include = connect_request("GET", f"{stack.connect_url}/connectors/{project['connector']}/config").json()[
         "table.include.list"]
     dry_join = run_cli(capsys, "pipeline", "add", "public.orders", "--iceberg-table", f"{project['ns']}.orders",
                        "--dry-run", config=cfg, fmt="json")
     assert dry_join.code == 0 and dry_join.doc["mode"] == "join", dry_join.out + dry_join.err
     assert [st["step"].split(":")[0] for st in dry_join.doc["steps"][1:]] == ["registry", "lakehouse", "connector",
                                                                              "verify"]
-    assert httpx.get(f"{stack.connect_url}/connectors/{project['connector']}/config", timeout=10).json()[
+    assert connect_request("GET", f"{stack.connect_url}/connectors/{project['connector']}/config").json()[
         "table.include.list"] == include
     joined = run_cli(capsys, "pipeline", "add", "public.orders", "--iceberg-table", f"{project['ns']}.orders",
                      config=cfg, fmt="json")
@@ -242,7 +242,7 @@ def test_registry_down_after_the_connector_ran(capsys: pytest.CaptureFixture[str
     assert by_step["connector"]["status"] == "compensation_failed", by_step["connector"]
     assert "--rollback" in (report.next or "") and cfg_path.read_text() == before
     # what could be undone is undone already: the connector, its slot and publication, the signal table
-    assert httpx.get(f"{stack.connect_url}/connectors/{project['connector']}", timeout=10).status_code == 404
+    assert connect_request("GET", f"{stack.connect_url}/connectors/{project['connector']}").status_code == 404
     shown = run_cli(capsys, "runs", "show", report.run_id or "", config=cfg_path, fmt="json")
     assert shown.doc["status"] == "rollback_failed"
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import psycopg
 
 from migrate_assets.local.stack import StackInfo
-from tests.cdc import connector_running, delete_connector, poll_until, stack_debezium_config
+from tests.cdc import connect_request, connector_running, delete_connector, poll_until, stack_debezium_config
 from tests.conftest import Service
 
 ROUNDS = 3
@@ -29,10 +28,10 @@ def test_connectors_created_and_deleted_in_a_loop(private_worker: Service, stack
         name = f"churn-{i}"
         cfg = stack_debezium_config(stack_info, stack_dsn, ["public.churn"])
         t0 = time.monotonic()
-        r = httpx.post(f"{url}/connectors", json={"name": name, "config": cfg}, timeout=30)
+        r = connect_request("POST", f"{url}/connectors", json={"name": name, "config": cfg})
         slowest = max(slowest, time.monotonic() - t0)
         assert r.status_code == 201, r.text
         poll_until(lambda n=name: connector_running(url, n), 60, f"{name} RUNNING")
         delete_connector(url, name, stack_dsn)
-        assert httpx.get(f"{url}/connectors", timeout=10).json() == []
+        assert connect_request("GET", f"{url}/connectors").json() == []
     assert slowest < 15, f"a create took {slowest:.1f}s"

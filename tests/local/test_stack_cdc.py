@@ -12,6 +12,7 @@ from pyiceberg.types import StringType
 
 from migrate_assets.local.stack import StackInfo
 from tests.cdc import (
+    connect_request,
     connector_running,
     delete_connector,
     poll_until,
@@ -46,10 +47,8 @@ def test_debezium_avro_events_follow_an_added_column(stack_info: StackInfo, stac
 
         with psycopg.connect(stack_dsn, autocommit=True) as conn:
             conn.execute("ALTER TABLE public.customers ADD COLUMN note text")
-        r = __import__("httpx").post(
-            f"{stack_info.connect_url}/connectors/{name}/restart?includeTasks=true&onlyFailed=false",
-            timeout=30,
-        )
+        r = connect_request(
+            "POST", f"{stack_info.connect_url}/connectors/{name}/restart?includeTasks=true&onlyFailed=false")
         assert r.status_code in (202, 204), r.text
         poll_until(
             lambda: connector_running(stack_info.connect_url, name), 60, "connector RUNNING after restart"

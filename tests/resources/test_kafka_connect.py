@@ -6,7 +6,6 @@ import time
 import uuid
 from urllib.parse import quote
 
-import httpx
 import psycopg
 import pytest
 
@@ -20,7 +19,7 @@ from migrate_assets.local import procs
 from migrate_assets.local.stack import StackInfo
 from migrate_assets.redact import MASK, redact_config
 from migrate_assets.resources import KafkaConnectClient
-from tests.cdc import delete_connector, poll_until, stack_debezium_config
+from tests.cdc import connect_request, delete_connector, poll_until, stack_debezium_config
 
 pytestmark = pytest.mark.stack
 
@@ -70,7 +69,7 @@ def test_connector_lifecycle(stack_info: StackInfo, stack_dsn: str) -> None:
 
         client.put_config(name, {**got, "poll.interval.ms": "200"})  # the masks are filled from the live config
         assert client.config(name)["poll.interval.ms"] == "200"
-        live = httpx.get(f"{stack_info.connect_url}/connectors/{quote(name)}/config", timeout=10).json()
+        live = connect_request("GET", f"{stack_info.connect_url}/connectors/{quote(name)}/config").json()
         assert live["database.password"] == cfg["database.password"]
         client.wait_running(name, 60)
 
