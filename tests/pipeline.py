@@ -21,6 +21,7 @@ from migrate_assets.evolution.typemap import map_type
 from migrate_assets.local.stack import StackInfo
 from migrate_assets.resources.iceberg import parse_type as parse_iceberg_type
 from tests.cdc import (
+    connect_request,
     delete_connector,
     live_connector_config,
     poll_until,
@@ -184,7 +185,7 @@ class Pipeline:
     def pause(self) -> None:
         """Pause the connector and wait until it and its tasks say PAUSED: the request only asks (202), and a task
         keeps sending records until its next loop, so a caller that wants nothing streamed must wait."""
-        assert httpx.put(f"{self.connect_url}/connectors/{self.name}/pause", timeout=10).status_code == 202
+        assert connect_request("PUT", f"{self.connect_url}/connectors/{self.name}/pause").status_code == 202
 
         def paused() -> bool:
             r = httpx.get(f"{self.connect_url}/connectors/{self.name}/status", timeout=10)
@@ -195,7 +196,7 @@ class Pipeline:
         poll_until(paused, 60, f"{self.name} and its tasks PAUSED")
 
     def resume(self) -> None:
-        assert httpx.put(f"{self.connect_url}/connectors/{self.name}/resume", timeout=10).status_code == 202
+        assert connect_request("PUT", f"{self.connect_url}/connectors/{self.name}/resume").status_code == 202
 
     def teardown(self) -> None:
         delete_connector(self.connect_url, self.name, self.dsn)

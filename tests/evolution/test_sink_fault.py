@@ -5,8 +5,9 @@ same schemas and ids). That process is stopped for real before the evolve starts
 old shape (its converter caches the ids it has seen, so old-shape events keep flowing): the first event in the new
 shape, after the evolve's DDL, carries a schema id the sink has not seen, the lookup fails and Connect marks the
 sink's task FAILED. Stopping it only after the DDL was seen raced the sink: when the first new-shape event was
-decoded within that poll, the task never failed (CI, stop 27). The evolve completes or compensates; with the registry back, restarting the failed task (what an
-operator does) brings every row into Iceberg, and no CDC event is lost."""
+decoded within that poll, the task never failed (CI, stop 27). The evolve completes or compensates; with the
+registry back, restarting the failed task (what an operator does) brings every row into Iceberg, and no CDC event
+is lost."""
 
 from __future__ import annotations
 
