@@ -69,28 +69,25 @@ def create_connector(connect_url: str, name: str, config: dict[str, str]) -> Non
 
 
 def live_connector_config(connect_url: str, name: str, timeout: float = 60) -> dict[str, Any]:
-    """A connector's config straight from Connect. A distributed worker answers 409/500 ("a rebalance is
-    expected") while its group rebalances, e.g. right after a create or a restart: asked again until it answers
-    200."""
-    got: list[dict[str, Any]] = []
-
-    def answered() -> bool:
-        r = httpx.get(f"{connect_url}/connectors/{name}/config", timeout=10)
-        if r.status_code == 200:
-            got.append(dict(r.json()))
-        return bool(got)
-
-    poll_until(answered, timeout, f"{name}'s config from Connect")
-    return got[0]
+    """A connector's config straight from Connect (asked again while the worker's group rebalances, e.g. right
+    after a create or a restart)."""
+    r = connect_request("GET", f"{connect_url}/connectors/{name}/config", timeout)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
 
 
-def connector_running(connect_url: str, name: str) -> bool:
+def connector_in(connect_url: str, name: str, state: str) -> bool:
+    """The connector and every task of it (at least one) are in `state` (RUNNING, PAUSED …), as its status says."""
     r = httpx.get(f"{connect_url}/connectors/{name}/status", timeout=10)
     if r.status_code != 200:
         return False
     body = r.json()
     tasks = body.get("tasks", [])
-    return body["connector"]["state"] == "RUNNING" and bool(tasks) and all(t["state"] == "RUNNING" for t in tasks)
+    return body["connector"]["state"] == state and bool(tasks) and all(t["state"] == state for t in tasks)
+
+
+def connector_running(connect_url: str, name: str) -> bool:
+    return connector_in(connect_url, name, "RUNNING")
 
 
 def start_connector(connect_url: str, name: str, config: dict[str, str], timeout: float = 60) -> None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
 import psycopg
 import yaml
 from pyiceberg.catalog import load_catalog
@@ -22,6 +21,7 @@ from migrate_assets.local.stack import StackInfo
 from migrate_assets.resources.iceberg import parse_type as parse_iceberg_type
 from tests.cdc import (
     connect_request,
+    connector_in,
     delete_connector,
     live_connector_config,
     poll_until,
@@ -186,14 +186,7 @@ class Pipeline:
         """Pause the connector and wait until it and its tasks say PAUSED: the request only asks (202), and a task
         keeps sending records until its next loop, so a caller that wants nothing streamed must wait."""
         assert connect_request("PUT", f"{self.connect_url}/connectors/{self.name}/pause").status_code == 202
-
-        def paused() -> bool:
-            r = httpx.get(f"{self.connect_url}/connectors/{self.name}/status", timeout=10)
-            body = r.json() if r.status_code == 200 else {}
-            states = [body.get("connector", {}).get("state")] + [t["state"] for t in body.get("tasks", [])]
-            return len(states) > 1 and set(states) == {"PAUSED"}
-
-        poll_until(paused, 60, f"{self.name} and its tasks PAUSED")
+        poll_until(lambda: connector_in(self.connect_url, self.name, "PAUSED"), 60, f"{self.name} and its tasks PAUSED")
 
     def resume(self) -> None:
         assert connect_request("PUT", f"{self.connect_url}/connectors/{self.name}/resume").status_code == 202
