@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,6 +44,17 @@ def run_evolve(p: Pipeline, change: str, at: str | None = None, fault: Callable[
     if at:
         assert fired == [at], f"the fault at {at} never fired"
     return evo.result_dict(rec)
+
+
+def ddl_seen_mid_run(dsn: str, table: str, column: str, run: Future[Any], timeout: float = 120) -> None:
+    """Wait until the evolve in `run` (another process) has added `column` to `table`, and assert it is still
+    running: the caller's fault must land between its DDL and its end. One connection, asked every 20 ms: the
+    steps after the DDL take about a second, and a new connection per poll every 0.2 s spent a quarter of that."""
+    query = "SELECT 1 FROM information_schema.columns WHERE table_name = %s AND column_name = %s"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        poll_until(lambda: conn.execute(query, [table, column]).fetchone() is not None or run.done(), timeout,
+                   "the evolve's DDL", interval=0.02)
+        assert not run.done(), run.result()  # the fault must land mid-run
 
 
 def run_steps(dsn: str) -> dict[str, dict[str, str]]:

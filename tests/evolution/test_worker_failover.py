@@ -19,6 +19,7 @@ from migrate_assets.local import connect, iceberg, procs
 from migrate_assets.local.stack import StackInfo
 from tests.cdc import poll_until, start_connector
 from tests.conftest import Service
+from tests.evolution.faults import ddl_seen_mid_run
 from tests.pipeline import ADD_NOTE, PipelineFactory, change_file
 from tests.support import run_cli_process
 
@@ -80,14 +81,7 @@ def test_killing_the_worker_of_the_debezium_task_mid_evolve_loses_nothing(
     with p.writer(rate=50) as w, ThreadPoolExecutor(1) as pool:
         poll_until(lambda: len(w.ids) > 20, 10, "writer progress")
         run = pool.submit(run_cli_process, "evolve", str(cf), config=p.config_path, fmt="json", timeout=300)
-
-        def ddl_done() -> bool:
-            with psycopg.connect(p.dsn) as conn:
-                return conn.execute("SELECT 1 FROM information_schema.columns WHERE table_name = %s AND "
-                                    "column_name = 'note'", [p.table]).fetchone() is not None
-
-        poll_until(lambda: ddl_done() or run.done(), 120, "the evolve's DDL")
-        assert not run.done(), run.result()  # the kill must land mid-run
+        ddl_seen_mid_run(p.dsn, p.table, "note", run)  # the kill must land mid-run
         killed_at = time.monotonic()
         assert procs.kill(victim.pid, first=signal.SIGKILL)
         victim.pid = None
