@@ -176,10 +176,11 @@ def _cli(cfg: Path, cache: bool = False) -> dict[str, Any]:
 
 
 #: The floor under any plan on this stack (Python, psycopg), in a fresh process like `_cli`: start-up, `import psycopg`
-#: and rapidyaml (the fastest YAML reader here), the catalog rows `plan` reads fetched whole on one connection (a
-#: thread, jit off as `introspect` has it) while the main thread parses every spec file to plain Python data. No
-#: validation, no model objects, no comparison, no output: what is left of a budget after this is what validating
-#: and diffing the tables may take.
+#: and rapidyaml (the fastest YAML reader here), the rows of the catalog queries `plan` sends for tables and views
+#: fetched whole on one connection (a thread, jit off as `introspect` has it) while the main thread parses every
+#: spec file to plain Python data. No validation, no model objects, no comparison, no output, and not the smaller
+#: reads (printed CHECK texts, enums, sequences, extensions), so it is if anything low: what is left of a budget
+#: after it is what validating and diffing the tables may take.
 _FLOOR = r"""
 import json, os, sys, threading
 import psycopg, ryml
@@ -367,8 +368,8 @@ def main() -> dict[str, Any]:
         "it, timed like pg_dump from exec to exit (Python start-up, imports and output included); its peak RSS is the "
         "process's own (VmHWM at exit). Cold = no parsed-YAML cache (`MIGRATE_ASSETS_NO_CACHE=1`, what a fresh CI checkout has). "
         "*Floor* is a process that does only what no plan in Python on psycopg can skip, timed the same way: start-up, "
-        "`import psycopg` and rapidyaml, the catalog rows `plan` reads fetched on a thread while the spec files are "
-        "parsed to plain data — no validation, no models, no comparison, no output.",
+        "`import psycopg` and rapidyaml, the rows of `plan`'s table and view catalog queries fetched on a thread while "
+        "the spec files are parsed to plain data — no validation, no models, no comparison, no output.",
         f"At {big['tables']} tables the whole process takes {big['process_s']:.2f} s = "
         f"{big['process_ratio_vs_pg_dump']:.2f}× `pg_dump --schema-only`; the plan itself {big['plan_s']:.2f} s "
         f"({big['ratio_vs_pg_dump']:.2f}×; SPEC §10's absolute ≤ 1.0 s: **{'met' if big['plan_s'] <= 1.0 else 'missed'}**).",
