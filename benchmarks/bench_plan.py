@@ -3,7 +3,9 @@
 For 100, 500, 2,000 and 10,000 tables × 22 columns × 3 indexes, a CHECK, a FOREIGN KEY to the table before, a column of
 one enum, and a view over every tenth table: create them, write matching spec files, then
 time `plan` (spec load + catalog read + diff; the expected result is "no changes") in a fresh subprocess,
-reporting its wall time and peak RSS, and the Python-heap peak via tracemalloc in a separate run.
+reporting its wall time and peak RSS, and the Python-heap peak via tracemalloc in a separate run. Beside them, a
+floor process (`_FLOOR`) shows how much of a pg_dump-relative budget start-up, imports and reading both sides take
+before any validation or comparison.
 """
 
 from __future__ import annotations

@@ -48,8 +48,8 @@ def run_evolve(p: Pipeline, change: str, at: str | None = None, fault: Callable[
 
 def ddl_seen_mid_run(dsn: str, table: str, column: str, run: Future[Any], timeout: float = 120) -> None:
     """Wait until the evolve in `run` (another process) has added `column` to `table`, and assert it is still
-    running: the caller's fault must land between its DDL and its end. One connection, asked every 20 ms: the
-    steps after the DDL take about a second, and a new connection per poll every 0.2 s spent a quarter of that."""
+    running: the caller's fault must land between its DDL and its end. The steps after the DDL (connector,
+    verify) are short, so one connection is asked every 20 ms rather than a new one opened every 0.2 s."""
     query = "SELECT 1 FROM information_schema.columns WHERE table_name = %s AND column_name = %s"
     with psycopg.connect(dsn, autocommit=True) as conn:
         poll_until(lambda: conn.execute(query, [table, column]).fetchone() is not None or run.done(), timeout,
